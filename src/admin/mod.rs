@@ -1,0 +1,11 @@
+//! The admin API: on the client listener (loopback by default), under
+//! `/_hearth/admin/v1/`, authenticated by the token in `data_dir/admin.token`.
+//! The CLI uses it to change a running server, since only one process can
+//! open the database; tests use it to drive a server before the client API.
+
+pub mod client;
+pub mod routes;
+mod token;
+
+pub use routes::routes;
+pub use token::{load_or_create_token, read_token, TOKEN_FILE};

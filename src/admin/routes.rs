@@ -1,0 +1,142 @@
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Method;
+use ruma::OwnedServerName;
+use serde::Deserialize;
+use warp::{filters::BoxedFilter, reply::Response, Filter, Rejection};
+
+use super::token::tokens_match;
+use crate::{
+    error::{Error, Result},
+    federation::client::FederationClient,
+    http_util::{body_limited, ok_json, parse_json, reply},
+    keys::KeyService,
+};
+
+/// What the admin routes need.
+#[derive(Clone)]
+pub struct AdminContext {
+    pub token: Arc<str>,
+    pub keys: Arc<KeyService>,
+    pub client: Arc<FederationClient>,
+}
+
+fn admin_auth(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and_then(move |header: Option<String>| {
+            let token = token.clone();
+            async move {
+                match header.as_deref().and_then(|h| h.strip_prefix("Bearer ")) {
+                    Some(given) if tokens_match(given, &token) => Ok(()),
+                    Some(_) => Err(warp::reject::custom(Error::new(
+                        http::StatusCode::UNAUTHORIZED,
+                        "M_UNKNOWN_TOKEN",
+                        "admin token is wrong",
+                    ))),
+                    None => Err(warp::reject::custom(Error::new(
+                        http::StatusCode::UNAUTHORIZED,
+                        "M_MISSING_TOKEN",
+                        "admin API needs Authorization: Bearer <data_dir/admin.token>",
+                    ))),
+                }
+            }
+        })
+        .untuple_one()
+}
+
+pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
+    let base = warp::path("_hearth")
+        .and(warp::path("admin"))
+        .and(warp::path("v1"))
+        .and(admin_auth(ctx.token.clone()));
+    let keys = ctx.keys.clone();
+    let rotate = warp::path!("keys" / "rotate")
+        .and(warp::post())
+        .map(move || {
+            reply(
+                keys.rotate()
+                    .map(|key_id| ok_json(&serde_json::json!({ "key_id": key_id }))),
+            )
+        });
+    let keys = ctx.keys.clone();
+    let sign = warp::path!("federation" / "sign")
+        .and(warp::post())
+        .and(body_limited())
+        .map(move |body: Bytes| reply(sign_request(&keys, &body)));
+    let request = warp::path!("federation" / "request")
+        .and(warp::post())
+        .and(body_limited())
+        .then(move |body: Bytes| {
+            let ctx = ctx.clone();
+            async move { reply(send_request(&ctx, &body).await) }
+        });
+    base.and(rotate.or(sign).unify().or(request).unify())
+        .boxed()
+}
+
+/// A request to sign or send on the server's behalf.
+#[derive(Deserialize)]
+struct OutboundRequest {
+    destination: OwnedServerName,
+    method: String,
+    /// Path and query, exactly as they will be sent.
+    uri: String,
+    content: Option<serde_json::Value>,
+}
+
+impl OutboundRequest {
+    fn parse(body: &[u8]) -> Result<(Self, Method, Option<Vec<u8>>)> {
+        let request: Self = parse_json(body)?;
+        let method = Method::from_bytes(request.method.as_bytes()).map_err(|_| {
+            Error::invalid_param(format!("{:?} is not an HTTP method", request.method))
+        })?;
+        if !request.uri.starts_with('/') {
+            return Err(Error::invalid_param("uri must start with /"));
+        }
+        let content = request.content.as_ref().map(|c| c.to_string().into_bytes());
+        Ok((request, method, content))
+    }
+}
+
+/// `POST /_hearth/admin/v1/federation/sign`: the `Authorization` header
+/// this server would send, like Synapse's federation_client script.
+fn sign_request(keys: &KeyService, body: &[u8]) -> Result<Response> {
+    let (request, method, content) = OutboundRequest::parse(body)?;
+    let header = keys.authorization(
+        &request.destination,
+        &method,
+        &request.uri,
+        content.as_deref().unwrap_or_default(),
+    )?;
+    Ok(ok_json(&serde_json::json!({ "authorization": header })))
+}
+
+/// `POST /_hearth/admin/v1/federation/request`: sends a signed request
+/// and reports what the destination answered.
+async fn send_request(ctx: &AdminContext, body: &[u8]) -> Result<Response> {
+    let (request, method, content) = OutboundRequest::parse(body)?;
+    let header = ctx.keys.authorization(
+        &request.destination,
+        &method,
+        &request.uri,
+        content.as_deref().unwrap_or_default(),
+    )?;
+    let response = ctx
+        .client
+        .request(
+            &request.destination,
+            method,
+            &request.uri,
+            content,
+            Some(header),
+        )
+        .await
+        .map_err(|e| Error::remote(e.to_string()))?;
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&response.body).into_owned())
+    });
+    Ok(ok_json(
+        &serde_json::json!({ "status": response.status.as_u16(), "body": body }),
+    ))
+}

@@ -1,0 +1,276 @@
+//! Configuration: built-in defaults, then `config.toml`, then `HEARTH_*`
+//! environment variables (nested keys split by `__`, e.g.
+//! `HEARTH_LISTEN__FEDERATION`).
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use ruma::OwnedServerName;
+use serde::{Deserialize, Serialize};
+
+/// Published keys never expire sooner than this (the spec asks origin
+/// servers not to serve keys that expire within an hour).
+pub const MIN_KEY_VALIDITY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The name in user IDs and room aliases: `example.org`.
+    pub server_name: OwnedServerName,
+    /// Where every piece of state lives: back it up and you have backed up the server.
+    pub data_dir: PathBuf,
+    pub listen: Listen,
+    pub tls: Tls,
+    pub federation: Federation,
+    pub keys: Keys,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// Federation listener: HTTPS when `tls.cert` and `tls.key` are set.
+    pub federation: SocketAddr,
+    /// Client-server API and the loopback admin API, plain HTTP.
+    pub client: SocketAddr,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Federation {
+    pub verify_certificates: bool,
+    /// PEM bundle trusted in addition to the system roots.
+    pub extra_ca_file: Option<PathBuf>,
+    /// Allow outbound connections to loopback and private ranges (tests, LANs).
+    pub allow_private_addresses: bool,
+    /// Notaries to ask for other servers' keys; empty means fetch directly.
+    pub trusted_key_servers: Vec<OwnedServerName>,
+    /// Upper bound on one outbound request, connect to last byte, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    /// How long a published key response stays valid: "7d", "12h", "90m" or seconds.
+    pub validity: KeyValidity,
+}
+
+/// A duration written as `"7d"`, `"12h"`, `"30m"`, `"3600s"` or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "DurationText", into = "DurationText")]
+pub struct KeyValidity(pub Duration);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum DurationText {
+    Seconds(u64),
+    Text(String),
+}
+
+impl TryFrom<DurationText> for KeyValidity {
+    type Error = String;
+
+    fn try_from(value: DurationText) -> Result<Self, String> {
+        let duration = match value {
+            DurationText::Seconds(s) => Duration::from_secs(s),
+            DurationText::Text(text) => parse_duration(&text)?,
+        };
+        if duration < MIN_KEY_VALIDITY {
+            return Err(format!(
+                "{}s is less than the minimum of 1h",
+                duration.as_secs()
+            ));
+        }
+        Ok(KeyValidity(duration))
+    }
+}
+
+impl From<KeyValidity> for DurationText {
+    fn from(value: KeyValidity) -> Self {
+        DurationText::Seconds(value.0.as_secs())
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like \"7d\", \"12h\" or \"3600s\""))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown unit {unit:?} (use s, m, h or d)"
+            ))
+        }
+    };
+    number
+        .checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server_name: OwnedServerName::try_from("localhost").expect("static server name"),
+            data_dir: PathBuf::from("data"),
+            listen: Listen {
+                federation: SocketAddr::from(([0, 0, 0, 0], 8448)),
+                client: SocketAddr::from(([127, 0, 0, 1], 8008)),
+            },
+            tls: Tls::default(),
+            federation: Federation {
+                verify_certificates: true,
+                extra_ca_file: None,
+                allow_private_addresses: false,
+                trusted_key_servers: Vec::new(),
+                request_timeout_secs: 30,
+            },
+            keys: Keys {
+                validity: KeyValidity(Duration::from_secs(7 * 86_400)),
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults < `path` < `HEARTH_*`. A missing file at the default
+    /// path is fine (defaults apply); a missing file the user named is not.
+    pub fn load(path: &Path, path_was_given: bool) -> Result<Self, String> {
+        if path_was_given && !path.exists() {
+            return Err(format!("config file {} does not exist", path.display()));
+        }
+        let figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(path))
+            .merge(Env::prefixed("HEARTH_").split("__"));
+        let config: Config = figment.extract().map_err(describe_figment_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => return Err("tls.cert is set but tls.key is not".to_owned()),
+            (None, Some(_)) => return Err("tls.key is set but tls.cert is not".to_owned()),
+            _ => {}
+        }
+        if self.federation.request_timeout_secs == 0 {
+            return Err("federation.request_timeout_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn key_validity(&self) -> Duration {
+        self.keys.validity.0
+    }
+}
+
+/// One line naming the offending key, e.g.
+/// `config: listen.federation: invalid socket address syntax (from config.toml)`.
+fn describe_figment_error(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                "(top level)".to_string()
+            } else {
+                e.path.join(".")
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .and_then(|m| m.source.as_ref().map(|s| format!(" (from {s})")))
+                .unwrap_or_default();
+            format!("{key}: {}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's test Jail returns its own large error
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("7 weeks").is_err());
+        assert!(parse_duration("d").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn validity_below_an_hour_is_refused() {
+        let short = KeyValidity::try_from(DurationText::Text("59m".into()));
+        assert!(short.unwrap_err().contains("minimum"));
+        assert!(KeyValidity::try_from(DurationText::Seconds(3600)).is_ok());
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "server_name = \"x.org\"\n[listen]\nfederation = \"nope\"",
+            )?;
+            let err = Config::load(Path::new("c.toml"), true).unwrap_err();
+            assert!(err.starts_with("listen.federation:"), "{err}");
+            jail.create_file("d.toml", "[keys]\nvalidity = \"10m\"")?;
+            let err = Config::load(Path::new("d.toml"), true).unwrap_err();
+            assert!(err.starts_with("keys.validity:"), "{err}");
+            jail.create_file("e.toml", "srever_name = \"typo.org\"")?;
+            let err = Config::load(Path::new("e.toml"), true).unwrap_err();
+            assert!(err.contains("srever_name"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "server_name = \"file.org\"")?;
+            jail.set_env("HEARTH_SERVER_NAME", "env.org");
+            jail.set_env("HEARTH_LISTEN__CLIENT", "127.0.0.1:9999");
+            jail.set_env("HEARTH_FEDERATION__ALLOW_PRIVATE_ADDRESSES", "true");
+            let config = Config::load(Path::new("c.toml"), true).expect("loads");
+            assert_eq!(config.server_name.as_str(), "env.org");
+            assert_eq!(config.listen.client.port(), 9999);
+            assert!(config.federation.allow_private_addresses);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_named_file_is_an_error_but_default_path_is_not() {
+        figment::Jail::expect_with(|_jail| {
+            assert!(Config::load(Path::new("absent.toml"), true).is_err());
+            assert!(Config::load(Path::new("absent.toml"), false).is_ok());
+            Ok(())
+        });
+    }
+}

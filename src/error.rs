@@ -1,0 +1,104 @@
+//! One error type for the whole server: every failure maps to a Matrix
+//! `{"errcode": "M_…", "error": "…"}` body with the right HTTP status.
+
+use http::StatusCode;
+use serde_json::json;
+use warp::reply::Response;
+
+/// A failure that can be shown to a Matrix client or server.
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub status: StatusCode,
+    pub errcode: &'static str,
+    pub message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(status: StatusCode, errcode: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            errcode,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", message)
+    }
+
+    pub fn unrecognized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "M_UNRECOGNIZED", message)
+    }
+
+    pub fn not_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", message)
+    }
+
+    pub fn bad_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", message)
+    }
+
+    pub fn invalid_param(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE", message)
+    }
+
+    /// A failure on our side (storage, a bug); the message is still specific.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", message)
+    }
+
+    /// A remote server could not be reached or answered badly.
+    pub fn remote(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "M_UNKNOWN", message)
+    }
+
+    pub fn into_response(self) -> Response {
+        let body = json!({ "errcode": self.errcode, "error": self.message });
+        crate::http_util::json_response(self.status, &body)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.errcode,
+            self.status.as_u16(),
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl warp::reject::Reject for Error {}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        Self::internal(format!("storage error: {e}"))
+    }
+}
+
+impl From<sled::transaction::TransactionError<Error>> for Error {
+    fn from(e: sled::transaction::TransactionError<Error>) -> Self {
+        match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+use std::{collections::BTreeMap, sync::Arc};
+
+use bytes::Bytes;
+use ruma::OwnedServerName;
+use serde::Deserialize;
+use warp::{filters::BoxedFilter, reply::Response, Filter};
+
+use crate::{
+    error::{Error, Result},
+    http_util::{body_limited, ok_json, parse_json, reply},
+    keys::KeyService,
+};
+
+/// Servers one batch query may name; each may cost an outbound fetch.
+const MAX_SERVERS_PER_QUERY: usize = 100;
+
+#[derive(Deserialize)]
+struct QueryParams {
+    minimum_valid_until_ts: Option<u64>,
+}
+
+/// `GET /_matrix/key/v2/query/{serverName}`
+/// Spec: server-server-api.md "Querying Keys Through Another Server".
+pub fn get_route(keys: Arc<KeyService>) -> BoxedFilter<(Response,)> {
+    warp::path!("_matrix" / "key" / "v2" / "query" / String)
+        .and(warp::get())
+        .and(warp::query::<QueryParams>())
+        .then(move |server: String, params: QueryParams| {
+            let keys = keys.clone();
+            async move { reply(query_one(&keys, &server, params.minimum_valid_until_ts).await) }
+        })
+        .boxed()
+}
+
+async fn query_one(keys: &KeyService, server: &str, minimum: Option<u64>) -> Result<Response> {
+    let server = parse_server_name(server)?;
+    let found = keys.notary_lookup(&server, minimum).await?;
+    Ok(ok_json(
+        &serde_json::json!({ "server_keys": found.into_iter().collect::<Vec<_>>() }),
+    ))
+}
+
+fn parse_server_name(name: &str) -> Result<OwnedServerName> {
+    let decoded = percent_decode(name);
+    OwnedServerName::try_from(decoded.as_str())
+        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a server name: {e}")))
+}
+
+/// Path segments arrive percent-encoded (`[::1]:8448` as `%5B%3A%3A1%5D%3A8448`).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[derive(Deserialize)]
+struct BatchQuery {
+    server_keys: BTreeMap<String, BTreeMap<String, Criteria>>,
+}
+
+#[derive(Deserialize)]
+struct Criteria {
+    minimum_valid_until_ts: Option<u64>,
+}
+
+/// `POST /_matrix/key/v2/query`
+/// Spec: server-server-api.md "Querying Keys Through Another Server".
+pub fn post_route(keys: Arc<KeyService>) -> BoxedFilter<(Response,)> {
+    warp::path!("_matrix" / "key" / "v2" / "query")
+        .and(warp::post())
+        .and(body_limited())
+        .then(move |body: Bytes| {
+            let keys = keys.clone();
+            async move { reply(query_batch(&keys, &body).await) }
+        })
+        .boxed()
+}
+
+async fn query_batch(keys: &KeyService, body: &[u8]) -> Result<Response> {
+    let query: BatchQuery = parse_json(body)?;
+    if query.server_keys.len() > MAX_SERVERS_PER_QUERY {
+        return Err(Error::invalid_param(format!(
+            "at most {MAX_SERVERS_PER_QUERY} servers per query"
+        )));
+    }
+    let mut lookups = Vec::with_capacity(query.server_keys.len());
+    for (server, criteria) in query.server_keys {
+        // We return every key of the server; the strictest minimum asked for wins.
+        let minimum = criteria
+            .values()
+            .filter_map(|c| c.minimum_valid_until_ts)
+            .max();
+        lookups.push((parse_server_name(&server)?, minimum));
+    }
+    let found = keys.notary_batch(lookups).await?;
+    Ok(ok_json(&serde_json::json!({ "server_keys": found })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_in_paths_are_percent_decoded() {
+        assert_eq!(
+            parse_server_name("%5B%3A%3A1%5D%3A8448")
+                .expect("ipv6")
+                .as_str(),
+            "[::1]:8448"
+        );
+        assert_eq!(
+            parse_server_name("example.org").expect("plain").as_str(),
+            "example.org"
+        );
+        assert!(parse_server_name("bad%20name").is_err());
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}

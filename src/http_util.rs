@@ -1,0 +1,118 @@
+//! Small helpers shared by every warp route: JSON replies, the rejection
+//! handler that turns anything warp refuses into a Matrix error, and body
+//! parsing that names what is wrong.
+
+use std::convert::Infallible;
+
+use http::{header, HeaderValue, StatusCode};
+use serde::{de::DeserializeOwned, Serialize};
+use warp::{reply::Response, Rejection};
+
+use crate::error::{Error, Result};
+
+/// Largest request body any listener accepts (a full `/send` is 50 PDUs of
+/// 64 KiB plus 100 EDUs, well under this).
+pub const MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
+
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    // Serialising a serde_json::Value or a derived struct cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(bytes.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub fn ok_json(body: &impl Serialize) -> Response {
+    json_response(StatusCode::OK, body)
+}
+
+/// Turns a handler's result into a response, so handlers can use `?`.
+pub fn reply(result: Result<Response>) -> Response {
+    result.unwrap_or_else(Error::into_response)
+}
+
+/// Parses a JSON request body, with an error that says what was wrong.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Error::not_json(format!("request body is not valid JSON: {e}")))?;
+    serde_json::from_value(value).map_err(|e| Error::bad_json(format!("request body: {e}")))
+}
+
+/// Maps warp's rejections (unknown path, wrong method, body too large, …)
+/// and our own errors to Matrix error responses. Spec: server-server-api.md
+/// "Unsupported endpoints".
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    let error = if let Some(e) = rejection.find::<Error>() {
+        e.clone()
+    } else if rejection.is_not_found() {
+        Error::unrecognized("Unrecognized request")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Error::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "M_UNRECOGNIZED",
+            "Method not allowed",
+        )
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
+        Error::invalid_param(format!("invalid query string: {e}"))
+    } else if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
+        Error::new(StatusCode::BAD_REQUEST, "M_MISSING_PARAM", format!("{e}"))
+    } else {
+        Error::new(
+            StatusCode::BAD_REQUEST,
+            "M_UNKNOWN",
+            format!("{rejection:?}"),
+        )
+    };
+    Ok(error.into_response())
+}
+
+/// The raw query string as sent (empty when there is none): signatures
+/// cover it byte for byte.
+pub fn raw_query(
+) -> impl warp::Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    use warp::Filter;
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// The request body, refused with `M_TOO_LARGE` past [`MAX_BODY_BYTES`]
+/// whether or not the sender declared a length.
+pub fn body_limited() -> impl warp::Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
+    use warp::Filter;
+    warp::body::stream().and_then(collect_limited)
+}
+
+async fn collect_limited<S, B>(stream: S) -> Result<bytes::Bytes, Rejection>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: warp::Buf,
+{
+    use futures_util::TryStreamExt;
+    let mut body = bytes::BytesMut::new();
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        let chunk = stream.try_next().await.map_err(|e| {
+            warp::reject::custom(Error::new(
+                StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                format!("reading body: {e}"),
+            ))
+        })?;
+        let Some(mut chunk) = chunk else {
+            return Ok(body.freeze());
+        };
+        if body.len() + chunk.remaining() > MAX_BODY_BYTES as usize {
+            let message = format!("request body is larger than {MAX_BODY_BYTES} bytes");
+            return Err(warp::reject::custom(Error::too_large(message)));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            let n = part.len();
+            body.extend_from_slice(part);
+            chunk.advance(n);
+        }
+    }
+}

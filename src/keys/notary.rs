@@ -1,0 +1,105 @@
+//! Answering key queries for other servers (we act as a notary).
+//! Spec: server-server-api.md "Querying Keys Through Another Server".
+
+use futures_util::{stream, StreamExt};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, ServerName};
+
+use super::KeyService;
+use crate::{error::Result, store::StoredKeyResponse, time::now_ms};
+
+/// Servers looked up at once for one batch query.
+const BATCH_CONCURRENCY: usize = 8;
+
+fn valid_until(response: &CanonicalJsonObject) -> u64 {
+    match response.get("valid_until_ts") {
+        Some(CanonicalJsonValue::Integer(i)) => u64::try_from(i64::from(*i)).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// A cached response is served for half of the lifetime it had when fetched.
+fn is_fresh(cached: &StoredKeyResponse, minimum_valid_until_ts: u64, now: u64) -> bool {
+    let until = valid_until(&cached.response);
+    let half_life = until.saturating_sub(cached.fetched_ts) / 2;
+    now < cached.fetched_ts.saturating_add(half_life) && until >= minimum_valid_until_ts
+}
+
+impl KeyService {
+    /// `server`'s key response countersigned by us, or `None` if we have
+    /// never been able to get one. When the server cannot be reached the
+    /// last response we received is returned, so old signatures stay checkable.
+    pub async fn notary_lookup(
+        &self,
+        server: &ServerName,
+        minimum_valid_until_ts: Option<u64>,
+    ) -> Result<Option<CanonicalJsonObject>> {
+        if server == self.server_name() {
+            return self.server_key_response().map(Some);
+        }
+        let now = now_ms();
+        let minimum = minimum_valid_until_ts.unwrap_or(now);
+        let cached = self.store.server_keys.response(server)?;
+        let chosen = match cached {
+            Some(c) if is_fresh(&c, minimum, now) => Some(c),
+            cached => match self.fetch_direct(server).await {
+                Ok(fresh) => Some(fresh),
+                Err(e) => {
+                    tracing::info!(%server, error = %e, "notary: origin unreachable, serving cache");
+                    cached
+                }
+            },
+        };
+        let Some(StoredKeyResponse { mut response, .. }) = chosen else {
+            return Ok(None);
+        };
+        self.sign_json(&mut response)?;
+        Ok(Some(response))
+    }
+
+    /// Looks up several servers concurrently, in the order given.
+    pub async fn notary_batch(
+        &self,
+        queries: Vec<(ruma::OwnedServerName, Option<u64>)>,
+    ) -> Result<Vec<CanonicalJsonObject>> {
+        let results: Vec<Result<Option<CanonicalJsonObject>>> = stream::iter(queries)
+            .map(|(server, minimum)| async move { self.notary_lookup(&server, minimum).await })
+            .buffered(BATCH_CONCURRENCY)
+            .collect()
+            .await;
+        let mut responses = Vec::new();
+        for result in results {
+            responses.extend(result?);
+        }
+        Ok(responses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached(fetched_ts: u64, valid_until_ts: u64) -> StoredKeyResponse {
+        let response = [(
+            "valid_until_ts".to_owned(),
+            CanonicalJsonValue::Integer(valid_until_ts.try_into().expect("small")),
+        )];
+        StoredKeyResponse {
+            fetched_ts,
+            response: response.into(),
+        }
+    }
+
+    #[test]
+    fn cache_lasts_half_the_remaining_lifetime() {
+        let c = cached(1000, 3000);
+        assert!(is_fresh(&c, 0, 1999));
+        assert!(!is_fresh(&c, 0, 2000));
+    }
+
+    #[test]
+    fn minimum_valid_until_forces_a_refetch() {
+        let c = cached(1000, 3000);
+        assert!(is_fresh(&c, 3000, 1500));
+        assert!(!is_fresh(&c, 3001, 1500));
+    }
+}

@@ -1,0 +1,175 @@
+//! Checking one server's signature on a JSON object.
+//!
+//! ruma's `verify_json` insists on a key for *every* signer of an object,
+//! which does not fit a notary response (signed by the origin and by the
+//! notary, checked one at a time), so we check per signer here, over ruma's
+//! canonical form, with ring's ed25519.
+
+use ring::signature::{UnparsedPublicKey, ED25519};
+use ruma::{
+    serde::{base64::Standard, Base64},
+    signatures::to_canonical_json_string_for_signing,
+    CanonicalJsonObject, CanonicalJsonValue,
+};
+
+/// An object prepared for signature checks: its canonical signing form is
+/// computed once, however many signatures are checked.
+pub struct SignedJson<'a> {
+    object: &'a CanonicalJsonObject,
+    canonical: String,
+}
+
+impl<'a> SignedJson<'a> {
+    pub fn new(object: &'a CanonicalJsonObject) -> Result<Self, String> {
+        let canonical = to_canonical_json_string_for_signing(object)
+            .map_err(|e| format!("cannot canonicalise: {e}"))?;
+        Ok(Self { object, canonical })
+    }
+
+    /// The key ids `entity` signed with.
+    pub fn signers(&self, entity: &str) -> Vec<String> {
+        match self.entity_signatures(entity) {
+            Some(map) => map.keys().cloned().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn entity_signatures(&self, entity: &str) -> Option<&CanonicalJsonObject> {
+        match self.object.get("signatures")? {
+            CanonicalJsonValue::Object(all) => match all.get(entity)? {
+                CanonicalJsonValue::Object(map) => Some(map),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Checks `entity`'s signature made with `key_id` against `public_key`
+    /// (unpadded base64, as servers publish it).
+    pub fn verify(&self, entity: &str, key_id: &str, public_key: &str) -> Result<(), String> {
+        let signature = match self.entity_signatures(entity).and_then(|m| m.get(key_id)) {
+            Some(CanonicalJsonValue::String(s)) => s,
+            Some(_) => return Err(format!("signature {entity}/{key_id} is not a string")),
+            None => return Err(format!("no signature by {entity} with {key_id}")),
+        };
+        let signature = decode(signature).map_err(|e| format!("signature {key_id}: {e}"))?;
+        let public_key = decode(public_key).map_err(|e| format!("public key {key_id}: {e}"))?;
+        if verify_bytes(&public_key, &signature, self.canonical.as_bytes()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "signature by {entity} with {key_id} does not verify"
+            ))
+        }
+    }
+}
+
+fn decode(text: &str) -> Result<Vec<u8>, String> {
+    Base64::<Standard, Vec<u8>>::parse(text)
+        .map(Base64::into_inner)
+        .map_err(|e| e.to_string())
+}
+
+/// A bare ed25519 check.
+pub fn verify_bytes(public_key: &[u8], signature: &[u8], message: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ED25519, public_key)
+        .verify(message, signature)
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::own::key_pair_from_seed;
+    use ruma::signatures::sign_json;
+
+    /// Spec: appendices.md "Cryptographic Test Vectors", "Signing Key".
+    pub const SEED: &str = "YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1";
+
+    fn spec_key() -> ruma::signatures::Ed25519KeyPair {
+        key_pair_from_seed(&decode(SEED).expect("seed"), "ed25519:1").expect("key")
+    }
+
+    fn public() -> String {
+        Base64::<Standard, _>::new(spec_key().public_key().to_vec()).encode()
+    }
+
+    fn signed(json: &str) -> CanonicalJsonObject {
+        let mut object: CanonicalJsonObject = serde_json::from_str(json).expect("json");
+        sign_json("domain", &spec_key(), &mut object).expect("signs");
+        object
+    }
+
+    fn signature_of(object: &CanonicalJsonObject) -> String {
+        match &object["signatures"] {
+            CanonicalJsonValue::Object(s) => match &s["domain"] {
+                CanonicalJsonValue::Object(k) => k["ed25519:1"].as_str().unwrap_or("").to_owned(),
+                _ => String::new(),
+            },
+            _ => String::new(),
+        }
+    }
+
+    #[test]
+    fn spec_vector_empty_object() {
+        let object = signed("{}");
+        assert_eq!(
+            signature_of(&object),
+            "K8280/U9SSy9IVtjBuVeLr+HpOB4BQFWbg+UZaADMtTdGYI7Geitb76LTrr5QV/7Xg4ahLwYGYZzuHGZKM5ZAQ"
+        );
+        SignedJson::new(&object)
+            .expect("canonical")
+            .verify("domain", "ed25519:1", &public())
+            .expect("verifies");
+    }
+
+    #[test]
+    fn spec_vector_object_with_data() {
+        let object = signed(r#"{"one": 1, "two": "Two"}"#);
+        assert_eq!(
+            signature_of(&object),
+            "KqmLSbO39/Bzb0QIYE82zqLwsA+PDzYIpIRA2sRQ4sL53+sN6/fpNSoqE7BP7vBZhG6kYdD13EIMJpvhJI+6Bw"
+        );
+    }
+
+    #[test]
+    fn tampering_breaks_the_signature() {
+        let mut object = signed(r#"{"one": 1, "two": "Two"}"#);
+        object.insert("two".into(), "Three".into());
+        let check = SignedJson::new(&object).expect("canonical");
+        assert!(check.verify("domain", "ed25519:1", &public()).is_err());
+        assert!(check
+            .verify("domain", "ed25519:2", &public())
+            .unwrap_err()
+            .contains("no signature"));
+        assert!(check.verify("other", "ed25519:1", &public()).is_err());
+    }
+
+    #[test]
+    fn unsigned_and_signatures_are_not_signed() {
+        let mut object = signed(r#"{"one": 1}"#);
+        object.insert(
+            "unsigned".into(),
+            CanonicalJsonValue::Object([("age".into(), "x".into())].into()),
+        );
+        let check = SignedJson::new(&object).expect("canonical");
+        check
+            .verify("domain", "ed25519:1", &public())
+            .expect("unsigned is ignored");
+        assert_eq!(check.signers("domain"), vec!["ed25519:1".to_owned()]);
+    }
+
+    #[test]
+    fn garbage_signatures_and_keys_are_errors_not_panics() {
+        let mut object = signed("{}");
+        object.insert(
+            "signatures".into(),
+            serde_json::from_str(r#"{"domain": {"ed25519:1": "!!!", "ed25519:2": 5}}"#)
+                .expect("json"),
+        );
+        let check = SignedJson::new(&object).expect("canonical");
+        assert!(check.verify("domain", "ed25519:1", &public()).is_err());
+        assert!(check.verify("domain", "ed25519:2", &public()).is_err());
+        assert!(check.verify("domain", "ed25519:1", "short").is_err());
+    }
+}

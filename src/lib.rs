@@ -1,0 +1,13 @@
+//! hearth: a lean Matrix homeserver. One binary, one `config.toml`, one
+//! `data/` directory.
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod federation;
+pub mod http_util;
+pub mod keys;
+pub mod server;
+pub mod store;
+pub mod time;
+pub mod tls;

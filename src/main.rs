@@ -1,0 +1,110 @@
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use hearth::{
+    admin,
+    config::Config,
+    keys::own::OwnKeys,
+    store::{OpenError, Store},
+};
+
+/// hearth: a lean Matrix homeserver.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Configuration file (environment variables HEARTH_* override it).
+    #[arg(long, short, default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage this server's signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Retire the current signing key (it stays published as an old key) and start a new one.
+    Rotate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config_given = std::env::args_os()
+        .any(|a| a == "--config" || a == "-c" || a.to_string_lossy().starts_with("--config="));
+    let config = match Config::load(&cli.config, config_given) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("hearth: config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hearth: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(hearth::server::run(config)),
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => runtime.block_on(rotate_keys(&config)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Rotates in place when no server holds the data directory, otherwise
+/// asks the running server through its admin API.
+async fn rotate_keys(config: &Config) -> Result<(), String> {
+    match Store::open(&config.data_dir) {
+        Ok(store) => {
+            let keys = OwnKeys::load_or_generate(&store.signing_keys).map_err(|e| e.message)?;
+            let rotated = OwnKeys::rotate(&store.signing_keys).map_err(|e| e.message)?;
+            println!(
+                "retired {}; new signing key {}",
+                keys.current_id, rotated.current_id
+            );
+            Ok(())
+        }
+        Err(OpenError::Locked) => {
+            let token = admin::read_token(&config.data_dir)?;
+            let (status, body) = admin::client::post(
+                config.listen.client,
+                &token,
+                "/_hearth/admin/v1/keys/rotate",
+                serde_json::json!({}),
+            )
+            .await?;
+            match body.get("key_id").and_then(|k| k.as_str()) {
+                Some(key_id) if status == 200 => {
+                    println!("new signing key {key_id} (rotated by the running server)");
+                    Ok(())
+                }
+                _ => Err(format!("the running server refused: {status} {body}")),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}

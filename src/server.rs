@@ -1,0 +1,157 @@
+//! Starting the server: open the store, build the services, bind the
+//! federation and client listeners, serve until told to stop.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+};
+use tokio_rustls::TlsAcceptor;
+use warp::{reply::Response, Filter};
+
+use crate::{
+    admin::{self, routes::AdminContext},
+    config::Config,
+    federation::{self, client::FederationClient},
+    http_util::recover,
+    keys::KeyService,
+    store::{OpenError, Store},
+};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn run(config: Config) -> Result<(), String> {
+    let store = Store::open(&config.data_dir).map_err(|e| match e {
+        OpenError::Locked => format!(
+            "{} is in use by another hearth process",
+            config.data_dir.display()
+        ),
+        other => other.to_string(),
+    })?;
+    let token = admin::load_or_create_token(&config.data_dir)?;
+    let client = Arc::new(FederationClient::new(&config)?);
+    let keys =
+        Arc::new(KeyService::new(&config, store.clone(), client.clone()).map_err(|e| e.message)?);
+
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Some(TlsAcceptor::from(Arc::new(crate::tls::server_config(
+            cert, key,
+        )?))),
+        _ => None,
+    };
+    let federation_routes = federation::routes::routes(keys.clone()).recover(recover);
+    let client_routes = admin::routes(AdminContext {
+        token: token.into(),
+        keys: keys.clone(),
+        client,
+    })
+    .recover(recover);
+
+    let federation_listener = bind(config.listen.federation, "listen.federation").await?;
+    let client_listener = bind(config.listen.client, "listen.client").await?;
+    tracing::info!(
+        server_name = %config.server_name,
+        federation = %federation_listener.local_addr().map_err(|e| e.to_string())?,
+        tls = tls.is_some(),
+        client = %client_listener.local_addr().map_err(|e| e.to_string())?,
+        key_id = %keys.own_keys().current_id,
+        "hearth is listening"
+    );
+    tokio::select! {
+        _ = serve(federation_listener, tls, federation_routes) => {}
+        _ = serve(client_listener, None, client_routes) => {}
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    store.flush().await.map_err(|e| e.message)
+}
+
+async fn bind(addr: SocketAddr, name: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("{name}: cannot listen on {addr}: {e}"))
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Accepts connections forever, each served on its own task.
+async fn serve<F>(listener: TcpListener, tls: Option<TlsAcceptor>, filter: F)
+where
+    F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = warp::service(filter.clone());
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(stream, service).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, service).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection<IO, S>(io: IO, service: S)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower_service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64);
+    if let Err(e) = builder
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
+        .await
+    {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}

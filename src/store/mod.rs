@@ -1,0 +1,84 @@
+//! Everything hearth keeps lives in one sled database under `data_dir`.
+//! Each tree is defined, with its key and value layout, in the module that
+//! owns it; callers go through these small typed APIs, never raw trees.
+
+mod keys;
+
+use std::path::Path;
+
+pub use keys::{OwnSigningKey, RemoteKey, ServerKeyTree, SigningKeyTree, StoredKeyResponse};
+
+use crate::error::{Error, Result};
+
+/// The opened database and its typed trees.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    pub signing_keys: SigningKeyTree,
+    pub server_keys: ServerKeyTree,
+}
+
+/// Why the database could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Another process (a running hearth) holds the database.
+    Locked,
+    Other(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Locked => write!(f, "the data directory is in use by a running hearth"),
+            OpenError::Other(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Store {
+    pub fn open(data_dir: &Path) -> std::result::Result<Self, OpenError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            OpenError::Other(format!(
+                "cannot create data dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        // A small cache: the target is a Raspberry Pi, and sled's default is 1 GiB.
+        let db = sled::Config::new()
+            .path(data_dir.join("db"))
+            .cache_capacity(16 * 1024 * 1024)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    OpenError::Locked
+                }
+                sled::Error::Io(ref io) if io.to_string().contains("lock") => OpenError::Locked,
+                other => OpenError::Other(format!("cannot open database: {other}")),
+            })?;
+        let open = |name: &str| {
+            db.open_tree(name)
+                .map_err(|e| OpenError::Other(e.to_string()))
+        };
+        Ok(Self {
+            signing_keys: SigningKeyTree::new(open(keys::SIGNING_KEYS)?),
+            server_keys: ServerKeyTree::new(open(keys::SERVER_KEYS)?, open(keys::KEY_RESPONSES)?),
+            db,
+        })
+    }
+
+    /// Durably writes everything stored so far; called before acknowledging.
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await.map(|_| ()).map_err(Error::from)
+    }
+}
+
+/// Serialises a value for storage; our own types always serialise.
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::internal(format!("cannot encode record: {e}")))
+}
+
+/// Reads a stored record, reporting corruption rather than panicking.
+fn decode<T: serde::de::DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::internal(format!("corrupt record in tree {tree}: {e}")))
+}
