@@ -30,6 +30,8 @@ pub struct Config {
     pub tls: Tls,
     pub federation: Federation,
     pub keys: Keys,
+    /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
+    pub log: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +153,7 @@ impl Default for Config {
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },
+            log: "info".to_owned(),
         }
     }
 }

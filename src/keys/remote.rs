@@ -17,6 +17,15 @@ use crate::{
 /// another: a flood of made-up key ids costs the origin one request.
 const MIN_REFETCH: Duration = Duration::from_secs(5);
 
+/// Where to fetch a server's keys from when the cache cannot answer.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// Through `trusted_key_servers` when configured, else directly.
+    Configured,
+    /// From the server itself, always.
+    Direct,
+}
+
 /// What a key is needed for, which decides whether it is still usable.
 #[derive(Debug, Clone, Copy)]
 pub enum KeyUse {
@@ -137,12 +146,24 @@ fn parse_object(body: &[u8], what: &str) -> Result<CanonicalJsonObject, String> 
 
 impl KeyService {
     /// The public key `server` signs with under `key_id`, if usable for
-    /// `purpose`; fetches the server's keys when the cache cannot answer.
+    /// `purpose`; fetches the server's keys (through the trusted notaries,
+    /// if any) when the cache cannot answer.
     pub async fn remote_key(
         &self,
         server: &ServerName,
         key_id: &str,
         purpose: KeyUse,
+    ) -> Result<String> {
+        self.key_via(server, key_id, purpose, Route::Configured)
+            .await
+    }
+
+    async fn key_via(
+        &self,
+        server: &ServerName,
+        key_id: &str,
+        purpose: KeyUse,
+        route: Route,
     ) -> Result<String> {
         if server == self.server_name() {
             return self.own_key(key_id, purpose);
@@ -150,7 +171,7 @@ impl KeyService {
         if let Some(key) = self.cached_key(server, key_id, purpose)? {
             return Ok(key);
         }
-        let fetch = self.refresh(server).await;
+        let fetch = self.refresh(server, route).await;
         if let Some(key) = self.cached_key(server, key_id, purpose)? {
             return Ok(key);
         }
@@ -194,13 +215,13 @@ impl KeyService {
 
     /// Fetches `server`'s keys unless that happened within [`MIN_REFETCH`];
     /// concurrent callers wait for one fetch instead of making their own.
-    async fn refresh(&self, server: &ServerName) -> Result<(), String> {
+    async fn refresh(&self, server: &ServerName, route: Route) -> Result<(), String> {
         let gate = self.fetch_gate(server);
         let mut last = gate.lock().await;
         if last.is_some_and(|t| t.elapsed() < MIN_REFETCH) {
             return Ok(());
         }
-        let result = if self.trusted_key_servers.is_empty() {
+        let result = if self.trusted_key_servers.is_empty() || matches!(route, Route::Direct) {
             self.fetch_direct(server).await.map(|_| ())
         } else {
             self.fetch_via_notaries(server).await
@@ -281,7 +302,10 @@ impl KeyService {
                 continue;
             };
             let keys = check_key_response(server, &object)?;
-            self.check_notary_signature(notary, &object).await?;
+            // A notary answering for itself is just a direct fetch, already self-signed.
+            if notary != server {
+                self.check_notary_signature(notary, &object).await?;
+            }
             let stored = StoredKeyResponse {
                 fetched_ts: now_ms(),
                 response: object,
@@ -299,8 +323,8 @@ impl KeyService {
         }
     }
 
-    /// The notary must have signed what it relays, with a key we can fetch
-    /// from the notary itself.
+    /// The notary must have signed what it relays, with a key fetched from
+    /// the notary itself (asking it through the notaries would go in circles).
     async fn check_notary_signature(
         &self,
         notary: &ServerName,
@@ -311,7 +335,7 @@ impl KeyService {
         let key_id = key_ids
             .first()
             .ok_or_else(|| format!("{notary} did not sign the response"))?;
-        let key = Box::pin(self.remote_key(notary, key_id, KeyUse::Request))
+        let key = Box::pin(self.key_via(notary, key_id, KeyUse::Request, Route::Direct))
             .await
             .map_err(|e| e.message)?;
         signed.verify(notary.as_str(), key_id, &key)

@@ -1,0 +1,241 @@
+//! The shared test harness: a test certificate authority, real `hearth`
+//! processes on loopback ports with temporary data directories, and a small
+//! HTTP(S) client. Everything is cleaned up when dropped.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod http;
+
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use tempfile::TempDir;
+
+/// A certificate authority made for one test run, with a leaf certificate
+/// for 127.0.0.1 that every test server presents.
+pub struct TestCa {
+    dir: TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let leaf_params =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .expect("leaf params");
+        let leaf = leaf_params
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf cert");
+        std::fs::write(dir.path().join("ca.pem"), ca_cert.pem()).expect("write CA");
+        std::fs::write(dir.path().join("cert.pem"), leaf.pem()).expect("write cert");
+        std::fs::write(dir.path().join("key.pem"), leaf_key.serialize_pem()).expect("write key");
+        Self { dir }
+    }
+
+    pub fn ca_pem(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn cert_pem(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    pub fn key_pem(&self) -> PathBuf {
+        self.dir.path().join("key.pem")
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A running `hearth` process with its own data directory and ports.
+pub struct Hearth {
+    pub server_name: String,
+    pub federation: SocketAddr,
+    pub client: SocketAddr,
+    dir: TempDir,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+impl Hearth {
+    /// Starts a server named `127.0.0.1:PORT` serving TLS from `ca`'s leaf
+    /// certificate, trusting `ca`, allowed to reach loopback.
+    pub fn start(ca: &TestCa) -> Self {
+        Self::start_with(ca, &[])
+    }
+
+    /// Same, with extra `HEARTH_*` settings.
+    pub fn start_with(ca: &TestCa, extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let federation: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let client: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let server_name = federation.to_string();
+        let path = |p: PathBuf| p.to_string_lossy().into_owned();
+        let mut env = vec![
+            ("HEARTH_SERVER_NAME".to_owned(), server_name.clone()),
+            ("HEARTH_DATA_DIR".to_owned(), path(dir.path().join("data"))),
+            (
+                "HEARTH_LISTEN__FEDERATION".to_owned(),
+                federation.to_string(),
+            ),
+            ("HEARTH_LISTEN__CLIENT".to_owned(), client.to_string()),
+            ("HEARTH_TLS__CERT".to_owned(), path(ca.cert_pem())),
+            ("HEARTH_TLS__KEY".to_owned(), path(ca.key_pem())),
+            (
+                "HEARTH_FEDERATION__EXTRA_CA_FILE".to_owned(),
+                path(ca.ca_pem()),
+            ),
+            (
+                "HEARTH_FEDERATION__ALLOW_PRIVATE_ADDRESSES".to_owned(),
+                "true".to_owned(),
+            ),
+            (
+                "HEARTH_FEDERATION__REQUEST_TIMEOUT_SECS".to_owned(),
+                "10".to_owned(),
+            ),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut hearth = Self {
+            server_name,
+            federation,
+            client,
+            dir,
+            env,
+            child: None,
+        };
+        hearth.spawn();
+        hearth
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs the `hearth` binary with this server's settings and `args`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .envs(self.env.iter().cloned())
+            .env("HEARTH_LOG", "warn");
+        command
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("hearth.log")).expect("log file");
+        let child = self
+            .command(&[])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start hearth");
+        self.child = Some(child);
+        self.wait_until_listening();
+    }
+
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("hearth exited with {status}: {}", self.log());
+            }
+            if TcpStream::connect(self.federation).is_ok()
+                && TcpStream::connect(self.client).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("hearth did not start listening: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("hearth.log")).unwrap_or_default()
+    }
+
+    /// Kills the process the hard way (SIGKILL): nothing gets to flush.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same ports and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_owned()
+    }
+
+    /// POSTs to the admin API and returns (status, JSON body).
+    pub async fn admin(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let token = self.admin_token();
+        http::request(
+            http::Target::Plain(self.client),
+            "POST",
+            &format!("/_hearth/admin/v1/{path}"),
+            &[("authorization", &format!("Bearer {token}"))],
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// Sends a request to this server's federation listener over TLS.
+    pub async fn federation_request(
+        &self,
+        ca: &TestCa,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> (u16, serde_json::Value) {
+        http::request(
+            http::Target::Tls(self.federation, ca.ca_pem()),
+            method,
+            uri,
+            headers,
+            body,
+        )
+        .await
+    }
+}
+
+impl Drop for Hearth {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn assert_file_exists(path: &Path) {
+    assert!(path.exists(), "{} should exist", path.display());
+}
