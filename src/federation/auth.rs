@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use ruma::{
     api::federation::authentication::XMatrix, CanonicalJsonObject, CanonicalJsonValue,
-    OwnedServerName,
+    OwnedServerName, ServerName,
 };
 use warp::{filters::path::FullPath, Filter, Rejection};
 
@@ -109,45 +109,85 @@ async fn verify_request(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Authenticated> {
-    let x_matrix = parse_x_matrix(headers)?;
-    let us = keys.server_name();
-    if let Some(destination) = &x_matrix.destination {
-        if destination != us {
-            return Err(Error::unauthorized(format!(
-                "request is for {destination}, but this server is {us}"
-            )));
-        }
-    }
-    let mut signed = CanonicalJsonObject::from([
-        ("method".to_owned(), method.as_str().into()),
-        ("uri".to_owned(), uri.into()),
-        ("origin".to_owned(), x_matrix.origin.as_str().into()),
-        ("destination".to_owned(), us.as_str().into()),
-    ]);
-    if !body.is_empty() {
-        let content: CanonicalJsonValue = serde_json::from_slice(&body).map_err(|e| {
-            Error::not_json(format!(
-                "request body is not canonical-compatible JSON: {e}"
-            ))
-        })?;
-        signed.insert("content".to_owned(), content);
-    }
-    let signature =
-        CanonicalJsonObject::from([(x_matrix.key.to_string(), x_matrix.sig.encode().into())]);
-    signed.insert(
-        "signatures".to_owned(),
-        CanonicalJsonValue::Object([(x_matrix.origin.to_string(), signature.into())].into()),
-    );
+    let request = SignedRequest::new(headers, method, uri, keys.server_name(), &body)?;
     let public_key = keys
-        .remote_key(&x_matrix.origin, x_matrix.key.as_str(), KeyUse::Request)
+        .remote_key(
+            request.origin(),
+            request.x_matrix.key.as_str(),
+            KeyUse::Request,
+        )
         .await?;
-    SignedJson::new(&signed)
-        .and_then(|s| s.verify(x_matrix.origin.as_str(), x_matrix.key.as_str(), &public_key))
-        .map_err(|e| Error::unauthorized(format!("X-Matrix signature rejected: {e}")))?;
+    request.verify(&public_key)?;
     Ok(Authenticated {
-        origin: x_matrix.origin,
+        origin: request.x_matrix.origin,
         body,
     })
+}
+
+/// A request's claimed signature and the JSON it should cover, built
+/// before the origin's key is looked up.
+pub struct SignedRequest {
+    x_matrix: XMatrix,
+    object: CanonicalJsonObject,
+}
+
+impl SignedRequest {
+    /// Parses the header, checks it is addressed to `us` and assembles the
+    /// signed object (method, uri, origin, destination, content).
+    pub fn new(
+        headers: &HeaderMap,
+        method: &Method,
+        uri: &str,
+        us: &ServerName,
+        body: &[u8],
+    ) -> Result<Self> {
+        let x_matrix = parse_x_matrix(headers)?;
+        if let Some(destination) = &x_matrix.destination {
+            if destination != us {
+                return Err(Error::unauthorized(format!(
+                    "request is for {destination}, but this server is {us}"
+                )));
+            }
+        }
+        let mut object = CanonicalJsonObject::from([
+            ("method".to_owned(), method.as_str().into()),
+            ("uri".to_owned(), uri.into()),
+            ("origin".to_owned(), x_matrix.origin.as_str().into()),
+            ("destination".to_owned(), us.as_str().into()),
+        ]);
+        if !body.is_empty() {
+            let content: CanonicalJsonValue = serde_json::from_slice(body).map_err(|e| {
+                Error::not_json(format!(
+                    "request body is not canonical-compatible JSON: {e}"
+                ))
+            })?;
+            object.insert("content".to_owned(), content);
+        }
+        let signature =
+            CanonicalJsonObject::from([(x_matrix.key.to_string(), x_matrix.sig.encode().into())]);
+        object.insert(
+            "signatures".to_owned(),
+            CanonicalJsonValue::Object([(x_matrix.origin.to_string(), signature.into())].into()),
+        );
+        Ok(Self { x_matrix, object })
+    }
+
+    pub fn origin(&self) -> &ServerName {
+        &self.x_matrix.origin
+    }
+
+    /// Checks the signature against the origin's public key (unpadded base64).
+    pub fn verify(&self, public_key: &str) -> Result<()> {
+        SignedJson::new(&self.object)
+            .and_then(|s| {
+                s.verify(
+                    self.x_matrix.origin.as_str(),
+                    self.x_matrix.key.as_str(),
+                    public_key,
+                )
+            })
+            .map_err(|e| Error::unauthorized(format!("X-Matrix signature rejected: {e}")))
+    }
 }
 
 #[cfg(test)]
