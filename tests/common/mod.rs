@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod http;
+pub mod synapse;
 
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
@@ -13,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tempfile::TempDir;
 
 /// A certificate authority made for one test run, with a leaf certificate
@@ -28,6 +29,11 @@ impl TestCa {
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Distinct subject names: OpenSSL (Synapse) treats a leaf whose subject
+        // equals its issuer's as self-signed and refuses it.
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "hearth test CA");
         let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf_key = KeyPair::generate().expect("leaf key");
