@@ -3,37 +3,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{Hearth, TestCa};
-use ruma::{
-    serde::{base64::Standard, Base64},
-    signatures::verify_json,
-    CanonicalJsonObject,
-};
+use common::{assert_signed_by, Hearth, TestCa};
 use serde_json::{json, Value};
 
-/// Checks, with ruma's verifier (not ours), that `server` signed `response`
-/// with a key from its own `verify_keys`.
 fn assert_self_signed(response: &Value, server: &str) {
-    let keys: BTreeMap<String, Base64> = response["verify_keys"]
-        .as_object()
-        .expect("verify_keys")
-        .iter()
-        .map(|(id, k)| {
-            (
-                id.clone(),
-                Base64::<Standard, Vec<u8>>::parse(k["key"].as_str().expect("key")).expect("b64"),
-            )
-        })
-        .collect();
-    let map = BTreeMap::from([(server.to_owned(), keys)]);
-    let mut object: CanonicalJsonObject = serde_json::from_value(response.clone()).expect("object");
-    // verify_json wants a key for every signer: check the origin's alone.
-    if let Some(ruma::CanonicalJsonValue::Object(sigs)) = object.get_mut("signatures") {
-        sigs.retain(|name, _| name == server);
-    }
-    verify_json(&map, &object).expect("self-signature verifies");
+    assert_signed_by(response, server, &response["verify_keys"]);
 }
 
 /// Checks that `notary` signed `response` with the key it publishes.
@@ -41,23 +15,7 @@ async fn assert_notary_signed(response: &Value, notary: &Hearth, ca: &TestCa) {
     let (_, notary_keys) = notary
         .federation_request(ca, "GET", "/_matrix/key/v2/server", &[], None)
         .await;
-    let keys: BTreeMap<String, Base64> = notary_keys["verify_keys"]
-        .as_object()
-        .expect("verify_keys")
-        .iter()
-        .map(|(id, k)| {
-            (
-                id.clone(),
-                Base64::<Standard, Vec<u8>>::parse(k["key"].as_str().expect("key")).expect("b64"),
-            )
-        })
-        .collect();
-    let map = BTreeMap::from([(notary.server_name.clone(), keys)]);
-    let mut object: CanonicalJsonObject = serde_json::from_value(response.clone()).expect("object");
-    if let Some(ruma::CanonicalJsonValue::Object(sigs)) = object.get_mut("signatures") {
-        sigs.retain(|name, _| name == &notary.server_name);
-    }
-    verify_json(&map, &object).expect("notary signature verifies");
+    assert_signed_by(response, &notary.server_name, &notary_keys["verify_keys"]);
 }
 
 fn now_ms() -> u64 {

@@ -245,3 +245,33 @@ impl Drop for Hearth {
 pub fn assert_file_exists(path: &Path) {
     assert!(path.exists(), "{} should exist", path.display());
 }
+
+/// Checks with ruma's verifier (independent of hearth's) that `signer`
+/// signed `object` with one of the keys in `verify_keys` (a key response's
+/// `verify_keys` object). Other signers' signatures are ignored.
+pub fn assert_signed_by(object: &serde_json::Value, signer: &str, verify_keys: &serde_json::Value) {
+    use ruma::serde::{base64::Standard, Base64};
+    let keys: std::collections::BTreeMap<String, Base64> = verify_keys
+        .as_object()
+        .expect("verify_keys object")
+        .iter()
+        .map(|(id, k)| {
+            (
+                id.clone(),
+                Base64::<Standard, Vec<u8>>::parse(k["key"].as_str().expect("key")).expect("b64"),
+            )
+        })
+        .collect();
+    let mut object: ruma::CanonicalJsonObject =
+        serde_json::from_value(object.clone()).expect("JSON object");
+    match object.get_mut("signatures") {
+        Some(ruma::CanonicalJsonValue::Object(signatures)) => {
+            assert!(signatures.contains_key(signer), "no signature by {signer}");
+            signatures.retain(|name, _| name == signer);
+        }
+        _ => panic!("no signatures"),
+    }
+    let map = std::collections::BTreeMap::from([(signer.to_owned(), keys)]);
+    ruma::signatures::verify_json(&map, &object)
+        .unwrap_or_else(|e| panic!("{signer}'s signature: {e}"));
+}
