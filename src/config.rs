@@ -30,6 +30,7 @@ pub struct Config {
     pub tls: Tls,
     pub federation: Federation,
     pub keys: Keys,
+    pub well_known: WellKnown,
     /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
     pub log: String,
 }
@@ -62,6 +63,20 @@ pub struct Federation {
     pub trusted_key_servers: Vec<OwnedServerName>,
     /// Upper bound on one outbound request, connect to last byte, in seconds.
     pub request_timeout_secs: u64,
+    /// DNS servers (`ip:port`) for server discovery; empty means resolv.conf.
+    pub nameservers: Vec<SocketAddr>,
+    /// Addresses or CIDR ranges reachable even though they are not public.
+    pub ip_allowlist: Vec<String>,
+}
+
+/// What we publish under `/.well-known/matrix/` for a reverse-proxy setup.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WellKnown {
+    /// `m.server` for `/.well-known/matrix/server`, e.g. "matrix.example.org:443".
+    pub server: Option<String>,
+    /// `m.homeserver.base_url` for `/.well-known/matrix/client`.
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,7 +164,10 @@ impl Default for Config {
                 allow_private_addresses: false,
                 trusted_key_servers: Vec::new(),
                 request_timeout_secs: 30,
+                nameservers: Vec::new(),
+                ip_allowlist: Vec::new(),
             },
+            well_known: WellKnown::default(),
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },
@@ -178,6 +196,10 @@ impl Config {
             (Some(_), None) => return Err("tls.cert is set but tls.key is not".to_owned()),
             (None, Some(_)) => return Err("tls.key is set but tls.cert is not".to_owned()),
             _ => {}
+        }
+        if let Some(server) = &self.well_known.server {
+            OwnedServerName::try_from(server.as_str())
+                .map_err(|e| format!("well_known.server: {server:?} is not a server name: {e}"))?;
         }
         if self.federation.request_timeout_secs == 0 {
             return Err("federation.request_timeout_secs must be at least 1".into());

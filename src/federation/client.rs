@@ -1,11 +1,16 @@
 //! The outbound HTTPS client for all federation traffic: one pooled hyper
 //! client (HTTP/1.1 and HTTP/2 by ALPN) over rustls with the ring provider,
-//! with timeouts, response size limits and the private-address policy.
+//! with timeouts, response size limits and the address policy.
 //!
-//! Server names are resolved here only for IP literals and `host:port`
-//! (default port 8448); full discovery (well-known, SRV) is layered on later.
+//! A request to a server name first resolves its well-known delegation
+//! (cached) to an authority; the URI carries that authority, so it is also
+//! the `Host` header (and HTTP/2 `:authority`), and connections are pooled
+//! per authority. The connector turns the authority into addresses (SRV,
+//! AAAA/A) and the certificate name. Spec: server-server-api.md
+//! "Resolving server names".
 
 use std::{
+    collections::HashSet,
     future::Future,
     io,
     net::SocketAddr,
@@ -30,13 +35,16 @@ use rustls::pki_types::ServerName as TlsName;
 use tokio::net::TcpStream;
 use tokio_rustls::{client::TlsStream, TlsConnector};
 
-use super::ip_policy;
+use super::{
+    dns::{split_authority, Dns},
+    ip_policy::AddressPolicy,
+    well_known::{self, Delegation, WellKnownCache},
+};
 use crate::config::Config;
 
 /// Largest response body we read from another server.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_PORT: u16 = 8448;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -57,7 +65,25 @@ pub struct RemoteResponse {
 
 pub struct FederationClient {
     http: Client<Connector, Full<Bytes>>,
+    dns: Arc<Dns>,
+    policy: Arc<AddressPolicy>,
+    well_known: WellKnownCache,
     timeout: Duration,
+}
+
+/// How a server name resolved to the authority requests go to.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Resolution {
+    pub authority: String,
+    /// What the well-known step did, in words.
+    pub well_known: String,
+}
+
+/// A whole response, read within the limits.
+struct RawResponse {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
 }
 
 impl FederationClient {
@@ -66,9 +92,12 @@ impl FederationClient {
             config.federation.verify_certificates,
             config.federation.extra_ca_file.as_deref(),
         )?;
+        let dns = Arc::new(Dns::new(&config.federation.nameservers)?);
+        let policy = Arc::new(AddressPolicy::from_config(&config.federation)?);
         let connector = Connector {
             tls: TlsConnector::from(Arc::new(tls)),
-            allow_private: config.federation.allow_private_addresses,
+            dns: dns.clone(),
+            policy: policy.clone(),
         };
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
@@ -78,8 +107,19 @@ impl FederationClient {
             .build(connector);
         Ok(Self {
             http,
+            dns,
+            policy,
+            well_known: WellKnownCache::default(),
             timeout: Duration::from_secs(config.federation.request_timeout_secs),
         })
+    }
+
+    pub fn dns(&self) -> &Dns {
+        &self.dns
+    }
+
+    pub fn policy(&self) -> &AddressPolicy {
+        &self.policy
     }
 
     /// Sends one request to `destination` and reads the whole response,
@@ -92,11 +132,109 @@ impl FederationClient {
         body: Option<Vec<u8>>,
         authorization: Option<String>,
     ) -> Result<RemoteResponse, ClientError> {
-        let name = destination.to_string();
-        let request_error = |e: String| ClientError::Request(name.clone(), e);
-        let url: Uri = format!("https://{destination}{uri}")
-            .parse()
-            .map_err(|e| request_error(format!("{e}")))?;
+        let authority = self.resolve(destination).await.authority;
+        let url = format!("https://{authority}{uri}");
+        let response = self
+            .send(
+                destination.as_str(),
+                &url,
+                method,
+                body,
+                authorization,
+                MAX_RESPONSE_BYTES,
+            )
+            .await?;
+        Ok(RemoteResponse {
+            status: response.status,
+            body: response.body,
+        })
+    }
+
+    /// Step 3 of resolution: where `destination` delegates to, if anywhere.
+    pub async fn resolve(&self, destination: &ServerName) -> Resolution {
+        let host = destination.host();
+        if destination.port().is_some() || destination.is_ip_literal() {
+            let well_known = "not looked up: the name is an IP literal or has a port".to_owned();
+            return Resolution {
+                authority: destination.to_string(),
+                well_known,
+            };
+        }
+        let (delegation, source) = match self.well_known.get(host) {
+            Some(delegation) => (delegation, "cached"),
+            None => {
+                match self.fetch_well_known(host).await {
+                    Ok((delegated, ttl)) => self.well_known.put_success(host, delegated, ttl),
+                    Err(reason) => self.well_known.put_failure(host, reason),
+                }
+                (
+                    self.well_known
+                        .get(host)
+                        .unwrap_or(Delegation::None("not cached".into())),
+                    "fetched",
+                )
+            }
+        };
+        match delegation {
+            Delegation::To(authority) => Resolution {
+                well_known: format!("{source}: m.server is {authority}"),
+                authority,
+            },
+            Delegation::None(reason) => Resolution {
+                authority: host.to_owned(),
+                well_known: format!("{source}: no delegation ({reason})"),
+            },
+        }
+    }
+
+    /// GETs `https://host/.well-known/matrix/server`, following redirects.
+    async fn fetch_well_known(&self, host: &str) -> Result<(String, Duration), String> {
+        let mut url = format!(
+            "https://{}/.well-known/matrix/server",
+            with_port(host, 443)?
+        );
+        let mut seen = HashSet::new();
+        for _ in 0..=well_known::MAX_REDIRECTS {
+            if !seen.insert(url.clone()) {
+                return Err(format!("redirect loop at {url}"));
+            }
+            let response = self
+                .send(
+                    host,
+                    &url,
+                    Method::GET,
+                    None,
+                    None,
+                    well_known::MAX_BODY_BYTES,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if response.status.is_redirection() {
+                let location = response
+                    .headers
+                    .get(header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or_else(|| format!("{} without a Location", response.status))?;
+                url = follow(&url, location)?;
+                continue;
+            }
+            let delegated = well_known::parse_response(response.status, &response.body)?;
+            return Ok((delegated, well_known::cache_duration(&response.headers)));
+        }
+        Err(format!("more than {} redirects", well_known::MAX_REDIRECTS))
+    }
+
+    async fn send(
+        &self,
+        name: &str,
+        url: &str,
+        method: Method,
+        body: Option<Vec<u8>>,
+        authorization: Option<String>,
+        limit: usize,
+    ) -> Result<RawResponse, ClientError> {
+        let request_error = |e: String| ClientError::Request(name.to_owned(), e);
+        let url: Uri = url.parse().map_err(|e| request_error(format!("{e}")))?;
         let mut builder = Request::builder().method(method).uri(url);
         if let Some(auth) = authorization {
             builder = builder.header(header::AUTHORIZATION, auth);
@@ -112,25 +250,66 @@ impl FederationClient {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| describe(&name, e))?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                .map_err(|e| describe(name, e))?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, limit)
                 .collect()
                 .await
                 .map_err(|e| {
                     if e.is::<http_body_util::LengthLimitError>() {
-                        ClientError::TooLarge(name.clone(), MAX_RESPONSE_BYTES)
+                        ClientError::TooLarge(name.to_owned(), limit)
                     } else {
-                        ClientError::Request(name.clone(), e.to_string())
+                        ClientError::Request(name.to_owned(), e.to_string())
                     }
                 })?
                 .to_bytes();
-            Ok(RemoteResponse { status, body })
+            Ok(RawResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| ClientError::Timeout(name.clone(), self.timeout.as_secs()))?
+            .map_err(|_| ClientError::Timeout(name.to_owned(), self.timeout.as_secs()))?
     }
+}
+
+/// `host` with an explicit port, so the connector does an address lookup
+/// rather than the SRV steps meant for server names.
+fn with_port(host: &str, port: u16) -> Result<String, String> {
+    let (host, explicit) = split_authority(host)?;
+    let port = explicit.unwrap_or(port);
+    Ok(if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    })
+}
+
+/// The absolute URL a redirect points to (HTTPS only).
+fn follow(current: &str, location: &str) -> Result<String, String> {
+    if location.starts_with('/') {
+        let current: Uri = current.parse().map_err(|e| format!("{e}"))?;
+        let authority = current.authority().ok_or("no authority")?;
+        return Ok(format!("https://{authority}{location}"));
+    }
+    let target: Uri = location
+        .parse()
+        .map_err(|e| format!("bad redirect {location:?}: {e}"))?;
+    if target.scheme_str() != Some("https") {
+        return Err(format!(
+            "refusing to follow a redirect to {location:?}: not https"
+        ));
+    }
+    let authority = target
+        .authority()
+        .ok_or_else(|| format!("bad redirect {location:?}"))?;
+    let path = target.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    Ok(format!(
+        "https://{}{path}",
+        with_port(authority.as_str(), 443)?
+    ))
 }
 
 /// hyper hides the cause of a failed connect behind its own error; dig it out.
@@ -153,7 +332,8 @@ fn describe(name: &str, error: hyper_util::client::legacy::Error) -> ClientError
 #[derive(Clone)]
 struct Connector {
     tls: TlsConnector,
-    allow_private: bool,
+    dns: Arc<Dns>,
+    policy: Arc<AddressPolicy>,
 }
 
 impl tower_service::Service<Uri> for Connector {
@@ -177,51 +357,56 @@ fn io_error(message: String) -> io::Error {
 
 impl Connector {
     async fn connect(self, uri: Uri) -> io::Result<TlsConnection> {
-        let host = uri
-            .host()
-            .ok_or_else(|| io_error("no host in URI".into()))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(DEFAULT_PORT);
-        let addrs: Vec<SocketAddr> = match host.parse() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((host.as_str(), port))
-                .await?
-                .collect(),
-        };
-        let stream = self.dial(&host, &addrs).await?;
-        let tls_name = TlsName::try_from(host.clone())
-            .map_err(|e| io_error(format!("{host} is not a valid TLS name: {e}")))?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| io_error("no authority in URI".into()))?;
+        let endpoints = self
+            .dns
+            .endpoints(authority.as_str())
+            .await
+            .map_err(io_error)?;
+        let stream = dial(&self.policy, authority.as_str(), &endpoints.addresses).await?;
+        let tls_name = TlsName::try_from(endpoints.tls_name.clone()).map_err(|e| {
+            io_error(format!(
+                "{} is not a valid TLS name: {e}",
+                endpoints.tls_name
+            ))
+        })?;
         let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.tls.connect(tls_name, stream))
             .await
-            .map_err(|_| io_error(format!("TLS handshake with {host} timed out")))??;
+            .map_err(|_| io_error(format!("TLS handshake with {authority} timed out")))??;
         Ok(TlsConnection(TokioIo::new(tls)))
     }
+}
 
-    async fn dial(&self, host: &str, addrs: &[SocketAddr]) -> io::Result<TcpStream> {
-        let mut last_error = io_error(format!("{host} resolved to no address"));
-        for addr in addrs {
-            if !self.allow_private && !ip_policy::is_public(addr.ip()) {
-                last_error = io_error(format!(
-                    "{host} resolved to {} which is not a public address \
-                     (set federation.allow_private_addresses to allow it)",
-                    addr.ip()
-                ));
-                continue;
-            }
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => {
-                    stream.set_nodelay(true)?;
-                    return Ok(stream);
-                }
-                Ok(Err(e)) => last_error = e,
-                Err(_) => last_error = io_error(format!("connecting to {addr} timed out")),
-            }
+/// Connects to the first address that the policy permits and that answers.
+/// The policy is applied to each address actually dialled, so a DNS answer
+/// cannot smuggle in a private one.
+pub async fn dial(
+    policy: &AddressPolicy,
+    name: &str,
+    addrs: &[SocketAddr],
+) -> io::Result<TcpStream> {
+    let mut last_error = io_error(format!("{name} resolved to no address"));
+    for addr in addrs {
+        if !policy.permits(addr.ip()) {
+            last_error = io_error(format!(
+                "{name} resolved to {} which is not a public address \
+                 (allow it with federation.allow_private_addresses or federation.ip_allowlist)",
+                addr.ip()
+            ));
+            continue;
         }
-        Err(last_error)
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last_error = io_error(format!("connecting to {addr}: {e}")),
+            Err(_) => last_error = io_error(format!("connecting to {addr} timed out")),
+        }
     }
+    Err(last_error)
 }
 
 /// A TLS connection that tells hyper whether HTTP/2 was negotiated.

@@ -41,6 +41,84 @@ fn v6_is_public(ip: Ipv6Addr) -> bool {
         || segments[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible (deprecated)
 }
 
+/// Which addresses outbound connections may reach: public ones always;
+/// others only when `allow_private_addresses` is set or they fall in
+/// `ip_allowlist`.
+#[derive(Debug, Clone)]
+pub struct AddressPolicy {
+    allow_private: bool,
+    allowlist: Vec<(IpAddr, u8)>,
+}
+
+impl AddressPolicy {
+    pub fn from_config(federation: &crate::config::Federation) -> Result<Self, String> {
+        let allowlist = federation
+            .ip_allowlist
+            .iter()
+            .map(|entry| parse_cidr(entry).map_err(|e| format!("federation.ip_allowlist: {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            allow_private: federation.allow_private_addresses,
+            allowlist,
+        })
+    }
+
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.allow_private
+            || is_public(ip)
+            || self
+                .allowlist
+                .iter()
+                .any(|(net, bits)| in_network(ip, *net, *bits))
+    }
+}
+
+/// IPv4-mapped IPv6 addresses are treated as the IPv4 address they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// `10.0.0.0/8`, `fd00::/8` or a single address.
+fn parse_cidr(entry: &str) -> Result<(IpAddr, u8), String> {
+    let (ip, bits) = match entry.split_once('/') {
+        Some((ip, bits)) => (ip, Some(bits)),
+        None => (entry, None),
+    };
+    let ip: IpAddr = ip
+        .trim()
+        .parse()
+        .map_err(|_| format!("{entry:?} is not an address or CIDR range"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        Some(b) => b
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("{entry:?} has a bad prefix length"))?,
+        None => max,
+    };
+    Ok((canonical(ip), bits))
+}
+
+fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4_is_public(v4),
@@ -87,6 +165,36 @@ mod tests {
         ] {
             assert!(!public(ip), "{ip} must be refused");
         }
+    }
+
+    #[test]
+    fn allowlist_opens_only_its_ranges() {
+        let federation = crate::config::Federation {
+            ip_allowlist: vec!["10.1.0.0/16".into(), "fd00::1".into(), "127.0.0.1".into()],
+            ..crate::config::Config::default().federation
+        };
+        let policy = AddressPolicy::from_config(&federation).expect("valid");
+        for (ip, allowed) in [
+            ("10.1.200.3", true),
+            ("10.2.0.1", false),
+            ("fd00::1", true),
+            ("fd00::2", false),
+            ("127.0.0.1", true),
+            ("::ffff:127.0.0.1", true),
+            ("127.0.0.2", false),
+            ("8.8.8.8", true),
+        ] {
+            assert_eq!(policy.permits(ip.parse().expect("ip")), allowed, "{ip}");
+        }
+        for bad in ["10.0.0.0/33", "nonsense", "::/129"] {
+            let federation = crate::config::Federation {
+                ip_allowlist: vec![bad.into()],
+                ..crate::config::Config::default().federation
+            };
+            assert!(AddressPolicy::from_config(&federation).is_err(), "{bad}");
+        }
+        let zero = parse_cidr("0.0.0.0/0").expect("all");
+        assert!(in_network("10.0.0.1".parse().expect("ip"), zero.0, zero.1));
     }
 
     #[test]

@@ -3,5 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod dns;
 pub mod ip_policy;
 pub mod routes;
+pub mod well_known;
