@@ -4,8 +4,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod dns;
 pub mod http;
 pub mod synapse;
+pub mod web;
 
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
@@ -37,9 +39,15 @@ impl TestCa {
         let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf_key = KeyPair::generate().expect("leaf key");
-        let leaf_params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-                .expect("leaf params");
+        // Discovery tests use names under hearth.test; anything else (e.g.
+        // *.example) must not match.
+        let names = ["127.0.0.1", "localhost", "*.hearth.test"]
+            .map(str::to_owned)
+            .to_vec();
+        let mut leaf_params = CertificateParams::new(names).expect("leaf params");
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "hearth test server");
         let leaf = leaf_params
             .signed_by(&leaf_key, &issuer)
             .expect("leaf cert");
@@ -60,6 +68,13 @@ impl TestCa {
     pub fn key_pem(&self) -> PathBuf {
         self.dir.path().join("key.pem")
     }
+}
+
+/// A TLS acceptor presenting the test CA's leaf certificate (HTTP/1.1 only).
+pub fn tls_acceptor(ca: &TestCa) -> tokio_rustls::TlsAcceptor {
+    let mut config = hearth::tls::server_config(&ca.cert_pem(), &ca.key_pem()).expect("server TLS");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
 }
 
 pub fn free_port() -> u16 {
@@ -89,10 +104,20 @@ impl Hearth {
 
     /// Same, with extra `HEARTH_*` settings.
     pub fn start_with(ca: &TestCa, extra: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
         let federation: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        Self::start_at(ca, &federation.to_string(), federation, extra)
+    }
+
+    /// A server called `server_name` whose federation listener is `federation`.
+    pub fn start_at(
+        ca: &TestCa,
+        server_name: &str,
+        federation: SocketAddr,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
         let client: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let server_name = federation.to_string();
+        let server_name = server_name.to_owned();
         let path = |p: PathBuf| p.to_string_lossy().into_owned();
         let mut env = vec![
             ("HEARTH_SERVER_NAME".to_owned(), server_name.clone()),

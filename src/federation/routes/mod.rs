@@ -3,6 +3,7 @@
 mod key_query;
 mod server_keys;
 mod version;
+pub mod well_known;
 
 use std::sync::Arc;
 
