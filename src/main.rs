@@ -4,9 +4,11 @@ use clap::{Parser, Subcommand};
 use hearth::{
     admin,
     config::Config,
+    federation::{check, client::FederationClient},
     keys::own::OwnKeys,
     store::{OpenError, Store},
 };
+use ruma::OwnedServerName;
 
 /// hearth: a lean Matrix homeserver.
 #[derive(Parser)]
@@ -23,6 +25,13 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
+    /// Check that another server (or this one) federates: discovery, TLS, version, keys.
+    FederationCheck {
+        server_name: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage this server's signing keys.
     Keys {
         #[command(subcommand)]
@@ -65,6 +74,9 @@ fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => runtime.block_on(rotate_keys(&config)),
+        Command::FederationCheck { server_name, json } => {
+            runtime.block_on(federation_check(&config, &server_name, json))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,6 +84,27 @@ fn main() -> ExitCode {
             eprintln!("hearth: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints the report; fails (exit 1) when the verdict is not OK.
+async fn federation_check(config: &Config, server_name: &str, json: bool) -> Result<(), String> {
+    let server = OwnedServerName::try_from(server_name)
+        .map_err(|e| format!("{server_name:?} is not a server name: {e}"))?;
+    let client = FederationClient::new(config)?;
+    let report = check::run(config, &client, &server).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!("{}", report.to_text());
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(report.verdict)
     }
 }
 

@@ -69,6 +69,40 @@ pub fn client_config(
     Ok(config)
 }
 
+/// For diagnostics: a client that completes the handshake with any
+/// certificate, so the presented chain can be shown and judged separately.
+pub fn inspecting_client_config() -> Result<ClientConfig, String> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Whether `chain` (leaf first) is valid for `name` under the roots
+/// outbound federation trusts; the error says why not.
+pub fn judge_chain(
+    extra_ca_file: Option<&Path>,
+    name: &str,
+    chain: &[CertificateDer<'static>],
+) -> Result<(), String> {
+    let (leaf, intermediates) = chain.split_first().ok_or("no certificate presented")?;
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(root_store(extra_ca_file)?),
+        provider(),
+    )
+    .build()
+    .map_err(|e| e.to_string())?;
+    let server_name = ServerName::try_from(name.to_owned()).map_err(|e| format!("{name}: {e}"))?;
+    verifier
+        .verify_server_cert(leaf, intermediates, &server_name, &[], UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 fn root_store(extra_ca_file: Option<&Path>) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
