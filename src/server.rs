@@ -46,13 +46,20 @@ pub async fn run(config: Config) -> Result<(), String> {
         )?))),
         _ => None,
     };
-    let federation_routes = federation::routes::routes(keys.clone()).recover(recover);
-    let client_routes = admin::routes(AdminContext {
+    let well_known = Arc::new(config.well_known.clone());
+    let federation_routes = federation::routes::routes(keys.clone())
+        .or(federation::routes::well_known::routes(well_known.clone()))
+        .unify()
+        .recover(recover);
+    let admin_context = AdminContext {
         token: token.into(),
         keys: keys.clone(),
         client,
-    })
-    .recover(recover);
+    };
+    let client_routes = admin::routes(admin_context)
+        .or(federation::routes::well_known::routes(well_known))
+        .unify()
+        .recover(recover);
 
     let federation_listener = bind(config.listen.federation, "listen.federation").await?;
     let client_listener = bind(config.listen.client, "listen.client").await?;

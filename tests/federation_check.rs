@@ -119,3 +119,46 @@ async fn bad_names_are_refused_up_front() {
     assert_eq!(code, 1);
     assert!(stderr.contains("not a server name"), "{stderr}");
 }
+
+#[tokio::test]
+async fn hearth_serves_its_own_well_known_for_reverse_proxy_setups() {
+    let ca = TestCa::new();
+    let delegating = Hearth::start_with(
+        &ca,
+        &[
+            ("HEARTH_WELL_KNOWN__SERVER", "matrix.hearth.test:443"),
+            ("HEARTH_WELL_KNOWN__CLIENT", "https://matrix.hearth.test"),
+        ],
+    );
+    let plain = common::http::Target::Plain(delegating.client);
+    let (status, body) =
+        common::http::request(plain, "GET", "/.well-known/matrix/server", &[], None).await;
+    assert_eq!(
+        (status, body["m.server"].as_str()),
+        (200, Some("matrix.hearth.test:443"))
+    );
+    let (status, body) = delegating
+        .federation_request(&ca, "GET", "/.well-known/matrix/client", &[], None)
+        .await;
+    assert_eq!(
+        (status, body["m.homeserver"]["base_url"].as_str()),
+        (200, Some("https://matrix.hearth.test"))
+    );
+
+    let silent = Hearth::start(&ca);
+    let (status, body) = silent
+        .federation_request(&ca, "GET", "/.well-known/matrix/server", &[], None)
+        .await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (404, Some("M_NOT_FOUND"))
+    );
+
+    let bad = silent
+        .command(&[])
+        .env("HEARTH_WELL_KNOWN__SERVER", "not a name")
+        .output()
+        .expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("well_known.server"));
+}

@@ -70,7 +70,7 @@ pub fn parse_x_matrix(headers: &HeaderMap) -> Result<XMatrix> {
             "Authorization header is not ASCII",
         )
     })?;
-    XMatrix::parse(quote_bare_colon_values(text)).map_err(|e| {
+    XMatrix::parse(quote_non_token_values(text)).map_err(|e| {
         Error::new(
             http::StatusCode::BAD_REQUEST,
             "M_UNAUTHORIZED",
@@ -79,7 +79,7 @@ pub fn parse_x_matrix(headers: &HeaderMap) -> Result<XMatrix> {
     })
 }
 
-fn quote_bare_colon_values(header: &str) -> String {
+fn quote_non_token_values(header: &str) -> String {
     let Some((scheme, params)) = header.trim_start().split_once(' ') else {
         return header.to_owned();
     };
