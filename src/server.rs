@@ -47,7 +47,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ => None,
     };
     let well_known = Arc::new(config.well_known.clone());
-    let federation_routes = federation::routes::routes(keys.clone())
+    let federation_routes = federation::routes::routes(keys.clone(), client.clone())
         .or(federation::routes::well_known::routes(well_known.clone()))
         .unify()
         .recover(recover);

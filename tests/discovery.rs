@@ -412,3 +412,42 @@ async fn a_silent_well_known_host_is_bounded_by_the_timeout() {
     );
     drop(silent);
 }
+
+#[tokio::test]
+async fn a_dead_destination_backs_off_until_it_answers() {
+    let (ca, dns) = (TestCa::new(), TestDns::start());
+    let port = free_port();
+    let destination = format!("127.0.0.1:{port}");
+    let client = client(&ca, &dns);
+    let first = version(&client, &destination)
+        .await
+        .expect_err("nothing listens");
+    assert!(first.contains("refused"), "{first}");
+    let second = version(&client, &destination)
+        .await
+        .expect_err("backing off");
+    assert!(
+        second.contains("not trying") && second.contains("refused"),
+        "{second}"
+    );
+
+    let _hs = Hearth::start_at(&ca, &destination, SocketAddr::new(LOCALHOST, port), &[]);
+    let still = version(&client, &destination)
+        .await
+        .expect_err("still backing off");
+    assert!(still.contains("not trying"), "{still}");
+    // Key fetches go through regardless, and an answer clears the record.
+    let keys = client
+        .request_now(
+            name(&destination),
+            Method::GET,
+            "/_matrix/key/v2/server",
+            None,
+            None,
+        )
+        .await
+        .expect("reachable");
+    assert_eq!(keys.status, 200);
+    assert_eq!(version(&client, &destination).await, Ok("hearth".into()));
+    assert!(client.backoff().state(name(&destination)).is_none());
+}

@@ -288,3 +288,35 @@ async fn unknown_endpoints_and_methods_get_matrix_errors() {
     assert_eq!(status, 200);
     assert_eq!(reply["server"]["name"], "hearth");
 }
+
+#[tokio::test]
+async fn a_server_that_reaches_us_is_no_longer_backed_off() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let port = common::free_port();
+    let b_name = format!("127.0.0.1:{port}");
+    let probe = json!({"destination": b_name, "method": "GET", "uri": PROBE});
+    let (status, reply) = a.admin("federation/request", probe.clone()).await;
+    assert_eq!(status, 502, "B is down: {reply}");
+    let (_, reply) = a.admin("federation/request", probe.clone()).await;
+    assert!(
+        reply["error"].as_str().unwrap_or("").contains("not trying"),
+        "{reply}"
+    );
+
+    // B comes up and talks to A: A now knows B is back.
+    let b = Hearth::start_at(&ca, &b_name, b_name.parse().expect("addr"), &[]);
+    let (_, reply) = b
+        .admin(
+            "federation/request",
+            json!({"destination": a.server_name, "method": "GET", "uri": PROBE}),
+        )
+        .await;
+    assert_eq!(reply["status"], 404, "{reply}");
+    let (status, reply) = a.admin("federation/request", probe).await;
+    assert_eq!(
+        (status, reply["status"].as_u64()),
+        (200, Some(404)),
+        "{reply}"
+    );
+}

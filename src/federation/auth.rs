@@ -11,6 +11,7 @@ use ruma::{
 };
 use warp::{filters::path::FullPath, Filter, Rejection};
 
+use super::client::FederationClient;
 use crate::{
     error::{Error, Result},
     http_util::{body_limited, raw_query},
@@ -25,9 +26,11 @@ pub struct Authenticated {
 }
 
 /// Rejects the request unless it carries a valid `X-Matrix` signature from
-/// the server it claims to come from, addressed to us.
+/// the server it claims to come from, addressed to us. A server that
+/// reaches us is up: its outbound backoff is cleared, as Synapse does.
 pub fn authenticated(
     keys: Arc<KeyService>,
+    client: Arc<FederationClient>,
 ) -> impl Filter<Extract = (Authenticated,), Error = Rejection> + Clone {
     warp::method()
         .and(warp::path::full())
@@ -40,16 +43,18 @@ pub fn authenticated(
                   query: String,
                   headers: HeaderMap,
                   body: Bytes| {
-                let keys = keys.clone();
+                let (keys, client) = (keys.clone(), client.clone());
                 async move {
                     let uri = if query.is_empty() {
                         path.as_str().to_owned()
                     } else {
                         format!("{}?{query}", path.as_str())
                     };
-                    verify_request(&keys, &method, &uri, &headers, body)
+                    let request = verify_request(&keys, &method, &uri, &headers, body)
                         .await
-                        .map_err(warp::reject::custom)
+                        .map_err(warp::reject::custom)?;
+                    client.backoff().record_success(&request.origin);
+                    Ok::<_, Rejection>(request)
                 }
             },
         )

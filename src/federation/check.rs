@@ -138,7 +138,7 @@ fn hex(bytes: &[u8]) -> String {
 
 async fn fetch_version(client: &FederationClient, server: &ServerName) -> Result<String, String> {
     let response = client
-        .request(
+        .request_now(
             server,
             Method::GET,
             "/_matrix/federation/v1/version",
@@ -162,7 +162,7 @@ async fn fetch_keys(
     server: &ServerName,
 ) -> Result<Vec<KeyReport>, String> {
     let response = client
-        .request(server, Method::GET, "/_matrix/key/v2/server", None, None)
+        .request_now(server, Method::GET, "/_matrix/key/v2/server", None, None)
         .await
         .map_err(|e| e.to_string())?;
     if !response.status.is_success() {

@@ -36,6 +36,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::{client::TlsStream, TlsConnector};
 
 use super::{
+    backoff::Backoff,
     dns::{split_authority, Dns},
     ip_policy::AddressPolicy,
     well_known::{self, Delegation, WellKnownCache},
@@ -54,6 +55,8 @@ pub enum ClientError {
     Request(String, String),
     #[error("{0} did not answer within {1}s")]
     Timeout(String, u64),
+    #[error("not trying {0} for another {1}s after {2} failures (last: {3})")]
+    BackingOff(String, u64, u32, String),
     #[error("response from {0} is larger than {1} bytes")]
     TooLarge(String, usize),
 }
@@ -68,6 +71,7 @@ pub struct FederationClient {
     dns: Arc<Dns>,
     policy: Arc<AddressPolicy>,
     well_known: WellKnownCache,
+    backoff: Backoff,
     timeout: Duration,
 }
 
@@ -110,6 +114,7 @@ impl FederationClient {
             dns,
             policy,
             well_known: WellKnownCache::default(),
+            backoff: Backoff::default(),
             timeout: Duration::from_secs(config.federation.request_timeout_secs),
         })
     }
@@ -122,9 +127,42 @@ impl FederationClient {
         &self.policy
     }
 
+    pub fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+
     /// Sends one request to `destination` and reads the whole response,
     /// bounded in time and size. `uri` is the path and query, as signed.
+    /// Fails at once while the destination is backing off.
     pub async fn request(
+        &self,
+        destination: &ServerName,
+        method: Method,
+        uri: &str,
+        body: Option<Vec<u8>>,
+        authorization: Option<String>,
+    ) -> Result<RemoteResponse, ClientError> {
+        if let Err(state) = self.backoff.check(destination) {
+            let wait = state
+                .retry_at
+                .saturating_duration_since(std::time::Instant::now())
+                .as_secs();
+            let (name, failures) = (destination.to_string(), state.consecutive_failures);
+            return Err(ClientError::BackingOff(
+                name,
+                wait,
+                failures,
+                state.last_error,
+            ));
+        }
+        self.request_now(destination, method, uri, body, authorization)
+            .await
+    }
+
+    /// Like [`Self::request`] but tries even while backing off: for key
+    /// fetches (a server that contacts us must be able to prove who it is)
+    /// and diagnostics. The outcome still updates the backoff record.
+    pub async fn request_now(
         &self,
         destination: &ServerName,
         method: Method,
@@ -134,7 +172,7 @@ impl FederationClient {
     ) -> Result<RemoteResponse, ClientError> {
         let authority = self.resolve(destination).await.authority;
         let url = format!("https://{authority}{uri}");
-        let response = self
+        let result = self
             .send(
                 destination.as_str(),
                 &url,
@@ -143,7 +181,15 @@ impl FederationClient {
                 authorization,
                 MAX_RESPONSE_BYTES,
             )
-            .await?;
+            .await;
+        match &result {
+            Ok(_) => self.backoff.record_success(destination),
+            Err(e @ (ClientError::Connect(..) | ClientError::Timeout(..))) => {
+                self.backoff.record_failure(destination, &e.to_string())
+            }
+            Err(_) => {}
+        }
+        let response = result?;
         Ok(RemoteResponse {
             status: response.status,
             body: response.body,

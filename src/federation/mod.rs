@@ -2,6 +2,7 @@
 //! the outbound client.
 
 pub mod auth;
+pub mod backoff;
 pub mod check;
 pub mod client;
 pub mod dns;

@@ -240,7 +240,7 @@ impl KeyService {
     ) -> Result<StoredKeyResponse, String> {
         let response = self
             .client
-            .request(server, Method::GET, "/_matrix/key/v2/server", None, None)
+            .request_now(server, Method::GET, "/_matrix/key/v2/server", None, None)
             .await
             .map_err(|e| e.to_string())?;
         if !response.status.is_success() {
@@ -282,7 +282,7 @@ impl KeyService {
         let uri = format!("/_matrix/key/v2/query/{server}");
         let response = self
             .client
-            .request(notary, Method::GET, &uri, None, None)
+            .request_now(notary, Method::GET, &uri, None, None)
             .await
             .map_err(|e| e.to_string())?;
         if !response.status.is_success() {
