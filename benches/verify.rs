@@ -125,6 +125,17 @@ fn benches(c: &mut Criterion) {
         .unwrap_or(1);
     let per_core = 64;
     group.throughput(Throughput::Elements((cores * per_core) as u64));
+    group.bench_function(format!("ed25519_bare_on_{cores}_cores"), |b| {
+        b.iter(|| {
+            std::thread::scope(|scope| {
+                for _ in 0..cores {
+                    scope.spawn(|| {
+                        (0..per_core).for_each(|_| assert!(verify_bytes(&raw_public, signature.as_bytes(), &message)))
+                    });
+                }
+            })
+        })
+    });
     group.bench_function(format!("x_matrix_request_on_{cores}_cores"), |b| {
         b.iter(|| {
             std::thread::scope(|scope| {
