@@ -130,7 +130,9 @@ fn benches(c: &mut Criterion) {
             std::thread::scope(|scope| {
                 for _ in 0..cores {
                     scope.spawn(|| {
-                        (0..per_core).for_each(|_| assert!(verify_bytes(&raw_public, signature.as_bytes(), &message)))
+                        (0..per_core).for_each(|_| {
+                            assert!(verify_bytes(&raw_public, signature.as_bytes(), &message))
+                        })
                     });
                 }
             })

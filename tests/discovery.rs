@@ -102,6 +102,11 @@ async fn well_known_delegation_is_followed_and_cached() {
     );
     let (hits, queries) = (web.hits(), dns.queries());
     assert_eq!(hits, 1);
+    assert_eq!(
+        web.hosts(),
+        ["wk.hearth.test"],
+        "Host is the bare hostname for the well-known"
+    );
 
     // Again: neither the well-known host nor DNS is asked.
     assert_eq!(
@@ -289,6 +294,11 @@ async fn redirects_are_followed_but_not_forever() {
     assert_eq!(
         client.resolve(name("redir.hearth.test")).await.authority,
         format!("hs.hearth.test:{port}")
+    );
+    assert_eq!(
+        second.hosts(),
+        ["elsewhere.hearth.test"],
+        "the redirect target gets its own Host"
     );
 
     dns.add_ip("loop.hearth.test", first.addr.ip());

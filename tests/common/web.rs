@@ -62,6 +62,7 @@ pub struct TestWeb {
     pub addr: SocketAddr,
     routes: Routes,
     hits: Arc<AtomicUsize>,
+    hosts: Arc<Mutex<Vec<String>>>,
 }
 
 static NEXT_HOST: AtomicU8 = AtomicU8::new(10);
@@ -81,7 +82,8 @@ impl TestWeb {
         let tls = super::tls_acceptor(ca);
         let routes: Routes = Arc::default();
         let hits = Arc::new(AtomicUsize::new(0));
-        let (r, h) = (routes.clone(), hits.clone());
+        let hosts: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (r, h, seen) = (routes.clone(), hits.clone(), hosts.clone());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -93,7 +95,8 @@ impl TestWeb {
                     let Ok((stream, _)) = listener.accept().await else {
                         continue;
                     };
-                    let (tls, routes, hits) = (tls.clone(), r.clone(), h.clone());
+                    let (tls, routes, hits, seen) =
+                        (tls.clone(), r.clone(), h.clone(), seen.clone());
                     tokio::spawn(async move {
                         let Ok(stream) = tls.accept(stream).await else {
                             return;
@@ -101,6 +104,13 @@ impl TestWeb {
                         let service = hyper::service::service_fn(
                             move |req: http::Request<hyper::body::Incoming>| {
                                 hits.fetch_add(1, Ordering::SeqCst);
+                                let host = req
+                                    .headers()
+                                    .get("host")
+                                    .and_then(|h| h.to_str().ok())
+                                    .unwrap_or("")
+                                    .to_owned();
+                                seen.lock().expect("hosts").push(host);
                                 let canned = routes
                                     .lock()
                                     .expect("routes")
@@ -116,7 +126,12 @@ impl TestWeb {
                 }
             });
         });
-        Self { addr, routes, hits }
+        Self {
+            addr,
+            routes,
+            hits,
+            hosts,
+        }
     }
 
     pub fn set(&self, path: &str, canned: Canned) {
@@ -124,6 +139,11 @@ impl TestWeb {
             .lock()
             .expect("routes")
             .insert(path.to_owned(), canned);
+    }
+
+    /// The `Host` header of every request so far.
+    pub fn hosts(&self) -> Vec<String> {
+        self.hosts.lock().expect("hosts").clone()
     }
 
     pub fn hits(&self) -> usize {
