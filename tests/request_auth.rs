@@ -65,6 +65,27 @@ async fn a_signed_request_from_a_is_accepted_by_b() {
     assert_eq!(body["status"], 404, "{body}");
 }
 
+/// Sends `body` to `b` with `authorization` and returns (status, errcode, error).
+async fn send(
+    b: &Hearth,
+    ca: &TestCa,
+    method: &str,
+    uri: &str,
+    authorization: &str,
+    body: &[u8],
+) -> (u16, String, String) {
+    let headers: Vec<(&str, &str)> = if authorization.is_empty() {
+        vec![]
+    } else {
+        vec![("authorization", authorization)]
+    };
+    let (status, reply) = b
+        .federation_request(ca, method, uri, &headers, Some(body.to_vec()))
+        .await;
+    let text = |k: &str| reply[k].as_str().unwrap_or("").to_owned();
+    (status, text("errcode"), text("error"))
+}
+
 #[tokio::test]
 async fn bad_requests_are_refused_with_the_right_codes() {
     let ca = TestCa::new();
@@ -75,93 +96,18 @@ async fn bad_requests_are_refused_with_the_right_codes() {
     let header = sign(&a, &b.server_name, "PUT", PROBE, Some(content.clone())).await;
 
     // The genuine request passes (and makes B fetch and cache A's key).
-    let (status, reply) = b
-        .federation_request(
-            &ca,
-            "PUT",
-            PROBE,
-            &[("authorization", &header)],
-            Some(body.clone()),
-        )
-        .await;
+    let (status, errcode, _) = send(&b, &ca, "PUT", PROBE, &header, &body).await;
     assert_eq!(
-        (status, errcode(&reply)),
+        (status, errcode.as_str()),
         (404, "M_UNRECOGNIZED"),
-        "{reply} {}",
+        "{}",
         b.log()
     );
 
-    // Tampered body.
     let tampered = json!({"edus": [], "pdus": [], "origin": "evil.example"})
         .to_string()
         .into_bytes();
-    let (status, reply) = b
-        .federation_request(
-            &ca,
-            "PUT",
-            PROBE,
-            &[("authorization", &header)],
-            Some(tampered),
-        )
-        .await;
-    assert_eq!(
-        (status, errcode(&reply)),
-        (401, "M_UNAUTHORIZED"),
-        "{reply}"
-    );
-    assert!(
-        reply["error"].as_str().unwrap_or("").contains("signature"),
-        "{reply}"
-    );
-
-    // Same signature replayed against another path or method.
-    let other_path = "/_matrix/federation/v1/hearth_probe/t2";
-    let (status, _) = b
-        .federation_request(
-            &ca,
-            "PUT",
-            other_path,
-            &[("authorization", &header)],
-            Some(body.clone()),
-        )
-        .await;
-    assert_eq!(status, 401);
-    let (status, _) = b
-        .federation_request(
-            &ca,
-            "POST",
-            PROBE,
-            &[("authorization", &header)],
-            Some(body.clone()),
-        )
-        .await;
-    assert_eq!(status, 401);
-
-    // Signed for another destination.
     let elsewhere = sign(&a, "other.example", "PUT", PROBE, Some(content.clone())).await;
-    let (status, reply) = b
-        .federation_request(
-            &ca,
-            "PUT",
-            PROBE,
-            &[("authorization", &elsewhere)],
-            Some(body.clone()),
-        )
-        .await;
-    assert_eq!(
-        (status, errcode(&reply)),
-        (401, "M_UNAUTHORIZED"),
-        "{reply}"
-    );
-    assert!(
-        reply["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("other.example"),
-        "{reply}"
-    );
-
-    // A key id A never published.
     let key_start = header.find("key=\"").expect("key param") + 5;
     let key_end = key_start + header[key_start..].find('"').expect("closing quote");
     let unknown_key = format!(
@@ -169,92 +115,148 @@ async fn bad_requests_are_refused_with_the_right_codes() {
         &header[..key_start],
         &header[key_end..]
     );
-    let (status, reply) = b
-        .federation_request(
-            &ca,
+    let unknown_origin = header.replace(&a.server_name, "127.0.0.1:1");
+    let other_path = "/_matrix/federation/v1/hearth_probe/t2";
+    // (what, method, uri, header, body, status, errcode, error mentions)
+    let cases: Vec<(&str, &str, &str, &str, &[u8], u16, &str, &str)> = vec![
+        (
+            "tampered body",
             "PUT",
             PROBE,
-            &[("authorization", &unknown_key)],
-            Some(body.clone()),
-        )
-        .await;
-    assert_eq!(
-        (status, errcode(&reply)),
-        (401, "M_UNAUTHORIZED"),
-        "{reply}"
-    );
-    assert!(
-        reply["error"].as_str().unwrap_or("").contains("nosuchkey"),
-        "{reply}"
-    );
-
-    // An origin that does not exist: its keys cannot be fetched.
-    let (status, reply) = b
-        .federation_request(
-            &ca,
+            &header,
+            &tampered,
+            401,
+            "M_UNAUTHORIZED",
+            "signature",
+        ),
+        (
+            "replayed on another path",
+            "PUT",
+            other_path,
+            &header,
+            &body,
+            401,
+            "M_UNAUTHORIZED",
+            "signature",
+        ),
+        (
+            "replayed with another method",
+            "POST",
+            PROBE,
+            &header,
+            &body,
+            401,
+            "M_UNAUTHORIZED",
+            "signature",
+        ),
+        (
+            "signed for another server",
             "PUT",
             PROBE,
-            &[(
-                "authorization",
-                &header.replace(&a.server_name, "127.0.0.1:1"),
-            )],
-            Some(body.clone()),
-        )
-        .await;
-    assert_eq!(
-        (status, errcode(&reply)),
-        (401, "M_UNAUTHORIZED"),
-        "{reply}"
-    );
-
-    // Garbled and missing headers.
-    for garbled in [
-        "X-Matrix",
-        "X-Matrix origin=",
-        "Basic dXNlcjpwYXNz",
-        "X-Matrix origin=\"a\",key=\"k\",sig=\"!\"",
-    ] {
-        let (status, reply) = b
-            .federation_request(
-                &ca,
-                "PUT",
-                PROBE,
-                &[("authorization", garbled)],
-                Some(body.clone()),
-            )
-            .await;
+            &elsewhere,
+            &body,
+            401,
+            "M_UNAUTHORIZED",
+            "other.example",
+        ),
+        (
+            "unpublished key",
+            "PUT",
+            PROBE,
+            &unknown_key,
+            &body,
+            401,
+            "M_UNAUTHORIZED",
+            "nosuchkey",
+        ),
+        (
+            "unreachable origin",
+            "PUT",
+            PROBE,
+            &unknown_origin,
+            &body,
+            401,
+            "M_UNAUTHORIZED",
+            "127.0.0.1:1",
+        ),
+        (
+            "scheme only",
+            "PUT",
+            PROBE,
+            "X-Matrix",
+            &body,
+            400,
+            "M_UNAUTHORIZED",
+            "malformed",
+        ),
+        (
+            "empty value",
+            "PUT",
+            PROBE,
+            "X-Matrix origin=",
+            &body,
+            400,
+            "M_UNAUTHORIZED",
+            "malformed",
+        ),
+        (
+            "another scheme",
+            "PUT",
+            PROBE,
+            "Basic dXNlcjpwYXNz",
+            &body,
+            400,
+            "M_UNAUTHORIZED",
+            "malformed",
+        ),
+        (
+            "bad key id",
+            "PUT",
+            PROBE,
+            "X-Matrix origin=\"a\",key=\"k\",sig=\"!\"",
+            &body,
+            400,
+            "M_UNAUTHORIZED",
+            "malformed",
+        ),
+        (
+            "no header",
+            "PUT",
+            PROBE,
+            "",
+            &body,
+            401,
+            "M_UNAUTHORIZED",
+            "missing",
+        ),
+        (
+            "body not JSON",
+            "PUT",
+            PROBE,
+            &header,
+            b"{not json",
+            400,
+            "M_NOT_JSON",
+            "JSON",
+        ),
+    ];
+    for (what, method, uri, authorization, case_body, status, errcode, mentions) in cases {
+        let got = send(&b, &ca, method, uri, authorization, case_body).await;
         assert_eq!(
-            (status, errcode(&reply)),
-            (400, "M_UNAUTHORIZED"),
-            "{garbled}: {reply}"
+            (got.0, got.1.as_str()),
+            (status, errcode),
+            "{what}: {}",
+            got.2
+        );
+        assert!(
+            got.2.contains(mentions),
+            "{what}: {:?} should mention {mentions:?}",
+            got.2
         );
     }
-    let (status, reply) = b
-        .federation_request(&ca, "PUT", PROBE, &[], Some(body.clone()))
-        .await;
-    assert_eq!(
-        (status, errcode(&reply)),
-        (401, "M_UNAUTHORIZED"),
-        "{reply}"
-    );
-
-    // A body that is not JSON.
-    let (status, reply) = b
-        .federation_request(
-            &ca,
-            "PUT",
-            PROBE,
-            &[("authorization", &header)],
-            Some(b"{not json".to_vec()),
-        )
-        .await;
-    assert_eq!((status, errcode(&reply)), (400, "M_NOT_JSON"), "{reply}");
 
     // The genuine request still passes afterwards: nothing was poisoned.
-    let (status, _) = b
-        .federation_request(&ca, "PUT", PROBE, &[("authorization", &header)], Some(body))
-        .await;
-    assert_eq!(status, 404);
+    assert_eq!(send(&b, &ca, "PUT", PROBE, &header, &body).await.0, 404);
 }
 
 #[tokio::test]
