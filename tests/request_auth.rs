@@ -65,6 +65,19 @@ async fn a_signed_request_from_a_is_accepted_by_b() {
     assert_eq!(body["status"], 404, "{body}");
 }
 
+/// What, method, uri, Authorization, body, then the expected status,
+/// errcode and a word the error must mention.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a [u8],
+    u16,
+    &'a str,
+    &'a str,
+);
+
 /// Sends `body` to `b` with `authorization` and returns (status, errcode, error).
 async fn send(
     b: &Hearth,
@@ -118,7 +131,7 @@ async fn bad_requests_are_refused_with_the_right_codes() {
     let unknown_origin = header.replace(&a.server_name, "127.0.0.1:1");
     let other_path = "/_matrix/federation/v1/hearth_probe/t2";
     // (what, method, uri, header, body, status, errcode, error mentions)
-    let cases: Vec<(&str, &str, &str, &str, &[u8], u16, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "tampered body",
             "PUT",
