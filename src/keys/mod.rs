@@ -91,6 +91,23 @@ impl KeyService {
             .map_err(|e| Error::internal(format!("cannot sign JSON: {e}")))
     }
 
+    /// Adds the content hash and our signature to an event we create.
+    /// Spec: server-server-api.md "Adding hashes and signatures to outgoing events".
+    pub fn hash_and_sign_event(
+        &self,
+        event: &mut CanonicalJsonObject,
+        rules: &ruma::room_version_rules::RedactionRules,
+    ) -> Result<()> {
+        let keys = self.own_keys();
+        ruma::signatures::hash_and_sign_event(
+            self.server_name.as_str(),
+            keys.current.as_ref(),
+            event,
+            rules,
+        )
+        .map_err(|e| Error::internal(format!("cannot sign event: {e}")))
+    }
+
     /// The `Authorization: X-Matrix …` value for a request we send.
     /// Spec: server-server-api.md "Request Authentication".
     pub fn authorization(

@@ -34,6 +34,9 @@ pub enum KeyUse {
     /// Signing an event at this `origin_server_ts` (room version 5+ rules):
     /// the key must have been valid then, retired keys included.
     EventAt(u64),
+    /// Signing an event in rooms v1-v4, which set no validity period: any
+    /// key the server ever published.
+    Ever,
 }
 
 impl RemoteKey {
@@ -44,6 +47,7 @@ impl RemoteKey {
                 Some(expired) => ts < expired,
                 None => ts <= self.valid_until_ts,
             },
+            KeyUse::Ever => true,
         }
     }
 }
@@ -190,7 +194,10 @@ impl KeyService {
             return Ok(own.current_public.clone());
         }
         match own.old.iter().find(|(id, _, _)| id == key_id) {
-            Some((_, key, expired)) if matches!(purpose, KeyUse::EventAt(ts) if ts < *expired) => {
+            Some((_, key, expired))
+                if matches!(purpose, KeyUse::Ever)
+                    || matches!(purpose, KeyUse::EventAt(ts) if ts < *expired) =>
+            {
                 Ok(key.clone())
             }
             _ => Err(Error::unauthorized(format!(

@@ -1,0 +1,4 @@
+//! Rooms: the event pipeline, state and timeline. So far: the per-PDU
+//! checks every received or created event goes through.
+
+pub mod pdu;

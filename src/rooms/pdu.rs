@@ -1,0 +1,391 @@
+//! The first checks performed on receipt of a PDU: format and size,
+//! signatures (with the room version's key-validity rule), and the content
+//! hash (an event whose hash does not match is redacted and kept), plus the
+//! event ID each room version derives.
+//! Spec: server-server-api.md "Checks performed on receipt of a PDU" and
+//! "Validating hashes and signatures on received events"; rooms/v1..v12
+//! "Event IDs" and "Signing key validity period" (v5+).
+
+use std::collections::BTreeMap;
+
+use ruma::{
+    canonical_json::redact,
+    room_version_rules::{EventIdFormatVersion, RoomVersionRules},
+    serde::{base64::Standard, Base64},
+    signatures::{
+        required_server_signatures_to_verify_event, verify_event, PublicKeyMap, Verified,
+    },
+    state_res::check_pdu_format,
+    CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, RoomVersionId, ServerName,
+};
+
+use crate::keys::{remote::KeyUse, KeyService};
+
+/// A PDU that passed format, signature and hash checks.
+#[derive(Debug, Clone)]
+pub struct CheckedPdu {
+    pub event_id: OwnedEventId,
+    /// As received, or redacted when the content hash did not match.
+    pub object: CanonicalJsonObject,
+    pub redacted_for_hash_mismatch: bool,
+}
+
+/// Why a PDU was refused before any authorization check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub fn rules(room_version: &RoomVersionId) -> Result<RoomVersionRules, Refused> {
+    room_version
+        .rules()
+        .ok_or_else(|| Refused(format!("room version {room_version} is not supported")))
+}
+
+/// The event ID: sent in the event for v1 and v2, else `$` and the
+/// reference hash (standard base64 in v3, URL-safe from v4).
+pub fn event_id(
+    object: &CanonicalJsonObject,
+    rules: &RoomVersionRules,
+) -> Result<OwnedEventId, Refused> {
+    let id = match rules.event_id_format {
+        EventIdFormatVersion::V1 => match object.get("event_id") {
+            Some(CanonicalJsonValue::String(id)) => id.clone(),
+            _ => return Err(Refused("event_id is missing".into())),
+        },
+        _ => {
+            let hash = ruma::signatures::reference_hash(object, rules)
+                .map_err(|e| Refused(format!("reference hash: {e}")))?;
+            format!("${hash}")
+        }
+    };
+    OwnedEventId::try_from(id.as_str()).map_err(|e| Refused(format!("event ID {id:?}: {e}")))
+}
+
+/// Checks signatures and hashes against keys already gathered.
+pub fn verify_with_keys(
+    object: CanonicalJsonObject,
+    rules: &RoomVersionRules,
+    keys: &PublicKeyMap,
+) -> Result<CheckedPdu, Refused> {
+    check_pdu_format(&object, &rules.event_format)
+        .map_err(|e| Refused(format!("bad format: {e}")))?;
+    let event_id = event_id(&object, rules)?;
+    match verify_event(keys, &object, rules) {
+        Ok(Verified::All) => Ok(CheckedPdu {
+            event_id,
+            object,
+            redacted_for_hash_mismatch: false,
+        }),
+        Ok(Verified::Signatures) => {
+            let object = redact(object, &rules.redaction, None)
+                .map_err(|e| Refused(format!("cannot redact: {e}")))?;
+            Ok(CheckedPdu {
+                event_id,
+                object,
+                redacted_for_hash_mismatch: true,
+            })
+        }
+        Err(e) => Err(Refused(format!("signature check failed: {e}"))),
+    }
+}
+
+/// The full check: gathers the public keys of every server that must have
+/// signed (usable at the event's `origin_server_ts` from room version 5),
+/// then verifies. Format is checked first so junk costs no key fetch.
+pub async fn check(
+    keys: &KeyService,
+    room_version: &RoomVersionId,
+    object: CanonicalJsonObject,
+) -> Result<CheckedPdu, Refused> {
+    let rules = rules(room_version)?;
+    check_pdu_format(&object, &rules.event_format)
+        .map_err(|e| Refused(format!("bad format: {e}")))?;
+    let purpose = if rules.enforce_key_validity {
+        let ts = match object.get("origin_server_ts") {
+            Some(CanonicalJsonValue::Integer(ts)) => u64::try_from(i64::from(*ts)).unwrap_or(0),
+            _ => return Err(Refused("origin_server_ts is missing".into())),
+        };
+        KeyUse::EventAt(ts)
+    } else {
+        KeyUse::Ever
+    };
+    let servers = required_server_signatures_to_verify_event(&object, &rules.signatures)
+        .map_err(|e| Refused(format!("cannot tell who must sign: {e}")))?;
+    let mut map = PublicKeyMap::new();
+    for server in servers {
+        map.insert(
+            server.to_string(),
+            server_keys(keys, &object, &server, purpose).await?,
+        );
+    }
+    verify_with_keys(object, &rules, &map)
+}
+
+/// The usable keys of `server` among those it signed `object` with.
+async fn server_keys(
+    keys: &KeyService,
+    object: &CanonicalJsonObject,
+    server: &ServerName,
+    purpose: KeyUse,
+) -> Result<BTreeMap<String, Base64>, Refused> {
+    let signed_with: Vec<String> = match object.get("signatures") {
+        Some(CanonicalJsonValue::Object(all)) => match all.get(server.as_str()) {
+            Some(CanonicalJsonValue::Object(by_key)) => by_key
+                .keys()
+                .filter(|k| k.starts_with("ed25519:"))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let mut usable = BTreeMap::new();
+    let mut problems = Vec::new();
+    for key_id in signed_with {
+        match keys.remote_key(server, &key_id, purpose).await {
+            Ok(key) => match Base64::<Standard, Vec<u8>>::parse(&key) {
+                Ok(key) => {
+                    usable.insert(key_id, key);
+                }
+                Err(e) => problems.push(format!("{key_id}: {e}")),
+            },
+            Err(e) => problems.push(e.message),
+        }
+    }
+    if usable.is_empty() {
+        let why = if problems.is_empty() {
+            "no ed25519 signature".to_owned()
+        } else {
+            problems.join("; ")
+        };
+        return Err(Refused(format!("no usable signature by {server}: {why}")));
+    }
+    Ok(usable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::own::key_pair_from_seed;
+    use ruma::signatures::hash_and_sign_event;
+
+    /// Spec: appendices.md "Cryptographic Test Vectors".
+    fn spec_key() -> ruma::signatures::Ed25519KeyPair {
+        let seed =
+            Base64::<Standard, Vec<u8>>::parse("YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1")
+                .expect("seed");
+        key_pair_from_seed(seed.as_bytes(), "ed25519:1").expect("key")
+    }
+
+    fn spec_keys() -> PublicKeyMap {
+        let public = Base64::new(spec_key().public_key().to_vec());
+        BTreeMap::from([(
+            "domain".to_owned(),
+            BTreeMap::from([("ed25519:1".to_owned(), public)]),
+        )])
+    }
+
+    fn object(json: &str) -> CanonicalJsonObject {
+        serde_json::from_str(json).expect("JSON object")
+    }
+
+    fn sign(mut event: CanonicalJsonObject, version: &RoomVersionId) -> CanonicalJsonObject {
+        hash_and_sign_event(
+            "domain",
+            &spec_key(),
+            &mut event,
+            &rules(version).expect("rules").redaction,
+        )
+        .expect("signs");
+        event
+    }
+
+    fn string_at<'a>(object: &'a CanonicalJsonObject, path: &[&str]) -> &'a str {
+        let mut value = object.get(path[0]);
+        for key in &path[1..] {
+            value = match value {
+                Some(CanonicalJsonValue::Object(o)) => o.get(*key),
+                _ => None,
+            };
+        }
+        value.and_then(|v| v.as_str()).unwrap_or("")
+    }
+
+    const MINIMAL: &str = r#"{"room_id": "!x:domain", "sender": "@a:domain", "origin": "domain",
+        "origin_server_ts": 1000000, "signatures": {}, "hashes": {}, "type": "X", "content": {},
+        "prev_events": [], "auth_events": [], "depth": 3, "unsigned": {"age_ts": 1000000}}"#;
+
+    const MESSAGE_V1: &str = r#"{"content": {"body": "Here is the message content"}, "event_id": "$0:domain",
+        "origin": "domain", "origin_server_ts": 1000000, "type": "m.room.message", "room_id": "!r:domain",
+        "sender": "@u:domain", "signatures": {}, "unsigned": {"age_ts": 1000000}}"#;
+
+    #[test]
+    fn spec_vector_minimal_event() {
+        let signed = sign(object(MINIMAL), &RoomVersionId::V6);
+        assert_eq!(
+            string_at(&signed, &["hashes", "sha256"]),
+            "5jM4wQpv6lnBo7CLIghJuHdW+s2CMBJPUOGOC89ncos"
+        );
+        assert_eq!(
+            string_at(&signed, &["signatures", "domain", "ed25519:1"]),
+            "KxwGjPSDEtvnFgU00fwFz+l6d2pJM6XBIaMEn81SXPTRl16AqLAYqfIReFGZlHi5KLjAWbOoMszkwsQma+lYAg"
+        );
+        let checked = verify_with_keys(
+            signed,
+            &rules(&RoomVersionId::V6).expect("rules"),
+            &spec_keys(),
+        )
+        .expect("valid");
+        assert!(!checked.redacted_for_hash_mismatch);
+        assert!(
+            checked.event_id.as_str().starts_with('$') && !checked.event_id.as_str().contains(':')
+        );
+    }
+
+    #[test]
+    fn spec_vector_event_with_redactable_content() {
+        let signed = sign(object(MESSAGE_V1), &RoomVersionId::V1);
+        assert_eq!(
+            string_at(&signed, &["hashes", "sha256"]),
+            "onLKD1bGljeBWQhWZ1kaP9SorVmRQNdN5aM2JYU2n/g"
+        );
+        assert_eq!(
+            string_at(&signed, &["signatures", "domain", "ed25519:1"]),
+            "Wm+VzmOUOz08Ds+0NTWb1d4CZrVsJSikkeRxh6aCcUwu6pNC78FunoD7KNWzqFn241eYHYMGCA5McEiVPdhzBA"
+        );
+    }
+
+    /// A message in the v3+ event format (event IDs are hashes).
+    fn message() -> CanonicalJsonObject {
+        object(
+            r#"{"room_id": "!r:domain", "sender": "@u:domain", "origin_server_ts": 1000000,
+            "type": "m.room.message", "content": {"body": "hello", "msgtype": "m.text"},
+            "prev_events": ["$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"],
+            "auth_events": ["$bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"], "depth": 5}"#,
+        )
+    }
+
+    #[test]
+    fn event_ids_follow_the_room_version() {
+        for (version, standard) in [
+            (RoomVersionId::V3, true),
+            (RoomVersionId::V4, false),
+            (RoomVersionId::V10, false),
+        ] {
+            let rules = rules(&version).expect("rules");
+            let checked =
+                verify_with_keys(sign(message(), &version), &rules, &spec_keys()).expect("valid");
+            let hash = &checked.event_id.as_str()[1..];
+            assert_eq!(hash.len(), 43, "{version}");
+            let url_safe = !hash.contains('+') && !hash.contains('/');
+            assert!(standard || url_safe, "{version}: {hash}");
+            assert_eq!(
+                checked.event_id,
+                event_id(&checked.object, &rules).expect("stable")
+            );
+        }
+    }
+
+    #[test]
+    fn a_content_hash_mismatch_redacts_but_keeps_the_event() {
+        let version = RoomVersionId::V10;
+        let mut signed = sign(message(), &version);
+        signed.insert(
+            "content".into(),
+            object(r#"{"body": "forged", "msgtype": "m.text"}"#).into(),
+        );
+        let checked =
+            verify_with_keys(signed, &rules(&version).expect("rules"), &spec_keys()).expect("kept");
+        assert!(checked.redacted_for_hash_mismatch);
+        assert_eq!(
+            checked.object.get("content"),
+            Some(&CanonicalJsonValue::Object(CanonicalJsonObject::new()))
+        );
+    }
+
+    #[test]
+    fn bad_signatures_sizes_and_formats_are_refused() {
+        let version = RoomVersionId::V10;
+        let rules = rules(&version).expect("rules");
+        let mut forged = sign(message(), &version);
+        forged.insert("depth".into(), CanonicalJsonValue::Integer(6u32.into()));
+        let refused = verify_with_keys(forged, &rules, &spec_keys()).expect_err("forged");
+        assert!(refused.0.contains("signature"), "{refused}");
+
+        let unsigned = message();
+        assert!(verify_with_keys(unsigned, &rules, &spec_keys()).is_err());
+
+        // Padding outside what is signed still counts towards the 65,536 bytes.
+        let mut huge = sign(message(), &version);
+        huge.insert(
+            "unsigned".into(),
+            object(&format!(r#"{{"pad": "{}"}}"#, "x".repeat(70_000))).into(),
+        );
+        let refused = verify_with_keys(huge, &rules, &spec_keys()).expect_err("too large");
+        assert!(refused.0.contains("format"), "{refused}");
+
+        let mut no_sender = sign(message(), &version);
+        no_sender.remove("sender");
+        assert!(verify_with_keys(no_sender, &rules, &spec_keys()).is_err());
+
+        assert!(super::rules(&RoomVersionId::try_from("v99").expect("id")).is_err());
+    }
+
+    /// A key service for server `hearth.test` with its own fresh key.
+    fn key_service(dir: &std::path::Path) -> KeyService {
+        let config = crate::config::Config {
+            server_name: "hearth.test".try_into().expect("name"),
+            ..Default::default()
+        };
+        let store = crate::store::Store::open(dir).expect("store");
+        let client = std::sync::Arc::new(
+            crate::federation::client::FederationClient::new(&config).expect("client"),
+        );
+        KeyService::new(&config, store, client).expect("keys")
+    }
+
+    fn local_message(keys: &KeyService, version: &RoomVersionId, ts: u64) -> CanonicalJsonObject {
+        let mut event = message();
+        event.insert("sender".into(), "@u:hearth.test".into());
+        event.insert(
+            "origin_server_ts".into(),
+            CanonicalJsonValue::Integer(ruma::Int::try_from(ts).expect("ts")),
+        );
+        keys.hash_and_sign_event(&mut event, &rules(version).expect("rules").redaction)
+            .expect("signs");
+        event
+    }
+
+    #[tokio::test]
+    async fn retired_keys_vouch_only_for_events_before_they_expired_from_v5() {
+        let dir = tempfile::tempdir().expect("dir");
+        let keys = key_service(dir.path());
+        let now = crate::time::now_ms();
+        let (v10, v4) = (RoomVersionId::V10, RoomVersionId::V4);
+        let before = local_message(&keys, &v10, now - 60_000);
+        let after = local_message(&keys, &v10, now + 3_600_000);
+        let old_room = local_message(&keys, &v4, now + 3_600_000);
+        check(&keys, &v10, before.clone())
+            .await
+            .expect("current key");
+        keys.rotate().expect("rotate");
+        check(&keys, &v10, before)
+            .await
+            .expect("signed before the key expired");
+        let refused = check(&keys, &v10, after)
+            .await
+            .expect_err("signed after expiry");
+        assert!(
+            refused.0.contains("no usable signature by hearth.test"),
+            "{refused}"
+        );
+        check(&keys, &v4, old_room)
+            .await
+            .expect("v1-v4 rooms have no validity period");
+    }
+}
