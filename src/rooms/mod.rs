@@ -1,4 +1,5 @@
 //! Rooms: the event pipeline, state and timeline. So far: the per-PDU
 //! checks every received or created event goes through.
 
+pub mod event;
 pub mod pdu;
