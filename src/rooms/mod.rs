@@ -3,3 +3,4 @@
 
 pub mod event;
 pub mod pdu;
+pub mod state_res;
