@@ -294,3 +294,34 @@ async fn a_bad_config_is_one_clear_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_notary_queries_costs_the_origin_one_fetch() {
+    let ca = TestCa::new();
+    let c = Hearth::start(&ca);
+    // A "server" that accepts TCP and hangs up: every fetch attempt is one accept.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let origin = listener.local_addr().expect("addr");
+    let accepts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let query = format!("/_matrix/key/v2/query/{origin}");
+    for _ in 0..20 {
+        let (status, reply) = c.federation_request(&ca, "GET", &query, &[], None).await;
+        assert_eq!(
+            (status, reply["server_keys"].as_array().map(Vec::len)),
+            (200, Some(0)),
+            "{reply}"
+        );
+    }
+    assert_eq!(
+        accepts.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one fetch per server per few seconds"
+    );
+}

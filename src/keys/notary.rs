@@ -4,7 +4,7 @@
 use futures_util::{stream, StreamExt};
 use ruma::{CanonicalJsonObject, CanonicalJsonValue, ServerName};
 
-use super::KeyService;
+use super::{remote::Route, KeyService};
 use crate::{error::Result, store::StoredKeyResponse, time::now_ms};
 
 /// Servers looked up at once for one batch query.
@@ -41,13 +41,14 @@ impl KeyService {
         let cached = self.store.server_keys.response(server)?;
         let chosen = match cached {
             Some(c) if is_fresh(&c, minimum, now) => Some(c),
-            cached => match self.fetch_direct(server).await {
-                Ok(fresh) => Some(fresh),
-                Err(e) => {
+            _ => {
+                // Gated like every key fetch: a flood of queries for one
+                // server costs it at most one request per few seconds.
+                if let Err(e) = self.refresh(server, Route::Direct).await {
                     tracing::info!(%server, error = %e, "notary: origin unreachable, serving cache");
-                    cached
                 }
-            },
+                self.store.server_keys.response(server)?
+            }
         };
         let Some(StoredKeyResponse { mut response, .. }) = chosen else {
             return Ok(None);

@@ -19,7 +19,7 @@ const MIN_REFETCH: Duration = Duration::from_secs(5);
 
 /// Where to fetch a server's keys from when the cache cannot answer.
 #[derive(Debug, Clone, Copy)]
-enum Route {
+pub(super) enum Route {
     /// Through `trusted_key_servers` when configured, else directly.
     Configured,
     /// From the server itself, always.
@@ -222,7 +222,7 @@ impl KeyService {
 
     /// Fetches `server`'s keys unless that happened within [`MIN_REFETCH`];
     /// concurrent callers wait for one fetch instead of making their own.
-    async fn refresh(&self, server: &ServerName, route: Route) -> Result<(), String> {
+    pub(super) async fn refresh(&self, server: &ServerName, route: Route) -> Result<(), String> {
         let gate = self.fetch_gate(server);
         let mut last = gate.lock().await;
         if last.is_some_and(|t| t.elapsed() < MIN_REFETCH) {
@@ -241,10 +241,7 @@ impl KeyService {
     }
 
     /// GETs `/_matrix/key/v2/server` from `server`, checks and stores it.
-    pub(super) async fn fetch_direct(
-        &self,
-        server: &ServerName,
-    ) -> Result<StoredKeyResponse, String> {
+    async fn fetch_direct(&self, server: &ServerName) -> Result<StoredKeyResponse, String> {
         let response = self
             .client
             .request_now(server, Method::GET, "/_matrix/key/v2/server", None, None)
