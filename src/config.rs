@@ -31,6 +31,7 @@ pub struct Config {
     pub federation: Federation,
     pub keys: Keys,
     pub well_known: WellKnown,
+    pub rooms: Rooms,
     /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
     pub log: String,
 }
@@ -67,6 +68,13 @@ pub struct Federation {
     pub nameservers: Vec<SocketAddr>,
     /// Addresses or CIDR ranges reachable even though they are not public.
     pub ip_allowlist: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rooms {
+    /// Room version for new rooms; the spec recommends "12".
+    pub default_version: ruma::RoomVersionId,
 }
 
 /// What we publish under `/.well-known/matrix/` for a reverse-proxy setup.
@@ -168,6 +176,9 @@ impl Default for Config {
                 ip_allowlist: Vec::new(),
             },
             well_known: WellKnown::default(),
+            rooms: Rooms {
+                default_version: ruma::RoomVersionId::V12,
+            },
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },
@@ -200,6 +211,12 @@ impl Config {
         if let Some(server) = &self.well_known.server {
             OwnedServerName::try_from(server.as_str())
                 .map_err(|e| format!("well_known.server: {server:?} is not a server name: {e}"))?;
+        }
+        if self.rooms.default_version.rules().is_none() {
+            return Err(format!(
+                "rooms.default_version: {} is not a supported room version",
+                self.rooms.default_version
+            ));
         }
         if self.federation.request_timeout_secs == 0 {
             return Err("federation.request_timeout_secs must be at least 1".into());

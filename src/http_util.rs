@@ -116,3 +116,35 @@ where
         }
     }
 }
+
+/// Path segments arrive percent-encoded (`[::1]:8448` as `%5B%3A%3A1%5D%3A8448`).
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_decoding_leaves_malformed_escapes_alone() {
+        assert_eq!(super::percent_decode("%21room%3Aa.org"), "!room:a.org");
+        assert_eq!(super::percent_decode("%zz%4"), "%zz%4");
+    }
+}

@@ -21,6 +21,7 @@ use crate::{
     federation::{self, client::FederationClient},
     http_util::recover,
     keys::KeyService,
+    rooms::service::RoomService,
     store::{OpenError, Store},
 };
 
@@ -46,6 +47,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         )?))),
         _ => None,
     };
+    let rooms = Arc::new(RoomService::new(
+        config.server_name.clone(),
+        config.rooms.default_version.clone(),
+        store.rooms.clone(),
+        keys.clone(),
+    ));
     let well_known = Arc::new(config.well_known.clone());
     let federation_routes = federation::routes::routes(keys.clone(), client.clone())
         .or(federation::routes::well_known::routes(well_known.clone()))
@@ -55,6 +62,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         token: token.into(),
         keys: keys.clone(),
         client,
+        rooms,
     };
     let client_routes = admin::routes(admin_context)
         .or(federation::routes::well_known::routes(well_known))

@@ -20,6 +20,7 @@ pub struct AdminContext {
     pub token: Arc<str>,
     pub keys: Arc<KeyService>,
     pub client: Arc<FederationClient>,
+    pub rooms: Arc<crate::rooms::service::RoomService>,
 }
 
 fn admin_auth(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
@@ -64,6 +65,7 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(body_limited())
         .map(move |body: Bytes| reply(sign_request(&keys, &body)));
+    let rooms = super::rooms::routes(ctx.rooms.clone());
     let request = warp::path!("federation" / "request")
         .and(warp::post())
         .and(body_limited())
@@ -71,8 +73,16 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
             let ctx = ctx.clone();
             async move { reply(send_request(&ctx, &body).await) }
         });
-    base.and(rotate.or(sign).unify().or(request).unify())
-        .boxed()
+    base.and(
+        rotate
+            .or(sign)
+            .unify()
+            .or(request)
+            .unify()
+            .or(rooms)
+            .unify(),
+    )
+    .boxed()
 }
 
 /// A request to sign or send on the server's behalf.

@@ -105,7 +105,12 @@ impl KeyService {
             event,
             rules,
         )
-        .map_err(|e| Error::internal(format!("cannot sign event: {e}")))
+        .map_err(|e| match e {
+            ruma::signatures::JsonError::PduTooLarge => {
+                Error::too_large("event is larger than 65,536 bytes")
+            }
+            e => Error::internal(format!("cannot sign event: {e}")),
+        })
     }
 
     /// The `Authorization: X-Matrix …` value for a request we send.

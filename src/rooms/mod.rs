@@ -3,4 +3,5 @@
 
 pub mod event;
 pub mod pdu;
+pub mod service;
 pub mod state_res;

@@ -3,6 +3,7 @@
 //! owns it; callers go through these small typed APIs, never raw trees.
 
 mod keys;
+pub mod rooms;
 
 use std::path::Path;
 
@@ -16,6 +17,7 @@ pub struct Store {
     db: sled::Db,
     pub signing_keys: SigningKeyTree,
     pub server_keys: ServerKeyTree,
+    pub rooms: rooms::RoomTrees,
 }
 
 /// Why the database could not be opened.
@@ -62,6 +64,7 @@ impl Store {
         Ok(Self {
             signing_keys: SigningKeyTree::new(open(keys::SIGNING_KEYS)?),
             server_keys: ServerKeyTree::new(open(keys::SERVER_KEYS)?, open(keys::KEY_RESPONSES)?),
+            rooms: rooms::RoomTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
             db,
         })
     }

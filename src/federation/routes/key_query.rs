@@ -7,7 +7,7 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use crate::{
     error::{Error, Result},
-    http_util::{body_limited, ok_json, parse_json, reply},
+    http_util::{body_limited, ok_json, parse_json, percent_decode, reply},
     keys::KeyService,
 };
 
@@ -44,29 +44,6 @@ fn parse_server_name(name: &str) -> Result<OwnedServerName> {
     let decoded = percent_decode(name);
     OwnedServerName::try_from(decoded.as_str())
         .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a server name: {e}")))
-}
-
-/// Path segments arrive percent-encoded (`[::1]:8448` as `%5B%3A%3A1%5D%3A8448`).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[derive(Deserialize)]
@@ -129,6 +106,5 @@ mod tests {
             "example.org"
         );
         assert!(parse_server_name("bad%20name").is_err());
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }

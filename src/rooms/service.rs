@@ -1,0 +1,755 @@
+//! The event pipeline: every event, ours or another server's, goes through
+//! the same checks before it is stored, and each room is processed one
+//! event at a time while rooms proceed concurrently.
+//! Spec: server-server-api.md "Checks performed on receipt of a PDU"
+//! (steps 4-6 here; 1-3 in `pdu`), "Soft failure"; rooms/v* auth rules.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+};
+
+use rand::{distributions::Alphanumeric, Rng};
+use ruma::{
+    events::StateEventType,
+    room_version_rules::{EventIdFormatVersion, RoomIdFormatVersion, RoomVersionRules},
+    state_res::{
+        auth_types_for_event, check_pdu_format, check_state_dependent_auth_rules,
+        check_state_independent_auth_rules, StateMap,
+    },
+    CanonicalJsonObject, CanonicalJsonValue, EventId, Int, OwnedEventId, OwnedRoomId,
+    OwnedServerName, RoomId, RoomVersionId, UserId,
+};
+use serde_json::{json, Value};
+
+use super::{
+    event::Pdu,
+    pdu::{self, CheckedPdu},
+    state_res,
+};
+use crate::{
+    error::{Error, Result},
+    keys::KeyService,
+    store::rooms::{
+        Append, EventMeta, RoomRecord, RoomTrees, ShortState, StateGroup, Status, MAX_CHAIN,
+    },
+    time::now_ms,
+};
+
+/// At most this many forward extremities are referenced by a new event.
+const MAX_PREV_EVENTS: usize = 20;
+
+pub struct RoomService {
+    server_name: OwnedServerName,
+    default_version: RoomVersionId,
+    trees: RoomTrees,
+    keys: Arc<KeyService>,
+    locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A room's state as the API shows it.
+pub struct RoomView {
+    pub version: String,
+    pub state: StateMap<OwnedEventId>,
+    pub extremities: Vec<OwnedEventId>,
+    pub timeline: Vec<OwnedEventId>,
+}
+
+fn statekey_bytes(kind: &StateEventType, key: &str) -> Vec<u8> {
+    let mut bytes = kind.to_string().into_bytes();
+    bytes.push(0);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes
+}
+
+/// Short ids handed out during one append, committed with it.
+struct Shorts<'a> {
+    trees: &'a RoomTrees,
+    events: HashMap<OwnedEventId, u64>,
+    keys: HashMap<Vec<u8>, u64>,
+    groups: HashMap<u64, StateGroup>,
+}
+
+impl<'a> Shorts<'a> {
+    fn new(trees: &'a RoomTrees) -> Self {
+        Self {
+            trees,
+            events: HashMap::new(),
+            keys: HashMap::new(),
+            groups: HashMap::new(),
+        }
+    }
+
+    fn event(&mut self, id: &OwnedEventId) -> Result<u64> {
+        if let Some(short) = self
+            .events
+            .get(id)
+            .copied()
+            .or(self.trees.event_short(id.as_str())?)
+        {
+            return Ok(short);
+        }
+        let short = self.trees.new_id()?;
+        self.events.insert(id.clone(), short);
+        Ok(short)
+    }
+
+    fn key(&mut self, kind: &StateEventType, key: &str) -> Result<u64> {
+        let bytes = statekey_bytes(kind, key);
+        if let Some(short) = self
+            .keys
+            .get(&bytes)
+            .copied()
+            .or(self.trees.statekey_short(&bytes)?)
+        {
+            return Ok(short);
+        }
+        let short = self.trees.new_id()?;
+        self.keys.insert(bytes, short);
+        Ok(short)
+    }
+
+    fn encode(&mut self, state: &StateMap<OwnedEventId>) -> Result<ShortState> {
+        state
+            .iter()
+            .map(|((kind, key), id)| Ok((self.key(kind, key)?, self.event(id)?)))
+            .collect()
+    }
+
+    fn decode(&self, state: &ShortState) -> Result<StateMap<OwnedEventId>> {
+        let by_short: HashMap<u64, &OwnedEventId> =
+            self.events.iter().map(|(id, s)| (*s, id)).collect();
+        let key_by_short: HashMap<u64, &Vec<u8>> = self.keys.iter().map(|(k, s)| (*s, k)).collect();
+        state
+            .iter()
+            .map(|(key, event)| {
+                let key_bytes = match key_by_short.get(key) {
+                    Some(bytes) => (*bytes).clone(),
+                    None => self.trees.short_statekey(*key)?,
+                };
+                let split = key_bytes
+                    .iter()
+                    .position(|b| *b == 0)
+                    .ok_or_else(|| Error::internal("corrupt state key"))?;
+                let kind = String::from_utf8_lossy(&key_bytes[..split]).into_owned();
+                let state_key = String::from_utf8_lossy(&key_bytes[split + 1..]).into_owned();
+                let id = match by_short.get(event) {
+                    Some(id) => (*id).clone(),
+                    None => self.trees.short_event(*event)?,
+                };
+                Ok(((StateEventType::from(kind), state_key), id))
+            })
+            .collect()
+    }
+
+    fn state_of(&self, group: u64) -> Result<StateMap<OwnedEventId>> {
+        let short = self.trees.load_state(group, &self.groups)?;
+        self.decode(&short)
+    }
+
+    /// Stores `state` as a group: a delta on `parent` while chains are
+    /// short, a full snapshot otherwise; reuses `parent` when nothing changed.
+    fn save(&mut self, parent: Option<u64>, state: &StateMap<OwnedEventId>) -> Result<u64> {
+        let new = self.encode(state)?;
+        let (parent_state, chain) = match parent {
+            Some(id) => {
+                let chain = match self.groups.get(&id) {
+                    Some(g) => g.chain,
+                    None => self.trees.group(id)?.chain,
+                };
+                (Some((id, self.trees.load_state(id, &self.groups)?)), chain)
+            }
+            None => (None, 0),
+        };
+        let group = match parent_state {
+            Some((id, old)) if chain < MAX_CHAIN => {
+                let mut delta: Vec<(u64, u64)> = new
+                    .iter()
+                    .filter(|(k, e)| old.get(k) != Some(e))
+                    .map(|(k, e)| (*k, *e))
+                    .collect();
+                delta.extend(old.keys().filter(|k| !new.contains_key(k)).map(|k| (*k, 0)));
+                if delta.is_empty() {
+                    return Ok(id);
+                }
+                StateGroup {
+                    parent: Some(id),
+                    chain: chain + 1,
+                    delta,
+                }
+            }
+            _ => StateGroup {
+                parent: None,
+                chain: 0,
+                delta: new.into_iter().collect(),
+            },
+        };
+        let id = self.trees.new_id()?;
+        self.groups.insert(id, group);
+        Ok(id)
+    }
+
+    fn into_append(self, append: &mut Append) {
+        append.new_event_shorts = self.events.into_iter().collect();
+        append.new_statekey_shorts = self.keys.into_iter().collect();
+        append.groups = self.groups.into_iter().collect();
+    }
+}
+
+impl RoomService {
+    pub fn new(
+        server_name: OwnedServerName,
+        default_version: RoomVersionId,
+        trees: RoomTrees,
+        keys: Arc<KeyService>,
+    ) -> Self {
+        Self {
+            server_name,
+            default_version,
+            trees,
+            keys,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn lock(&self, room: &RoomId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(room.to_owned())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    fn record(&self, room: &RoomId) -> Result<RoomRecord> {
+        self.trees
+            .room(room.as_str())?
+            .ok_or_else(|| Error::not_found(format!("unknown room {room}")))
+    }
+
+    fn rules_of(version: &str) -> Result<RoomVersionRules> {
+        let id = RoomVersionId::try_from(version)
+            .map_err(|e| Error::internal(format!("stored room version: {e}")))?;
+        pdu::rules(&id).map_err(|e| Error::internal(e.0))
+    }
+
+    /// A stored event as the pipeline reads it.
+    fn pdu(&self, id: &EventId, rules: &RoomVersionRules) -> Option<Pdu> {
+        let object = self.trees.event_json(id.as_str()).ok()??;
+        let meta = self.trees.event_meta(id.as_str()).ok()??;
+        let mut pdu = Pdu::parse(id.to_owned(), &object, rules).ok()?;
+        pdu.rejected = matches!(meta.status, Status::Rejected(_));
+        Some(pdu)
+    }
+
+    /// The current state of a room, with its extremities and timeline.
+    pub fn view(&self, room: &RoomId) -> Result<RoomView> {
+        let record = self.record(room)?;
+        let shorts = Shorts::new(&self.trees);
+        Ok(RoomView {
+            state: shorts.state_of(record.current_state)?,
+            version: record.version,
+            extremities: self.trees.extremities(room.as_str())?,
+            timeline: self.trees.timeline(room.as_str())?,
+        })
+    }
+
+    /// Checks an event against the auth rules with state from `lookup`.
+    fn auth_against(
+        &self,
+        rules: &RoomVersionRules,
+        pdu: &Pdu,
+        state: &StateMap<OwnedEventId>,
+    ) -> std::result::Result<(), String> {
+        check_state_dependent_auth_rules(
+            &rules.authorization,
+            pdu,
+            |kind: &StateEventType, key: &str| {
+                state
+                    .get(&(kind.clone(), key.to_owned()))
+                    .and_then(|id| self.pdu(id, rules))
+            },
+        )
+    }
+
+    /// Steps 4-6 of the receive checks and persistence, for an event whose
+    /// auth and prev events we hold. The caller holds the room's lock.
+    /// Local events that fail are refused without being stored.
+    async fn append(
+        &self,
+        room: &RoomId,
+        version: &str,
+        checked: CheckedPdu,
+        local: bool,
+    ) -> Result<(OwnedEventId, Status)> {
+        if let Some(meta) = self.trees.event_meta(checked.event_id.as_str())? {
+            return Ok((checked.event_id, meta.status));
+        }
+        let rules = Self::rules_of(version)?;
+        let pdu = Pdu::parse(checked.event_id.clone(), &checked.object, &rules)
+            .map_err(|e| Error::bad_json(e.0))?;
+        let fetch = |id: &EventId| self.pdu(id, &rules);
+        for id in pdu.auth_events.iter().chain(&pdu.prev_events) {
+            if self.trees.event_meta(id.as_str())?.is_none() {
+                return Err(Error::not_found(format!(
+                    "{} refers to unknown event {id}",
+                    pdu.event_id
+                )));
+            }
+        }
+        // Step 4: the event's own auth events must allow it.
+        let mut auth_map: StateMap<OwnedEventId> = pdu
+            .auth_events
+            .iter()
+            .filter_map(|id| fetch(id))
+            .filter_map(|e| {
+                Some((
+                    (
+                        StateEventType::from(e.kind.to_string()),
+                        e.state_key.clone()?,
+                    ),
+                    e.event_id.clone(),
+                ))
+            })
+            .collect();
+        if rules.authorization.room_create_event_id_as_room_id {
+            // v12: the create event is implied by the room ID, never listed.
+            if let Ok(create) = OwnedEventId::try_from(format!("${}", &room.as_str()[1..])) {
+                auth_map.insert((StateEventType::RoomCreate, String::new()), create);
+            }
+        }
+        let mut status = match check_state_independent_auth_rules(&rules.authorization, &pdu, fetch)
+            .and_then(|()| self.auth_against(&rules, &pdu, &auth_map))
+        {
+            Ok(()) => Status::Accepted,
+            Err(reason) => Status::Rejected(format!("not allowed by its auth events: {reason}")),
+        };
+        // Step 5: the state before the event must allow it.
+        let mut shorts = Shorts::new(&self.trees);
+        let (before_group, before) = self.state_before(&pdu, &rules, &mut shorts)?;
+        if status == Status::Accepted {
+            if let Err(reason) = self.auth_against(&rules, &pdu, &before) {
+                status = Status::Rejected(format!("not allowed by the state before it: {reason}"));
+            }
+        }
+        // Step 6: soft-fail against the room's current state.
+        let record = self.trees.room(room.as_str())?;
+        if status == Status::Accepted {
+            if let Some(record) = &record {
+                let current = shorts.state_of(record.current_state)?;
+                if let Err(reason) = self.auth_against(&rules, &pdu, &current) {
+                    status =
+                        Status::SoftFailed(format!("not allowed by the current state: {reason}"));
+                }
+            }
+        }
+        if local && status != Status::Accepted {
+            let (Status::Rejected(reason) | Status::SoftFailed(reason)) = status else {
+                unreachable!()
+            };
+            return Err(Error::forbidden(reason));
+        }
+        let event_id = pdu.event_id.clone();
+        self.persist(
+            room,
+            version,
+            &rules,
+            pdu,
+            checked,
+            status.clone(),
+            (before_group, before),
+            shorts,
+        )
+        .await?;
+        Ok((event_id, status))
+    }
+
+    /// The state before `pdu`: empty for the create event, the state after
+    /// its single prev event, or the resolution of its prev events' states.
+    fn state_before(
+        &self,
+        pdu: &Pdu,
+        rules: &RoomVersionRules,
+        shorts: &mut Shorts<'_>,
+    ) -> Result<(Option<u64>, StateMap<OwnedEventId>)> {
+        let mut groups = Vec::new();
+        for prev in &pdu.prev_events {
+            let meta = self
+                .trees
+                .event_meta(prev.as_str())?
+                .ok_or_else(|| Error::not_found(format!("unknown prev event {prev}")))?;
+            groups.push(meta.state_after);
+        }
+        groups.sort_unstable();
+        groups.dedup();
+        match groups.as_slice() {
+            [] => Ok((None, StateMap::new())),
+            [one] => Ok((Some(*one), shorts.state_of(*one)?)),
+            many => {
+                let states = many
+                    .iter()
+                    .map(|g| shorts.state_of(*g))
+                    .collect::<Result<Vec<_>>>()?;
+                let resolved = state_res::resolve(rules, &states, |id| self.pdu(id, rules))
+                    .map_err(Error::internal)?;
+                let group = shorts.save(Some(many[0]), &resolved)?;
+                Ok((Some(group), resolved))
+            }
+        }
+    }
+
+    /// Records the event, its state groups, and for an accepted event the
+    /// new extremities, timeline entry and current state, in one commit.
+    #[allow(clippy::too_many_arguments)]
+    async fn persist(
+        &self,
+        room: &RoomId,
+        version: &str,
+        rules: &RoomVersionRules,
+        pdu: Pdu,
+        checked: CheckedPdu,
+        status: Status,
+        (before_group, before): (Option<u64>, StateMap<OwnedEventId>),
+        mut shorts: Shorts<'_>,
+    ) -> Result<()> {
+        let before_group = match before_group {
+            Some(group) => group,
+            None => shorts.save(None, &before)?,
+        };
+        let after_group = match (&status, &pdu.state_key) {
+            (Status::Rejected(_), _) | (_, None) => before_group,
+            (_, Some(key)) => {
+                let mut after = before;
+                after.insert(
+                    (StateEventType::from(pdu.kind.to_string()), key.clone()),
+                    pdu.event_id.clone(),
+                );
+                shorts.save(Some(before_group), &after)?
+            }
+        };
+        shorts.event(&pdu.event_id)?;
+        let mut append = Append::default();
+        let accepted = status == Status::Accepted;
+        let record = self.trees.room(room.as_str())?;
+        if accepted {
+            let mut extremities: HashSet<OwnedEventId> =
+                self.trees.extremities(room.as_str())?.into_iter().collect();
+            for prev in &pdu.prev_events {
+                extremities.remove(prev);
+            }
+            let current = if extremities.is_empty() {
+                after_group
+            } else {
+                let mut states = vec![shorts.state_of(after_group)?];
+                for id in &extremities {
+                    let group = self
+                        .trees
+                        .event_meta(id.as_str())?
+                        .map(|m| m.state_after)
+                        .ok_or_else(|| Error::internal("extremity without metadata"))?;
+                    states.push(shorts.state_of(group)?);
+                }
+                let resolved = state_res::resolve(rules, &states, |id| self.pdu(id, rules))
+                    .map_err(Error::internal)?;
+                shorts.save(Some(after_group), &resolved)?
+            };
+            append.extremities_removed = pdu.prev_events.clone();
+            append.extremity_added = Some(pdu.event_id.clone());
+            append.timeline = Some(self.trees.new_id()?);
+            append.room = Some((
+                room.to_owned(),
+                RoomRecord {
+                    version: version.to_owned(),
+                    current_state: current,
+                },
+            ));
+        } else if record.is_none() {
+            return Err(Error::forbidden("the room's create event was not accepted"));
+        }
+        let meta = EventMeta {
+            room_id: room.to_owned(),
+            depth: u64::from(pdu.depth),
+            stream: append.timeline.unwrap_or(0),
+            status,
+            state_before: before_group,
+            state_after: after_group,
+        };
+        let json =
+            serde_json::to_vec(&checked.object).map_err(|e| Error::internal(e.to_string()))?;
+        append.event = Some((pdu.event_id, json, meta));
+        shorts.into_append(&mut append);
+        self.trees.commit(append).await
+    }
+
+    /// Builds, signs and appends an event from one of our users.
+    pub async fn send(
+        &self,
+        room: &RoomId,
+        sender: &UserId,
+        kind: &str,
+        state_key: Option<&str>,
+        content: Value,
+    ) -> Result<OwnedEventId> {
+        if sender.server_name() != self.server_name {
+            return Err(Error::forbidden(format!(
+                "{sender} is not a user of this server"
+            )));
+        }
+        let _guard = self.lock(room).await;
+        let record = self.record(room)?;
+        let rules = Self::rules_of(&record.version)?;
+        let mut prev: Vec<OwnedEventId> = self.trees.extremities(room.as_str())?;
+        prev.sort_by_key(|id| {
+            std::cmp::Reverse(
+                self.trees
+                    .event_meta(id.as_str())
+                    .ok()
+                    .flatten()
+                    .map_or(0, |m| m.depth),
+            )
+        });
+        prev.truncate(MAX_PREV_EVENTS);
+        let depth = prev
+            .iter()
+            .filter_map(|id| self.trees.event_meta(id.as_str()).ok().flatten())
+            .map(|m| m.depth)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let current = Shorts::new(&self.trees).state_of(record.current_state)?;
+        let raw_content = serde_json::value::to_raw_value(&content)
+            .map_err(|e| Error::bad_json(e.to_string()))?;
+        let auth_types = auth_types_for_event(
+            &kind.into(),
+            sender,
+            state_key,
+            &raw_content,
+            &rules.authorization,
+        )
+        .map_err(Error::bad_json)?;
+        let auth: Vec<&OwnedEventId> = auth_types
+            .iter()
+            .filter_map(|key| current.get(key))
+            .collect();
+        let mut object = self.base_event(sender, kind, state_key, content, depth)?;
+        object.insert("room_id".into(), room.as_str().into());
+        object.insert("prev_events".into(), ids(prev.iter()));
+        object.insert("auth_events".into(), ids(auth.into_iter()));
+        let checked = self.sign(object, &rules)?;
+        self.append(room, &record.version, checked, true)
+            .await
+            .map(|(id, _)| id)
+    }
+
+    fn base_event(
+        &self,
+        sender: &UserId,
+        kind: &str,
+        state_key: Option<&str>,
+        content: Value,
+        depth: u64,
+    ) -> Result<CanonicalJsonObject> {
+        let content: CanonicalJsonValue = content
+            .try_into()
+            .map_err(|e| Error::bad_json(format!("content: {e}")))?;
+        let mut object = CanonicalJsonObject::from([
+            ("sender".to_owned(), sender.as_str().into()),
+            ("origin".to_owned(), self.server_name.as_str().into()),
+            (
+                "origin_server_ts".to_owned(),
+                CanonicalJsonValue::Integer(Int::try_from(now_ms()).unwrap_or(Int::MAX)),
+            ),
+            ("type".to_owned(), kind.into()),
+            ("content".to_owned(), content),
+            (
+                "depth".to_owned(),
+                CanonicalJsonValue::Integer(Int::try_from(depth).unwrap_or(Int::MAX)),
+            ),
+        ]);
+        if let Some(key) = state_key {
+            object.insert("state_key".into(), key.into());
+        }
+        Ok(object)
+    }
+
+    fn sign(
+        &self,
+        mut object: CanonicalJsonObject,
+        rules: &RoomVersionRules,
+    ) -> Result<CheckedPdu> {
+        self.keys
+            .hash_and_sign_event(&mut object, &rules.redaction)?;
+        check_pdu_format(&object, &rules.event_format)
+            .map_err(|e| Error::too_large(format!("event: {e}")))?;
+        let event_id = pdu::event_id(&object, rules).map_err(|e| Error::internal(e.0))?;
+        Ok(CheckedPdu {
+            event_id,
+            object,
+            redacted_for_hash_mismatch: false,
+        })
+    }
+
+    /// Creates a room on this server: create event, the creator's join,
+    /// power levels, invite-only join rules and shared history.
+    pub async fn create_room(
+        &self,
+        creator: &UserId,
+        version: Option<RoomVersionId>,
+    ) -> Result<OwnedRoomId> {
+        if creator.server_name() != self.server_name {
+            return Err(Error::forbidden(format!(
+                "{creator} is not a user of this server"
+            )));
+        }
+        let version = version.unwrap_or_else(|| self.default_version.clone());
+        let rules = pdu::rules(&version).map_err(|e| {
+            Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_UNSUPPORTED_ROOM_VERSION",
+                e.0,
+            )
+        })?;
+        if rules.event_id_format == EventIdFormatVersion::V1 {
+            return Err(Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_UNSUPPORTED_ROOM_VERSION",
+                "new rooms of version 1 or 2 are not supported",
+            ));
+        }
+        // v11 dropped `creator`: the sender of the create event is the creator.
+        let mut content = json!({ "room_version": version.as_str() });
+        if !rules.authorization.use_room_create_sender {
+            content["creator"] = json!(creator.as_str());
+        }
+        let mut create = self.base_event(creator, "m.room.create", Some(""), content, 1)?;
+        create.insert("prev_events".into(), CanonicalJsonValue::Array(vec![]));
+        create.insert("auth_events".into(), CanonicalJsonValue::Array(vec![]));
+        let room_id = if rules.room_id_format == RoomIdFormatVersion::V2 {
+            // v12: the room ID is the create event's reference hash.
+            let id = self.sign(create.clone(), &rules)?.event_id;
+            OwnedRoomId::try_from(format!("!{}", &id.as_str()[1..]))
+                .map_err(|e| Error::internal(e.to_string()))?
+        } else {
+            let local: String = rand::thread_rng()
+                .sample_iter(&Alphanumeric)
+                .take(18)
+                .map(char::from)
+                .collect();
+            let id = OwnedRoomId::try_from(format!("!{local}:{}", self.server_name))
+                .map_err(|e| Error::internal(e.to_string()))?;
+            create.insert("room_id".into(), id.as_str().into());
+            id
+        };
+        {
+            let _guard = self.lock(&room_id).await;
+            let checked = self.sign(create, &rules)?;
+            self.append(&room_id, version.as_str(), checked, true)
+                .await?;
+        }
+        let mut users = serde_json::Map::new();
+        if !rules.authorization.explicitly_privilege_room_creators {
+            users.insert(creator.to_string(), json!(100));
+        }
+        let power = json!({"users": users, "users_default": 0, "events_default": 0, "state_default": 50,
+            "ban": 50, "kick": 50, "redact": 50, "invite": 0,
+            "events": {"m.room.power_levels": 100, "m.room.history_visibility": 100, "m.room.tombstone": 100}});
+        self.send(
+            &room_id,
+            creator,
+            "m.room.member",
+            Some(creator.as_str()),
+            json!({"membership": "join"}),
+        )
+        .await?;
+        self.send(&room_id, creator, "m.room.power_levels", Some(""), power)
+            .await?;
+        self.send(
+            &room_id,
+            creator,
+            "m.room.join_rules",
+            Some(""),
+            json!({"join_rule": "invite"}),
+        )
+        .await?;
+        self.send(
+            &room_id,
+            creator,
+            "m.room.history_visibility",
+            Some(""),
+            json!({"history_visibility": "shared"}),
+        )
+        .await?;
+        Ok(room_id)
+    }
+}
+
+fn ids<'a>(ids: impl Iterator<Item = &'a OwnedEventId>) -> CanonicalJsonValue {
+    CanonicalJsonValue::Array(ids.map(|id| id.as_str().into()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> (StateEventType, String) {
+        (StateEventType::RoomMember, format!("@u{i}:hearth.test"))
+    }
+
+    fn id(i: usize) -> OwnedEventId {
+        OwnedEventId::try_from(format!("$e{i}:hearth.test")).expect("id")
+    }
+
+    #[tokio::test]
+    async fn state_groups_store_deltas_snapshot_long_chains_and_reload() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let mut shorts = Shorts::new(&store.rooms);
+        let mut state = StateMap::new();
+        let mut groups = Vec::new();
+        let mut parent = None;
+        for i in 0..40 {
+            state.insert(key(i), id(i));
+            let group = shorts.save(parent, &state).expect("save");
+            groups.push((group, state.clone()));
+            parent = Some(group);
+        }
+        // A delta holds one entry, until a full snapshot cuts the chain.
+        let chains: Vec<(u32, usize)> = groups
+            .iter()
+            .map(|(g, _)| (shorts.groups[g].chain, shorts.groups[g].delta.len()))
+            .collect();
+        assert_eq!(chains[1], (1, 1));
+        assert_eq!(chains[MAX_CHAIN as usize], (MAX_CHAIN, 1));
+        assert_eq!(
+            chains[MAX_CHAIN as usize + 1],
+            (0, MAX_CHAIN as usize + 2),
+            "a full snapshot"
+        );
+        // Saving an unchanged state reuses the group; removing a key records a tombstone.
+        let last = parent.expect("group");
+        assert_eq!(shorts.save(Some(last), &state).expect("save"), last);
+        state.remove(&key(3));
+        let removed = shorts.save(Some(last), &state).expect("save");
+        assert_eq!(shorts.groups[&removed].delta.len(), 1);
+        assert_eq!(shorts.groups[&removed].delta[0].1, 0);
+        groups.push((removed, state.clone()));
+        for (group, expected) in &groups {
+            assert_eq!(&shorts.state_of(*group).expect("load"), expected);
+        }
+        let mut append = Append::default();
+        shorts.into_append(&mut append);
+        store.rooms.commit(append).await.expect("commit");
+        drop(store);
+        let store = crate::store::Store::open(dir.path()).expect("reopen");
+        let reloaded = Shorts::new(&store.rooms);
+        for (group, expected) in &groups {
+            assert_eq!(
+                &reloaded.state_of(*group).expect("load"),
+                expected,
+                "group {group} after reopening"
+            );
+        }
+    }
+}
