@@ -142,6 +142,36 @@ impl<'a> Shorts<'a> {
             .collect()
     }
 
+    /// A group's state in short ids: no per-entry decoding.
+    fn load(&self, group: u64) -> Result<ShortState> {
+        self.trees.load_state(group, &self.groups)
+    }
+
+    /// One entry of a short-id state, decoded: what auth checks ask for.
+    fn lookup(
+        &self,
+        state: &ShortState,
+        kind: &StateEventType,
+        key: &str,
+    ) -> Result<Option<OwnedEventId>> {
+        let bytes = statekey_bytes(kind, key);
+        let Some(short_key) = self
+            .keys
+            .get(&bytes)
+            .copied()
+            .or(self.trees.statekey_short(&bytes)?)
+        else {
+            return Ok(None);
+        };
+        let Some(short_event) = state.get(&short_key) else {
+            return Ok(None);
+        };
+        match self.events.iter().find(|(_, s)| *s == short_event) {
+            Some((id, _)) => Ok(Some(id.clone())),
+            None => self.trees.short_event(*short_event).map(Some),
+        }
+    }
+
     fn state_of(&self, group: u64) -> Result<StateMap<OwnedEventId>> {
         let short = self.trees.load_state(group, &self.groups)?;
         self.decode(&short)
@@ -151,6 +181,10 @@ impl<'a> Shorts<'a> {
     /// short, a full snapshot otherwise; reuses `parent` when nothing changed.
     fn save(&mut self, parent: Option<u64>, state: &StateMap<OwnedEventId>) -> Result<u64> {
         let new = self.encode(state)?;
+        self.save_short(parent, new)
+    }
+
+    fn save_short(&mut self, parent: Option<u64>, new: ShortState) -> Result<u64> {
         let (parent_state, chain) = match parent {
             Some(id) => {
                 let chain = match self.groups.get(&id) {
@@ -183,6 +217,39 @@ impl<'a> Shorts<'a> {
                 chain: 0,
                 delta: new.into_iter().collect(),
             },
+        };
+        let id = self.trees.new_id()?;
+        self.groups.insert(id, group);
+        Ok(id)
+    }
+
+    /// The state after one state event: a one-entry delta on `parent`
+    /// (no diff, no copy) unless the chain is due a full snapshot.
+    fn save_change(
+        &mut self,
+        parent: u64,
+        parent_state: ShortState,
+        key: u64,
+        event: u64,
+    ) -> Result<u64> {
+        let chain = match self.groups.get(&parent) {
+            Some(g) => g.chain,
+            None => self.trees.group(parent)?.chain,
+        };
+        let group = if chain < MAX_CHAIN {
+            StateGroup {
+                parent: Some(parent),
+                chain: chain + 1,
+                delta: vec![(key, event)],
+            }
+        } else {
+            let mut full = parent_state;
+            full.insert(key, event);
+            StateGroup {
+                parent: None,
+                chain: 0,
+                delta: full.into_iter().collect(),
+            }
         };
         let id = self.trees.new_id()?;
         self.groups.insert(id, group);
@@ -261,17 +328,28 @@ impl RoomService {
         &self,
         rules: &RoomVersionRules,
         pdu: &Pdu,
-        state: &StateMap<OwnedEventId>,
+        lookup: impl Fn(&StateEventType, &str) -> Option<OwnedEventId>,
     ) -> std::result::Result<(), String> {
         check_state_dependent_auth_rules(
             &rules.authorization,
             pdu,
             |kind: &StateEventType, key: &str| {
-                state
-                    .get(&(kind.clone(), key.to_owned()))
-                    .and_then(|id| self.pdu(id, rules))
+                lookup(kind, key).and_then(|id| self.pdu(&id, rules))
             },
         )
+    }
+
+    /// `auth_against` a short-id state.
+    fn auth_against_state(
+        &self,
+        rules: &RoomVersionRules,
+        pdu: &Pdu,
+        shorts: &Shorts<'_>,
+        state: &ShortState,
+    ) -> std::result::Result<(), String> {
+        self.auth_against(rules, pdu, |kind, key| {
+            shorts.lookup(state, kind, key).ok().flatten()
+        })
     }
 
     /// Steps 4-6 of the receive checks and persistence, for an event whose
@@ -321,8 +399,11 @@ impl RoomService {
             }
         }
         let mut status = match check_state_independent_auth_rules(&rules.authorization, &pdu, fetch)
-            .and_then(|()| self.auth_against(&rules, &pdu, &auth_map))
-        {
+            .and_then(|()| {
+                self.auth_against(&rules, &pdu, |kind, key| {
+                    auth_map.get(&(kind.clone(), key.to_owned())).cloned()
+                })
+            }) {
             Ok(()) => Status::Accepted,
             Err(reason) => Status::Rejected(format!("not allowed by its auth events: {reason}")),
         };
@@ -330,16 +411,17 @@ impl RoomService {
         let mut shorts = Shorts::new(&self.trees);
         let (before_group, before) = self.state_before(&pdu, &rules, &mut shorts)?;
         if status == Status::Accepted {
-            if let Err(reason) = self.auth_against(&rules, &pdu, &before) {
+            if let Err(reason) = self.auth_against_state(&rules, &pdu, &shorts, &before) {
                 status = Status::Rejected(format!("not allowed by the state before it: {reason}"));
             }
         }
-        // Step 6: soft-fail against the room's current state.
+        // Step 6: soft-fail against the room's current state (when that
+        // differs from the state before, which was just checked).
         let record = self.trees.room(room.as_str())?;
         if status == Status::Accepted {
-            if let Some(record) = &record {
-                let current = shorts.state_of(record.current_state)?;
-                if let Err(reason) = self.auth_against(&rules, &pdu, &current) {
+            if let Some(record) = record.filter(|r| Some(r.current_state) != before_group) {
+                let current = shorts.load(record.current_state)?;
+                if let Err(reason) = self.auth_against_state(&rules, &pdu, &shorts, &current) {
                     status =
                         Status::SoftFailed(format!("not allowed by the current state: {reason}"));
                 }
@@ -373,7 +455,7 @@ impl RoomService {
         pdu: &Pdu,
         rules: &RoomVersionRules,
         shorts: &mut Shorts<'_>,
-    ) -> Result<(Option<u64>, StateMap<OwnedEventId>)> {
+    ) -> Result<(Option<u64>, ShortState)> {
         let mut groups = Vec::new();
         for prev in &pdu.prev_events {
             let meta = self
@@ -385,8 +467,8 @@ impl RoomService {
         groups.sort_unstable();
         groups.dedup();
         match groups.as_slice() {
-            [] => Ok((None, StateMap::new())),
-            [one] => Ok((Some(*one), shorts.state_of(*one)?)),
+            [] => Ok((None, ShortState::new())),
+            [one] => Ok((Some(*one), shorts.load(*one)?)),
             many => {
                 let states = many
                     .iter()
@@ -395,7 +477,7 @@ impl RoomService {
                 let resolved = state_res::resolve(rules, &states, |id| self.pdu(id, rules))
                     .map_err(Error::internal)?;
                 let group = shorts.save(Some(many[0]), &resolved)?;
-                Ok((Some(group), resolved))
+                Ok((Some(group), shorts.load(group)?))
             }
         }
     }
@@ -411,22 +493,19 @@ impl RoomService {
         pdu: Pdu,
         checked: CheckedPdu,
         status: Status,
-        (before_group, before): (Option<u64>, StateMap<OwnedEventId>),
+        (before_group, before): (Option<u64>, ShortState),
         mut shorts: Shorts<'_>,
     ) -> Result<()> {
         let before_group = match before_group {
             Some(group) => group,
-            None => shorts.save(None, &before)?,
+            None => shorts.save_short(None, before.clone())?,
         };
         let after_group = match (&status, &pdu.state_key) {
             (Status::Rejected(_), _) | (_, None) => before_group,
             (_, Some(key)) => {
-                let mut after = before;
-                after.insert(
-                    (StateEventType::from(pdu.kind.to_string()), key.clone()),
-                    pdu.event_id.clone(),
-                );
-                shorts.save(Some(before_group), &after)?
+                let short_key = shorts.key(&StateEventType::from(pdu.kind.to_string()), key)?;
+                let short_event = shorts.event(&pdu.event_id)?;
+                shorts.save_change(before_group, before, short_key, short_event)?
             }
         };
         shorts.event(&pdu.event_id)?;
@@ -518,7 +597,8 @@ impl RoomService {
             .max()
             .unwrap_or(0)
             + 1;
-        let current = Shorts::new(&self.trees).state_of(record.current_state)?;
+        let shorts = Shorts::new(&self.trees);
+        let current = shorts.load(record.current_state)?;
         let raw_content = serde_json::value::to_raw_value(&content)
             .map_err(|e| Error::bad_json(e.to_string()))?;
         let auth_types = auth_types_for_event(
@@ -529,14 +609,14 @@ impl RoomService {
             &rules.authorization,
         )
         .map_err(Error::bad_json)?;
-        let auth: Vec<&OwnedEventId> = auth_types
-            .iter()
-            .filter_map(|key| current.get(key))
-            .collect();
+        let mut auth = Vec::new();
+        for (kind, key) in &auth_types {
+            auth.extend(shorts.lookup(&current, kind, key)?);
+        }
         let mut object = self.base_event(sender, kind, state_key, content, depth)?;
         object.insert("room_id".into(), room.as_str().into());
         object.insert("prev_events".into(), ids(prev.iter()));
-        object.insert("auth_events".into(), ids(auth.into_iter()));
+        object.insert("auth_events".into(), ids(auth.iter()));
         let checked = self.sign(object, &rules)?;
         self.append(room, &record.version, checked, true)
             .await

@@ -1,0 +1,94 @@
+//! Events per second through the whole local pipeline (build, hash, sign,
+//! auth against auth events / state before / current state, state groups,
+//! one durable commit each), for a linear room of messages and for members
+//! joining one by one; plus disk bytes per event.
+//!
+//! Run: `cargo bench --bench rooms` (HEARTH_BENCH_EVENTS sets the count,
+//! default 2000).
+
+use std::{sync::Arc, time::Instant};
+
+use hearth::{
+    config::Config, federation::client::FederationClient, keys::KeyService,
+    rooms::service::RoomService, store::Store,
+};
+use ruma::{OwnedUserId, RoomVersionId};
+use serde_json::json;
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let count: usize = std::env::var("HEARTH_BENCH_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = Config { server_name: "bench.test".try_into().expect("name"), ..Config::default() };
+        let store = Store::open(dir.path()).expect("store");
+        let client = Arc::new(FederationClient::new(&config).expect("client"));
+        let keys = Arc::new(KeyService::new(&config, store.clone(), client).expect("keys"));
+        let rooms = RoomService::new(config.server_name.clone(), RoomVersionId::V12, store.rooms.clone(), keys);
+        let alice = OwnedUserId::try_from("@alice:bench.test").expect("user");
+
+        let room = rooms.create_room(&alice, None).await.expect("room");
+        let (bytes_before, rss_before) = (dir_bytes(dir.path()), rss_kb());
+        let started = Instant::now();
+        for i in 0..count {
+            rooms.send(&room, &alice, "m.room.message", None, json!({"body": format!("message {i}"), "msgtype": "m.text"})).await.expect("send");
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        store.flush().await.expect("flush");
+        let bytes = dir_bytes(dir.path()) - bytes_before;
+        println!(
+            "linear room: {count} messages in {elapsed:.2}s = {:.0} events/s; {} bytes/event on disk; RSS +{} KiB",
+            count as f64 / elapsed,
+            bytes / count as u64,
+            rss_kb().saturating_sub(rss_before)
+        );
+
+        let public = json!({"join_rule": "public"});
+        rooms.send(&room, &alice, "m.room.join_rules", Some(""), public).await.expect("public");
+        let bytes_before = dir_bytes(dir.path());
+        let started = Instant::now();
+        for i in 0..count {
+            let user = OwnedUserId::try_from(format!("@user{i}:bench.test")).expect("user");
+            rooms.send(&room, &user, "m.room.member", Some(user.as_str()), json!({"membership": "join"})).await.expect("join");
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        store.flush().await.expect("flush");
+        let bytes = dir_bytes(dir.path()) - bytes_before;
+        let state = rooms.view(&room).expect("view").state.len();
+        println!(
+            "joins: {count} members in {elapsed:.2}s = {:.0} events/s; {} bytes/event on disk; {state} state entries; RSS {} KiB",
+            count as f64 / elapsed,
+            bytes / count as u64,
+            rss_kb()
+        );
+    });
+}
