@@ -530,8 +530,15 @@ impl RoomService {
                         .ok_or_else(|| Error::internal("extremity without metadata"))?;
                     states.push(shorts.state_of(group)?);
                 }
-                let resolved = state_res::resolve(rules, &states, |id| self.pdu(id, rules))
-                    .map_err(Error::internal)?;
+                // The new event is not stored yet: resolution must still see it.
+                let resolved = state_res::resolve(rules, &states, |id| {
+                    if *id == pdu.event_id {
+                        Some(pdu.clone())
+                    } else {
+                        self.pdu(id, rules)
+                    }
+                })
+                .map_err(Error::internal)?;
                 shorts.save(Some(after_group), &resolved)?
             };
             append.extremities_removed = pdu.prev_events.clone();
@@ -621,6 +628,24 @@ impl RoomService {
         self.append(room, &record.version, checked, true)
             .await
             .map(|(id, _)| id)
+    }
+
+    /// Runs a PDU from another server through every check (signatures and
+    /// hashes first, then authorization and soft-failure) and stores the
+    /// outcome. Refused PDUs (bad format or signatures) are not stored.
+    pub async fn receive(
+        &self,
+        room: &RoomId,
+        object: CanonicalJsonObject,
+    ) -> Result<(OwnedEventId, Status)> {
+        let record = self.record(room)?;
+        let version = RoomVersionId::try_from(record.version.as_str())
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let checked = pdu::check(&self.keys, &version, object)
+            .await
+            .map_err(|e| Error::forbidden(e.0))?;
+        let _guard = self.lock(room).await;
+        self.append(room, &record.version, checked, false).await
     }
 
     fn base_event(
@@ -779,6 +804,292 @@ mod tests {
 
     fn id(i: usize) -> OwnedEventId {
         OwnedEventId::try_from(format!("$e{i}:hearth.test")).expect("id")
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        rooms: RoomService,
+        room: OwnedRoomId,
+    }
+
+    fn user(name: &str) -> ruma::OwnedUserId {
+        ruma::OwnedUserId::try_from(format!("@{name}:hearth.test")).expect("user")
+    }
+
+    /// A public room on server `hearth.test`, created by Alice, Bob joined.
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = crate::config::Config {
+            server_name: "hearth.test".try_into().expect("name"),
+            ..Default::default()
+        };
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let client =
+            Arc::new(crate::federation::client::FederationClient::new(&config).expect("client"));
+        let keys = Arc::new(KeyService::new(&config, store.clone(), client).expect("keys"));
+        let rooms = RoomService::new(
+            config.server_name.clone(),
+            RoomVersionId::V12,
+            store.rooms.clone(),
+            keys,
+        );
+        let room = rooms.create_room(&user("alice"), None).await.expect("room");
+        rooms
+            .send(
+                &room,
+                &user("alice"),
+                "m.room.join_rules",
+                Some(""),
+                json!({"join_rule": "public"}),
+            )
+            .await
+            .expect("public");
+        rooms
+            .send(
+                &room,
+                &user("bob"),
+                "m.room.member",
+                Some(user("bob").as_str()),
+                json!({"membership": "join"}),
+            )
+            .await
+            .expect("join");
+        Fixture {
+            _dir: dir,
+            rooms,
+            room,
+        }
+    }
+
+    impl Fixture {
+        /// A signed event with the given prev and auth events, as another
+        /// server would send it.
+        fn event(
+            &self,
+            sender: &str,
+            kind: &str,
+            state_key: Option<&str>,
+            content: Value,
+            prev: &[&OwnedEventId],
+            auth: &[&OwnedEventId],
+        ) -> CanonicalJsonObject {
+            let mut object = self
+                .rooms
+                .base_event(&user(sender), kind, state_key, content, 100)
+                .expect("event");
+            object.insert("room_id".into(), self.room.as_str().into());
+            object.insert("prev_events".into(), ids(prev.iter().copied()));
+            object.insert("auth_events".into(), ids(auth.iter().copied()));
+            let rules = RoomVersionId::V12.rules().expect("rules");
+            self.rooms
+                .keys
+                .hash_and_sign_event(&mut object, &rules.redaction)
+                .expect("sign");
+            object
+        }
+
+        fn state(&self, kind: &str, key: &str) -> Option<OwnedEventId> {
+            self.rooms
+                .view(&self.room)
+                .expect("view")
+                .state
+                .get(&(StateEventType::from(kind), key.to_owned()))
+                .cloned()
+        }
+
+        fn tip(&self) -> OwnedEventId {
+            self.rooms.view(&self.room).expect("view").extremities[0].clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_its_auth_events_forbid_is_stored_as_rejected() {
+        let f = fixture().await;
+        let before = f.rooms.view(&f.room).expect("view");
+        let pl = f.state("m.room.power_levels", "").expect("pl");
+        let bob = f.state("m.room.member", user("bob").as_str()).expect("bob");
+        // Bob (level 0) tries to change the power levels (100 needed).
+        let content = json!({"users": {user("bob").as_str(): 100}});
+        let event = f.event(
+            "bob",
+            "m.room.power_levels",
+            Some(""),
+            content,
+            &[&f.tip()],
+            &[&pl, &bob],
+        );
+        let (id, status) = f.rooms.receive(&f.room, event).await.expect("processed");
+        assert!(
+            matches!(&status, Status::Rejected(r) if r.contains("auth events")),
+            "{status:?}"
+        );
+        assert_eq!(
+            f.rooms
+                .trees
+                .event_meta(id.as_str())
+                .expect("meta")
+                .expect("stored")
+                .status,
+            status
+        );
+        let after = f.rooms.view(&f.room).expect("view");
+        assert_eq!(
+            (after.state, after.timeline, after.extremities),
+            (before.state, before.timeline, before.extremities)
+        );
+        // A second delivery is answered from the store.
+        let again = f.event(
+            "bob",
+            "m.room.power_levels",
+            Some(""),
+            json!({}),
+            &[&f.tip()],
+            &[&pl, &bob, &bob],
+        );
+        let (_, status) = f.rooms.receive(&f.room, again).await.expect("processed");
+        assert!(
+            matches!(status, Status::Rejected(_)),
+            "duplicated auth events: {status:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_old_fork_the_current_state_forbids_is_soft_failed() {
+        let f = fixture().await;
+        let bob_joined = f.tip();
+        let pl = f.state("m.room.power_levels", "").expect("pl");
+        let bob = f.state("m.room.member", user("bob").as_str()).expect("bob");
+        f.rooms
+            .send(
+                &f.room,
+                &user("alice"),
+                "m.room.member",
+                Some(user("bob").as_str()),
+                json!({"membership": "ban"}),
+            )
+            .await
+            .expect("ban");
+        let before = f.rooms.view(&f.room).expect("view");
+        // Bob speaks from before his ban: valid then, not now.
+        let event = f.event(
+            "bob",
+            "m.room.message",
+            None,
+            json!({"body": "still here"}),
+            &[&bob_joined],
+            &[&pl, &bob],
+        );
+        let (_, status) = f.rooms.receive(&f.room, event).await.expect("processed");
+        assert!(
+            matches!(&status, Status::SoftFailed(r) if r.contains("current state")),
+            "{status:?}"
+        );
+        let after = f.rooms.view(&f.room).expect("view");
+        assert_eq!(
+            (after.timeline, after.extremities),
+            (before.timeline, before.extremities),
+            "soft-failed events stay hidden"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_state_event_is_resolved_into_the_current_state() {
+        let f = fixture().await;
+        let fork_point = f.tip();
+        let pl = f.state("m.room.power_levels", "").expect("pl");
+        let alice = f
+            .state("m.room.member", user("alice").as_str())
+            .expect("alice");
+        let topic = f
+            .rooms
+            .send(
+                &f.room,
+                &user("alice"),
+                "m.room.topic",
+                Some(""),
+                json!({"topic": "t"}),
+            )
+            .await
+            .expect("topic");
+        let name = f.event(
+            "alice",
+            "m.room.name",
+            Some(""),
+            json!({"name": "n"}),
+            &[&fork_point],
+            &[&pl, &alice],
+        );
+        let (name_id, status) = f.rooms.receive(&f.room, name).await.expect("processed");
+        assert_eq!(status, Status::Accepted);
+        let view = f.rooms.view(&f.room).expect("view");
+        assert_eq!(view.extremities.len(), 2, "two forward extremities");
+        assert_eq!(f.state("m.room.topic", ""), Some(topic));
+        assert_eq!(
+            f.state("m.room.name", ""),
+            Some(name_id),
+            "both forks' state is current"
+        );
+        let merged = f
+            .rooms
+            .send(
+                &f.room,
+                &user("alice"),
+                "m.room.message",
+                None,
+                json!({"body": "merge"}),
+            )
+            .await
+            .expect("send");
+        assert_eq!(
+            f.rooms.view(&f.room).expect("view").extremities,
+            vec![merged],
+            "a new event merges the forks"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_signatures_and_unknown_references_are_refused_unstored() {
+        let f = fixture().await;
+        let before = f.rooms.view(&f.room).expect("view");
+        let pl = f.state("m.room.power_levels", "").expect("pl");
+        let alice = f
+            .state("m.room.member", user("alice").as_str())
+            .expect("alice");
+        let mut forged = f.event(
+            "alice",
+            "m.room.message",
+            None,
+            json!({"body": "x"}),
+            &[&f.tip()],
+            &[&pl, &alice],
+        );
+        forged.insert(
+            "origin_server_ts".into(),
+            CanonicalJsonValue::Integer(Int::from(7u32)),
+        );
+        let err = f.rooms.receive(&f.room, forged).await.expect_err("forged");
+        assert!(err.message.contains("signature"), "{err}");
+        let unknown =
+            OwnedEventId::try_from("$unknownunknownunknownunknownunknownunknown1").expect("id");
+        let dangling = f.event(
+            "alice",
+            "m.room.message",
+            None,
+            json!({"body": "x"}),
+            &[&unknown],
+            &[&pl, &alice],
+        );
+        let err = f
+            .rooms
+            .receive(&f.room, dangling)
+            .await
+            .expect_err("unknown prev");
+        assert_eq!(err.errcode, "M_NOT_FOUND", "{err}");
+        let after = f.rooms.view(&f.room).expect("view");
+        assert_eq!(
+            (after.state, after.timeline),
+            (before.state, before.timeline)
+        );
     }
 
     #[tokio::test]

@@ -77,12 +77,22 @@ pub fn tls_acceptor(ca: &TestCa) -> tokio_rustls::TlsAcceptor {
     tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
 }
 
+/// A loopback port no other server of this test process has used: a
+/// killed server's port stays reserved for its restart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// A running `hearth` process with its own data directory and ports.
