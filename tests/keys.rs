@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_signed_by, Hearth, TestCa};
+use common::{assert_signed_by, current_key_id, Hearth, TestCa};
 use serde_json::{json, Value};
 
 fn assert_self_signed(response: &Value, server: &str) {
@@ -63,9 +63,7 @@ async fn published_keys_are_signed_valid_and_survive_kill_9() {
     assert_eq!(again["verify_keys"], keys["verify_keys"]);
 
     a.restart(); // SIGKILL, then start on the same data dir
-    let (_, after) = a
-        .federation_request(&ca, "GET", "/_matrix/key/v2/server", &[], None)
-        .await;
+    let after = a.server_keys(&ca).await;
     assert_eq!(
         after["verify_keys"], keys["verify_keys"],
         "a restart must never regenerate the key"
@@ -76,16 +74,8 @@ async fn published_keys_are_signed_valid_and_survive_kill_9() {
 async fn rotation_keeps_the_old_key_published_offline_and_online() {
     let ca = TestCa::new();
     let mut a = Hearth::start(&ca);
-    let (_, first) = a
-        .federation_request(&ca, "GET", "/_matrix/key/v2/server", &[], None)
-        .await;
-    let first_id = first["verify_keys"]
-        .as_object()
-        .expect("keys")
-        .keys()
-        .next()
-        .expect("id")
-        .clone();
+    let first = a.server_keys(&ca).await;
+    let first_id = current_key_id(&first);
 
     // Online: the CLI goes through the running server's admin API.
     let out = a.command(&["keys", "rotate"]).output().expect("run rotate");
@@ -94,16 +84,8 @@ async fn rotation_keeps_the_old_key_published_offline_and_online() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (_, second) = a
-        .federation_request(&ca, "GET", "/_matrix/key/v2/server", &[], None)
-        .await;
-    let second_id = second["verify_keys"]
-        .as_object()
-        .expect("keys")
-        .keys()
-        .next()
-        .expect("id")
-        .clone();
+    let second = a.server_keys(&ca).await;
+    let second_id = current_key_id(&second);
     assert_ne!(first_id, second_id);
     assert_eq!(
         second["old_verify_keys"][&first_id]["key"],
@@ -124,9 +106,7 @@ async fn rotation_keeps_the_old_key_published_offline_and_online() {
         String::from_utf8_lossy(&out.stderr)
     );
     a.restart();
-    let (_, third) = a
-        .federation_request(&ca, "GET", "/_matrix/key/v2/server", &[], None)
-        .await;
+    let third = a.server_keys(&ca).await;
     let old: Vec<&String> = third["old_verify_keys"]
         .as_object()
         .expect("old")
@@ -160,9 +140,7 @@ async fn notary_answers_for_a_and_keeps_answering_when_a_is_gone() {
         c.log()
     );
 
-    let (_, a_keys) = a
-        .federation_request(&ca, "GET", "/_matrix/key/v2/server", &[], None)
-        .await;
+    let a_keys = a.server_keys(&ca).await;
     let query = format!("/_matrix/key/v2/query/{}", a.server_name);
     let (status, from_c) = c.federation_request(&ca, "GET", &query, &[], None).await;
     assert_eq!(status, 200);

@@ -100,8 +100,6 @@ async fn synapse_and_hearth_authenticate_each_other() {
     let relayed = &reply["server_keys"][0];
     assert_eq!(relayed["verify_keys"], direct["verify_keys"]);
     assert_signed_by(relayed, &synapse.server_name, &direct["verify_keys"]);
-    let (_, hearth_keys) = hearth
-        .federation_request(&ca, "GET", "/_matrix/key/v2/server", &[], None)
-        .await;
+    let hearth_keys = hearth.server_keys(&ca).await;
     assert_signed_by(relayed, &hearth.server_name, &hearth_keys["verify_keys"]);
 }

@@ -251,6 +251,15 @@ impl Hearth {
         .await
     }
 
+    /// This server's published `/_matrix/key/v2/server` response.
+    pub async fn server_keys(&self, ca: &TestCa) -> serde_json::Value {
+        let (status, keys) = self
+            .federation_request(ca, "GET", "/_matrix/key/v2/server", &[], None)
+            .await;
+        assert_eq!(status, 200, "{keys}");
+        keys
+    }
+
     /// Sends a request to this server's federation listener over TLS.
     pub async fn federation_request(
         &self,
@@ -279,6 +288,15 @@ impl Drop for Hearth {
 
 pub fn assert_file_exists(path: &Path) {
     assert!(path.exists(), "{} should exist", path.display());
+}
+
+/// The one key id in a key response's `verify_keys`.
+pub fn current_key_id(keys: &serde_json::Value) -> String {
+    keys["verify_keys"]
+        .as_object()
+        .and_then(|k| k.keys().next())
+        .expect("a verify key")
+        .clone()
 }
 
 /// Checks with ruma's verifier (independent of hearth's) that `signer`
