@@ -336,6 +336,102 @@ mod tests {
         assert!(super::rules(&RoomVersionId::try_from("v99").expect("id")).is_err());
     }
 
+    /// Which content keys survive redaction of a tampered event of `kind`,
+    /// or `None` when the tampering broke the signature (content the
+    /// redaction keeps is signed).
+    fn kept_after_redaction(
+        version: &RoomVersionId,
+        kind: &str,
+        content: serde_json::Value,
+    ) -> Option<Vec<String>> {
+        let mut event = message();
+        event.insert("type".into(), kind.into());
+        event.insert("state_key".into(), "".into());
+        event.insert(
+            "content".into(),
+            serde_json::from_value(content).expect("content"),
+        );
+        let mut signed = sign(event, version);
+        // Tampering with the content breaks the hash but not the signature.
+        if let Some(CanonicalJsonValue::Object(content)) = signed.get_mut("content") {
+            content.insert("tampered".into(), true.into());
+        }
+        let checked =
+            verify_with_keys(signed, &rules(version).expect("rules"), &spec_keys()).ok()?;
+        assert!(checked.redacted_for_hash_mismatch);
+        match checked.object.get("content") {
+            Some(CanonicalJsonValue::Object(content)) => Some(content.keys().cloned().collect()),
+            _ => Some(Vec::new()),
+        }
+    }
+
+    /// Spec: rooms/v1 "Redactions", v6, v8 (join_rules `allow`), v9
+    /// (`join_authorised_via_users_server`), v11 (create content, `invite`).
+    #[test]
+    fn redaction_follows_each_version_family() {
+        use RoomVersionId::{V11, V3, V6, V8, V9};
+        let create =
+            serde_json::json!({"creator": "@u:domain", "room_version": "x", "m.federate": true});
+        let power = serde_json::json!({"ban": 50, "invite": 50, "users": {}, "events": {}});
+        let rules = serde_json::json!({"join_rule": "restricted", "allow": []});
+        let member = serde_json::json!({"membership": "join", "join_authorised_via_users_server": "@a:domain", "displayname": "x"});
+        let aliases = serde_json::json!({"aliases": ["#a:domain"]});
+        // v11 keeps the whole create content, so tampering with it is refused outright.
+        let cases: [(RoomVersionId, &str, &serde_json::Value, Option<&[&str]>); 12] = [
+            (V3, "m.room.create", &create, Some(&["creator"])),
+            (V11, "m.room.create", &create, None),
+            (
+                V6,
+                "m.room.power_levels",
+                &power,
+                Some(&["ban", "events", "users"]),
+            ),
+            (
+                V11,
+                "m.room.power_levels",
+                &power,
+                Some(&["ban", "events", "invite", "users"]),
+            ),
+            (V6, "m.room.join_rules", &rules, Some(&["join_rule"])),
+            (
+                V8,
+                "m.room.join_rules",
+                &rules,
+                Some(&["allow", "join_rule"]),
+            ),
+            (V8, "m.room.member", &member, Some(&["membership"])),
+            (
+                V9,
+                "m.room.member",
+                &member,
+                Some(&["join_authorised_via_users_server", "membership"]),
+            ),
+            (V3, "m.room.aliases", &aliases, Some(&["aliases"])),
+            (V6, "m.room.aliases", &aliases, Some(&[])),
+            (
+                V11,
+                "m.room.message",
+                &serde_json::json!({"body": "x"}),
+                Some(&[]),
+            ),
+            (
+                V3,
+                "m.room.history_visibility",
+                &serde_json::json!({"history_visibility": "shared", "x": 1}),
+                Some(&["history_visibility"]),
+            ),
+        ];
+        for (version, kind, content, expected) in cases {
+            let expected =
+                expected.map(|keys| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+            assert_eq!(
+                kept_after_redaction(&version, kind, content.clone()),
+                expected,
+                "{kind} in {version}"
+            );
+        }
+    }
+
     /// A key service for server `hearth.test` with its own fresh key.
     fn key_service(dir: &std::path::Path) -> KeyService {
         let config = crate::config::Config {
