@@ -45,6 +45,7 @@ pub struct RoomService {
     trees: RoomTrees,
     keys: Arc<KeyService>,
     locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
+    groups: GroupCache,
 }
 
 /// A room's state as the API shows it.
@@ -62,9 +63,39 @@ fn statekey_bytes(kind: &StateEventType, key: &str) -> Vec<u8> {
     bytes
 }
 
+/// Recently used state groups, decoded. Groups never change once
+/// committed, so entries never go stale; a linear room hits every time.
+#[derive(Default)]
+struct GroupCache {
+    entries: Mutex<std::collections::VecDeque<(u64, Arc<ShortState>)>>,
+}
+
+/// Groups kept decoded: a few rooms' current states.
+const GROUP_CACHE_SIZE: usize = 8;
+
+impl GroupCache {
+    fn get(&self, group: u64) -> Option<Arc<ShortState>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .find(|(id, _)| *id == group)
+            .map(|(_, state)| state.clone())
+    }
+
+    fn put(&self, group: u64, state: Arc<ShortState>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|(id, _)| *id != group);
+        if entries.len() >= GROUP_CACHE_SIZE {
+            entries.pop_front();
+        }
+        entries.push_back((group, state));
+    }
+}
+
 /// Short ids handed out during one append, committed with it.
 struct Shorts<'a> {
     trees: &'a RoomTrees,
+    cache: Option<&'a GroupCache>,
     events: HashMap<OwnedEventId, u64>,
     keys: HashMap<Vec<u8>, u64>,
     groups: HashMap<u64, StateGroup>,
@@ -74,9 +105,17 @@ impl<'a> Shorts<'a> {
     fn new(trees: &'a RoomTrees) -> Self {
         Self {
             trees,
+            cache: None,
             events: HashMap::new(),
             keys: HashMap::new(),
             groups: HashMap::new(),
+        }
+    }
+
+    fn cached(trees: &'a RoomTrees, cache: &'a GroupCache) -> Self {
+        Self {
+            cache: Some(cache),
+            ..Self::new(trees)
         }
     }
 
@@ -144,7 +183,17 @@ impl<'a> Shorts<'a> {
 
     /// A group's state in short ids: no per-entry decoding.
     fn load(&self, group: u64) -> Result<ShortState> {
-        self.trees.load_state(group, &self.groups)
+        if self.groups.contains_key(&group) {
+            return self.trees.load_state(group, &self.groups);
+        }
+        if let Some(state) = self.cache.and_then(|c| c.get(group)) {
+            return Ok(state.as_ref().clone());
+        }
+        let state = self.trees.load_state(group, &self.groups)?;
+        if let Some(cache) = self.cache {
+            cache.put(group, Arc::new(state.clone()));
+        }
+        Ok(state)
     }
 
     /// One entry of a short-id state, decoded: what auth checks ask for.
@@ -276,6 +325,7 @@ impl RoomService {
             trees,
             keys,
             locks: Mutex::new(HashMap::new()),
+            groups: GroupCache::default(),
         }
     }
 
@@ -408,7 +458,7 @@ impl RoomService {
             Err(reason) => Status::Rejected(format!("not allowed by its auth events: {reason}")),
         };
         // Step 5: the state before the event must allow it.
-        let mut shorts = Shorts::new(&self.trees);
+        let mut shorts = Shorts::cached(&self.trees, &self.groups);
         let (before_group, before) = self.state_before(&pdu, &rules, &mut shorts)?;
         if status == Status::Accepted {
             if let Err(reason) = self.auth_against_state(&rules, &pdu, &shorts, &before) {
@@ -500,11 +550,16 @@ impl RoomService {
             Some(group) => group,
             None => shorts.save_short(None, before.clone())?,
         };
+        // The state after a state event, kept to seed the cache once committed.
+        let mut after_state = None;
         let after_group = match (&status, &pdu.state_key) {
             (Status::Rejected(_), _) | (_, None) => before_group,
             (_, Some(key)) => {
                 let short_key = shorts.key(&StateEventType::from(pdu.kind.to_string()), key)?;
                 let short_event = shorts.event(&pdu.event_id)?;
+                let mut after = before.clone();
+                after.insert(short_key, short_event);
+                after_state = Some(after);
                 shorts.save_change(before_group, before, short_key, short_event)?
             }
         };
@@ -566,7 +621,11 @@ impl RoomService {
             serde_json::to_vec(&checked.object).map_err(|e| Error::internal(e.to_string()))?;
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);
-        self.trees.commit(append).await
+        self.trees.commit(append).await?;
+        if let Some(state) = after_state {
+            self.groups.put(after_group, Arc::new(state));
+        }
+        Ok(())
     }
 
     /// Builds, signs and appends an event from one of our users.
@@ -604,7 +663,7 @@ impl RoomService {
             .max()
             .unwrap_or(0)
             + 1;
-        let shorts = Shorts::new(&self.trees);
+        let shorts = Shorts::cached(&self.trees, &self.groups);
         let current = shorts.load(record.current_state)?;
         let raw_content = serde_json::value::to_raw_value(&content)
             .map_err(|e| Error::bad_json(e.to_string()))?;
