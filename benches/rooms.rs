@@ -53,7 +53,13 @@ fn main() {
         let store = Store::open(dir.path()).expect("store");
         let client = Arc::new(FederationClient::new(&config).expect("client"));
         let keys = Arc::new(KeyService::new(&config, store.clone(), client).expect("keys"));
-        let rooms = RoomService::new(config.server_name.clone(), RoomVersionId::V12, store.rooms.clone(), keys);
+        let rooms = RoomService::new(
+            config.server_name.clone(),
+            RoomVersionId::V12,
+            store.rooms.clone(),
+            keys,
+            Arc::new(tokio::sync::Notify::new()),
+        );
         let alice = OwnedUserId::try_from("@alice:bench.test").expect("user");
 
         let room = rooms.create_room(&alice, None).await.expect("room");

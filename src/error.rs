@@ -11,6 +11,8 @@ pub struct Error {
     pub status: StatusCode,
     pub errcode: &'static str,
     pub message: String,
+    /// Fields some errors carry besides errcode and error (`room_version`).
+    pub extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -21,7 +23,16 @@ impl Error {
             status,
             errcode,
             message: message.into(),
+            extra: None,
         }
+    }
+
+    /// Adds a field to the error body.
+    pub fn with_field(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra
+            .get_or_insert_with(Default::default)
+            .insert(key.to_owned(), value.into());
+        self
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -67,7 +78,10 @@ impl Error {
     }
 
     pub fn into_response(self) -> Response {
-        let body = json!({ "errcode": self.errcode, "error": self.message });
+        let mut body = json!({ "errcode": self.errcode, "error": self.message });
+        if let (Some(extra), Some(object)) = (self.extra, body.as_object_mut()) {
+            object.extend(*extra);
+        }
         crate::http_util::json_response(self.status, &body)
     }
 }

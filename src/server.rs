@@ -18,10 +18,12 @@ use warp::{reply::Response, Filter};
 use crate::{
     admin::{self, routes::AdminContext},
     config::Config,
-    federation::{self, client::FederationClient},
+    federation::{
+        self, client::FederationClient, requester::Requester, routes::Services, sender::Sender,
+    },
     http_util::recover,
     keys::KeyService,
-    rooms::service::RoomService,
+    rooms::{ingest::IngestService, membership::MembershipService, service::RoomService},
     store::{OpenError, Store},
 };
 
@@ -47,14 +49,32 @@ pub async fn run(config: Config) -> Result<(), String> {
         )?))),
         _ => None,
     };
+    let outbound_ready = Arc::new(tokio::sync::Notify::new());
     let rooms = Arc::new(RoomService::new(
         config.server_name.clone(),
         config.rooms.default_version.clone(),
         store.rooms.clone(),
         keys.clone(),
+        outbound_ready.clone(),
     ));
+    let requester = Arc::new(Requester::new(keys.clone(), client.clone()));
+    let membership = Arc::new(MembershipService::new(rooms.clone(), requester.clone()));
+    let sender = Sender::new(
+        store.outbound.clone(),
+        rooms.clone(),
+        requester.clone(),
+        client.clone(),
+        outbound_ready,
+    );
+    let services = Services {
+        keys: keys.clone(),
+        client: client.clone(),
+        rooms: rooms.clone(),
+        ingest: Arc::new(IngestService::new(rooms.clone(), requester)),
+        transactions: store.transactions.clone(),
+    };
     let well_known = Arc::new(config.well_known.clone());
-    let federation_routes = federation::routes::routes(keys.clone(), client.clone())
+    let federation_routes = federation::routes::routes(services)
         .or(federation::routes::well_known::routes(well_known.clone()))
         .unify()
         .recover(recover);
@@ -63,6 +83,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         keys: keys.clone(),
         client,
         rooms,
+        membership,
     };
     let client_routes = admin::routes(admin_context)
         .or(federation::routes::well_known::routes(well_known))
@@ -80,6 +101,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         "hearth is listening"
     );
     tokio::select! {
+        _ = sender.run() => {}
         _ = serve(federation_listener, tls, federation_routes) => {}
         _ = serve(client_listener, None, client_routes) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),

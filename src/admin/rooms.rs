@@ -1,23 +1,31 @@
 //! Admin endpoints that drive rooms before the client API exists:
-//! create a room, send an event as a local user, read a room's state.
+//! create a room, send an event as a local user, join a room on another
+//! server, read a room's state.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ruma::{OwnedRoomId, OwnedUserId, RoomVersionId};
+use ruma::{OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId};
 use serde::Deserialize;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use crate::{
     error::{Error, Result},
     http_util::{body_limited, ok_json, parse_json, percent_decode, reply},
-    rooms::service::RoomService,
+    rooms::{membership::MembershipService, service::RoomService},
 };
 
 #[derive(Deserialize)]
 struct CreateRoom {
     creator: OwnedUserId,
     room_version: Option<RoomVersionId>,
+}
+
+#[derive(Deserialize)]
+struct JoinRoom {
+    user: OwnedUserId,
+    /// Resident servers to try, in order.
+    servers: Vec<OwnedServerName>,
 }
 
 #[derive(Deserialize)]
@@ -37,7 +45,10 @@ fn room_id(segment: &str) -> Result<OwnedRoomId> {
 
 /// `POST rooms`, `POST rooms/{roomId}/send`, `GET rooms/{roomId}`, under
 /// the authenticated admin prefix.
-pub fn routes(rooms: Arc<RoomService>) -> BoxedFilter<(Response,)> {
+pub fn routes(
+    rooms: Arc<RoomService>,
+    membership: Arc<MembershipService>,
+) -> BoxedFilter<(Response,)> {
     let service = rooms.clone();
     let create = warp::path!("rooms")
         .and(warp::post())
@@ -105,5 +116,31 @@ pub fn routes(rooms: Arc<RoomService>) -> BoxedFilter<(Response,)> {
                     }),
             )
         });
-    create.or(send).unify().or(view).unify().boxed()
+    let join = warp::path!("rooms" / String / "join")
+        .and(warp::post())
+        .and(body_limited())
+        .then(move |room: String, body: Bytes| {
+            let membership = membership.clone();
+            async move {
+                reply(
+                    async {
+                        let room = room_id(&room)?;
+                        let request: JoinRoom = parse_json(&body)?;
+                        let event_id = membership
+                            .join(&room, &request.user, &request.servers)
+                            .await?;
+                        Ok(ok_json(&serde_json::json!({ "event_id": event_id })))
+                    }
+                    .await,
+                )
+            }
+        });
+    create
+        .or(send)
+        .unify()
+        .or(join)
+        .unify()
+        .or(view)
+        .unify()
+        .boxed()
 }

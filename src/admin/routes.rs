@@ -21,6 +21,7 @@ pub struct AdminContext {
     pub keys: Arc<KeyService>,
     pub client: Arc<FederationClient>,
     pub rooms: Arc<crate::rooms::service::RoomService>,
+    pub membership: Arc<crate::rooms::membership::MembershipService>,
 }
 
 fn admin_auth(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
@@ -65,7 +66,7 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(body_limited())
         .map(move |body: Bytes| reply(sign_request(&keys, &body)));
-    let rooms = super::rooms::routes(ctx.rooms.clone());
+    let rooms = super::rooms::routes(ctx.rooms.clone(), ctx.membership.clone());
     let request = warp::path!("federation" / "request")
         .and(warp::post())
         .and(body_limited())

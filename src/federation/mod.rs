@@ -7,5 +7,7 @@ pub mod check;
 pub mod client;
 pub mod dns;
 pub mod ip_policy;
+pub mod requester;
 pub mod routes;
+pub mod sender;
 pub mod well_known;

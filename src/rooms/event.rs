@@ -83,6 +83,18 @@ fn references(
 }
 
 impl Pdu {
+    /// `content.membership`, for member events.
+    pub fn membership(&self) -> Option<&str> {
+        #[derive(serde::Deserialize)]
+        struct Membership<'a> {
+            #[serde(borrow)]
+            membership: Option<&'a str>,
+        }
+        serde_json::from_str::<Membership<'_>>(self.content.get())
+            .ok()
+            .and_then(|m| m.membership)
+    }
+
     /// Reads a PDU whose format was already checked (see `pdu::check`).
     pub fn parse(
         event_id: OwnedEventId,

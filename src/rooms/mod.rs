@@ -2,6 +2,10 @@
 //! checks every received or created event goes through.
 
 pub mod event;
+pub mod ingest;
+pub mod membership;
 pub mod pdu;
+mod servers;
 pub mod service;
+mod shorts;
 pub mod state_res;

@@ -5,36 +5,42 @@
 //! (steps 4-6 here; 1-3 in `pdu`), "Soft failure"; rooms/v* auth rules.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
 use rand::{distributions::Alphanumeric, Rng};
 use ruma::{
-    events::StateEventType,
+    events::{StateEventType, TimelineEventType},
     room_version_rules::{EventIdFormatVersion, RoomIdFormatVersion, RoomVersionRules},
     state_res::{
         auth_types_for_event, check_pdu_format, check_state_dependent_auth_rules,
         check_state_independent_auth_rules, StateMap,
     },
     CanonicalJsonObject, CanonicalJsonValue, EventId, Int, OwnedEventId, OwnedRoomId,
-    OwnedServerName, RoomId, RoomVersionId, UserId,
+    OwnedServerName, RoomId, RoomVersionId, ServerName, UserId,
 };
 use serde_json::{json, Value};
 
 use super::{
     event::Pdu,
     pdu::{self, CheckedPdu},
+    servers::JoinedServers,
+    shorts::{GroupCache, Shorts},
     state_res,
 };
 use crate::{
     error::{Error, Result},
     keys::KeyService,
-    store::rooms::{
-        Append, EventMeta, RoomRecord, RoomTrees, ShortState, StateGroup, Status, MAX_CHAIN,
-    },
+    store::rooms::{Append, EventMeta, RoomRecord, RoomTrees, ShortState, Status},
     time::now_ms,
 };
+
+mod join;
+mod query;
+
+pub use join::JoinAnswer;
+pub use query::MAX_WALK;
 
 /// At most this many forward extremities are referenced by a new event.
 const MAX_PREV_EVENTS: usize = 20;
@@ -46,6 +52,22 @@ pub struct RoomService {
     keys: Arc<KeyService>,
     locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
     groups: GroupCache,
+    servers: JoinedServers,
+    /// Woken whenever an event is queued for other servers.
+    outbound_ready: Arc<tokio::sync::Notify>,
+}
+
+/// Where an appended event comes from, which decides what happens when it
+/// fails and who else must receive it.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// Ours: refused unless accepted; queued for every other server.
+    Local,
+    /// Another server's, through the resident-server endpoints (send_join,
+    /// send_leave): refused unless accepted; queued for the other servers.
+    Relayed(&'a ServerName),
+    /// Another server's, from a transaction: stored whatever the outcome.
+    Remote,
 }
 
 /// A room's state as the API shows it.
@@ -56,268 +78,13 @@ pub struct RoomView {
     pub timeline: Vec<OwnedEventId>,
 }
 
-fn statekey_bytes(kind: &StateEventType, key: &str) -> Vec<u8> {
-    let mut bytes = kind.to_string().into_bytes();
-    bytes.push(0);
-    bytes.extend_from_slice(key.as_bytes());
-    bytes
-}
-
-/// Recently used state groups, decoded. Groups never change once
-/// committed, so entries never go stale; a linear room hits every time.
-#[derive(Default)]
-struct GroupCache {
-    entries: Mutex<std::collections::VecDeque<(u64, Arc<ShortState>)>>,
-}
-
-/// Groups kept decoded: a few rooms' current states.
-const GROUP_CACHE_SIZE: usize = 8;
-
-impl GroupCache {
-    fn get(&self, group: u64) -> Option<Arc<ShortState>> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .iter()
-            .find(|(id, _)| *id == group)
-            .map(|(_, state)| state.clone())
-    }
-
-    fn put(&self, group: u64, state: Arc<ShortState>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|(id, _)| *id != group);
-        if entries.len() >= GROUP_CACHE_SIZE {
-            entries.pop_front();
-        }
-        entries.push_back((group, state));
-    }
-}
-
-/// Short ids handed out during one append, committed with it.
-struct Shorts<'a> {
-    trees: &'a RoomTrees,
-    cache: Option<&'a GroupCache>,
-    events: HashMap<OwnedEventId, u64>,
-    keys: HashMap<Vec<u8>, u64>,
-    groups: HashMap<u64, StateGroup>,
-}
-
-impl<'a> Shorts<'a> {
-    fn new(trees: &'a RoomTrees) -> Self {
-        Self {
-            trees,
-            cache: None,
-            events: HashMap::new(),
-            keys: HashMap::new(),
-            groups: HashMap::new(),
-        }
-    }
-
-    fn cached(trees: &'a RoomTrees, cache: &'a GroupCache) -> Self {
-        Self {
-            cache: Some(cache),
-            ..Self::new(trees)
-        }
-    }
-
-    fn event(&mut self, id: &OwnedEventId) -> Result<u64> {
-        if let Some(short) = self
-            .events
-            .get(id)
-            .copied()
-            .or(self.trees.event_short(id.as_str())?)
-        {
-            return Ok(short);
-        }
-        let short = self.trees.new_id()?;
-        self.events.insert(id.clone(), short);
-        Ok(short)
-    }
-
-    fn key(&mut self, kind: &StateEventType, key: &str) -> Result<u64> {
-        let bytes = statekey_bytes(kind, key);
-        if let Some(short) = self
-            .keys
-            .get(&bytes)
-            .copied()
-            .or(self.trees.statekey_short(&bytes)?)
-        {
-            return Ok(short);
-        }
-        let short = self.trees.new_id()?;
-        self.keys.insert(bytes, short);
-        Ok(short)
-    }
-
-    fn encode(&mut self, state: &StateMap<OwnedEventId>) -> Result<ShortState> {
-        state
-            .iter()
-            .map(|((kind, key), id)| Ok((self.key(kind, key)?, self.event(id)?)))
-            .collect()
-    }
-
-    fn decode(&self, state: &ShortState) -> Result<StateMap<OwnedEventId>> {
-        let by_short: HashMap<u64, &OwnedEventId> =
-            self.events.iter().map(|(id, s)| (*s, id)).collect();
-        let key_by_short: HashMap<u64, &Vec<u8>> = self.keys.iter().map(|(k, s)| (*s, k)).collect();
-        state
-            .iter()
-            .map(|(key, event)| {
-                let key_bytes = match key_by_short.get(key) {
-                    Some(bytes) => (*bytes).clone(),
-                    None => self.trees.short_statekey(*key)?,
-                };
-                let split = key_bytes
-                    .iter()
-                    .position(|b| *b == 0)
-                    .ok_or_else(|| Error::internal("corrupt state key"))?;
-                let kind = String::from_utf8_lossy(&key_bytes[..split]).into_owned();
-                let state_key = String::from_utf8_lossy(&key_bytes[split + 1..]).into_owned();
-                let id = match by_short.get(event) {
-                    Some(id) => (*id).clone(),
-                    None => self.trees.short_event(*event)?,
-                };
-                Ok(((StateEventType::from(kind), state_key), id))
-            })
-            .collect()
-    }
-
-    /// A group's state in short ids: no per-entry decoding.
-    fn load(&self, group: u64) -> Result<ShortState> {
-        if self.groups.contains_key(&group) {
-            return self.trees.load_state(group, &self.groups);
-        }
-        if let Some(state) = self.cache.and_then(|c| c.get(group)) {
-            return Ok(state.as_ref().clone());
-        }
-        let state = self.trees.load_state(group, &self.groups)?;
-        if let Some(cache) = self.cache {
-            cache.put(group, Arc::new(state.clone()));
-        }
-        Ok(state)
-    }
-
-    /// One entry of a short-id state, decoded: what auth checks ask for.
-    fn lookup(
-        &self,
-        state: &ShortState,
-        kind: &StateEventType,
-        key: &str,
-    ) -> Result<Option<OwnedEventId>> {
-        let bytes = statekey_bytes(kind, key);
-        let Some(short_key) = self
-            .keys
-            .get(&bytes)
-            .copied()
-            .or(self.trees.statekey_short(&bytes)?)
-        else {
-            return Ok(None);
-        };
-        let Some(short_event) = state.get(&short_key) else {
-            return Ok(None);
-        };
-        match self.events.iter().find(|(_, s)| *s == short_event) {
-            Some((id, _)) => Ok(Some(id.clone())),
-            None => self.trees.short_event(*short_event).map(Some),
-        }
-    }
-
-    fn state_of(&self, group: u64) -> Result<StateMap<OwnedEventId>> {
-        let short = self.trees.load_state(group, &self.groups)?;
-        self.decode(&short)
-    }
-
-    /// Stores `state` as a group: a delta on `parent` while chains are
-    /// short, a full snapshot otherwise; reuses `parent` when nothing changed.
-    fn save(&mut self, parent: Option<u64>, state: &StateMap<OwnedEventId>) -> Result<u64> {
-        let new = self.encode(state)?;
-        self.save_short(parent, new)
-    }
-
-    fn save_short(&mut self, parent: Option<u64>, new: ShortState) -> Result<u64> {
-        let (parent_state, chain) = match parent {
-            Some(id) => {
-                let chain = match self.groups.get(&id) {
-                    Some(g) => g.chain,
-                    None => self.trees.group(id)?.chain,
-                };
-                (Some((id, self.trees.load_state(id, &self.groups)?)), chain)
-            }
-            None => (None, 0),
-        };
-        let group = match parent_state {
-            Some((id, old)) if chain < MAX_CHAIN => {
-                let mut delta: Vec<(u64, u64)> = new
-                    .iter()
-                    .filter(|(k, e)| old.get(k) != Some(e))
-                    .map(|(k, e)| (*k, *e))
-                    .collect();
-                delta.extend(old.keys().filter(|k| !new.contains_key(k)).map(|k| (*k, 0)));
-                if delta.is_empty() {
-                    return Ok(id);
-                }
-                StateGroup {
-                    parent: Some(id),
-                    chain: chain + 1,
-                    delta,
-                }
-            }
-            _ => StateGroup {
-                parent: None,
-                chain: 0,
-                delta: new.into_iter().collect(),
-            },
-        };
-        let id = self.trees.new_id()?;
-        self.groups.insert(id, group);
-        Ok(id)
-    }
-
-    /// The state after one state event: a one-entry delta on `parent`
-    /// (no diff, no copy) unless the chain is due a full snapshot.
-    fn save_change(
-        &mut self,
-        parent: u64,
-        parent_state: ShortState,
-        key: u64,
-        event: u64,
-    ) -> Result<u64> {
-        let chain = match self.groups.get(&parent) {
-            Some(g) => g.chain,
-            None => self.trees.group(parent)?.chain,
-        };
-        let group = if chain < MAX_CHAIN {
-            StateGroup {
-                parent: Some(parent),
-                chain: chain + 1,
-                delta: vec![(key, event)],
-            }
-        } else {
-            let mut full = parent_state;
-            full.insert(key, event);
-            StateGroup {
-                parent: None,
-                chain: 0,
-                delta: full.into_iter().collect(),
-            }
-        };
-        let id = self.trees.new_id()?;
-        self.groups.insert(id, group);
-        Ok(id)
-    }
-
-    fn into_append(self, append: &mut Append) {
-        append.new_event_shorts = self.events.into_iter().collect();
-        append.new_statekey_shorts = self.keys.into_iter().collect();
-        append.groups = self.groups.into_iter().collect();
-    }
-}
-
 impl RoomService {
     pub fn new(
         server_name: OwnedServerName,
         default_version: RoomVersionId,
         trees: RoomTrees,
         keys: Arc<KeyService>,
+        outbound_ready: Arc<tokio::sync::Notify>,
     ) -> Self {
         Self {
             server_name,
@@ -326,7 +93,45 @@ impl RoomService {
             keys,
             locks: Mutex::new(HashMap::new()),
             groups: GroupCache::default(),
+            servers: JoinedServers::default(),
+            outbound_ready,
         }
+    }
+
+    /// Makes every event stored so far durable: call before acknowledging.
+    pub async fn flush(&self) -> Result<()> {
+        self.trees.flush().await
+    }
+
+    /// The servers with joined members in the room's current state.
+    pub fn joined_servers(&self, room: &RoomId) -> Result<BTreeSet<OwnedServerName>> {
+        let record = self.record(room)?;
+        let shorts = Shorts::cached(&self.trees, &self.groups);
+        let state = shorts.load(record.current_state)?;
+        self.servers.in_state(&self.trees, room, &state)
+    }
+
+    /// Where a local event goes: every other server in the room before or
+    /// after it (so a leaving server still hears of its own leave).
+    fn destinations(
+        &self,
+        room: &RoomId,
+        pdu: &Pdu,
+        before: &ShortState,
+    ) -> Result<Vec<OwnedServerName>> {
+        let mut servers = self.servers.in_state(&self.trees, room, before)?;
+        // The event changes at most one membership: a join adds its server.
+        if pdu.kind == TimelineEventType::RoomMember && pdu.membership() == Some("join") {
+            if let Some(user) = pdu
+                .state_key
+                .as_deref()
+                .and_then(|k| <&UserId>::try_from(k).ok())
+            {
+                servers.insert(user.server_name().to_owned());
+            }
+        }
+        servers.remove(&self.server_name);
+        Ok(servers.into_iter().collect())
     }
 
     async fn lock(&self, room: &RoomId) -> tokio::sync::OwnedMutexGuard<()> {
@@ -410,7 +215,8 @@ impl RoomService {
         room: &RoomId,
         version: &str,
         checked: CheckedPdu,
-        local: bool,
+        source: Source<'_>,
+        given_before: Option<u64>,
     ) -> Result<(OwnedEventId, Status)> {
         if let Some(meta) = self.trees.event_meta(checked.event_id.as_str())? {
             return Ok((checked.event_id, meta.status));
@@ -419,8 +225,16 @@ impl RoomService {
         let pdu = Pdu::parse(checked.event_id.clone(), &checked.object, &rules)
             .map_err(|e| Error::bad_json(e.0))?;
         let fetch = |id: &EventId| self.pdu(id, &rules);
-        for id in pdu.auth_events.iter().chain(&pdu.prev_events) {
-            if self.trees.event_meta(id.as_str())?.is_none() {
+        let prevs = pdu.prev_events.iter().filter(|_| given_before.is_none());
+        for (id, is_prev) in pdu
+            .auth_events
+            .iter()
+            .map(|id| (id, false))
+            .chain(prevs.map(|id| (id, true)))
+        {
+            let meta = self.trees.event_meta(id.as_str())?;
+            // An outlier has no known state: as a prev event it is a gap.
+            if meta.is_none_or(|m| is_prev && m.outlier) {
                 return Err(Error::not_found(format!(
                     "{} refers to unknown event {id}",
                     pdu.event_id
@@ -428,38 +242,13 @@ impl RoomService {
             }
         }
         // Step 4: the event's own auth events must allow it.
-        let mut auth_map: StateMap<OwnedEventId> = pdu
-            .auth_events
-            .iter()
-            .filter_map(|id| fetch(id))
-            .filter_map(|e| {
-                Some((
-                    (
-                        StateEventType::from(e.kind.to_string()),
-                        e.state_key.clone()?,
-                    ),
-                    e.event_id.clone(),
-                ))
-            })
-            .collect();
-        if rules.authorization.room_create_event_id_as_room_id {
-            // v12: the create event is implied by the room ID, never listed.
-            if let Ok(create) = OwnedEventId::try_from(format!("${}", &room.as_str()[1..])) {
-                auth_map.insert((StateEventType::RoomCreate, String::new()), create);
-            }
-        }
-        let mut status = match check_state_independent_auth_rules(&rules.authorization, &pdu, fetch)
-            .and_then(|()| {
-                self.auth_against(&rules, &pdu, |kind, key| {
-                    auth_map.get(&(kind.clone(), key.to_owned())).cloned()
-                })
-            }) {
-            Ok(()) => Status::Accepted,
-            Err(reason) => Status::Rejected(format!("not allowed by its auth events: {reason}")),
-        };
+        let mut status = auth_by_own_events(room, &rules, &pdu, fetch);
         // Step 5: the state before the event must allow it.
         let mut shorts = Shorts::cached(&self.trees, &self.groups);
-        let (before_group, before) = self.state_before(&pdu, &rules, &mut shorts)?;
+        let (before_group, before) = match given_before {
+            Some(group) => (Some(group), shorts.load(group)?),
+            None => self.state_before(&pdu, &rules, &mut shorts)?,
+        };
         if status == Status::Accepted {
             if let Err(reason) = self.auth_against_state(&rules, &pdu, &shorts, &before) {
                 status = Status::Rejected(format!("not allowed by the state before it: {reason}"));
@@ -477,13 +266,22 @@ impl RoomService {
                 }
             }
         }
-        if local && status != Status::Accepted {
+        if !matches!(source, Source::Remote) && status != Status::Accepted {
             let (Status::Rejected(reason) | Status::SoftFailed(reason)) = status else {
                 unreachable!()
             };
             return Err(Error::forbidden(reason));
         }
         let event_id = pdu.event_id.clone();
+        let destinations = match source {
+            Source::Local => self.destinations(room, &pdu, &before)?,
+            Source::Relayed(origin) => {
+                let mut all = self.destinations(room, &pdu, &before)?;
+                all.retain(|d| d != origin);
+                all
+            }
+            Source::Remote => Vec::new(),
+        };
         self.persist(
             room,
             version,
@@ -493,8 +291,8 @@ impl RoomService {
             status.clone(),
             (before_group, before),
             shorts,
-        )
-        .await?;
+            destinations,
+        )?;
         Ok((event_id, status))
     }
 
@@ -535,7 +333,7 @@ impl RoomService {
     /// Records the event, its state groups, and for an accepted event the
     /// new extremities, timeline entry and current state, in one commit.
     #[allow(clippy::too_many_arguments)]
-    async fn persist(
+    fn persist(
         &self,
         room: &RoomId,
         version: &str,
@@ -545,6 +343,7 @@ impl RoomService {
         status: Status,
         (before_group, before): (Option<u64>, ShortState),
         mut shorts: Shorts<'_>,
+        destinations: Vec<OwnedServerName>,
     ) -> Result<()> {
         let before_group = match before_group {
             Some(group) => group,
@@ -598,7 +397,9 @@ impl RoomService {
             };
             append.extremities_removed = pdu.prev_events.clone();
             append.extremity_added = Some(pdu.event_id.clone());
-            append.timeline = Some(self.trees.new_id()?);
+            let stream = self.trees.new_id()?;
+            append.timeline = Some(stream);
+            append.outbound = destinations.into_iter().map(|d| (d, stream)).collect();
             append.room = Some((
                 room.to_owned(),
                 RoomRecord {
@@ -616,12 +417,13 @@ impl RoomService {
             status,
             state_before: before_group,
             state_after: after_group,
+            outlier: false,
         };
         let json =
             serde_json::to_vec(&checked.object).map_err(|e| Error::internal(e.to_string()))?;
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);
-        self.trees.commit(append).await?;
+        self.trees.commit(append)?;
         if let Some(state) = after_state {
             self.groups.put(after_group, Arc::new(state));
         }
@@ -645,6 +447,30 @@ impl RoomService {
         let _guard = self.lock(room).await;
         let record = self.record(room)?;
         let rules = Self::rules_of(&record.version)?;
+        let object = self.build(room, &record, &rules, sender, kind, state_key, content)?;
+        let checked = self.sign(object, &rules)?;
+        let (event_id, _) = self
+            .append(room, &record.version, checked, Source::Local, None)
+            .await?;
+        self.trees.flush().await?;
+        self.outbound_ready.notify_one();
+        Ok(event_id)
+    }
+
+    /// An unsigned event on top of the room's forward extremities, with
+    /// `auth_events` and depth chosen from the current state. The caller
+    /// holds the room's lock.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &self,
+        room: &RoomId,
+        record: &RoomRecord,
+        rules: &RoomVersionRules,
+        sender: &UserId,
+        kind: &str,
+        state_key: Option<&str>,
+        content: Value,
+    ) -> Result<CanonicalJsonObject> {
         let mut prev: Vec<OwnedEventId> = self.trees.extremities(room.as_str())?;
         prev.sort_by_key(|id| {
             std::cmp::Reverse(
@@ -683,15 +509,13 @@ impl RoomService {
         object.insert("room_id".into(), room.as_str().into());
         object.insert("prev_events".into(), ids(prev.iter()));
         object.insert("auth_events".into(), ids(auth.iter()));
-        let checked = self.sign(object, &rules)?;
-        self.append(room, &record.version, checked, true)
-            .await
-            .map(|(id, _)| id)
+        Ok(object)
     }
 
     /// Runs a PDU from another server through every check (signatures and
     /// hashes first, then authorization and soft-failure) and stores the
     /// outcome. Refused PDUs (bad format or signatures) are not stored.
+    /// Durable once [`Self::flush`] returns.
     pub async fn receive(
         &self,
         room: &RoomId,
@@ -704,7 +528,76 @@ impl RoomService {
             .await
             .map_err(|e| Error::forbidden(e.0))?;
         let _guard = self.lock(room).await;
-        self.append(room, &record.version, checked, false).await
+        self.append(room, &record.version, checked, Source::Remote, None)
+            .await
+    }
+
+    /// The prev events of a PDU for a room we are in that we do not hold
+    /// in the DAG (unknown, or known only as outliers), with the room's
+    /// forward extremities: what a gap fill asks for.
+    pub fn missing_prevs(
+        &self,
+        object: &CanonicalJsonObject,
+    ) -> Option<(OwnedRoomId, Vec<OwnedEventId>, Vec<OwnedEventId>)> {
+        let room = match object.get("room_id") {
+            Some(CanonicalJsonValue::String(id)) => OwnedRoomId::try_from(id.as_str()).ok()?,
+            _ => return None,
+        };
+        let record = self.trees.room(room.as_str()).ok()??;
+        let rules = Self::rules_of(&record.version).ok()?;
+        let id = pdu::event_id(object, &rules).ok()?;
+        let pdu = Pdu::parse(id, object, &rules).ok()?;
+        let missing: Vec<OwnedEventId> = pdu
+            .prev_events
+            .into_iter()
+            .filter(|prev| {
+                self.trees
+                    .event_meta(prev.as_str())
+                    .ok()
+                    .flatten()
+                    .is_none_or(|m| m.outlier)
+            })
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let extremities = self.trees.extremities(room.as_str()).ok()?;
+        Some((room, missing, extremities))
+    }
+
+    /// The ID a PDU of `room` has under the room's version.
+    pub fn event_id_of(&self, room: &RoomId, object: &CanonicalJsonObject) -> Option<OwnedEventId> {
+        let record = self.trees.room(room.as_str()).ok()??;
+        let rules = Self::rules_of(&record.version).ok()?;
+        pdu::event_id(object, &rules).ok()
+    }
+
+    /// One PDU of a transaction from `origin`: `None` when it is for a
+    /// room we are not in (dropped, as the spec says) or cannot be named;
+    /// otherwise its ID and whether it was refused or rejected, and why.
+    /// Spec: server-server-api.md "Transactions", "Server ACLs".
+    pub async fn receive_pdu(
+        &self,
+        origin: &ServerName,
+        object: CanonicalJsonObject,
+    ) -> Option<(OwnedEventId, std::result::Result<(), String>)> {
+        let room = match object.get("room_id") {
+            Some(CanonicalJsonValue::String(id)) => OwnedRoomId::try_from(id.as_str()).ok()?,
+            _ => return None,
+        };
+        let record = self.trees.room(room.as_str()).ok()??;
+        let rules = Self::rules_of(&record.version).ok()?;
+        let event_id = pdu::event_id(&object, &rules).ok()?;
+        let outcome = match self.acl_allows(&room, origin) {
+            Ok(false) => Err(format!("the room's server ACL denies {origin}")),
+            Err(e) => Err(e.message),
+            Ok(true) => match self.receive(&room, object).await {
+                Ok((_, Status::Accepted | Status::SoftFailed(_))) => Ok(()),
+                Ok((_, Status::Rejected(reason))) => Err(reason),
+                Err(e) => Err(e.message),
+            },
+        };
+        Some((event_id, outcome))
     }
 
     fn base_event(
@@ -720,7 +613,7 @@ impl RoomService {
             .map_err(|e| Error::bad_json(format!("content: {e}")))?;
         let mut object = CanonicalJsonObject::from([
             ("sender".to_owned(), sender.as_str().into()),
-            ("origin".to_owned(), self.server_name.as_str().into()),
+            ("origin".to_owned(), sender.server_name().as_str().into()),
             (
                 "origin_server_ts".to_owned(),
                 CanonicalJsonValue::Integer(Int::try_from(now_ms()).unwrap_or(Int::MAX)),
@@ -809,8 +702,9 @@ impl RoomService {
         {
             let _guard = self.lock(&room_id).await;
             let checked = self.sign(create, &rules)?;
-            self.append(&room_id, version.as_str(), checked, true)
+            self.append(&room_id, version.as_str(), checked, Source::Local, None)
                 .await?;
+            self.trees.flush().await?;
         }
         let mut users = serde_json::Map::new();
         if !rules.authorization.explicitly_privilege_room_creators {
@@ -849,6 +743,41 @@ impl RoomService {
     }
 }
 
+/// Step 4 of the receive checks: whether the event's own `auth_events`
+/// (read through `fetch`, stored or about to be) allow it.
+fn auth_by_own_events(
+    room: &RoomId,
+    rules: &RoomVersionRules,
+    pdu: &Pdu,
+    fetch: impl Fn(&EventId) -> Option<Pdu>,
+) -> Status {
+    let mut auth_map: HashMap<(StateEventType, String), Pdu> = HashMap::new();
+    for event in pdu.auth_events.iter().filter_map(|id| fetch(id)) {
+        if let Some(key) = event.state_key.clone() {
+            auth_map.insert((StateEventType::from(event.kind.to_string()), key), event);
+        }
+    }
+    if rules.authorization.room_create_event_id_as_room_id {
+        // v12: the create event is implied by the room ID, never listed.
+        if let Some(create) = OwnedEventId::try_from(format!("${}", &room.as_str()[1..]))
+            .ok()
+            .and_then(|id| fetch(&id))
+        {
+            auth_map.insert((StateEventType::RoomCreate, String::new()), create);
+        }
+    }
+    let result =
+        check_state_independent_auth_rules(&rules.authorization, pdu, &fetch).and_then(|()| {
+            check_state_dependent_auth_rules(&rules.authorization, pdu, |kind, key| {
+                auth_map.get(&(kind.clone(), key.to_owned())).cloned()
+            })
+        });
+    match result {
+        Ok(()) => Status::Accepted,
+        Err(reason) => Status::Rejected(format!("not allowed by its auth events: {reason}")),
+    }
+}
+
 fn ids<'a>(ids: impl Iterator<Item = &'a OwnedEventId>) -> CanonicalJsonValue {
     CanonicalJsonValue::Array(ids.map(|id| id.as_str().into()).collect())
 }
@@ -856,14 +785,6 @@ fn ids<'a>(ids: impl Iterator<Item = &'a OwnedEventId>) -> CanonicalJsonValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(i: usize) -> (StateEventType, String) {
-        (StateEventType::RoomMember, format!("@u{i}:hearth.test"))
-    }
-
-    fn id(i: usize) -> OwnedEventId {
-        OwnedEventId::try_from(format!("$e{i}:hearth.test")).expect("id")
-    }
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -891,6 +812,7 @@ mod tests {
             RoomVersionId::V12,
             store.rooms.clone(),
             keys,
+            Arc::new(tokio::sync::Notify::new()),
         );
         let room = rooms.create_room(&user("alice"), None).await.expect("room");
         rooms
@@ -1149,57 +1071,5 @@ mod tests {
             (after.state, after.timeline),
             (before.state, before.timeline)
         );
-    }
-
-    #[tokio::test]
-    async fn state_groups_store_deltas_snapshot_long_chains_and_reload() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = crate::store::Store::open(dir.path()).expect("store");
-        let mut shorts = Shorts::new(&store.rooms);
-        let mut state = StateMap::new();
-        let mut groups = Vec::new();
-        let mut parent = None;
-        for i in 0..40 {
-            state.insert(key(i), id(i));
-            let group = shorts.save(parent, &state).expect("save");
-            groups.push((group, state.clone()));
-            parent = Some(group);
-        }
-        // A delta holds one entry, until a full snapshot cuts the chain.
-        let chains: Vec<(u32, usize)> = groups
-            .iter()
-            .map(|(g, _)| (shorts.groups[g].chain, shorts.groups[g].delta.len()))
-            .collect();
-        assert_eq!(chains[1], (1, 1));
-        assert_eq!(chains[MAX_CHAIN as usize], (MAX_CHAIN, 1));
-        assert_eq!(
-            chains[MAX_CHAIN as usize + 1],
-            (0, MAX_CHAIN as usize + 2),
-            "a full snapshot"
-        );
-        // Saving an unchanged state reuses the group; removing a key records a tombstone.
-        let last = parent.expect("group");
-        assert_eq!(shorts.save(Some(last), &state).expect("save"), last);
-        state.remove(&key(3));
-        let removed = shorts.save(Some(last), &state).expect("save");
-        assert_eq!(shorts.groups[&removed].delta.len(), 1);
-        assert_eq!(shorts.groups[&removed].delta[0].1, 0);
-        groups.push((removed, state.clone()));
-        for (group, expected) in &groups {
-            assert_eq!(&shorts.state_of(*group).expect("load"), expected);
-        }
-        let mut append = Append::default();
-        shorts.into_append(&mut append);
-        store.rooms.commit(append).await.expect("commit");
-        drop(store);
-        let store = crate::store::Store::open(dir.path()).expect("reopen");
-        let reloaded = Shorts::new(&store.rooms);
-        for (group, expected) in &groups {
-            assert_eq!(
-                &reloaded.state_of(*group).expect("load"),
-                expected,
-                "group {group} after reopening"
-            );
-        }
     }
 }

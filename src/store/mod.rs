@@ -3,7 +3,9 @@
 //! owns it; callers go through these small typed APIs, never raw trees.
 
 mod keys;
+pub mod outbound;
 pub mod rooms;
+pub mod transactions;
 
 use std::path::Path;
 
@@ -18,6 +20,8 @@ pub struct Store {
     pub signing_keys: SigningKeyTree,
     pub server_keys: ServerKeyTree,
     pub rooms: rooms::RoomTrees,
+    pub outbound: outbound::OutboundTree,
+    pub transactions: transactions::TransactionTree,
 }
 
 /// Why the database could not be opened.
@@ -61,10 +65,14 @@ impl Store {
             db.open_tree(name)
                 .map_err(|e| OpenError::Other(e.to_string()))
         };
+        let outbound = outbound::OutboundTree::new(open(outbound::OUTBOUND)?);
         Ok(Self {
+            rooms: rooms::RoomTrees::open(&db, &outbound)
+                .map_err(|e| OpenError::Other(e.to_string()))?,
+            outbound,
             signing_keys: SigningKeyTree::new(open(keys::SIGNING_KEYS)?),
             server_keys: ServerKeyTree::new(open(keys::SERVER_KEYS)?, open(keys::KEY_RESPONSES)?),
-            rooms: rooms::RoomTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
+            transactions: transactions::TransactionTree::new(open(transactions::TRANSACTIONS)?),
             db,
         })
     }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use ruma::{CanonicalJsonObject, OwnedEventId, OwnedRoomId};
+use ruma::{CanonicalJsonObject, OwnedEventId, OwnedRoomId, OwnedServerName};
 use serde::{Deserialize, Serialize};
 use sled::{
     transaction::{ConflictableTransactionError, TransactionalTree},
@@ -65,6 +65,11 @@ pub struct EventMeta {
     /// State before and after the event (equal unless it is an accepted state event).
     pub state_before: u64,
     pub state_after: u64,
+    /// Known only as another event's auth or state (e.g. from a join):
+    /// checked against its own auth events, but not part of our DAG view,
+    /// so `state_before`/`state_after` are 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outlier: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +100,10 @@ pub struct Append {
     pub extremity_added: Option<OwnedEventId>,
     pub timeline: Option<u64>,
     pub room: Option<(OwnedRoomId, RoomRecord)>,
+    /// Destinations that must receive the event: queued atomically with it.
+    pub outbound: Vec<(OwnedServerName, u64)>,
+    /// Outliers stored alongside (a join's state and auth chain).
+    pub outliers: Vec<(OwnedEventId, Vec<u8>, EventMeta)>,
 }
 
 #[derive(Clone)]
@@ -110,6 +119,7 @@ pub struct RoomTrees {
     extremities: Tree,
     timeline: Tree,
     rooms: Tree,
+    outbound: Tree,
 }
 
 fn room_prefix(room: &str) -> Vec<u8> {
@@ -133,7 +143,10 @@ fn u64_value(bytes: &[u8]) -> Result<u64> {
 type TxResult = std::result::Result<(), ConflictableTransactionError<Error>>;
 
 impl RoomTrees {
-    pub(super) fn open(db: &sled::Db) -> sled::Result<Self> {
+    pub(super) fn open(
+        db: &sled::Db,
+        outbound: &super::outbound::OutboundTree,
+    ) -> sled::Result<Self> {
         Ok(Self {
             events: db.open_tree(EVENTS)?,
             event_meta: db.open_tree(EVENT_META)?,
@@ -145,6 +158,7 @@ impl RoomTrees {
             extremities: db.open_tree(EXTREMITIES)?,
             timeline: db.open_tree(TIMELINE)?,
             rooms: db.open_tree(ROOMS)?,
+            outbound: outbound.tree().clone(),
             db: db.clone(),
         })
     }
@@ -258,9 +272,9 @@ impl RoomTrees {
             .collect()
     }
 
-    /// Writes one append atomically, then flushes: once this returns, the
-    /// event and everything it changed survive a crash.
-    pub async fn commit(&self, append: Append) -> Result<()> {
+    /// Writes one append atomically. Nothing is durable until [`Self::flush`]:
+    /// callers flush once per request, before acknowledging it.
+    pub fn commit(&self, append: Append) -> Result<()> {
         let trees = (
             &self.events,
             &self.event_meta,
@@ -272,6 +286,7 @@ impl RoomTrees {
             &self.extremities,
             &self.timeline,
             &self.rooms,
+            &self.outbound,
         );
         let encoded_event = append
             .event
@@ -288,6 +303,19 @@ impl RoomTrees {
             .groups
             .iter()
             .map(|(id, g)| Ok((id.to_be_bytes(), encode(g)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let queued = match &append.event {
+            Some((id, ..)) if !append.outbound.is_empty() => {
+                super::outbound::value(&super::outbound::Queued::Pdu {
+                    event_id: id.clone(),
+                })?
+            }
+            _ => Vec::new(),
+        };
+        let encoded_outliers = append
+            .outliers
+            .iter()
+            .map(|(id, json, meta)| Ok::<_, Error>((id, json, encode(meta)?)))
             .collect::<Result<Vec<_>>>()?;
         let encoded_room = append
             .room
@@ -306,6 +334,7 @@ impl RoomTrees {
                 extremities,
                 timeline,
                 rooms,
+                outbound,
             )| {
                 for (id, short) in &append.new_event_shorts {
                     ev_short.insert(id.as_str().as_bytes(), &short.to_be_bytes())?;
@@ -318,6 +347,9 @@ impl RoomTrees {
                 for (id, group) in &encoded_groups {
                     groups.insert(id, group.as_slice())?;
                 }
+                for outlier in &encoded_outliers {
+                    write_event(events, meta, timeline, Some(outlier), None)?;
+                }
                 write_event(
                     events,
                     meta,
@@ -325,6 +357,9 @@ impl RoomTrees {
                     encoded_event.as_ref(),
                     timeline_key.as_deref(),
                 )?;
+                for (destination, seq) in &append.outbound {
+                    outbound.insert(super::outbound::key(destination, *seq), queued.as_slice())?;
+                }
                 if let Some((room, record)) = &encoded_room {
                     for removed in &append.extremities_removed {
                         extremities.remove(room_key(room.as_str(), removed.as_str().as_bytes()))?;
@@ -338,6 +373,11 @@ impl RoomTrees {
                 Ok(())
             },
         )?;
+        Ok(())
+    }
+
+    /// Makes everything committed so far durable.
+    pub async fn flush(&self) -> Result<()> {
         self.db.flush_async().await?;
         Ok(())
     }

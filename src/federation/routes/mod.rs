@@ -1,27 +1,74 @@
 //! Federation listener routes, one file per spec endpoint.
 
+mod backfill;
+mod event;
+mod event_auth;
+mod get_missing_events;
 mod key_query;
+mod make_join;
+mod send;
+mod send_join;
 mod server_keys;
+mod state;
+mod state_ids;
 mod version;
 pub mod well_known;
 
 use std::sync::Arc;
 
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, OwnedRoomId, RoomId, ServerName,
+};
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::{auth::authenticated, client::FederationClient};
-use crate::{error::Error, keys::KeyService};
+use crate::{
+    error::{Error, Result},
+    http_util::percent_decode,
+    keys::KeyService,
+    rooms::{ingest::IngestService, service::RoomService},
+    store::{rooms::EventMeta, transactions::TransactionTree},
+};
+
+/// What the federation handlers need.
+#[derive(Clone)]
+pub struct Services {
+    pub keys: Arc<KeyService>,
+    pub client: Arc<FederationClient>,
+    pub rooms: Arc<RoomService>,
+    pub ingest: Arc<IngestService>,
+    pub transactions: TransactionTree,
+}
 
 /// Every route the federation listener serves.
-pub fn routes(keys: Arc<KeyService>, client: Arc<FederationClient>) -> BoxedFilter<(Response,)> {
+pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
+    let keys = services.keys.clone();
     version::route()
         .or(server_keys::route(keys.clone()))
         .unify()
         .or(key_query::get_route(keys.clone()))
         .unify()
-        .or(key_query::post_route(keys.clone()))
+        .or(key_query::post_route(keys))
         .unify()
-        .or(unknown_federation_endpoint(keys, client))
+        .or(send::route(services.clone()))
+        .unify()
+        .or(make_join::route(services.clone()))
+        .unify()
+        .or(send_join::route(services.clone()))
+        .unify()
+        .or(event::route(services.clone()))
+        .unify()
+        .or(state_ids::route(services.clone()))
+        .unify()
+        .or(state::route(services.clone()))
+        .unify()
+        .or(event_auth::route(services.clone()))
+        .unify()
+        .or(backfill::route(services.clone()))
+        .unify()
+        .or(get_missing_events::route(services.clone()))
+        .unify()
+        .or(unknown_federation_endpoint(services.keys, services.client))
         .unify()
         .boxed()
 }
@@ -42,4 +89,95 @@ fn unknown_federation_endpoint(
             Error::unrecognized("Unrecognized request").into_response()
         })
         .boxed()
+}
+
+fn room_id(segment: &str) -> Result<OwnedRoomId> {
+    let decoded = percent_decode(segment);
+    OwnedRoomId::try_from(decoded.as_str())
+        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a room ID: {e}")))
+}
+
+fn event_id(segment: &str) -> Result<OwnedEventId> {
+    let decoded = percent_decode(segment);
+    OwnedEventId::try_from(decoded.as_str())
+        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not an event ID: {e}")))
+}
+
+/// Every value of `name` in a query string (`ver=1&ver=2`).
+fn query_values(query: &str, name: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| percent_decode(key) == name)
+        .map(|(_, value)| percent_decode(&value.replace('+', " ")))
+        .collect()
+}
+
+/// An event `origin` may see, or 403/404: unknown events, events of
+/// another room and events the server may not see are refused, and so is
+/// a server the room's ACL denies.
+fn visible_event(
+    services: &Services,
+    room: Option<&RoomId>,
+    id: &EventId,
+    origin: &ServerName,
+) -> Result<(EventMeta, CanonicalJsonObject)> {
+    let (meta, json) = services.rooms.event(room, id)?;
+    if !services.rooms.acl_allows(&meta.room_id, origin)? {
+        return Err(Error::forbidden(format!(
+            "the room's server ACL denies {origin}"
+        )));
+    }
+    if !services.rooms.server_may_see(&meta, origin)? {
+        return Err(Error::forbidden(format!("{origin} may not see {id}")));
+    }
+    Ok((meta, json))
+}
+
+/// `?event_id=` of a state request: the state before it and its auth chain.
+fn state_at(
+    services: &Services,
+    room: &RoomId,
+    query: &str,
+    origin: &ServerName,
+) -> Result<(Vec<OwnedEventId>, Vec<OwnedEventId>)> {
+    let Some(event) = query_values(query, "event_id").into_iter().next() else {
+        return Err(Error::new(
+            http::StatusCode::BAD_REQUEST,
+            "M_MISSING_PARAM",
+            "event_id is required",
+        ));
+    };
+    let event = OwnedEventId::try_from(event.as_str())
+        .map_err(|e| Error::invalid_param(format!("{event:?} is not an event ID: {e}")))?;
+    let (meta, _) = visible_event(services, Some(room), &event, origin)?;
+    let state = services.rooms.state_ids_before(&meta)?;
+    let chain = services.rooms.auth_chain(room, &state)?;
+    Ok((state, chain))
+}
+
+fn load_events(services: &Services, ids: &[OwnedEventId]) -> Result<Vec<CanonicalJsonValue>> {
+    ids.iter()
+        .map(|id| {
+            Ok(CanonicalJsonValue::Object(
+                services.rooms.event(None, id)?.1,
+            ))
+        })
+        .collect()
+}
+
+/// The events among `ids` that `origin` may see, as PDUs.
+fn visible_pdus(
+    services: &Services,
+    ids: &[OwnedEventId],
+    origin: &ServerName,
+) -> Result<Vec<CanonicalJsonValue>> {
+    let mut pdus = Vec::new();
+    for id in ids {
+        let (meta, json) = services.rooms.event(None, id)?;
+        if services.rooms.server_may_see(&meta, origin)? {
+            pdus.push(CanonicalJsonValue::Object(json));
+        }
+    }
+    Ok(pdus)
 }

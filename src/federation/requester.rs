@@ -1,0 +1,91 @@
+//! Signed JSON requests to other servers, for the code that talks
+//! federation (joins, gap filling, the sender): sign, send, read the answer
+//! and turn a Matrix error from the other side into ours.
+//! Spec: server-server-api.md "Request Authentication".
+
+use std::sync::Arc;
+
+use http::Method;
+use ruma::ServerName;
+use serde::de::DeserializeOwned;
+
+use super::client::FederationClient;
+use crate::{error::Error, keys::KeyService};
+
+pub struct Requester {
+    keys: Arc<KeyService>,
+    client: Arc<FederationClient>,
+}
+
+/// Error codes another server may answer with that we pass on as they are.
+const PASSED_ON: &[&str] = &[
+    "M_FORBIDDEN",
+    "M_NOT_FOUND",
+    "M_INCOMPATIBLE_ROOM_VERSION",
+    "M_UNABLE_TO_AUTHORISE_JOIN",
+    "M_UNABLE_TO_GRANT_JOIN",
+    "M_BAD_JSON",
+    "M_INVALID_PARAM",
+    "M_UNRECOGNIZED",
+    "M_LIMIT_EXCEEDED",
+];
+
+impl Requester {
+    pub fn new(keys: Arc<KeyService>, client: Arc<FederationClient>) -> Self {
+        Self { keys, client }
+    }
+
+    pub fn server_name(&self) -> &ServerName {
+        self.keys.server_name()
+    }
+
+    /// Sends a signed request and parses a 200 answer as `T`. Another
+    /// server's Matrix error keeps its status and (known) errcode.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        destination: &ServerName,
+        method: Method,
+        uri: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, Error> {
+        let body = body.map(|b| b.to_string().into_bytes());
+        let authorization = self.keys.authorization(
+            destination,
+            &method,
+            uri,
+            body.as_deref().unwrap_or_default(),
+        )?;
+        let response = self
+            .client
+            .request(destination, method, uri, body, Some(authorization))
+            .await
+            .map_err(|e| Error::remote(e.to_string()))?;
+        if response.status.is_success() {
+            return serde_json::from_slice(&response.body).map_err(|e| {
+                Error::remote(format!("{destination} answered {uri} with bad JSON: {e}"))
+            });
+        }
+        Err(remote_error(destination, response.status, &response.body))
+    }
+}
+
+fn remote_error(destination: &ServerName, status: http::StatusCode, body: &[u8]) -> Error {
+    #[derive(serde::Deserialize)]
+    struct MatrixError {
+        errcode: String,
+        #[serde(default)]
+        error: String,
+    }
+    let parsed: Option<MatrixError> = serde_json::from_slice(body).ok();
+    let message = match &parsed {
+        Some(e) => format!("{destination} answered {status}: {} {}", e.errcode, e.error),
+        None => format!("{destination} answered {status}"),
+    };
+    let known = parsed
+        .as_ref()
+        .and_then(|e| PASSED_ON.iter().find(|code| **code == e.errcode));
+    match known {
+        Some(code) if status.is_client_error() => Error::new(status, code, message),
+        _ => Error::remote(message),
+    }
+}

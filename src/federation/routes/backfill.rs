@@ -1,0 +1,77 @@
+//! `GET /_matrix/federation/v1/backfill/{roomId}?v=…&limit=`: history
+//! before (and including) the given events, newest first.
+//! Spec: server-server-api.md "Backfilling and retrieving missing events"; backfill.yaml.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use warp::{filters::BoxedFilter, reply::Response, Filter};
+
+use super::{event_id, query_values, room_id, visible_pdus, Services};
+use crate::{
+    error::{Error, Result},
+    federation::auth::{authenticated, Authenticated},
+    http_util::{ok_json, raw_query, reply},
+    rooms::service::MAX_WALK,
+    time::now_ms,
+};
+
+pub fn route(services: Services) -> BoxedFilter<(Response,)> {
+    warp::path!("_matrix" / "federation" / "v1" / "backfill" / String)
+        .and(warp::get())
+        .and(raw_query())
+        .and(authenticated(
+            services.keys.clone(),
+            services.client.clone(),
+        ))
+        .map(move |room: String, query: String, request: Authenticated| {
+            reply(handle(&services, &room, &query, &request))
+        })
+        .boxed()
+}
+
+fn handle(
+    services: &Services,
+    room: &str,
+    query: &str,
+    request: &Authenticated,
+) -> Result<Response> {
+    let room = room_id(room)?;
+    let from = query_values(query, "v")
+        .iter()
+        .map(|v| event_id(v))
+        .collect::<Result<Vec<_>>>()?;
+    if from.is_empty() {
+        return Err(Error::new(
+            http::StatusCode::BAD_REQUEST,
+            "M_MISSING_PARAM",
+            "v is required",
+        ));
+    }
+    let limit = match query_values(query, "limit").first() {
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| Error::invalid_param("limit must be a number"))?,
+        None => {
+            return Err(Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_MISSING_PARAM",
+                "limit is required",
+            ))
+        }
+    };
+    if !services.rooms.acl_allows(&room, &request.origin)? {
+        return Err(Error::forbidden(format!(
+            "the room's server ACL denies {}",
+            request.origin
+        )));
+    }
+    let ids = services
+        .rooms
+        .walk_back(&room, &from, limit.min(MAX_WALK), &BTreeSet::new(), 0)?;
+    Ok(ok_json(&json!({
+        "origin": services.keys.server_name().as_str(),
+        "origin_server_ts": now_ms(),
+        "pdus": visible_pdus(services, &ids, &request.origin)?,
+    })))
+}

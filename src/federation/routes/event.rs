@@ -1,0 +1,40 @@
+//! `GET /_matrix/federation/v1/event/{eventId}`: one event, as a
+//! transaction holding it.
+//! Spec: server-server-api.md "Retrieving events"; events.yaml.
+
+use ruma::{CanonicalJsonValue, OwnedEventId};
+use serde_json::json;
+use warp::{filters::BoxedFilter, reply::Response, Filter};
+
+use super::{visible_event, Services};
+use crate::{
+    error::{Error, Result},
+    federation::auth::{authenticated, Authenticated},
+    http_util::{ok_json, percent_decode, reply},
+    time::now_ms,
+};
+
+pub fn route(services: Services) -> BoxedFilter<(Response,)> {
+    warp::path!("_matrix" / "federation" / "v1" / "event" / String)
+        .and(warp::get())
+        .and(authenticated(
+            services.keys.clone(),
+            services.client.clone(),
+        ))
+        .map(move |event: String, request: Authenticated| {
+            reply(handle(&services, &event, &request))
+        })
+        .boxed()
+}
+
+fn handle(services: &Services, event: &str, request: &Authenticated) -> Result<Response> {
+    let event = percent_decode(event);
+    let event_id = OwnedEventId::try_from(event.as_str())
+        .map_err(|e| Error::invalid_param(format!("{event:?} is not an event ID: {e}")))?;
+    let (_, json) = visible_event(services, None, &event_id, &request.origin)?;
+    Ok(ok_json(&json!({
+        "origin": services.keys.server_name().as_str(),
+        "origin_server_ts": now_ms(),
+        "pdus": [CanonicalJsonValue::Object(json)],
+    })))
+}

@@ -1,0 +1,41 @@
+//! `GET /_matrix/federation/v1/event_auth/{roomId}/{eventId}`: the full
+//! auth chain of an event.
+//! Spec: server-server-api.md "Retrieving events"; event_auth.yaml.
+
+use serde_json::json;
+use warp::{filters::BoxedFilter, reply::Response, Filter};
+
+use super::{event_id, load_events, room_id, visible_event, Services};
+use crate::{
+    error::Result,
+    federation::auth::{authenticated, Authenticated},
+    http_util::{ok_json, reply},
+};
+
+pub fn route(services: Services) -> BoxedFilter<(Response,)> {
+    warp::path!("_matrix" / "federation" / "v1" / "event_auth" / String / String)
+        .and(warp::get())
+        .and(authenticated(
+            services.keys.clone(),
+            services.client.clone(),
+        ))
+        .map(move |room: String, event: String, request: Authenticated| {
+            reply(handle(&services, &room, &event, &request))
+        })
+        .boxed()
+}
+
+fn handle(
+    services: &Services,
+    room: &str,
+    event: &str,
+    request: &Authenticated,
+) -> Result<Response> {
+    let room = room_id(room)?;
+    let event = event_id(event)?;
+    visible_event(services, Some(&room), &event, &request.origin)?;
+    let chain = services.rooms.auth_chain(&room, &[event])?;
+    Ok(ok_json(
+        &json!({ "auth_chain": load_events(services, &chain)? }),
+    ))
+}

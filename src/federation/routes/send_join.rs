@@ -1,0 +1,67 @@
+//! `PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}`.
+//! Spec: server-server-api.md "Joining Rooms"; joins-v2.yaml.
+
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId};
+use serde_json::json;
+use warp::{filters::BoxedFilter, reply::Response, Filter};
+
+use super::{query_values, room_id, Services};
+use crate::{
+    error::{Error, Result},
+    federation::auth::{authenticated, Authenticated},
+    http_util::{ok_json, parse_json, percent_decode, raw_query, reply},
+};
+
+pub fn route(services: Services) -> BoxedFilter<(Response,)> {
+    warp::path!("_matrix" / "federation" / "v2" / "send_join" / String / String)
+        .and(warp::put())
+        .and(raw_query())
+        .and(authenticated(
+            services.keys.clone(),
+            services.client.clone(),
+        ))
+        .then(
+            move |room: String, event: String, query: String, request: Authenticated| {
+                let services = services.clone();
+                async move { reply(handle(&services, &room, &event, &query, request).await) }
+            },
+        )
+        .boxed()
+}
+
+async fn handle(
+    services: &Services,
+    room: &str,
+    event: &str,
+    query: &str,
+    request: Authenticated,
+) -> Result<Response> {
+    let room = room_id(room)?;
+    let event = percent_decode(event);
+    let event_id = OwnedEventId::try_from(event.as_str())
+        .map_err(|e| Error::invalid_param(format!("{event:?} is not an event ID: {e}")))?;
+    let object: CanonicalJsonObject = parse_json(&request.body)?;
+    let omit_members = query_values(query, "omit_members")
+        .first()
+        .is_some_and(|v| v == "true");
+    if !services.rooms.acl_allows(&room, &request.origin)? {
+        return Err(Error::forbidden(format!(
+            "the room's server ACL denies {}",
+            request.origin
+        )));
+    }
+    let answer = services
+        .rooms
+        .send_join(&room, &event_id, &request.origin, object, omit_members)
+        .await?;
+    let events = |list: Vec<CanonicalJsonObject>| -> Vec<CanonicalJsonValue> {
+        list.into_iter().map(CanonicalJsonValue::Object).collect()
+    };
+    Ok(ok_json(&json!({
+        "origin": services.keys.server_name().as_str(),
+        "state": events(answer.state),
+        "auth_chain": events(answer.auth_chain),
+        "members_omitted": answer.members_omitted,
+        "servers_in_room": answer.servers_in_room,
+    })))
+}

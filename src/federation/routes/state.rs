@@ -1,0 +1,41 @@
+//! `GET /_matrix/federation/v1/state/{roomId}?event_id=`: the state before
+//! an event and its auth chain, as full PDUs.
+//! Spec: server-server-api.md "Retrieving events"; events.yaml.
+
+use serde_json::json;
+use warp::{filters::BoxedFilter, reply::Response, Filter};
+
+use super::{load_events, room_id, state_at, Services};
+use crate::{
+    error::Result,
+    federation::auth::{authenticated, Authenticated},
+    http_util::{ok_json, raw_query, reply},
+};
+
+pub fn route(services: Services) -> BoxedFilter<(Response,)> {
+    warp::path!("_matrix" / "federation" / "v1" / "state" / String)
+        .and(warp::get())
+        .and(raw_query())
+        .and(authenticated(
+            services.keys.clone(),
+            services.client.clone(),
+        ))
+        .map(move |room: String, query: String, request: Authenticated| {
+            reply(handle(&services, &room, &query, &request))
+        })
+        .boxed()
+}
+
+fn handle(
+    services: &Services,
+    room: &str,
+    query: &str,
+    request: &Authenticated,
+) -> Result<Response> {
+    let room = room_id(room)?;
+    let (state, auth_chain) = state_at(services, &room, query, &request.origin)?;
+    Ok(ok_json(&json!({
+        "pdus": load_events(services, &state)?,
+        "auth_chain": load_events(services, &auth_chain)?,
+    })))
+}

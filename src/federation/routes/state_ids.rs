@@ -1,0 +1,40 @@
+//! `GET /_matrix/federation/v1/state_ids/{roomId}?event_id=`: the IDs of
+//! the state before an event and of its auth chain.
+//! Spec: server-server-api.md "Retrieving events"; events.yaml.
+
+use serde_json::json;
+use warp::{filters::BoxedFilter, reply::Response, Filter};
+
+use super::{room_id, state_at, Services};
+use crate::{
+    error::Result,
+    federation::auth::{authenticated, Authenticated},
+    http_util::{ok_json, raw_query, reply},
+};
+
+pub fn route(services: Services) -> BoxedFilter<(Response,)> {
+    warp::path!("_matrix" / "federation" / "v1" / "state_ids" / String)
+        .and(warp::get())
+        .and(raw_query())
+        .and(authenticated(
+            services.keys.clone(),
+            services.client.clone(),
+        ))
+        .map(move |room: String, query: String, request: Authenticated| {
+            reply(handle(&services, &room, &query, &request))
+        })
+        .boxed()
+}
+
+fn handle(
+    services: &Services,
+    room: &str,
+    query: &str,
+    request: &Authenticated,
+) -> Result<Response> {
+    let room = room_id(room)?;
+    let (state, auth_chain) = state_at(services, &room, query, &request.origin)?;
+    Ok(ok_json(
+        &json!({ "pdu_ids": state, "auth_chain_ids": auth_chain }),
+    ))
+}

@@ -1,0 +1,207 @@
+//! The outbound sender: drains each destination's durable queue in order,
+//! up to 50 PDUs and 100 EDUs per transaction, removing entries only once
+//! the destination answered 200. One task per destination with work; a
+//! destination that is down waits out its backoff without holding up the
+//! others, and is retried as soon as it contacts us.
+//! Spec: server-server-api.md "Transactions"; transactions.yaml.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use http::Method;
+use ruma::{CanonicalJsonValue, OwnedServerName, ServerName};
+use serde_json::{json, Value};
+use tokio::sync::{Notify, Semaphore};
+
+use super::{client::FederationClient, requester::Requester};
+use crate::{
+    error::Error,
+    http_util::percent_encode,
+    rooms::service::RoomService,
+    store::outbound::{Entry, OutboundTree, Queued},
+    time::now_ms,
+};
+
+const MAX_PDUS: usize = 50;
+const MAX_EDUS: usize = 100;
+/// Transactions in flight at once, across destinations.
+const MAX_IN_FLIGHT: usize = 32;
+/// How often a backing-off destination checks whether it came back.
+const BACKOFF_POLL: Duration = Duration::from_secs(2);
+/// A rescan of the queue even when nothing woke us (entries queued by a
+/// previous run, destinations whose backoff ended).
+const RESCAN: Duration = Duration::from_secs(30);
+
+pub struct Sender {
+    queue: OutboundTree,
+    rooms: Arc<RoomService>,
+    requester: Arc<Requester>,
+    client: Arc<FederationClient>,
+    ready: Arc<Notify>,
+    active: Mutex<HashSet<OwnedServerName>>,
+    slots: Semaphore,
+}
+
+impl Sender {
+    pub fn new(
+        queue: OutboundTree,
+        rooms: Arc<RoomService>,
+        requester: Arc<Requester>,
+        client: Arc<FederationClient>,
+        ready: Arc<Notify>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            queue,
+            rooms,
+            requester,
+            client,
+            ready,
+            active: Mutex::new(HashSet::new()),
+            slots: Semaphore::new(MAX_IN_FLIGHT),
+        })
+    }
+
+    /// Runs forever: starts a drain for every destination with queued
+    /// entries, whenever something is queued and every [`RESCAN`].
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            match self.queue.destinations() {
+                Ok(destinations) => {
+                    for destination in destinations {
+                        self.clone().start(destination);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read the outbound queue"),
+            }
+            let _ = tokio::time::timeout(RESCAN, self.ready.notified()).await;
+        }
+    }
+
+    fn start(self: Arc<Self>, destination: OwnedServerName) {
+        if !self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(destination.clone())
+        {
+            return;
+        }
+        tokio::spawn(async move {
+            self.drain(&destination).await;
+            self.active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&destination);
+            // Entries queued while we were finishing are picked up again.
+            if self.queue.depth(&destination) > 0 {
+                self.ready.notify_one();
+            }
+        });
+    }
+
+    /// Sends transactions to `destination` until its queue is empty.
+    async fn drain(&self, destination: &ServerName) {
+        loop {
+            let batch = match self.queue.batch(destination, MAX_PDUS, MAX_EDUS) {
+                Ok(batch) if batch.is_empty() => return,
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!(%destination, error = %e, "cannot read the outbound queue");
+                    return;
+                }
+            };
+            self.wait_out_backoff(destination).await;
+            let outcome = {
+                let _slot = self.slots.acquire().await;
+                self.send(destination, &batch).await
+            };
+            match outcome {
+                Ok(()) | Err(Outcome::Refused(_)) => {
+                    if let Err(Outcome::Refused(e)) = &outcome {
+                        tracing::warn!(%destination, error = %e, "transaction refused; dropped");
+                    }
+                    let keys: Vec<Vec<u8>> = batch.into_iter().map(|e| e.key).collect();
+                    if let Err(e) = self.queue.remove(&keys) {
+                        tracing::error!(%destination, error = %e, "cannot dequeue");
+                        return;
+                    }
+                }
+                Err(Outcome::Retry(e)) => {
+                    tracing::info!(%destination, error = %e, "transaction failed; will retry");
+                    if self.client.backoff().check(destination).is_ok() {
+                        // Not a connection failure (e.g. a 5xx): still back off.
+                        self.client
+                            .backoff()
+                            .record_failure(destination, &e.message);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps until the destination's retry time, waking early when it
+    /// contacts us (which clears its backoff).
+    async fn wait_out_backoff(&self, destination: &ServerName) {
+        while let Err(state) = self.client.backoff().check(destination) {
+            let left = state.retry_at.saturating_duration_since(Instant::now());
+            tokio::time::sleep(left.min(BACKOFF_POLL)).await;
+        }
+    }
+
+    async fn send(&self, destination: &ServerName, batch: &[Entry]) -> Result<(), Outcome> {
+        let mut pdus = Vec::new();
+        let mut edus: Vec<Value> = Vec::new();
+        for entry in batch {
+            match &entry.item {
+                Queued::Pdu { event_id } => match self.rooms.event(None, event_id) {
+                    Ok((_, json)) => pdus.push(Value::from(CanonicalJsonValue::Object(json))),
+                    Err(e) => tracing::error!(%event_id, error = %e, "queued event unreadable"),
+                },
+                Queued::Edu { edu } => edus.push(edu.clone()),
+            }
+        }
+        // Named after the entries it carries: a retry of the same batch is
+        // recognised by the destination as the same transaction.
+        let first = batch.first().map(|e| seq_of(&e.key)).unwrap_or_default();
+        let last = batch.last().map(|e| seq_of(&e.key)).unwrap_or_default();
+        let txn_id = format!("{first}-{last}");
+        let body = json!({
+            "origin": self.requester.server_name().as_str(),
+            "origin_server_ts": now_ms(),
+            "pdus": pdus,
+            "edus": edus,
+        });
+        let uri = format!("/_matrix/federation/v1/send/{}", percent_encode(&txn_id));
+        match self
+            .requester
+            .call::<Value>(destination, Method::PUT, &uri, Some(&body))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.status.is_client_error()
+                    && e.status != http::StatusCode::TOO_MANY_REQUESTS =>
+            {
+                Err(Outcome::Refused(e))
+            }
+            Err(e) => Err(Outcome::Retry(e)),
+        }
+    }
+}
+
+enum Outcome {
+    /// The destination will never take this transaction (4xx).
+    Refused(Error),
+    /// Unreachable, timed out or failing: try again later.
+    Retry(Error),
+}
+
+fn seq_of(key: &[u8]) -> u64 {
+    key.len()
+        .checked_sub(8)
+        .and_then(|start| <[u8; 8]>::try_from(&key[start..]).ok())
+        .map_or(0, u64::from_be_bytes)
+}

@@ -1,0 +1,372 @@
+//! Joins, from both sides. As the resident server: the `make_join`
+//! template and accepting a `send_join`. As the joining server: importing
+//! the room from a `send_join` answer (state and auth chain verified and
+//! stored as outliers, then our join appended on that state).
+//! Spec: server-server-api.md "Joining Rooms"; joins-v1.yaml, joins-v2.yaml.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::{stream, StreamExt};
+use ruma::{
+    events::{StateEventType, TimelineEventType},
+    state_res::StateMap,
+    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId, RoomVersionId,
+    ServerName, UserId,
+};
+use serde_json::json;
+
+use super::{auth_by_own_events, RoomService, Shorts, Source};
+use crate::{
+    error::{Error, Result},
+    rooms::{
+        event::Pdu,
+        pdu::{self, CheckedPdu},
+    },
+    store::rooms::{Append, EventMeta, Status},
+};
+
+/// Signature checks in flight at once while importing a room.
+const VERIFY_CONCURRENCY: usize = 64;
+
+/// What the resident server answers a `send_join` with.
+pub struct JoinAnswer {
+    pub state: Vec<CanonicalJsonObject>,
+    pub auth_chain: Vec<CanonicalJsonObject>,
+    pub servers_in_room: Vec<String>,
+    pub members_omitted: bool,
+}
+
+impl RoomService {
+    /// `make_join`: an unsigned join event for `user` on our view of the
+    /// room, after checking that the room's version is one the joining
+    /// server supports and that the current state would let the user in.
+    pub async fn make_join(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        origin: &ServerName,
+        supported: &[String],
+    ) -> Result<(CanonicalJsonObject, String)> {
+        if user.server_name() != origin {
+            return Err(Error::forbidden(format!(
+                "{origin} cannot make a join for {user}"
+            )));
+        }
+        let _guard = self.lock(room).await;
+        let record = self.record(room)?;
+        // Spec: without `ver` the joining server supports only version 1.
+        let compatible =
+            supported.contains(&record.version) || (supported.is_empty() && record.version == "1");
+        if !compatible {
+            return Err(Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_INCOMPATIBLE_ROOM_VERSION",
+                format!(
+                    "the room is version {} which {origin} does not support",
+                    record.version
+                ),
+            )
+            .with_field("room_version", record.version.clone()));
+        }
+        let rules = Self::rules_of(&record.version)?;
+        let mut object = self.build(
+            room,
+            &record,
+            &rules,
+            user,
+            "m.room.member",
+            Some(user.as_str()),
+            json!({ "membership": "join" }),
+        )?;
+        // Would the current state let the user in? Checked on a
+        // provisional event ID: the real one depends on the joiner's signature.
+        let mut probe = object.clone();
+        probe.insert(
+            "hashes".into(),
+            CanonicalJsonValue::Object(Default::default()),
+        );
+        probe.insert(
+            "signatures".into(),
+            CanonicalJsonValue::Object(Default::default()),
+        );
+        let id = pdu::event_id(&probe, &rules).map_err(|e| Error::internal(e.0))?;
+        let pdu = Pdu::parse(id, &probe, &rules).map_err(|e| Error::internal(e.0))?;
+        let shorts = Shorts::cached(&self.trees, &self.groups);
+        let current = shorts.load(record.current_state)?;
+        self.auth_against_state(&rules, &pdu, &shorts, &current)
+            .map_err(|reason| Error::forbidden(format!("{user} may not join: {reason}")))?;
+        object.remove("hashes");
+        object.remove("signatures");
+        Ok((object, record.version))
+    }
+
+    /// `send_join`: checks the joining server's signed join, appends it and
+    /// returns the state before it with the auth chain.
+    pub async fn send_join(
+        &self,
+        room: &RoomId,
+        event_id: &EventId,
+        origin: &ServerName,
+        object: CanonicalJsonObject,
+        omit_members: bool,
+    ) -> Result<JoinAnswer> {
+        let record = self.record(room)?;
+        let version = RoomVersionId::try_from(record.version.as_str())
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let rules = Self::rules_of(&record.version)?;
+        let checked = pdu::check(&self.keys, &version, object)
+            .await
+            .map_err(|e| Error::invalid_param(e.0))?;
+        if checked.redacted_for_hash_mismatch {
+            return Err(Error::invalid_param(
+                "the join event's content hash is wrong",
+            ));
+        }
+        if checked.event_id != event_id {
+            return Err(Error::invalid_param(format!(
+                "the event's ID is {}, not {event_id}",
+                checked.event_id
+            )));
+        }
+        let pdu = Pdu::parse(checked.event_id.clone(), &checked.object, &rules)
+            .map_err(|e| Error::invalid_param(e.0))?;
+        let sender_ok = pdu.sender.server_name() == origin
+            && pdu.state_key.as_deref() == Some(pdu.sender.as_str());
+        if pdu.kind != TimelineEventType::RoomMember
+            || pdu.membership() != Some("join")
+            || !sender_ok
+        {
+            return Err(Error::invalid_param(format!(
+                "not a join of a user of {origin} for themselves"
+            )));
+        }
+        let _guard = self.lock(room).await;
+        let servers_in_room = self.joined_servers(room)?;
+        self.append(
+            room,
+            &record.version,
+            checked,
+            Source::Relayed(origin),
+            None,
+        )
+        .await?;
+        self.trees.flush().await?;
+        self.outbound_ready.notify_one();
+        let meta = self
+            .trees
+            .event_meta(event_id.as_str())?
+            .ok_or_else(|| Error::internal("join vanished"))?;
+        let mut state = self.state_ids_before(&meta)?;
+        if omit_members {
+            state.retain(|id| {
+                self.pdu(id, &rules)
+                    .is_some_and(|e| e.kind != TimelineEventType::RoomMember)
+            });
+        }
+        let mut roots = state.clone();
+        roots.push(event_id.to_owned());
+        let chain = self.auth_chain(room, &roots)?;
+        let load = |ids: Vec<OwnedEventId>| -> Result<Vec<CanonicalJsonObject>> {
+            ids.iter()
+                .map(|id| {
+                    self.trees
+                        .event_json(id.as_str())?
+                        .ok_or_else(|| Error::internal(format!("missing event {id}")))
+                })
+                .collect()
+        };
+        Ok(JoinAnswer {
+            state: load(state)?,
+            auth_chain: load(chain)?,
+            servers_in_room: servers_in_room.iter().map(|s| s.to_string()).collect(),
+            members_omitted: omit_members,
+        })
+    }
+
+    /// Signs a join built from a resident server's template.
+    pub fn sign_join(
+        &self,
+        template: CanonicalJsonObject,
+        version: &RoomVersionId,
+    ) -> Result<CheckedPdu> {
+        let rules = pdu::rules(version).map_err(|e| {
+            Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_UNSUPPORTED_ROOM_VERSION",
+                e.0,
+            )
+        })?;
+        let mut object = template;
+        object.insert("origin".into(), self.server_name.as_str().into());
+        object.insert(
+            "origin_server_ts".into(),
+            CanonicalJsonValue::Integer(
+                ruma::Int::try_from(crate::time::now_ms()).unwrap_or(ruma::Int::MAX),
+            ),
+        );
+        object.remove("hashes");
+        object.remove("signatures");
+        self.sign(object, &rules)
+    }
+
+    /// Takes in a room we just joined: every event of the resident's
+    /// state and auth chain is verified and authorized against its own
+    /// auth events (stored as outliers with the outcome), the accepted
+    /// state becomes the state before our join, and the join is appended
+    /// on it: the room's first timeline event and forward extremity.
+    pub async fn import_join(
+        &self,
+        room: &RoomId,
+        version: &RoomVersionId,
+        join: CheckedPdu,
+        state: Vec<CanonicalJsonObject>,
+        auth_chain: Vec<CanonicalJsonObject>,
+    ) -> Result<OwnedEventId> {
+        let rules = pdu::rules(version).map_err(|e| Error::invalid_param(e.0))?;
+        let (checked, state_ids) = self.verify_all(version, state, auth_chain).await?;
+        let mut pdus: HashMap<OwnedEventId, (Pdu, CheckedPdu)> = HashMap::new();
+        for event in checked {
+            if let Ok(pdu) = Pdu::parse(event.event_id.clone(), &event.object, &rules) {
+                pdus.insert(event.event_id.clone(), (pdu, event));
+            }
+        }
+        let _guard = self.lock(room).await;
+        let mut outcome: HashMap<OwnedEventId, Pdu> = HashMap::new();
+        let mut outliers = Vec::new();
+        for id in auth_order(&pdus) {
+            let (pdu, event) = &pdus[&id];
+            let fetch = |id: &EventId| outcome.get(id).cloned().or_else(|| self.pdu(id, &rules));
+            let mut status = auth_by_own_events(room, &rules, pdu, fetch);
+            if pdu
+                .auth_events
+                .iter()
+                .any(|a| !pdus.contains_key(a) && self.pdu(a, &rules).is_none())
+            {
+                status = Status::Rejected("an auth event is missing from the join response".into());
+            }
+            let mut pdu = pdu.clone();
+            pdu.rejected = status != Status::Accepted;
+            outcome.insert(id.clone(), pdu.clone());
+            if self.trees.event_meta(id.as_str())?.is_some() {
+                continue;
+            }
+            let json =
+                serde_json::to_vec(&event.object).map_err(|e| Error::internal(e.to_string()))?;
+            outliers.push((
+                id,
+                json,
+                EventMeta {
+                    room_id: room.to_owned(),
+                    depth: u64::from(pdu.depth),
+                    stream: 0,
+                    status,
+                    state_before: 0,
+                    state_after: 0,
+                    outlier: true,
+                },
+            ));
+        }
+        let mut room_state: StateMap<OwnedEventId> = StateMap::new();
+        for id in &state_ids {
+            let Some(pdu) = outcome.get(id).filter(|p| !p.rejected) else {
+                continue;
+            };
+            if let Some(key) = &pdu.state_key {
+                room_state.insert(
+                    (StateEventType::from(pdu.kind.to_string()), key.clone()),
+                    id.clone(),
+                );
+            }
+        }
+        if !room_state.contains_key(&(StateEventType::RoomCreate, String::new())) {
+            return Err(Error::remote(
+                "the join response's state has no valid create event",
+            ));
+        }
+        let mut shorts = Shorts::cached(&self.trees, &self.groups);
+        let group = shorts.save(None, &room_state)?;
+        let mut append = Append {
+            outliers,
+            ..Append::default()
+        };
+        shorts.into_append(&mut append);
+        self.trees.commit(append)?;
+        let (event_id, status) = self
+            .append(room, version.as_str(), join, Source::Remote, Some(group))
+            .await?;
+        self.trees.flush().await?;
+        match status {
+            Status::Accepted => Ok(event_id),
+            Status::Rejected(reason) | Status::SoftFailed(reason) => Err(Error::forbidden(
+                format!("our join is not allowed by the room's state: {reason}"),
+            )),
+        }
+    }
+
+    /// Checks signatures and hashes of a join response's events, many at
+    /// a time; refused events are dropped (and so never become state).
+    async fn verify_all(
+        &self,
+        version: &RoomVersionId,
+        state: Vec<CanonicalJsonObject>,
+        auth_chain: Vec<CanonicalJsonObject>,
+    ) -> Result<(Vec<CheckedPdu>, HashSet<OwnedEventId>)> {
+        let n_state = state.len();
+        let results: Vec<(usize, std::result::Result<CheckedPdu, pdu::Refused>)> =
+            stream::iter(state.into_iter().chain(auth_chain).enumerate())
+                .map(
+                    |(i, object)| async move { (i, pdu::check(&self.keys, version, object).await) },
+                )
+                .buffer_unordered(VERIFY_CONCURRENCY)
+                .collect()
+                .await;
+        let mut seen = HashSet::new();
+        let mut state_ids = HashSet::new();
+        let mut checked = Vec::new();
+        for (i, result) in results {
+            match result {
+                Ok(event) => {
+                    if i < n_state {
+                        state_ids.insert(event.event_id.clone());
+                    }
+                    if seen.insert(event.event_id.clone()) {
+                        checked.push(event);
+                    }
+                }
+                Err(e) => tracing::debug!(reason = %e.0, "join response event refused"),
+            }
+        }
+        Ok((checked, state_ids))
+    }
+}
+
+/// The events ordered so that each comes after its auth events.
+fn auth_order(pdus: &HashMap<OwnedEventId, (Pdu, CheckedPdu)>) -> Vec<OwnedEventId> {
+    let mut order = Vec::with_capacity(pdus.len());
+    let mut done: HashSet<&OwnedEventId> = HashSet::new();
+    let mut roots: Vec<&OwnedEventId> = pdus.keys().collect();
+    // Deterministic: oldest first where the auth graph leaves a choice.
+    roots.sort_by_key(|id| (pdus[*id].0.depth, (*id).clone()));
+    for root in roots {
+        let mut stack: Vec<(&OwnedEventId, bool)> = vec![(root, false)];
+        while let Some((id, expanded)) = stack.pop() {
+            if done.contains(id) {
+                continue;
+            }
+            if expanded {
+                done.insert(id);
+                order.push(id.clone());
+                continue;
+            }
+            stack.push((id, true));
+            for auth in &pdus[id].0.auth_events {
+                if let Some((key, _)) = pdus.get_key_value(auth) {
+                    if !done.contains(key) {
+                        stack.push((key, false));
+                    }
+                }
+            }
+        }
+    }
+    order
+}

@@ -1,0 +1,216 @@
+//! Reads other servers ask for: events, the state at an event, auth
+//! chains, history walked backwards, and whether a server may see them.
+//! Spec: server-server-api.md "Retrieving events", "Backfilling and
+//! retrieving missing events", "Server Access Control Lists (ACLs)".
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+
+use ruma::{
+    events::{
+        room::{
+            history_visibility::{HistoryVisibility, RoomHistoryVisibilityEventContent},
+            member::MembershipState,
+            server_acl::RoomServerAclEventContent,
+        },
+        StateEventType,
+    },
+    CanonicalJsonObject, EventId, OwnedEventId, RoomId, ServerName, UserId,
+};
+
+use super::{RoomService, Shorts};
+use crate::{
+    error::{Error, Result},
+    store::rooms::{EventMeta, ShortState, Status},
+};
+
+/// Longest walk for backfill and get_missing_events.
+pub const MAX_WALK: usize = 100;
+
+impl RoomService {
+    /// An event of `room` as stored, with its metadata.
+    pub fn event(
+        &self,
+        room: Option<&RoomId>,
+        id: &EventId,
+    ) -> Result<(EventMeta, CanonicalJsonObject)> {
+        let unknown = || Error::not_found(format!("unknown event {id}"));
+        let meta = self.trees.event_meta(id.as_str())?.ok_or_else(unknown)?;
+        if room.is_some_and(|r| r != meta.room_id) {
+            return Err(unknown());
+        }
+        let json = self.trees.event_json(id.as_str())?.ok_or_else(unknown)?;
+        Ok((meta, json))
+    }
+
+    /// The state before a (non-outlier) event, as event IDs.
+    pub fn state_ids_before(&self, meta: &EventMeta) -> Result<Vec<OwnedEventId>> {
+        if meta.outlier {
+            return Err(Error::not_found(
+                "the state at that event is not known here",
+            ));
+        }
+        let shorts = Shorts::cached(&self.trees, &self.groups);
+        let state = shorts.load(meta.state_before)?;
+        state.values().map(|e| self.trees.short_event(*e)).collect()
+    }
+
+    /// Every event in the auth chains of `ids` (not `ids` themselves).
+    pub fn auth_chain(&self, room: &RoomId, ids: &[OwnedEventId]) -> Result<Vec<OwnedEventId>> {
+        let rules = Self::rules_of(&self.record(room)?.version)?;
+        let mut seen: HashSet<OwnedEventId> = HashSet::new();
+        let mut queue: VecDeque<OwnedEventId> = ids.iter().cloned().collect();
+        let mut chain = Vec::new();
+        while let Some(id) = queue.pop_front() {
+            let Some(pdu) = self.pdu(&id, &rules) else {
+                continue;
+            };
+            for auth in pdu.auth_events {
+                if seen.insert(auth.clone()) {
+                    chain.push(auth.clone());
+                    queue.push_back(auth);
+                }
+            }
+        }
+        Ok(chain)
+    }
+
+    /// Whether the room's current server ACL lets `server` take part.
+    pub fn acl_allows(&self, room: &RoomId, server: &ServerName) -> Result<bool> {
+        let record = self.record(room)?;
+        let shorts = Shorts::cached(&self.trees, &self.groups);
+        let state = shorts.load(record.current_state)?;
+        let Some(acl) = self.state_content::<RoomServerAclEventContent>(
+            &shorts,
+            &state,
+            &StateEventType::RoomServerAcl,
+            "",
+        )?
+        else {
+            return Ok(true);
+        };
+        Ok(acl.is_allowed(server))
+    }
+
+    /// Whether `server` may see an event: it had a member joined (or
+    /// invited, for "invited"/"shared") at the event, or the history is
+    /// world-readable, or shared and the server is in the room now.
+    /// Spec: client-server-api "History visibility", as servers apply it.
+    pub fn server_may_see(&self, meta: &EventMeta, server: &ServerName) -> Result<bool> {
+        if meta.outlier || matches!(meta.status, Status::Rejected(_)) {
+            return Ok(false);
+        }
+        let shorts = Shorts::cached(&self.trees, &self.groups);
+        let state = shorts.load(meta.state_before)?;
+        let visibility = self
+            .state_content::<RoomHistoryVisibilityEventContent>(
+                &shorts,
+                &state,
+                &StateEventType::RoomHistoryVisibility,
+                "",
+            )?
+            .map_or(HistoryVisibility::Shared, |c| c.history_visibility);
+        if visibility == HistoryVisibility::WorldReadable {
+            return Ok(true);
+        }
+        if visibility == HistoryVisibility::Shared
+            && self.joined_servers(&meta.room_id)?.contains(server)
+        {
+            return Ok(true);
+        }
+        let memberships = self.server_memberships(&shorts, &state, server)?;
+        Ok(memberships.iter().any(|m| match m {
+            MembershipState::Join => true,
+            MembershipState::Invite => visibility != HistoryVisibility::Joined,
+            _ => false,
+        }))
+    }
+
+    /// The memberships `server`'s users hold in `state`.
+    fn server_memberships(
+        &self,
+        shorts: &Shorts<'_>,
+        state: &ShortState,
+        server: &ServerName,
+    ) -> Result<Vec<MembershipState>> {
+        let mut found = Vec::new();
+        for ((kind, key), id) in shorts.decode(state)? {
+            if kind != StateEventType::RoomMember
+                || <&UserId>::try_from(key.as_str()).map_or(true, |u| u.server_name() != server)
+            {
+                continue;
+            }
+            let content = self
+                .trees
+                .event_json(id.as_str())?
+                .and_then(|e| e.get("content").cloned());
+            if let Some(ruma::CanonicalJsonValue::Object(content)) = content {
+                if let Some(ruma::CanonicalJsonValue::String(m)) = content.get("membership") {
+                    found.push(MembershipState::from(m.as_str()));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The content of one state event in `state`, if present and well formed.
+    fn state_content<T: serde::de::DeserializeOwned>(
+        &self,
+        shorts: &Shorts<'_>,
+        state: &ShortState,
+        kind: &StateEventType,
+        key: &str,
+    ) -> Result<Option<T>> {
+        let Some(id) = shorts.lookup(state, kind, key)? else {
+            return Ok(None);
+        };
+        let content = self
+            .trees
+            .event_json(id.as_str())?
+            .and_then(|e| e.get("content").cloned());
+        Ok(content.and_then(|c| serde_json::from_value(c.into()).ok()))
+    }
+
+    /// Walks the DAG backwards from `from` (inclusive), newest depth
+    /// first, up to `limit` events: what `/backfill` returns.
+    pub fn walk_back(
+        &self,
+        room: &RoomId,
+        from: &[OwnedEventId],
+        limit: usize,
+        stop_at: &BTreeSet<OwnedEventId>,
+        min_depth: u64,
+    ) -> Result<Vec<OwnedEventId>> {
+        let rules = Self::rules_of(&self.record(room)?.version)?;
+        let mut frontier: BTreeSet<(u64, OwnedEventId)> = BTreeSet::new();
+        let mut seen: HashSet<OwnedEventId> = HashSet::new();
+        for id in from {
+            if let Some(meta) = self.trees.event_meta(id.as_str())? {
+                if meta.room_id == room && seen.insert(id.clone()) {
+                    frontier.insert((meta.depth, id.clone()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        while let Some((depth, id)) = frontier.pop_last() {
+            if out.len() >= limit.min(MAX_WALK) {
+                break;
+            }
+            if stop_at.contains(&id) || depth < min_depth {
+                continue;
+            }
+            let Some(pdu) = self.pdu(&id, &rules) else {
+                continue;
+            };
+            out.push(id);
+            for prev in pdu.prev_events {
+                if !seen.insert(prev.clone()) {
+                    continue;
+                }
+                if let Some(meta) = self.trees.event_meta(prev.as_str())? {
+                    frontier.insert((meta.depth, prev));
+                }
+            }
+        }
+        Ok(out)
+    }
+}

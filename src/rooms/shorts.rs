@@ -1,0 +1,341 @@
+//! Short ids and state groups as one append sees them: ids handed out
+//! during the append are kept here until it commits, and recently used
+//! groups stay decoded in a small cache.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use ruma::{events::StateEventType, state_res::StateMap, OwnedEventId};
+
+use crate::{
+    error::{Error, Result},
+    store::rooms::{Append, RoomTrees, ShortState, StateGroup, MAX_CHAIN},
+};
+
+fn statekey_bytes(kind: &StateEventType, key: &str) -> Vec<u8> {
+    let mut bytes = kind.to_string().into_bytes();
+    bytes.push(0);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes
+}
+
+/// Recently used state groups, decoded. Groups never change once
+/// committed, so entries never go stale; a linear room hits every time.
+#[derive(Default)]
+pub(super) struct GroupCache {
+    entries: Mutex<std::collections::VecDeque<(u64, Arc<ShortState>)>>,
+}
+
+/// Groups kept decoded: a few rooms' current states.
+const GROUP_CACHE_SIZE: usize = 8;
+
+impl GroupCache {
+    pub(super) fn get(&self, group: u64) -> Option<Arc<ShortState>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .find(|(id, _)| *id == group)
+            .map(|(_, state)| state.clone())
+    }
+
+    pub(super) fn put(&self, group: u64, state: Arc<ShortState>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|(id, _)| *id != group);
+        if entries.len() >= GROUP_CACHE_SIZE {
+            entries.pop_front();
+        }
+        entries.push_back((group, state));
+    }
+}
+
+/// Short ids handed out during one append, committed with it.
+pub(super) struct Shorts<'a> {
+    trees: &'a RoomTrees,
+    cache: Option<&'a GroupCache>,
+    events: HashMap<OwnedEventId, u64>,
+    keys: HashMap<Vec<u8>, u64>,
+    groups: HashMap<u64, StateGroup>,
+}
+
+impl<'a> Shorts<'a> {
+    pub(super) fn new(trees: &'a RoomTrees) -> Self {
+        Self {
+            trees,
+            cache: None,
+            events: HashMap::new(),
+            keys: HashMap::new(),
+            groups: HashMap::new(),
+        }
+    }
+
+    pub(super) fn cached(trees: &'a RoomTrees, cache: &'a GroupCache) -> Self {
+        Self {
+            cache: Some(cache),
+            ..Self::new(trees)
+        }
+    }
+
+    pub(super) fn event(&mut self, id: &OwnedEventId) -> Result<u64> {
+        if let Some(short) = self
+            .events
+            .get(id)
+            .copied()
+            .or(self.trees.event_short(id.as_str())?)
+        {
+            return Ok(short);
+        }
+        let short = self.trees.new_id()?;
+        self.events.insert(id.clone(), short);
+        Ok(short)
+    }
+
+    pub(super) fn key(&mut self, kind: &StateEventType, key: &str) -> Result<u64> {
+        let bytes = statekey_bytes(kind, key);
+        if let Some(short) = self
+            .keys
+            .get(&bytes)
+            .copied()
+            .or(self.trees.statekey_short(&bytes)?)
+        {
+            return Ok(short);
+        }
+        let short = self.trees.new_id()?;
+        self.keys.insert(bytes, short);
+        Ok(short)
+    }
+
+    pub(super) fn encode(&mut self, state: &StateMap<OwnedEventId>) -> Result<ShortState> {
+        state
+            .iter()
+            .map(|((kind, key), id)| Ok((self.key(kind, key)?, self.event(id)?)))
+            .collect()
+    }
+
+    pub(super) fn decode(&self, state: &ShortState) -> Result<StateMap<OwnedEventId>> {
+        let by_short: HashMap<u64, &OwnedEventId> =
+            self.events.iter().map(|(id, s)| (*s, id)).collect();
+        let key_by_short: HashMap<u64, &Vec<u8>> = self.keys.iter().map(|(k, s)| (*s, k)).collect();
+        state
+            .iter()
+            .map(|(key, event)| {
+                let key_bytes = match key_by_short.get(key) {
+                    Some(bytes) => (*bytes).clone(),
+                    None => self.trees.short_statekey(*key)?,
+                };
+                let split = key_bytes
+                    .iter()
+                    .position(|b| *b == 0)
+                    .ok_or_else(|| Error::internal("corrupt state key"))?;
+                let kind = String::from_utf8_lossy(&key_bytes[..split]).into_owned();
+                let state_key = String::from_utf8_lossy(&key_bytes[split + 1..]).into_owned();
+                let id = match by_short.get(event) {
+                    Some(id) => (*id).clone(),
+                    None => self.trees.short_event(*event)?,
+                };
+                Ok(((StateEventType::from(kind), state_key), id))
+            })
+            .collect()
+    }
+
+    /// A group's state in short ids: no per-entry decoding.
+    pub(super) fn load(&self, group: u64) -> Result<ShortState> {
+        if self.groups.contains_key(&group) {
+            return self.trees.load_state(group, &self.groups);
+        }
+        if let Some(state) = self.cache.and_then(|c| c.get(group)) {
+            return Ok(state.as_ref().clone());
+        }
+        let state = self.trees.load_state(group, &self.groups)?;
+        if let Some(cache) = self.cache {
+            cache.put(group, Arc::new(state.clone()));
+        }
+        Ok(state)
+    }
+
+    /// One entry of a short-id state, decoded: what auth checks ask for.
+    pub(super) fn lookup(
+        &self,
+        state: &ShortState,
+        kind: &StateEventType,
+        key: &str,
+    ) -> Result<Option<OwnedEventId>> {
+        let bytes = statekey_bytes(kind, key);
+        let Some(short_key) = self
+            .keys
+            .get(&bytes)
+            .copied()
+            .or(self.trees.statekey_short(&bytes)?)
+        else {
+            return Ok(None);
+        };
+        let Some(short_event) = state.get(&short_key) else {
+            return Ok(None);
+        };
+        match self.events.iter().find(|(_, s)| *s == short_event) {
+            Some((id, _)) => Ok(Some(id.clone())),
+            None => self.trees.short_event(*short_event).map(Some),
+        }
+    }
+
+    pub(super) fn state_of(&self, group: u64) -> Result<StateMap<OwnedEventId>> {
+        let short = self.trees.load_state(group, &self.groups)?;
+        self.decode(&short)
+    }
+
+    /// Stores `state` as a group: a delta on `parent` while chains are
+    /// short, a full snapshot otherwise; reuses `parent` when nothing changed.
+    pub(super) fn save(
+        &mut self,
+        parent: Option<u64>,
+        state: &StateMap<OwnedEventId>,
+    ) -> Result<u64> {
+        let new = self.encode(state)?;
+        self.save_short(parent, new)
+    }
+
+    pub(super) fn save_short(&mut self, parent: Option<u64>, new: ShortState) -> Result<u64> {
+        let (parent_state, chain) = match parent {
+            Some(id) => {
+                let chain = match self.groups.get(&id) {
+                    Some(g) => g.chain,
+                    None => self.trees.group(id)?.chain,
+                };
+                (Some((id, self.trees.load_state(id, &self.groups)?)), chain)
+            }
+            None => (None, 0),
+        };
+        let group = match parent_state {
+            Some((id, old)) if chain < MAX_CHAIN => {
+                let mut delta: Vec<(u64, u64)> = new
+                    .iter()
+                    .filter(|(k, e)| old.get(k) != Some(e))
+                    .map(|(k, e)| (*k, *e))
+                    .collect();
+                delta.extend(old.keys().filter(|k| !new.contains_key(k)).map(|k| (*k, 0)));
+                if delta.is_empty() {
+                    return Ok(id);
+                }
+                StateGroup {
+                    parent: Some(id),
+                    chain: chain + 1,
+                    delta,
+                }
+            }
+            _ => StateGroup {
+                parent: None,
+                chain: 0,
+                delta: new.into_iter().collect(),
+            },
+        };
+        let id = self.trees.new_id()?;
+        self.groups.insert(id, group);
+        Ok(id)
+    }
+
+    /// The state after one state event: a one-entry delta on `parent`
+    /// (no diff, no copy) unless the chain is due a full snapshot.
+    pub(super) fn save_change(
+        &mut self,
+        parent: u64,
+        parent_state: ShortState,
+        key: u64,
+        event: u64,
+    ) -> Result<u64> {
+        let chain = match self.groups.get(&parent) {
+            Some(g) => g.chain,
+            None => self.trees.group(parent)?.chain,
+        };
+        let group = if chain < MAX_CHAIN {
+            StateGroup {
+                parent: Some(parent),
+                chain: chain + 1,
+                delta: vec![(key, event)],
+            }
+        } else {
+            let mut full = parent_state;
+            full.insert(key, event);
+            StateGroup {
+                parent: None,
+                chain: 0,
+                delta: full.into_iter().collect(),
+            }
+        };
+        let id = self.trees.new_id()?;
+        self.groups.insert(id, group);
+        Ok(id)
+    }
+
+    pub(super) fn into_append(self, append: &mut Append) {
+        append.new_event_shorts = self.events.into_iter().collect();
+        append.new_statekey_shorts = self.keys.into_iter().collect();
+        append.groups = self.groups.into_iter().collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> (StateEventType, String) {
+        (StateEventType::RoomMember, format!("@u{i}:hearth.test"))
+    }
+
+    fn id(i: usize) -> OwnedEventId {
+        OwnedEventId::try_from(format!("$e{i}:hearth.test")).expect("id")
+    }
+
+    #[tokio::test]
+    async fn state_groups_store_deltas_snapshot_long_chains_and_reload() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let mut shorts = Shorts::new(&store.rooms);
+        let mut state = StateMap::new();
+        let mut groups = Vec::new();
+        let mut parent = None;
+        for i in 0..40 {
+            state.insert(key(i), id(i));
+            let group = shorts.save(parent, &state).expect("save");
+            groups.push((group, state.clone()));
+            parent = Some(group);
+        }
+        // A delta holds one entry, until a full snapshot cuts the chain.
+        let chains: Vec<(u32, usize)> = groups
+            .iter()
+            .map(|(g, _)| (shorts.groups[g].chain, shorts.groups[g].delta.len()))
+            .collect();
+        assert_eq!(chains[1], (1, 1));
+        assert_eq!(chains[MAX_CHAIN as usize], (MAX_CHAIN, 1));
+        assert_eq!(
+            chains[MAX_CHAIN as usize + 1],
+            (0, MAX_CHAIN as usize + 2),
+            "a full snapshot"
+        );
+        // Saving an unchanged state reuses the group; removing a key records a tombstone.
+        let last = parent.expect("group");
+        assert_eq!(shorts.save(Some(last), &state).expect("save"), last);
+        state.remove(&key(3));
+        let removed = shorts.save(Some(last), &state).expect("save");
+        assert_eq!(shorts.groups[&removed].delta.len(), 1);
+        assert_eq!(shorts.groups[&removed].delta[0].1, 0);
+        groups.push((removed, state.clone()));
+        for (group, expected) in &groups {
+            assert_eq!(&shorts.state_of(*group).expect("load"), expected);
+        }
+        let mut append = Append::default();
+        shorts.into_append(&mut append);
+        store.rooms.commit(append).expect("commit");
+        store.rooms.flush().await.expect("flush");
+        drop(store);
+        let store = crate::store::Store::open(dir.path()).expect("reopen");
+        let reloaded = Shorts::new(&store.rooms);
+        for (group, expected) in &groups {
+            assert_eq!(
+                &reloaded.state_of(*group).expect("load"),
+                expected,
+                "group {group} after reopening"
+            );
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The outbound queue: what each destination has yet to receive. Entries
+//! for a local event are written in the same transaction as the event
+//! (see `rooms::RoomTrees::commit`), so "stored but never sent" cannot
+//! happen; the sender removes them only after the destination answered 200.
+
+use ruma::{OwnedEventId, OwnedServerName, ServerName};
+use serde::{Deserialize, Serialize};
+use sled::Tree;
+
+use super::{decode, encode};
+use crate::error::{Error, Result};
+
+/// `outbound`: `destination 0xFF seq (u64 BE)` → JSON [`Queued`]; `seq`
+/// comes from the database's id generator, so a destination's entries sort
+/// in the order they were queued.
+pub(super) const OUTBOUND: &str = "outbound";
+
+/// One thing a destination must receive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Queued {
+    /// A PDU, read from the events tree when sent.
+    Pdu { event_id: OwnedEventId },
+    /// An EDU, stored whole (`edu_type` + `content`).
+    Edu { edu: serde_json::Value },
+}
+
+/// A queued entry with its key, for removal once delivered.
+pub struct Entry {
+    pub key: Vec<u8>,
+    pub item: Queued,
+}
+
+pub fn key(destination: &ServerName, seq: u64) -> Vec<u8> {
+    let mut key = destination.as_str().as_bytes().to_vec();
+    key.push(0xFF);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+pub fn value(item: &Queued) -> Result<Vec<u8>> {
+    encode(item)
+}
+
+#[derive(Clone)]
+pub struct OutboundTree {
+    tree: Tree,
+}
+
+impl OutboundTree {
+    pub(super) fn new(tree: Tree) -> Self {
+        Self { tree }
+    }
+
+    pub(super) fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// Every destination with something queued.
+    pub fn destinations(&self) -> Result<Vec<OwnedServerName>> {
+        let mut found = Vec::new();
+        let mut from = Vec::new();
+        while let Some((key, _)) = self.tree.range(from.clone()..).next().transpose()? {
+            let end = key.iter().position(|b| *b == 0xFF).unwrap_or(key.len());
+            let name = std::str::from_utf8(&key[..end])
+                .ok()
+                .and_then(|s| OwnedServerName::try_from(s).ok())
+                .ok_or_else(|| Error::internal("corrupt outbound key"))?;
+            // Skip past every entry of this destination.
+            from = key[..end].to_vec();
+            from.extend_from_slice(&[0xFF; 9]);
+            found.push(name);
+        }
+        Ok(found)
+    }
+
+    /// The oldest entries for `destination`, up to `pdus` PDUs and `edus` EDUs.
+    pub fn batch(&self, destination: &ServerName, pdus: usize, edus: usize) -> Result<Vec<Entry>> {
+        let mut prefix = destination.as_str().as_bytes().to_vec();
+        prefix.push(0xFF);
+        let (mut n_pdus, mut n_edus) = (0, 0);
+        let mut batch = Vec::new();
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let item: Queued = decode(OUTBOUND, &value)?;
+            match item {
+                Queued::Pdu { .. } if n_pdus < pdus => n_pdus += 1,
+                Queued::Edu { .. } if n_edus < edus => n_edus += 1,
+                // Keep order: stop at the first item that does not fit.
+                _ => break,
+            }
+            batch.push(Entry {
+                key: key.to_vec(),
+                item,
+            });
+        }
+        Ok(batch)
+    }
+
+    /// How many entries wait for `destination`.
+    pub fn depth(&self, destination: &ServerName) -> usize {
+        let mut prefix = destination.as_str().as_bytes().to_vec();
+        prefix.push(0xFF);
+        self.tree.scan_prefix(&prefix).count()
+    }
+
+    /// Queues an EDU (typing, receipts, ...) for `destination`.
+    pub fn push(&self, destination: &ServerName, seq: u64, item: &Queued) -> Result<()> {
+        self.tree.insert(key(destination, seq), value(item)?)?;
+        Ok(())
+    }
+
+    /// Drops delivered entries.
+    pub fn remove(&self, keys: &[Vec<u8>]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for key in keys {
+            batch.remove(key.as_slice());
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+}
