@@ -3,20 +3,8 @@
 
 mod common;
 
-use common::{Hearth, TestCa};
+use common::{rooms::encode, Hearth, TestCa};
 use serde_json::{json, Value};
-
-fn encode(room: &str) -> String {
-    room.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 async fn create(h: &Hearth, body: Value) -> (u16, Value) {
     h.admin("rooms", body).await
@@ -27,15 +15,7 @@ async fn send(h: &Hearth, room: &str, body: Value) -> (u16, Value) {
 }
 
 async fn view(h: &Hearth, room: &str) -> Value {
-    let token = h.admin_token();
-    let (status, body) = common::http::request(
-        common::http::Target::Plain(h.client),
-        "GET",
-        &format!("/_hearth/admin/v1/rooms/{}", encode(room)),
-        &[("authorization", &format!("Bearer {token}"))],
-        None,
-    )
-    .await;
+    let (status, body) = common::rooms::view(h, room).await;
     assert_eq!(status, 200, "{body}");
     body
 }

@@ -1,0 +1,286 @@
+//! Rooms shared between real hearth processes over loopback federation:
+//! joins through make_join/send_join, events delivered by the outbound
+//! sender, transactions replayed, and what a server outside a room may see.
+
+mod common;
+
+use common::{
+    rooms::{create, encode, join, make_public, say, timeline, user, view, wait_for_events},
+    Hearth, TestCa,
+};
+use serde_json::{json, Value};
+
+/// The state of a view as a sorted list, for comparing two servers.
+fn state(view: &Value) -> Vec<Value> {
+    let mut state = view["state"].as_array().cloned().unwrap_or_default();
+    state.sort_by_key(|e| e.to_string());
+    state
+}
+
+#[tokio::test]
+async fn a_remote_user_joins_and_messages_flow_both_ways() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let (alice, bob) = (user(&a, "alice"), user(&b, "bob"));
+    let room = create(&a, &alice, "12").await;
+    make_public(&a, &room, &alice).await;
+
+    let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
+    assert_eq!(status, 200, "{reply}\nA:\n{}\nB:\n{}", a.log(), b.log());
+    let join_id = reply["event_id"].as_str().expect("event_id").to_owned();
+    // A took the join in; both servers agree on the room's state.
+    wait_for_events(&a, &room, &[join_id.clone()], 5).await;
+    let (_, on_a) = view(&a, &room).await;
+    let (_, on_b) = view(&b, &room).await;
+    assert_eq!(state(&on_a), state(&on_b), "state differs");
+    assert!(
+        state(&on_b)
+            .iter()
+            .any(|e| e[0] == "m.room.member" && e[1] == bob),
+        "{on_b}"
+    );
+    assert_eq!(
+        timeline(&on_b),
+        vec![join_id.clone()],
+        "B's history starts at its join"
+    );
+
+    // A's messages reach B and B's reach A, in order.
+    let mut from_a = Vec::new();
+    for i in 0..5 {
+        from_a.push(say(&a, &room, &alice, &format!("hello {i}")).await);
+    }
+    let on_b = wait_for_events(&b, &room, &from_a, 10).await;
+    let positions: Vec<usize> = from_a
+        .iter()
+        .map(|id| on_b.iter().position(|e| e == id).expect("present"))
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {on_b:?}"
+    );
+    let reply_id = say(&b, &room, &bob, "hi alice").await;
+    wait_for_events(&a, &room, &[reply_id], 10).await;
+
+    // A state change on B is accepted on A: the same state again.
+    let (status, reply) = common::rooms::send(
+        &b,
+        &room,
+        json!({"sender": bob, "type": "m.room.member", "state_key": bob, "content": {"membership": "join", "displayname": "Bob"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let profile = reply["event_id"].as_str().expect("id").to_owned();
+    wait_for_events(&a, &room, &[profile], 10).await;
+    let (_, on_a) = view(&a, &room).await;
+    let (_, on_b) = view(&b, &room).await;
+    assert_eq!(
+        state(&on_a),
+        state(&on_b),
+        "state differs after the profile change"
+    );
+}
+
+#[tokio::test]
+async fn a_destination_that_was_down_gets_everything_in_order_once() {
+    let ca = TestCa::new();
+    let mut a = Hearth::start(&ca);
+    let mut b = Hearth::start(&ca);
+    let (alice, bob) = (user(&a, "alice"), user(&b, "bob"));
+    let room = create(&a, &alice, "12").await;
+    make_public(&a, &room, &alice).await;
+    let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
+    assert_eq!(status, 200, "{reply}");
+
+    b.kill();
+    let mut sent = Vec::new();
+    for i in 0..8 {
+        sent.push(say(&a, &room, &alice, &format!("while you were away {i}")).await);
+    }
+    // The queue is durable: A dies too before B comes back.
+    a.kill();
+    a.restart();
+    b.restart();
+    let on_b = wait_for_events(&b, &room, &sent, 30).await;
+    let positions: Vec<usize> = sent
+        .iter()
+        .map(|id| on_b.iter().position(|e| e == id).expect("present"))
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {on_b:?}"
+    );
+    let mut unique = on_b.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), on_b.len(), "an event stored twice: {on_b:?}");
+}
+
+/// Sends a signed request from `from` to `to` through `from`'s admin API.
+async fn federation(
+    from: &Hearth,
+    to: &Hearth,
+    method: &str,
+    uri: &str,
+    content: Option<Value>,
+) -> (u16, Value) {
+    let (status, reply) = from
+        .admin(
+            "federation/request",
+            json!({"destination": to.server_name, "method": method, "uri": uri, "content": content}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    (
+        reply["status"].as_u64().expect("status") as u16,
+        reply["body"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn transactions_replay_refusals_and_visibility() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let c = Hearth::start(&ca);
+    let (alice, bob) = (user(&a, "alice"), user(&b, "bob"));
+    let room = create(&a, &alice, "12").await;
+    make_public(&a, &room, &alice).await;
+    let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
+    assert_eq!(status, 200, "{reply}");
+    let message = say(&b, &room, &bob, "replay me").await;
+    wait_for_events(&a, &room, &[message.clone()], 10).await;
+
+    // B (in the room) may fetch the event from A; C (not in it) may not.
+    let uri = format!("/_matrix/federation/v1/event/{}", encode(&message));
+    let (status, body) = federation(&b, &a, "GET", &uri, None).await;
+    assert_eq!(status, 200, "{body}");
+    let pdu = body["pdus"][0].clone();
+    assert_eq!(pdu["content"]["body"], "replay me");
+    let (status, body) = federation(&c, &a, "GET", &uri, None).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{body}"
+    );
+    let state_uri = format!(
+        "/_matrix/federation/v1/state_ids/{}?event_id={}",
+        encode(&room),
+        encode(&message)
+    );
+    let (status, body) = federation(&c, &a, "GET", &state_uri, None).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = federation(&b, &a, "GET", &state_uri, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["pdu_ids"].as_array().is_some_and(|s| s.len() >= 6),
+        "{body}"
+    );
+
+    // The same transaction twice: one answer, one stored event.
+    let txn = json!({"origin": b.server_name, "origin_server_ts": 1, "pdus": [pdu], "edus": []});
+    let (first_status, first) = federation(
+        &b,
+        &a,
+        "PUT",
+        "/_matrix/federation/v1/send/replayed-1",
+        Some(txn.clone()),
+    )
+    .await;
+    let (second_status, second) = federation(
+        &b,
+        &a,
+        "PUT",
+        "/_matrix/federation/v1/send/replayed-1",
+        Some(txn),
+    )
+    .await;
+    assert_eq!(
+        (first_status, second_status),
+        (200, 200),
+        "{first} {second}"
+    );
+    assert_eq!(first, second);
+    assert_eq!(first["pdus"][&message], json!({}), "{first}");
+    let (_, on_a) = view(&a, &room).await;
+    assert_eq!(
+        timeline(&on_a).iter().filter(|e| **e == message).count(),
+        1,
+        "stored twice"
+    );
+
+    // Refusals: too many PDUs, another server's origin, not JSON.
+    let many = json!({"origin": b.server_name, "origin_server_ts": 1, "pdus": vec![json!({}); 51], "edus": []});
+    let (status, body) = federation(
+        &b,
+        &a,
+        "PUT",
+        "/_matrix/federation/v1/send/too-many",
+        Some(many),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (400, Some("M_BAD_JSON")),
+        "{body}"
+    );
+    let forged = json!({"origin": c.server_name, "origin_server_ts": 1, "pdus": [], "edus": []});
+    let (status, body) = federation(
+        &b,
+        &a,
+        "PUT",
+        "/_matrix/federation/v1/send/forged",
+        Some(forged),
+    )
+    .await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{body}"
+    );
+    let (status, body) = federation(
+        &b,
+        &a,
+        "PUT",
+        "/_matrix/federation/v1/send/not-json",
+        Some(json!("text")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (_, after) = view(&a, &room).await;
+    assert_eq!(
+        timeline(&after),
+        timeline(&on_a),
+        "a refusal stored something"
+    );
+
+    // A server not in the room cannot make a join for another server's user.
+    let uri = format!(
+        "/_matrix/federation/v1/make_join/{}/{}?ver=12",
+        encode(&room),
+        encode(&user(&b, "mallory"))
+    );
+    let (status, body) = federation(&c, &a, "GET", &uri, None).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{body}"
+    );
+    // A server that does not support the room's version is told which it is.
+    let uri = format!(
+        "/_matrix/federation/v1/make_join/{}/{}?ver=10",
+        encode(&room),
+        encode(&user(&c, "carol"))
+    );
+    let (status, body) = federation(&c, &a, "GET", &uri, None).await;
+    assert_eq!(
+        (
+            status,
+            body["errcode"].as_str(),
+            body["room_version"].as_str()
+        ),
+        (400, Some("M_INCOMPATIBLE_ROOM_VERSION"), Some("12")),
+        "{body}"
+    );
+}
