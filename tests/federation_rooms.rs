@@ -30,7 +30,7 @@ async fn a_remote_user_joins_and_messages_flow_both_ways() {
     assert_eq!(status, 200, "{reply}\nA:\n{}\nB:\n{}", a.log(), b.log());
     let join_id = reply["event_id"].as_str().expect("event_id").to_owned();
     // A took the join in; both servers agree on the room's state.
-    wait_for_events(&a, &room, &[join_id.clone()], 5).await;
+    wait_for_events(&a, &room, std::slice::from_ref(&join_id), 5).await;
     let (_, on_a) = view(&a, &room).await;
     let (_, on_b) = view(&b, &room).await;
     assert_eq!(state(&on_a), state(&on_b), "state differs");
@@ -150,7 +150,7 @@ async fn transactions_replay_refusals_and_visibility() {
     let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
     assert_eq!(status, 200, "{reply}");
     let message = say(&b, &room, &bob, "replay me").await;
-    wait_for_events(&a, &room, &[message.clone()], 10).await;
+    wait_for_events(&a, &room, std::slice::from_ref(&message), 10).await;
 
     // B (in the room) may fetch the event from A; C (not in it) may not.
     let uri = format!("/_matrix/federation/v1/event/{}", encode(&message));
