@@ -1,0 +1,168 @@
+//! Membership and messages between hearth and a real Synapse over loopback
+//! federation, both ways: a hearth user joins a Synapse room, a Synapse
+//! user joins a hearth room, and messages arrive on both sides.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    rooms::{create, encode, join, make_public, say, user, view, wait_for_events},
+    synapse::Synapse,
+    Hearth, TestCa,
+};
+use serde_json::{json, Value};
+
+/// Sends a message from a Synapse user; returns its event ID.
+async fn synapse_say(syn: &Synapse, token: &str, room: &str, body: &str, txn: &str) -> String {
+    let (status, reply) = syn
+        .client_api(
+            "PUT",
+            &format!(
+                "/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
+                encode(room)
+            ),
+            Some(token),
+            Some(json!({"msgtype": "m.text", "body": body})),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    reply["event_id"].as_str().expect("event_id").to_owned()
+}
+
+/// Waits until Synapse shows `event` in `room` to its user.
+async fn synapse_sees(syn: &Synapse, token: &str, room: &str, event: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = syn
+            .client_api(
+                "GET",
+                &format!(
+                    "/_matrix/client/v3/rooms/{}/event/{}",
+                    encode(room),
+                    encode(event)
+                ),
+                Some(token),
+                None,
+            )
+            .await;
+        if status == 200 {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Synapse never showed {event}: {body}\n{}",
+            syn.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn synapse_members(syn: &Synapse, token: &str, room: &str) -> Value {
+    let (status, body) = syn
+        .client_api(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{}/joined_members", encode(room)),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["joined"].clone()
+}
+
+#[tokio::test]
+async fn a_hearth_user_joins_a_synapse_room() {
+    let ca = TestCa::new();
+    let syn = Synapse::start(&ca);
+    let h = Hearth::start(&ca);
+    let token = syn.register("sam").await;
+    let (status, reply) = syn
+        .client_api(
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            Some(&token),
+            Some(json!({"preset": "public_chat", "name": "synapse room"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let room = reply["room_id"].as_str().expect("room_id").to_owned();
+    let alice = user(&h, "alice");
+
+    let (status, reply) = join(&h, &room, &alice, &[&syn.server_name]).await;
+    assert_eq!(
+        status,
+        200,
+        "{reply}\nhearth:\n{}\nsynapse:\n{}",
+        h.log(),
+        syn.log()
+    );
+    let join_id = reply["event_id"].as_str().expect("event_id").to_owned();
+    synapse_sees(&syn, &token, &room, &join_id).await;
+    assert!(synapse_members(&syn, &token, &room)
+        .await
+        .get(&alice)
+        .is_some());
+    let (_, on_h) = view(&h, &room).await;
+    let state = on_h["state"].as_array().cloned().unwrap_or_default();
+    assert!(
+        state.iter().any(|e| e[0] == "m.room.name"),
+        "the room's state arrived with the join: {on_h}"
+    );
+
+    let from_synapse = synapse_say(&syn, &token, &room, "hello hearth", "t1").await;
+    wait_for_events(&h, &room, &[from_synapse], 30).await;
+    let from_hearth = say(&h, &room, &alice, "hello synapse").await;
+    let seen = synapse_sees(&syn, &token, &room, &from_hearth).await;
+    assert_eq!(seen["content"]["body"], "hello synapse", "{seen}");
+}
+
+#[tokio::test]
+async fn a_synapse_user_joins_a_hearth_room() {
+    let ca = TestCa::new();
+    let syn = Synapse::start(&ca);
+    let h = Hearth::start(&ca);
+    let token = syn.register("sam").await;
+    let alice = user(&h, "alice");
+    for version in ["12", "10"] {
+        let room = create(&h, &alice, version).await;
+        make_public(&h, &room, &alice).await;
+        let (status, reply) = syn
+            .client_api(
+                "POST",
+                &format!(
+                    "/_matrix/client/v3/join/{}?server_name={}",
+                    encode(&room),
+                    encode(&h.server_name)
+                ),
+                Some(&token),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            200,
+            "v{version}: {reply}\nhearth:\n{}\nsynapse:\n{}",
+            h.log(),
+            syn.log()
+        );
+        let (_, on_h) = view(&h, &room).await;
+        let sam = syn.user_id("sam");
+        assert!(
+            on_h["state"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|e| e[0] == "m.room.member" && e[1] == sam)),
+            "v{version}: {on_h}"
+        );
+        let from_hearth = say(&h, &room, &alice, "welcome").await;
+        let seen = synapse_sees(&syn, &token, &room, &from_hearth).await;
+        assert_eq!(seen["content"]["body"], "welcome");
+        let from_synapse = synapse_say(&syn, &token, &room, "thanks", &format!("v{version}")).await;
+        wait_for_events(&h, &room, &[from_synapse], 30).await;
+        let members = synapse_members(&syn, &token, &room).await;
+        assert!(
+            members.get(&alice).is_some() && members.get(&sam).is_some(),
+            "{members}"
+        );
+    }
+}
