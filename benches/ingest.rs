@@ -1,0 +1,60 @@
+//! Inbound federation ingest over real loopback federation: hearth A
+//! queues N messages for hearth B while B is down; B comes back and A's
+//! sender delivers them in transactions of 50 PDUs. Measures how fast B
+//! takes them in (TLS, request signature, PDU signatures and hashes, auth,
+//! state, durable commit per transaction, A's sending included).
+//!
+//! Run: `cargo bench --bench ingest` (HEARTH_BENCH_EVENTS sets N, default 5000).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    rooms::{create, join, make_public, say, timeline, user, view},
+    Hearth, TestCa,
+};
+
+fn main() {
+    let count: usize = std::env::var("HEARTH_BENCH_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5000);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let ca = TestCa::new();
+        let release = [("HEARTH_LOG", "error")];
+        let a = Hearth::start_with(&ca, &release);
+        let mut b = Hearth::start_with(&ca, &release);
+        let (alice, bob) = (user(&a, "alice"), user(&b, "bob"));
+        let room = create(&a, &alice, "12").await;
+        make_public(&a, &room, &alice).await;
+        let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
+        assert_eq!(status, 200, "{reply}");
+        b.kill();
+        let started = Instant::now();
+        for i in 0..count {
+            say(&a, &room, &alice, &format!("message {i}")).await;
+        }
+        println!(
+            "A created and queued {count} messages in {:.2}s",
+            started.elapsed().as_secs_f64()
+        );
+        b.restart();
+        let started = Instant::now();
+        loop {
+            let (_, on_b) = view(&b, &room).await;
+            if timeline(&on_b).len() > count {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(600), "B did not catch up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "B ingested {count} PDUs (50 per transaction) in {elapsed:.2}s = {:.0} PDUs/s",
+            count as f64 / elapsed
+        );
+    });
+}
