@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 
+use futures_util::future::join_all;
 use http::Method;
-use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, ServerName};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedRoomId, ServerName};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::service::RoomService;
+use super::service::{RoomService, Verified};
 use crate::{federation::requester::Requester, http_util::percent_encode};
 
 /// Missing events asked for per gap.
@@ -31,19 +32,53 @@ impl IngestService {
         Self { rooms, requester }
     }
 
-    /// Receives one PDU from `origin`; see [`RoomService::receive_pdu`].
-    pub async fn receive(
+    /// The PDUs of one transaction: signatures checked for all of them at
+    /// once (on every core), then each room's PDUs in the order sent,
+    /// rooms concurrently, gaps filled first.
+    pub async fn receive_transaction(
         &self,
         origin: &ServerName,
-        object: CanonicalJsonObject,
-    ) -> Option<(OwnedEventId, Result<(), String>)> {
-        if let Some((room, _, extremities)) = self.rooms.missing_prevs(&object) {
-            let latest = self.rooms.event_id_of(&room, &object);
-            if let Some(latest) = latest {
-                self.fill_gap(origin, &room, extremities, latest).await;
+        pdus: Vec<CanonicalJsonObject>,
+    ) -> Vec<(OwnedEventId, Result<(), String>)> {
+        let checks: Vec<_> = pdus
+            .into_iter()
+            .map(|pdu| {
+                let rooms = self.rooms.clone();
+                tokio::spawn(async move { rooms.verify_pdu(pdu).await })
+            })
+            .collect();
+        let mut by_room: Vec<(OwnedRoomId, Vec<Verified>)> = Vec::new();
+        for check in checks {
+            let Ok(Some(verified)) = check.await else {
+                continue;
+            };
+            match by_room.iter_mut().find(|(r, _)| *r == verified.room) {
+                Some((_, list)) => list.push(verified),
+                None => by_room.push((verified.room.clone(), vec![verified])),
             }
         }
-        self.rooms.receive_pdu(origin, object).await
+        let rooms = by_room.into_iter().map(|(_, pdus)| async move {
+            let mut results = Vec::new();
+            for verified in pdus {
+                results.push(self.receive(origin, verified).await);
+            }
+            results
+        });
+        join_all(rooms).await.into_iter().flatten().collect()
+    }
+
+    async fn receive(
+        &self,
+        origin: &ServerName,
+        verified: Verified,
+    ) -> (OwnedEventId, Result<(), String>) {
+        if let Ok(checked) = &verified.checked {
+            if let Some((room, _, extremities)) = self.rooms.missing_prevs(&checked.object) {
+                self.fill_gap(origin, &room, extremities, verified.event_id.clone())
+                    .await;
+            }
+        }
+        self.rooms.receive_verified(origin, verified).await
     }
 
     /// Best effort: what cannot be fetched leaves the PDU to fail with

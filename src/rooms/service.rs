@@ -26,7 +26,7 @@ use super::{
     event::Pdu,
     pdu::{self, CheckedPdu},
     servers::JoinedServers,
-    shorts::{GroupCache, Shorts},
+    shorts::{GroupCache, PduCache, Shorts},
     state_res,
 };
 use crate::{
@@ -52,6 +52,7 @@ pub struct RoomService {
     keys: Arc<KeyService>,
     locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
     groups: GroupCache,
+    pdus: PduCache,
     servers: JoinedServers,
     /// Woken whenever an event is queued for other servers.
     outbound_ready: Arc<tokio::sync::Notify>,
@@ -68,6 +69,13 @@ pub enum Source<'a> {
     Relayed(&'a ServerName),
     /// Another server's, from a transaction: stored whatever the outcome.
     Remote,
+}
+
+/// A PDU whose signatures and hashes were checked (or refused, with why).
+pub struct Verified {
+    pub room: OwnedRoomId,
+    pub event_id: OwnedEventId,
+    pub checked: std::result::Result<CheckedPdu, String>,
 }
 
 /// A room's state as the API shows it.
@@ -93,6 +101,7 @@ impl RoomService {
             keys,
             locks: Mutex::new(HashMap::new()),
             groups: GroupCache::default(),
+            pdus: PduCache::default(),
             servers: JoinedServers::default(),
             outbound_ready,
         }
@@ -158,11 +167,18 @@ impl RoomService {
     }
 
     /// A stored event as the pipeline reads it.
+    /// Stored events never change, so parsed ones are kept in [`PduCache`]:
+    /// auth checks read the same few events (create, power levels, the
+    /// sender's membership) for every event of a room.
     fn pdu(&self, id: &EventId, rules: &RoomVersionRules) -> Option<Pdu> {
+        if let Some(pdu) = self.pdus.get(id) {
+            return Some(pdu);
+        }
         let object = self.trees.event_json(id.as_str()).ok()??;
         let meta = self.trees.event_meta(id.as_str()).ok()??;
         let mut pdu = Pdu::parse(id.to_owned(), &object, rules).ok()?;
         pdu.rejected = matches!(meta.status, Status::Rejected(_));
+        self.pdus.put(pdu.clone());
         Some(pdu)
     }
 
@@ -572,32 +588,73 @@ impl RoomService {
         pdu::event_id(object, &rules).ok()
     }
 
-    /// One PDU of a transaction from `origin`: `None` when it is for a
-    /// room we are not in (dropped, as the spec says) or cannot be named;
-    /// otherwise its ID and whether it was refused or rejected, and why.
-    /// Spec: server-server-api.md "Transactions", "Server ACLs".
-    pub async fn receive_pdu(
-        &self,
-        origin: &ServerName,
-        object: CanonicalJsonObject,
-    ) -> Option<(OwnedEventId, std::result::Result<(), String>)> {
+    /// The first half of receiving a PDU, safe to run for many PDUs at
+    /// once: names its room and ID and checks format, signatures and hashes.
+    /// `None` when it is for a room we are not in (dropped, as the spec
+    /// says) or cannot be named.
+    pub async fn verify_pdu(&self, object: CanonicalJsonObject) -> Option<Verified> {
         let room = match object.get("room_id") {
             Some(CanonicalJsonValue::String(id)) => OwnedRoomId::try_from(id.as_str()).ok()?,
             _ => return None,
         };
         let record = self.trees.room(room.as_str()).ok()??;
         let rules = Self::rules_of(&record.version).ok()?;
+        let version = RoomVersionId::try_from(record.version.as_str()).ok()?;
         let event_id = pdu::event_id(&object, &rules).ok()?;
-        let outcome = match self.acl_allows(&room, origin) {
-            Ok(false) => Err(format!("the room's server ACL denies {origin}")),
-            Err(e) => Err(e.message),
-            Ok(true) => match self.receive(&room, object).await {
-                Ok((_, Status::Accepted | Status::SoftFailed(_))) => Ok(()),
-                Ok((_, Status::Rejected(reason))) => Err(reason),
+        let checked = pdu::check(&self.keys, &version, object)
+            .await
+            .map_err(|e| e.0);
+        Some(Verified {
+            room,
+            event_id,
+            checked,
+        })
+    }
+
+    /// The second half, one room at a time: the server ACL, then
+    /// authorization and soft-failure; the outcome is stored (durable once
+    /// [`Self::flush`] returns). The result is `Err(reason)` when refused
+    /// or rejected.
+    /// Spec: server-server-api.md "Transactions", "Server ACLs".
+    pub async fn receive_verified(
+        &self,
+        origin: &ServerName,
+        verified: Verified,
+    ) -> (OwnedEventId, std::result::Result<(), String>) {
+        let Verified {
+            room,
+            event_id,
+            checked,
+        } = verified;
+        let outcome = match (self.acl_allows(&room, origin), checked) {
+            (Ok(false), _) => Err(format!("the room's server ACL denies {origin}")),
+            (Err(e), _) => Err(e.message),
+            (Ok(true), Err(refused)) => Err(refused),
+            (Ok(true), Ok(checked)) => match self.append_remote(&room, checked).await {
+                Ok(Status::Accepted | Status::SoftFailed(_)) => Ok(()),
+                Ok(Status::Rejected(reason)) => Err(reason),
                 Err(e) => Err(e.message),
             },
         };
-        Some((event_id, outcome))
+        (event_id, outcome)
+    }
+
+    /// Both halves, for one PDU.
+    pub async fn receive_pdu(
+        &self,
+        origin: &ServerName,
+        object: CanonicalJsonObject,
+    ) -> Option<(OwnedEventId, std::result::Result<(), String>)> {
+        let verified = self.verify_pdu(object).await?;
+        Some(self.receive_verified(origin, verified).await)
+    }
+
+    async fn append_remote(&self, room: &RoomId, checked: CheckedPdu) -> Result<Status> {
+        let _guard = self.lock(room).await;
+        let record = self.record(room)?;
+        self.append(room, &record.version, checked, Source::Remote, None)
+            .await
+            .map(|(_, status)| status)
     }
 
     fn base_event(

@@ -7,8 +7,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use ruma::{events::StateEventType, state_res::StateMap, OwnedEventId};
+use ruma::{events::StateEventType, state_res::StateMap, EventId, OwnedEventId};
 
+use super::event::Pdu;
 use crate::{
     error::{Error, Result},
     store::rooms::{Append, RoomTrees, ShortState, StateGroup, MAX_CHAIN},
@@ -47,6 +48,30 @@ impl GroupCache {
             entries.pop_front();
         }
         entries.push_back((group, state));
+    }
+}
+
+/// Parsed stored events, bounded; emptied when full (a room's auth
+/// events are back in it after one event).
+#[derive(Default)]
+pub(super) struct PduCache {
+    entries: Mutex<HashMap<OwnedEventId, Pdu>>,
+}
+
+const PDU_CACHE_SIZE: usize = 1024;
+
+impl PduCache {
+    pub(super) fn get(&self, id: &EventId) -> Option<Pdu> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(id).cloned()
+    }
+
+    pub(super) fn put(&self, pdu: Pdu) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= PDU_CACHE_SIZE {
+            entries.clear();
+        }
+        entries.insert(pdu.event_id.clone(), pdu);
     }
 }
 

@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use futures_util::future::join_all;
-use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId};
+use ruma::{CanonicalJsonObject, OwnedEventId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use warp::{filters::BoxedFilter, reply::Response, Filter};
@@ -63,7 +62,10 @@ async fn handle(services: &Services, txn_id: &str, request: Authenticated) -> Re
             "a transaction holds at most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs"
         )));
     }
-    let results = process_pdus(services, origin, transaction.pdus).await;
+    let results = services
+        .ingest
+        .receive_transaction(origin, transaction.pdus)
+        .await;
     // EDUs are accepted and not yet acted on (typing, receipts, presence
     // and to-device handlers come with the outbound EDU work).
     tracing::debug!(%origin, edus = transaction.edus.len(), "transaction EDUs ignored");
@@ -81,31 +83,4 @@ async fn handle(services: &Services, txn_id: &str, request: Authenticated) -> Re
     // Acknowledge only what is on disk.
     services.rooms.flush().await?;
     Ok(json_response(http::StatusCode::OK, &body))
-}
-
-/// Each room's PDUs in the order sent; rooms concurrently.
-async fn process_pdus(
-    services: &Services,
-    origin: &ruma::ServerName,
-    pdus: Vec<CanonicalJsonObject>,
-) -> Vec<(OwnedEventId, std::result::Result<(), String>)> {
-    let mut by_room: Vec<(String, Vec<CanonicalJsonObject>)> = Vec::new();
-    for pdu in pdus {
-        let room = match pdu.get("room_id") {
-            Some(CanonicalJsonValue::String(id)) => id.clone(),
-            _ => String::new(),
-        };
-        match by_room.iter_mut().find(|(r, _)| *r == room) {
-            Some((_, list)) => list.push(pdu),
-            None => by_room.push((room, vec![pdu])),
-        }
-    }
-    let rooms = by_room.into_iter().map(|(_, pdus)| async move {
-        let mut results = Vec::new();
-        for pdu in pdus {
-            results.extend(services.ingest.receive(origin, pdu).await);
-        }
-        results
-    });
-    join_all(rooms).await.into_iter().flatten().collect()
 }
