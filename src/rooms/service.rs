@@ -116,7 +116,7 @@ impl RoomService {
     pub fn joined_servers(&self, room: &RoomId) -> Result<BTreeSet<OwnedServerName>> {
         let record = self.record(room)?;
         let shorts = Shorts::cached(&self.trees, &self.groups);
-        let state = shorts.load(record.current_state)?;
+        let state = shorts.shared(record.current_state)?;
         self.servers.in_state(&self.trees, room, &state)
     }
 
@@ -275,7 +275,7 @@ impl RoomService {
         let record = self.trees.room(room.as_str())?;
         if status == Status::Accepted {
             if let Some(record) = record.filter(|r| Some(r.current_state) != before_group) {
-                let current = shorts.load(record.current_state)?;
+                let current = shorts.shared(record.current_state)?;
                 if let Err(reason) = self.auth_against_state(&rules, &pdu, &shorts, &current) {
                     status =
                         Status::SoftFailed(format!("not allowed by the current state: {reason}"));
@@ -506,7 +506,7 @@ impl RoomService {
             .unwrap_or(0)
             + 1;
         let shorts = Shorts::cached(&self.trees, &self.groups);
-        let current = shorts.load(record.current_state)?;
+        let current = shorts.shared(record.current_state)?;
         let raw_content = serde_json::value::to_raw_value(&content)
             .map_err(|e| Error::bad_json(e.to_string()))?;
         let auth_types = auth_types_for_event(

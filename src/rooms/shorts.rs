@@ -166,15 +166,20 @@ impl<'a> Shorts<'a> {
 
     /// A group's state in short ids: no per-entry decoding.
     pub(super) fn load(&self, group: u64) -> Result<ShortState> {
+        self.shared(group).map(Arc::unwrap_or_clone)
+    }
+
+    /// Like [`Self::load`], without copying a cached state: for readers.
+    pub(super) fn shared(&self, group: u64) -> Result<Arc<ShortState>> {
         if self.groups.contains_key(&group) {
-            return self.trees.load_state(group, &self.groups);
+            return self.trees.load_state(group, &self.groups).map(Arc::new);
         }
         if let Some(state) = self.cache.and_then(|c| c.get(group)) {
-            return Ok(state.as_ref().clone());
+            return Ok(state);
         }
-        let state = self.trees.load_state(group, &self.groups)?;
+        let state = Arc::new(self.trees.load_state(group, &self.groups)?);
         if let Some(cache) = self.cache {
-            cache.put(group, Arc::new(state.clone()));
+            cache.put(group, state.clone());
         }
         Ok(state)
     }

@@ -50,7 +50,7 @@ impl RoomService {
             ));
         }
         let shorts = Shorts::cached(&self.trees, &self.groups);
-        let state = shorts.load(meta.state_before)?;
+        let state = shorts.shared(meta.state_before)?;
         state.values().map(|e| self.trees.short_event(*e)).collect()
     }
 
@@ -78,7 +78,7 @@ impl RoomService {
     pub fn acl_allows(&self, room: &RoomId, server: &ServerName) -> Result<bool> {
         let record = self.record(room)?;
         let shorts = Shorts::cached(&self.trees, &self.groups);
-        let state = shorts.load(record.current_state)?;
+        let state = shorts.shared(record.current_state)?;
         let Some(acl) = self.state_content::<RoomServerAclEventContent>(
             &shorts,
             &state,
@@ -100,7 +100,7 @@ impl RoomService {
             return Ok(false);
         }
         let shorts = Shorts::cached(&self.trees, &self.groups);
-        let state = shorts.load(meta.state_before)?;
+        let state = shorts.shared(meta.state_before)?;
         let visibility = self
             .state_content::<RoomHistoryVisibilityEventContent>(
                 &shorts,
