@@ -161,4 +161,15 @@ mod tests {
         assert_eq!(super::percent_decode("%21room%3Aa.org"), "!room:a.org");
         assert_eq!(super::percent_decode("%zz%4"), "%zz%4");
     }
+
+    #[test]
+    fn percent_encoding_keeps_ids_intact_through_a_path() {
+        let id = "$abc+/=:é?&#!@[::1]";
+        let encoded = super::percent_encode(id);
+        assert!(encoded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"%-._~".contains(&b)));
+        assert_eq!(super::percent_decode(&encoded), id);
+        assert_eq!(super::percent_encode("!room:a.org"), "%21room%3Aa.org");
+    }
 }
