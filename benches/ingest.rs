@@ -12,7 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    rooms::{create, join, make_public, say, timeline, user, view},
+    rooms::{say, shared_room, timeline, view},
     Hearth, TestCa,
 };
 
@@ -27,11 +27,7 @@ fn main() {
         let release = [("HEARTH_LOG", "error")];
         let a = Hearth::start_with(&ca, &release);
         let mut b = Hearth::start_with(&ca, &release);
-        let (alice, bob) = (user(&a, "alice"), user(&b, "bob"));
-        let room = create(&a, &alice, "12").await;
-        make_public(&a, &room, &alice).await;
-        let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
-        assert_eq!(status, 200, "{reply}");
+        let (room, alice, _) = shared_room(&a, &b).await;
         b.kill();
         let started = Instant::now();
         for i in 0..count {

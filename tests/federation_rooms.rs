@@ -5,7 +5,9 @@
 mod common;
 
 use common::{
-    rooms::{create, encode, join, make_public, say, timeline, user, view, wait_for_events},
+    rooms::{
+        create, encode, join, make_public, say, shared_room, timeline, user, view, wait_for_events,
+    },
     Hearth, TestCa,
 };
 use serde_json::{json, Value};
@@ -87,11 +89,7 @@ async fn a_destination_that_was_down_gets_everything_in_order_once() {
     let ca = TestCa::new();
     let mut a = Hearth::start(&ca);
     let mut b = Hearth::start(&ca);
-    let (alice, bob) = (user(&a, "alice"), user(&b, "bob"));
-    let room = create(&a, &alice, "12").await;
-    make_public(&a, &room, &alice).await;
-    let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
-    assert_eq!(status, 200, "{reply}");
+    let (room, alice, _) = shared_room(&a, &b).await;
 
     b.kill();
     let mut sent = Vec::new();
@@ -144,11 +142,7 @@ async fn transactions_replay_refusals_and_visibility() {
     let a = Hearth::start(&ca);
     let b = Hearth::start(&ca);
     let c = Hearth::start(&ca);
-    let (alice, bob) = (user(&a, "alice"), user(&b, "bob"));
-    let room = create(&a, &alice, "12").await;
-    make_public(&a, &room, &alice).await;
-    let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
-    assert_eq!(status, 200, "{reply}");
+    let (room, _, bob) = shared_room(&a, &b).await;
     let message = say(&b, &room, &bob, "replay me").await;
     wait_for_events(&a, &room, std::slice::from_ref(&message), 10).await;
 
@@ -254,6 +248,35 @@ async fn transactions_replay_refusals_and_visibility() {
         timeline(&on_a),
         "a refusal stored something"
     );
+
+    // Walks start from a bounded number of events.
+    let many: Vec<&str> = vec![message.as_str(); 21];
+    let body = json!({"earliest_events": [], "latest_events": many, "limit": 10});
+    let uri = format!(
+        "/_matrix/federation/v1/get_missing_events/{}",
+        encode(&room)
+    );
+    let (status, reply) = federation(&b, &a, "POST", &uri, Some(body)).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (400, Some("M_INVALID_PARAM")),
+        "{reply}"
+    );
+    // Backfill shows B the history, C nothing.
+    let uri = format!(
+        "/_matrix/federation/v1/backfill/{}?v={}&limit=50",
+        encode(&room),
+        encode(&message)
+    );
+    let (status, reply) = federation(&b, &a, "GET", &uri, None).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        reply["pdus"].as_array().is_some_and(|p| p.len() >= 7),
+        "{reply}"
+    );
+    let (status, reply) = federation(&c, &a, "GET", &uri, None).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["pdus"], json!([]), "C sees history: {reply}");
 
     // A server not in the room cannot make a join for another server's user.
     let uri = format!(

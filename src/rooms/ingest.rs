@@ -72,11 +72,14 @@ impl IngestService {
         origin: &ServerName,
         verified: Verified,
     ) -> (OwnedEventId, Result<(), String>) {
-        if let Ok(checked) = &verified.checked {
-            if let Some((room, _, extremities)) = self.rooms.missing_prevs(&checked.object) {
-                self.fill_gap(origin, &room, extremities, verified.event_id.clone())
-                    .await;
-            }
+        if let Some(extremities) = self.rooms.gap_before(&verified) {
+            self.fill_gap(
+                origin,
+                &verified.room,
+                extremities,
+                verified.event_id.clone(),
+            )
+            .await;
         }
         self.rooms.receive_verified(origin, verified).await
     }

@@ -40,7 +40,7 @@ mod join;
 mod query;
 
 pub use join::JoinAnswer;
-pub use query::MAX_WALK;
+pub use query::{MAX_START_EVENTS, MAX_WALK};
 
 /// At most this many forward extremities are referenced by a new event.
 const MAX_PREV_EVENTS: usize = 20;
@@ -282,11 +282,12 @@ impl RoomService {
                 }
             }
         }
-        if !matches!(source, Source::Remote) && status != Status::Accepted {
-            let (Status::Rejected(reason) | Status::SoftFailed(reason)) = status else {
-                unreachable!()
-            };
-            return Err(Error::forbidden(reason));
+        if let (
+            Status::Rejected(reason) | Status::SoftFailed(reason),
+            Source::Local | Source::Relayed(_),
+        ) = (&status, source)
+        {
+            return Err(Error::forbidden(reason.clone()));
         }
         let event_id = pdu.event_id.clone();
         let destinations = match source {
@@ -548,44 +549,25 @@ impl RoomService {
             .await
     }
 
-    /// The prev events of a PDU for a room we are in that we do not hold
-    /// in the DAG (unknown, or known only as outliers), with the room's
-    /// forward extremities: what a gap fill asks for.
-    pub fn missing_prevs(
-        &self,
-        object: &CanonicalJsonObject,
-    ) -> Option<(OwnedRoomId, Vec<OwnedEventId>, Vec<OwnedEventId>)> {
-        let room = match object.get("room_id") {
-            Some(CanonicalJsonValue::String(id)) => OwnedRoomId::try_from(id.as_str()).ok()?,
-            _ => return None,
-        };
-        let record = self.trees.room(room.as_str()).ok()??;
+    /// When some prev events of a verified PDU are not in our DAG
+    /// (unknown, or known only as outliers): the room's forward
+    /// extremities, which a gap fill asks for what lies between.
+    pub fn gap_before(&self, verified: &Verified) -> Option<Vec<OwnedEventId>> {
+        let checked = verified.checked.as_ref().ok()?;
+        let record = self.trees.room(verified.room.as_str()).ok()??;
         let rules = Self::rules_of(&record.version).ok()?;
-        let id = pdu::event_id(object, &rules).ok()?;
-        let pdu = Pdu::parse(id, object, &rules).ok()?;
-        let missing: Vec<OwnedEventId> = pdu
-            .prev_events
-            .into_iter()
-            .filter(|prev| {
-                self.trees
-                    .event_meta(prev.as_str())
-                    .ok()
-                    .flatten()
-                    .is_none_or(|m| m.outlier)
-            })
-            .collect();
-        if missing.is_empty() {
+        let pdu = Pdu::parse(verified.event_id.clone(), &checked.object, &rules).ok()?;
+        let missing = pdu.prev_events.iter().any(|prev| {
+            self.trees
+                .event_meta(prev.as_str())
+                .ok()
+                .flatten()
+                .is_none_or(|m| m.outlier)
+        });
+        if !missing {
             return None;
         }
-        let extremities = self.trees.extremities(room.as_str()).ok()?;
-        Some((room, missing, extremities))
-    }
-
-    /// The ID a PDU of `room` has under the room's version.
-    pub fn event_id_of(&self, room: &RoomId, object: &CanonicalJsonObject) -> Option<OwnedEventId> {
-        let record = self.trees.room(room.as_str()).ok()??;
-        let rules = Self::rules_of(&record.version).ok()?;
-        pdu::event_id(object, &rules).ok()
+        self.trees.extremities(verified.room.as_str()).ok()
     }
 
     /// The first half of receiving a PDU, safe to run for many PDUs at

@@ -121,3 +121,24 @@ pub async fn wait_for_events(h: &Hearth, room: &str, events: &[String], secs: u6
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A public v12 room created on `a` by alice with bob of `b` joined;
+/// returns (room, alice, bob).
+pub async fn shared_room(a: &Hearth, b: &Hearth) -> (String, String, String) {
+    let (alice, bob) = (user(a, "alice"), user(b, "bob"));
+    let room = create(a, &alice, "12").await;
+    make_public(a, &room, &alice).await;
+    let (status, reply) = join(b, &room, &bob, &[&a.server_name]).await;
+    assert_eq!(
+        status,
+        200,
+        "{reply}
+A:
+{}
+B:
+{}",
+        a.log(),
+        b.log()
+    );
+    (room, alice, bob)
+}

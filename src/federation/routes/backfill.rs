@@ -12,7 +12,7 @@ use crate::{
     error::{Error, Result},
     federation::auth::{authenticated, Authenticated},
     http_util::{ok_json, raw_query, reply},
-    rooms::service::MAX_WALK,
+    rooms::service::{MAX_START_EVENTS, MAX_WALK},
     time::now_ms,
 };
 
@@ -41,6 +41,11 @@ fn handle(
         .iter()
         .map(|v| event_id(v))
         .collect::<Result<Vec<_>>>()?;
+    if from.len() > MAX_START_EVENTS {
+        return Err(Error::invalid_param(format!(
+            "at most {MAX_START_EVENTS} v"
+        )));
+    }
     if from.is_empty() {
         return Err(Error::new(
             http::StatusCode::BAD_REQUEST,

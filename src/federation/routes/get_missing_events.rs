@@ -15,7 +15,7 @@ use crate::{
     error::{Error, Result},
     federation::auth::{authenticated, Authenticated},
     http_util::{ok_json, parse_json, reply},
-    rooms::service::MAX_WALK,
+    rooms::service::{MAX_START_EVENTS, MAX_WALK},
 };
 
 #[derive(Deserialize)]
@@ -47,6 +47,11 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
 fn handle(services: &Services, room: &str, request: &Authenticated) -> Result<Response> {
     let room = room_id(room)?;
     let body: Request = parse_json(&request.body)?;
+    if body.latest_events.len() > MAX_START_EVENTS {
+        return Err(Error::invalid_param(format!(
+            "at most {MAX_START_EVENTS} latest_events"
+        )));
+    }
     if !services.rooms.acl_allows(&room, &request.origin)? {
         return Err(Error::forbidden(format!(
             "the room's server ACL denies {}",

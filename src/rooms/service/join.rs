@@ -130,6 +130,9 @@ impl RoomService {
         }
         let pdu = Pdu::parse(checked.event_id.clone(), &checked.object, &rules)
             .map_err(|e| Error::invalid_param(e.0))?;
+        if pdu.room_id.as_deref() != Some(room) {
+            return Err(Error::invalid_param(format!("the event is not for {room}")));
+        }
         let sender_ok = pdu.sender.server_name() == origin
             && pdu.state_key.as_deref() == Some(pdu.sender.as_str());
         if pdu.kind != TimelineEventType::RoomMember
@@ -226,8 +229,12 @@ impl RoomService {
         let (checked, state_ids) = self.verify_all(version, state, auth_chain).await?;
         let mut pdus: HashMap<OwnedEventId, (Pdu, CheckedPdu)> = HashMap::new();
         for event in checked {
-            if let Ok(pdu) = Pdu::parse(event.event_id.clone(), &event.object, &rules) {
-                pdus.insert(event.event_id.clone(), (pdu, event));
+            // A resident answering with another room's events gets them ignored.
+            match Pdu::parse(event.event_id.clone(), &event.object, &rules) {
+                Ok(pdu) if in_room(&pdu, room) => {
+                    pdus.insert(event.event_id.clone(), (pdu, event));
+                }
+                _ => tracing::debug!(event = %event.event_id, "join response event not of {room}"),
             }
         }
         let _guard = self.lock(room).await;
@@ -337,6 +344,15 @@ impl RoomService {
             }
         }
         Ok((checked, state_ids))
+    }
+}
+
+/// Whether a join response event belongs to `room`; a v12 create event
+/// names no room, its ID is the room's.
+fn in_room(pdu: &Pdu, room: &RoomId) -> bool {
+    match &pdu.room_id {
+        Some(id) => id == room,
+        None => pdu.event_id.as_str().get(1..) == room.as_str().get(1..),
     }
 }
 

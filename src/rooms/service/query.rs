@@ -25,6 +25,8 @@ use crate::{
 
 /// Longest walk for backfill and get_missing_events.
 pub const MAX_WALK: usize = 100;
+/// Most events a walk may start from (a PDU has at most 20 prev events).
+pub const MAX_START_EVENTS: usize = 20;
 
 impl RoomService {
     /// An event of `room` as stored, with its metadata.
