@@ -56,7 +56,7 @@ fn main() {
         let rooms = RoomService::new(
             config.server_name.clone(),
             RoomVersionId::V12,
-            store.rooms.clone(),
+            &store,
             keys,
             Arc::new(tokio::sync::Notify::new()),
         );

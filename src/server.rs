@@ -53,7 +53,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let rooms = Arc::new(RoomService::new(
         config.server_name.clone(),
         config.rooms.default_version.clone(),
-        store.rooms.clone(),
+        &store,
         keys.clone(),
         outbound_ready.clone(),
     ));

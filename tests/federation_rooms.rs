@@ -6,7 +6,8 @@ mod common;
 
 use common::{
     rooms::{
-        create, encode, join, make_public, say, shared_room, timeline, user, view, wait_for_events,
+        create, encode, federation, join, make_public, say, shared_room, timeline, user, view,
+        wait_for_events,
     },
     Hearth, TestCa,
 };
@@ -113,27 +114,6 @@ async fn a_destination_that_was_down_gets_everything_in_order_once() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), on_b.len(), "an event stored twice: {on_b:?}");
-}
-
-/// Sends a signed request from `from` to `to` through `from`'s admin API.
-async fn federation(
-    from: &Hearth,
-    to: &Hearth,
-    method: &str,
-    uri: &str,
-    content: Option<Value>,
-) -> (u16, Value) {
-    let (status, reply) = from
-        .admin(
-            "federation/request",
-            json!({"destination": to.server_name, "method": method, "uri": uri, "content": content}),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
-    (
-        reply["status"].as_u64().expect("status") as u16,
-        reply["body"].clone(),
-    )
 }
 
 #[tokio::test]

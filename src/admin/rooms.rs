@@ -1,12 +1,16 @@
 //! Admin endpoints that drive rooms before the client API exists:
-//! create a room, send an event as a local user, join a room on another
-//! server, read a room's state.
+//! create a room, send an event as a local user, join, leave, knock and
+//! invite (across servers too), read a room's state and a user's pending
+//! invites and knocks.
 
-use std::sync::Arc;
+use std::{future::Future, sync::Arc};
 
 use bytes::Bytes;
-use ruma::{OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId};
-use serde::Deserialize;
+use ruma::{
+    CanonicalJsonValue, OwnedEventId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId,
+};
+use serde::{de::DeserializeOwned, Deserialize};
+use serde_json::{json, Value};
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use crate::{
@@ -29,6 +33,27 @@ struct JoinRoom {
 }
 
 #[derive(Deserialize)]
+struct Leave {
+    user: OwnedUserId,
+    /// Residents to reject an invite through (the inviter's server is tried too).
+    #[serde(default)]
+    servers: Vec<OwnedServerName>,
+}
+
+#[derive(Deserialize)]
+struct Knock {
+    user: OwnedUserId,
+    servers: Vec<OwnedServerName>,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Invite {
+    sender: OwnedUserId,
+    user: OwnedUserId,
+}
+
+#[derive(Deserialize)]
 struct SendEvent {
     sender: OwnedUserId,
     #[serde(rename = "type")]
@@ -43,8 +68,39 @@ fn room_id(segment: &str) -> Result<OwnedRoomId> {
         .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a room ID: {e}")))
 }
 
-/// `POST rooms`, `POST rooms/{roomId}/send`, `GET rooms/{roomId}`, under
-/// the authenticated admin prefix.
+/// `POST rooms/{roomId}/{action}` with a JSON body of type `T`.
+fn room_action<T, F, Fut>(action: &'static str, handler: F) -> BoxedFilter<(Response,)>
+where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(OwnedRoomId, T) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value>> + Send,
+{
+    warp::path("rooms")
+        .and(warp::path::param::<String>())
+        .and(warp::path(action))
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(body_limited())
+        .then(move |room: String, body: Bytes| {
+            let handler = handler.clone();
+            async move {
+                reply(
+                    async {
+                        let room = room_id(&room)?;
+                        let request: T = parse_json(&body)?;
+                        Ok(ok_json(&handler(room, request).await?))
+                    }
+                    .await,
+                )
+            }
+        })
+        .boxed()
+}
+
+/// `POST rooms`, `POST rooms/{roomId}/{send,join,leave,knock,invite}`,
+/// `GET rooms/{roomId}`, `GET users/{userId}/pending`, `GET events/{eventId}`,
+/// under the
+/// authenticated admin prefix.
 pub fn routes(
     rooms: Arc<RoomService>,
     membership: Arc<MembershipService>,
@@ -62,37 +118,100 @@ pub fn routes(
                         let room_id = rooms
                             .create_room(&request.creator, request.room_version)
                             .await?;
-                        Ok(ok_json(&serde_json::json!({ "room_id": room_id })))
+                        Ok(ok_json(&json!({ "room_id": room_id })))
                     }
                     .await,
                 )
             }
         });
     let service = rooms.clone();
-    let send = warp::path!("rooms" / String / "send")
-        .and(warp::post())
-        .and(body_limited())
-        .then(move |room: String, body: Bytes| {
-            let rooms = service.clone();
-            async move {
-                reply(
-                    async {
-                        let room = room_id(&room)?;
-                        let request: SendEvent = parse_json(&body)?;
-                        let event_id = rooms
-                            .send(
-                                &room,
-                                &request.sender,
-                                &request.kind,
-                                request.state_key.as_deref(),
-                                request.content,
-                            )
-                            .await?;
-                        Ok(ok_json(&serde_json::json!({ "event_id": event_id })))
-                    }
-                    .await,
+    let send = room_action("send", move |room, request: SendEvent| {
+        let rooms = service.clone();
+        async move {
+            let event_id = rooms
+                .send(
+                    &room,
+                    &request.sender,
+                    &request.kind,
+                    request.state_key.as_deref(),
+                    request.content,
                 )
-            }
+                .await?;
+            Ok(json!({ "event_id": event_id }))
+        }
+    });
+    let service = membership.clone();
+    let join = room_action("join", move |room, request: JoinRoom| {
+        let membership = service.clone();
+        async move {
+            let event_id = membership
+                .join(&room, &request.user, &request.servers)
+                .await?;
+            Ok(json!({ "event_id": event_id }))
+        }
+    });
+    let service = membership.clone();
+    let leave = room_action("leave", move |room, request: Leave| {
+        let membership = service.clone();
+        async move {
+            let event_id = membership
+                .leave(&room, &request.user, &request.servers)
+                .await?;
+            Ok(json!({ "event_id": event_id }))
+        }
+    });
+    let service = membership.clone();
+    let knock = room_action("knock", move |room, request: Knock| {
+        let membership = service.clone();
+        async move {
+            let event_id = membership
+                .knock(
+                    &room,
+                    &request.user,
+                    &request.servers,
+                    request.reason.as_deref(),
+                )
+                .await?;
+            Ok(json!({ "event_id": event_id }))
+        }
+    });
+    let invite = room_action("invite", move |room, request: Invite| {
+        let membership = membership.clone();
+        async move {
+            let event_id = membership
+                .invite(&room, &request.sender, &request.user)
+                .await?;
+            Ok(json!({ "event_id": event_id }))
+        }
+    });
+    let service = rooms.clone();
+    let pending = warp::path!("users" / String / "pending")
+        .and(warp::get())
+        .map(move |user: String| {
+            let user = percent_decode(&user);
+            reply(
+                OwnedUserId::try_from(user.as_str())
+                    .map_err(|e| Error::invalid_param(format!("{user:?} is not a user ID: {e}")))
+                    .and_then(|user| service.pending_of(&user))
+                    .map(|pending| ok_json(&json!({ "pending": pending }))),
+            )
+        });
+    let service = rooms.clone();
+    let event = warp::path!("events" / String)
+        .and(warp::get())
+        .map(move |event: String| {
+            let event = percent_decode(&event);
+            reply(
+                OwnedEventId::try_from(event.as_str())
+                    .map_err(|e| Error::invalid_param(format!("{event:?} is not an event ID: {e}")))
+                    .and_then(|id| service.event(None, &id))
+                    .map(|(meta, json)| {
+                        ok_json(&json!({
+                            "event": CanonicalJsonValue::Object(json),
+                            "meta": meta,
+                        }))
+                    }),
+            )
         });
     let view = warp::path!("rooms" / String)
         .and(warp::get())
@@ -107,7 +226,7 @@ pub fn routes(
                             .map(|((kind, key), id)| (kind.to_string(), key, id.to_string()))
                             .collect();
                         state.sort();
-                        ok_json(&serde_json::json!({
+                        ok_json(&json!({
                             "room_version": view.version,
                             "state": state,
                             "extremities": view.extremities,
@@ -116,29 +235,20 @@ pub fn routes(
                     }),
             )
         });
-    let join = warp::path!("rooms" / String / "join")
-        .and(warp::post())
-        .and(body_limited())
-        .then(move |room: String, body: Bytes| {
-            let membership = membership.clone();
-            async move {
-                reply(
-                    async {
-                        let room = room_id(&room)?;
-                        let request: JoinRoom = parse_json(&body)?;
-                        let event_id = membership
-                            .join(&room, &request.user, &request.servers)
-                            .await?;
-                        Ok(ok_json(&serde_json::json!({ "event_id": event_id })))
-                    }
-                    .await,
-                )
-            }
-        });
     create
         .or(send)
         .unify()
         .or(join)
+        .unify()
+        .or(leave)
+        .unify()
+        .or(knock)
+        .unify()
+        .or(invite)
+        .unify()
+        .or(pending)
+        .unify()
+        .or(event)
         .unify()
         .or(view)
         .unify()

@@ -1,6 +1,8 @@
-//! Membership that needs another server: joining a room we are not in,
-//! through a list of candidate resident servers.
-//! Spec: server-server-api.md "Joining Rooms".
+//! Membership that needs another server: joining, leaving (rejecting an
+//! invite), knocking through a resident server's `make_*`/`send_*`
+//! handshake, and inviting another server's user.
+//! Spec: server-server-api.md "Joining Rooms", "Knocking upon a room",
+//! "Inviting to a room", "Leaving Rooms (Rejecting Invites)".
 
 use std::sync::Arc;
 
@@ -9,13 +11,15 @@ use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedServerName, RoomId, RoomVersionId,
     UserId,
 };
-use serde::Deserialize;
+use serde::{de::DeserializeOwned, Deserialize};
+use serde_json::json;
 
-use super::service::RoomService;
+use super::{pdu::CheckedPdu, service::RoomService};
 use crate::{
     error::{Error, Result},
     federation::requester::Requester,
     http_util::percent_encode,
+    store::pending::Pending,
 };
 
 /// Room versions we can join, offered to `make_join` as `ver`.
@@ -23,13 +27,42 @@ const SUPPORTED_VERSIONS: &[&str] = &[
     "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12",
 ];
 
+/// One of the make/send handshakes.
+struct Handshake {
+    membership: &'static str,
+    make: &'static str,
+    /// The send endpoint, with its API version.
+    send: &'static str,
+    /// Whether `make` takes our supported room versions.
+    versioned: bool,
+}
+
+const JOIN: Handshake = Handshake {
+    membership: "join",
+    make: "v1/make_join",
+    send: "v2/send_join",
+    versioned: true,
+};
+const LEAVE: Handshake = Handshake {
+    membership: "leave",
+    make: "v1/make_leave",
+    send: "v2/send_leave",
+    versioned: false,
+};
+const KNOCK: Handshake = Handshake {
+    membership: "knock",
+    make: "v1/make_knock",
+    send: "v1/send_knock",
+    versioned: true,
+};
+
 pub struct MembershipService {
     rooms: Arc<RoomService>,
     requester: Arc<Requester>,
 }
 
 #[derive(Deserialize)]
-struct MakeJoinAnswer {
+struct MakeAnswer {
     room_version: Option<String>,
     event: CanonicalJsonObject,
 }
@@ -38,6 +71,17 @@ struct MakeJoinAnswer {
 struct SendJoinAnswer {
     state: Vec<CanonicalJsonObject>,
     auth_chain: Vec<CanonicalJsonObject>,
+}
+
+#[derive(Deserialize)]
+struct SendKnockAnswer {
+    #[serde(default)]
+    knock_room_state: Vec<CanonicalJsonObject>,
+}
+
+#[derive(Deserialize)]
+struct InviteAnswer {
+    event: CanonicalJsonObject,
 }
 
 impl MembershipService {
@@ -53,18 +97,167 @@ impl MembershipService {
         user: &UserId,
         servers: &[OwnedServerName],
     ) -> Result<OwnedEventId> {
+        let id = self
+            .through(room, user, servers, |server| async move {
+                let (join, version, answer) = self
+                    .handshake::<SendJoinAnswer>(&JOIN, room, user, &server, None)
+                    .await?;
+                self.rooms
+                    .import_join(room, &version, join, answer.state, answer.auth_chain)
+                    .await
+            })
+            .await?;
+        self.rooms.settle_pending(user, room).await?;
+        Ok(id)
+    }
+
+    /// Makes `user` leave `room`: an event of ours when this server is in
+    /// the room, else (rejecting an invite, retracting a knock) through a
+    /// resident: `servers`, or the server that invited us.
+    pub async fn leave(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        servers: &[OwnedServerName],
+    ) -> Result<OwnedEventId> {
+        let own = self.requester.server_name();
+        if self
+            .rooms
+            .joined_servers(room)
+            .is_ok_and(|s| s.contains(own))
+        {
+            let id = self
+                .rooms
+                .send(
+                    room,
+                    user,
+                    "m.room.member",
+                    Some(user.as_str()),
+                    json!({"membership": "leave"}),
+                )
+                .await?;
+            self.rooms.settle_pending(user, room).await?;
+            return Ok(id);
+        }
+        let mut candidates = servers.to_vec();
+        if let Some(pending) = self
+            .rooms
+            .pending_of(user)?
+            .into_iter()
+            .find(|p| p.room_id == room)
+        {
+            candidates.extend(inviting_server(&pending.event));
+        }
+        let id = self
+            .through(room, user, &candidates, |server| async move {
+                let (leave, _, _) = self
+                    .handshake::<serde_json::Value>(&LEAVE, room, user, &server, None)
+                    .await?;
+                Ok(leave.event_id)
+            })
+            .await?;
+        self.rooms.settle_pending(user, room).await?;
+        Ok(id)
+    }
+
+    /// Knocks on `room` for `user` through the first of `servers` that
+    /// takes the knock; kept as a pending membership with the room's state.
+    pub async fn knock(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        servers: &[OwnedServerName],
+        reason: Option<&str>,
+    ) -> Result<OwnedEventId> {
+        self.through(room, user, servers, |server| async move {
+            let (knock, version, answer) = self
+                .handshake::<SendKnockAnswer>(&KNOCK, room, user, &server, reason)
+                .await?;
+            let pending = Pending {
+                room_id: room.to_owned(),
+                membership: "knock".into(),
+                room_version: version.to_string(),
+                event: knock.object,
+                room_state: answer.knock_room_state,
+            };
+            self.rooms.record_pending(user, &pending).await?;
+            Ok(knock.event_id)
+        })
+        .await
+    }
+
+    /// `sender` (ours) invites `target`: directly when the target is ours,
+    /// else co-signed by the target's server first.
+    pub async fn invite(
+        &self,
+        room: &RoomId,
+        sender: &UserId,
+        target: &UserId,
+    ) -> Result<OwnedEventId> {
+        let server = target.server_name();
+        if server == self.requester.server_name() {
+            return self
+                .rooms
+                .send(
+                    room,
+                    sender,
+                    "m.room.member",
+                    Some(target.as_str()),
+                    json!({"membership": "invite"}),
+                )
+                .await;
+        }
+        let invite = self.rooms.prepare_invite(room, sender, target).await?;
+        let uri = format!(
+            "/_matrix/federation/v2/invite/{}/{}",
+            percent_encode(room.as_str()),
+            percent_encode(invite.event.event_id.as_str())
+        );
+        let state: Vec<CanonicalJsonValue> = invite
+            .room_state
+            .into_iter()
+            .map(CanonicalJsonValue::Object)
+            .collect();
+        let body = json!({
+            "room_version": invite.room_version,
+            "event": CanonicalJsonValue::Object(invite.event.object),
+            "invite_room_state": state,
+        });
+        let answer: InviteAnswer = self
+            .requester
+            .call(server, Method::PUT, &uri, Some(&body))
+            .await?;
+        self.rooms
+            .append_invite(room, &invite.event.event_id, server, answer.event)
+            .await?;
+        Ok(invite.event.event_id)
+    }
+
+    /// Tries `attempt` with each of `servers` (never ourselves) until one
+    /// succeeds; the last refusal is the error otherwise.
+    async fn through<F, Fut>(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        servers: &[OwnedServerName],
+        attempt: F,
+    ) -> Result<OwnedEventId>
+    where
+        F: Fn(OwnedServerName) -> Fut,
+        Fut: std::future::Future<Output = Result<OwnedEventId>>,
+    {
         let own = self.requester.server_name();
         if user.server_name() != own {
             return Err(Error::forbidden(format!(
                 "{user} is not a user of this server"
             )));
         }
-        let mut last = Error::not_found(format!("no server to join {room} through"));
+        let mut last = Error::not_found(format!("no server to reach {room} through"));
         for server in servers.iter().filter(|s| *s != own) {
-            match self.join_through(room, user, server).await {
+            match attempt(server.clone()).await {
                 Ok(id) => return Ok(id),
                 Err(e) => {
-                    tracing::info!(%room, %server, error = %e, "join attempt failed");
+                    tracing::info!(%room, %server, error = %e, "membership attempt failed");
                     last = e;
                 }
             }
@@ -72,69 +265,92 @@ impl MembershipService {
         Err(last)
     }
 
-    async fn join_through(
+    /// make_* → check the template → sign → send_*; returns our signed
+    /// event, the room version and the send answer.
+    async fn handshake<T: DeserializeOwned>(
         &self,
+        kind: &Handshake,
         room: &RoomId,
         user: &UserId,
         server: &OwnedServerName,
-    ) -> Result<OwnedEventId> {
-        let versions: String = SUPPORTED_VERSIONS
-            .iter()
-            .map(|v| format!("ver={v}"))
-            .collect::<Vec<_>>()
-            .join("&");
-        let uri = format!(
-            "/_matrix/federation/v1/make_join/{}/{}?{versions}",
+        reason: Option<&str>,
+    ) -> Result<(CheckedPdu, RoomVersionId, T)> {
+        let mut uri = format!(
+            "/_matrix/federation/{}/{}/{}",
+            kind.make,
             percent_encode(room.as_str()),
             percent_encode(user.as_str())
         );
-        let answer: MakeJoinAnswer = self.requester.call(server, Method::GET, &uri, None).await?;
+        if kind.versioned {
+            let versions: Vec<String> = SUPPORTED_VERSIONS
+                .iter()
+                .map(|v| format!("ver={v}"))
+                .collect();
+            uri = format!("{uri}?{}", versions.join("&"));
+        }
+        let answer: MakeAnswer = self.requester.call(server, Method::GET, &uri, None).await?;
         let version = RoomVersionId::try_from(answer.room_version.as_deref().unwrap_or("1"))
             .map_err(|e| Error::remote(format!("{server} named a bad room version: {e}")))?;
-        check_template(&answer.event, room, user)
-            .map_err(|e| Error::remote(format!("{server}'s join template: {e}")))?;
-        let join = self.rooms.sign_join(answer.event, &version)?;
+        let mut template = answer.event;
+        check_template(&template, room, user, kind.membership)
+            .map_err(|e| Error::remote(format!("{server}'s {} template: {e}", kind.membership)))?;
+        if let (Some(reason), Some(CanonicalJsonValue::Object(content))) =
+            (reason, template.get_mut("content"))
+        {
+            content.insert("reason".into(), reason.into());
+        }
+        let event = self.rooms.sign_template(template, &version)?;
         let uri = format!(
-            "/_matrix/federation/v2/send_join/{}/{}",
+            "/_matrix/federation/{}/{}/{}",
+            kind.send,
             percent_encode(room.as_str()),
-            percent_encode(join.event_id.as_str())
+            percent_encode(event.event_id.as_str())
         );
-        let body = serde_json::Value::from(CanonicalJsonValue::Object(join.object.clone()));
-        let answer: SendJoinAnswer = self
+        let body = serde_json::Value::from(CanonicalJsonValue::Object(event.object.clone()));
+        let answer: T = self
             .requester
             .call(server, Method::PUT, &uri, Some(&body))
             .await?;
-        self.rooms
-            .import_join(room, &version, join, answer.state, answer.auth_chain)
-            .await
+        Ok((event, version, answer))
     }
 }
 
-/// The template must be a join of `user` for themselves in `room`.
+/// The template must be `user`'s `membership` for themselves in `room`.
 fn check_template(
     template: &CanonicalJsonObject,
     room: &RoomId,
     user: &UserId,
+    membership: &str,
 ) -> std::result::Result<(), String> {
     let text = |field: &str| match template.get(field) {
         Some(CanonicalJsonValue::String(s)) => Some(s.as_str()),
         _ => None,
     };
-    let membership = match template.get("content") {
+    let given = match template.get("content") {
         Some(CanonicalJsonValue::Object(content)) => match content.get("membership") {
             Some(CanonicalJsonValue::String(m)) => Some(m.as_str()),
             _ => None,
         },
         _ => None,
     };
-    if text("type") != Some("m.room.member") || membership != Some("join") {
-        return Err("not a join event".into());
+    if text("type") != Some("m.room.member") || given != Some(membership) {
+        return Err(format!("not a {membership} event"));
     }
     if text("sender") != Some(user.as_str()) || text("state_key") != Some(user.as_str()) {
-        return Err(format!("not a join for {user}"));
+        return Err(format!("not a {membership} for {user}"));
     }
     if text("room_id") != Some(room.as_str()) {
         return Err(format!("not for room {room}"));
     }
     Ok(())
+}
+
+/// The server of the user who sent an invite: a resident to reject it through.
+fn inviting_server(invite: &CanonicalJsonObject) -> Option<OwnedServerName> {
+    match invite.get("sender") {
+        Some(CanonicalJsonValue::String(sender)) => <&UserId>::try_from(sender.as_str())
+            .ok()
+            .map(|u| u.server_name().to_owned()),
+        _ => None,
+    }
 }

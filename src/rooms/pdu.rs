@@ -126,6 +126,27 @@ pub async fn check(
     verify_with_keys(object, &rules, &map)
 }
 
+/// Whether `server`, which the auth rules do not require (an invited
+/// user's server co-signing its invite), validly signed the event just
+/// now: with a key valid today.
+pub async fn check_signed_by(
+    keys: &KeyService,
+    rules: &RoomVersionRules,
+    object: &CanonicalJsonObject,
+    server: &ServerName,
+) -> Result<(), Refused> {
+    let usable = server_keys(keys, object, server, KeyUse::Request).await?;
+    let mut redacted = redact(object.clone(), &rules.redaction, None)
+        .map_err(|e| Refused(format!("cannot redact: {e}")))?;
+    // ruma checks every signer present: keep only the one asked about.
+    if let Some(CanonicalJsonValue::Object(all)) = redacted.get_mut("signatures") {
+        all.retain(|signer, _| signer == server.as_str());
+    }
+    let map = PublicKeyMap::from([(server.to_string(), usable)]);
+    ruma::signatures::verify_json(&map, &redacted)
+        .map_err(|e| Refused(format!("signature of {server}: {e}")))
+}
+
 /// The usable keys of `server` among those it signed `object` with.
 async fn server_keys(
     keys: &KeyService,

@@ -32,13 +32,20 @@ use super::{
 use crate::{
     error::{Error, Result},
     keys::KeyService,
-    store::rooms::{Append, EventMeta, RoomRecord, RoomTrees, ShortState, Status},
+    store::{
+        pending::PendingTree,
+        rooms::{Append, EventMeta, RoomRecord, RoomTrees, ShortState, Status},
+        Store,
+    },
     time::now_ms,
 };
 
+mod handshake;
+mod invite;
 mod join;
 mod query;
 
+pub use invite::{InviteRequest, PreparedInvite};
 pub use join::JoinAnswer;
 pub use query::{MAX_START_EVENTS, MAX_WALK};
 
@@ -49,6 +56,7 @@ pub struct RoomService {
     server_name: OwnedServerName,
     default_version: RoomVersionId,
     trees: RoomTrees,
+    pending: PendingTree,
     keys: Arc<KeyService>,
     locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
     groups: GroupCache,
@@ -90,14 +98,15 @@ impl RoomService {
     pub fn new(
         server_name: OwnedServerName,
         default_version: RoomVersionId,
-        trees: RoomTrees,
+        store: &Store,
         keys: Arc<KeyService>,
         outbound_ready: Arc<tokio::sync::Notify>,
     ) -> Self {
         Self {
             server_name,
             default_version,
-            trees,
+            trees: store.rooms.clone(),
+            pending: store.pending.clone(),
             keys,
             locks: Mutex::new(HashMap::new()),
             groups: GroupCache::default(),
@@ -849,7 +858,7 @@ mod tests {
         let rooms = RoomService::new(
             config.server_name.clone(),
             RoomVersionId::V12,
-            store.rooms.clone(),
+            &store,
             keys,
             Arc::new(tokio::sync::Notify::new()),
         );

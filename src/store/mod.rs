@@ -4,6 +4,7 @@
 
 mod keys;
 pub mod outbound;
+pub mod pending;
 pub mod rooms;
 pub mod transactions;
 
@@ -22,6 +23,7 @@ pub struct Store {
     pub rooms: rooms::RoomTrees,
     pub outbound: outbound::OutboundTree,
     pub transactions: transactions::TransactionTree,
+    pub pending: pending::PendingTree,
 }
 
 /// Why the database could not be opened.
@@ -73,6 +75,7 @@ impl Store {
             signing_keys: SigningKeyTree::new(open(keys::SIGNING_KEYS)?),
             server_keys: ServerKeyTree::new(open(keys::SERVER_KEYS)?, open(keys::KEY_RESPONSES)?),
             transactions: transactions::TransactionTree::new(open(transactions::TRANSACTIONS)?),
+            pending: pending::PendingTree::new(open(pending::PENDING)?),
             db,
         })
     }

@@ -252,6 +252,19 @@ impl Hearth {
         .await
     }
 
+    /// GETs from the admin API and returns (status, JSON body).
+    pub async fn admin_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let token = self.admin_token();
+        http::request(
+            http::Target::Plain(self.client),
+            "GET",
+            &format!("/_hearth/admin/v1/{path}"),
+            &[("authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await
+    }
+
     /// This server's published `/_matrix/key/v2/server` response.
     pub async fn server_keys(&self, ca: &TestCa) -> serde_json::Value {
         let (status, keys) = self

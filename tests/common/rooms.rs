@@ -76,15 +76,81 @@ pub async fn join(h: &Hearth, room: &str, user: &str, servers: &[&str]) -> (u16,
 
 /// The room as the server sees it: version, state, extremities, timeline.
 pub async fn view(h: &Hearth, room: &str) -> (u16, Value) {
-    let token = h.admin_token();
-    super::http::request(
-        super::http::Target::Plain(h.client),
-        "GET",
-        &format!("/_hearth/admin/v1/rooms/{}", encode(room)),
-        &[("authorization", &format!("Bearer {token}"))],
-        None,
+    h.admin_get(&format!("rooms/{}", encode(room))).await
+}
+
+/// `sender` (local) invites `target`; returns (status, reply).
+pub async fn invite(h: &Hearth, room: &str, sender: &str, target: &str) -> (u16, Value) {
+    h.admin(
+        &format!("rooms/{}/invite", encode(room)),
+        json!({"sender": sender, "user": target}),
     )
     .await
+}
+
+/// A local user leaves (or rejects an invite, or retracts a knock).
+pub async fn leave(h: &Hearth, room: &str, user: &str, servers: &[&str]) -> (u16, Value) {
+    h.admin(
+        &format!("rooms/{}/leave", encode(room)),
+        json!({"user": user, "servers": servers}),
+    )
+    .await
+}
+
+/// A local user knocks on a room held by `servers`.
+pub async fn knock(h: &Hearth, room: &str, user: &str, servers: &[&str]) -> (u16, Value) {
+    h.admin(
+        &format!("rooms/{}/knock", encode(room)),
+        json!({"user": user, "servers": servers, "reason": "let me in"}),
+    )
+    .await
+}
+
+/// A local user's pending invites and knocks.
+pub async fn pending(h: &Hearth, user: &str) -> Vec<Value> {
+    let (status, reply) = h
+        .admin_get(&format!("users/{}/pending", encode(user)))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    reply["pending"].as_array().cloned().unwrap_or_default()
+}
+
+/// `user`'s membership in the room's current state on `h`, if any.
+pub async fn membership(h: &Hearth, room: &str, user: &str) -> Option<String> {
+    let (status, body) = view(h, room).await;
+    if status != 200 {
+        return None;
+    }
+    let entry = body["state"]
+        .as_array()?
+        .iter()
+        .find(|e| e[0] == "m.room.member" && e[1] == user)?
+        .clone();
+    let (status, event) = h
+        .admin_get(&format!("events/{}", encode(entry[2].as_str()?)))
+        .await;
+    assert_eq!(status, 200, "{event}");
+    event["event"]["content"]["membership"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Waits (up to `secs`) until `user`'s membership on `h` is `expected`.
+pub async fn wait_for_membership(h: &Hearth, room: &str, user: &str, expected: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let now = membership(h, room, user).await;
+        if now.as_deref() == Some(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{user} on {} is {now:?}, not {expected}, after {secs}s; log:\n{}",
+            h.server_name,
+            h.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub fn timeline(view: &Value) -> Vec<String> {
@@ -141,4 +207,25 @@ B:
         b.log()
     );
     (room, alice, bob)
+}
+
+/// Sends a signed request from `from` to `to` through `from`'s admin API.
+pub async fn federation(
+    from: &Hearth,
+    to: &Hearth,
+    method: &str,
+    uri: &str,
+    content: Option<Value>,
+) -> (u16, Value) {
+    let (status, reply) = from
+        .admin(
+            "federation/request",
+            json!({"destination": to.server_name, "method": method, "uri": uri, "content": content}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    (
+        reply["status"].as_u64().expect("status") as u16,
+        reply["body"].clone(),
+    )
 }

@@ -65,12 +65,7 @@ fn handle(
             ))
         }
     };
-    if !services.rooms.acl_allows(&room, &request.origin)? {
-        return Err(Error::forbidden(format!(
-            "the room's server ACL denies {}",
-            request.origin
-        )));
-    }
+    services.rooms.check_acl(&room, &request.origin)?;
     let ids = services
         .rooms
         .walk_back(&room, &from, limit.min(MAX_WALK), &BTreeSet::new(), 0)?;

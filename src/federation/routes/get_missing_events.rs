@@ -52,12 +52,7 @@ fn handle(services: &Services, room: &str, request: &Authenticated) -> Result<Re
             "at most {MAX_START_EVENTS} latest_events"
         )));
     }
-    if !services.rooms.acl_allows(&room, &request.origin)? {
-        return Err(Error::forbidden(format!(
-            "the room's server ACL denies {}",
-            request.origin
-        )));
-    }
+    services.rooms.check_acl(&room, &request.origin)?;
     let mut starts = Vec::new();
     for latest in &body.latest_events {
         let (_, json) = services.rooms.event(Some(&room), latest)?;

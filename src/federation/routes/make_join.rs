@@ -1,4 +1,5 @@
-//! `GET /_matrix/federation/v1/make_join/{roomId}/{userId}?ver=…`.
+//! `GET /_matrix/federation/v1/make_join/{roomId}/{userId}?ver=…`, and the
+//! template handler `make_leave` and `make_knock` share with it.
 //! Spec: server-server-api.md "Joining Rooms"; joins-v1.yaml.
 
 use ruma::{CanonicalJsonValue, OwnedUserId};
@@ -13,7 +14,25 @@ use crate::{
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
-    warp::path!("_matrix" / "federation" / "v1" / "make_join" / String / String)
+    template_route(services, "make_join", "join", true)
+}
+
+/// `GET /_matrix/federation/v1/{endpoint}/{roomId}/{userId}`: an unsigned
+/// `membership` event for the user, with the room's version. `versioned`
+/// endpoints take the other server's supported versions as `ver`.
+pub(super) fn template_route(
+    services: Services,
+    endpoint: &'static str,
+    membership: &'static str,
+    versioned: bool,
+) -> BoxedFilter<(Response,)> {
+    warp::path("_matrix")
+        .and(warp::path("federation"))
+        .and(warp::path("v1"))
+        .and(warp::path(endpoint))
+        .and(warp::path::param::<String>())
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
         .and(warp::get())
         .and(raw_query())
         .and(authenticated(
@@ -23,7 +42,10 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
         .then(
             move |room: String, user: String, query: String, request: Authenticated| {
                 let services = services.clone();
-                async move { reply(handle(&services, &room, &user, &query, request).await) }
+                async move {
+                    let versions = versioned.then(|| query_values(&query, "ver"));
+                    reply(handle(&services, &room, &user, membership, versions, request).await)
+                }
             },
         )
         .boxed()
@@ -33,17 +55,23 @@ async fn handle(
     services: &Services,
     room: &str,
     user: &str,
-    query: &str,
+    membership: &str,
+    versions: Option<Vec<String>>,
     request: Authenticated,
 ) -> Result<Response> {
     let room = room_id(room)?;
     let user = percent_decode(user);
     let user = OwnedUserId::try_from(user.as_str())
         .map_err(|e| Error::invalid_param(format!("{user:?} is not a user ID: {e}")))?;
-    let versions = query_values(query, "ver");
     let (event, version) = services
         .rooms
-        .make_join(&room, &user, &request.origin, &versions)
+        .make_membership(
+            &room,
+            &user,
+            &request.origin,
+            membership,
+            versions.as_deref(),
+        )
         .await?;
     Ok(ok_json(&json!({
         "room_version": version,

@@ -4,10 +4,15 @@ mod backfill;
 mod event;
 mod event_auth;
 mod get_missing_events;
+mod invite;
 mod key_query;
 mod make_join;
+mod make_knock;
+mod make_leave;
 mod send;
 mod send_join;
+mod send_knock;
+mod send_leave;
 mod server_keys;
 mod state;
 mod state_ids;
@@ -55,6 +60,16 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .or(make_join::route(services.clone()))
         .unify()
         .or(send_join::route(services.clone()))
+        .unify()
+        .or(make_leave::route(services.clone()))
+        .unify()
+        .or(send_leave::route(services.clone()))
+        .unify()
+        .or(make_knock::route(services.clone()))
+        .unify()
+        .or(send_knock::route(services.clone()))
+        .unify()
+        .or(invite::route(services.clone()))
         .unify()
         .or(event::route(services.clone()))
         .unify()
@@ -123,11 +138,7 @@ fn visible_event(
     origin: &ServerName,
 ) -> Result<(EventMeta, CanonicalJsonObject)> {
     let (meta, json) = services.rooms.event(room, id)?;
-    if !services.rooms.acl_allows(&meta.room_id, origin)? {
-        return Err(Error::forbidden(format!(
-            "the room's server ACL denies {origin}"
-        )));
-    }
+    services.rooms.check_acl(&meta.room_id, origin)?;
     if !services.rooms.server_may_see(&meta, origin)? {
         return Err(Error::forbidden(format!("{origin} may not see {id}")));
     }

@@ -1,15 +1,15 @@
 //! `PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}`.
 //! Spec: server-server-api.md "Joining Rooms"; joins-v2.yaml.
 
-use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue};
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{query_values, room_id, Services};
+use super::{event_id, query_values, room_id, Services};
 use crate::{
-    error::{Error, Result},
+    error::Result,
     federation::auth::{authenticated, Authenticated},
-    http_util::{ok_json, parse_json, percent_decode, raw_query, reply},
+    http_util::{ok_json, parse_json, raw_query, reply},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
@@ -37,19 +37,11 @@ async fn handle(
     request: Authenticated,
 ) -> Result<Response> {
     let room = room_id(room)?;
-    let event = percent_decode(event);
-    let event_id = OwnedEventId::try_from(event.as_str())
-        .map_err(|e| Error::invalid_param(format!("{event:?} is not an event ID: {e}")))?;
+    let event_id = event_id(event)?;
     let object: CanonicalJsonObject = parse_json(&request.body)?;
     let omit_members = query_values(query, "omit_members")
         .first()
         .is_some_and(|v| v == "true");
-    if !services.rooms.acl_allows(&room, &request.origin)? {
-        return Err(Error::forbidden(format!(
-            "the room's server ACL denies {}",
-            request.origin
-        )));
-    }
     let answer = services
         .rooms
         .send_join(&room, &event_id, &request.origin, object, omit_members)

@@ -1,5 +1,5 @@
-//! Joins, from both sides. As the resident server: the `make_join`
-//! template and accepting a `send_join`. As the joining server: importing
+//! Joins, from both sides. As the resident server: answering a
+//! `send_join` with the room's state. As the joining server: importing
 //! the room from a `send_join` answer (state and auth chain verified and
 //! stored as outliers, then our join appended on that state).
 //! Spec: server-server-api.md "Joining Rooms"; joins-v1.yaml, joins-v2.yaml.
@@ -10,10 +10,8 @@ use futures_util::{stream, StreamExt};
 use ruma::{
     events::{StateEventType, TimelineEventType},
     state_res::StateMap,
-    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId, RoomVersionId,
-    ServerName, UserId,
+    CanonicalJsonObject, EventId, OwnedEventId, RoomId, RoomVersionId, ServerName,
 };
-use serde_json::json;
 
 use super::{auth_by_own_events, RoomService, Shorts, Source};
 use crate::{
@@ -37,69 +35,6 @@ pub struct JoinAnswer {
 }
 
 impl RoomService {
-    /// `make_join`: an unsigned join event for `user` on our view of the
-    /// room, after checking that the room's version is one the joining
-    /// server supports and that the current state would let the user in.
-    pub async fn make_join(
-        &self,
-        room: &RoomId,
-        user: &UserId,
-        origin: &ServerName,
-        supported: &[String],
-    ) -> Result<(CanonicalJsonObject, String)> {
-        if user.server_name() != origin {
-            return Err(Error::forbidden(format!(
-                "{origin} cannot make a join for {user}"
-            )));
-        }
-        let _guard = self.lock(room).await;
-        let record = self.record(room)?;
-        // Spec: without `ver` the joining server supports only version 1.
-        let compatible =
-            supported.contains(&record.version) || (supported.is_empty() && record.version == "1");
-        if !compatible {
-            return Err(Error::new(
-                http::StatusCode::BAD_REQUEST,
-                "M_INCOMPATIBLE_ROOM_VERSION",
-                format!(
-                    "the room is version {} which {origin} does not support",
-                    record.version
-                ),
-            )
-            .with_field("room_version", record.version.clone()));
-        }
-        let rules = Self::rules_of(&record.version)?;
-        let mut object = self.build(
-            room,
-            &record,
-            &rules,
-            user,
-            "m.room.member",
-            Some(user.as_str()),
-            json!({ "membership": "join" }),
-        )?;
-        // Would the current state let the user in? Checked on a
-        // provisional event ID: the real one depends on the joiner's signature.
-        let mut probe = object.clone();
-        probe.insert(
-            "hashes".into(),
-            CanonicalJsonValue::Object(Default::default()),
-        );
-        probe.insert(
-            "signatures".into(),
-            CanonicalJsonValue::Object(Default::default()),
-        );
-        let id = pdu::event_id(&probe, &rules).map_err(|e| Error::internal(e.0))?;
-        let pdu = Pdu::parse(id, &probe, &rules).map_err(|e| Error::internal(e.0))?;
-        let shorts = Shorts::cached(&self.trees, &self.groups);
-        let current = shorts.load(record.current_state)?;
-        self.auth_against_state(&rules, &pdu, &shorts, &current)
-            .map_err(|reason| Error::forbidden(format!("{user} may not join: {reason}")))?;
-        object.remove("hashes");
-        object.remove("signatures");
-        Ok((object, record.version))
-    }
-
     /// `send_join`: checks the joining server's signed join, appends it and
     /// returns the state before it with the auth chain.
     pub async fn send_join(
@@ -110,51 +45,10 @@ impl RoomService {
         object: CanonicalJsonObject,
         omit_members: bool,
     ) -> Result<JoinAnswer> {
-        let record = self.record(room)?;
-        let version = RoomVersionId::try_from(record.version.as_str())
-            .map_err(|e| Error::internal(e.to_string()))?;
-        let rules = Self::rules_of(&record.version)?;
-        let checked = pdu::check(&self.keys, &version, object)
-            .await
-            .map_err(|e| Error::invalid_param(e.0))?;
-        if checked.redacted_for_hash_mismatch {
-            return Err(Error::invalid_param(
-                "the join event's content hash is wrong",
-            ));
-        }
-        if checked.event_id != event_id {
-            return Err(Error::invalid_param(format!(
-                "the event's ID is {}, not {event_id}",
-                checked.event_id
-            )));
-        }
-        let pdu = Pdu::parse(checked.event_id.clone(), &checked.object, &rules)
-            .map_err(|e| Error::invalid_param(e.0))?;
-        if pdu.room_id.as_deref() != Some(room) {
-            return Err(Error::invalid_param(format!("the event is not for {room}")));
-        }
-        let sender_ok = pdu.sender.server_name() == origin
-            && pdu.state_key.as_deref() == Some(pdu.sender.as_str());
-        if pdu.kind != TimelineEventType::RoomMember
-            || pdu.membership() != Some("join")
-            || !sender_ok
-        {
-            return Err(Error::invalid_param(format!(
-                "not a join of a user of {origin} for themselves"
-            )));
-        }
-        let _guard = self.lock(room).await;
         let servers_in_room = self.joined_servers(room)?;
-        self.append(
-            room,
-            &record.version,
-            checked,
-            Source::Relayed(origin),
-            None,
-        )
-        .await?;
-        self.trees.flush().await?;
-        self.outbound_ready.notify_one();
+        self.accept_membership(room, event_id, origin, object, "join")
+            .await?;
+        let rules = Self::rules_of(&self.record(room)?.version)?;
         let meta = self
             .trees
             .event_meta(event_id.as_str())?
@@ -184,32 +78,6 @@ impl RoomService {
             servers_in_room: servers_in_room.iter().map(|s| s.to_string()).collect(),
             members_omitted: omit_members,
         })
-    }
-
-    /// Signs a join built from a resident server's template.
-    pub fn sign_join(
-        &self,
-        template: CanonicalJsonObject,
-        version: &RoomVersionId,
-    ) -> Result<CheckedPdu> {
-        let rules = pdu::rules(version).map_err(|e| {
-            Error::new(
-                http::StatusCode::BAD_REQUEST,
-                "M_UNSUPPORTED_ROOM_VERSION",
-                e.0,
-            )
-        })?;
-        let mut object = template;
-        object.insert("origin".into(), self.server_name.as_str().into());
-        object.insert(
-            "origin_server_ts".into(),
-            CanonicalJsonValue::Integer(
-                ruma::Int::try_from(crate::time::now_ms()).unwrap_or(ruma::Int::MAX),
-            ),
-        );
-        object.remove("hashes");
-        object.remove("signatures");
-        self.sign(object, &rules)
     }
 
     /// Takes in a room we just joined: every event of the resident's

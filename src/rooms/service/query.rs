@@ -93,6 +93,18 @@ impl RoomService {
         Ok(acl.is_allowed(server))
     }
 
+    /// [`Self::acl_allows`] as a 403 for the requests a server ACL covers.
+    /// Spec: server-server-api.md "Server Access Control Lists (ACLs)".
+    pub fn check_acl(&self, room: &RoomId, server: &ServerName) -> Result<()> {
+        if self.acl_allows(room, server)? {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!(
+                "the room's server ACL denies {server}"
+            )))
+        }
+    }
+
     /// Whether `server` may see an event: it had a member joined (or
     /// invited, for "invited"/"shared") at the event, or the history is
     /// world-readable, or shared and the server is in the room now.

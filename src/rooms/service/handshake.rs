@@ -1,0 +1,199 @@
+//! The resident server's half of the membership handshakes (join, leave,
+//! knock): a `make_*` template, then the signed `send_*` event checked and
+//! appended; and the other half's signing of a resident's template.
+//! Spec: server-server-api.md "Joining Rooms", "Knocking upon a room",
+//! "Leaving Rooms (Rejecting Invites)".
+
+use ruma::{
+    events::{StateEventType, TimelineEventType},
+    CanonicalJsonObject, CanonicalJsonValue, EventId, RoomId, RoomVersionId, ServerName, UserId,
+};
+use serde_json::json;
+
+use super::{RoomService, Shorts, Source};
+use crate::{
+    error::{Error, Result},
+    rooms::{
+        event::Pdu,
+        pdu::{self, CheckedPdu},
+    },
+};
+
+/// State that tells someone outside a room what it is (spec: client-server
+/// API "Stripped state"); sent in full PDU form since Matrix 1.16.
+const SUMMARY_STATE: &[StateEventType] = &[
+    StateEventType::RoomCreate,
+    StateEventType::RoomName,
+    StateEventType::RoomAvatar,
+    StateEventType::RoomTopic,
+    StateEventType::RoomJoinRules,
+    StateEventType::RoomCanonicalAlias,
+    StateEventType::RoomEncryption,
+];
+
+impl RoomService {
+    /// `make_join`/`make_leave`/`make_knock`: an unsigned `membership`
+    /// event for `user` on our view of the room, after checking that the
+    /// room's version is one the other server supports (when it names
+    /// any: `supported`) and that the current state would allow it.
+    pub async fn make_membership(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        origin: &ServerName,
+        membership: &str,
+        supported: Option<&[String]>,
+    ) -> Result<(CanonicalJsonObject, String)> {
+        if user.server_name() != origin {
+            return Err(Error::forbidden(format!(
+                "{origin} cannot make a {membership} for {user}"
+            )));
+        }
+        self.check_acl(room, origin)?;
+        let _guard = self.lock(room).await;
+        let record = self.record(room)?;
+        if let Some(supported) = supported {
+            // Spec: without `ver` the other server supports only version 1.
+            let compatible = supported.contains(&record.version)
+                || (supported.is_empty() && record.version == "1");
+            if !compatible {
+                return Err(Error::new(
+                    http::StatusCode::BAD_REQUEST,
+                    "M_INCOMPATIBLE_ROOM_VERSION",
+                    format!(
+                        "the room is version {} which {origin} does not support",
+                        record.version
+                    ),
+                )
+                .with_field("room_version", record.version.clone()));
+            }
+        }
+        let rules = Self::rules_of(&record.version)?;
+        let mut object = self.build(
+            room,
+            &record,
+            &rules,
+            user,
+            "m.room.member",
+            Some(user.as_str()),
+            json!({ "membership": membership }),
+        )?;
+        // Would the current state allow it? Checked on a provisional event
+        // ID: the real one depends on the other server's signature.
+        object.insert(
+            "hashes".into(),
+            CanonicalJsonValue::Object(Default::default()),
+        );
+        object.insert(
+            "signatures".into(),
+            CanonicalJsonValue::Object(Default::default()),
+        );
+        let id = pdu::event_id(&object, &rules).map_err(|e| Error::internal(e.0))?;
+        let pdu = Pdu::parse(id, &object, &rules).map_err(|e| Error::internal(e.0))?;
+        let shorts = Shorts::cached(&self.trees, &self.groups);
+        let current = shorts.load(record.current_state)?;
+        self.auth_against_state(&rules, &pdu, &shorts, &current)
+            .map_err(|reason| Error::forbidden(format!("{user} may not {membership}: {reason}")))?;
+        object.remove("hashes");
+        object.remove("signatures");
+        Ok((object, record.version))
+    }
+
+    /// `send_join`/`send_leave`/`send_knock`: checks that `object` is the
+    /// signed `membership` of a user of `origin` for themselves, then
+    /// appends it and relays it to the room's other servers.
+    pub async fn accept_membership(
+        &self,
+        room: &RoomId,
+        event_id: &EventId,
+        origin: &ServerName,
+        object: CanonicalJsonObject,
+        membership: &str,
+    ) -> Result<()> {
+        self.check_acl(room, origin)?;
+        let record = self.record(room)?;
+        let version = RoomVersionId::try_from(record.version.as_str())
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let rules = Self::rules_of(&record.version)?;
+        let checked = pdu::check(&self.keys, &version, object)
+            .await
+            .map_err(|e| Error::invalid_param(e.0))?;
+        if checked.redacted_for_hash_mismatch {
+            return Err(Error::invalid_param("the event's content hash is wrong"));
+        }
+        if checked.event_id != event_id {
+            return Err(Error::invalid_param(format!(
+                "the event's ID is {}, not {event_id}",
+                checked.event_id
+            )));
+        }
+        let pdu = Pdu::parse(checked.event_id.clone(), &checked.object, &rules)
+            .map_err(|e| Error::invalid_param(e.0))?;
+        if pdu.room_id.as_deref() != Some(room) {
+            return Err(Error::invalid_param(format!("the event is not for {room}")));
+        }
+        let sender_ok = pdu.sender.server_name() == origin
+            && pdu.state_key.as_deref() == Some(pdu.sender.as_str());
+        if pdu.kind != TimelineEventType::RoomMember
+            || pdu.membership() != Some(membership)
+            || !sender_ok
+        {
+            return Err(Error::invalid_param(format!(
+                "not a {membership} of a user of {origin} for themselves"
+            )));
+        }
+        let _guard = self.lock(room).await;
+        self.append(
+            room,
+            &record.version,
+            checked,
+            Source::Relayed(origin),
+            None,
+        )
+        .await?;
+        self.trees.flush().await?;
+        self.outbound_ready.notify_one();
+        Ok(())
+    }
+
+    /// The room's summary state (create, name, join rules, …) as full
+    /// PDUs: `knock_room_state`, `invite_room_state`.
+    pub fn summary_state(&self, room: &RoomId) -> Result<Vec<CanonicalJsonObject>> {
+        let record = self.record(room)?;
+        let shorts = Shorts::cached(&self.trees, &self.groups);
+        let current = shorts.shared(record.current_state)?;
+        let mut events = Vec::new();
+        for kind in SUMMARY_STATE {
+            if let Some(id) = shorts.lookup(&current, kind, "")? {
+                events.extend(self.trees.event_json(id.as_str())?);
+            }
+        }
+        Ok(events)
+    }
+
+    /// Signs a membership event built from a resident server's template.
+    pub fn sign_template(
+        &self,
+        template: CanonicalJsonObject,
+        version: &RoomVersionId,
+    ) -> Result<CheckedPdu> {
+        let rules = pdu::rules(version).map_err(|e| {
+            Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_UNSUPPORTED_ROOM_VERSION",
+                e.0,
+            )
+        })?;
+        let mut object = template;
+        object.insert("origin".into(), self.server_name.as_str().into());
+        object.insert(
+            "origin_server_ts".into(),
+            CanonicalJsonValue::Integer(
+                ruma::Int::try_from(crate::time::now_ms()).unwrap_or(ruma::Int::MAX),
+            ),
+        );
+        object.remove("hashes");
+        object.remove("signatures");
+        self.sign(object, &rules)
+    }
+}

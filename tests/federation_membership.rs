@@ -1,0 +1,231 @@
+//! Membership across real hearth processes: invites accepted and
+//! rejected, knocks let in, leaves, and the refusals of the invite and
+//! membership endpoints.
+
+mod common;
+
+use common::{
+    rooms::{
+        create, encode, federation, invite, join, knock, leave, make_public, membership, pending,
+        send, user, wait_for_membership,
+    },
+    Hearth, TestCa,
+};
+use serde_json::{json, Value};
+
+/// The types of the events in a pending membership's room state.
+fn state_types(pending: &Value) -> Vec<String> {
+    pending["room_state"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter_map(|e| e["type"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn invites_are_accepted_and_rejected_across_servers() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let (alice, bob, carol, dave) = (
+        user(&a, "alice"),
+        user(&b, "bob"),
+        user(&b, "carol"),
+        user(&b, "dave"),
+    );
+    // Rooms are invite-only unless made public.
+    let room = create(&a, &alice, "12").await;
+
+    let (status, reply) = invite(&a, &room, &alice, &bob).await;
+    assert_eq!(status, 200, "{reply}\nA:\n{}\nB:\n{}", a.log(), b.log());
+    assert_eq!(membership(&a, &room, &bob).await.as_deref(), Some("invite"));
+    let invites = pending(&b, &bob).await;
+    assert_eq!(invites.len(), 1, "{invites:?}");
+    assert_eq!(invites[0]["membership"], "invite");
+    assert_eq!(invites[0]["room_id"], room.as_str());
+    assert!(
+        state_types(&invites[0]).contains(&"m.room.create".to_owned()),
+        "{invites:?}"
+    );
+    // The invite B holds carries both servers' signatures.
+    let signatures = invites[0]["event"]["signatures"]
+        .as_object()
+        .expect("signatures");
+    assert!(signatures.contains_key(&a.server_name) && signatures.contains_key(&b.server_name));
+
+    // Without an invite, dave cannot join; bob can, and his invite is settled.
+    let (status, reply) = join(&b, &room, &dave, &[&a.server_name]).await;
+    assert_eq!(status, 403, "{reply}");
+    let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
+    assert_eq!(status, 200, "{reply}\nA:\n{}\nB:\n{}", a.log(), b.log());
+    wait_for_membership(&a, &room, &bob, "join", 10).await;
+    assert!(pending(&b, &bob).await.is_empty());
+
+    // Carol rejects her invite: B is in the room now, so that is B's own
+    // leave event, which A receives.
+    let (status, reply) = invite(&a, &room, &alice, &carol).await;
+    assert_eq!(status, 200, "{reply}");
+    wait_for_membership(&b, &room, &carol, "invite", 10).await;
+    let (status, reply) = leave(&b, &room, &carol, &[]).await;
+    assert_eq!(status, 200, "{reply}");
+    wait_for_membership(&a, &room, &carol, "leave", 10).await;
+    assert!(pending(&b, &carol).await.is_empty());
+
+    // Bob leaves: both servers see it.
+    let (status, reply) = leave(&b, &room, &bob, &[]).await;
+    assert_eq!(status, 200, "{reply}");
+    wait_for_membership(&a, &room, &bob, "leave", 10).await;
+    assert_eq!(membership(&b, &room, &bob).await.as_deref(), Some("leave"));
+}
+
+#[tokio::test]
+async fn an_invite_to_a_server_outside_the_room_is_rejected_through_make_leave() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let (alice, erin) = (user(&a, "alice"), user(&b, "erin"));
+    let room = create(&a, &alice, "12").await;
+    let (status, reply) = invite(&a, &room, &alice, &erin).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(pending(&b, &erin).await.len(), 1);
+    // B holds no state of the room: the rejection goes through A's
+    // make_leave/send_leave (A being the inviter's server).
+    let (status, reply) = leave(&b, &room, &erin, &[]).await;
+    assert_eq!(status, 200, "{reply}\nA:\n{}\nB:\n{}", a.log(), b.log());
+    assert_eq!(membership(&a, &room, &erin).await.as_deref(), Some("leave"));
+    assert!(pending(&b, &erin).await.is_empty());
+    // A leave for a user who is not in the room is refused.
+    let (status, reply) = leave(&b, &room, &erin, &[&a.server_name]).await;
+    assert_eq!(status, 403, "{reply}");
+}
+
+#[tokio::test]
+async fn a_knock_is_let_in_by_an_invite() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let (alice, dave) = (user(&a, "alice"), user(&b, "dave"));
+    let room = create(&a, &alice, "12").await;
+    // Knocking on an invite-only room is refused.
+    let (status, reply) = knock(&b, &room, &dave, &[&a.server_name]).await;
+    assert_eq!(status, 403, "{reply}");
+    let (status, reply) = send(
+        &a,
+        &room,
+        json!({"sender": alice, "type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+
+    let (status, reply) = knock(&b, &room, &dave, &[&a.server_name]).await;
+    assert_eq!(status, 200, "{reply}\nA:\n{}\nB:\n{}", a.log(), b.log());
+    assert_eq!(membership(&a, &room, &dave).await.as_deref(), Some("knock"));
+    let knocks = pending(&b, &dave).await;
+    assert_eq!(knocks.len(), 1, "{knocks:?}");
+    assert_eq!(knocks[0]["membership"], "knock");
+    assert_eq!(knocks[0]["event"]["content"]["reason"], "let me in");
+    let types = state_types(&knocks[0]);
+    assert!(
+        types.contains(&"m.room.create".to_owned())
+            && types.contains(&"m.room.join_rules".to_owned()),
+        "{types:?}"
+    );
+
+    // Alice lets dave in: the knock becomes an invite, then a join.
+    let (status, reply) = invite(&a, &room, &alice, &dave).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(pending(&b, &dave).await[0]["membership"], "invite");
+    let (status, reply) = join(&b, &room, &dave, &[&a.server_name]).await;
+    assert_eq!(status, 200, "{reply}");
+    wait_for_membership(&a, &room, &dave, "join", 10).await;
+}
+
+#[tokio::test]
+async fn bad_invites_and_membership_events_are_refused() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = user(&a, "alice");
+    let room = create(&a, &alice, "12").await;
+    let template_uri = |kind: &str, user: &str| {
+        format!(
+            "/_matrix/federation/v1/{kind}/{}/{}",
+            encode(&room),
+            encode(user)
+        )
+    };
+    // A server may only ask for templates for its own users.
+    let (status, body) = federation(&b, &a, "GET", &template_uri("make_leave", &alice), None).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{body}"
+    );
+    // make_knock without a supported version list names the room's version.
+    let (status, body) = federation(
+        &b,
+        &a,
+        "GET",
+        &template_uri("make_knock", &user(&b, "x")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            body["errcode"].as_str(),
+            body["room_version"].as_str()
+        ),
+        (400, Some("M_INCOMPATIBLE_ROOM_VERSION"), Some("12")),
+        "{body}"
+    );
+
+    // A join template from A, sent back unsigned as a knock: refused.
+    make_public(&a, &room, &alice).await;
+    let frank = user(&b, "frank");
+    let uri = format!("{}?ver=12", template_uri("make_join", &frank));
+    let (status, template) = federation(&b, &a, "GET", &uri, None).await;
+    assert_eq!(status, 200, "{template}");
+    let uri = format!(
+        "/_matrix/federation/v1/send_knock/{}/{}",
+        encode(&room),
+        encode("$notreal")
+    );
+    let (status, body) = federation(&b, &a, "PUT", &uri, Some(template["event"].clone())).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (400, Some("M_INVALID_PARAM")),
+        "{body}"
+    );
+
+    // /invite: an event that is not a valid signed invite, an unknown
+    // room version, and a body that is not an invite request.
+    let uri = format!(
+        "/_matrix/federation/v2/invite/{}/{}",
+        encode(&room),
+        encode("$x")
+    );
+    let bogus = json!({"room_version": "12", "event": template["event"], "invite_room_state": []});
+    let (status, body) = federation(&a, &b, "PUT", &uri, Some(bogus)).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (400, Some("M_INVALID_PARAM")),
+        "{body}"
+    );
+    let unknown = json!({"room_version": "99", "event": template["event"]});
+    let (status, body) = federation(&a, &b, "PUT", &uri, Some(unknown)).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (400, Some("M_INCOMPATIBLE_ROOM_VERSION")),
+        "{body}"
+    );
+    let (status, body) = federation(&a, &b, "PUT", &uri, Some(json!({"event": 1}))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(pending(&b, &frank).await.is_empty());
+    // None of it changed the room.
+    assert_eq!(membership(&a, &room, &frank).await, None);
+}
