@@ -1,13 +1,17 @@
 //! Membership and messages between hearth and a real Synapse over loopback
 //! federation, both ways: a hearth user joins a Synapse room, a Synapse
-//! user joins a hearth room, and messages arrive on both sides.
+//! user joins a hearth room, messages arrive on both sides, and invites
+//! are accepted, rejected and answered with leaves.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{
-    rooms::{create, encode, join, make_public, say, user, view, wait_for_events},
+    rooms::{
+        create, encode, invite, join, leave, make_public, pending, say, user, view,
+        wait_for_events, wait_for_membership,
+    },
     synapse::Synapse,
     Hearth, TestCa,
 };
@@ -164,5 +168,137 @@ async fn a_synapse_user_joins_a_hearth_room() {
             members.get(&alice).is_some() && members.get(&sam).is_some(),
             "{members}"
         );
+    }
+}
+
+/// A member's membership in a Synapse room, as Synapse's user sees it.
+async fn synapse_membership(
+    syn: &Synapse,
+    token: &str,
+    room: &str,
+    member: &str,
+) -> Option<String> {
+    let (status, body) = syn
+        .client_api(
+            "GET",
+            &format!(
+                "/_matrix/client/v3/rooms/{}/state/m.room.member/{}",
+                encode(room),
+                encode(member)
+            ),
+            Some(token),
+            None,
+        )
+        .await;
+    (status == 200).then(|| body["membership"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Waits until Synapse shows `member` with `expected` membership.
+async fn synapse_waits_for(syn: &Synapse, token: &str, room: &str, member: &str, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = synapse_membership(syn, token, room, member).await;
+        if now.as_deref() == Some(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Synapse shows {member} as {now:?}, not {expected}\n{}",
+            syn.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn invites_between_hearth_and_synapse() {
+    let ca = TestCa::new();
+    let syn = Synapse::start(&ca);
+    let h = Hearth::start(&ca);
+    let token = syn.register("sam").await;
+    let sam = syn.user_id("sam");
+    let (alice, bob) = (user(&h, "alice"), user(&h, "bob"));
+    for version in ["12", "10"] {
+        // Sam invites alice and bob to a private Synapse room.
+        let (status, reply) = syn
+            .client_api(
+                "POST",
+                "/_matrix/client/v3/createRoom",
+                Some(&token),
+                Some(json!({"preset": "private_chat", "room_version": version, "invite": [alice, bob]})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            200,
+            "v{version}: {reply}\nhearth:\n{}\nsynapse:\n{}",
+            h.log(),
+            syn.log()
+        );
+        let room = reply["room_id"].as_str().expect("room_id").to_owned();
+        let invites = pending(&h, &alice).await;
+        let received = invites.iter().find(|p| p["room_id"] == room.as_str());
+        assert!(
+            received.is_some_and(|i| i["membership"] == "invite"),
+            "v{version}: {invites:?}"
+        );
+
+        // Alice accepts, then leaves; bob rejects.
+        let (status, reply) = join(&h, &room, &alice, &[&syn.server_name]).await;
+        assert_eq!(
+            status,
+            200,
+            "v{version}: {reply}\nhearth:\n{}\nsynapse:\n{}",
+            h.log(),
+            syn.log()
+        );
+        synapse_waits_for(&syn, &token, &room, &alice, "join").await;
+        let (status, reply) = leave(&h, &room, &bob, &[]).await;
+        assert_eq!(
+            status,
+            200,
+            "v{version}: {reply}\nhearth:\n{}\nsynapse:\n{}",
+            h.log(),
+            syn.log()
+        );
+        synapse_waits_for(&syn, &token, &room, &bob, "leave").await;
+        assert!(pending(&h, &bob)
+            .await
+            .iter()
+            .all(|p| p["room_id"] != room.as_str()));
+        let (status, reply) = leave(&h, &room, &alice, &[]).await;
+        assert_eq!(status, 200, "v{version}: {reply}");
+        synapse_waits_for(&syn, &token, &room, &alice, "leave").await;
+
+        // Alice invites sam to an invite-only hearth room; sam gets in.
+        let room = create(&h, &alice, version).await;
+        let (status, reply) = invite(&h, &room, &alice, &sam).await;
+        assert_eq!(
+            status,
+            200,
+            "v{version}: {reply}\nhearth:\n{}\nsynapse:\n{}",
+            h.log(),
+            syn.log()
+        );
+        let (status, reply) = syn
+            .client_api(
+                "POST",
+                &format!(
+                    "/_matrix/client/v3/join/{}?server_name={}",
+                    encode(&room),
+                    encode(&h.server_name)
+                ),
+                Some(&token),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            200,
+            "v{version}: {reply}\nhearth:\n{}\nsynapse:\n{}",
+            h.log(),
+            syn.log()
+        );
+        wait_for_membership(&h, &room, &sam, "join", 30).await;
     }
 }
