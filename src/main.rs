@@ -61,6 +61,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
+        // stdout stays free for command output; the harness keeps stderr.
+        .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
