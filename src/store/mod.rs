@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 /// The opened database and its typed trees.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
     pub signing_keys: SigningKeyTree,
     pub server_keys: ServerKeyTree,
     pub rooms: rooms::RoomTrees,
@@ -76,13 +75,12 @@ impl Store {
             server_keys: ServerKeyTree::new(open(keys::SERVER_KEYS)?, open(keys::KEY_RESPONSES)?),
             transactions: transactions::TransactionTree::new(open(transactions::TRANSACTIONS)?),
             pending: pending::PendingTree::new(open(pending::PENDING)?),
-            db,
         })
     }
 
     /// Durably writes everything stored so far; called before acknowledging.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await.map(|_| ()).map_err(Error::from)
+        self.rooms.flush().await
     }
 }
 
