@@ -7,12 +7,16 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use http::Method;
-use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedRoomId, ServerName};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, ServerName};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 use super::service::{RoomService, Verified};
 use crate::{federation::requester::Requester, http_util::percent_encode};
+
+/// A PDU's signature check, running on its own task.
+type Check = JoinHandle<Option<Verified>>;
 
 /// Missing events asked for per gap.
 const GAP_LIMIT: usize = 20;
@@ -33,34 +37,34 @@ impl IngestService {
     }
 
     /// The PDUs of one transaction: signatures checked for all of them at
-    /// once (on every core), then each room's PDUs in the order sent,
-    /// rooms concurrently, gaps filled first.
+    /// once (spawned, on every core), while each room takes its PDUs in
+    /// the order sent as soon as each is verified, rooms concurrently,
+    /// gaps filled first.
     pub async fn receive_transaction(
         &self,
         origin: &ServerName,
         pdus: Vec<CanonicalJsonObject>,
     ) -> Vec<(OwnedEventId, Result<(), String>)> {
-        let checks: Vec<_> = pdus
-            .into_iter()
-            .map(|pdu| {
-                let rooms = self.rooms.clone();
-                tokio::spawn(async move { rooms.verify_pdu(pdu).await })
-            })
-            .collect();
-        let mut by_room: Vec<(OwnedRoomId, Vec<Verified>)> = Vec::new();
-        for check in checks {
-            let Ok(Some(verified)) = check.await else {
-                continue;
+        // Grouped by the room the PDU names; verify_pdu checks that name.
+        let mut by_room: Vec<(Option<String>, Vec<Check>)> = Vec::new();
+        for pdu in pdus {
+            let room = match pdu.get("room_id") {
+                Some(CanonicalJsonValue::String(id)) => Some(id.clone()),
+                _ => None,
             };
-            match by_room.iter_mut().find(|(r, _)| *r == verified.room) {
-                Some((_, list)) => list.push(verified),
-                None => by_room.push((verified.room.clone(), vec![verified])),
+            let rooms = self.rooms.clone();
+            let check = tokio::spawn(async move { rooms.verify_pdu(pdu).await });
+            match by_room.iter_mut().find(|(r, _)| *r == room) {
+                Some((_, checks)) => checks.push(check),
+                None => by_room.push((room, vec![check])),
             }
         }
-        let rooms = by_room.into_iter().map(|(_, pdus)| async move {
+        let rooms = by_room.into_iter().map(|(_, checks)| async move {
             let mut results = Vec::new();
-            for verified in pdus {
-                results.push(self.receive(origin, verified).await);
+            for check in checks {
+                if let Ok(Some(verified)) = check.await {
+                    results.push(self.receive(origin, verified).await);
+                }
             }
             results
         });
