@@ -287,3 +287,81 @@ async fn transactions_replay_refusals_and_visibility() {
         "{body}"
     );
 }
+
+/// Asks `to` for the event of `room` closest to `ts` in direction `dir`.
+async fn closest(from: &Hearth, to: &Hearth, room: &str, ts: u64, dir: &str) -> (u16, Value) {
+    let uri = format!(
+        "/_matrix/federation/v1/timestamp_to_event/{}?ts={ts}&dir={dir}",
+        encode(room)
+    );
+    federation(from, to, "GET", &uri, None).await
+}
+
+#[tokio::test]
+async fn timestamp_to_event_finds_the_closest_visible_event() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let c = Hearth::start(&ca);
+    let (room, alice, _) = shared_room(&a, &b).await;
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let id = say(&a, &room, &alice, &format!("at time {i}")).await;
+        let (status, event) = a.admin_get(&format!("events/{}", encode(&id))).await;
+        assert_eq!(status, 200, "{event}");
+        let ts = event["event"]["origin_server_ts"].as_u64().expect("ts");
+        sent.push((id, ts));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (middle, middle_ts) = sent[1].clone();
+    let (status, found) = closest(&b, &a, &room, middle_ts, "f").await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(
+        (
+            found["event_id"].as_str(),
+            found["origin_server_ts"].as_u64()
+        ),
+        (Some(middle.as_str()), Some(middle_ts))
+    );
+    let (status, found) = closest(&b, &a, &room, middle_ts - 1, "b").await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(
+        found["event_id"].as_str(),
+        Some(sent[0].0.as_str()),
+        "{found}"
+    );
+    let (status, found) = closest(&b, &a, &room, middle_ts + 1, "f").await;
+    assert_eq!(
+        found["event_id"].as_str(),
+        Some(sent[2].0.as_str()),
+        "{status} {found}"
+    );
+    // Nothing after the last event; bad parameters; a server outside the room.
+    let (status, found) = closest(&b, &a, &room, sent[2].1 + 60_000, "f").await;
+    assert_eq!(
+        (status, found["errcode"].as_str()),
+        (404, Some("M_NOT_FOUND")),
+        "{found}"
+    );
+    let (status, found) = closest(&b, &a, &room, middle_ts, "sideways").await;
+    assert_eq!(
+        (status, found["errcode"].as_str()),
+        (400, Some("M_INVALID_PARAM")),
+        "{found}"
+    );
+    let uri = format!(
+        "/_matrix/federation/v1/timestamp_to_event/{}?dir=f",
+        encode(&room)
+    );
+    let (status, found) = federation(&b, &a, "GET", &uri, None).await;
+    assert_eq!(
+        (status, found["errcode"].as_str()),
+        (400, Some("M_MISSING_PARAM")),
+        "{found}"
+    );
+    let (status, found) = closest(&c, &a, &room, middle_ts, "f").await;
+    assert_eq!(
+        status, 404,
+        "a server outside the room sees nothing: {found}"
+    );
+}

@@ -16,6 +16,7 @@ mod send_leave;
 mod server_keys;
 mod state;
 mod state_ids;
+mod timestamp_to_event;
 mod version;
 pub mod well_known;
 
@@ -82,6 +83,8 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .or(backfill::route(services.clone()))
         .unify()
         .or(get_missing_events::route(services.clone()))
+        .unify()
+        .or(timestamp_to_event::route(services.clone()))
         .unify()
         .or(unknown_federation_endpoint(services.keys, services.client))
         .unify()

@@ -228,3 +228,51 @@ impl RoomService {
         Ok(out)
     }
 }
+
+impl RoomService {
+    /// The timeline event closest to `ts` that `server` may see: the first
+    /// at or after it (`forward`), or the last at or before it. The
+    /// timeline is in arrival order, which `origin_server_ts` follows
+    /// closely enough to search by halves; skewed clocks only make the
+    /// answer less close, as the spec's heuristics allow.
+    /// Spec: server-server-api.md "Retrieving events" (timestamp_to_event).
+    pub fn event_at_time(
+        &self,
+        room: &RoomId,
+        ts: u64,
+        forward: bool,
+        server: &ServerName,
+    ) -> Result<(OwnedEventId, u64)> {
+        self.check_acl(room, server)?;
+        let record = self.record(room)?;
+        let rules = Self::rules_of(&record.version)?;
+        let timeline = self.trees.timeline(room.as_str())?;
+        let ts_of = |id: &OwnedEventId| -> u64 {
+            self.pdu(id, &rules)
+                .map_or(0, |p| u64::from(p.origin_server_ts.0))
+        };
+        let after = timeline.partition_point(|id| ts_of(id) < ts);
+        let before_or_at = timeline.partition_point(|id| ts_of(id) <= ts);
+        let candidates: Box<dyn Iterator<Item = &OwnedEventId>> = if forward {
+            Box::new(timeline[after..].iter())
+        } else {
+            Box::new(timeline[..before_or_at].iter().rev())
+        };
+        for id in candidates.take(MAX_WALK) {
+            let Some(meta) = self.trees.event_meta(id.as_str())? else {
+                continue;
+            };
+            if self.server_may_see(&meta, server)? {
+                return Ok((id.clone(), ts_of(id)));
+            }
+        }
+        Err(Error::not_found(format!(
+            "no event {} {ts} that {server} may see",
+            if forward {
+                "at or after"
+            } else {
+                "at or before"
+            }
+        )))
+    }
+}
