@@ -4,7 +4,12 @@ use clap::{Parser, Subcommand};
 use hearth::{
     admin,
     config::Config,
-    federation::{check, client::FederationClient},
+    federation::{
+        check,
+        client::FederationClient,
+        sender::origin_ts,
+        status::{self, DestinationStatus},
+    },
     keys::own::OwnKeys,
     store::{OpenError, Store},
 };
@@ -36,6 +41,22 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Outbound federation.
+    Federation {
+        #[command(subcommand)]
+        command: FederationCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FederationCommand {
+    /// Each destination's queue depth, oldest queued event, last success,
+    /// failures and next retry.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -76,6 +97,9 @@ fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => runtime.block_on(rotate_keys(&config)),
+        Command::Federation {
+            command: FederationCommand::Status { json },
+        } => runtime.block_on(federation_status(&config, json)),
         Command::FederationCheck { server_name, json } => {
             runtime.block_on(federation_check(&config, &server_name, json))
         }
@@ -110,6 +134,50 @@ async fn federation_check(config: &Config, server_name: &str, json: bool) -> Res
     }
 }
 
+/// Reads the data directory when no server holds it, otherwise asks the
+/// running server (which also knows each destination's last success).
+async fn federation_status(config: &Config, json: bool) -> Result<(), String> {
+    let statuses: Vec<DestinationStatus> = match Store::open(&config.data_dir) {
+        Ok(store) => status::collect(
+            &store.outbound,
+            store.destinations.all().map_err(|e| e.message)?,
+            &Default::default(),
+            |id| {
+                store
+                    .rooms
+                    .event_json(id.as_str())
+                    .ok()
+                    .flatten()
+                    .and_then(|event| origin_ts(&event))
+            },
+        )
+        .map_err(|e| e.message)?,
+        Err(OpenError::Locked) => {
+            let token = admin::read_token(&config.data_dir)?;
+            let (status, body) = admin::client::call(
+                config.listen.client,
+                &token,
+                http::Method::GET,
+                "/_hearth/admin/v1/federation/status",
+                None,
+            )
+            .await?;
+            if status != 200 {
+                return Err(format!("the running server refused: {status} {body}"));
+            }
+            serde_json::from_value(body["destinations"].clone()).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if json {
+        let text = serde_json::to_string_pretty(&statuses).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        println!("{}", status::to_text(&statuses, hearth::time::now_ms()));
+    }
+    Ok(())
+}
+
 /// Rotates in place when no server holds the data directory, otherwise
 /// asks the running server through its admin API.
 async fn rotate_keys(config: &Config) -> Result<(), String> {
@@ -125,11 +193,12 @@ async fn rotate_keys(config: &Config) -> Result<(), String> {
         }
         Err(OpenError::Locked) => {
             let token = admin::read_token(&config.data_dir)?;
-            let (status, body) = admin::client::post(
+            let (status, body) = admin::client::call(
                 config.listen.client,
                 &token,
+                http::Method::POST,
                 "/_hearth/admin/v1/keys/rotate",
-                serde_json::json!({}),
+                Some(serde_json::json!({})),
             )
             .await?;
             match body.get("key_id").and_then(|k| k.as_str()) {

@@ -40,6 +40,10 @@ pub async fn run(config: Config) -> Result<(), String> {
     })?;
     let token = admin::load_or_create_token(&config.data_dir)?;
     let client = Arc::new(FederationClient::new(&config)?);
+    client
+        .backoff()
+        .attach(store.destinations.clone())
+        .map_err(|e| e.message)?;
     let keys =
         Arc::new(KeyService::new(&config, store.clone(), client.clone()).map_err(|e| e.message)?);
 
@@ -84,6 +88,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         client,
         rooms,
         membership,
+        sender: sender.clone(),
     };
     let client_routes = admin::routes(admin_context)
         .or(federation::routes::well_known::routes(well_known))

@@ -20,12 +20,13 @@ fn loopback_for(listen: SocketAddr) -> SocketAddr {
     }
 }
 
-/// POSTs `body` to `path` and returns the status and JSON answer.
-pub async fn post(
+/// Sends `body` (none for a GET) to `path` and returns the status and JSON answer.
+pub async fn call(
     listen: SocketAddr,
     token: &str,
+    method: http::Method,
     path: &str,
-    body: serde_json::Value,
+    body: Option<serde_json::Value>,
 ) -> Result<(u16, serde_json::Value), String> {
     let addr = loopback_for(listen);
     let stream = tokio::net::TcpStream::connect(addr)
@@ -35,11 +36,14 @@ pub async fn post(
         .await
         .map_err(|e| format!("admin connection failed: {e}"))?;
     tokio::spawn(connection);
-    let request = http::Request::post(path)
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
         .header(http::header::HOST, addr.to_string())
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
     let response = sender
         .send_request(request)

@@ -22,6 +22,7 @@ pub struct AdminContext {
     pub client: Arc<FederationClient>,
     pub rooms: Arc<crate::rooms::service::RoomService>,
     pub membership: Arc<crate::rooms::membership::MembershipService>,
+    pub sender: Arc<crate::federation::sender::Sender>,
 }
 
 fn admin_auth(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
@@ -66,6 +67,15 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(body_limited())
         .map(move |body: Bytes| reply(sign_request(&keys, &body)));
+    let sender = ctx.sender.clone();
+    let status =
+        warp::path!("federation" / "status")
+            .and(warp::get())
+            .map(move || {
+                reply(sender.status().map(|destinations| {
+                    ok_json(&serde_json::json!({ "destinations": destinations }))
+                }))
+            });
     let rooms = super::rooms::routes(ctx.rooms.clone(), ctx.membership.clone());
     let request = warp::path!("federation" / "request")
         .and(warp::post())
@@ -79,6 +89,8 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
             .or(sign)
             .unify()
             .or(request)
+            .unify()
+            .or(status)
             .unify()
             .or(rooms)
             .unify(),

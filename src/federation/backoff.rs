@@ -1,19 +1,27 @@
 //! Per-destination backoff: after connection failures, ordinary requests to
 //! a destination fail fast until its retry time, so a dead server costs us
-//! nothing per event. Kept in memory here; the outbound sender builds its
-//! persisted retry schedule on the same record.
+//! nothing per event. The outbound sender waits on the same record. Once
+//! the server attaches its store, failing destinations are persisted, so a
+//! restart keeps their schedule.
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
 use rand::Rng;
 use ruma::{OwnedServerName, ServerName};
 
+use crate::{
+    store::destinations::{DestinationTree, Failing},
+    time::now_ms,
+};
+
 const FIRST_DELAY: Duration = Duration::from_secs(5);
-const MAX_DELAY: Duration = Duration::from_secs(3600);
+/// A destination that comes back contacts us, which clears its backoff,
+/// so the longest wait can be long.
+const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
 /// Destinations remembered at once; healthy ones are not stored at all.
 const MAX_ENTRIES: usize = 10_000;
 
@@ -21,16 +29,32 @@ const MAX_ENTRIES: usize = 10_000;
 pub struct DestinationState {
     pub consecutive_failures: u32,
     pub last_error: String,
+    pub last_failure_ms: u64,
     pub retry_at: Instant,
+}
+
+impl DestinationState {
+    /// As stored, with the retry time in Unix milliseconds.
+    fn to_failing(&self) -> Failing {
+        let left = self.retry_at.saturating_duration_since(Instant::now());
+        Failing {
+            consecutive_failures: self.consecutive_failures,
+            last_error: self.last_error.clone(),
+            last_failure_ms: self.last_failure_ms,
+            retry_at_ms: now_ms()
+                .saturating_add(u64::try_from(left.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
 }
 
 #[derive(Default)]
 pub struct Backoff {
     entries: Mutex<HashMap<OwnedServerName, DestinationState>>,
+    persisted: OnceLock<DestinationTree>,
 }
 
-/// The delay after `failures` consecutive failures: doubling from 5 s to an
-/// hour, with ±20% jitter so that many destinations do not retry in step.
+/// The delay after `failures` consecutive failures: doubling from 5 s to a
+/// day, with ±20% jitter so that many destinations do not retry in step.
 pub fn delay_after(failures: u32) -> Duration {
     let base = FIRST_DELAY
         .saturating_mul(1 << failures.saturating_sub(1).min(20))
@@ -39,17 +63,40 @@ pub fn delay_after(failures: u32) -> Duration {
 }
 
 impl Backoff {
+    /// Loads the persisted schedule and keeps it up to date from now on.
+    pub fn attach(&self, tree: DestinationTree) -> crate::error::Result<()> {
+        let now = now_ms();
+        let mut entries = self.lock();
+        for (name, failing) in tree.all()? {
+            let left = Duration::from_millis(failing.retry_at_ms.saturating_sub(now));
+            entries.insert(
+                name,
+                DestinationState {
+                    consecutive_failures: failing.consecutive_failures,
+                    last_error: failing.last_error,
+                    last_failure_ms: failing.last_failure_ms,
+                    retry_at: Instant::now() + left,
+                },
+            );
+        }
+        let _ = self.persisted.set(tree);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OwnedServerName, DestinationState>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// `Err` with the state when requests to `destination` should wait.
     pub fn check(&self, destination: &ServerName) -> Result<(), DestinationState> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        match entries.get(destination) {
+        match self.lock().get(destination) {
             Some(state) if state.retry_at > Instant::now() => Err(state.clone()),
             _ => Ok(()),
         }
     }
 
     pub fn record_failure(&self, destination: &ServerName, error: &str) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(destination) {
             let now = Instant::now();
             entries.retain(|_, s| s.retry_at > now);
@@ -61,23 +108,38 @@ impl Backoff {
         let state = DestinationState {
             consecutive_failures: failures,
             last_error: error.to_owned(),
+            last_failure_ms: now_ms(),
             retry_at: Instant::now() + delay_after(failures),
         };
+        if let Some(tree) = self.persisted.get() {
+            if let Err(e) = tree.put(destination, &state.to_failing()) {
+                tracing::warn!(%destination, error = %e, "cannot persist backoff");
+            }
+        }
         entries.insert(destination.to_owned(), state);
     }
 
     /// The destination answered (or reached us): forget its failures.
     pub fn record_success(&self, destination: &ServerName) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.remove(destination);
+        if self.lock().remove(destination).is_some() {
+            if let Some(tree) = self.persisted.get() {
+                if let Err(e) = tree.remove(destination) {
+                    tracing::warn!(%destination, error = %e, "cannot persist backoff");
+                }
+            }
+        }
     }
 
     pub fn state(&self, destination: &ServerName) -> Option<DestinationState> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(destination)
-            .cloned()
+        self.lock().get(destination).cloned()
+    }
+
+    /// Every destination with failures on record.
+    pub fn failing(&self) -> Vec<(OwnedServerName, Failing)> {
+        self.lock()
+            .iter()
+            .map(|(name, state)| (name.clone(), state.to_failing()))
+            .collect()
     }
 }
 
@@ -86,8 +148,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delays_double_with_jitter_up_to_an_hour() {
-        for (failures, base) in [(1, 5), (2, 10), (3, 20), (10, 2560), (11, 3600), (40, 3600)] {
+    fn delays_double_with_jitter_up_to_a_day() {
+        for (failures, base) in [
+            (1, 5),
+            (2, 10),
+            (3, 20),
+            (10, 2560),
+            (15, 81920),
+            (16, 86400),
+            (40, 86400),
+        ] {
             let delay = delay_after(failures).as_secs_f64();
             assert!(
                 delay >= base as f64 * 0.8 && delay <= base as f64 * 1.2,

@@ -10,4 +10,5 @@ pub mod ip_policy;
 pub mod requester;
 pub mod routes;
 pub mod sender;
+pub mod status;
 pub mod well_known;

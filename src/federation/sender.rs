@@ -6,7 +6,7 @@
 //! Spec: server-server-api.md "Transactions"; transactions.yaml.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -16,7 +16,11 @@ use ruma::{CanonicalJsonValue, OwnedServerName, ServerName};
 use serde_json::{json, Value};
 use tokio::sync::{Notify, Semaphore};
 
-use super::{client::FederationClient, requester::Requester};
+use super::{
+    client::FederationClient,
+    requester::Requester,
+    status::{self, DestinationStatus},
+};
 use crate::{
     error::Error,
     http_util::percent_encode,
@@ -43,6 +47,8 @@ pub struct Sender {
     ready: Arc<Notify>,
     active: Mutex<HashSet<OwnedServerName>>,
     slots: Semaphore,
+    /// When each destination last took a transaction (Unix ms).
+    last_success: Mutex<HashMap<OwnedServerName, u64>>,
 }
 
 impl Sender {
@@ -61,7 +67,28 @@ impl Sender {
             ready,
             active: Mutex::new(HashSet::new()),
             slots: Semaphore::new(MAX_IN_FLIGHT),
+            last_success: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Each destination's queue, last success and failures.
+    pub fn status(&self) -> crate::error::Result<Vec<DestinationStatus>> {
+        let last_success = self
+            .last_success
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        status::collect(
+            &self.queue,
+            self.client.backoff().failing(),
+            &last_success,
+            |id| {
+                self.rooms
+                    .event(None, id)
+                    .ok()
+                    .and_then(|(_, json)| origin_ts(&json))
+            },
+        )
     }
 
     /// Runs forever: starts a drain for every destination with queued
@@ -120,6 +147,12 @@ impl Sender {
             };
             match outcome {
                 Ok(()) | Err(Outcome::Refused(_)) => {
+                    if outcome.is_ok() {
+                        self.last_success
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(destination.to_owned(), now_ms());
+                    }
                     if let Err(Outcome::Refused(e)) = &outcome {
                         tracing::warn!(%destination, error = %e, "transaction refused; dropped");
                     }
@@ -204,4 +237,12 @@ fn seq_of(key: &[u8]) -> u64 {
         .checked_sub(8)
         .and_then(|start| <[u8; 8]>::try_from(&key[start..]).ok())
         .map_or(0, u64::from_be_bytes)
+}
+
+/// An event's `origin_server_ts`.
+pub fn origin_ts(event: &ruma::CanonicalJsonObject) -> Option<u64> {
+    match event.get("origin_server_ts") {
+        Some(CanonicalJsonValue::Integer(ts)) => u64::try_from(i64::from(*ts)).ok(),
+        _ => None,
+    }
 }

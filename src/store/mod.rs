@@ -2,6 +2,7 @@
 //! Each tree is defined, with its key and value layout, in the module that
 //! owns it; callers go through these small typed APIs, never raw trees.
 
+pub mod destinations;
 mod keys;
 pub mod outbound;
 pub mod pending;
@@ -23,6 +24,7 @@ pub struct Store {
     pub outbound: outbound::OutboundTree,
     pub transactions: transactions::TransactionTree,
     pub pending: pending::PendingTree,
+    pub destinations: destinations::DestinationTree,
 }
 
 /// Why the database could not be opened.
@@ -75,6 +77,7 @@ impl Store {
             server_keys: ServerKeyTree::new(open(keys::SERVER_KEYS)?, open(keys::KEY_RESPONSES)?),
             transactions: transactions::TransactionTree::new(open(transactions::TRANSACTIONS)?),
             pending: pending::PendingTree::new(open(pending::PENDING)?),
+            destinations: destinations::DestinationTree::new(open(destinations::DESTINATIONS)?),
         })
     }
 

@@ -1,0 +1,119 @@
+//! `hearth federation status` over real processes: a destination that is
+//! down shows its queue and failures, the failures survive `kill -9`, and
+//! the queue drains once it is back.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    rooms::{say, shared_room, wait_for_events},
+    Hearth,
+};
+use serde_json::Value;
+
+/// `hearth federation status --json` for `h`, running or not; the entry
+/// for `destination`, if listed.
+fn status_of(h: &Hearth, destination: &str) -> Option<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = h
+            .command(&["federation", "status", "--json"])
+            .output()
+            .expect("run hearth federation status");
+        if out.status.success() {
+            let all: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON status");
+            return all.into_iter().find(|d| d["destination"] == destination);
+        }
+        // Just after a kill, sled may still hold the lock for a moment.
+        assert!(
+            Instant::now() < deadline,
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `check` accepts the status of `destination` on `h`.
+async fn wait_for_status(
+    h: &Hearth,
+    destination: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = status_of(h, destination).unwrap_or_default();
+        if check(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}: {status}\n{}", h.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn status_shows_queues_and_failures_that_survive_a_restart() {
+    let ca = common::TestCa::new();
+    let mut a = Hearth::start(&ca);
+    let mut b = Hearth::start(&ca);
+    let (room, alice, _) = shared_room(&a, &b).await;
+    let before = say(&a, &room, &alice, "while B is up").await;
+    wait_for_events(&b, &room, &[before], 10).await;
+    let ok = wait_for_status(&a, &b.server_name, "a success is recorded", |s| {
+        s["last_success_ms"].as_u64().is_some()
+    })
+    .await;
+    assert_eq!(
+        (ok["queued"].as_u64(), ok["consecutive_failures"].as_u64()),
+        (Some(0), Some(0)),
+        "{ok}"
+    );
+
+    b.kill();
+    let mut queued = Vec::new();
+    for i in 0..3 {
+        queued.push(say(&a, &room, &alice, &format!("while B is down {i}")).await);
+    }
+    let down = wait_for_status(&a, &b.server_name, "B's failure is shown", |s| {
+        s["queued"] == 3 && s["consecutive_failures"].as_u64() >= Some(1)
+    })
+    .await;
+    assert!(
+        down["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{down}"
+    );
+    assert!(down["oldest_queued_ms"].as_u64().is_some(), "{down}");
+    assert!(down["next_retry_ms"].as_u64().is_some(), "{down}");
+
+    // kill -9: the queue and the failures are read from the data directory.
+    a.kill();
+    let offline = status_of(&a, &b.server_name).expect("B listed while A is down");
+    assert_eq!(offline["queued"], 3, "{offline}");
+    assert!(
+        offline["consecutive_failures"].as_u64() >= down["consecutive_failures"].as_u64(),
+        "{offline}"
+    );
+    assert!(offline["next_retry_ms"].as_u64().is_some(), "{offline}");
+    assert!(
+        offline["last_success_ms"].is_null(),
+        "only a running server knows: {offline}"
+    );
+
+    // Restarted, A still knows B is failing; once B is back, A drains to it.
+    a.restart();
+    let restarted = status_of(&a, &b.server_name).expect("B listed after the restart");
+    assert!(
+        restarted["consecutive_failures"].as_u64() >= Some(1),
+        "{restarted}"
+    );
+    b.restart();
+    wait_for_events(&b, &room, &queued, 60).await;
+    wait_for_status(&a, &b.server_name, "the queue drains", |s| {
+        s["queued"] == 0
+            && s["consecutive_failures"] == 0
+            && s["last_success_ms"].as_u64().is_some()
+    })
+    .await;
+}
