@@ -32,6 +32,7 @@ pub struct Config {
     pub keys: Keys,
     pub well_known: WellKnown,
     pub rooms: Rooms,
+    pub metrics: Metrics,
     /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
     pub log: String,
 }
@@ -75,6 +76,13 @@ pub struct Federation {
 pub struct Rooms {
     /// Room version for new rooms; the spec recommends "12".
     pub default_version: ruma::RoomVersionId,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Serve Prometheus metrics at `GET /metrics` on the client listener.
+    pub enabled: bool,
 }
 
 /// What we publish under `/.well-known/matrix/` for a reverse-proxy setup.
@@ -179,6 +187,7 @@ impl Default for Config {
             rooms: Rooms {
                 default_version: ruma::RoomVersionId::V12,
             },
+            metrics: Metrics::default(),
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },

@@ -7,6 +7,7 @@ pub mod error;
 pub mod federation;
 pub mod http_util;
 pub mod keys;
+pub mod metrics;
 pub mod rooms;
 pub mod server;
 pub mod store;

@@ -93,6 +93,11 @@ pub async fn run(config: Config) -> Result<(), String> {
     let client_routes = admin::routes(admin_context)
         .or(federation::routes::well_known::routes(well_known))
         .unify()
+        .or(crate::metrics::route(
+            sender.clone(),
+            config.metrics.enabled,
+        ))
+        .unify()
         .recover(recover);
 
     let federation_listener = bind(config.listen.federation, "listen.federation").await?;

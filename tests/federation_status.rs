@@ -35,6 +35,23 @@ fn status_of(h: &Hearth, destination: &str) -> Option<Value> {
     }
 }
 
+/// `GET /metrics` on the client listener: the text, or `None` on a 404.
+async fn metrics_of(h: &Hearth) -> Option<String> {
+    let (status, body) = common::http::request_raw(
+        common::http::Target::Plain(h.client),
+        "GET",
+        "/metrics",
+        &[],
+        None,
+    )
+    .await;
+    match status {
+        200 => Some(String::from_utf8_lossy(&body).into_owned()),
+        404 => None,
+        other => panic!("/metrics answered {other}"),
+    }
+}
+
 /// Waits until `check` accepts the status of `destination` on `h`.
 async fn wait_for_status(
     h: &Hearth,
@@ -56,7 +73,7 @@ async fn wait_for_status(
 #[tokio::test]
 async fn status_shows_queues_and_failures_that_survive_a_restart() {
     let ca = common::TestCa::new();
-    let mut a = Hearth::start(&ca);
+    let mut a = Hearth::start_with(&ca, &[("HEARTH_METRICS__ENABLED", "true")]);
     let mut b = Hearth::start(&ca);
     let (room, alice, _) = shared_room(&a, &b).await;
     let before = say(&a, &room, &alice, "while B is up").await;
@@ -86,6 +103,20 @@ async fn status_shows_queues_and_failures_that_survive_a_restart() {
     );
     assert!(down["oldest_queued_ms"].as_u64().is_some(), "{down}");
     assert!(down["next_retry_ms"].as_u64().is_some(), "{down}");
+    // The same numbers for Prometheus; B does not serve metrics (off by default).
+    let metrics = metrics_of(&a).await.expect("A serves metrics");
+    let line = format!(
+        "hearth_federation_queued{{destination=\"{}\"}} 3\n",
+        b.server_name
+    );
+    assert!(metrics.contains(&line), "{metrics}");
+    assert!(
+        metrics.contains("# TYPE hearth_federation_consecutive_failures gauge"),
+        "{metrics}"
+    );
+
+    let c = Hearth::start(&ca);
+    assert_eq!(metrics_of(&c).await, None);
 
     // kill -9: the queue and the failures are read from the data directory.
     a.kill();

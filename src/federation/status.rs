@@ -91,3 +91,54 @@ pub fn to_text(statuses: &[DestinationStatus], now_ms: u64) -> String {
     }
     lines.join("\n")
 }
+
+/// One metric's value for a destination at a time (Unix ms).
+type Gauge = fn(&DestinationStatus, u64) -> Option<f64>;
+
+/// The same numbers in Prometheus' text format.
+pub fn to_prometheus(statuses: &[DestinationStatus], now_ms: u64) -> String {
+    let gauges: [(&str, &str, Gauge); 5] = [
+        (
+            "hearth_federation_queued",
+            "Events and EDUs waiting for the destination.",
+            |s, _| Some(s.queued as f64),
+        ),
+        (
+            "hearth_federation_consecutive_failures",
+            "Failed attempts since the last success.",
+            |s, _| Some(f64::from(s.consecutive_failures)),
+        ),
+        (
+            "hearth_federation_oldest_queued_age_seconds",
+            "Age of the oldest queued event.",
+            |s, now| {
+                s.oldest_queued_ms
+                    .map(|ms| now.saturating_sub(ms) as f64 / 1000.0)
+            },
+        ),
+        (
+            "hearth_federation_last_success_timestamp_seconds",
+            "When the destination last took a transaction.",
+            |s, _| s.last_success_ms.map(|ms| ms as f64 / 1000.0),
+        ),
+        (
+            "hearth_federation_next_retry_timestamp_seconds",
+            "When a failing destination is tried again.",
+            |s, _| s.next_retry_ms.map(|ms| ms as f64 / 1000.0),
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, value) in gauges {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for status in statuses {
+            if let Some(v) = value(status, now_ms) {
+                let label = status
+                    .destination
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"");
+                out.push_str(&format!("{name}{{destination=\"{label}\"}} {v}\n"));
+            }
+        }
+    }
+    out
+}
