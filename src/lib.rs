@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod edus;
 pub mod error;
 pub mod federation;
 pub mod http_util;

@@ -18,6 +18,7 @@ use warp::{reply::Response, Filter};
 use crate::{
     admin::{self, routes::AdminContext},
     config::Config,
+    edus::EduService,
     federation::{
         self, client::FederationClient, requester::Requester, routes::Services, sender::Sender,
     },
@@ -70,11 +71,13 @@ pub async fn run(config: Config) -> Result<(), String> {
         client.clone(),
         outbound_ready,
     );
+    let edus = Arc::new(EduService::new(rooms.clone(), store.edus.clone()));
     let services = Services {
         keys: keys.clone(),
         client: client.clone(),
         rooms: rooms.clone(),
         ingest: Arc::new(IngestService::new(rooms.clone(), requester)),
+        edus: edus.clone(),
         transactions: store.transactions.clone(),
     };
     let well_known = Arc::new(config.well_known.clone());
@@ -89,6 +92,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         rooms,
         membership,
         sender: sender.clone(),
+        edus,
     };
     let client_routes = admin::routes(admin_context)
         .or(federation::routes::well_known::routes(well_known))

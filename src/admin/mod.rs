@@ -4,6 +4,7 @@
 //! open the database; tests use it to drive a server before the client API.
 
 pub mod client;
+mod edus;
 mod rooms;
 pub mod routes;
 mod token;

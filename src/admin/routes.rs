@@ -23,6 +23,7 @@ pub struct AdminContext {
     pub rooms: Arc<crate::rooms::service::RoomService>,
     pub membership: Arc<crate::rooms::membership::MembershipService>,
     pub sender: Arc<crate::federation::sender::Sender>,
+    pub edus: Arc<crate::edus::EduService>,
 }
 
 fn admin_auth(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
@@ -77,6 +78,7 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
                 }))
             });
     let rooms = super::rooms::routes(ctx.rooms.clone(), ctx.membership.clone());
+    let edus = super::edus::routes(ctx.edus.clone());
     let request = warp::path!("federation" / "request")
         .and(warp::post())
         .and(body_limited())
@@ -91,6 +93,8 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
             .or(request)
             .unify()
             .or(status)
+            .unify()
+            .or(edus)
             .unify()
             .or(rooms)
             .unify(),

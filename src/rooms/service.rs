@@ -116,6 +116,10 @@ impl RoomService {
         }
     }
 
+    pub fn server_name(&self) -> &ServerName {
+        &self.server_name
+    }
+
     /// Makes every event stored so far durable: call before acknowledging.
     pub async fn flush(&self) -> Result<()> {
         self.trees.flush().await

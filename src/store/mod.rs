@@ -3,6 +3,7 @@
 //! owns it; callers go through these small typed APIs, never raw trees.
 
 pub mod destinations;
+pub mod edus;
 mod keys;
 pub mod outbound;
 pub mod pending;
@@ -25,6 +26,7 @@ pub struct Store {
     pub transactions: transactions::TransactionTree,
     pub pending: pending::PendingTree,
     pub destinations: destinations::DestinationTree,
+    pub edus: edus::EduTrees,
 }
 
 /// Why the database could not be opened.
@@ -78,6 +80,7 @@ impl Store {
             transactions: transactions::TransactionTree::new(open(transactions::TRANSACTIONS)?),
             pending: pending::PendingTree::new(open(pending::PENDING)?),
             destinations: destinations::DestinationTree::new(open(destinations::DESTINATIONS)?),
+            edus: edus::EduTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
         })
     }
 

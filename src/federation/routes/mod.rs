@@ -43,6 +43,7 @@ pub struct Services {
     pub client: Arc<FederationClient>,
     pub rooms: Arc<RoomService>,
     pub ingest: Arc<IngestService>,
+    pub edus: Arc<crate::edus::EduService>,
     pub transactions: TransactionTree,
 }
 

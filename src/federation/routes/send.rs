@@ -66,9 +66,7 @@ async fn handle(services: &Services, txn_id: &str, request: Authenticated) -> Re
         .ingest
         .receive_transaction(origin, transaction.pdus)
         .await;
-    // EDUs are accepted and not yet acted on (typing, receipts, presence
-    // and to-device handlers come with the outbound EDU work).
-    tracing::debug!(%origin, edus = transaction.edus.len(), "transaction EDUs ignored");
+    services.edus.receive(origin, transaction.edus);
     let pdus: BTreeMap<OwnedEventId, Value> = results
         .into_iter()
         .map(|(id, outcome)| match outcome {

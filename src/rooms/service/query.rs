@@ -139,6 +139,20 @@ impl RoomService {
         }))
     }
 
+    /// `user`'s membership in the room's current state, if any.
+    pub fn membership_of(&self, room: &RoomId, user: &UserId) -> Result<Option<MembershipState>> {
+        let record = self.record(room)?;
+        let shorts = Shorts::cached(&self.trees, &self.groups);
+        let state = shorts.shared(record.current_state)?;
+        #[derive(serde::Deserialize)]
+        struct Member {
+            membership: MembershipState,
+        }
+        Ok(self
+            .state_content::<Member>(&shorts, &state, &StateEventType::RoomMember, user.as_str())?
+            .map(|m| m.membership))
+    }
+
     /// The memberships `server`'s users hold in `state`.
     fn server_memberships(
         &self,

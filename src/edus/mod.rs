@@ -1,0 +1,269 @@
+//! EDUs from other servers' transactions, each handed to its type's
+//! handler; what clients need later is kept: typing (in memory, expiring),
+//! read receipts, presence (in memory), the to-device inbox (durable), and
+//! remote users' device list and cross-signing key updates. Every handler
+//! checks that the users it names belong to the sending server; room EDUs
+//! also honour the room's server ACL. Unknown or malformed EDUs are
+//! skipped without failing the transaction.
+//! Spec: server-server-api.md "EDUs", "Typing Notifications", "Presence",
+//! "Receipts", "Send-to-device messaging", "Device Management",
+//! "Server Access Control Lists (ACLs)".
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use ruma::{
+    events::room::member::MembershipState, OwnedRoomId, OwnedUserId, RoomId, ServerName, UserId,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::{
+    rooms::service::RoomService,
+    store::edus::{EduTrees, ToDevice},
+};
+
+/// A typing notification lapses after this without a renewal (the EDU
+/// carries no timeout; Synapse uses the same).
+const TYPING_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+struct Edu {
+    edu_type: String,
+    #[serde(default)]
+    content: Value,
+}
+
+#[derive(Deserialize)]
+struct Typing {
+    room_id: OwnedRoomId,
+    user_id: OwnedUserId,
+    typing: bool,
+}
+
+#[derive(Deserialize)]
+struct DirectToDevice {
+    sender: OwnedUserId,
+    #[serde(rename = "type")]
+    kind: String,
+    message_id: String,
+    messages: HashMap<OwnedUserId, HashMap<String, Value>>,
+}
+
+#[derive(Deserialize)]
+struct DeviceUpdate {
+    user_id: OwnedUserId,
+    #[serde(default)]
+    device_id: Option<String>,
+}
+
+type Handled = Result<(), String>;
+
+pub struct EduService {
+    rooms: Arc<RoomService>,
+    trees: EduTrees,
+    typing: Mutex<HashMap<OwnedRoomId, HashMap<OwnedUserId, Instant>>>,
+    presence: Mutex<HashMap<OwnedUserId, Value>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Refuses a user who does not belong to the sending server.
+fn of_origin(user: &UserId, origin: &ServerName) -> Handled {
+    if user.server_name() == origin {
+        Ok(())
+    } else {
+        Err(format!("{user} is not a user of {origin}"))
+    }
+}
+
+impl EduService {
+    pub fn new(rooms: Arc<RoomService>, trees: EduTrees) -> Self {
+        Self {
+            rooms,
+            trees,
+            typing: Mutex::default(),
+            presence: Mutex::default(),
+        }
+    }
+
+    /// Takes in a transaction's EDUs; durable once the store is flushed.
+    pub fn receive(&self, origin: &ServerName, edus: Vec<Value>) {
+        for edu in edus {
+            let Ok(Edu { edu_type, content }) = serde_json::from_value::<Edu>(edu) else {
+                tracing::debug!(%origin, "malformed EDU skipped");
+                continue;
+            };
+            let handled = match edu_type.as_str() {
+                "m.typing" => self.typing(origin, content),
+                "m.receipt" => self.receipts(origin, content),
+                "m.presence" => self.presence(origin, content),
+                "m.direct_to_device" => self.to_device(origin, content),
+                "m.device_list_update" => self.device_update(origin, content, false),
+                "m.signing_key_update" => self.device_update(origin, content, true),
+                _ => Ok(()),
+            };
+            if let Err(reason) = handled {
+                tracing::debug!(%origin, %edu_type, %reason, "EDU ignored");
+            }
+        }
+    }
+
+    /// The room must be one we are in, the server allowed by its ACL and
+    /// the user joined to it.
+    fn check_member(&self, room: &RoomId, user: &UserId, origin: &ServerName) -> Handled {
+        of_origin(user, origin)?;
+        self.rooms.check_acl(room, origin).map_err(|e| e.message)?;
+        match self
+            .rooms
+            .membership_of(room, user)
+            .map_err(|e| e.message)?
+        {
+            Some(MembershipState::Join) => Ok(()),
+            _ => Err(format!("{user} is not in {room}")),
+        }
+    }
+
+    fn typing(&self, origin: &ServerName, content: Value) -> Handled {
+        let typing: Typing = serde_json::from_value(content).map_err(|e| e.to_string())?;
+        self.check_member(&typing.room_id, &typing.user_id, origin)?;
+        let mut all = lock(&self.typing);
+        let room = all.entry(typing.room_id).or_default();
+        if typing.typing {
+            room.insert(typing.user_id, Instant::now() + TYPING_TIMEOUT);
+        } else {
+            room.remove(&typing.user_id);
+        }
+        Ok(())
+    }
+
+    /// Only the receipts listed change; a room the server may not speak
+    /// for is skipped whole.
+    fn receipts(&self, origin: &ServerName, content: Value) -> Handled {
+        let rooms: HashMap<OwnedRoomId, HashMap<String, HashMap<OwnedUserId, Value>>> =
+            serde_json::from_value(content).map_err(|e| e.to_string())?;
+        for (room, kinds) in rooms {
+            if self.rooms.check_acl(&room, origin).is_err() {
+                continue;
+            }
+            for (kind, users) in kinds {
+                for (user, receipt) in users {
+                    match self.check_member(&room, &user, origin) {
+                        Ok(()) => self
+                            .trees
+                            .put_receipt(&room, &kind, &user, &receipt)
+                            .map_err(|e| e.message)?,
+                        Err(reason) => tracing::debug!(%reason, "receipt ignored"),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn presence(&self, origin: &ServerName, content: Value) -> Handled {
+        let push = content
+            .get("push")
+            .and_then(Value::as_array)
+            .ok_or("no push list")?;
+        for update in push {
+            let Some(user) = update
+                .get("user_id")
+                .and_then(Value::as_str)
+                .and_then(|u| OwnedUserId::try_from(u).ok())
+            else {
+                continue;
+            };
+            if of_origin(&user, origin).is_ok() {
+                lock(&self.presence).insert(user, update.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Durable and taken once per message ID; only our users' messages are kept.
+    fn to_device(&self, origin: &ServerName, content: Value) -> Handled {
+        let message: DirectToDevice = serde_json::from_value(content).map_err(|e| e.to_string())?;
+        of_origin(&message.sender, origin)?;
+        let own = self.rooms.server_name();
+        let mut deliveries = Vec::new();
+        for (user, devices) in &message.messages {
+            if user.server_name() != own {
+                continue;
+            }
+            for (device, content) in devices {
+                let item = ToDevice {
+                    sender: message.sender.to_string(),
+                    kind: message.kind.clone(),
+                    content: content.clone(),
+                };
+                deliveries.push((user.as_ref(), device.as_str(), item));
+            }
+        }
+        self.trees
+            .push_to_device(origin, &message.message_id, &deliveries)
+            .map_err(|e| e.message)?;
+        Ok(())
+    }
+
+    /// The latest update per remote device (or the user's signing keys).
+    fn device_update(&self, origin: &ServerName, content: Value, signing_keys: bool) -> Handled {
+        let update: DeviceUpdate =
+            serde_json::from_value(content.clone()).map_err(|e| e.to_string())?;
+        of_origin(&update.user_id, origin)?;
+        let kind = match (signing_keys, update.device_id) {
+            (true, _) => "signing_keys".to_owned(),
+            (false, Some(device)) => device,
+            (false, None) => return Err("device_id is missing".into()),
+        };
+        self.trees
+            .put_device_update(&update.user_id, &kind, &content)
+            .map_err(|e| e.message)
+    }
+
+    /// Users typing in `room` now.
+    pub fn typing_in(&self, room: &RoomId) -> Vec<OwnedUserId> {
+        let now = Instant::now();
+        let mut all = lock(&self.typing);
+        let Some(users) = all.get_mut(room) else {
+            return Vec::new();
+        };
+        users.retain(|_, until| *until > now);
+        let mut typing: Vec<OwnedUserId> = users.keys().cloned().collect();
+        typing.sort();
+        typing
+    }
+
+    /// What a client of ours sees of a room's ephemeral data.
+    pub fn room_view(&self, room: &RoomId) -> crate::error::Result<Value> {
+        let receipts: Vec<Value> = self
+            .trees
+            .receipts(room)?
+            .into_iter()
+            .map(|(kind, user, receipt)| serde_json::json!([kind, user, receipt]))
+            .collect();
+        Ok(serde_json::json!({ "typing": self.typing_in(room), "receipts": receipts }))
+    }
+
+    /// What is known or waiting for a user: presence, to-device messages
+    /// (ours) and device updates (remote users).
+    pub fn user_view(&self, user: &UserId) -> crate::error::Result<Value> {
+        let to_device: Vec<Value> = self
+            .trees
+            .to_device_of(user)?
+            .into_iter()
+            .map(|(device, message)| serde_json::json!({"device_id": device, "message": message}))
+            .collect();
+        let updates: Map<String, Value> = self.trees.device_updates(user)?.into_iter().collect();
+        Ok(serde_json::json!({
+            "presence": lock(&self.presence).get(user).cloned(),
+            "to_device": to_device,
+            "device_updates": updates,
+        }))
+    }
+}

@@ -1,0 +1,153 @@
+//! What other servers' EDUs leave for our clients: read receipts, the
+//! to-device inbox (durable: never lost), and the latest device list and
+//! cross-signing key updates of remote users. Typing and presence are
+//! ephemeral and live in memory (`edus::EduService`).
+
+use ruma::{RoomId, ServerName, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sled::Tree;
+
+use super::{decode, encode};
+use crate::error::Result;
+
+/// `receipts`: `room_id 0xFF receipt_type 0xFF user_id` → JSON receipt
+/// (`event_ids`, `data`): the latest per user, room and type.
+pub(super) const RECEIPTS: &str = "receipts";
+/// `to_device`: `user_id 0xFF device_id 0xFF seq (u64 BE)` → JSON
+/// [`ToDevice`]; device `*` means every device of the user.
+pub(super) const TO_DEVICE: &str = "to_device";
+/// `to_device_ids`: `origin 0xFF message_id` → empty: messages already taken.
+pub(super) const TO_DEVICE_IDS: &str = "to_device_ids";
+/// `device_updates`: `user_id 0xFF kind` → JSON content of the latest
+/// `m.device_list_update` (kind = device ID) or `m.signing_key_update`
+/// (kind = `signing_keys`) for a remote user.
+pub(super) const DEVICE_UPDATES: &str = "device_updates";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToDevice {
+    pub sender: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub content: Value,
+}
+
+#[derive(Clone)]
+pub struct EduTrees {
+    receipts: Tree,
+    to_device: Tree,
+    to_device_ids: Tree,
+    device_updates: Tree,
+    db: sled::Db,
+}
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.join(&0xFF)
+}
+
+/// The text before and after the first 0xFF separator.
+fn split_at_ff(bytes: &[u8]) -> (String, String) {
+    let end = bytes.iter().position(|b| *b == 0xFF).unwrap_or(bytes.len());
+    let after = bytes.get(end + 1..).unwrap_or_default();
+    (
+        String::from_utf8_lossy(&bytes[..end]).into_owned(),
+        String::from_utf8_lossy(after).into_owned(),
+    )
+}
+
+impl EduTrees {
+    pub(super) fn open(db: &sled::Db) -> sled::Result<Self> {
+        Ok(Self {
+            receipts: db.open_tree(RECEIPTS)?,
+            to_device: db.open_tree(TO_DEVICE)?,
+            to_device_ids: db.open_tree(TO_DEVICE_IDS)?,
+            device_updates: db.open_tree(DEVICE_UPDATES)?,
+            db: db.clone(),
+        })
+    }
+
+    pub fn put_receipt(
+        &self,
+        room: &RoomId,
+        kind: &str,
+        user: &UserId,
+        receipt: &Value,
+    ) -> Result<()> {
+        let key = key(&[
+            room.as_str().as_bytes(),
+            kind.as_bytes(),
+            user.as_str().as_bytes(),
+        ]);
+        self.receipts.insert(key, encode(receipt)?)?;
+        Ok(())
+    }
+
+    /// (receipt type, user, receipt) for every receipt in `room`.
+    pub fn receipts(&self, room: &RoomId) -> Result<Vec<(String, String, Value)>> {
+        let mut prefix = room.as_str().as_bytes().to_vec();
+        prefix.push(0xFF);
+        self.receipts
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let (kind, user) = split_at_ff(&key[prefix.len()..]);
+                Ok((kind, user, decode(RECEIPTS, &value)?))
+            })
+            .collect()
+    }
+
+    /// Stores a to-device message once per (origin, message_id); false
+    /// when it was already taken.
+    pub fn push_to_device(
+        &self,
+        origin: &ServerName,
+        message_id: &str,
+        deliveries: &[(&UserId, &str, ToDevice)],
+    ) -> Result<bool> {
+        let id_key = key(&[origin.as_str().as_bytes(), message_id.as_bytes()]);
+        if self.to_device_ids.contains_key(&id_key)? {
+            return Ok(false);
+        }
+        for (user, device, message) in deliveries {
+            let seq = self.db.generate_id()?.to_be_bytes();
+            let key = key(&[user.as_str().as_bytes(), device.as_bytes(), &seq]);
+            self.to_device.insert(key, encode(message)?)?;
+        }
+        self.to_device_ids.insert(id_key, &[])?;
+        Ok(true)
+    }
+
+    /// (device, message) for every message waiting for `user`, oldest first per device.
+    pub fn to_device_of(&self, user: &UserId) -> Result<Vec<(String, ToDevice)>> {
+        let mut prefix = user.as_str().as_bytes().to_vec();
+        prefix.push(0xFF);
+        self.to_device
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let (device, _) = split_at_ff(&key[prefix.len()..]);
+                Ok((device, decode(TO_DEVICE, &value)?))
+            })
+            .collect()
+    }
+
+    pub fn put_device_update(&self, user: &UserId, kind: &str, content: &Value) -> Result<()> {
+        let key = key(&[user.as_str().as_bytes(), kind.as_bytes()]);
+        self.device_updates.insert(key, encode(content)?)?;
+        Ok(())
+    }
+
+    /// (kind, content) of every update stored for `user`.
+    pub fn device_updates(&self, user: &UserId) -> Result<Vec<(String, Value)>> {
+        let mut prefix = user.as_str().as_bytes().to_vec();
+        prefix.push(0xFF);
+        self.device_updates
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let kind = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                Ok((kind, decode(DEVICE_UPDATES, &value)?))
+            })
+            .collect()
+    }
+}
