@@ -119,6 +119,55 @@ async fn a_hearth_user_joins_a_synapse_room() {
     let from_hearth = say(&h, &room, &alice, "hello synapse").await;
     let seen = synapse_sees(&syn, &token, &room, &from_hearth).await;
     assert_eq!(seen["content"]["body"], "hello synapse", "{seen}");
+
+    // Synapse's typing and read-receipt EDUs reach hearth.
+    let sam = syn.user_id("sam");
+    let (status, reply) = syn
+        .client_api(
+            "PUT",
+            &format!(
+                "/_matrix/client/v3/rooms/{}/typing/{}",
+                encode(&room),
+                encode(&sam)
+            ),
+            Some(&token),
+            Some(json!({"typing": true, "timeout": 30000})),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = syn
+        .client_api(
+            "POST",
+            &format!(
+                "/_matrix/client/v3/rooms/{}/receipt/m.read/{}",
+                encode(&room),
+                encode(&from_hearth)
+            ),
+            Some(&token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, ephemeral) = h
+            .admin_get(&format!("rooms/{}/ephemeral", encode(&room)))
+            .await;
+        let typing = ephemeral["typing"] == json!([sam]);
+        let receipt = ephemeral["receipts"].as_array().is_some_and(|all| {
+            all.iter()
+                .any(|r| r[1] == sam.as_str() && r[2]["event_ids"] == json!([from_hearth]))
+        });
+        if typing && receipt {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "EDUs from Synapse: {ephemeral}\n{}",
+            h.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
