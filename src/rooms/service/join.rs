@@ -23,7 +23,8 @@ use crate::{
     store::rooms::{Append, EventMeta, Status},
 };
 
-/// Signature checks in flight at once while importing a room.
+/// Signature checks in flight at once while importing a room (spread
+/// over every core).
 const VERIFY_CONCURRENCY: usize = 64;
 
 /// What the resident server answers a `send_join` with.
@@ -187,12 +188,15 @@ impl RoomService {
         auth_chain: Vec<CanonicalJsonObject>,
     ) -> Result<(Vec<CheckedPdu>, HashSet<OwnedEventId>)> {
         let n_state = state.len();
+        // Spawned, so the checks run on every core, not just this task's.
         let results: Vec<(usize, std::result::Result<CheckedPdu, pdu::Refused>)> =
             stream::iter(state.into_iter().chain(auth_chain).enumerate())
-                .map(
-                    |(i, object)| async move { (i, pdu::check(&self.keys, version, object).await) },
-                )
+                .map(|(i, object)| {
+                    let (keys, version) = (self.keys.clone(), version.clone());
+                    tokio::spawn(async move { (i, pdu::check(&keys, &version, object).await) })
+                })
                 .buffer_unordered(VERIFY_CONCURRENCY)
+                .filter_map(|joined| async move { joined.ok() })
                 .collect()
                 .await;
         let mut seen = HashSet::new();
