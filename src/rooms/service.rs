@@ -469,11 +469,7 @@ impl RoomService {
         state_key: Option<&str>,
         content: Value,
     ) -> Result<OwnedEventId> {
-        if sender.server_name() != self.server_name {
-            return Err(Error::forbidden(format!(
-                "{sender} is not a user of this server"
-            )));
-        }
+        self.ensure_local(sender)?;
         let _guard = self.lock(room).await;
         let record = self.record(room)?;
         let rules = Self::rules_of(&record.version)?;
@@ -707,11 +703,7 @@ impl RoomService {
         creator: &UserId,
         version: Option<RoomVersionId>,
     ) -> Result<OwnedRoomId> {
-        if creator.server_name() != self.server_name {
-            return Err(Error::forbidden(format!(
-                "{creator} is not a user of this server"
-            )));
-        }
+        self.ensure_local(creator)?;
         let version = version.unwrap_or_else(|| self.default_version.clone());
         let rules = pdu::rules(&version).map_err(|e| {
             Error::new(
