@@ -27,10 +27,13 @@ use ruma::{
 };
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{auth::authenticated, client::FederationClient};
+use super::{
+    auth::{authenticated, Authenticated},
+    client::FederationClient,
+};
 use crate::{
     error::{Error, Result},
-    http_util::percent_decode,
+    http_util::{percent_decode, reply},
     keys::KeyService,
     rooms::{ingest::IngestService, service::RoomService},
     store::{rooms::EventMeta, transactions::TransactionTree},
@@ -106,6 +109,49 @@ fn unknown_federation_endpoint(
         .map(|request: super::auth::Authenticated| {
             tracing::debug!(origin = %request.origin, "unrecognized federation endpoint");
             Error::unrecognized("Unrecognized request").into_response()
+        })
+        .boxed()
+}
+
+/// `PUT /_matrix/federation/{version}/{endpoint}/{roomId}/{eventId}`,
+/// authenticated, with both IDs parsed before `handle` runs.
+fn room_event_put<F, Fut>(
+    services: Services,
+    version: &'static str,
+    endpoint: &'static str,
+    handle: F,
+) -> BoxedFilter<(Response,)>
+where
+    F: Fn(Services, OwnedRoomId, OwnedEventId, Authenticated) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = Result<Response>> + Send,
+{
+    warp::path("_matrix")
+        .and(warp::path("federation"))
+        .and(warp::path(version))
+        .and(warp::path(endpoint))
+        .and(warp::path::param::<String>())
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::put())
+        .and(authenticated(
+            services.keys.clone(),
+            services.client.clone(),
+        ))
+        .then(move |room: String, event: String, request: Authenticated| {
+            let (services, handle) = (services.clone(), handle.clone());
+            async move {
+                reply(
+                    async {
+                        let (room, event) = (room_id(&room)?, event_id(&event)?);
+                        handle(services, room, event, request).await
+                    }
+                    .await,
+                )
+            }
         })
         .boxed()
 }

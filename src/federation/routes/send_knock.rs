@@ -3,47 +3,29 @@
 
 use ruma::{CanonicalJsonObject, CanonicalJsonValue};
 use serde_json::json;
-use warp::{filters::BoxedFilter, reply::Response, Filter};
+use warp::{filters::BoxedFilter, reply::Response};
 
-use super::{event_id, room_id, Services};
-use crate::{
-    error::Result,
-    federation::auth::{authenticated, Authenticated},
-    http_util::{ok_json, parse_json, reply},
-};
+use super::{room_event_put, Services};
+use crate::http_util::{ok_json, parse_json};
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
-    warp::path!("_matrix" / "federation" / "v1" / "send_knock" / String / String)
-        .and(warp::put())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
-        .then(move |room: String, event: String, request: Authenticated| {
-            let services = services.clone();
-            async move { reply(handle(&services, &room, &event, request).await) }
-        })
-        .boxed()
-}
-
-async fn handle(
-    services: &Services,
-    room: &str,
-    event: &str,
-    request: Authenticated,
-) -> Result<Response> {
-    let room = room_id(room)?;
-    let event_id = event_id(event)?;
-    let object: CanonicalJsonObject = parse_json(&request.body)?;
-    services
-        .rooms
-        .accept_membership(&room, &event_id, &request.origin, object, "knock")
-        .await?;
-    let state: Vec<CanonicalJsonValue> = services
-        .rooms
-        .summary_state(&room)?
-        .into_iter()
-        .map(CanonicalJsonValue::Object)
-        .collect();
-    Ok(ok_json(&json!({ "knock_room_state": state })))
+    room_event_put(
+        services,
+        "v1",
+        "send_knock",
+        |services, room, event, request| async move {
+            let object: CanonicalJsonObject = parse_json(&request.body)?;
+            services
+                .rooms
+                .accept_membership(&room, &event, &request.origin, object, "knock")
+                .await?;
+            let state: Vec<CanonicalJsonValue> = services
+                .rooms
+                .summary_state(&room)?
+                .into_iter()
+                .map(CanonicalJsonValue::Object)
+                .collect();
+            Ok(ok_json(&json!({ "knock_room_state": state })))
+        },
+    )
 }
