@@ -33,6 +33,7 @@ pub struct Config {
     pub well_known: WellKnown,
     pub rooms: Rooms,
     pub metrics: Metrics,
+    pub registration: Registration,
     /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
     pub log: String,
 }
@@ -83,6 +84,15 @@ pub struct Rooms {
 pub struct Metrics {
     /// Serve Prometheus metrics at `GET /metrics` on the client listener.
     pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    /// Let anyone reach `POST /register`; off, accounts come from `hearth user add`.
+    pub enabled: bool,
+    /// When set, registering needs this token (`m.login.registration_token`).
+    pub token: Option<String>,
 }
 
 /// What we publish under `/.well-known/matrix/` for a reverse-proxy setup.
@@ -188,6 +198,7 @@ impl Default for Config {
                 default_version: ruma::RoomVersionId::V12,
             },
             metrics: Metrics::default(),
+            registration: Registration::default(),
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },

@@ -63,6 +63,10 @@ impl Error {
         Self::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message)
     }
 
+    pub fn invalid_username(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_INVALID_USERNAME", message)
+    }
+
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE", message)
     }

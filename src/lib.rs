@@ -1,7 +1,9 @@
 //! hearth: a lean Matrix homeserver. One binary, one `config.toml`, one
 //! `data/` directory.
 
+pub mod accounts;
 pub mod admin;
+pub mod client;
 pub mod config;
 pub mod edus;
 pub mod error;
@@ -12,5 +14,6 @@ pub mod metrics;
 pub mod rooms;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod time;
 pub mod tls;

@@ -47,6 +47,30 @@ enum Command {
         #[command(subcommand)]
         command: FederationCommand,
     },
+    /// Local accounts. Passwords are read from standard input unless given.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account: `hearth user add alice`.
+    Add {
+        name: String,
+        /// The password (visible in your shell history: prefer standard input).
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Set a new password and log out every device.
+    ResetPassword {
+        name: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Lock an account for good: it can no longer log in.
+    Deactivate { name: String },
 }
 
 #[derive(Subcommand)]
@@ -100,6 +124,7 @@ fn main() -> ExitCode {
         Command::Federation {
             command: FederationCommand::Status { json },
         } => runtime.block_on(federation_status(&config, json)),
+        Command::User { command } => runtime.block_on(user_command(&config, command)),
         Command::FederationCheck { server_name, json } => {
             runtime.block_on(federation_check(&config, &server_name, json))
         }
@@ -211,4 +236,91 @@ async fn rotate_keys(config: &Config) -> Result<(), String> {
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// A password from the flag, or the first line of standard input.
+fn read_password(given: Option<String>) -> Result<String, String> {
+    if let Some(password) = given {
+        return Ok(password);
+    }
+    eprint!("Password: ");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        return Err("no password given".into());
+    }
+    Ok(password)
+}
+
+/// Runs a user command on `data/` when no server holds it, otherwise
+/// through the running server's admin API.
+async fn user_command(config: &Config, command: UserCommand) -> Result<(), String> {
+    use hearth::{accounts::AccountService, admin::users};
+    let (verb, path, body) = match &command {
+        UserCommand::Add { name, password } => {
+            let password = read_password(password.clone())?;
+            (
+                "created",
+                "/_hearth/admin/v1/users".to_owned(),
+                serde_json::json!({"name": name, "password": password}),
+            )
+        }
+        UserCommand::ResetPassword { name, password } => {
+            let password = read_password(password.clone())?;
+            let path = format!(
+                "/_hearth/admin/v1/users/{}/password",
+                hearth::http_util::percent_encode(name)
+            );
+            (
+                "new password for",
+                path,
+                serde_json::json!({"password": password}),
+            )
+        }
+        UserCommand::Deactivate { name } => {
+            let path = format!(
+                "/_hearth/admin/v1/users/{}/deactivate",
+                hearth::http_util::percent_encode(name)
+            );
+            ("deactivated", path, serde_json::json!({}))
+        }
+    };
+    let user = match Store::open(&config.data_dir) {
+        Ok(store) => {
+            let accounts = AccountService::new(config.server_name.clone(), store.accounts.clone());
+            let password = || body["password"].as_str().unwrap_or_default().to_owned();
+            let done = match &command {
+                UserCommand::Add { name, .. } => users::add(&accounts, name, password()).await,
+                UserCommand::ResetPassword { name, .. } => {
+                    users::reset_password(&accounts, name, password()).await
+                }
+                UserCommand::Deactivate { name } => users::deactivate(&accounts, name),
+            };
+            done.map_err(|e| e.message)?
+        }
+        Err(OpenError::Locked) => {
+            let token = admin::read_token(&config.data_dir)?;
+            let (status, answer) = admin::client::call(
+                config.listen.client,
+                &token,
+                http::Method::POST,
+                &path,
+                Some(body.clone()),
+            )
+            .await?;
+            match answer.get("user_id").and_then(|u| u.as_str()) {
+                Some(user) if status == 200 => user.to_owned(),
+                _ => {
+                    let error = answer.get("error").and_then(|e| e.as_str()).unwrap_or("");
+                    return Err(format!("the running server refused: {error} ({status})"));
+                }
+            }
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    println!("{verb} {user}");
+    Ok(())
 }

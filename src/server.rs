@@ -16,7 +16,9 @@ use tokio_rustls::TlsAcceptor;
 use warp::{reply::Response, Filter};
 
 use crate::{
+    accounts::{profiles::ProfileService, AccountService},
     admin::{self, routes::AdminContext},
+    client::ClientServices,
     config::Config,
     edus::EduService,
     federation::{
@@ -24,8 +26,10 @@ use crate::{
     },
     http_util::recover,
     keys::KeyService,
+    rooms::directory::DirectoryService,
     rooms::{ingest::IngestService, membership::MembershipService, service::RoomService},
     store::{OpenError, Store},
+    sync::SyncService,
 };
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,12 +76,28 @@ pub async fn run(config: Config) -> Result<(), String> {
         outbound_ready,
     );
     let edus = Arc::new(EduService::new(rooms.clone(), store.edus.clone()));
+    let accounts = Arc::new(AccountService::new(
+        config.server_name.clone(),
+        store.accounts.clone(),
+    ));
+    let profiles = Arc::new(ProfileService::new(
+        accounts.clone(),
+        rooms.clone(),
+        requester.clone(),
+    ));
+    let directory = Arc::new(DirectoryService::new(
+        rooms.clone(),
+        requester.clone(),
+        store.aliases.clone(),
+    ));
     let services = Services {
         keys: keys.clone(),
         client: client.clone(),
         rooms: rooms.clone(),
         ingest: Arc::new(IngestService::new(rooms.clone(), requester)),
         edus: edus.clone(),
+        directory: directory.clone(),
+        profiles: profiles.clone(),
         transactions: store.transactions.clone(),
     };
     let well_known = Arc::new(config.well_known.clone());
@@ -85,6 +105,20 @@ pub async fn run(config: Config) -> Result<(), String> {
         .or(federation::routes::well_known::routes(well_known.clone()))
         .unify()
         .recover(recover);
+    let client_services = ClientServices {
+        accounts: accounts.clone(),
+        profiles,
+        rooms: rooms.clone(),
+        membership: membership.clone(),
+        directory,
+        edus: edus.clone(),
+        sync: Arc::new(SyncService::new(
+            rooms.clone(),
+            edus.clone(),
+            store.accounts.clone(),
+        )),
+        registration: Arc::new(config.registration.clone()),
+    };
     let admin_context = AdminContext {
         token: token.into(),
         keys: keys.clone(),
@@ -93,8 +127,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         membership,
         sender: sender.clone(),
         edus,
+        accounts,
     };
     let client_routes = admin::routes(admin_context)
+        .or(crate::client::routes(client_services))
+        .unify()
         .or(federation::routes::well_known::routes(well_known))
         .unify()
         .or(crate::metrics::route(

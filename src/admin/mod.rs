@@ -8,6 +8,7 @@ mod edus;
 mod rooms;
 pub mod routes;
 mod token;
+pub mod users;
 
 pub use routes::routes;
-pub use token::{load_or_create_token, read_token, TOKEN_FILE};
+pub use token::{load_or_create_token, read_token, tokens_match, TOKEN_FILE};

@@ -179,7 +179,7 @@ pub fn routes(
         let membership = membership.clone();
         async move {
             let event_id = membership
-                .invite(&room, &request.sender, &request.user)
+                .invite(&room, &request.sender, &request.user, false, None)
                 .await?;
             Ok(json!({ "event_id": event_id }))
         }

@@ -24,6 +24,7 @@ pub struct AdminContext {
     pub membership: Arc<crate::rooms::membership::MembershipService>,
     pub sender: Arc<crate::federation::sender::Sender>,
     pub edus: Arc<crate::edus::EduService>,
+    pub accounts: Arc<crate::accounts::AccountService>,
 }
 
 fn admin_auth(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
@@ -77,6 +78,7 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
                     ok_json(&serde_json::json!({ "destinations": destinations }))
                 }))
             });
+    let users = super::users::routes(ctx.accounts.clone());
     let rooms = super::rooms::routes(ctx.rooms.clone(), ctx.membership.clone());
     let edus = super::edus::routes(ctx.edus.clone());
     let request = warp::path!("federation" / "request")
@@ -97,6 +99,8 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
             .or(edus)
             .unify()
             .or(rooms)
+            .unify()
+            .or(users)
             .unify(),
     )
     .boxed()

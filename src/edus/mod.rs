@@ -67,6 +67,9 @@ pub struct EduService {
     trees: EduTrees,
     typing: Mutex<HashMap<OwnedRoomId, HashMap<OwnedUserId, Instant>>>,
     presence: Mutex<HashMap<OwnedUserId, Value>>,
+    /// Counts changes clients see (typing, receipts, to-device), so a
+    /// long-polling `/sync` wakes for them.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -89,7 +92,21 @@ impl EduService {
             trees,
             typing: Mutex::default(),
             presence: Mutex::default(),
+            changes: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// How many changes clients could see so far (in this process).
+    pub fn version(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Takes in a transaction's EDUs; durable once the store is flushed.
@@ -139,6 +156,8 @@ impl EduService {
         } else {
             room.remove(&typing.user_id);
         }
+        drop(all);
+        self.changed();
         Ok(())
     }
 
@@ -163,6 +182,7 @@ impl EduService {
                 }
             }
         }
+        self.changed();
         Ok(())
     }
 
@@ -208,6 +228,7 @@ impl EduService {
         self.trees
             .push_to_device(origin, &message.message_id, &deliveries)
             .map_err(|e| e.message)?;
+        self.changed();
         Ok(())
     }
 
@@ -224,6 +245,40 @@ impl EduService {
         self.trees
             .put_device_update(&update.user_id, &kind, &content)
             .map_err(|e| e.message)
+    }
+
+    /// One of our users starts or stops typing (for `timeout`, capped).
+    pub fn set_typing(&self, room: &RoomId, user: &UserId, typing: Option<Duration>) {
+        let mut all = lock(&self.typing);
+        let users = all.entry(room.to_owned()).or_default();
+        match typing {
+            Some(timeout) => {
+                users.insert(
+                    user.to_owned(),
+                    Instant::now() + timeout.min(TYPING_TIMEOUT),
+                );
+            }
+            None => {
+                users.remove(user);
+            }
+        }
+        drop(all);
+        self.changed();
+    }
+
+    /// One of our users' read receipt, kept as other servers' are.
+    pub fn set_receipt(
+        &self,
+        room: &RoomId,
+        kind: &str,
+        user: &UserId,
+        event: &ruma::EventId,
+        ts: u64,
+    ) -> crate::error::Result<()> {
+        let receipt = serde_json::json!({"data": {"ts": ts}, "event_ids": [event]});
+        self.trees.put_receipt(room, kind, user, &receipt)?;
+        self.changed();
+        Ok(())
     }
 
     /// Users typing in `room` now.

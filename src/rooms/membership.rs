@@ -97,8 +97,23 @@ impl MembershipService {
         user: &UserId,
         servers: &[OwnedServerName],
     ) -> Result<OwnedEventId> {
+        if self.resident(room) {
+            let id = self
+                .rooms
+                .send(
+                    room,
+                    user,
+                    "m.room.member",
+                    Some(user.as_str()),
+                    json!({"membership": "join"}),
+                )
+                .await?;
+            self.rooms.settle_pending(user, room).await?;
+            return Ok(id);
+        }
+        let servers = self.candidates(room, user, servers)?;
         let id = self
-            .through(room, user, servers, |server| async move {
+            .through(room, user, &servers, |server| async move {
                 let (join, version, answer) = self
                     .handshake::<SendJoinAnswer>(&JOIN, room, user, &server, None)
                     .await?;
@@ -120,12 +135,7 @@ impl MembershipService {
         user: &UserId,
         servers: &[OwnedServerName],
     ) -> Result<OwnedEventId> {
-        let own = self.requester.server_name();
-        if self
-            .rooms
-            .joined_servers(room)
-            .is_ok_and(|s| s.contains(own))
-        {
+        if self.resident(room) {
             let id = self
                 .rooms
                 .send(
@@ -139,15 +149,7 @@ impl MembershipService {
             self.rooms.settle_pending(user, room).await?;
             return Ok(id);
         }
-        let mut candidates = servers.to_vec();
-        if let Some(pending) = self
-            .rooms
-            .pending_of(user)?
-            .into_iter()
-            .find(|p| p.room_id == room)
-        {
-            candidates.extend(inviting_server(&pending.event));
-        }
+        let candidates = self.candidates(room, user, servers)?;
         let id = self
             .through(room, user, &candidates, |server| async move {
                 let (leave, _, _) = self
@@ -158,6 +160,37 @@ impl MembershipService {
             .await?;
         self.rooms.settle_pending(user, room).await?;
         Ok(id)
+    }
+
+    /// Whether one of our users is joined to the room.
+    fn resident(&self, room: &RoomId) -> bool {
+        let own = self.requester.server_name();
+        self.rooms
+            .joined_servers(room)
+            .is_ok_and(|s| s.contains(own))
+    }
+
+    /// Servers to reach a room through: those given, the server that
+    /// invited the user, and the one in the room ID (before v12).
+    fn candidates(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        servers: &[OwnedServerName],
+    ) -> Result<Vec<OwnedServerName>> {
+        let mut candidates = servers.to_vec();
+        if let Some(pending) = self
+            .rooms
+            .pending_of(user)?
+            .into_iter()
+            .find(|p| p.room_id == room)
+        {
+            candidates.extend(inviting_server(&pending.event));
+        }
+        candidates.extend(room.server_name().map(ToOwned::to_owned));
+        let mut seen = std::collections::HashSet::new();
+        candidates.retain(|s| seen.insert(s.clone()));
+        Ok(candidates)
     }
 
     /// Knocks on `room` for `user` through the first of `servers` that
@@ -179,21 +212,32 @@ impl MembershipService {
                 room_version: version.to_string(),
                 event: knock.object,
                 room_state: answer.knock_room_state,
+                position: 0,
             };
-            self.rooms.record_pending(user, &pending).await?;
+            self.rooms.record_pending(user, pending).await?;
             Ok(knock.event_id)
         })
         .await
     }
 
     /// `sender` (ours) invites `target`: directly when the target is ours,
-    /// else co-signed by the target's server first.
+    /// else co-signed by the target's server first. `is_direct` marks a
+    /// direct chat; `reason` is shown to the invitee.
     pub async fn invite(
         &self,
         room: &RoomId,
         sender: &UserId,
         target: &UserId,
+        is_direct: bool,
+        reason: Option<&str>,
     ) -> Result<OwnedEventId> {
+        let mut content = json!({"membership": "invite"});
+        if is_direct {
+            content["is_direct"] = json!(true);
+        }
+        if let Some(reason) = reason {
+            content["reason"] = json!(reason);
+        }
         let server = target.server_name();
         if server == self.requester.server_name() {
             return self
@@ -203,11 +247,14 @@ impl MembershipService {
                     sender,
                     "m.room.member",
                     Some(target.as_str()),
-                    json!({"membership": "invite"}),
+                    content,
                 )
                 .await;
         }
-        let invite = self.rooms.prepare_invite(room, sender, target).await?;
+        let invite = self
+            .rooms
+            .prepare_invite(room, sender, target, content)
+            .await?;
         let uri = format!(
             "/_matrix/federation/v2/invite/{}/{}",
             percent_encode(room.as_str()),

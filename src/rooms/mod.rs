@@ -1,6 +1,8 @@
 //! Rooms: the event pipeline, state and timeline. So far: the per-PDU
 //! checks every received or created event goes through.
 
+pub mod client_event;
+pub mod directory;
 pub mod event;
 pub mod ingest;
 pub mod membership;

@@ -44,6 +44,7 @@ mod handshake;
 mod invite;
 mod join;
 mod query;
+mod views;
 
 pub use invite::{InviteRequest, PreparedInvite};
 pub use join::JoinAnswer;
@@ -427,9 +428,9 @@ impl RoomService {
             };
             append.extremities_removed = pdu.prev_events.clone();
             append.extremity_added = Some(pdu.event_id.clone());
-            let stream = self.trees.new_id()?;
-            append.timeline = Some(stream);
-            append.outbound = destinations.into_iter().map(|d| (d, stream)).collect();
+            // The position (and the queue sequence) is assigned by commit.
+            append.timeline = Some(0);
+            append.outbound = destinations.into_iter().map(|d| (d, 0)).collect();
             append.room = Some((
                 room.to_owned(),
                 RoomRecord {
@@ -703,6 +704,18 @@ impl RoomService {
         creator: &UserId,
         version: Option<RoomVersionId>,
     ) -> Result<OwnedRoomId> {
+        self.create_room_with(creator, version, serde_json::Map::new())
+            .await
+    }
+
+    /// [`Self::create_room`] with extra create event content (a client's
+    /// `creation_content`, e.g. `m.federate` or `type`).
+    pub async fn create_room_with(
+        &self,
+        creator: &UserId,
+        version: Option<RoomVersionId>,
+        creation_content: serde_json::Map<String, Value>,
+    ) -> Result<OwnedRoomId> {
         self.ensure_local(creator)?;
         let version = version.unwrap_or_else(|| self.default_version.clone());
         let rules = pdu::rules(&version).map_err(|e| {
@@ -720,7 +733,8 @@ impl RoomService {
             ));
         }
         // v11 dropped `creator`: the sender of the create event is the creator.
-        let mut content = json!({ "room_version": version.as_str() });
+        let mut content = Value::Object(creation_content);
+        content["room_version"] = json!(version.as_str());
         if !rules.authorization.use_room_create_sender {
             content["creator"] = json!(creator.as_str());
         }

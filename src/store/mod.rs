@@ -2,6 +2,8 @@
 //! Each tree is defined, with its key and value layout, in the module that
 //! owns it; callers go through these small typed APIs, never raw trees.
 
+pub mod accounts;
+pub mod aliases;
 pub mod destinations;
 pub mod edus;
 mod keys;
@@ -27,6 +29,8 @@ pub struct Store {
     pub pending: pending::PendingTree,
     pub destinations: destinations::DestinationTree,
     pub edus: edus::EduTrees,
+    pub accounts: accounts::AccountTrees,
+    pub aliases: aliases::AliasTree,
 }
 
 /// Why the database could not be opened.
@@ -81,6 +85,9 @@ impl Store {
             pending: pending::PendingTree::new(open(pending::PENDING)?),
             destinations: destinations::DestinationTree::new(open(destinations::DESTINATIONS)?),
             edus: edus::EduTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
+            accounts: accounts::AccountTrees::open(&db)
+                .map_err(|e| OpenError::Other(e.to_string()))?,
+            aliases: aliases::AliasTree::new(open(aliases::ALIASES)?),
         })
     }
 

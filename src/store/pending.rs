@@ -23,6 +23,9 @@ pub struct Pending {
     pub event: CanonicalJsonObject,
     /// What the resident server told us about the room, as sent.
     pub room_state: Vec<CanonicalJsonObject>,
+    /// The stream position it was recorded at, for incremental sync.
+    #[serde(default)]
+    pub position: u64,
 }
 
 #[derive(Clone)]

@@ -138,6 +138,11 @@ struct Staged {
 pub struct RoomTrees {
     db: sled::Db,
     staged: Arc<Mutex<Staged>>,
+    /// The highest timeline position handed out. Positions are handed out
+    /// under the staging lock, so every event at or below it is readable:
+    /// a client syncing from here never skips an event committed late.
+    /// Watched by long-polling `/sync` requests.
+    position: Arc<tokio::sync::watch::Sender<u64>>,
     events: Tree,
     event_meta: Tree,
     event_short: Tree,
@@ -188,6 +193,8 @@ impl RoomTrees {
             timeline: db.open_tree(TIMELINE)?,
             rooms: db.open_tree(ROOMS)?,
             outbound: outbound.tree().clone(),
+            // Ids only grow, so a fresh one is above every stored position.
+            position: Arc::new(tokio::sync::watch::Sender::new(db.generate_id()?)),
             db: db.clone(),
             staged: Arc::default(),
         })
@@ -200,6 +207,89 @@ impl RoomTrees {
     /// A fresh id for short ids, groups and stream positions; never 0.
     pub fn new_id(&self) -> Result<u64> {
         Ok(self.db.generate_id()? + 1)
+    }
+
+    /// Writes something outside the timeline (an invite from another
+    /// server, account data) at a new position, published once written,
+    /// under the staging lock like every position.
+    pub fn advance_with<T>(&self, write: impl FnOnce(u64) -> Result<T>) -> Result<T> {
+        let _staged = self.staged();
+        let position = self.new_id()?;
+        let written = write(position)?;
+        self.position.send_modify(|p| *p = (*p).max(position));
+        Ok(written)
+    }
+
+    /// The highest timeline position whose event is readable.
+    pub fn position(&self) -> u64 {
+        *self.position.borrow()
+    }
+
+    /// Changes whenever a new position becomes readable.
+    pub fn watch_position(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.position.subscribe()
+    }
+
+    /// Up to `limit` timeline entries of a room with positions in
+    /// `(after, before)`, oldest first; the newest ones when `newest`.
+    pub fn timeline_between(
+        &self,
+        room: &str,
+        after: u64,
+        before: u64,
+        limit: usize,
+        newest: bool,
+    ) -> Result<Vec<(u64, OwnedEventId)>> {
+        let prefix = room_prefix(room);
+        let from = room_key(room, &after.saturating_add(1).to_be_bytes());
+        let to = room_key(room, &before.to_be_bytes());
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let mut entries: BTreeMap<Vec<u8>, String> = self
+            .staged()
+            .timeline
+            .range(from.clone()..to.clone())
+            .map(|(key, id)| (key.clone(), id.clone()))
+            .collect();
+        let stored = self.timeline.range(from..to);
+        let stored: Box<dyn Iterator<Item = _>> = if newest {
+            Box::new(stored.rev())
+        } else {
+            Box::new(stored)
+        };
+        for entry in stored.take(limit) {
+            let (key, value) = entry?;
+            let id = String::from_utf8(value.to_vec())
+                .map_err(|_| Error::internal("corrupt timeline"))?;
+            entries.insert(key.to_vec(), id);
+        }
+        let mut picked: Vec<(u64, OwnedEventId)> = entries
+            .into_iter()
+            .map(|(key, id)| {
+                let stream = u64_value(&key[prefix.len()..])?;
+                let id = OwnedEventId::try_from(id.as_str())
+                    .map_err(|_| Error::internal("corrupt timeline"))?;
+                Ok((stream, id))
+            })
+            .collect::<Result<_>>()?;
+        if newest {
+            let skip = picked.len().saturating_sub(limit);
+            picked.drain(..skip);
+        } else {
+            picked.truncate(limit);
+        }
+        Ok(picked)
+    }
+
+    pub fn room_ids(&self) -> Result<Vec<OwnedRoomId>> {
+        let mut ids: BTreeSet<String> = self.staged().rooms.keys().cloned().collect();
+        for key in self.rooms.iter().keys() {
+            ids.insert(String::from_utf8_lossy(&key?).into_owned());
+        }
+        ids.into_iter()
+            .map(|id| OwnedRoomId::try_from(id).map_err(|_| Error::internal("corrupt room id")))
+            .collect()
     }
 
     pub fn room(&self, room: &str) -> Result<Option<RoomRecord>> {
@@ -345,8 +435,21 @@ impl RoomTrees {
     /// Stages one append: readable at once, written atomically with the
     /// others staged by [`Self::flush`], which callers run once per
     /// request before acknowledging it.
-    pub fn commit(&self, append: Append) -> Result<()> {
+    /// An append with `timeline` set gets its position (and its outbound
+    /// queue entries their sequence number) here.
+    pub fn commit(&self, mut append: Append) -> Result<()> {
         let mut staged = self.staged();
+        if append.timeline.is_some() {
+            let stream = self.new_id()?;
+            append.timeline = Some(stream);
+            if let Some((_, _, meta)) = &mut append.event {
+                meta.stream = stream;
+            }
+            for (_, seq) in &mut append.outbound {
+                *seq = stream;
+            }
+            self.position.send_modify(|p| *p = (*p).max(stream));
+        }
         let extremities = match &append.room {
             Some((room, _)) => Some((
                 room.to_string(),
@@ -643,6 +746,7 @@ mod tests {
                 .map(|n| OwnedEventId::try_from(format!("$event{n}")).expect("id"))
                 .collect()
         };
+        let last;
         {
             let store = open(dir.path());
             let trees = &store.rooms;
@@ -669,6 +773,7 @@ mod tests {
             trees.commit(append(&room, 4)).expect("commit");
             assert_eq!(trees.timeline(room.as_str()).expect("timeline"), ids(1..=4));
             trees.flush().await.expect("flush");
+            last = trees.position();
         }
         let store = open(dir.path());
         let trees = &store.rooms;
@@ -677,10 +782,21 @@ mod tests {
             trees.extremities(room.as_str()).expect("extremities"),
             ids(4..=4)
         );
-        assert_eq!(
-            trees.event_meta("$event4").expect("meta").map(|m| m.stream),
-            Some(4)
-        );
+        // Positions are handed out at commit, in order, and survive.
+        let stream = |id: &str| trees.event_meta(id).expect("meta").expect("stored").stream;
+        assert_eq!(stream("$event4"), last);
+        assert!(trees.position() > last);
+        let between = |after, limit, newest| -> Vec<OwnedEventId> {
+            trees
+                .timeline_between(room.as_str(), after, u64::MAX, limit, newest)
+                .expect("between")
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect()
+        };
+        assert_eq!(between(stream("$event2"), 10, false), ids(3..=4));
+        assert_eq!(between(0, 2, false), ids(1..=2));
+        assert_eq!(between(0, 1, true), ids(4..=4));
         assert_eq!(
             trees.event_json("$event2").expect("json"),
             Some(serde_json::from_str("{\"n\":2}").expect("json"))

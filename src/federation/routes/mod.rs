@@ -9,6 +9,8 @@ mod key_query;
 mod make_join;
 mod make_knock;
 mod make_leave;
+mod query_directory;
+mod query_profile;
 mod send;
 mod send_join;
 mod send_knock;
@@ -47,6 +49,8 @@ pub struct Services {
     pub rooms: Arc<RoomService>,
     pub ingest: Arc<IngestService>,
     pub edus: Arc<crate::edus::EduService>,
+    pub directory: Arc<crate::rooms::directory::DirectoryService>,
+    pub profiles: Arc<crate::accounts::profiles::ProfileService>,
     pub transactions: TransactionTree,
 }
 
@@ -89,6 +93,10 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .or(get_missing_events::route(services.clone()))
         .unify()
         .or(timestamp_to_event::route(services.clone()))
+        .unify()
+        .or(query_directory::route(services.clone()))
+        .unify()
+        .or(query_profile::route(services.clone()))
         .unify()
         .or(unknown_federation_endpoint(services.keys, services.client))
         .unify()

@@ -9,7 +9,7 @@ use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, EventId, RoomId, RoomVersionId, ServerName, UserId,
 };
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::Value;
 
 use super::{RoomService, Shorts, Source};
 use crate::{
@@ -45,6 +45,7 @@ impl RoomService {
         room: &RoomId,
         sender: &UserId,
         target: &UserId,
+        content: Value,
     ) -> Result<PreparedInvite> {
         self.ensure_local(sender)?;
         let _guard = self.lock(room).await;
@@ -57,7 +58,7 @@ impl RoomService {
             sender,
             "m.room.member",
             Some(target.as_str()),
-            json!({ "membership": "invite" }),
+            content,
         )?;
         let event = self.sign(object, &rules)?;
         let pdu = Pdu::parse(event.event_id.clone(), &event.object, &rules)
@@ -156,17 +157,18 @@ impl RoomService {
         let mut signed = checked.object;
         self.keys
             .hash_and_sign_event(&mut signed, &rules.redaction)?;
-        self.pending.put(
+        self.record_pending(
             target,
-            &Pending {
+            Pending {
                 room_id: room.to_owned(),
                 membership: "invite".into(),
                 room_version: version.to_string(),
                 event: signed.clone(),
                 room_state: request.invite_room_state,
+                position: 0,
             },
-        )?;
-        self.trees.flush().await?;
+        )
+        .await?;
         Ok(signed)
     }
 
@@ -239,9 +241,13 @@ impl RoomService {
         self.trees.flush().await
     }
 
-    /// Records a knock of ours sent to another server.
-    pub async fn record_pending(&self, user: &UserId, pending: &Pending) -> Result<()> {
-        self.pending.put(user, pending)?;
+    /// Records an invite from, or a knock sent to, another server, at a
+    /// fresh stream position so syncing clients see it.
+    pub async fn record_pending(&self, user: &UserId, mut pending: Pending) -> Result<()> {
+        self.trees.advance_with(|position| {
+            pending.position = position;
+            self.pending.put(user, &pending)
+        })?;
         self.trees.flush().await
     }
 }

@@ -1,0 +1,268 @@
+//! Local accounts: registration, passwords (Argon2id), devices and their
+//! access tokens, profiles.
+
+pub mod profiles;
+
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use rand::{distributions::Alphanumeric, Rng};
+use ruma::{DeviceId, OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
+
+use crate::{
+    error::{Error, Result},
+    store::accounts::{AccountTrees, Device, Session, UserRecord},
+    time::now_ms,
+};
+
+/// Longest password accepted: hashing is deliberately slow, so a
+/// megabyte-long one must not cost a core.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+pub struct AccountService {
+    server_name: OwnedServerName,
+    trees: AccountTrees,
+}
+
+/// A new login: the device and the token that authenticates it.
+pub struct Login {
+    pub user_id: OwnedUserId,
+    pub device_id: OwnedDeviceId,
+    pub access_token: String,
+}
+
+fn random(len: usize) -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+fn token_hash(token: &str) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+async fn hash_password(password: String) -> Result<String> {
+    check_password_length(&password)?;
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| Error::internal(format!("hashing password: {e}")))
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))?
+}
+
+async fn password_matches(password: String, hash: String) -> Result<bool> {
+    check_password_length(&password)?;
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash)
+            .map_err(|e| Error::internal(format!("stored password hash: {e}")))?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))?
+}
+
+fn check_password_length(password: &str) -> Result<()> {
+    if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::new(
+            http::StatusCode::BAD_REQUEST,
+            "M_WEAK_PASSWORD",
+            format!("a password must have 1 to {MAX_PASSWORD_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+fn wrong_login() -> Error {
+    Error::forbidden("invalid username or password")
+}
+
+impl AccountService {
+    pub fn new(server_name: OwnedServerName, trees: AccountTrees) -> Self {
+        Self { server_name, trees }
+    }
+
+    pub fn trees(&self) -> &AccountTrees {
+        &self.trees
+    }
+
+    /// A user ID of ours from a localpart or a full ID.
+    /// Spec: appendices.md "User Identifiers" (new IDs use the strict grammar).
+    pub fn user_id(&self, name: &str) -> Result<OwnedUserId> {
+        let full = if name.starts_with('@') {
+            name.to_owned()
+        } else {
+            format!("@{}:{}", name.to_lowercase(), self.server_name)
+        };
+        let id = OwnedUserId::try_from(full.as_str())
+            .map_err(|e| Error::invalid_username(format!("{name:?}: {e}")))?;
+        if id.server_name() != self.server_name {
+            return Err(Error::invalid_username(format!(
+                "{id} is not a user of this server"
+            )));
+        }
+        Ok(id)
+    }
+
+    /// Creates an account; `M_USER_IN_USE` when the name is taken.
+    pub async fn register(&self, name: &str, password: Option<String>) -> Result<OwnedUserId> {
+        let user = self.user_id(name)?;
+        if user.validate_strict().is_err() {
+            return Err(Error::invalid_username(format!(
+                "{user}: a new user ID may only hold a-z, 0-9, and ._=-/+"
+            )));
+        }
+        let record = UserRecord {
+            password_hash: match password {
+                Some(password) => Some(hash_password(password).await?),
+                None => None,
+            },
+            ..UserRecord::default()
+        };
+        if !self.trees.create_user(&user, &record)? {
+            return Err(Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_USER_IN_USE",
+                format!("{user} is already taken"),
+            ));
+        }
+        tracing::info!(%user, "account created");
+        Ok(user)
+    }
+
+    /// Whether the name is free to register.
+    pub fn available(&self, name: &str) -> Result<bool> {
+        let user = self.user_id(name)?;
+        Ok(self.trees.user(&user)?.is_none())
+    }
+
+    fn active_user(&self, user: &UserId) -> Result<UserRecord> {
+        match self.trees.user(user)? {
+            Some(record) if !record.deactivated => Ok(record),
+            _ => Err(Error::not_found(format!("no active user {user}"))),
+        }
+    }
+
+    /// Checks a password and opens a session on a new or given device.
+    pub async fn login(
+        &self,
+        name: &str,
+        password: String,
+        device_id: Option<OwnedDeviceId>,
+        display_name: Option<String>,
+    ) -> Result<Login> {
+        let user = self.user_id(name).map_err(|_| wrong_login())?;
+        let record = self.active_user(&user).map_err(|_| wrong_login())?;
+        let hash = record.password_hash.ok_or_else(wrong_login)?;
+        if !password_matches(password, hash).await? {
+            return Err(wrong_login());
+        }
+        self.open_session(&user, device_id, display_name)
+    }
+
+    /// A new access token for a device (created unless it exists).
+    pub fn open_session(
+        &self,
+        user: &UserId,
+        device_id: Option<OwnedDeviceId>,
+        display_name: Option<String>,
+    ) -> Result<Login> {
+        let device_id = device_id.unwrap_or_else(|| random(10).to_uppercase().into());
+        let access_token = format!("hth_{}", random(40));
+        let old = self.trees.device(user, &device_id)?;
+        let device = Device {
+            display_name: display_name.or(old.and_then(|d| d.display_name)),
+            token_hash: token_hash(&access_token),
+            last_seen_ts: now_ms(),
+        };
+        let session = Session {
+            user_id: user.to_owned(),
+            device_id: device_id.clone(),
+        };
+        self.trees.put_device(&session, &device)?;
+        Ok(Login {
+            user_id: user.to_owned(),
+            device_id,
+            access_token,
+        })
+    }
+
+    /// Whose token this is. Spec: client-server-api "Using access tokens".
+    pub fn authenticate(&self, token: &str) -> Result<Session> {
+        let unknown = || {
+            Error::new(
+                http::StatusCode::UNAUTHORIZED,
+                "M_UNKNOWN_TOKEN",
+                "unknown or expired access token",
+            )
+            .with_field("soft_logout", false)
+        };
+        let session = self
+            .trees
+            .session(&token_hash(token))?
+            .ok_or_else(unknown)?;
+        self.active_user(&session.user_id).map_err(|_| unknown())?;
+        Ok(session)
+    }
+
+    pub fn logout(&self, session: &Session) -> Result<()> {
+        self.trees
+            .remove_device(&session.user_id, &session.device_id)
+    }
+
+    pub fn logout_all(&self, user: &UserId) -> Result<()> {
+        for (device, _) in self.trees.devices_of(user)? {
+            self.trees
+                .remove_device(user, <&DeviceId>::from(device.as_str()))?;
+        }
+        Ok(())
+    }
+
+    pub async fn set_password(&self, user: &UserId, password: String) -> Result<()> {
+        let mut record = self.active_user(user)?;
+        record.password_hash = Some(hash_password(password).await?);
+        self.trees.put_user(user, &record)
+    }
+
+    /// Locks the account for good: no login, no tokens. Its name stays
+    /// taken, as the spec requires.
+    pub fn deactivate(&self, user: &UserId) -> Result<()> {
+        let mut record = self.active_user(user)?;
+        record.deactivated = true;
+        record.password_hash = None;
+        self.trees.put_user(user, &record)?;
+        self.logout_all(user)
+    }
+
+    /// A local user's profile: (displayname, avatar_url).
+    pub fn profile(&self, user: &UserId) -> Result<(Option<String>, Option<String>)> {
+        let record = self.active_user(user)?;
+        Ok((record.displayname, record.avatar_url))
+    }
+
+    pub fn set_profile(
+        &self,
+        user: &UserId,
+        displayname: Option<Option<String>>,
+        avatar_url: Option<Option<String>>,
+    ) -> Result<()> {
+        let mut record = self.active_user(user)?;
+        if let Some(name) = displayname {
+            record.displayname = name;
+        }
+        if let Some(url) = avatar_url {
+            record.avatar_url = url;
+        }
+        self.trees.put_user(user, &record)
+    }
+}

@@ -1,0 +1,121 @@
+//! Profiles: ours from the account, others' through `GET /query/profile`;
+//! a change of ours is also sent as a new member event to every room the
+//! user is in, as Synapse does, so other members see it.
+//! Spec: client-server-api "Profiles", server-server-api.md "Querying for information".
+
+use std::sync::Arc;
+
+use http::Method;
+use ruma::{events::room::member::MembershipState, events::StateEventType, UserId};
+use serde_json::{json, Map, Value};
+
+use super::AccountService;
+use crate::{
+    error::{Error, Result},
+    federation::requester::Requester,
+    http_util::percent_encode,
+    rooms::service::RoomService,
+};
+
+/// The profile fields hearth keeps.
+pub const FIELDS: [&str; 2] = ["displayname", "avatar_url"];
+
+pub struct ProfileService {
+    accounts: Arc<AccountService>,
+    rooms: Arc<RoomService>,
+    requester: Arc<Requester>,
+}
+
+impl ProfileService {
+    pub fn new(
+        accounts: Arc<AccountService>,
+        rooms: Arc<RoomService>,
+        requester: Arc<Requester>,
+    ) -> Self {
+        Self {
+            accounts,
+            rooms,
+            requester,
+        }
+    }
+
+    /// A local user's profile (only the fields that are set).
+    pub fn local(&self, user: &UserId) -> Result<Value> {
+        let (displayname, avatar_url) = self.accounts.profile(user)?;
+        let mut profile = Map::new();
+        if let Some(name) = displayname {
+            profile.insert("displayname".into(), json!(name));
+        }
+        if let Some(url) = avatar_url {
+            profile.insert("avatar_url".into(), json!(url));
+        }
+        Ok(Value::Object(profile))
+    }
+
+    /// Anyone's profile: ours locally, others' from their server.
+    pub async fn get(&self, user: &UserId) -> Result<Value> {
+        if user.server_name() == self.rooms.server_name() {
+            return self.local(user);
+        }
+        let uri = format!(
+            "/_matrix/federation/v1/query/profile?user_id={}",
+            percent_encode(user.as_str())
+        );
+        let profile: Value = self
+            .requester
+            .call(user.server_name(), Method::GET, &uri, None)
+            .await?;
+        if !profile.is_object() {
+            return Err(Error::remote(format!(
+                "{} sent a profile that is not an object",
+                user.server_name()
+            )));
+        }
+        Ok(profile)
+    }
+
+    /// Sets one field (`None` clears it) and announces it in every joined room.
+    pub async fn set(&self, user: &UserId, field: &str, value: Option<String>) -> Result<()> {
+        match field {
+            "displayname" => self.accounts.set_profile(user, Some(value.clone()), None)?,
+            "avatar_url" => self.accounts.set_profile(user, None, Some(value.clone()))?,
+            other => {
+                return Err(Error::unrecognized(format!(
+                    "profile field {other:?} is not supported"
+                )))
+            }
+        }
+        for room in self.rooms.room_ids()? {
+            if self.rooms.membership_of(&room, user)? != Some(MembershipState::Join) {
+                continue;
+            }
+            let Some((_, member)) =
+                self.rooms
+                    .state_event(&room, &StateEventType::RoomMember, user.as_str())?
+            else {
+                continue;
+            };
+            let mut content: Value = member
+                .get("content")
+                .cloned()
+                .map(Into::into)
+                .unwrap_or(json!({}));
+            match &value {
+                Some(v) => content[field] = json!(v),
+                None => {
+                    if let Some(object) = content.as_object_mut() {
+                        object.remove(field);
+                    }
+                }
+            }
+            if let Err(e) = self
+                .rooms
+                .send(&room, user, "m.room.member", Some(user.as_str()), content)
+                .await
+            {
+                tracing::warn!(%room, %user, error = %e, "profile change not announced");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,103 @@
+//! Admin endpoints behind `hearth user …` while the server runs:
+//! `POST users` (create), `POST users/{userId}/password`,
+//! `POST users/{userId}/deactivate`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use warp::{filters::BoxedFilter, reply::Response, Filter};
+
+use crate::{
+    accounts::AccountService,
+    error::Result,
+    http_util::{body_limited, ok_json, parse_json, percent_decode, reply},
+};
+
+#[derive(Deserialize)]
+struct NewUser {
+    name: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct Password {
+    password: String,
+}
+
+/// What each user command does, whether the server runs or not.
+pub async fn add(accounts: &AccountService, name: &str, password: String) -> Result<String> {
+    Ok(accounts.register(name, Some(password)).await?.to_string())
+}
+
+pub async fn reset_password(
+    accounts: &AccountService,
+    name: &str,
+    password: String,
+) -> Result<String> {
+    let user = accounts.user_id(name)?;
+    accounts.set_password(&user, password).await?;
+    // Whoever had the old password may hold sessions: end them.
+    accounts.logout_all(&user)?;
+    Ok(user.to_string())
+}
+
+pub fn deactivate(accounts: &AccountService, name: &str) -> Result<String> {
+    let user = accounts.user_id(name)?;
+    accounts.deactivate(&user)?;
+    Ok(user.to_string())
+}
+
+pub fn routes(accounts: Arc<AccountService>) -> BoxedFilter<(Response,)> {
+    let service = accounts.clone();
+    let create = warp::path!("users")
+        .and(warp::post())
+        .and(body_limited())
+        .then(move |body: Bytes| {
+            let accounts = service.clone();
+            async move {
+                reply(
+                    async {
+                        let request: NewUser = parse_json(&body)?;
+                        let user = add(&accounts, &request.name, request.password).await?;
+                        Ok(ok_json(&json!({ "user_id": user })))
+                    }
+                    .await,
+                )
+            }
+        });
+    let service = accounts.clone();
+    let password = warp::path!("users" / String / "password")
+        .and(warp::post())
+        .and(body_limited())
+        .then(move |name: String, body: Bytes| {
+            let accounts = service.clone();
+            async move {
+                reply(
+                    async {
+                        let request: Password = parse_json(&body)?;
+                        let user =
+                            reset_password(&accounts, &percent_decode(&name), request.password)
+                                .await?;
+                        Ok(ok_json(&json!({ "user_id": user })))
+                    }
+                    .await,
+                )
+            }
+        });
+    let deactivate_route = warp::path!("users" / String / "deactivate")
+        .and(warp::post())
+        .map(move |name: String| {
+            reply(
+                deactivate(&accounts, &percent_decode(&name))
+                    .map(|user| ok_json(&json!({ "user_id": user }))),
+            )
+        });
+    create
+        .or(password)
+        .unify()
+        .or(deactivate_route)
+        .unify()
+        .boxed()
+}

@@ -1,0 +1,133 @@
+//! The client-server API on the client listener: what Element and other
+//! clients need to log in and chat. Spec: client-server-api/_index.md.
+
+mod routes;
+
+use std::{future::Future, sync::Arc};
+
+use bytes::Bytes;
+use ruma::{OwnedRoomId, OwnedUserId};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use warp::{filters::BoxedFilter, reply::Response, Filter, Rejection};
+
+use crate::{
+    accounts::{profiles::ProfileService, AccountService},
+    config::Registration,
+    edus::EduService,
+    error::{Error, Result},
+    http_util::{ok_json, parse_json, percent_decode, reply},
+    rooms::{directory::DirectoryService, membership::MembershipService, service::RoomService},
+    store::accounts::Session,
+    sync::SyncService,
+};
+
+pub use routes::routes;
+
+/// What the client routes need.
+#[derive(Clone)]
+pub struct ClientServices {
+    pub accounts: Arc<AccountService>,
+    pub profiles: Arc<ProfileService>,
+    pub rooms: Arc<RoomService>,
+    pub membership: Arc<MembershipService>,
+    pub directory: Arc<DirectoryService>,
+    pub edus: Arc<EduService>,
+    pub sync: Arc<SyncService>,
+    pub registration: Arc<Registration>,
+}
+
+/// `/_matrix/client/v3/…`.
+fn v3() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::path("_matrix")
+        .and(warp::path("client"))
+        .and(warp::path("v3"))
+}
+
+/// The access token from `Authorization: Bearer` or, deprecated but still
+/// used, the `access_token` query parameter.
+/// Spec: client-server-api "Using access tokens".
+fn token() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(crate::http_util::raw_query())
+        .map(|header: Option<String>, query: String| {
+            header
+                .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
+                .or_else(|| {
+                    query
+                        .split('&')
+                        .find_map(|pair| pair.strip_prefix("access_token="))
+                        .map(percent_decode)
+                })
+        })
+}
+
+/// The session of the request's access token; 401 without a valid one.
+fn session(
+    accounts: Arc<AccountService>,
+) -> impl Filter<Extract = (Session,), Error = Rejection> + Clone {
+    token().and_then(move |token: Option<String>| {
+        let accounts = accounts.clone();
+        async move {
+            let token = token.ok_or_else(|| {
+                warp::reject::custom(Error::new(
+                    http::StatusCode::UNAUTHORIZED,
+                    "M_MISSING_TOKEN",
+                    "this endpoint needs an access token",
+                ))
+            })?;
+            accounts.authenticate(&token).map_err(warp::reject::custom)
+        }
+    })
+}
+
+/// The response of a handler that produces a JSON value.
+async fn respond(result: impl Future<Output = Result<Value>>) -> Response {
+    reply(result.await.map(|value| ok_json(&value)))
+}
+
+/// A JSON body; an empty body reads as `{}` (clients send none for
+/// `POST …/leave`).
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return parse_json(b"{}");
+    }
+    parse_json(bytes)
+}
+
+/// One parameter of a raw query string, decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query_params(query, name).next()
+}
+
+/// Every value of a repeated query parameter (`via=a&via=b`).
+fn query_params<'a>(query: &'a str, name: &'a str) -> impl Iterator<Item = String> + 'a {
+    query.split('&').filter_map(move |pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| percent_decode(&value.replace('+', " ")))
+    })
+}
+
+fn room_id(segment: &str) -> Result<OwnedRoomId> {
+    let decoded = percent_decode(segment);
+    OwnedRoomId::try_from(decoded.as_str())
+        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a room ID: {e}")))
+}
+
+fn user_id(segment: &str) -> Result<OwnedUserId> {
+    let decoded = percent_decode(segment);
+    OwnedUserId::try_from(decoded.as_str())
+        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a user ID: {e}")))
+}
+
+/// Refuses a user who is not joined to the room (the room's existence
+/// is not revealed either way).
+fn must_be_joined(rooms: &RoomService, room: &ruma::RoomId, user: &ruma::UserId) -> Result<()> {
+    match rooms.membership_of(room, user) {
+        Ok(Some(ruma::events::room::member::MembershipState::Join)) => Ok(()),
+        _ => Err(Error::forbidden(format!("{user} is not in {room}"))),
+    }
+}
+
+/// Route builders take the services and give one boxed filter.
+type Route = BoxedFilter<(Response,)>;

@@ -1,0 +1,71 @@
+//! `GET`/`PUT`/`DELETE /directory/room/{roomAlias}`.
+//! Spec: client-server-api "Room aliases"; directory.yaml.
+
+use bytes::Bytes;
+use ruma::{OwnedRoomAliasId, OwnedRoomId};
+use serde::Deserialize;
+use serde_json::json;
+use warp::Filter;
+
+use crate::{
+    client::{body, must_be_joined, respond, session, v3, ClientServices, Route},
+    error::{Error, Result},
+    http_util::{body_limited, percent_decode},
+    store::accounts::Session,
+};
+
+#[derive(Deserialize)]
+struct PutAlias {
+    room_id: OwnedRoomId,
+}
+
+fn alias(segment: &str) -> Result<OwnedRoomAliasId> {
+    let decoded = percent_decode(segment);
+    OwnedRoomAliasId::try_from(decoded.as_str())
+        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a room alias: {e}")))
+}
+
+pub fn routes(services: ClientServices) -> Route {
+    let directory = services.directory.clone();
+    let get = v3()
+        .and(warp::path!("directory" / "room" / String))
+        .and(warp::get())
+        .then(move |name: String| {
+            let directory = directory.clone();
+            respond(async move {
+                let resolved = directory.resolve(&alias(&name)?).await?;
+                Ok(json!(resolved))
+            })
+        });
+    let put_services = services.clone();
+    let put = v3()
+        .and(warp::path!("directory" / "room" / String))
+        .and(warp::put())
+        .and(session(services.accounts.clone()))
+        .and(body_limited())
+        .then(move |name: String, session: Session, bytes: Bytes| {
+            let services = put_services.clone();
+            respond(async move {
+                let alias = alias(&name)?;
+                let request: PutAlias = body(&bytes)?;
+                must_be_joined(&services.rooms, &request.room_id, &session.user_id)?;
+                services
+                    .directory
+                    .put_alias(&alias, &request.room_id, &session.user_id)?;
+                Ok(json!({}))
+            })
+        });
+    let directory = services.directory.clone();
+    let delete = v3()
+        .and(warp::path!("directory" / "room" / String))
+        .and(warp::delete())
+        .and(session(services.accounts))
+        .then(move |name: String, session: Session| {
+            let directory = directory.clone();
+            respond(async move {
+                directory.remove_alias(&alias(&name)?, &session.user_id)?;
+                Ok(json!({}))
+            })
+        });
+    get.or(put).unify().or(delete).unify().boxed()
+}

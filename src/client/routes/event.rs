@@ -1,0 +1,35 @@
+//! `GET /rooms/{roomId}/event/{eventId}`. Spec: client-server-api
+//! "Getting events for a room"; rooms.yaml.
+
+use ruma::OwnedEventId;
+use warp::Filter;
+
+use crate::{
+    client::{must_be_joined, respond, room_id, session, v3, ClientServices, Route},
+    error::Error,
+    http_util::percent_decode,
+    rooms::client_event::client_event,
+    store::accounts::Session,
+};
+
+pub fn route(services: ClientServices) -> Route {
+    v3().and(warp::path!("rooms" / String / "event" / String))
+        .and(warp::get())
+        .and(session(services.accounts.clone()))
+        .then(move |room: String, event: String, session: Session| {
+            let rooms = services.rooms.clone();
+            respond(async move {
+                let room = room_id(&room)?;
+                must_be_joined(&rooms, &room, &session.user_id)?;
+                let decoded = percent_decode(&event);
+                let id = OwnedEventId::try_from(decoded.as_str())
+                    .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
+                let (meta, pdu) = rooms.event(Some(&room), &id)?;
+                if meta.outlier || !matches!(meta.status, crate::store::rooms::Status::Accepted) {
+                    return Err(Error::not_found(format!("unknown event {id}")));
+                }
+                Ok(client_event(&id, &pdu, true))
+            })
+        })
+        .boxed()
+}

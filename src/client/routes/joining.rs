@@ -1,0 +1,67 @@
+//! `POST /join/{roomIdOrAlias}` and `POST /rooms/{roomId}/join`: here when
+//! one of our users is in the room, else through a resident server.
+//! Spec: client-server-api "Joining rooms"; joining.yaml.
+
+use ruma::{OwnedRoomAliasId, OwnedServerName};
+use serde_json::{json, Value};
+use warp::Filter;
+
+use crate::{
+    client::{query_params, respond, room_id, session, v3, ClientServices, Route},
+    error::{Error, Result},
+    http_util::{percent_decode, raw_query},
+    store::accounts::Session,
+};
+
+pub fn routes(services: ClientServices) -> Route {
+    let by_id_or_alias = services.clone();
+    let by_target = v3()
+        .and(warp::path!("join" / String))
+        .and(warp::post())
+        .and(session(services.accounts.clone()))
+        .and(raw_query())
+        .then(move |target: String, session: Session, query: String| {
+            let services = by_id_or_alias.clone();
+            async move { respond(join(services, session, target, query)).await }
+        });
+    let room_join = v3()
+        .and(warp::path!("rooms" / String / "join"))
+        .and(warp::post())
+        .and(session(services.accounts.clone()))
+        .and(raw_query())
+        .then(move |room: String, session: Session, query: String| {
+            let services = services.clone();
+            async move { respond(join(services, session, room, query)).await }
+        });
+    by_target.or(room_join).unify().boxed()
+}
+
+async fn join(
+    services: ClientServices,
+    session: Session,
+    target: String,
+    query: String,
+) -> Result<Value> {
+    let mut servers = Vec::new();
+    for name in query_params(&query, "via").chain(query_params(&query, "server_name")) {
+        servers.push(
+            OwnedServerName::try_from(name.as_str())
+                .map_err(|e| Error::invalid_param(format!("{name:?}: {e}")))?,
+        );
+    }
+    let decoded = percent_decode(&target);
+    let room = if decoded.starts_with('#') {
+        let alias = OwnedRoomAliasId::try_from(decoded.as_str())
+            .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
+        let resolved = services.directory.resolve(&alias).await?;
+        servers.extend(resolved.servers);
+        resolved.room_id
+    } else {
+        room_id(&target)?
+    };
+    services
+        .membership
+        .join(&room, &session.user_id, &servers)
+        .await?;
+    Ok(json!({ "room_id": room }))
+}

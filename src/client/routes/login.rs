@@ -1,0 +1,105 @@
+//! `GET`/`POST /login` with `m.login.password`.
+//! Spec: client-server-api "Login"; login.yaml.
+
+use bytes::Bytes;
+use ruma::OwnedDeviceId;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use warp::Filter;
+
+use crate::{
+    client::{body, respond, v3, ClientServices, Route},
+    error::{Error, Result},
+    http_util::{body_limited, ok_json},
+};
+
+#[derive(Deserialize)]
+struct Identifier {
+    #[serde(rename = "type")]
+    kind: String,
+    user: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    #[serde(rename = "type")]
+    kind: String,
+    identifier: Option<Identifier>,
+    /// Deprecated form of `identifier.user`, still sent by some clients.
+    user: Option<String>,
+    password: Option<String>,
+    device_id: Option<OwnedDeviceId>,
+    initial_device_display_name: Option<String>,
+}
+
+pub fn routes(services: ClientServices) -> Route {
+    let flows = v3()
+        .and(warp::path!("login"))
+        .and(warp::get())
+        .map(|| ok_json(&json!({"flows": [{"type": "m.login.password"}]})));
+    let login = v3()
+        .and(warp::path!("login"))
+        .and(warp::post())
+        .and(body_limited())
+        .then(move |bytes: Bytes| {
+            let services = services.clone();
+            async move { respond(login(services, bytes)).await }
+        });
+    flows.or(login).unify().boxed()
+}
+
+async fn login(services: ClientServices, bytes: Bytes) -> Result<Value> {
+    let request: LoginRequest = body(&bytes)?;
+    if request.kind != "m.login.password" {
+        return Err(Error::new(
+            http::StatusCode::BAD_REQUEST,
+            "M_UNKNOWN",
+            format!(
+                "login type {:?} is not supported; use m.login.password",
+                request.kind
+            ),
+        ));
+    }
+    let name = match request.identifier {
+        Some(Identifier {
+            kind,
+            user: Some(user),
+        }) if kind == "m.id.user" => user,
+        Some(Identifier { kind, .. }) if kind != "m.id.user" => {
+            return Err(Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                format!("identifier type {kind:?} is not supported; use m.id.user"),
+            ))
+        }
+        _ => request.user.ok_or_else(|| {
+            Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_MISSING_PARAM",
+                "no user given",
+            )
+        })?,
+    };
+    let password = request.password.ok_or_else(|| {
+        Error::new(
+            http::StatusCode::BAD_REQUEST,
+            "M_MISSING_PARAM",
+            "no password given",
+        )
+    })?;
+    let login = services
+        .accounts
+        .login(
+            &name,
+            password,
+            request.device_id,
+            request.initial_device_display_name,
+        )
+        .await?;
+    Ok(json!({
+        "user_id": login.user_id,
+        "access_token": login.access_token,
+        "device_id": login.device_id,
+        "home_server": login.user_id.server_name(),
+    }))
+}

@@ -1,0 +1,88 @@
+//! `GET /rooms/{roomId}/joined_members` and `GET /rooms/{roomId}/members`.
+//! Spec: client-server-api "Room membership"; rooms.yaml.
+
+use ruma::events::StateEventType;
+use serde_json::{json, Map, Value};
+use warp::Filter;
+
+use crate::{
+    client::{must_be_joined, query_param, respond, room_id, session, v3, ClientServices, Route},
+    error::Result,
+    http_util::raw_query,
+    rooms::client_event::client_event,
+    store::accounts::Session,
+};
+
+pub fn routes(services: ClientServices) -> Route {
+    let joined_services = services.clone();
+    let joined = v3()
+        .and(warp::path!("rooms" / String / "joined_members"))
+        .and(warp::get())
+        .and(session(services.accounts.clone()))
+        .then(move |room: String, session: Session| {
+            let services = joined_services.clone();
+            respond(async move { joined_members(&services, &room, &session) })
+        });
+    let all = v3()
+        .and(warp::path!("rooms" / String / "members"))
+        .and(warp::get())
+        .and(session(services.accounts.clone()))
+        .and(raw_query())
+        .then(move |room: String, session: Session, query: String| {
+            let services = services.clone();
+            respond(async move { members(&services, &room, &session, &query) })
+        });
+    joined.or(all).unify().boxed()
+}
+
+/// The room's member events, current state.
+fn member_events(
+    services: &ClientServices,
+    room: &ruma::RoomId,
+) -> Result<Vec<(ruma::OwnedEventId, Value)>> {
+    let mut events = Vec::new();
+    for ((kind, _), id) in services.rooms.current_state_ids(room)? {
+        if kind == StateEventType::RoomMember {
+            let pdu = services.rooms.event_object(&id)?;
+            events.push((id.clone(), client_event(&id, &pdu, true)));
+        }
+    }
+    Ok(events)
+}
+
+fn joined_members(services: &ClientServices, room: &str, session: &Session) -> Result<Value> {
+    let room = room_id(room)?;
+    must_be_joined(&services.rooms, &room, &session.user_id)?;
+    let mut joined = Map::new();
+    for (_, event) in member_events(services, &room)? {
+        if event["content"]["membership"] == "join" {
+            if let Some(user) = event["state_key"].as_str() {
+                joined.insert(
+                    user.to_owned(),
+                    json!({
+                        "display_name": event["content"]["displayname"],
+                        "avatar_url": event["content"]["avatar_url"],
+                    }),
+                );
+            }
+        }
+    }
+    Ok(json!({ "joined": joined }))
+}
+
+fn members(services: &ClientServices, room: &str, session: &Session, query: &str) -> Result<Value> {
+    let room = room_id(room)?;
+    must_be_joined(&services.rooms, &room, &session.user_id)?;
+    let only = query_param(query, "membership");
+    let not = query_param(query, "not_membership");
+    let chunk: Vec<Value> = member_events(services, &room)?
+        .into_iter()
+        .map(|(_, event)| event)
+        .filter(|event| {
+            let membership = event["content"]["membership"].as_str().unwrap_or_default();
+            only.as_deref().is_none_or(|m| m == membership)
+                && not.as_deref().is_none_or(|m| m != membership)
+        })
+        .collect();
+    Ok(json!({ "chunk": chunk }))
+}

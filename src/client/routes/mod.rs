@@ -1,0 +1,68 @@
+//! Client listener routes, one file per spec endpoint (or per endpoint
+//! family sharing one handler).
+
+mod account_data;
+mod capabilities;
+mod create_room;
+mod directory;
+mod event;
+mod filter;
+mod joined_rooms;
+mod joining;
+mod leaving;
+mod login;
+mod logout;
+mod members;
+mod membership;
+mod messages;
+mod profile;
+mod pushrules;
+mod receipt;
+mod register;
+mod send;
+mod state;
+mod sync;
+mod typing;
+mod versions;
+mod whoami;
+
+use warp::Filter;
+
+use super::{ClientServices, Route};
+
+/// Every client-server route.
+pub fn routes(services: ClientServices) -> Route {
+    let all: Vec<Route> = vec![
+        versions::route(),
+        login::routes(services.clone()),
+        logout::routes(services.clone()),
+        whoami::route(services.clone()),
+        register::routes(services.clone()),
+        capabilities::route(services.clone()),
+        pushrules::route(services.clone()),
+        filter::routes(services.clone()),
+        account_data::routes(services.clone()),
+        profile::routes(services.clone()),
+        sync::route(services.clone()),
+        create_room::route(services.clone()),
+        directory::routes(services.clone()),
+        joining::routes(services.clone()),
+        leaving::routes(services.clone()),
+        membership::routes(services.clone()),
+        joined_rooms::route(services.clone()),
+        send::route(services.clone()),
+        state::routes(services.clone()),
+        event::route(services.clone()),
+        members::routes(services.clone()),
+        messages::route(services.clone()),
+        typing::route(services.clone()),
+        receipt::routes(services),
+    ];
+    all.into_iter()
+        .reduce(|a, b| a.or(b).unify().boxed())
+        .unwrap_or_else(|| {
+            warp::any()
+                .and_then(|| async { Err(warp::reject::not_found()) })
+                .boxed()
+        })
+}

@@ -1,0 +1,74 @@
+//! `GET /profile/{userId}`, `GET`/`PUT /profile/{userId}/{field}` for
+//! `displayname` and `avatar_url`. Spec: client-server-api "Profiles";
+//! profile.yaml.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use warp::Filter;
+
+use crate::{
+    accounts::profiles::FIELDS,
+    client::{body, respond, session, user_id, v3, ClientServices, Route},
+    error::{Error, Result},
+    http_util::body_limited,
+    store::accounts::Session,
+};
+
+fn field(name: &str) -> Result<&'static str> {
+    FIELDS
+        .into_iter()
+        .find(|f| *f == name)
+        .ok_or_else(|| Error::unrecognized(format!("profile field {name:?} is not supported")))
+}
+
+pub fn routes(services: ClientServices) -> Route {
+    let profiles = services.profiles.clone();
+    let whole = v3()
+        .and(warp::path!("profile" / String))
+        .and(warp::get())
+        .then(move |user: String| {
+            let profiles = profiles.clone();
+            respond(async move { profiles.get(&user_id(&user)?).await })
+        });
+    let profiles = services.profiles.clone();
+    let get_one = v3()
+        .and(warp::path!("profile" / String / String))
+        .and(warp::get())
+        .then(move |user: String, name: String| {
+            let profiles = profiles.clone();
+            respond(async move {
+                let name = field(&name)?;
+                let profile = profiles.get(&user_id(&user)?).await?;
+                match profile.get(name) {
+                    Some(value) if !value.is_null() => Ok(json!({ name: value })),
+                    _ => Err(Error::not_found(format!("no {name} set"))),
+                }
+            })
+        });
+    let profiles = services.profiles.clone();
+    let set = v3()
+        .and(warp::path!("profile" / String / String))
+        .and(warp::put())
+        .and(session(services.accounts))
+        .and(body_limited())
+        .then(
+            move |user: String, name: String, session: Session, bytes: Bytes| {
+                let profiles = profiles.clone();
+                respond(async move {
+                    let name = field(&name)?;
+                    if user_id(&user)? != session.user_id {
+                        return Err(Error::forbidden("you can only change your own profile"));
+                    }
+                    let request: Value = body(&bytes)?;
+                    let value = match &request[name] {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Null => None,
+                        _ => return Err(Error::bad_json(format!("{name} must be a string"))),
+                    };
+                    profiles.set(&session.user_id, name, value).await?;
+                    Ok(json!({}))
+                })
+            },
+        );
+    whole.or(get_one).unify().or(set).unify().boxed()
+}

@@ -1,0 +1,112 @@
+//! `POST /rooms/{roomId}/receipt/{receiptType}/{eventId}` and
+//! `POST /rooms/{roomId}/read_markers`. Spec: client-server-api
+//! "Receipts", "Fully read markers"; receipts.yaml, read_markers.yaml.
+
+use bytes::Bytes;
+use ruma::{OwnedEventId, RoomId};
+use serde_json::{json, Value};
+use warp::Filter;
+
+use crate::{
+    client::{body, must_be_joined, respond, room_id, session, v3, ClientServices, Route},
+    error::{Error, Result},
+    http_util::{body_limited, percent_decode},
+    store::accounts::{AccountData, Session},
+    time::now_ms,
+};
+
+const RECEIPT_TYPES: [&str; 2] = ["m.read", "m.read.private"];
+
+pub fn routes(services: ClientServices) -> Route {
+    let receipt_services = services.clone();
+    let one = v3()
+        .and(warp::path!("rooms" / String / "receipt" / String / String))
+        .and(warp::post())
+        .and(session(services.accounts.clone()))
+        .then(
+            move |room: String, kind: String, event: String, session: Session| {
+                let services = receipt_services.clone();
+                respond(async move {
+                    let room = room_id(&room)?;
+                    let kind = percent_decode(&kind);
+                    if kind == "m.fully_read" {
+                        fully_read(&services, &room, &session, &percent_decode(&event))?;
+                    } else {
+                        receipt(&services, &room, &session, &kind, &percent_decode(&event))?;
+                    }
+                    Ok(json!({}))
+                })
+            },
+        );
+    let markers = v3()
+        .and(warp::path!("rooms" / String / "read_markers"))
+        .and(warp::post())
+        .and(session(services.accounts.clone()))
+        .and(body_limited())
+        .then(move |room: String, session: Session, bytes: Bytes| {
+            let services = services.clone();
+            respond(async move {
+                let room = room_id(&room)?;
+                let markers: Value = body(&bytes)?;
+                if let Some(event) = markers["m.fully_read"].as_str() {
+                    fully_read(&services, &room, &session, event)?;
+                }
+                for kind in RECEIPT_TYPES {
+                    if let Some(event) = markers[kind].as_str() {
+                        receipt(&services, &room, &session, kind, event)?;
+                    }
+                }
+                Ok(json!({}))
+            })
+        });
+    one.or(markers).unify().boxed()
+}
+
+fn event_in(services: &ClientServices, room: &RoomId, event: &str) -> Result<OwnedEventId> {
+    let id = OwnedEventId::try_from(event)
+        .map_err(|e| Error::invalid_param(format!("{event:?}: {e}")))?;
+    services.rooms.event(Some(room), &id)?;
+    Ok(id)
+}
+
+fn receipt(
+    services: &ClientServices,
+    room: &RoomId,
+    session: &Session,
+    kind: &str,
+    event: &str,
+) -> Result<()> {
+    if !RECEIPT_TYPES.contains(&kind) {
+        return Err(Error::invalid_param(format!(
+            "unknown receipt type {kind:?}"
+        )));
+    }
+    must_be_joined(&services.rooms, room, &session.user_id)?;
+    let id = event_in(services, room, event)?;
+    services
+        .edus
+        .set_receipt(room, kind, &session.user_id, &id, now_ms())
+}
+
+/// The fully-read marker is room account data.
+fn fully_read(
+    services: &ClientServices,
+    room: &RoomId,
+    session: &Session,
+    event: &str,
+) -> Result<()> {
+    must_be_joined(&services.rooms, room, &session.user_id)?;
+    let id = event_in(services, room, event)?;
+    let trees = services.accounts.trees();
+    services.rooms.publish_with(|position| {
+        trees.put_account_data(
+            &session.user_id,
+            Some(room.as_str()),
+            "m.fully_read",
+            &AccountData {
+                position,
+                content: json!({ "event_id": id }),
+            },
+        )
+    })
+}

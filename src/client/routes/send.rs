@@ -1,0 +1,55 @@
+//! `PUT /rooms/{roomId}/send/{eventType}/{txnId}`: idempotent per device
+//! and transaction ID. Spec: client-server-api "Sending events to a room";
+//! room_send.yaml.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use warp::Filter;
+
+use crate::{
+    client::{body, respond, room_id, session, v3, ClientServices, Route},
+    error::{Error, Result},
+    http_util::{body_limited, percent_decode},
+    store::accounts::Session,
+};
+
+pub fn route(services: ClientServices) -> Route {
+    v3().and(warp::path!("rooms" / String / "send" / String / String))
+        .and(warp::put())
+        .and(session(services.accounts.clone()))
+        .and(body_limited())
+        .then(
+            move |room: String, kind: String, txn: String, session: Session, bytes: Bytes| {
+                let services = services.clone();
+                async move { respond(send(services, room, kind, txn, session, bytes)).await }
+            },
+        )
+        .boxed()
+}
+
+async fn send(
+    services: ClientServices,
+    room: String,
+    kind: String,
+    txn: String,
+    session: Session,
+    bytes: Bytes,
+) -> Result<Value> {
+    let room = room_id(&room)?;
+    let kind = percent_decode(&kind);
+    let txn = percent_decode(&txn);
+    let trees = services.accounts.trees();
+    if let Some(event_id) = trees.txn_event(&session, &txn)? {
+        return Ok(json!({ "event_id": event_id }));
+    }
+    let content: Value = body(&bytes)?;
+    if !content.is_object() {
+        return Err(Error::bad_json("event content must be a JSON object"));
+    }
+    let event_id = services
+        .rooms
+        .send(&room, &session.user_id, &kind, None, content)
+        .await?;
+    trees.put_txn_event(&session, &txn, event_id.as_str())?;
+    Ok(json!({ "event_id": event_id }))
+}

@@ -1,0 +1,113 @@
+//! `GET /rooms/{roomId}/state`, `GET`/`PUT
+//! /rooms/{roomId}/state/{eventType}/{stateKey}` (the key may be empty and
+//! then omitted). Spec: client-server-api "Getting events for a room",
+//! "Sending events to a room"; room_state.yaml.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use warp::Filter;
+
+use crate::{
+    client::{body, must_be_joined, respond, room_id, session, v3, ClientServices, Route},
+    error::{Error, Result},
+    http_util::{body_limited, percent_decode},
+    rooms::client_event::client_event,
+    store::accounts::Session,
+};
+
+pub fn routes(services: ClientServices) -> Route {
+    let all_services = services.clone();
+    let all = v3()
+        .and(warp::path!("rooms" / String / "state"))
+        .and(warp::get())
+        .and(session(services.accounts.clone()))
+        .then(move |room: String, session: Session| {
+            let services = all_services.clone();
+            respond(async move { full_state(&services, &room, &session) })
+        });
+    // `state/{type}` and `state/{type}/{key}`: the key defaults to "".
+    let key = warp::path::param::<String>()
+        .and(warp::path::end())
+        .or(warp::path::end().map(String::new))
+        .unify();
+    let one = v3()
+        .and(warp::path("rooms"))
+        .and(warp::path::param::<String>())
+        .and(warp::path("state"))
+        .and(warp::path::param::<String>())
+        .and(key);
+    let get_services = services.clone();
+    let get = one
+        .clone()
+        .and(warp::get())
+        .and(session(services.accounts.clone()))
+        .then(
+            move |room: String, kind: String, key: String, session: Session| {
+                let services = get_services.clone();
+                respond(async move { get_state(&services, &room, &kind, &key, &session) })
+            },
+        );
+    let put = one
+        .and(warp::put())
+        .and(session(services.accounts.clone()))
+        .and(body_limited())
+        .then(
+            move |room: String, kind: String, key: String, session: Session, bytes: Bytes| {
+                let services = services.clone();
+                async move { respond(put_state(services, room, kind, key, session, bytes)).await }
+            },
+        );
+    all.or(get).unify().or(put).unify().boxed()
+}
+
+fn full_state(services: &ClientServices, room: &str, session: &Session) -> Result<Value> {
+    let room = room_id(room)?;
+    must_be_joined(&services.rooms, &room, &session.user_id)?;
+    let mut events = Vec::new();
+    for (_, id) in services.rooms.current_state_ids(&room)? {
+        events.push(client_event(&id, &services.rooms.event_object(&id)?, true));
+    }
+    Ok(Value::Array(events))
+}
+
+fn get_state(
+    services: &ClientServices,
+    room: &str,
+    kind: &str,
+    key: &str,
+    session: &Session,
+) -> Result<Value> {
+    let room = room_id(room)?;
+    must_be_joined(&services.rooms, &room, &session.user_id)?;
+    let (kind, key) = (percent_decode(kind), percent_decode(key));
+    let (_, pdu) = services
+        .rooms
+        .state_event(&room, &kind.as_str().into(), &key)?
+        .ok_or_else(|| Error::not_found(format!("no {kind} state with key {key:?}")))?;
+    Ok(pdu
+        .get("content")
+        .cloned()
+        .map(Into::into)
+        .unwrap_or(json!({})))
+}
+
+async fn put_state(
+    services: ClientServices,
+    room: String,
+    kind: String,
+    key: String,
+    session: Session,
+    bytes: Bytes,
+) -> Result<Value> {
+    let room = room_id(&room)?;
+    let (kind, key) = (percent_decode(&kind), percent_decode(&key));
+    let content: Value = body(&bytes)?;
+    if !content.is_object() {
+        return Err(Error::bad_json("state content must be a JSON object"));
+    }
+    let event_id = services
+        .rooms
+        .send(&room, &session.user_id, &kind, Some(&key), content)
+        .await?;
+    Ok(json!({ "event_id": event_id }))
+}

@@ -1,0 +1,63 @@
+//! `GET /sync`. Spec: client-server-api "Syncing"; sync.yaml.
+
+use std::time::Duration;
+
+use warp::Filter;
+
+use crate::{
+    client::{query_param, respond, session, v3, ClientServices, Route},
+    error::{Error, Result},
+    http_util::raw_query,
+    store::accounts::Session,
+    sync::{Filter as SyncFilter, SyncRequest, Token},
+};
+
+pub fn route(services: ClientServices) -> Route {
+    v3().and(warp::path!("sync"))
+        .and(warp::get())
+        .and(session(services.accounts.clone()))
+        .and(raw_query())
+        .then(move |session: Session, query: String| {
+            let services = services.clone();
+            respond(async move {
+                let request = parse(&services, &session, &query)?;
+                services.sync.sync(&session, request).await
+            })
+        })
+        .boxed()
+}
+
+fn parse(services: &ClientServices, session: &Session, query: &str) -> Result<SyncRequest> {
+    let since = query_param(query, "since")
+        .map(|t| Token::parse(&t))
+        .transpose()?;
+    let timeout = match query_param(query, "timeout") {
+        Some(ms) => Duration::from_millis(
+            ms.parse()
+                .map_err(|_| Error::invalid_param(format!("timeout {ms:?} is not a number")))?,
+        ),
+        None => Duration::ZERO,
+    };
+    let filter = match query_param(query, "filter") {
+        None => SyncFilter::default(),
+        Some(inline) if inline.trim_start().starts_with('{') => {
+            let value: serde_json::Value = serde_json::from_str(&inline)
+                .map_err(|e| Error::bad_json(format!("filter: {e}")))?;
+            SyncFilter::from_json(&value)
+        }
+        Some(id) => {
+            let stored = services
+                .accounts
+                .trees()
+                .filter(&session.user_id, &id)?
+                .ok_or_else(|| Error::not_found(format!("no filter {id}")))?;
+            SyncFilter::from_json(&stored)
+        }
+    };
+    Ok(SyncRequest {
+        since,
+        timeout,
+        full_state: query_param(query, "full_state").is_some_and(|v| v == "true"),
+        filter,
+    })
+}

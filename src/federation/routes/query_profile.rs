@@ -1,0 +1,61 @@
+//! `GET /_matrix/federation/v1/query/profile?user_id=…&field=…`: one of
+//! our users' profile. Spec: server-server-api.md "Querying for
+//! information"; query.yaml.
+
+use ruma::OwnedUserId;
+use serde_json::json;
+use warp::{filters::BoxedFilter, reply::Response, Filter};
+
+use super::{query_values, Services};
+use crate::{
+    accounts::profiles::FIELDS,
+    error::{Error, Result},
+    federation::auth::{authenticated, Authenticated},
+    http_util::{ok_json, raw_query, reply},
+};
+
+pub fn route(services: Services) -> BoxedFilter<(Response,)> {
+    warp::path!("_matrix" / "federation" / "v1" / "query" / "profile")
+        .and(warp::get())
+        .and(raw_query())
+        .and(authenticated(
+            services.keys.clone(),
+            services.client.clone(),
+        ))
+        .map(move |query: String, _: Authenticated| reply(handle(&services, &query)))
+        .boxed()
+}
+
+fn handle(services: &Services, query: &str) -> Result<Response> {
+    let user = query_values(query, "user_id")
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_MISSING_PARAM",
+                "user_id is required",
+            )
+        })?;
+    let user = OwnedUserId::try_from(user.as_str())
+        .map_err(|e| Error::invalid_param(format!("{user:?}: {e}")))?;
+    if user.server_name() != services.rooms.server_name() {
+        return Err(Error::not_found(format!(
+            "{user} is not a user of this server"
+        )));
+    }
+    let profile = services.profiles.local(&user)?;
+    let answer = match query_values(query, "field").into_iter().next() {
+        None => profile,
+        Some(field) if FIELDS.contains(&field.as_str()) => match profile.get(&field) {
+            Some(value) => json!({ field: value }),
+            None => json!({}),
+        },
+        Some(field) => {
+            return Err(Error::invalid_param(format!(
+                "unknown profile field {field:?}"
+            )))
+        }
+    };
+    Ok(ok_json(&answer))
+}

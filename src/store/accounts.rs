@@ -1,0 +1,265 @@
+//! Local accounts: users, their devices and access tokens, filters and
+//! account data.
+
+use ruma::{DeviceId, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sled::{transaction::ConflictableTransactionError, Transactional, Tree};
+
+use super::{decode, encode};
+use crate::error::{Error, Result};
+
+/// `users`: user ID → JSON [`UserRecord`].
+pub(super) const USERS: &str = "users";
+/// `devices`: `user_id 0xFF device_id` → JSON [`Device`].
+pub(super) const DEVICES: &str = "devices";
+/// `access_tokens`: SHA-256 of the token → JSON [`Session`]. Only hashes
+/// are kept, so a copy of `data/` does not hold usable tokens.
+pub(super) const ACCESS_TOKENS: &str = "access_tokens";
+/// `account_data`: `user_id 0xFF room_id-or-empty 0xFF type` → JSON
+/// [`AccountData`].
+pub(super) const ACCOUNT_DATA: &str = "account_data";
+/// `filters`: `user_id 0xFF filter_id` → the filter as uploaded.
+pub(super) const FILTERS: &str = "filters";
+/// `client_txns`: `user_id 0xFF device_id 0xFF txn_id` → event ID: what a
+/// client's `PUT …/send/{type}/{txnId}` created, so a retry creates nothing.
+pub(super) const CLIENT_TXNS: &str = "client_txns";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Argon2id PHC string; none for accounts that cannot log in.
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub deactivated: bool,
+    pub displayname: Option<String>,
+    pub avatar_url: Option<String>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Device {
+    pub display_name: Option<String>,
+    /// Hash of the device's current access token.
+    pub token_hash: Vec<u8>,
+    pub last_seen_ts: u64,
+}
+
+/// Who an access token belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub user_id: ruma::OwnedUserId,
+    pub device_id: ruma::OwnedDeviceId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountData {
+    /// The stream position it was written at, for incremental sync.
+    pub position: u64,
+    pub content: Value,
+}
+
+#[derive(Clone)]
+pub struct AccountTrees {
+    users: Tree,
+    devices: Tree,
+    tokens: Tree,
+    account_data: Tree,
+    filters: Tree,
+    txns: Tree,
+}
+
+fn user_key(user: &UserId, rest: &str) -> Vec<u8> {
+    let mut key = user.as_str().as_bytes().to_vec();
+    key.push(0xFF);
+    key.extend_from_slice(rest.as_bytes());
+    key
+}
+
+fn data_key(user: &UserId, room: Option<&str>, kind: &str) -> Vec<u8> {
+    let mut key = user_key(user, room.unwrap_or_default());
+    key.push(0xFF);
+    key.extend_from_slice(kind.as_bytes());
+    key
+}
+
+impl AccountTrees {
+    pub(super) fn open(db: &sled::Db) -> sled::Result<Self> {
+        Ok(Self {
+            users: db.open_tree(USERS)?,
+            devices: db.open_tree(DEVICES)?,
+            tokens: db.open_tree(ACCESS_TOKENS)?,
+            account_data: db.open_tree(ACCOUNT_DATA)?,
+            filters: db.open_tree(FILTERS)?,
+            txns: db.open_tree(CLIENT_TXNS)?,
+        })
+    }
+
+    pub fn user(&self, user: &UserId) -> Result<Option<UserRecord>> {
+        self.users
+            .get(user.as_str())?
+            .map(|v| decode(USERS, &v))
+            .transpose()
+    }
+
+    /// Stores a new user; false when the ID is taken.
+    pub fn create_user(&self, user: &UserId, record: &UserRecord) -> Result<bool> {
+        let created = self
+            .users
+            .compare_and_swap(user.as_str(), None as Option<&[u8]>, Some(encode(record)?))?
+            .is_ok();
+        self.users.flush()?;
+        Ok(created)
+    }
+
+    pub fn put_user(&self, user: &UserId, record: &UserRecord) -> Result<()> {
+        self.users.insert(user.as_str(), encode(record)?)?;
+        self.users.flush()?;
+        Ok(())
+    }
+
+    pub fn session(&self, token_hash: &[u8]) -> Result<Option<Session>> {
+        self.tokens
+            .get(token_hash)?
+            .map(|v| decode(ACCESS_TOKENS, &v))
+            .transpose()
+    }
+
+    pub fn device(&self, user: &UserId, device: &DeviceId) -> Result<Option<Device>> {
+        self.devices
+            .get(user_key(user, device.as_str()))?
+            .map(|v| decode(DEVICES, &v))
+            .transpose()
+    }
+
+    pub fn devices_of(&self, user: &UserId) -> Result<Vec<(String, Device)>> {
+        let prefix = user_key(user, "");
+        self.devices
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                Ok((id, decode(DEVICES, &value)?))
+            })
+            .collect()
+    }
+
+    /// Stores a device with its new token, replacing the device's old
+    /// token, in one transaction.
+    pub fn put_device(&self, session: &Session, device: &Device) -> Result<()> {
+        let key = user_key(&session.user_id, session.device_id.as_str());
+        let old = self.device(&session.user_id, &session.device_id)?;
+        let device_bytes = encode(device)?;
+        let session_bytes = encode(session)?;
+        (&self.devices, &self.tokens)
+            .transaction(|(devices, tokens)| {
+                if let Some(old) = &old {
+                    tokens.remove(old.token_hash.as_slice())?;
+                }
+                devices.insert(key.as_slice(), device_bytes.as_slice())?;
+                tokens.insert(device.token_hash.as_slice(), session_bytes.as_slice())?;
+                Ok::<_, ConflictableTransactionError<Error>>(())
+            })
+            .map_err(|e| Error::internal(format!("storing device: {e:?}")))?;
+        self.devices.flush()?;
+        Ok(())
+    }
+
+    /// Removes a device and its token.
+    pub fn remove_device(&self, user: &UserId, device: &DeviceId) -> Result<()> {
+        let key = user_key(user, device.as_str());
+        let Some(old) = self.device(user, device)? else {
+            return Ok(());
+        };
+        (&self.devices, &self.tokens)
+            .transaction(|(devices, tokens)| {
+                tokens.remove(old.token_hash.as_slice())?;
+                devices.remove(key.as_slice())?;
+                Ok::<_, ConflictableTransactionError<Error>>(())
+            })
+            .map_err(|e| Error::internal(format!("removing device: {e:?}")))?;
+        self.devices.flush()?;
+        Ok(())
+    }
+
+    pub fn put_account_data(
+        &self,
+        user: &UserId,
+        room: Option<&str>,
+        kind: &str,
+        data: &AccountData,
+    ) -> Result<()> {
+        self.account_data
+            .insert(data_key(user, room, kind), encode(data)?)?;
+        self.account_data.flush()?;
+        Ok(())
+    }
+
+    pub fn account_data(
+        &self,
+        user: &UserId,
+        room: Option<&str>,
+        kind: &str,
+    ) -> Result<Option<AccountData>> {
+        self.account_data
+            .get(data_key(user, room, kind))?
+            .map(|v| decode(ACCOUNT_DATA, &v))
+            .transpose()
+    }
+
+    /// All of a user's account data: (room or "", type, data).
+    pub fn account_data_of(&self, user: &UserId) -> Result<Vec<(String, String, AccountData)>> {
+        let prefix = user_key(user, "");
+        self.account_data
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let rest = &key[prefix.len()..];
+                let split = rest
+                    .iter()
+                    .position(|b| *b == 0xFF)
+                    .ok_or_else(|| Error::internal("corrupt account data key"))?;
+                let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+                Ok((
+                    text(&rest[..split]),
+                    text(&rest[split + 1..]),
+                    decode(ACCOUNT_DATA, &value)?,
+                ))
+            })
+            .collect()
+    }
+
+    pub fn put_filter(&self, user: &UserId, id: &str, filter: &Value) -> Result<()> {
+        self.filters.insert(user_key(user, id), encode(filter)?)?;
+        self.filters.flush()?;
+        Ok(())
+    }
+
+    pub fn filter(&self, user: &UserId, id: &str) -> Result<Option<Value>> {
+        self.filters
+            .get(user_key(user, id))?
+            .map(|v| decode(FILTERS, &v))
+            .transpose()
+    }
+
+    pub fn txn_event(&self, session: &Session, txn: &str) -> Result<Option<String>> {
+        Ok(self
+            .txns
+            .get(txn_key(session, txn))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub fn put_txn_event(&self, session: &Session, txn: &str, event_id: &str) -> Result<()> {
+        self.txns
+            .insert(txn_key(session, txn), event_id.as_bytes())?;
+        self.txns.flush()?;
+        Ok(())
+    }
+}
+
+fn txn_key(session: &Session, txn: &str) -> Vec<u8> {
+    let mut key = user_key(&session.user_id, session.device_id.as_str());
+    key.push(0xFF);
+    key.extend_from_slice(txn.as_bytes());
+    key
+}

@@ -1,0 +1,400 @@
+//! `/sync`: what changed for a user since a token, waiting (long-poll)
+//! until something does. Positions are the rooms' stream positions, which
+//! also order invites from other servers and account data; ephemeral
+//! changes (typing, receipts) are counted separately.
+//! Spec: client-server-api "Syncing".
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use ruma::{
+    events::{room::member::MembershipState, StateEventType},
+    OwnedEventId, OwnedUserId, RoomId, UserId,
+};
+use serde_json::{json, Map, Value};
+
+use crate::{
+    edus::EduService,
+    error::{Error, Result},
+    rooms::{
+        client_event::{client_event, stripped},
+        service::RoomService,
+    },
+    store::accounts::{AccountTrees, Session},
+};
+
+/// Longest long-poll a client may ask for.
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most timeline events per room in one response.
+const MAX_TIMELINE: usize = 100;
+const DEFAULT_TIMELINE: usize = 10;
+
+/// Where a client is: the stream position and the ephemeral counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    pub position: u64,
+    pub ephemeral: u64,
+}
+
+impl Token {
+    /// `s{position}_{ephemeral}`; a bare position (a `prev_batch`) reads
+    /// with counter 0.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || Error::invalid_param(format!("{text:?} is not a sync token of this server"));
+        let rest = text.strip_prefix('s').ok_or_else(bad)?;
+        let (position, ephemeral) = rest.split_once('_').unwrap_or((rest, "0"));
+        Ok(Self {
+            position: position.parse().map_err(|_| bad())?,
+            ephemeral: ephemeral.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s{}_{}", self.position, self.ephemeral)
+    }
+}
+
+/// What the client asked for.
+pub struct SyncRequest {
+    pub since: Option<Token>,
+    pub timeout: Duration,
+    pub full_state: bool,
+    pub filter: Filter,
+}
+
+/// The parts of a filter hearth applies.
+/// Spec: client-server-api "Filtering", "Lazy-loading room members".
+#[derive(Debug, Clone, Copy)]
+pub struct Filter {
+    pub timeline_limit: usize,
+    pub lazy_load_members: bool,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Self {
+            timeline_limit: DEFAULT_TIMELINE,
+            lazy_load_members: false,
+        }
+    }
+}
+
+impl Filter {
+    pub fn from_json(filter: &Value) -> Self {
+        let room = &filter["room"];
+        Self {
+            timeline_limit: room["timeline"]["limit"]
+                .as_u64()
+                .map_or(DEFAULT_TIMELINE, |n| (n as usize).clamp(1, MAX_TIMELINE)),
+            lazy_load_members: room["state"]["lazy_load_members"]
+                .as_bool()
+                .unwrap_or(false),
+        }
+    }
+}
+
+pub struct SyncService {
+    rooms: Arc<RoomService>,
+    edus: Arc<EduService>,
+    accounts: AccountTrees,
+}
+
+/// One sync pass's bounds and options.
+struct Pass<'a> {
+    user: &'a UserId,
+    since: Option<Token>,
+    now: Token,
+    full_state: bool,
+    filter: Filter,
+}
+
+impl Pass<'_> {
+    fn since_position(&self) -> u64 {
+        self.since.map_or(0, |t| t.position)
+    }
+
+    fn ephemeral_changed(&self) -> bool {
+        self.since.is_none_or(|t| t.ephemeral != self.now.ephemeral)
+    }
+}
+
+impl SyncService {
+    pub fn new(rooms: Arc<RoomService>, edus: Arc<EduService>, accounts: AccountTrees) -> Self {
+        Self {
+            rooms,
+            edus,
+            accounts,
+        }
+    }
+
+    /// Answers at once when anything changed since the token (or there is
+    /// none), else when something does or the timeout passes.
+    pub async fn sync(&self, session: &Session, request: SyncRequest) -> Result<Value> {
+        let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
+        let mut positions = self.rooms.watch_position();
+        let mut ephemeral = self.edus.watch();
+        loop {
+            positions.borrow_and_update();
+            ephemeral.borrow_and_update();
+            let pass = Pass {
+                user: &session.user_id,
+                since: request.since,
+                now: Token {
+                    position: self.rooms.position(),
+                    ephemeral: self.edus.version(),
+                },
+                full_state: request.full_state,
+                filter: request.filter,
+            };
+            let (response, empty) = self.pass(&pass)?;
+            if !empty || request.since.is_none() {
+                return Ok(response);
+            }
+            tokio::select! {
+                _ = positions.changed() => {}
+                _ = ephemeral.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(response),
+            }
+        }
+    }
+
+    /// The response for one pass, and whether it holds nothing new.
+    fn pass(&self, pass: &Pass<'_>) -> Result<(Value, bool)> {
+        let mut join = Map::new();
+        let mut invite = Map::new();
+        let mut leave = Map::new();
+        let mut knock = Map::new();
+        for room in self.rooms.room_ids()? {
+            match self.rooms.membership_of(&room, pass.user)? {
+                Some(MembershipState::Join) => {
+                    if let Some(entry) = self.joined_room(pass, &room)? {
+                        join.insert(room.to_string(), entry);
+                    }
+                }
+                Some(MembershipState::Invite) => {
+                    if let Some(state) = self.local_stripped(pass, &room)? {
+                        invite.insert(room.to_string(), json!({"invite_state": {"events": state}}));
+                    }
+                }
+                Some(MembershipState::Knock) => {
+                    if let Some(state) = self.local_stripped(pass, &room)? {
+                        knock.insert(room.to_string(), json!({"knock_state": {"events": state}}));
+                    }
+                }
+                Some(MembershipState::Leave | MembershipState::Ban) if pass.since.is_some() => {
+                    if let Some(entry) = self.left_room(pass, &room)? {
+                        leave.insert(room.to_string(), entry);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for pending in self.rooms.pending_of(pass.user)? {
+            let new =
+                pending.position > pass.since_position() && pending.position <= pass.now.position;
+            if !new || join.contains_key(pending.room_id.as_str()) {
+                continue;
+            }
+            let mut state: Vec<Value> = pending.room_state.iter().map(stripped).collect();
+            state.push(stripped(&pending.event));
+            let room = pending.room_id.to_string();
+            if pending.membership == "knock" {
+                knock.insert(room, json!({"knock_state": {"events": state}}));
+            } else {
+                invite.insert(room, json!({"invite_state": {"events": state}}));
+            }
+        }
+        let account_data = self.account_data(pass)?;
+        let empty = join.is_empty()
+            && invite.is_empty()
+            && leave.is_empty()
+            && knock.is_empty()
+            && account_data.is_empty();
+        let response = json!({
+            "next_batch": pass.now.to_string(),
+            "rooms": {"join": join, "invite": invite, "leave": leave, "knock": knock},
+            "account_data": {"events": account_data},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+            "device_one_time_keys_count": {},
+        });
+        Ok((response, empty))
+    }
+
+    /// A joined room's entry, or none when nothing in it changed.
+    fn joined_room(&self, pass: &Pass<'_>, room: &RoomId) -> Result<Option<Value>> {
+        let since = pass.since_position();
+        let limit = pass.filter.timeline_limit;
+        let mut events =
+            self.rooms
+                .timeline_between(room, since, pass.now.position + 1, limit + 1, true)?;
+        let limited = events.len() > limit;
+        if limited {
+            events.remove(0);
+        }
+        let joined_at = self.member_position(room, pass.user)?;
+        // Newly joined (or asked for everything): the whole state.
+        let fresh = pass.since.is_none() || pass.full_state || joined_at > since;
+        if events.is_empty() && !fresh && !pass.ephemeral_changed() {
+            return Ok(None);
+        }
+        let ephemeral = if pass.ephemeral_changed() {
+            self.ephemeral(room)?
+        } else {
+            Vec::new()
+        };
+        if events.is_empty() && !fresh && ephemeral.is_empty() {
+            return Ok(None);
+        }
+        let in_timeline: HashSet<&OwnedEventId> = events.iter().map(|(_, id)| id).collect();
+        let timeline_start = events.first().map_or(pass.now.position + 1, |(p, _)| *p);
+        let mut senders: HashSet<OwnedUserId> = HashSet::from([pass.user.to_owned()]);
+        let mut timeline = Vec::new();
+        for (_, id) in &events {
+            let pdu = self.rooms.event_object(id)?;
+            if let Some(sender) = pdu
+                .get("sender")
+                .and_then(|s| s.as_str())
+                .and_then(|s| OwnedUserId::try_from(s).ok())
+            {
+                senders.insert(sender);
+            }
+            timeline.push(client_event(id, &pdu, false));
+        }
+        let mut state = Vec::new();
+        for ((kind, key), id) in self.rooms.current_state_ids(room)? {
+            if in_timeline.contains(&id) {
+                continue;
+            }
+            let lazy_skip = pass.filter.lazy_load_members
+                && kind == StateEventType::RoomMember
+                && !<&UserId>::try_from(key.as_str()).is_ok_and(|u| senders.contains(u));
+            if lazy_skip {
+                continue;
+            }
+            // Incremental: only state that changed since, before the timeline.
+            if !fresh {
+                let position = self.rooms.stream_of(&id)?;
+                if position <= since || position >= timeline_start {
+                    continue;
+                }
+            }
+            state.push(client_event(&id, &self.rooms.event_object(&id)?, false));
+        }
+        let prev_batch = Token {
+            position: timeline_start.saturating_sub(1),
+            ephemeral: 0,
+        };
+        Ok(Some(json!({
+            "timeline": {"events": timeline, "limited": limited, "prev_batch": prev_batch.to_string()},
+            "state": {"events": state},
+            "ephemeral": {"events": ephemeral},
+            "account_data": {"events": []},
+            "unread_notifications": {},
+            "summary": {},
+        })))
+    }
+
+    /// A room the user left or was banned from since the token: the
+    /// timeline up to and including their leave.
+    fn left_room(&self, pass: &Pass<'_>, room: &RoomId) -> Result<Option<Value>> {
+        let left_at = self.member_position(room, pass.user)?;
+        if left_at <= pass.since_position() || left_at > pass.now.position {
+            return Ok(None);
+        }
+        let limit = pass.filter.timeline_limit;
+        let events =
+            self.rooms
+                .timeline_between(room, pass.since_position(), left_at + 1, limit, true)?;
+        let mut timeline = Vec::new();
+        for (_, id) in &events {
+            timeline.push(client_event(id, &self.rooms.event_object(id)?, false));
+        }
+        Ok(Some(json!({
+            "timeline": {"events": timeline, "limited": false},
+            "state": {"events": []},
+            "account_data": {"events": []},
+        })))
+    }
+
+    /// The stream position of the user's current member event.
+    fn member_position(&self, room: &RoomId, user: &UserId) -> Result<u64> {
+        match self
+            .rooms
+            .state_event_id(room, &StateEventType::RoomMember, user.as_str())?
+        {
+            Some(id) => self.rooms.stream_of(&id),
+            None => Ok(0),
+        }
+    }
+
+    /// Stripped state of a room we hold, for an invite or knock that is
+    /// new since the token.
+    fn local_stripped(&self, pass: &Pass<'_>, room: &RoomId) -> Result<Option<Vec<Value>>> {
+        let at = self.member_position(room, pass.user)?;
+        if at <= pass.since_position() {
+            return Ok(None);
+        }
+        let mut state: Vec<Value> = self
+            .rooms
+            .summary_state(room)?
+            .iter()
+            .map(stripped)
+            .collect();
+        if let Some((_, member)) =
+            self.rooms
+                .state_event(room, &StateEventType::RoomMember, pass.user.as_str())?
+        {
+            state.push(stripped(&member));
+        }
+        Ok(Some(state))
+    }
+
+    /// Typing and receipts of a room, as `m.typing` and `m.receipt`.
+    fn ephemeral(&self, room: &RoomId) -> Result<Vec<Value>> {
+        let view = self.edus.room_view(room)?;
+        let mut events = vec![json!({"type": "m.typing", "content": {"user_ids": view["typing"]}})];
+        let mut receipts: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+        for entry in view["receipts"].as_array().into_iter().flatten() {
+            let (Some(kind), Some(user), Some(receipt)) =
+                (entry[0].as_str(), entry[1].as_str(), entry.get(2))
+            else {
+                continue;
+            };
+            // Stored per user and type; clients want event → type → user.
+            let Some(events) = receipt.get("event_ids").and_then(Value::as_array) else {
+                continue;
+            };
+            for event in events.iter().filter_map(Value::as_str) {
+                let by_type = receipts.entry(event.to_owned()).or_default();
+                let users = by_type.entry(kind.to_owned()).or_insert_with(|| json!({}));
+                users[user] = receipt.get("data").cloned().unwrap_or(json!({}));
+            }
+        }
+        if !receipts.is_empty() {
+            events.push(json!({"type": "m.receipt", "content": receipts}));
+        }
+        Ok(events)
+    }
+
+    /// Global account data written since the token.
+    fn account_data(&self, pass: &Pass<'_>) -> Result<Vec<Value>> {
+        Ok(self
+            .accounts
+            .account_data_of(pass.user)?
+            .into_iter()
+            .filter(|(room, _, data)| {
+                room.is_empty()
+                    && data.position > pass.since_position()
+                    && data.position <= pass.now.position
+            })
+            .map(|(_, kind, data)| json!({"type": kind, "content": data.content}))
+            .collect())
+    }
+}
