@@ -6,6 +6,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod nio;
 pub mod rooms;
 pub mod synapse;
 pub mod web;

@@ -30,7 +30,7 @@ fn venv() -> PathBuf {
     venv
 }
 
-fn run(command: &mut Command) {
+pub fn run(command: &mut Command) {
     let out = command.output().expect("run installer");
     assert!(
         out.status.success(),
