@@ -13,6 +13,7 @@ import asyncio
 import json
 import sys
 import time
+import uuid
 
 from nio import (
     AsyncClient,
@@ -103,11 +104,18 @@ async def main(args):
         check("hello from A" in bodies and "hello from B" in bodies, f"history: {bodies}")
         report["history"] = bodies
 
-        await b.set_displayname("Bee")
+        # Fresh per run: a name already taken in the room would be shown
+        # disambiguated.
+        new_name = f"Bee {uuid.uuid4().hex[:6]}"
+        await b.set_displayname(new_name)
         name = await a.get_displayname(b.user_id)
         check(isinstance(name, ProfileGetDisplayNameResponse), f"profile: {name}")
-        check(name.displayname == "Bee", f"display name via profile: {name.displayname}")
-        await until(a, "B's new display name", lambda: a.rooms[room].user_name(b.user_id) == "Bee")
+        check(name.displayname == new_name, f"display name via profile: {name.displayname}")
+        await until(
+            a,
+            "B's new display name",
+            lambda: a.rooms[room].users[b.user_id].display_name == new_name,
+        )
 
         await b.room_leave(room)
         await until(a, "B's leave", lambda: b.user_id not in a.rooms[room].users)

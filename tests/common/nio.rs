@@ -27,9 +27,9 @@ fn python() -> PathBuf {
     venv.join("bin/python")
 }
 
-/// Runs `tests/clients/{script}` with `args`; panics with its output
-/// unless it exits successfully within `limit`. Returns its stdout.
-pub fn run_script(script: &str, args: &[String], limit: Duration) -> String {
+/// Runs `tests/clients/{script}` with `args`: its stdout when it exits
+/// successfully within `limit`, else what it printed.
+pub fn run_script(script: &str, args: &[String], limit: Duration) -> Result<String, String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(script);
@@ -59,8 +59,10 @@ pub fn run_script(script: &str, args: &[String], limit: Duration) -> String {
     let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     match status {
-        Some(s) if s.success() => stdout,
-        Some(s) => panic!("{script} failed ({s}):\n{stdout}\n{stderr}"),
-        None => panic!("{script} took longer than {limit:?}:\n{stdout}\n{stderr}"),
+        Some(s) if s.success() => Ok(stdout),
+        Some(s) => Err(format!("{script} failed ({s}):\n{stdout}\n{stderr}")),
+        None => Err(format!(
+            "{script} took longer than {limit:?}:\n{stdout}\n{stderr}"
+        )),
     }
 }

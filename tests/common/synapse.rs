@@ -142,7 +142,12 @@ rc_federation: {{window_size: 1000, sleep_limit: 1000, sleep_delay: 0, reject_li
         let read =
             |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         let log = read("homeserver.log");
-        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        let tail: Vec<&str> = log
+            .lines()
+            .rev()
+            .filter(|line| !line.contains("background_updates"))
+            .take(60)
+            .collect();
         format!(
             "{}\n{}",
             read("stdout.log"),
