@@ -83,6 +83,14 @@ fn check_password_length(password: &str) -> Result<()> {
     Ok(())
 }
 
+fn in_use(user: &UserId) -> Error {
+    Error::new(
+        http::StatusCode::BAD_REQUEST,
+        "M_USER_IN_USE",
+        format!("{user} is already taken"),
+    )
+}
+
 fn wrong_login() -> Error {
     Error::forbidden("invalid username or password")
 }
@@ -114,14 +122,24 @@ impl AccountService {
         Ok(id)
     }
 
-    /// Creates an account; `M_USER_IN_USE` when the name is taken.
-    pub async fn register(&self, name: &str, password: Option<String>) -> Result<OwnedUserId> {
+    /// The ID a new account of this name would get: valid under the
+    /// strict grammar and free, else `M_INVALID_USERNAME`/`M_USER_IN_USE`.
+    pub fn check_new_name(&self, name: &str) -> Result<OwnedUserId> {
         let user = self.user_id(name)?;
         if user.validate_strict().is_err() {
             return Err(Error::invalid_username(format!(
                 "{user}: a new user ID may only hold a-z, 0-9, and ._=-/+"
             )));
         }
+        if self.trees.user(&user)?.is_some() {
+            return Err(in_use(&user));
+        }
+        Ok(user)
+    }
+
+    /// Creates an account; `M_USER_IN_USE` when the name is taken.
+    pub async fn register(&self, name: &str, password: Option<String>) -> Result<OwnedUserId> {
+        let user = self.check_new_name(name)?;
         let record = UserRecord {
             password_hash: match password {
                 Some(password) => Some(hash_password(password).await?),
@@ -130,20 +148,10 @@ impl AccountService {
             ..UserRecord::default()
         };
         if !self.trees.create_user(&user, &record)? {
-            return Err(Error::new(
-                http::StatusCode::BAD_REQUEST,
-                "M_USER_IN_USE",
-                format!("{user} is already taken"),
-            ));
+            return Err(in_use(&user));
         }
         tracing::info!(%user, "account created");
         Ok(user)
-    }
-
-    /// Whether the name is free to register.
-    pub fn available(&self, name: &str) -> Result<bool> {
-        let user = self.user_id(name)?;
-        Ok(self.trees.user(&user)?.is_none())
     }
 
     fn active_user(&self, user: &UserId) -> Result<UserRecord> {

@@ -127,13 +127,7 @@ async fn register(services: ClientServices, query: String, bytes: Bytes) -> Resu
         None => format!("user{}", rand::random::<u32>()),
     };
     // A taken or invalid name fails before the client completes auth.
-    if !services.accounts.available(&name)? {
-        return Err(Error::new(
-            http::StatusCode::BAD_REQUEST,
-            "M_USER_IN_USE",
-            format!("{name} is already taken"),
-        ));
-    }
+    services.accounts.check_new_name(&name)?;
     check_auth(&services, request.auth)?;
     let password = request.password.ok_or_else(|| {
         Error::new(
@@ -169,18 +163,6 @@ fn available(services: &ClientServices, query: &str) -> Result<Value> {
             "no username given",
         )
     })?;
-    let user = services.accounts.user_id(&name)?;
-    if user.validate_strict().is_err() {
-        return Err(Error::invalid_username(format!(
-            "{user} is not a valid new user ID"
-        )));
-    }
-    if !services.accounts.available(&name)? {
-        return Err(Error::new(
-            http::StatusCode::BAD_REQUEST,
-            "M_USER_IN_USE",
-            format!("{name} is already taken"),
-        ));
-    }
+    services.accounts.check_new_name(&name)?;
     Ok(json!({ "available": true }))
 }
