@@ -75,7 +75,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         client.clone(),
         outbound_ready,
     );
-    let edus = Arc::new(EduService::new(rooms.clone(), store.edus.clone()));
+    let edus = Arc::new(EduService::new(
+        rooms.clone(),
+        store.edus.clone(),
+        sender.clone(),
+    ));
     let accounts = Arc::new(AccountService::new(
         config.server_name.clone(),
         store.accounts.clone(),

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::{
+    federation::sender::Sender,
     rooms::service::RoomService,
     store::edus::{EduTrees, ToDevice},
 };
@@ -64,6 +65,8 @@ type Handled = Result<(), String>;
 
 pub struct EduService {
     rooms: Arc<RoomService>,
+    /// Our users' typing and receipts go out to the room's other servers.
+    sender: Arc<Sender>,
     trees: EduTrees,
     typing: Mutex<HashMap<OwnedRoomId, HashMap<OwnedUserId, Instant>>>,
     presence: Mutex<HashMap<OwnedUserId, Value>>,
@@ -86,9 +89,10 @@ fn of_origin(user: &UserId, origin: &ServerName) -> Handled {
 }
 
 impl EduService {
-    pub fn new(rooms: Arc<RoomService>, trees: EduTrees) -> Self {
+    pub fn new(rooms: Arc<RoomService>, trees: EduTrees, sender: Arc<Sender>) -> Self {
         Self {
             rooms,
+            sender,
             trees,
             typing: Mutex::default(),
             presence: Mutex::default(),
@@ -247,8 +251,20 @@ impl EduService {
             .map_err(|e| e.message)
     }
 
-    /// One of our users starts or stops typing (for `timeout`, capped).
-    pub fn set_typing(&self, room: &RoomId, user: &UserId, typing: Option<Duration>) {
+    /// One of our users starts or stops typing (for `timeout`, capped);
+    /// the room's other servers are told, unless it is stale by then.
+    pub fn set_typing(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        typing: Option<Duration>,
+    ) -> crate::error::Result<()> {
+        self.sender.queue_edu(
+            self.rooms.joined_servers(room)?,
+            "m.typing",
+            serde_json::json!({"room_id": room, "user_id": user, "typing": typing.is_some()}),
+            Some(TYPING_TIMEOUT),
+        )?;
         let mut all = lock(&self.typing);
         let users = all.entry(room.to_owned()).or_default();
         match typing {
@@ -264,9 +280,11 @@ impl EduService {
         }
         drop(all);
         self.changed();
+        Ok(())
     }
 
-    /// One of our users' read receipt, kept as other servers' are.
+    /// One of our users' read receipt, kept as other servers' are; public
+    /// ones (`m.read`) also go to the room's other servers.
     pub fn set_receipt(
         &self,
         room: &RoomId,
@@ -277,6 +295,14 @@ impl EduService {
     ) -> crate::error::Result<()> {
         let receipt = serde_json::json!({"data": {"ts": ts}, "event_ids": [event]});
         self.trees.put_receipt(room, kind, user, &receipt)?;
+        if kind == "m.read" {
+            self.sender.queue_edu(
+                self.rooms.joined_servers(room)?,
+                "m.receipt",
+                serde_json::json!({ room.as_str(): { kind: { user.as_str(): receipt } } }),
+                None,
+            )?;
+        }
         self.changed();
         Ok(())
     }

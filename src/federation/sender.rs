@@ -91,6 +91,31 @@ impl Sender {
         )
     }
 
+    /// Queues an EDU for every server in `destinations` but us; with a
+    /// `ttl` it is dropped unsent once stale (typing notifications).
+    pub fn queue_edu(
+        &self,
+        destinations: impl IntoIterator<Item = OwnedServerName>,
+        edu_type: &str,
+        content: Value,
+        ttl: Option<Duration>,
+    ) -> crate::error::Result<()> {
+        let own = self.requester.server_name();
+        let destinations: Vec<OwnedServerName> =
+            destinations.into_iter().filter(|d| d != own).collect();
+        if destinations.is_empty() {
+            return Ok(());
+        }
+        let item = Queued::Edu {
+            edu: json!({ "edu_type": edu_type, "content": content }),
+            expires_ms: ttl.map(|ttl| now_ms() + ttl.as_millis() as u64),
+        };
+        let refs: Vec<&ServerName> = destinations.iter().map(|d| d.as_ref()).collect();
+        self.queue.push(&refs, self.rooms.next_id()?, &item)?;
+        self.ready.notify_one();
+        Ok(())
+    }
+
     /// Runs forever: starts a drain for every destination with queued
     /// entries, whenever something is queued and every [`RESCAN`].
     pub async fn run(self: Arc<Self>) {
@@ -193,8 +218,16 @@ impl Sender {
                     Ok((_, json)) => pdus.push(Value::from(CanonicalJsonValue::Object(json))),
                     Err(e) => tracing::error!(%event_id, error = %e, "queued event unreadable"),
                 },
-                Queued::Edu { edu } => edus.push(edu.clone()),
+                Queued::Edu { edu, expires_ms } => {
+                    if expires_ms.is_none_or(|at| at > now_ms()) {
+                        edus.push(edu.clone());
+                    }
+                }
             }
+        }
+        if pdus.is_empty() && edus.is_empty() {
+            // Only stale EDUs: done without a transaction.
+            return Ok(());
         }
         // Named after the entries it carries: a retry of the same batch is
         // recognised by the destination as the same transaction.

@@ -21,8 +21,13 @@ pub(super) const OUTBOUND: &str = "outbound";
 pub enum Queued {
     /// A PDU, read from the events tree when sent.
     Pdu { event_id: OwnedEventId },
-    /// An EDU, stored whole (`edu_type` + `content`).
-    Edu { edu: serde_json::Value },
+    /// An EDU, stored whole (`edu_type` + `content`); dropped unsent
+    /// after `expires_ms` (Unix ms) when set, as stale typing is useless.
+    Edu {
+        edu: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_ms: Option<u64>,
+    },
 }
 
 /// A queued entry with its key, for removal once delivered.
@@ -104,9 +109,15 @@ impl OutboundTree {
         self.tree.scan_prefix(&prefix).count()
     }
 
-    /// Queues an EDU (typing, receipts, ...) for `destination`.
-    pub fn push(&self, destination: &ServerName, seq: u64, item: &Queued) -> Result<()> {
-        self.tree.insert(key(destination, seq), value(item)?)?;
+    /// Queues an EDU (typing, receipts, ...) for each destination, durably.
+    pub fn push(&self, destinations: &[&ServerName], seq: u64, item: &Queued) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let value = value(item)?;
+        for destination in destinations {
+            batch.insert(key(destination, seq), value.clone());
+        }
+        self.tree.apply_batch(batch)?;
+        self.tree.flush()?;
         Ok(())
     }
 

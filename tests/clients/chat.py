@@ -3,7 +3,8 @@
 usage: chat.py HS_A USER_A PW_A HS_B USER_B PW_B [--restart-file PATH]
 
 A creates a room and invites B; B sees the invite in /sync and joins; both
-send messages and each sees the other's; B reads the history back with
+send messages and each sees the other's; B sees A typing and stopping, A
+sees B's read receipt; B reads the history back with
 /messages; B changes its display name and A sees it through the profile
 API and the room's member list; B leaves and A sees it. Every step waits
 at most 30 s and fails loudly. Prints one JSON line of what it saw.
@@ -20,6 +21,7 @@ from nio import (
     JoinResponse,
     LoginResponse,
     ProfileGetDisplayNameResponse,
+    ReceiptEvent,
     RoomCreateResponse,
     RoomMessagesResponse,
     RoomMessageText,
@@ -48,6 +50,13 @@ async def login(homeserver, user, password):
         client.seen.append((room.room_id, event.sender, event.body))
 
     client.add_event_callback(on_message, RoomMessageText)
+    client.receipts = set()
+
+    async def on_receipt(room, event):
+        for receipt in event.receipts:
+            client.receipts.add((room.room_id, receipt.event_id, receipt.user_id))
+
+    client.add_ephemeral_callback(on_receipt, ReceiptEvent)
     await client.sync(timeout=0)
     return client
 
@@ -97,10 +106,19 @@ async def main(args):
         order = [body for (r, s, body) in b.seen if r == room and body.startswith("burst")]
         check(order == [f"burst {n}" for n in range(5)], f"burst out of order: {order}")
 
+        last = await say(a, room, "read me")
+        await until(b, "the last message", saw(b, room, a.user_id, "read me"))
+        await a.room_typing(room, True, 30000)
+        await until(b, "A typing", lambda: a.user_id in b.rooms[room].typing_users)
+        await a.room_typing(room, False)
+        await until(b, "A no longer typing", lambda: a.user_id not in b.rooms[room].typing_users)
+        await b.room_read_markers(room, fully_read_event=last, read_event=last)
+        await until(a, "B's read receipt", lambda: (room, last, b.user_id) in a.receipts)
+
         history = await b.room_messages(room, start=b.next_batch, limit=50)
         check(isinstance(history, RoomMessagesResponse), f"messages: {history}")
         bodies = [e.body for e in history.chunk if isinstance(e, RoomMessageText)]
-        check(bodies[:2] == ["burst 4", "burst 3"], f"history not newest first: {bodies}")
+        check(bodies[:3] == ["read me", "burst 4", "burst 3"], f"history not newest first: {bodies}")
         check("hello from A" in bodies and "hello from B" in bodies, f"history: {bodies}")
         report["history"] = bodies
 

@@ -39,7 +39,7 @@ pub fn route(services: ClientServices) -> Route {
                     let timeout = request
                         .typing
                         .then(|| Duration::from_millis(request.timeout.unwrap_or(30_000)));
-                    services.edus.set_typing(&room, &session.user_id, timeout);
+                    services.edus.set_typing(&room, &session.user_id, timeout)?;
                     Ok(json!({}))
                 })
             },

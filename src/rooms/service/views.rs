@@ -17,6 +17,11 @@ impl RoomService {
         self.trees.room_ids()
     }
 
+    /// A fresh id from the database's generator (ordering outbound queues).
+    pub fn next_id(&self) -> Result<u64> {
+        self.trees.new_id()
+    }
+
     /// The highest stream position readable now.
     pub fn position(&self) -> u64 {
         self.trees.position()
