@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod client;
 pub mod config;
+pub mod e2ee;
 pub mod edus;
 pub mod error;
 pub mod federation;

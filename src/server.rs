@@ -20,6 +20,7 @@ use crate::{
     admin::{self, routes::AdminContext},
     client::ClientServices,
     config::Config,
+    e2ee::E2eeService,
     edus::EduService,
     federation::{
         self, client::FederationClient, requester::Requester, routes::Services, sender::Sender,
@@ -79,6 +80,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         rooms.clone(),
         store.edus.clone(),
         sender.clone(),
+        store.accounts.clone(),
+        store.e2ee.clone(),
     ));
     let accounts = Arc::new(AccountService::new(
         config.server_name.clone(),
@@ -88,6 +91,13 @@ pub async fn run(config: Config) -> Result<(), String> {
         accounts.clone(),
         rooms.clone(),
         requester.clone(),
+    ));
+    let e2ee = Arc::new(E2eeService::new(
+        store.e2ee.clone(),
+        store.accounts.clone(),
+        rooms.clone(),
+        requester.clone(),
+        sender.clone(),
     ));
     let directory = Arc::new(DirectoryService::new(
         rooms.clone(),
@@ -102,6 +112,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         edus: edus.clone(),
         directory: directory.clone(),
         profiles: profiles.clone(),
+        e2ee: e2ee.clone(),
         transactions: store.transactions.clone(),
     };
     let well_known = Arc::new(config.well_known.clone());
@@ -116,10 +127,13 @@ pub async fn run(config: Config) -> Result<(), String> {
         membership: membership.clone(),
         directory,
         edus: edus.clone(),
+        e2ee: e2ee.clone(),
         sync: Arc::new(SyncService::new(
             rooms.clone(),
             edus.clone(),
+            e2ee,
             store.accounts.clone(),
+            store.edus.clone(),
         )),
         registration: Arc::new(config.registration.clone()),
     };

@@ -178,6 +178,35 @@ impl AccountService {
         self.open_session(&user, device_id, display_name)
     }
 
+    /// Whether `password` is the user's (for re-authentication).
+    pub async fn password_matches(&self, user: &UserId, password: String) -> Result<bool> {
+        let record = self.active_user(user)?;
+        match record.password_hash {
+            Some(hash) => password_matches(password, hash).await,
+            None => Ok(false),
+        }
+    }
+
+    pub fn rename_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        name: Option<String>,
+    ) -> Result<()> {
+        let mut record = self
+            .trees
+            .device(user, device)?
+            .ok_or_else(|| Error::not_found(format!("no device {device}")))?;
+        record.display_name = name;
+        self.trees.put_device(
+            &Session {
+                user_id: user.to_owned(),
+                device_id: device.to_owned(),
+            },
+            &record,
+        )
+    }
+
     /// A new access token for a device (created unless it exists).
     pub fn open_session(
         &self,

@@ -33,6 +33,7 @@ pub struct ClientServices {
     pub membership: Arc<MembershipService>,
     pub directory: Arc<DirectoryService>,
     pub edus: Arc<EduService>,
+    pub e2ee: Arc<crate::e2ee::E2eeService>,
     pub sync: Arc<SyncService>,
     pub registration: Arc<Registration>,
 }

@@ -24,7 +24,11 @@ use serde_json::{Map, Value};
 use crate::{
     federation::sender::Sender,
     rooms::service::RoomService,
-    store::edus::{EduTrees, ToDevice},
+    store::{
+        accounts::AccountTrees,
+        e2ee::E2eeTrees,
+        edus::{EduTrees, ToDevice},
+    },
 };
 
 /// A typing notification lapses after this without a renewal (the EDU
@@ -67,6 +71,10 @@ pub struct EduService {
     rooms: Arc<RoomService>,
     /// Our users' typing and receipts go out to the room's other servers.
     sender: Arc<Sender>,
+    /// Our users' devices, for to-device messages sent to all of them.
+    accounts: AccountTrees,
+    /// Where remote users' key changes are recorded.
+    keys: E2eeTrees,
     trees: EduTrees,
     typing: Mutex<HashMap<OwnedRoomId, HashMap<OwnedUserId, Instant>>>,
     presence: Mutex<HashMap<OwnedUserId, Value>>,
@@ -89,10 +97,18 @@ fn of_origin(user: &UserId, origin: &ServerName) -> Handled {
 }
 
 impl EduService {
-    pub fn new(rooms: Arc<RoomService>, trees: EduTrees, sender: Arc<Sender>) -> Self {
+    pub fn new(
+        rooms: Arc<RoomService>,
+        trees: EduTrees,
+        sender: Arc<Sender>,
+        accounts: AccountTrees,
+        keys: E2eeTrees,
+    ) -> Self {
         Self {
             rooms,
             sender,
+            accounts,
+            keys,
             trees,
             typing: Mutex::default(),
             presence: Mutex::default(),
@@ -226,13 +242,90 @@ impl EduService {
                     kind: message.kind.clone(),
                     content: content.clone(),
                 };
-                deliveries.push((user.as_ref(), device.as_str(), item));
+                for device in self.devices_for(user, device).map_err(|e| e.message)? {
+                    deliveries.push((user.as_ref(), device, item.clone()));
+                }
             }
         }
-        self.trees
-            .push_to_device(origin, &message.message_id, &deliveries)
-            .map_err(|e| e.message)?;
+        self.deliver(origin, &message.message_id, deliveries)
+            .map_err(|e| e.message)
+    }
+
+    /// The devices a to-device message addressed to `device` goes to:
+    /// `*` means every device the user has now.
+    fn devices_for(&self, user: &UserId, device: &str) -> crate::error::Result<Vec<String>> {
+        if device == "*" {
+            return Ok(self
+                .accounts
+                .devices_of(user)?
+                .into_iter()
+                .map(|(d, _)| d)
+                .collect());
+        }
+        Ok(vec![device.to_owned()])
+    }
+
+    /// Durably stores to-device messages for our users' devices, once
+    /// per (origin, message ID), and wakes their syncs.
+    fn deliver(
+        &self,
+        origin: &ServerName,
+        message_id: &str,
+        deliveries: Vec<(&UserId, String, ToDevice)>,
+    ) -> crate::error::Result<()> {
+        let deliveries: Vec<(&UserId, &str, ToDevice)> = deliveries
+            .iter()
+            .map(|(u, d, m)| (*u, d.as_str(), m.clone()))
+            .collect();
+        self.trees.push_to_device(origin, message_id, &deliveries)?;
+        self.trees.flush()?;
         self.changed();
+        Ok(())
+    }
+
+    /// A to-device message from one of our users: ours are delivered here,
+    /// other servers' users get one `m.direct_to_device` EDU per server.
+    pub fn send_to_device(
+        &self,
+        sender: &UserId,
+        kind: &str,
+        message_id: &str,
+        messages: HashMap<OwnedUserId, HashMap<String, Value>>,
+    ) -> crate::error::Result<()> {
+        let own = self.rooms.server_name().to_owned();
+        let mut local = Vec::new();
+        let mut remote: HashMap<ruma::OwnedServerName, Map<String, Value>> = HashMap::new();
+        for (user, devices) in &messages {
+            if user.server_name() != own {
+                let by_device: Map<String, Value> = devices.clone().into_iter().collect();
+                remote
+                    .entry(user.server_name().to_owned())
+                    .or_default()
+                    .insert(user.to_string(), Value::Object(by_device));
+                continue;
+            }
+            for (device, content) in devices {
+                let item = ToDevice {
+                    sender: sender.to_string(),
+                    kind: kind.to_owned(),
+                    content: content.clone(),
+                };
+                for device in self.devices_for(user, device)? {
+                    local.push((user.as_ref(), device, item.clone()));
+                }
+            }
+        }
+        if !local.is_empty() {
+            self.deliver(&own, message_id, local)?;
+        }
+        for (server, messages) in remote {
+            self.sender.queue_edu(
+                [server],
+                "m.direct_to_device",
+                serde_json::json!({"sender": sender, "type": kind, "message_id": message_id, "messages": messages}),
+                None,
+            )?;
+        }
         Ok(())
     }
 
@@ -248,7 +341,13 @@ impl EduService {
         };
         self.trees
             .put_device_update(&update.user_id, &kind, &content)
-            .map_err(|e| e.message)
+            .map_err(|e| e.message)?;
+        // Our clients sharing a room with the user re-query their keys.
+        self.rooms
+            .publish_with(|position| self.keys.mark_changed(&update.user_id, position))
+            .map_err(|e| e.message)?;
+        self.changed();
+        Ok(())
     }
 
     /// One of our users starts or stops typing (for `timeout`, capped);

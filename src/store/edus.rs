@@ -131,6 +131,40 @@ impl EduTrees {
             .collect()
     }
 
+    /// A device's inbox after dropping what the client acknowledged
+    /// (sequence numbers up to `acked`): up to `limit` (seq, message).
+    pub fn take_to_device(
+        &self,
+        user: &UserId,
+        device: &str,
+        acked: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, ToDevice)>> {
+        let prefix = key(&[user.as_str().as_bytes(), device.as_bytes(), &[]]);
+        let mut messages = Vec::new();
+        for entry in self.to_device.scan_prefix(&prefix) {
+            let (k, v) = entry?;
+            let seq = <[u8; 8]>::try_from(&k[prefix.len()..])
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if seq <= acked {
+                self.to_device.remove(&k)?;
+                continue;
+            }
+            if messages.len() == limit {
+                break;
+            }
+            messages.push((seq, decode(TO_DEVICE, &v)?));
+        }
+        Ok(messages)
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     pub fn put_device_update(&self, user: &UserId, kind: &str, content: &Value) -> Result<()> {
         let key = key(&[user.as_str().as_bytes(), kind.as_bytes()]);
         self.device_updates.insert(key, encode(content)?)?;

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod aliases;
 pub mod destinations;
+pub mod e2ee;
 pub mod edus;
 mod keys;
 pub mod outbound;
@@ -31,6 +32,7 @@ pub struct Store {
     pub edus: edus::EduTrees,
     pub accounts: accounts::AccountTrees,
     pub aliases: aliases::AliasTree,
+    pub e2ee: e2ee::E2eeTrees,
 }
 
 /// Why the database could not be opened.
@@ -88,6 +90,7 @@ impl Store {
             accounts: accounts::AccountTrees::open(&db)
                 .map_err(|e| OpenError::Other(e.to_string()))?,
             aliases: aliases::AliasTree::new(open(aliases::ALIASES)?),
+            e2ee: e2ee::E2eeTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
         })
     }
 

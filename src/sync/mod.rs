@@ -17,13 +17,17 @@ use ruma::{
 use serde_json::{json, Map, Value};
 
 use crate::{
+    e2ee::E2eeService,
     edus::EduService,
     error::{Error, Result},
     rooms::{
         client_event::{client_event, stripped},
         service::RoomService,
     },
-    store::accounts::{AccountTrees, Session},
+    store::{
+        accounts::{AccountTrees, Session},
+        edus::EduTrees,
+    },
 };
 
 /// Longest long-poll a client may ask for.
@@ -32,30 +36,49 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_TIMELINE: usize = 100;
 const DEFAULT_TIMELINE: usize = 10;
 
-/// Where a client is: the stream position and the ephemeral counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a client is: the stream position, the ephemeral counter and the
+/// last to-device message it was given (acknowledged by syncing past it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Token {
     pub position: u64,
     pub ephemeral: u64,
+    pub to_device: u64,
 }
 
 impl Token {
-    /// `s{position}_{ephemeral}`; a bare position (a `prev_batch`) reads
-    /// with counter 0.
+    /// `s{position}_{ephemeral}_{to_device}`; missing parts read as 0
+    /// (pagination tokens carry only the position).
     pub fn parse(text: &str) -> Result<Self> {
         let bad = || Error::invalid_param(format!("{text:?} is not a sync token of this server"));
         let rest = text.strip_prefix('s').ok_or_else(bad)?;
-        let (position, ephemeral) = rest.split_once('_').unwrap_or((rest, "0"));
-        Ok(Self {
-            position: position.parse().map_err(|_| bad())?,
-            ephemeral: ephemeral.parse().map_err(|_| bad())?,
-        })
+        let mut parts = rest.split('_').map(|p| p.parse::<u64>().map_err(|_| bad()));
+        let token = Self {
+            position: parts.next().ok_or_else(bad)??,
+            ephemeral: parts.next().transpose()?.unwrap_or(0),
+            to_device: parts.next().transpose()?.unwrap_or(0),
+        };
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(token)
+    }
+
+    /// A pagination token: just a position.
+    pub fn at(position: u64) -> Self {
+        Self {
+            position,
+            ..Self::default()
+        }
     }
 }
 
 impl std::fmt::Display for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s{}_{}", self.position, self.ephemeral)
+        write!(
+            f,
+            "s{}_{}_{}",
+            self.position, self.ephemeral, self.to_device
+        )
     }
 }
 
@@ -101,12 +124,18 @@ impl Filter {
 pub struct SyncService {
     rooms: Arc<RoomService>,
     edus: Arc<EduService>,
+    e2ee: Arc<E2eeService>,
     accounts: AccountTrees,
+    inbox: EduTrees,
 }
+
+/// Most to-device messages per response.
+const MAX_TO_DEVICE: usize = 100;
 
 /// One sync pass's bounds and options.
 struct Pass<'a> {
     user: &'a UserId,
+    device: &'a str,
     since: Option<Token>,
     now: Token,
     full_state: bool,
@@ -124,11 +153,19 @@ impl Pass<'_> {
 }
 
 impl SyncService {
-    pub fn new(rooms: Arc<RoomService>, edus: Arc<EduService>, accounts: AccountTrees) -> Self {
+    pub fn new(
+        rooms: Arc<RoomService>,
+        edus: Arc<EduService>,
+        e2ee: Arc<E2eeService>,
+        accounts: AccountTrees,
+        inbox: EduTrees,
+    ) -> Self {
         Self {
             rooms,
             edus,
+            e2ee,
             accounts,
+            inbox,
         }
     }
 
@@ -143,10 +180,12 @@ impl SyncService {
             ephemeral.borrow_and_update();
             let pass = Pass {
                 user: &session.user_id,
+                device: session.device_id.as_str(),
                 since: request.since,
                 now: Token {
                     position: self.rooms.position(),
                     ephemeral: self.edus.version(),
+                    to_device: request.since.map_or(0, |t| t.to_device),
                 },
                 full_state: request.full_state,
                 filter: request.filter,
@@ -210,21 +249,52 @@ impl SyncService {
             }
         }
         let account_data = self.account_data(pass)?;
+        let (to_device, last_to_device) = self.to_device(pass)?;
+        let changed = match pass.since {
+            Some(since) => {
+                self.e2ee
+                    .changed_between(pass.user, since.position, pass.now.position)?
+            }
+            None => Vec::new(),
+        };
+        let (counts, fallback) = self.e2ee.counts(pass.user, pass.device)?;
         let empty = join.is_empty()
             && invite.is_empty()
             && leave.is_empty()
             && knock.is_empty()
-            && account_data.is_empty();
+            && account_data.is_empty()
+            && to_device.is_empty()
+            && changed.is_empty();
+        let next = Token {
+            to_device: last_to_device,
+            ..pass.now
+        };
         let response = json!({
-            "next_batch": pass.now.to_string(),
+            "next_batch": next.to_string(),
             "rooms": {"join": join, "invite": invite, "leave": leave, "knock": knock},
             "account_data": {"events": account_data},
             "presence": {"events": []},
-            "to_device": {"events": []},
-            "device_lists": {"changed": [], "left": []},
-            "device_one_time_keys_count": {},
+            "to_device": {"events": to_device},
+            "device_lists": {"changed": changed, "left": []},
+            "device_one_time_keys_count": counts,
+            "device_unused_fallback_key_types": fallback,
         });
         Ok((response, empty))
+    }
+
+    /// The device's to-device messages after those it acknowledged, and
+    /// the last one's sequence number.
+    fn to_device(&self, pass: &Pass<'_>) -> Result<(Vec<Value>, u64)> {
+        let acked = pass.since.map_or(0, |t| t.to_device);
+        let messages = self
+            .inbox
+            .take_to_device(pass.user, pass.device, acked, MAX_TO_DEVICE)?;
+        let last = messages.last().map_or(acked, |(seq, _)| *seq);
+        let events = messages
+            .into_iter()
+            .map(|(_, m)| json!({"sender": m.sender, "type": m.kind, "content": m.content}))
+            .collect();
+        Ok((events, last))
     }
 
     /// A joined room's entry, or none when nothing in it changed.
@@ -287,10 +357,7 @@ impl SyncService {
             }
             state.push(client_event(&id, &self.rooms.event_object(&id)?, false));
         }
-        let prev_batch = Token {
-            position: timeline_start.saturating_sub(1),
-            ephemeral: 0,
-        };
+        let prev_batch = Token::at(timeline_start.saturating_sub(1));
         Ok(Some(json!({
             "timeline": {"events": timeline, "limited": limited, "prev_batch": prev_batch.to_string()},
             "state": {"events": state},

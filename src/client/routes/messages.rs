@@ -105,13 +105,7 @@ fn messages(
             }
         }
     }
-    let position = |p: u64| {
-        Token {
-            position: p,
-            ephemeral: 0,
-        }
-        .to_string()
-    };
+    let position = |p: u64| Token::at(p).to_string();
     let mut answer = json!({ "start": position(from), "chunk": chunk, "state": state });
     // No `end` once there is nothing further: the client stops paginating.
     if let Some(end) = end {

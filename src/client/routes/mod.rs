@@ -4,11 +4,13 @@
 mod account_data;
 mod capabilities;
 mod create_room;
+mod devices;
 mod directory;
 mod event;
 mod filter;
 mod joined_rooms;
 mod joining;
+mod keys;
 mod leaving;
 mod login;
 mod logout;
@@ -20,6 +22,7 @@ mod pushrules;
 mod receipt;
 mod register;
 mod send;
+mod send_to_device;
 mod state;
 mod sync;
 mod typing;
@@ -56,6 +59,9 @@ pub fn routes(services: ClientServices) -> Route {
         members::routes(services.clone()),
         messages::route(services.clone()),
         typing::route(services.clone()),
+        keys::routes(services.clone()),
+        send_to_device::route(services.clone()),
+        devices::routes(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()

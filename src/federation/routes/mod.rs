@@ -19,6 +19,8 @@ mod server_keys;
 mod state;
 mod state_ids;
 mod timestamp_to_event;
+mod user_devices;
+mod user_keys;
 mod version;
 pub mod well_known;
 
@@ -51,6 +53,7 @@ pub struct Services {
     pub edus: Arc<crate::edus::EduService>,
     pub directory: Arc<crate::rooms::directory::DirectoryService>,
     pub profiles: Arc<crate::accounts::profiles::ProfileService>,
+    pub e2ee: Arc<crate::e2ee::E2eeService>,
     pub transactions: TransactionTree,
 }
 
@@ -97,6 +100,10 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .or(query_directory::route(services.clone()))
         .unify()
         .or(query_profile::route(services.clone()))
+        .unify()
+        .or(user_devices::route(services.clone()))
+        .unify()
+        .or(user_keys::routes(services.clone()))
         .unify()
         .or(unknown_federation_endpoint(services.keys, services.client))
         .unify()

@@ -1,0 +1,135 @@
+//! `GET /devices`, `GET`/`PUT`/`DELETE /devices/{deviceId}`: a user's
+//! sessions. Deleting one needs the password again (user-interactive auth).
+//! Spec: client-server-api "Device Management"; device_management.yaml.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use warp::Filter;
+
+use crate::{
+    client::{body, respond, session, v3, ClientServices, Route},
+    error::{Error, Result},
+    http_util::{body_limited, percent_decode},
+    store::accounts::{Device, Session},
+};
+
+fn describe(id: &str, device: &Device) -> Value {
+    json!({
+        "device_id": id,
+        "display_name": device.display_name,
+        "last_seen_ts": device.last_seen_ts,
+    })
+}
+
+pub fn routes(services: ClientServices) -> Route {
+    let accounts = services.accounts.clone();
+    let list = v3()
+        .and(warp::path!("devices"))
+        .and(warp::get())
+        .and(session(services.accounts.clone()))
+        .then(move |session: Session| {
+            let accounts = accounts.clone();
+            respond(async move {
+                let devices: Vec<Value> = accounts
+                    .trees()
+                    .devices_of(&session.user_id)?
+                    .iter()
+                    .map(|(id, d)| describe(id, d))
+                    .collect();
+                Ok(json!({ "devices": devices }))
+            })
+        });
+    let accounts = services.accounts.clone();
+    let get = v3()
+        .and(warp::path!("devices" / String))
+        .and(warp::get())
+        .and(session(services.accounts.clone()))
+        .then(move |id: String, session: Session| {
+            let accounts = accounts.clone();
+            respond(async move {
+                let id = percent_decode(&id);
+                let device = accounts
+                    .trees()
+                    .device(&session.user_id, id.as_str().into())?
+                    .ok_or_else(|| Error::not_found(format!("no device {id}")))?;
+                Ok(describe(&id, &device))
+            })
+        });
+    let accounts = services.accounts.clone();
+    let rename = v3()
+        .and(warp::path!("devices" / String))
+        .and(warp::put())
+        .and(session(services.accounts.clone()))
+        .and(body_limited())
+        .then(move |id: String, session: Session, bytes: Bytes| {
+            let accounts = accounts.clone();
+            respond(async move {
+                let request: Value = body(&bytes)?;
+                let name = request["display_name"].as_str().map(str::to_owned);
+                accounts.rename_device(
+                    &session.user_id,
+                    percent_decode(&id).as_str().into(),
+                    name,
+                )?;
+                Ok(json!({}))
+            })
+        });
+    let delete = v3()
+        .and(warp::path!("devices" / String))
+        .and(warp::delete())
+        .and(session(services.accounts.clone()))
+        .and(body_limited())
+        .then(move |id: String, session: Session, bytes: Bytes| {
+            let services = services.clone();
+            async move { respond(delete(services, percent_decode(&id), session, bytes)).await }
+        });
+    list.or(get)
+        .unify()
+        .or(rename)
+        .unify()
+        .or(delete)
+        .unify()
+        .boxed()
+}
+
+/// Needs `auth` with the user's password; answers the flow otherwise.
+async fn delete(
+    services: ClientServices,
+    id: String,
+    session: Session,
+    bytes: Bytes,
+) -> Result<Value> {
+    let request: Value = body(&bytes)?;
+    let password = request["auth"]["password"].as_str();
+    let flow = || {
+        Error::new(
+            http::StatusCode::UNAUTHORIZED,
+            "M_FORBIDDEN",
+            "confirm with your password",
+        )
+        .with_field("flows", json!([{"stages": ["m.login.password"]}]))
+        .with_field("params", json!({}))
+        .with_field(
+            "session",
+            request["auth"]["session"]
+                .as_str()
+                .unwrap_or("delete-device"),
+        )
+    };
+    let Some(password) = password else {
+        return Err(flow());
+    };
+    if !services
+        .accounts
+        .password_matches(&session.user_id, password.to_owned())
+        .await?
+    {
+        return Err(flow());
+    }
+    services
+        .accounts
+        .trees()
+        .remove_device(&session.user_id, id.as_str().into())?;
+    services.e2ee.device_removed(&session.user_id, &id)?;
+    Ok(json!({}))
+}

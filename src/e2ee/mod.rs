@@ -1,0 +1,482 @@
+//! End-to-end encryption support: device and one-time keys of our users,
+//! cross-signing keys, key queries and claims answered here or forwarded
+//! to the user's server, and device list changes announced to the servers
+//! sharing a room with the user. The keys themselves are opaque to us:
+//! clients sign and verify them.
+//! Spec: client-server-api "End-to-End Encryption" (keys/upload, query,
+//! claim, changes, device_signing); server-server-api.md "Device
+//! Management", "End-to-End Encryption".
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use http::Method;
+use ruma::{
+    events::room::member::MembershipState, OwnedServerName, OwnedUserId, ServerName, UserId,
+};
+use serde_json::{json, Map, Value};
+
+use crate::{
+    error::{Error, Result},
+    federation::{requester::Requester, sender::Sender},
+    rooms::service::RoomService,
+    store::{accounts::AccountTrees, e2ee::E2eeTrees},
+};
+
+/// A remote server gets this long to answer a key query or claim.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The cross-signing key kinds, as stored and as named in queries.
+const CROSS_SIGNING: [(&str, &str); 3] = [
+    ("master", "master_keys"),
+    ("self_signing", "self_signing_keys"),
+    ("user_signing", "user_signing_keys"),
+];
+
+pub struct E2eeService {
+    trees: E2eeTrees,
+    accounts: AccountTrees,
+    rooms: Arc<RoomService>,
+    requester: Arc<Requester>,
+    sender: Arc<Sender>,
+}
+
+/// `{user: {device: value}}`, as queries and claims are shaped.
+pub type PerDevice = Map<String, Value>;
+
+fn object(value: &Value, what: &str) -> Result<Map<String, Value>> {
+    match value {
+        Value::Object(map) => Ok(map.clone()),
+        Value::Null => Ok(Map::new()),
+        _ => Err(Error::bad_json(format!("{what} must be an object"))),
+    }
+}
+
+impl E2eeService {
+    pub fn new(
+        trees: E2eeTrees,
+        accounts: AccountTrees,
+        rooms: Arc<RoomService>,
+        requester: Arc<Requester>,
+        sender: Arc<Sender>,
+    ) -> Self {
+        Self {
+            trees,
+            accounts,
+            rooms,
+            requester,
+            sender,
+        }
+    }
+
+    fn own(&self) -> &ServerName {
+        self.rooms.server_name()
+    }
+
+    /// `POST /keys/upload`: a device's keys, one-time and fallback keys.
+    pub fn upload(&self, user: &UserId, device: &str, body: &Value) -> Result<Value> {
+        if let Some(keys) = body.get("device_keys").filter(|k| !k.is_null()) {
+            if keys["user_id"] != user.as_str() || keys["device_id"] != device {
+                return Err(Error::invalid_param(
+                    "device_keys must name this user and device",
+                ));
+            }
+            self.trees.put_device_keys(user, device, keys)?;
+            self.announce(user, Some(device))?;
+        }
+        for (id, key) in object(&body["one_time_keys"], "one_time_keys")? {
+            if !id.contains(':') {
+                return Err(Error::invalid_param(format!(
+                    "one-time key ID {id:?} lacks an algorithm"
+                )));
+            }
+            self.trees.put_one_time_key(user, device, &id, &key)?;
+        }
+        for (id, key) in object(&body["fallback_keys"], "fallback_keys")? {
+            let (algorithm, _) = id.split_once(':').ok_or_else(|| {
+                Error::invalid_param(format!("fallback key ID {id:?} lacks an algorithm"))
+            })?;
+            self.trees
+                .put_fallback_key(user, device, algorithm, &json!({ id.clone(): key }))?;
+        }
+        self.trees.flush()?;
+        Ok(json!({ "one_time_key_counts": self.trees.one_time_key_counts(user, device)? }))
+    }
+
+    /// `POST /keys/device_signing/upload`: the user's cross-signing keys.
+    pub fn upload_cross_signing(&self, user: &UserId, body: &Value) -> Result<()> {
+        for (usage, field) in [
+            ("master", "master_key"),
+            ("self_signing", "self_signing_key"),
+            ("user_signing", "user_signing_key"),
+        ] {
+            if let Some(key) = body.get(field).filter(|k| !k.is_null()) {
+                if key["user_id"] != user.as_str() {
+                    return Err(Error::invalid_param(format!("{field} must name this user")));
+                }
+                self.trees.put_cross_signing(user, usage, key)?;
+            }
+        }
+        self.trees.flush()?;
+        self.announce(user, None)
+    }
+
+    /// `POST /keys/signatures/upload`: signatures merged into the signed
+    /// keys (our users' devices and cross-signing keys).
+    pub fn upload_signatures(&self, uploader: &UserId, body: &Value) -> Result<Value> {
+        let mut failures = Map::new();
+        for (user, keys) in object(body, "signatures")? {
+            let Ok(user) = OwnedUserId::try_from(user.as_str()) else {
+                continue;
+            };
+            for (key_id, signed) in object(&keys, "keys")? {
+                if user.server_name() != self.own() {
+                    // Signatures of other servers' users would go to them; not yet.
+                    failures.insert(
+                        user.to_string(),
+                        json!({ key_id: {"errcode": "M_UNRECOGNIZED", "error": "signing remote keys is not supported yet"} }),
+                    );
+                    continue;
+                }
+                self.merge_signatures(&user, &key_id, &signed)?;
+            }
+        }
+        self.trees.flush()?;
+        self.announce(uploader, None)?;
+        Ok(json!({ "failures": failures }))
+    }
+
+    fn merge_signatures(&self, user: &UserId, key_id: &str, signed: &Value) -> Result<()> {
+        let stored = match self.trees.device_keys(user, key_id)? {
+            Some(keys) => Some(("device", keys)),
+            None => self.find_cross_signing(user, key_id)?,
+        };
+        let Some((usage, mut keys)) = stored else {
+            return Ok(());
+        };
+        for (signer, sigs) in object(&signed["signatures"], "signatures")? {
+            let entry = keys["signatures"][&signer]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let mut merged = entry;
+            merged.extend(object(&sigs, "signatures")?);
+            keys["signatures"][&signer] = Value::Object(merged);
+        }
+        if usage == "device" {
+            self.trees.put_device_keys(user, key_id, &keys)
+        } else {
+            self.trees.put_cross_signing(user, usage, &keys)
+        }
+    }
+
+    /// The cross-signing key of `user` whose public key is `key_id`.
+    fn find_cross_signing(
+        &self,
+        user: &UserId,
+        key_id: &str,
+    ) -> Result<Option<(&'static str, Value)>> {
+        for (usage, _) in CROSS_SIGNING {
+            if let Some(keys) = self.trees.cross_signing(user, usage)? {
+                let matches = keys["keys"]
+                    .as_object()
+                    .is_some_and(|k| k.keys().any(|id| id.ends_with(&format!(":{key_id}"))));
+                if matches {
+                    return Ok(Some((usage, keys)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records a key change of our user and tells the servers that share a
+    /// room with them (`m.device_list_update`, or `m.signing_key_update`
+    /// when no device is named).
+    fn announce(&self, user: &UserId, device: Option<&str>) -> Result<()> {
+        self.rooms
+            .publish_with(|position| self.trees.mark_changed(user, position))?;
+        let servers = self.servers_sharing_rooms_with(user)?;
+        match device {
+            Some(device) => {
+                let keys = self.trees.device_keys(user, device)?;
+                let display_name = self
+                    .accounts
+                    .device(user, device.into())?
+                    .and_then(|d| d.display_name);
+                self.sender.queue_edu(
+                    servers,
+                    "m.device_list_update",
+                    json!({
+                        "user_id": user, "device_id": device, "device_display_name": display_name,
+                        "stream_id": self.rooms.next_id()?, "prev_id": [], "deleted": keys.is_none(),
+                        "keys": keys,
+                    }),
+                    None,
+                )
+            }
+            None => {
+                let mut content = json!({ "user_id": user });
+                for (usage, field) in [
+                    ("master", "master_key"),
+                    ("self_signing", "self_signing_key"),
+                ] {
+                    if let Some(key) = self.trees.cross_signing(user, usage)? {
+                        content[field] = key;
+                    }
+                }
+                self.sender
+                    .queue_edu(servers, "m.signing_key_update", content, None)
+            }
+        }
+    }
+
+    /// Forgets a deleted device's keys and announces it.
+    pub fn device_removed(&self, user: &UserId, device: &str) -> Result<()> {
+        self.trees.remove_device(user, device)?;
+        self.announce(user, Some(device))
+    }
+
+    /// Every user with whom `user` shares a joined room (and `user`).
+    pub fn users_sharing_rooms_with(&self, user: &UserId) -> Result<BTreeSet<OwnedUserId>> {
+        let mut users = BTreeSet::from([user.to_owned()]);
+        for room in self.rooms.room_ids()? {
+            if self.rooms.membership_of(&room, user)? != Some(MembershipState::Join) {
+                continue;
+            }
+            for ((kind, key), _) in self.rooms.current_state_ids(&room)? {
+                if kind == ruma::events::StateEventType::RoomMember {
+                    if let Ok(member) = OwnedUserId::try_from(key.as_str()) {
+                        if self.rooms.membership_of(&room, &member)? == Some(MembershipState::Join)
+                        {
+                            users.insert(member);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(users)
+    }
+
+    fn servers_sharing_rooms_with(&self, user: &UserId) -> Result<BTreeSet<OwnedServerName>> {
+        let mut servers = BTreeSet::new();
+        for room in self.rooms.room_ids()? {
+            if self.rooms.membership_of(&room, user)? == Some(MembershipState::Join) {
+                servers.extend(self.rooms.joined_servers(&room)?);
+            }
+        }
+        Ok(servers)
+    }
+
+    /// Users sharing a room with `user` whose keys changed in `(from, to]`.
+    pub fn changed_between(&self, user: &UserId, from: u64, to: u64) -> Result<Vec<OwnedUserId>> {
+        let mut changed = Vec::new();
+        for other in self.users_sharing_rooms_with(user)? {
+            let at = self.trees.changed_at(&other)?;
+            if at > from && at <= to {
+                changed.push(other);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Unused one-time keys per algorithm, and fallback key algorithms.
+    pub fn counts(&self, user: &UserId, device: &str) -> Result<(Map<String, Value>, Vec<String>)> {
+        Ok((
+            self.trees.one_time_key_counts(user, device)?,
+            self.trees.fallback_algorithms(user, device)?,
+        ))
+    }
+
+    /// Our users' keys: `query` maps users to device IDs (empty: all).
+    pub fn query_local(
+        &self,
+        query: &Map<String, Value>,
+        include_user_signing: Option<&UserId>,
+    ) -> Result<Value> {
+        let mut device_keys = Map::new();
+        let mut cross = [Map::new(), Map::new(), Map::new()];
+        for (user, devices) in query {
+            let Ok(user) = OwnedUserId::try_from(user.as_str()) else {
+                continue;
+            };
+            if user.server_name() != self.own() {
+                continue;
+            }
+            let wanted: Vec<&str> = devices
+                .as_array()
+                .map(|d| d.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut found = Map::new();
+            for (device, mut keys) in self.trees.all_device_keys(&user)? {
+                if wanted.is_empty() || wanted.contains(&device.as_str()) {
+                    if let Some(name) = self
+                        .accounts
+                        .device(&user, device.as_str().into())?
+                        .and_then(|d| d.display_name)
+                    {
+                        keys["unsigned"] = json!({ "device_display_name": name });
+                    }
+                    found.insert(device, keys);
+                }
+            }
+            device_keys.insert(user.to_string(), Value::Object(found));
+            for (i, (usage, _)) in CROSS_SIGNING.iter().enumerate() {
+                // A user-signing key is private to its owner.
+                if *usage == "user_signing" && include_user_signing != Some(&user) {
+                    continue;
+                }
+                if let Some(key) = self.trees.cross_signing(&user, usage)? {
+                    cross[i].insert(user.to_string(), key);
+                }
+            }
+        }
+        let mut answer = json!({ "device_keys": device_keys });
+        for (i, (_, field)) in CROSS_SIGNING.iter().enumerate() {
+            answer[*field] = Value::Object(std::mem::take(&mut cross[i]));
+        }
+        Ok(answer)
+    }
+
+    /// `POST /keys/query` for a client: ours here, others from their servers.
+    pub async fn query(&self, requester: &UserId, query: &Map<String, Value>) -> Result<Value> {
+        let mut answer = self.query_local(query, Some(requester))?;
+        let mut failures = Map::new();
+        for (server, subset) in self.by_remote_server(query) {
+            let body = json!({ "device_keys": subset });
+            match self
+                .remote(&server, "/_matrix/federation/v1/user/keys/query", &body)
+                .await
+            {
+                Ok(remote) => {
+                    for field in ["device_keys", "master_keys", "self_signing_keys"] {
+                        if let (Some(into), Some(from)) =
+                            (answer[field].as_object_mut(), remote[field].as_object())
+                        {
+                            into.extend(from.clone());
+                        }
+                    }
+                }
+                Err(e) => {
+                    failures.insert(
+                        server.to_string(),
+                        json!({"errcode": e.errcode, "error": e.message}),
+                    );
+                }
+            }
+        }
+        answer["failures"] = Value::Object(failures);
+        Ok(answer)
+    }
+
+    /// One-time keys of our users' devices: `claim` is `{user: {device: algorithm}}`.
+    pub fn claim_local(&self, claim: &Map<String, Value>) -> Result<Value> {
+        let mut keys = Map::new();
+        for (user, devices) in claim {
+            let Ok(user) = OwnedUserId::try_from(user.as_str()) else {
+                continue;
+            };
+            if user.server_name() != self.own() {
+                continue;
+            }
+            let mut per_device = Map::new();
+            for (device, algorithm) in object(devices, "devices")? {
+                let Some(algorithm) = algorithm.as_str() else {
+                    continue;
+                };
+                if let Some((id, key)) = self.trees.claim(&user, &device, algorithm)? {
+                    per_device.insert(device, json!({ id: key }));
+                }
+            }
+            keys.insert(user.to_string(), Value::Object(per_device));
+        }
+        self.trees.flush()?;
+        Ok(json!({ "one_time_keys": keys }))
+    }
+
+    /// `POST /keys/claim` for a client.
+    pub async fn claim(&self, claim: &Map<String, Value>) -> Result<Value> {
+        let mut answer = self.claim_local(claim)?;
+        let mut failures = Map::new();
+        for (server, subset) in self.by_remote_server(claim) {
+            let body = json!({ "one_time_keys": subset });
+            match self
+                .remote(&server, "/_matrix/federation/v1/user/keys/claim", &body)
+                .await
+            {
+                Ok(remote) => {
+                    if let (Some(into), Some(from)) = (
+                        answer["one_time_keys"].as_object_mut(),
+                        remote["one_time_keys"].as_object(),
+                    ) {
+                        into.extend(from.clone());
+                    }
+                }
+                Err(e) => {
+                    failures.insert(
+                        server.to_string(),
+                        json!({"errcode": e.errcode, "error": e.message}),
+                    );
+                }
+            }
+        }
+        answer["failures"] = Value::Object(failures);
+        Ok(answer)
+    }
+
+    /// `GET /user/devices/{userId}` over federation: one of our users' devices.
+    pub fn devices_of(&self, user: &UserId) -> Result<Value> {
+        let mut devices = Vec::new();
+        for (device, record) in self.accounts.devices_of(user)? {
+            let mut entry = json!({ "device_id": device });
+            if let Some(name) = record.display_name {
+                entry["device_display_name"] = json!(name);
+            }
+            if let Some(keys) = self.trees.device_keys(user, &device)? {
+                entry["keys"] = keys;
+            }
+            devices.push(entry);
+        }
+        let mut answer = json!({
+            "user_id": user,
+            "stream_id": self.trees.changed_at(user)?,
+            "devices": devices,
+        });
+        for (usage, field) in [
+            ("master", "master_key"),
+            ("self_signing", "self_signing_key"),
+        ] {
+            if let Some(key) = self.trees.cross_signing(user, usage)? {
+                answer[field] = key;
+            }
+        }
+        Ok(answer)
+    }
+
+    /// The entries of `{user: …}` for other servers' users, per server.
+    fn by_remote_server(
+        &self,
+        per_user: &Map<String, Value>,
+    ) -> Vec<(OwnedServerName, Map<String, Value>)> {
+        let mut servers: std::collections::BTreeMap<OwnedServerName, Map<String, Value>> =
+            std::collections::BTreeMap::new();
+        for (user, value) in per_user {
+            if let Ok(user) = OwnedUserId::try_from(user.as_str()) {
+                if user.server_name() != self.own() {
+                    servers
+                        .entry(user.server_name().to_owned())
+                        .or_default()
+                        .insert(user.to_string(), value.clone());
+                }
+            }
+        }
+        servers.into_iter().collect()
+    }
+
+    async fn remote(&self, server: &ServerName, uri: &str, body: &Value) -> Result<Value> {
+        tokio::time::timeout(
+            REMOTE_TIMEOUT,
+            self.requester
+                .call::<Value>(server, Method::POST, uri, Some(body)),
+        )
+        .await
+        .map_err(|_| Error::remote(format!("{server} did not answer in time")))?
+    }
+}

@@ -1,0 +1,36 @@
+//! `GET /_matrix/federation/v1/user/devices/{userId}`: one of our users'
+//! devices and keys. Spec: server-server-api.md "Device Management";
+//! user_devices.yaml.
+
+use ruma::OwnedUserId;
+use warp::{filters::BoxedFilter, reply::Response, Filter};
+
+use super::Services;
+use crate::{
+    error::{Error, Result},
+    federation::auth::{authenticated, Authenticated},
+    http_util::{ok_json, percent_decode, reply},
+};
+
+pub fn route(services: Services) -> BoxedFilter<(Response,)> {
+    warp::path!("_matrix" / "federation" / "v1" / "user" / "devices" / String)
+        .and(warp::get())
+        .and(authenticated(
+            services.keys.clone(),
+            services.client.clone(),
+        ))
+        .map(move |user: String, _: Authenticated| reply(handle(&services, &user)))
+        .boxed()
+}
+
+fn handle(services: &Services, user: &str) -> Result<Response> {
+    let decoded = percent_decode(user);
+    let user = OwnedUserId::try_from(decoded.as_str())
+        .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
+    if user.server_name() != services.rooms.server_name() {
+        return Err(Error::not_found(format!(
+            "{user} is not a user of this server"
+        )));
+    }
+    Ok(ok_json(&services.e2ee.devices_of(&user)?))
+}

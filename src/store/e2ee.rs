@@ -1,0 +1,214 @@
+//! End-to-end encryption keys of our users' devices (and remote users'
+//! cross-signing keys seen over federation), one-time keys to hand out,
+//! and when each user's keys last changed, for clients' device lists.
+
+use ruma::UserId;
+use serde_json::Value;
+use sled::Tree;
+
+use super::{decode, encode};
+use crate::error::Result;
+
+/// `device_keys`: `user_id 0xFF device_id` → the signed device keys as uploaded.
+pub(super) const DEVICE_KEYS: &str = "device_keys";
+/// `one_time_keys`: `user_id 0xFF device_id 0xFF algorithm:key_id` → key JSON.
+pub(super) const ONE_TIME_KEYS: &str = "one_time_keys";
+/// `fallback_keys`: `user_id 0xFF device_id 0xFF algorithm` → `{"algorithm:key_id": key}`.
+pub(super) const FALLBACK_KEYS: &str = "fallback_keys";
+/// `cross_signing_keys`: `user_id 0xFF usage` (`master`, `self_signing`,
+/// `user_signing`) → the key JSON.
+pub(super) const CROSS_SIGNING_KEYS: &str = "cross_signing_keys";
+/// `key_changes`: `user_id` → stream position (u64 BE) of the user's
+/// latest device or key change.
+pub(super) const KEY_CHANGES: &str = "key_changes";
+
+#[derive(Clone)]
+pub struct E2eeTrees {
+    device_keys: Tree,
+    one_time_keys: Tree,
+    fallback_keys: Tree,
+    cross_signing: Tree,
+    changes: Tree,
+}
+
+fn key(parts: &[&str]) -> Vec<u8> {
+    parts
+        .iter()
+        .map(|p| p.as_bytes())
+        .collect::<Vec<_>>()
+        .join(&0xFF)
+}
+
+fn prefix(parts: &[&str]) -> Vec<u8> {
+    let mut key = key(parts);
+    key.push(0xFF);
+    key
+}
+
+impl E2eeTrees {
+    pub(super) fn open(db: &sled::Db) -> sled::Result<Self> {
+        Ok(Self {
+            device_keys: db.open_tree(DEVICE_KEYS)?,
+            one_time_keys: db.open_tree(ONE_TIME_KEYS)?,
+            fallback_keys: db.open_tree(FALLBACK_KEYS)?,
+            cross_signing: db.open_tree(CROSS_SIGNING_KEYS)?,
+            changes: db.open_tree(KEY_CHANGES)?,
+        })
+    }
+
+    pub fn put_device_keys(&self, user: &UserId, device: &str, keys: &Value) -> Result<()> {
+        self.device_keys
+            .insert(key(&[user.as_str(), device]), encode(keys)?)?;
+        Ok(())
+    }
+
+    pub fn device_keys(&self, user: &UserId, device: &str) -> Result<Option<Value>> {
+        self.device_keys
+            .get(key(&[user.as_str(), device]))?
+            .map(|v| decode(DEVICE_KEYS, &v))
+            .transpose()
+    }
+
+    /// (device ID, keys) of every device of `user` with keys.
+    pub fn all_device_keys(&self, user: &UserId) -> Result<Vec<(String, Value)>> {
+        let prefix = prefix(&[user.as_str()]);
+        self.device_keys
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (k, v) = entry?;
+                let device = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                Ok((device, decode(DEVICE_KEYS, &v)?))
+            })
+            .collect()
+    }
+
+    /// Forgets a deleted device's keys.
+    pub fn remove_device(&self, user: &UserId, device: &str) -> Result<()> {
+        self.device_keys.remove(key(&[user.as_str(), device]))?;
+        for tree in [&self.one_time_keys, &self.fallback_keys] {
+            for k in tree.scan_prefix(prefix(&[user.as_str(), device])).keys() {
+                tree.remove(k?)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn put_one_time_key(
+        &self,
+        user: &UserId,
+        device: &str,
+        id: &str,
+        value: &Value,
+    ) -> Result<()> {
+        self.one_time_keys
+            .insert(key(&[user.as_str(), device, id]), encode(value)?)?;
+        Ok(())
+    }
+
+    /// Takes one unused one-time key of `algorithm`, else the fallback key.
+    pub fn claim(
+        &self,
+        user: &UserId,
+        device: &str,
+        algorithm: &str,
+    ) -> Result<Option<(String, Value)>> {
+        let base = prefix(&[user.as_str(), device]);
+        let mut wanted = base.clone();
+        wanted.extend_from_slice(algorithm.as_bytes());
+        wanted.push(b':');
+        if let Some(entry) = self.one_time_keys.scan_prefix(&wanted).next() {
+            let (k, v) = entry?;
+            // Only the caller that removes it gets it.
+            if self.one_time_keys.remove(&k)?.is_some() {
+                let id = String::from_utf8_lossy(&k[base.len()..]).into_owned();
+                return Ok(Some((id, decode(ONE_TIME_KEYS, &v)?)));
+            }
+        }
+        let fallback: Option<Value> = self
+            .fallback_keys
+            .get(key(&[user.as_str(), device, algorithm]))?
+            .map(|v| decode(FALLBACK_KEYS, &v))
+            .transpose()?;
+        Ok(fallback.and_then(|f| {
+            f.as_object()
+                .and_then(|o| o.iter().next().map(|(k, v)| (k.clone(), v.clone())))
+        }))
+    }
+
+    /// Unused one-time keys per algorithm for a device.
+    pub fn one_time_key_counts(
+        &self,
+        user: &UserId,
+        device: &str,
+    ) -> Result<serde_json::Map<String, Value>> {
+        let prefix = prefix(&[user.as_str(), device]);
+        let mut counts = serde_json::Map::new();
+        for k in self.one_time_keys.scan_prefix(&prefix).keys() {
+            let k = k?;
+            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let algorithm = id
+                .split_once(':')
+                .map_or(id.as_str(), |(a, _)| a)
+                .to_owned();
+            let count = counts.entry(algorithm).or_insert(Value::from(0u64));
+            *count = Value::from(count.as_u64().unwrap_or(0) + 1);
+        }
+        Ok(counts)
+    }
+
+    pub fn put_fallback_key(
+        &self,
+        user: &UserId,
+        device: &str,
+        algorithm: &str,
+        keys: &Value,
+    ) -> Result<()> {
+        self.fallback_keys
+            .insert(key(&[user.as_str(), device, algorithm]), encode(keys)?)?;
+        Ok(())
+    }
+
+    /// Algorithms a device has a fallback key for.
+    pub fn fallback_algorithms(&self, user: &UserId, device: &str) -> Result<Vec<String>> {
+        let prefix = prefix(&[user.as_str(), device]);
+        self.fallback_keys
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?[prefix.len()..]).into_owned()))
+            .collect()
+    }
+
+    pub fn put_cross_signing(&self, user: &UserId, usage: &str, keys: &Value) -> Result<()> {
+        self.cross_signing
+            .insert(key(&[user.as_str(), usage]), encode(keys)?)?;
+        Ok(())
+    }
+
+    pub fn cross_signing(&self, user: &UserId, usage: &str) -> Result<Option<Value>> {
+        self.cross_signing
+            .get(key(&[user.as_str(), usage]))?
+            .map(|v| decode(CROSS_SIGNING_KEYS, &v))
+            .transpose()
+    }
+
+    /// Records that `user`'s keys changed at `position`.
+    pub fn mark_changed(&self, user: &UserId, position: u64) -> Result<()> {
+        self.changes
+            .insert(user.as_str(), &position.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The position of `user`'s latest key change (0 if never).
+    pub fn changed_at(&self, user: &UserId) -> Result<u64> {
+        Ok(self
+            .changes
+            .get(user.as_str())?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.device_keys.flush()?;
+        Ok(())
+    }
+}

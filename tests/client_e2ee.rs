@@ -1,0 +1,310 @@
+//! End-to-end encryption plumbing between two real hearths: device and
+//! one-time keys uploaded on one server are queried and claimed from the
+//! other over federation, to-device messages cross servers exactly once
+//! and are dropped once acknowledged, and a key change shows up in the
+//! other user's `/sync` device lists. The key material is opaque to
+//! servers, so made-up keys do.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{http, rooms::encode, Hearth, TestCa};
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "a long enough password";
+
+struct Client<'a> {
+    h: &'a Hearth,
+    token: String,
+    user: String,
+    device: String,
+}
+
+impl<'a> Client<'a> {
+    async fn login(h: &'a Hearth, name: &str) -> Self {
+        let out = h
+            .command(&["user", "add", name, "--password", PASSWORD])
+            .output()
+            .expect("user add");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut client = Self {
+            h,
+            token: String::new(),
+            user: String::new(),
+            device: String::new(),
+        };
+        let (status, reply) = client
+            .call(
+                "POST",
+                "login",
+                json!({"type": "m.login.password", "user": name, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 200, "{reply}");
+        client.token = reply["access_token"].as_str().expect("token").to_owned();
+        client.user = reply["user_id"].as_str().expect("user").to_owned();
+        client.device = reply["device_id"].as_str().expect("device").to_owned();
+        client
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.token);
+        let headers: Vec<(&str, &str)> = if self.token.is_empty() {
+            vec![]
+        } else {
+            vec![("authorization", auth.as_str())]
+        };
+        let body = (method != "GET").then(|| body.to_string().into_bytes());
+        http::request(
+            http::Target::Plain(self.h.client),
+            method,
+            &format!("/_matrix/client/v3/{path}"),
+            &headers,
+            body,
+        )
+        .await
+    }
+
+    async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, reply) = self.call(method, path, body).await;
+        assert_eq!(status, 200, "{method} {path}: {reply}\n{}", self.h.log());
+        reply
+    }
+
+    /// Syncs until `done` holds for a response, returning it.
+    async fn sync_until(&self, since: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut since = since.to_owned();
+        loop {
+            let reply = self
+                .ok(
+                    "GET",
+                    &format!("sync?since={since}&timeout=1000"),
+                    json!(null),
+                )
+                .await;
+            if done(&reply) {
+                return reply;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no {what} by {since}: {reply}",
+                self.user
+            );
+            since = reply["next_batch"].as_str().expect("next_batch").to_owned();
+        }
+    }
+
+    fn device_keys(&self, curve: &str) -> Value {
+        json!({
+            "user_id": self.user, "device_id": self.device,
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+            "keys": {format!("curve25519:{}", self.device): curve, format!("ed25519:{}", self.device): "ed-key"},
+            "signatures": {self.user.clone(): {format!("ed25519:{}", self.device): "sig"}},
+        })
+    }
+}
+
+#[tokio::test]
+async fn keys_and_to_device_messages_cross_servers() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&b, "bob").await;
+
+    // A shared room, so device list changes reach bob's server.
+    let room = alice
+        .ok("POST", "createRoom", json!({"invite": [bob.user]}))
+        .await["room_id"]
+        .as_str()
+        .expect("room")
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while bob
+        .call("POST", &format!("join/{}", encode(&room)), json!({}))
+        .await
+        .0
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "bob could not join\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let bob_since = bob.ok("GET", "sync", json!(null)).await["next_batch"]
+        .as_str()
+        .expect("batch")
+        .to_owned();
+
+    // Alice's device uploads its keys: two one-time keys and a fallback key.
+    let counts = alice
+        .ok("POST", "keys/upload", json!({
+            "device_keys": alice.device_keys("curve-1"),
+            "one_time_keys": {"signed_curve25519:AAAA": {"key": "otk-a"}, "signed_curve25519:AAAB": {"key": "otk-b"}},
+            "fallback_keys": {"signed_curve25519:FFFF": {"key": "fallback", "fallback": true}},
+        }))
+        .await;
+    assert_eq!(
+        counts["one_time_key_counts"]["signed_curve25519"], 2,
+        "{counts}"
+    );
+    // Uploading someone else's device keys is refused.
+    let (status, reply) = bob
+        .call(
+            "POST",
+            "keys/upload",
+            json!({"device_keys": alice.device_keys("x")}),
+        )
+        .await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (400, Some("M_INVALID_PARAM")),
+        "{reply}"
+    );
+
+    // Bob's server learns of the change; bob's sync lists alice as changed.
+    bob.sync_until(&bob_since, "device list change", |r| {
+        r["device_lists"]["changed"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|u| u == &json!(alice.user)))
+    })
+    .await;
+
+    // Bob queries alice's keys through federation.
+    let keys = bob
+        .ok(
+            "POST",
+            "keys/query",
+            json!({"device_keys": {alice.user.clone(): []}}),
+        )
+        .await;
+    assert_eq!(
+        keys["device_keys"][&alice.user][&alice.device]["keys"]
+            [format!("curve25519:{}", alice.device)],
+        "curve-1",
+        "{keys}"
+    );
+    assert_eq!(keys["failures"], json!({}), "{keys}");
+
+    // Claims take each one-time key once, then the fallback key.
+    let claim =
+        json!({"one_time_keys": {alice.user.clone(): {alice.device.clone(): "signed_curve25519"}}});
+    let mut claimed = Vec::new();
+    for _ in 0..3 {
+        let reply = bob.ok("POST", "keys/claim", claim.clone()).await;
+        let key = reply["one_time_keys"][&alice.user][&alice.device]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        claimed.extend(key.values().map(|k| k["key"].clone()));
+    }
+    assert_eq!(claimed, [json!("otk-a"), json!("otk-b"), json!("fallback")]);
+    let alice_sync = alice.ok("GET", "sync", json!(null)).await;
+    assert_eq!(
+        alice_sync["device_one_time_keys_count"],
+        json!({}),
+        "{alice_sync}"
+    );
+    assert_eq!(
+        alice_sync["device_unused_fallback_key_types"],
+        json!(["signed_curve25519"])
+    );
+    let alice_since = alice_sync["next_batch"].as_str().expect("batch").to_owned();
+
+    // A to-device message from bob reaches alice's device once, even when
+    // bob's client retries the transaction.
+    let message =
+        json!({"messages": {alice.user.clone(): {alice.device.clone(): {"secret": "hello"}}}});
+    for _ in 0..2 {
+        bob.ok("PUT", "sendToDevice/m.test.secret/txn1", message.clone())
+            .await;
+    }
+    let got = alice
+        .sync_until(&alice_since, "to-device message", |r| {
+            r["to_device"]["events"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty())
+        })
+        .await;
+    let events = got["to_device"]["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{got}");
+    assert_eq!(
+        events[0],
+        json!({"sender": bob.user, "type": "m.test.secret", "content": {"secret": "hello"}})
+    );
+    // Acknowledged by syncing past it: gone.
+    let next = got["next_batch"].as_str().expect("batch");
+    let after = alice
+        .ok("GET", &format!("sync?since={next}&timeout=0"), json!(null))
+        .await;
+    assert_eq!(after["to_device"]["events"], json!([]), "{after}");
+
+    // `*` reaches every device of the user.
+    let phone = Client::login_again(&a, "alice").await;
+    bob.ok(
+        "PUT",
+        "sendToDevice/m.test.secret/txn2",
+        json!({"messages": {alice.user.clone(): {"*": {"n": 2}}}}),
+    )
+    .await;
+    for device in [&alice, &phone] {
+        device
+            .sync_until(next, "broadcast", |r| {
+                r["to_device"]["events"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|m| m["content"]["n"] == 2))
+            })
+            .await;
+    }
+
+    // Over federation, alice's server lists her devices with their keys.
+    let (status, devices) = common::rooms::federation(
+        &b,
+        &a,
+        "GET",
+        &format!(
+            "/_matrix/federation/v1/user/devices/{}",
+            encode(&alice.user)
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{devices}");
+    assert_eq!(
+        devices["devices"].as_array().map(Vec::len),
+        Some(2),
+        "{devices}"
+    );
+}
+
+impl<'a> Client<'a> {
+    /// A second device of an existing user.
+    async fn login_again(h: &'a Hearth, name: &str) -> Client<'a> {
+        let mut client = Client {
+            h,
+            token: String::new(),
+            user: String::new(),
+            device: String::new(),
+        };
+        let reply = client
+            .ok(
+                "POST",
+                "login",
+                json!({"type": "m.login.password", "user": name, "password": PASSWORD}),
+            )
+            .await;
+        client.token = reply["access_token"].as_str().expect("token").to_owned();
+        client.user = reply["user_id"].as_str().expect("user").to_owned();
+        client.device = reply["device_id"].as_str().expect("device").to_owned();
+        client
+    }
+}
