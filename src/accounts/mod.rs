@@ -23,6 +23,7 @@ const MAX_PASSWORD_BYTES: usize = 1024;
 pub struct AccountService {
     server_name: OwnedServerName,
     trees: AccountTrees,
+    hashing: tokio::sync::Semaphore,
 }
 
 /// A new login: the device and the token that authenticates it.
@@ -45,6 +46,10 @@ fn token_hash(token: &str) -> Vec<u8> {
         .as_ref()
         .to_vec()
 }
+
+/// Hashes at once: each takes 19 MiB for ~50 ms, so a flood of logins
+/// queues instead of exhausting a Raspberry Pi's memory.
+const MAX_HASHING: usize = 2;
 
 async fn hash_password(password: String) -> Result<String> {
     check_password_length(&password)?;
@@ -97,7 +102,29 @@ fn wrong_login() -> Error {
 
 impl AccountService {
     pub fn new(server_name: OwnedServerName, trees: AccountTrees) -> Self {
-        Self { server_name, trees }
+        Self {
+            server_name,
+            trees,
+            hashing: tokio::sync::Semaphore::new(MAX_HASHING),
+        }
+    }
+
+    async fn hash(&self, password: String) -> Result<String> {
+        let _slot = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?;
+        hash_password(password).await
+    }
+
+    async fn matches(&self, password: String, hash: String) -> Result<bool> {
+        let _slot = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?;
+        password_matches(password, hash).await
     }
 
     pub fn trees(&self) -> &AccountTrees {
@@ -142,7 +169,7 @@ impl AccountService {
         let user = self.check_new_name(name)?;
         let record = UserRecord {
             password_hash: match password {
-                Some(password) => Some(hash_password(password).await?),
+                Some(password) => Some(self.hash(password).await?),
                 None => None,
             },
             ..UserRecord::default()
@@ -172,7 +199,7 @@ impl AccountService {
         let user = self.user_id(name).map_err(|_| wrong_login())?;
         let record = self.active_user(&user).map_err(|_| wrong_login())?;
         let hash = record.password_hash.ok_or_else(wrong_login)?;
-        if !password_matches(password, hash).await? {
+        if !self.matches(password, hash).await? {
             return Err(wrong_login());
         }
         self.open_session(&user, device_id, display_name)
@@ -182,7 +209,7 @@ impl AccountService {
     pub async fn password_matches(&self, user: &UserId, password: String) -> Result<bool> {
         let record = self.active_user(user)?;
         match record.password_hash {
-            Some(hash) => password_matches(password, hash).await,
+            Some(hash) => self.matches(password, hash).await,
             None => Ok(false),
         }
     }
@@ -267,7 +294,7 @@ impl AccountService {
 
     pub async fn set_password(&self, user: &UserId, password: String) -> Result<()> {
         let mut record = self.active_user(user)?;
-        record.password_hash = Some(hash_password(password).await?);
+        record.password_hash = Some(self.hash(password).await?);
         self.trees.put_user(user, &record)
     }
 

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod client;
 pub mod dns;
 pub mod http;
 pub mod nio;
@@ -213,6 +214,11 @@ impl Hearth {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("hearth did not start listening: {}", self.log());
+    }
+
+    /// The running process's ID.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log(&self) -> String {

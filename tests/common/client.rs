@@ -1,0 +1,134 @@
+//! A plain client of the client-server API for tests and benches: log in
+//! (creating the user through the `hearth` CLI), call endpoints, sync.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{http, Hearth};
+
+pub const PASSWORD: &str = "a long enough password";
+
+pub struct Client<'a> {
+    pub h: &'a Hearth,
+    pub token: String,
+    pub user: String,
+    pub device: String,
+}
+
+impl<'a> Client<'a> {
+    pub async fn login(h: &'a Hearth, name: &str) -> Self {
+        let out = h
+            .command(&["user", "add", name, "--password", PASSWORD])
+            .output()
+            .expect("user add");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut client = Self {
+            h,
+            token: String::new(),
+            user: String::new(),
+            device: String::new(),
+        };
+        let (status, reply) = client
+            .call(
+                "POST",
+                "login",
+                json!({"type": "m.login.password", "user": name, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 200, "{reply}");
+        client.token = reply["access_token"].as_str().expect("token").to_owned();
+        client.user = reply["user_id"].as_str().expect("user").to_owned();
+        client.device = reply["device_id"].as_str().expect("device").to_owned();
+        client
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.token);
+        let headers: Vec<(&str, &str)> = if self.token.is_empty() {
+            vec![]
+        } else {
+            vec![("authorization", auth.as_str())]
+        };
+        let body = (method != "GET").then(|| body.to_string().into_bytes());
+        http::request(
+            http::Target::Plain(self.h.client),
+            method,
+            &format!("/_matrix/client/v3/{path}"),
+            &headers,
+            body,
+        )
+        .await
+    }
+
+    pub async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, reply) = self.call(method, path, body).await;
+        assert_eq!(status, 200, "{method} {path}: {reply}\n{}", self.h.log());
+        reply
+    }
+
+    /// Syncs until `done` holds for a response, returning it.
+    pub async fn sync_until(
+        &self,
+        since: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut since = since.to_owned();
+        loop {
+            let reply = self
+                .ok(
+                    "GET",
+                    &format!("sync?since={since}&timeout=1000"),
+                    json!(null),
+                )
+                .await;
+            if done(&reply) {
+                return reply;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no {what} by {since}: {reply}",
+                self.user
+            );
+            since = reply["next_batch"].as_str().expect("next_batch").to_owned();
+        }
+    }
+
+    pub fn device_keys(&self, curve: &str) -> Value {
+        json!({
+            "user_id": self.user, "device_id": self.device,
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+            "keys": {format!("curve25519:{}", self.device): curve, format!("ed25519:{}", self.device): "ed-key"},
+            "signatures": {self.user.clone(): {format!("ed25519:{}", self.device): "sig"}},
+        })
+    }
+}
+
+impl<'a> Client<'a> {
+    /// A second device of an existing user.
+    pub async fn login_again(h: &'a Hearth, name: &str) -> Client<'a> {
+        let mut client = Client {
+            h,
+            token: String::new(),
+            user: String::new(),
+            device: String::new(),
+        };
+        let reply = client
+            .ok(
+                "POST",
+                "login",
+                json!({"type": "m.login.password", "user": name, "password": PASSWORD}),
+            )
+            .await;
+        client.token = reply["access_token"].as_str().expect("token").to_owned();
+        client.user = reply["user_id"].as_str().expect("user").to_owned();
+        client.device = reply["device_id"].as_str().expect("device").to_owned();
+        client
+    }
+}
