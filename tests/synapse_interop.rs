@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_signed_by, synapse::Synapse, Hearth, TestCa};
+use common::{assert_signed_by, client::Client, synapse::Synapse, Hearth, TestCa};
 use serde_json::json;
 
 fn percent_encode(text: &str) -> String {
@@ -59,24 +59,26 @@ async fn synapse_and_hearth_authenticate_each_other() {
     assert_eq!(reply["body"]["displayname"], "Alice of Synapse");
 
     // Synapse -> hearth: a profile lookup of a hearth user makes Synapse send a
-    // signed query; hearth authenticates it (fetching Synapse's key) and, having
-    // no profile endpoint yet, answers M_UNRECOGNIZED, which Synapse relays.
-    // Had authentication failed, hearth's 401 would reach the client as a 502.
-    let bob = format!("@bob:{}", hearth.server_name);
+    // signed query; hearth authenticates it (fetching Synapse's key) and
+    // answers with the user's display name, which Synapse relays. Had
+    // authentication failed, hearth's 401 would reach the client as a 502.
+    let bob = Client::login(&hearth, "bob").await;
+    bob.ok(
+        "PUT",
+        &format!("profile/{}/displayname", percent_encode(&bob.user)),
+        json!({"displayname": "Bob of hearth"}),
+    )
+    .await;
     let (status, reply) = synapse
         .client_api(
             "GET",
-            &format!("/_matrix/client/v3/profile/{}", percent_encode(&bob)),
+            &format!("/_matrix/client/v3/profile/{}", percent_encode(&bob.user)),
             Some(&token),
             None,
         )
         .await;
-    assert_eq!(
-        (status, reply["errcode"].as_str()),
-        (404, Some("M_UNRECOGNIZED")),
-        "{reply}\n{}",
-        hearth.log()
-    );
+    assert_eq!(status, 200, "{reply}\n{}", hearth.log());
+    assert_eq!(reply["displayname"], "Bob of hearth", "{reply}");
 
     // hearth as a notary for Synapse's keys: signed by both.
     let (status, reply) = hearth

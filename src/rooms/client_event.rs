@@ -29,12 +29,25 @@ pub fn client_event(id: &EventId, pdu: &CanonicalJsonObject, room: bool) -> Valu
         }
     }
     event.insert("event_id".into(), Value::String(id.to_string()));
+    // Since room version 11 `redacts` is in the content; clients written
+    // before still read it at the top level, as Synapse keeps serving it.
+    if !event.contains_key("redacts") {
+        if let Some(target) = event.get("content").and_then(|c| c.get("redacts")).cloned() {
+            event.insert("redacts".into(), target);
+        }
+    }
     let sent = match pdu.get("origin_server_ts") {
         Some(CanonicalJsonValue::Integer(ts)) => u64::try_from(i64::from(*ts)).unwrap_or(0),
         _ => 0,
     };
     let mut unsigned = Map::new();
     unsigned.insert("age".into(), now_ms().saturating_sub(sent).into());
+    // Set on a stored event when a redaction rewrote it.
+    if let Some(CanonicalJsonValue::Object(stored)) = pdu.get("unsigned") {
+        if let Some(because) = stored.get("redacted_because") {
+            unsigned.insert("redacted_because".into(), because.clone().into());
+        }
+    }
     event.insert("unsigned".into(), Value::Object(unsigned));
     Value::Object(event)
 }

@@ -44,6 +44,7 @@ mod handshake;
 mod invite;
 mod join;
 mod query;
+mod redact;
 mod views;
 
 pub use invite::{InviteRequest, PreparedInvite};
@@ -450,6 +451,11 @@ impl RoomService {
             state_after: after_group,
             outlier: false,
         };
+        if accepted && pdu.kind == TimelineEventType::RoomRedaction {
+            append
+                .also_stored
+                .extend(self.redacted_target(room, rules, &pdu, &checked.object)?);
+        }
         let json =
             serde_json::to_vec(&checked.object).map_err(|e| Error::internal(e.to_string()))?;
         append.event = Some((pdu.event_id, json, meta));
@@ -470,11 +476,27 @@ impl RoomService {
         state_key: Option<&str>,
         content: Value,
     ) -> Result<OwnedEventId> {
+        self.send_with(room, sender, kind, state_key, content, |_| {})
+            .await
+    }
+
+    /// [`Self::send`] with a last touch to the event before it is signed
+    /// (a top-level `redacts` before room version 11).
+    async fn send_with(
+        &self,
+        room: &RoomId,
+        sender: &UserId,
+        kind: &str,
+        state_key: Option<&str>,
+        content: Value,
+        finish: impl FnOnce(&mut CanonicalJsonObject),
+    ) -> Result<OwnedEventId> {
         self.ensure_local(sender)?;
         let _guard = self.lock(room).await;
         let record = self.record(room)?;
         let rules = Self::rules_of(&record.version)?;
-        let object = self.build(room, &record, &rules, sender, kind, state_key, content)?;
+        let mut object = self.build(room, &record, &rules, sender, kind, state_key, content)?;
+        finish(&mut object);
         let checked = self.sign(object, &rules)?;
         let (event_id, _) = self
             .append(room, &record.version, checked, Source::Local, None)

@@ -109,8 +109,9 @@ pub struct Append {
     pub room: Option<(OwnedRoomId, RoomRecord)>,
     /// Destinations that must receive the event: queued atomically with it.
     pub outbound: Vec<(OwnedServerName, u64)>,
-    /// Outliers stored alongside (a join's state and auth chain).
-    pub outliers: Vec<(OwnedEventId, Vec<u8>, EventMeta)>,
+    /// Other events written with this one: outliers (a join's state and
+    /// auth chain), or a redaction's target rewritten redacted.
+    pub also_stored: Vec<(OwnedEventId, Vec<u8>, EventMeta)>,
 }
 
 /// Staged appends beyond this are written without waiting for a flush.
@@ -539,7 +540,7 @@ impl RoomTrees {
                     for (id, group) in &encoded.groups {
                         groups.insert(id, group.as_slice())?;
                     }
-                    for outlier in &encoded.outliers {
+                    for outlier in &encoded.also_stored {
                         write_event(events, meta, timeline, Some(outlier), None)?;
                     }
                     write_event(
@@ -587,7 +588,7 @@ struct Encoded<'a> {
     timeline_key: Option<Vec<u8>>,
     groups: Vec<([u8; 8], Vec<u8>)>,
     queued: Vec<u8>,
-    outliers: Vec<(&'a OwnedEventId, &'a Vec<u8>, Vec<u8>)>,
+    also_stored: Vec<(&'a OwnedEventId, &'a Vec<u8>, Vec<u8>)>,
     room: Option<(&'a OwnedRoomId, Vec<u8>)>,
 }
 
@@ -619,8 +620,8 @@ impl<'a> Encoded<'a> {
                 .map(|(id, g)| Ok((id.to_be_bytes(), encode(g)?)))
                 .collect::<Result<Vec<_>>>()?,
             queued,
-            outliers: append
-                .outliers
+            also_stored: append
+                .also_stored
                 .iter()
                 .map(|(id, json, meta)| Ok::<_, Error>((id, json, encode(meta)?)))
                 .collect::<Result<Vec<_>>>()?,
@@ -647,7 +648,7 @@ fn stage(staged: &mut Staged, append: &Append, extremities: Option<(String, BTre
     for (id, group) in &append.groups {
         staged.groups.insert(*id, group.clone());
     }
-    for (id, json, meta) in append.outliers.iter().chain(&append.event) {
+    for (id, json, meta) in append.also_stored.iter().chain(&append.event) {
         staged
             .events
             .insert(id.to_string(), (json.clone(), meta.clone()));

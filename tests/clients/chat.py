@@ -4,7 +4,8 @@ usage: chat.py HS_A USER_A PW_A HS_B USER_B PW_B [--restart-file PATH]
 
 A creates a room and invites B; B sees the invite in /sync and joins; both
 send messages and each sees the other's; B sees A typing and stopping, A
-sees B's read receipt; B reads the history back with
+sees B's read receipt; A redacts a message and B sees it redacted, live
+and in history; B reads the history back with
 /messages; B changes its display name and A sees it through the profile
 API and the room's member list; B leaves and A sees it. Every step waits
 at most 30 s and fails loudly. Prints one JSON line of what it saw.
@@ -22,6 +23,9 @@ from nio import (
     LoginResponse,
     ProfileGetDisplayNameResponse,
     ReceiptEvent,
+    RedactedEvent,
+    RedactionEvent,
+    RoomRedactResponse,
     RoomCreateResponse,
     RoomMessagesResponse,
     RoomMessageText,
@@ -57,6 +61,12 @@ async def login(homeserver, user, password):
             client.receipts.add((room.room_id, receipt.event_id, receipt.user_id))
 
     client.add_ephemeral_callback(on_receipt, ReceiptEvent)
+    client.redactions = set()
+
+    async def on_redaction(room, event):
+        client.redactions.add((room.room_id, event.redacts))
+
+    client.add_event_callback(on_redaction, RedactionEvent)
     await client.sync(timeout=0)
     return client
 
@@ -115,10 +125,21 @@ async def main(args):
         await b.room_read_markers(room, fully_read_event=last, read_event=last)
         await until(a, "B's read receipt", lambda: (room, last, b.user_id) in a.receipts)
 
+        oops = await say(a, room, "oops")
+        await until(b, "the message to redact", saw(b, room, a.user_id, "oops"))
+        redacted = await a.room_redact(room, oops, reason="typo")
+        check(isinstance(redacted, RoomRedactResponse), f"redact: {redacted}")
+        await until(b, "the redaction", lambda: (room, oops) in b.redactions)
+
         history = await b.room_messages(room, start=b.next_batch, limit=50)
         check(isinstance(history, RoomMessagesResponse), f"messages: {history}")
         bodies = [e.body for e in history.chunk if isinstance(e, RoomMessageText)]
         check(bodies[:3] == ["read me", "burst 4", "burst 3"], f"history not newest first: {bodies}")
+        check("oops" not in bodies, f"redacted message still in history: {bodies}")
+        check(
+            any(isinstance(e, RedactedEvent) and e.event_id == oops for e in history.chunk),
+            f"the redacted event is not shown as redacted: {history.chunk[:4]}",
+        )
         check("hello from A" in bodies and "hello from B" in bodies, f"history: {bodies}")
         report["history"] = bodies
 

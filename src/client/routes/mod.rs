@@ -20,6 +20,7 @@ mod messages;
 mod profile;
 mod pushrules;
 mod receipt;
+mod redact;
 mod register;
 mod send;
 mod send_to_device;
@@ -59,6 +60,7 @@ pub fn routes(services: ClientServices) -> Route {
         members::routes(services.clone()),
         messages::route(services.clone()),
         typing::route(services.clone()),
+        redact::route(services.clone()),
         keys::routes(services.clone()),
         send_to_device::route(services.clone()),
         devices::routes(services.clone()),

@@ -162,7 +162,7 @@ impl RoomService {
         let mut shorts = Shorts::cached(&self.trees, &self.groups);
         let group = shorts.save(None, &room_state)?;
         let mut append = Append {
-            outliers,
+            also_stored: outliers,
             ..Append::default()
         };
         shorts.into_append(&mut append);

@@ -1,0 +1,114 @@
+//! Redactions: an accepted `m.room.redaction` rewrites its target in the
+//! room version's redacted form, in the same commit, when the spec allows
+//! it (the redacter has the `redact` power level, or shares the target's
+//! sender's server, since room version 3). The stored copy keeps the
+//! redaction under `unsigned.redacted_because` for clients.
+//! Spec: client-server-api "Redactions"; rooms/v3.md "Handling redactions".
+
+use ruma::{
+    canonical_json::{redact, RedactedBecause},
+    events::StateEventType,
+    room_version_rules::RoomVersionRules,
+    CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, RoomId, UserId,
+};
+use serde_json::{json, Value};
+
+use super::RoomService;
+use crate::{
+    error::{Error, Result},
+    rooms::event::Pdu,
+    store::rooms::{EventMeta, Status},
+};
+
+impl RoomService {
+    /// `sender` (ours) redacts `target` in `room`.
+    pub async fn redact(
+        &self,
+        room: &RoomId,
+        sender: &UserId,
+        target: &ruma::EventId,
+        reason: Option<&str>,
+    ) -> Result<OwnedEventId> {
+        let (meta, _) = self.event(Some(room), target)?;
+        if meta.outlier {
+            return Err(Error::not_found(format!("unknown event {target}")));
+        }
+        let mut content = json!({});
+        if let Some(reason) = reason {
+            content["reason"] = json!(reason);
+        }
+        let rules = Self::rules_of(&self.record(room)?.version)?;
+        if rules.redaction.content_field_redacts {
+            content["redacts"] = json!(target);
+            return self
+                .send(room, sender, "m.room.redaction", None, content)
+                .await;
+        }
+        self.send_with(room, sender, "m.room.redaction", None, content, |object| {
+            object.insert("redacts".into(), target.as_str().into());
+        })
+        .await
+    }
+
+    /// The target of an accepted redaction, rewritten redacted, when the
+    /// redaction may take effect.
+    pub(super) fn redacted_target(
+        &self,
+        room: &RoomId,
+        rules: &RoomVersionRules,
+        redaction: &Pdu,
+        redaction_object: &CanonicalJsonObject,
+    ) -> Result<Option<(OwnedEventId, Vec<u8>, EventMeta)>> {
+        let Some(target) = &redaction.redacts else {
+            return Ok(None);
+        };
+        let (Some(meta), Some(object)) = (
+            self.trees.event_meta(target.as_str())?,
+            self.trees.event_json(target.as_str())?,
+        ) else {
+            return Ok(None);
+        };
+        if meta.room_id != room || matches!(meta.status, Status::Rejected(_)) {
+            return Ok(None);
+        }
+        let target_sender = match object.get("sender") {
+            Some(CanonicalJsonValue::String(s)) => {
+                <&UserId>::try_from(s.as_str()).ok().map(ToOwned::to_owned)
+            }
+            _ => None,
+        };
+        let same_server = target_sender
+            .as_ref()
+            .is_some_and(|s| s.server_name() == redaction.sender.server_name());
+        if !same_server && !self.may_redact_others(room, &redaction.sender)? {
+            return Ok(None);
+        }
+        let because = RedactedBecause::from_json(redaction_object.clone());
+        let redacted = redact(object, &rules.redaction, Some(because))
+            .map_err(|e| Error::internal(format!("redacting {target}: {e}")))?;
+        let json = serde_json::to_vec(&redacted).map_err(|e| Error::internal(e.to_string()))?;
+        Ok(Some((target.clone(), json, meta)))
+    }
+
+    /// Whether `user`'s power level reaches the room's `redact` level.
+    fn may_redact_others(&self, room: &RoomId, user: &UserId) -> Result<bool> {
+        let Some((_, levels)) = self.state_event(room, &StateEventType::RoomPowerLevels, "")?
+        else {
+            return Ok(false);
+        };
+        let content: Value = levels
+            .get("content")
+            .cloned()
+            .map(Into::into)
+            .unwrap_or_default();
+        let level = |v: &Value| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        };
+        let user_level = level(&content["users"][user.as_str()])
+            .or_else(|| level(&content["users_default"]))
+            .unwrap_or(0);
+        let redact_level = level(&content["redact"]).unwrap_or(50);
+        Ok(user_level >= redact_level)
+    }
+}
