@@ -103,6 +103,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         rooms.clone(),
         requester.clone(),
         store.aliases.clone(),
+        store.public_rooms.clone(),
     ));
     let services = Services {
         keys: keys.clone(),

@@ -1,26 +1,34 @@
-//! Room aliases: ours in the `aliases` tree, other servers' through
-//! `GET /query/directory`. Spec: client-server-api "Room aliases",
+//! Room aliases (ours in the `aliases` tree, other servers' through
+//! `GET /query/directory`) and the public room list. Spec: client-server-api "Room aliases",
 //! server-server-api.md "Querying for information".
 
 use std::sync::Arc;
 
 use http::Method;
-use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedServerName, RoomAliasId, RoomId, UserId};
+use ruma::{
+    events::{room::member::MembershipState, StateEventType},
+    OwnedRoomAliasId, OwnedRoomId, OwnedServerName, RoomAliasId, RoomId, UserId,
+};
 use serde::Deserialize;
+use serde_json::{json, Value};
 
 use super::service::RoomService;
 use crate::{
     error::{Error, Result},
     federation::requester::Requester,
     http_util::percent_encode,
-    store::aliases::{AliasRecord, AliasTree},
+    store::aliases::{AliasRecord, AliasTree, PublicRoomTree},
 };
 
 pub struct DirectoryService {
     rooms: Arc<RoomService>,
     requester: Arc<Requester>,
     aliases: AliasTree,
+    public: PublicRoomTree,
 }
+
+/// Most rooms in one page of the public room list.
+const MAX_PAGE: usize = 100;
 
 /// Where an alias points, and servers that can let us in.
 #[derive(Debug, serde::Serialize, Deserialize)]
@@ -38,11 +46,17 @@ fn in_use(alias: &RoomAliasId) -> Error {
 }
 
 impl DirectoryService {
-    pub fn new(rooms: Arc<RoomService>, requester: Arc<Requester>, aliases: AliasTree) -> Self {
+    pub fn new(
+        rooms: Arc<RoomService>,
+        requester: Arc<Requester>,
+        aliases: AliasTree,
+        public: PublicRoomTree,
+    ) -> Self {
         Self {
             rooms,
             requester,
             aliases,
+            public,
         }
     }
 
@@ -122,5 +136,123 @@ impl DirectoryService {
         self.requester
             .call(alias.server_name(), Method::GET, &uri, None)
             .await
+    }
+
+    /// Publishes or hides a room in our public list; the user must be in it.
+    pub fn set_public(&self, room: &RoomId, user: &UserId, public: bool) -> Result<()> {
+        if self.rooms.membership_of(room, user)? != Some(MembershipState::Join) {
+            return Err(Error::forbidden(format!("{user} is not in {room}")));
+        }
+        self.public.set(room, public)
+    }
+
+    pub fn is_public(&self, room: &RoomId) -> Result<bool> {
+        self.public.contains(room)
+    }
+
+    /// A page of our public rooms, largest first, optionally filtered by
+    /// a search term on name, topic and alias. `since` is an offset token.
+    /// Spec: client-server-api "Listing rooms", server-server-api.md "Public Room Directory".
+    pub fn public_rooms(
+        &self,
+        limit: Option<usize>,
+        since: Option<&str>,
+        term: Option<&str>,
+    ) -> Result<Value> {
+        let term = term.map(str::to_lowercase).filter(|t| !t.is_empty());
+        let mut rooms = Vec::new();
+        for room in self.public.all()? {
+            let Ok(summary) = self.summary(&room) else {
+                continue;
+            };
+            let matches = term.as_ref().is_none_or(|t| {
+                ["name", "topic", "canonical_alias"].iter().any(|f| {
+                    summary[f]
+                        .as_str()
+                        .is_some_and(|v| v.to_lowercase().contains(t))
+                })
+            });
+            if matches {
+                rooms.push(summary);
+            }
+        }
+        rooms.sort_by_key(|r| std::cmp::Reverse(r["num_joined_members"].as_u64().unwrap_or(0)));
+        let total = rooms.len();
+        let start = match since {
+            Some(token) => token
+                .strip_prefix('o')
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    Error::invalid_param(format!("{token:?} is not a directory token"))
+                })?,
+            None => 0,
+        };
+        let limit = limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+        let page: Vec<Value> = rooms.into_iter().skip(start).take(limit).collect();
+        let mut answer = json!({ "chunk": page, "total_room_count_estimate": total });
+        if start + limit < total {
+            answer["next_batch"] = json!(format!("o{}", start + limit));
+        }
+        if start > 0 {
+            answer["prev_batch"] = json!(format!("o{}", start.saturating_sub(limit)));
+        }
+        Ok(answer)
+    }
+
+    /// Another server's public rooms.
+    pub async fn remote_public_rooms(
+        &self,
+        server: &ruma::ServerName,
+        body: &Value,
+    ) -> Result<Value> {
+        self.requester
+            .call(
+                server,
+                Method::POST,
+                "/_matrix/federation/v1/publicRooms",
+                Some(body),
+            )
+            .await
+    }
+
+    /// What the public room list shows of a room, from its current state.
+    fn summary(&self, room: &RoomId) -> Result<Value> {
+        let content = |kind: &str| -> Result<Value> {
+            Ok(self
+                .rooms
+                .state_event(room, &kind.into(), "")?
+                .and_then(|(_, pdu)| pdu.get("content").cloned())
+                .map(Into::into)
+                .unwrap_or(Value::Null))
+        };
+        let mut joined = 0u64;
+        for ((kind, key), _) in self.rooms.current_state_ids(room)? {
+            if kind == StateEventType::RoomMember {
+                if let Ok(user) = <&UserId>::try_from(key.as_str()) {
+                    if self.rooms.membership_of(room, user)? == Some(MembershipState::Join) {
+                        joined += 1;
+                    }
+                }
+            }
+        }
+        let mut summary = json!({
+            "room_id": room,
+            "num_joined_members": joined,
+            "world_readable": content("m.room.history_visibility")?["history_visibility"] == "world_readable",
+            "guest_can_join": content("m.room.guest_access")?["guest_access"] == "can_join",
+            "join_rule": content("m.room.join_rules")?["join_rule"].as_str().unwrap_or("invite"),
+        });
+        for (field, kind, key) in [
+            ("name", "m.room.name", "name"),
+            ("topic", "m.room.topic", "topic"),
+            ("canonical_alias", "m.room.canonical_alias", "alias"),
+            ("avatar_url", "m.room.avatar", "url"),
+            ("room_type", "m.room.create", "type"),
+        ] {
+            if let Some(value) = content(kind)?[key].as_str() {
+                summary[field] = json!(value);
+            }
+        }
+        Ok(summary)
     }
 }

@@ -1,4 +1,5 @@
-//! The room alias directory of this server's aliases.
+//! The room directory: this server's room aliases, and the rooms
+//! published in its public room list.
 
 use ruma::{OwnedRoomId, OwnedUserId, RoomAliasId};
 use serde::{Deserialize, Serialize};
@@ -48,5 +49,46 @@ impl AliasTree {
         self.tree.remove(alias.as_str())?;
         self.tree.flush()?;
         Ok(())
+    }
+}
+
+/// `public_rooms`: room ID → empty: rooms published in our room directory.
+pub(super) const PUBLIC_ROOMS: &str = "public_rooms";
+
+#[derive(Clone)]
+pub struct PublicRoomTree {
+    tree: Tree,
+}
+
+impl PublicRoomTree {
+    pub(super) fn new(tree: Tree) -> Self {
+        Self { tree }
+    }
+
+    pub fn set(&self, room: &ruma::RoomId, public: bool) -> Result<()> {
+        if public {
+            self.tree.insert(room.as_str(), &[])?;
+        } else {
+            self.tree.remove(room.as_str())?;
+        }
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    pub fn contains(&self, room: &ruma::RoomId) -> Result<bool> {
+        Ok(self.tree.contains_key(room.as_str())?)
+    }
+
+    pub fn all(&self) -> Result<Vec<OwnedRoomId>> {
+        self.tree
+            .iter()
+            .keys()
+            .filter_map(|k| match k {
+                Ok(k) => OwnedRoomId::try_from(String::from_utf8_lossy(&k).into_owned())
+                    .ok()
+                    .map(Ok),
+                Err(e) => Some(Err(e.into())),
+            })
+            .collect()
     }
 }

@@ -32,6 +32,7 @@ pub struct Store {
     pub edus: edus::EduTrees,
     pub accounts: accounts::AccountTrees,
     pub aliases: aliases::AliasTree,
+    pub public_rooms: aliases::PublicRoomTree,
     pub e2ee: e2ee::E2eeTrees,
 }
 
@@ -90,6 +91,7 @@ impl Store {
             accounts: accounts::AccountTrees::open(&db)
                 .map_err(|e| OpenError::Other(e.to_string()))?,
             aliases: aliases::AliasTree::new(open(aliases::ALIASES)?),
+            public_rooms: aliases::PublicRoomTree::new(open(aliases::PUBLIC_ROOMS)?),
             e2ee: e2ee::E2eeTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
         })
     }

@@ -155,6 +155,9 @@ async fn create(services: ClientServices, session: Session, bytes: Bytes) -> Res
             )
             .await?;
     }
+    if request.visibility.as_deref() == Some("public") {
+        services.directory.set_public(&room, user, true)?;
+    }
     for invitee in &request.invite {
         services
             .membership

@@ -18,6 +18,7 @@ mod members;
 mod membership;
 mod messages;
 mod profile;
+mod public_rooms;
 mod pushrules;
 mod receipt;
 mod redact;
@@ -50,6 +51,7 @@ pub fn routes(services: ClientServices) -> Route {
         sync::route(services.clone()),
         create_room::route(services.clone()),
         directory::routes(services.clone()),
+        public_rooms::routes(services.clone()),
         joining::routes(services.clone()),
         leaving::routes(services.clone()),
         membership::routes(services.clone()),

@@ -9,6 +9,7 @@ mod key_query;
 mod make_join;
 mod make_knock;
 mod make_leave;
+mod public_rooms;
 mod query_directory;
 mod query_profile;
 mod send;
@@ -104,6 +105,8 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .or(user_devices::route(services.clone()))
         .unify()
         .or(user_keys::routes(services.clone()))
+        .unify()
+        .or(public_rooms::routes(services.clone()))
         .unify()
         .or(unknown_federation_endpoint(services.keys, services.client))
         .unify()
