@@ -437,6 +437,25 @@ async fn sessions_messages_and_sync_positions_survive_kill_9() {
         .iter()
         .map(|e| e["event_id"].clone())
         .collect();
+    // The context of a message: its neighbours either side.
+    let (status, context) = call(
+        &h,
+        "GET",
+        &format!(
+            "/_matrix/client/v3/rooms/{room_id}/context/{}?limit=2",
+            common::rooms::encode(sent[2].as_str().expect("id"))
+        ),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{context}");
+    assert_eq!(context["event"]["event_id"], sent[2]);
+    assert_eq!(
+        context["events_before"][0]["event_id"], sent[1],
+        "{context}"
+    );
+    assert_eq!(context["events_after"][0]["event_id"], sent[3], "{context}");
     let mut expected: Vec<Value> = sent.iter().rev().cloned().collect();
     expected.insert(0, reply["event_id"].clone());
     assert_eq!(ids, expected);

@@ -3,6 +3,7 @@
 
 mod account_data;
 mod capabilities;
+mod context;
 mod create_room;
 mod devices;
 mod directory;
@@ -59,6 +60,7 @@ pub fn routes(services: ClientServices) -> Route {
         send::route(services.clone()),
         state::routes(services.clone()),
         event::route(services.clone()),
+        context::route(services.clone()),
         members::routes(services.clone()),
         messages::route(services.clone()),
         typing::route(services.clone()),
