@@ -298,7 +298,7 @@ async fn user_command(config: &Config, command: UserCommand) -> Result<(), Strin
                 UserCommand::ResetPassword { name, .. } => {
                     users::reset_password(&accounts, name, password()).await
                 }
-                UserCommand::Deactivate { name } => users::deactivate(&accounts, name),
+                UserCommand::Deactivate { name } => users::deactivate(&accounts, None, name).await,
             };
             done.map_err(|e| e.message)?
         }

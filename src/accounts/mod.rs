@@ -2,6 +2,7 @@
 //! access tokens, profiles.
 
 pub mod profiles;
+pub mod push_rules;
 
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
@@ -288,6 +289,17 @@ impl AccountService {
         for (device, _) in self.trees.devices_of(user)? {
             self.trees
                 .remove_device(user, <&DeviceId>::from(device.as_str()))?;
+        }
+        Ok(())
+    }
+
+    /// Ends every session of the user but this one.
+    pub fn logout_others(&self, session: &Session) -> Result<()> {
+        for (device, _) in self.trees.devices_of(&session.user_id)? {
+            if device != session.device_id.as_str() {
+                self.trees
+                    .remove_device(&session.user_id, <&DeviceId>::from(device.as_str()))?;
+            }
         }
         Ok(())
     }

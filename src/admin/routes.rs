@@ -78,7 +78,7 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
                     ok_json(&serde_json::json!({ "destinations": destinations }))
                 }))
             });
-    let users = super::users::routes(ctx.accounts.clone());
+    let users = super::users::routes(ctx.accounts.clone(), ctx.membership.clone());
     let rooms = super::rooms::routes(ctx.rooms.clone(), ctx.membership.clone());
     let edus = super::edus::routes(ctx.edus.clone());
     let request = warp::path!("federation" / "request")

@@ -13,6 +13,7 @@ use crate::{
     accounts::AccountService,
     error::Result,
     http_util::{body_limited, ok_json, parse_json, percent_decode, reply},
+    rooms::membership::MembershipService,
 };
 
 #[derive(Deserialize)]
@@ -43,13 +44,25 @@ pub async fn reset_password(
     Ok(user.to_string())
 }
 
-pub fn deactivate(accounts: &AccountService, name: &str) -> Result<String> {
+/// Without a running server (`membership` none) the account is only
+/// locked: leaving rooms needs the network.
+pub async fn deactivate(
+    accounts: &AccountService,
+    membership: Option<&MembershipService>,
+    name: &str,
+) -> Result<String> {
     let user = accounts.user_id(name)?;
+    if let Some(membership) = membership {
+        membership.leave_all(&user).await?;
+    }
     accounts.deactivate(&user)?;
     Ok(user.to_string())
 }
 
-pub fn routes(accounts: Arc<AccountService>) -> BoxedFilter<(Response,)> {
+pub fn routes(
+    accounts: Arc<AccountService>,
+    membership: Arc<MembershipService>,
+) -> BoxedFilter<(Response,)> {
     let service = accounts.clone();
     let create = warp::path!("users")
         .and(warp::post())
@@ -88,11 +101,16 @@ pub fn routes(accounts: Arc<AccountService>) -> BoxedFilter<(Response,)> {
         });
     let deactivate_route = warp::path!("users" / String / "deactivate")
         .and(warp::post())
-        .map(move |name: String| {
-            reply(
-                deactivate(&accounts, &percent_decode(&name))
-                    .map(|user| ok_json(&json!({ "user_id": user }))),
-            )
+        .then(move |name: String| {
+            let accounts = accounts.clone();
+            let membership = membership.clone();
+            async move {
+                reply(
+                    deactivate(&accounts, Some(&membership), &percent_decode(&name))
+                        .await
+                        .map(|user| ok_json(&json!({ "user_id": user }))),
+                )
+            }
         });
     create
         .or(password)

@@ -8,7 +8,7 @@ use std::{future::Future, sync::Arc};
 use bytes::Bytes;
 use ruma::{OwnedRoomId, OwnedUserId};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{json, Value};
 use warp::{filters::BoxedFilter, reply::Response, Filter, Rejection};
 
 use crate::{
@@ -80,6 +80,32 @@ fn session(
             accounts.authenticate(&token).map_err(warp::reject::custom)
         }
     })
+}
+
+/// User-interactive auth by password, for destructive requests: passes
+/// when `auth` holds the user's password, else answers 401 with the one
+/// flow we offer. Spec: client-server-api "User-Interactive Authentication API".
+async fn confirm_password(
+    accounts: &AccountService,
+    session: &Session,
+    auth: &Value,
+) -> Result<()> {
+    let flow = |errcode: &'static str, error: &'static str| {
+        Error::new(http::StatusCode::UNAUTHORIZED, errcode, error)
+            .with_field("flows", json!([{"stages": ["m.login.password"]}]))
+            .with_field("params", json!({}))
+            .with_field("session", auth["session"].as_str().unwrap_or("password"))
+    };
+    let Some(password) = auth["password"].as_str() else {
+        return Err(flow("M_FORBIDDEN", "confirm with your password"));
+    };
+    if !accounts
+        .password_matches(&session.user_id, password.to_owned())
+        .await?
+    {
+        return Err(flow("M_FORBIDDEN", "wrong password"));
+    }
+    Ok(())
 }
 
 /// The response of a handler that produces a JSON value.

@@ -7,12 +7,10 @@
 //! claim, changes, device_signing); server-server-api.md "Device
 //! Management", "End-to-End Encryption".
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use http::Method;
-use ruma::{
-    events::room::member::MembershipState, OwnedServerName, OwnedUserId, ServerName, UserId,
-};
+use ruma::{OwnedServerName, OwnedUserId, ServerName, UserId};
 use serde_json::{json, Map, Value};
 
 use crate::{
@@ -193,7 +191,7 @@ impl E2eeService {
     fn announce(&self, user: &UserId, device: Option<&str>) -> Result<()> {
         self.rooms
             .publish_with(|position| self.trees.mark_changed(user, position))?;
-        let servers = self.servers_sharing_rooms_with(user)?;
+        let servers = self.rooms.servers_sharing_rooms_with(user)?;
         match device {
             Some(device) => {
                 let keys = self.trees.device_keys(user, device)?;
@@ -234,41 +232,10 @@ impl E2eeService {
         self.announce(user, Some(device))
     }
 
-    /// Every user with whom `user` shares a joined room (and `user`).
-    pub fn users_sharing_rooms_with(&self, user: &UserId) -> Result<BTreeSet<OwnedUserId>> {
-        let mut users = BTreeSet::from([user.to_owned()]);
-        for room in self.rooms.room_ids()? {
-            if self.rooms.membership_of(&room, user)? != Some(MembershipState::Join) {
-                continue;
-            }
-            for ((kind, key), _) in self.rooms.current_state_ids(&room)? {
-                if kind == ruma::events::StateEventType::RoomMember {
-                    if let Ok(member) = OwnedUserId::try_from(key.as_str()) {
-                        if self.rooms.membership_of(&room, &member)? == Some(MembershipState::Join)
-                        {
-                            users.insert(member);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(users)
-    }
-
-    fn servers_sharing_rooms_with(&self, user: &UserId) -> Result<BTreeSet<OwnedServerName>> {
-        let mut servers = BTreeSet::new();
-        for room in self.rooms.room_ids()? {
-            if self.rooms.membership_of(&room, user)? == Some(MembershipState::Join) {
-                servers.extend(self.rooms.joined_servers(&room)?);
-            }
-        }
-        Ok(servers)
-    }
-
     /// Users sharing a room with `user` whose keys changed in `(from, to]`.
     pub fn changed_between(&self, user: &UserId, from: u64, to: u64) -> Result<Vec<OwnedUserId>> {
         let mut changed = Vec::new();
-        for other in self.users_sharing_rooms_with(user)? {
+        for other in self.rooms.users_sharing_rooms_with(user)? {
             let at = self.trees.changed_at(&other)?;
             if at > from && at <= to {
                 changed.push(other);

@@ -21,6 +21,11 @@ use ruma::{
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+mod presence;
+
+pub use presence::is_state as is_presence_state;
+use presence::Presence;
+
 use crate::{
     federation::sender::Sender,
     rooms::service::RoomService,
@@ -77,7 +82,7 @@ pub struct EduService {
     keys: E2eeTrees,
     trees: EduTrees,
     typing: Mutex<HashMap<OwnedRoomId, HashMap<OwnedUserId, Instant>>>,
-    presence: Mutex<HashMap<OwnedUserId, Value>>,
+    presence: Mutex<HashMap<OwnedUserId, Presence>>,
     /// Counts changes clients see (typing, receipts, to-device), so a
     /// long-polling `/sync` wakes for them.
     changes: tokio::sync::watch::Sender<u64>,
@@ -116,8 +121,10 @@ impl EduService {
         }
     }
 
-    fn changed(&self) {
+    /// Counts one change; returns the new count.
+    fn changed(&self) -> u64 {
         self.changes.send_modify(|n| *n += 1);
+        *self.changes.borrow()
     }
 
     /// How many changes clients could see so far (in this process).
@@ -219,8 +226,12 @@ impl EduService {
             else {
                 continue;
             };
-            if of_origin(&user, origin).is_ok() {
-                lock(&self.presence).insert(user, update.clone());
+            if of_origin(&user, origin).is_err() {
+                continue;
+            }
+            if let Some(presence) = Presence::from_edu(update, self.version() + 1) {
+                lock(&self.presence).insert(user, presence);
+                self.changed();
             }
         }
         Ok(())
@@ -441,7 +452,7 @@ impl EduService {
             .collect();
         let updates: Map<String, Value> = self.trees.device_updates(user)?.into_iter().collect();
         Ok(serde_json::json!({
-            "presence": lock(&self.presence).get(user).cloned(),
+            "presence": lock(&self.presence).get(user).map(Presence::content),
             "to_device": to_device,
             "device_updates": updates,
         }))

@@ -62,3 +62,29 @@ pub fn stripped(pdu: &CanonicalJsonObject) -> Value {
     }
     Value::Object(event)
 }
+
+/// Adds `unsigned.transaction_id` to an event the requesting device sent
+/// itself, so the client can match it to its local echo.
+/// Spec: client-server-api "Transaction identifiers".
+pub fn echo_transaction_id(
+    accounts: &crate::store::accounts::AccountTrees,
+    event: &mut Value,
+    user: &ruma::UserId,
+    device: &str,
+) -> crate::error::Result<()> {
+    if event["sender"] != user.as_str() {
+        return Ok(());
+    }
+    let Some(id) = event["event_id"].as_str() else {
+        return Ok(());
+    };
+    if let Some((sender_device, txn)) = accounts.txn_of_event(id)? {
+        if sender_device == device {
+            if !event["unsigned"].is_object() {
+                event["unsigned"] = Value::Object(Map::new());
+            }
+            event["unsigned"]["transaction_id"] = Value::String(txn);
+        }
+    }
+    Ok(())
+}

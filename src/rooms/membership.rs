@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use http::Method;
 use ruma::{
-    CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedServerName, RoomId, RoomVersionId,
-    UserId,
+    events::room::member::MembershipState, CanonicalJsonObject, CanonicalJsonValue, OwnedEventId,
+    OwnedServerName, RoomId, RoomVersionId, UserId,
 };
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::json;
@@ -150,16 +150,36 @@ impl MembershipService {
             return Ok(id);
         }
         let candidates = self.candidates(room, user, servers)?;
-        let id = self
-            .through(room, user, &candidates, |server| async move {
-                let (leave, _, _) = self
-                    .handshake::<serde_json::Value>(&LEAVE, room, user, &server, None)
-                    .await?;
-                Ok(leave.event_id)
-            })
-            .await?;
-        self.rooms.settle_pending(user, room).await?;
-        Ok(id)
+        self.through(room, user, &candidates, |server| async move {
+            let (leave, _, _) = self
+                .handshake::<serde_json::Value>(&LEAVE, room, user, &server, None)
+                .await?;
+            self.rooms
+                .close_pending(user, room, &leave.event_id, leave.object)
+                .await?;
+            Ok(leave.event_id)
+        })
+        .await
+    }
+
+    /// Leaves every room `user` is in, invited to or knocking on (an
+    /// account being deactivated); failures are logged, not fatal.
+    pub async fn leave_all(&self, user: &UserId) -> Result<()> {
+        let mut rooms = Vec::new();
+        for room in self.rooms.room_ids()? {
+            if let Some(MembershipState::Join | MembershipState::Invite | MembershipState::Knock) =
+                self.rooms.membership_of(&room, user)?
+            {
+                rooms.push(room);
+            }
+        }
+        rooms.extend(self.rooms.pending_of(user)?.into_iter().map(|p| p.room_id));
+        for room in rooms {
+            if let Err(error) = self.leave(&room, user, &[]).await {
+                tracing::warn!(%room, %user, %error, "could not leave on deactivation");
+            }
+        }
+        Ok(())
     }
 
     /// Whether one of our users is joined to the room.
@@ -193,8 +213,9 @@ impl MembershipService {
         Ok(candidates)
     }
 
-    /// Knocks on `room` for `user` through the first of `servers` that
-    /// takes the knock; kept as a pending membership with the room's state.
+    /// Knocks on `room` for `user`: a local event when we are in the room,
+    /// else through the first of `servers` that takes the knock, kept as a
+    /// pending membership with the room's state.
     pub async fn knock(
         &self,
         room: &RoomId,
@@ -202,6 +223,16 @@ impl MembershipService {
         servers: &[OwnedServerName],
         reason: Option<&str>,
     ) -> Result<OwnedEventId> {
+        if self.resident(room) {
+            let mut content = json!({"membership": "knock"});
+            if let Some(reason) = reason {
+                content["reason"] = json!(reason);
+            }
+            return self
+                .rooms
+                .send(room, user, "m.room.member", Some(user.as_str()), content)
+                .await;
+        }
         self.through(room, user, servers, |server| async move {
             let (knock, version, answer) = self
                 .handshake::<SendKnockAnswer>(&KNOCK, room, user, &server, reason)
@@ -210,6 +241,7 @@ impl MembershipService {
                 room_id: room.to_owned(),
                 membership: "knock".into(),
                 room_version: version.to_string(),
+                event_id: Some(knock.event_id.to_string()),
                 event: knock.object,
                 room_state: answer.knock_room_state,
                 position: 0,

@@ -11,3 +11,4 @@ mod servers;
 pub mod service;
 mod shorts;
 pub mod state_res;
+pub mod user_directory;

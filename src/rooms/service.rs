@@ -45,6 +45,7 @@ mod invite;
 mod join;
 mod query;
 mod redact;
+mod sharing;
 mod views;
 
 pub use invite::{InviteRequest, PreparedInvite};

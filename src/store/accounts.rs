@@ -24,6 +24,9 @@ pub(super) const FILTERS: &str = "filters";
 /// `client_txns`: `user_id 0xFF device_id 0xFF txn_id` → event ID: what a
 /// client's `PUT …/send/{type}/{txnId}` created, so a retry creates nothing.
 pub(super) const CLIENT_TXNS: &str = "client_txns";
+/// `event_txns`: event ID → `device_id 0xFF txn_id`: the reverse, so the
+/// sending device sees its transaction ID on its own events.
+pub(super) const EVENT_TXNS: &str = "event_txns";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserRecord {
@@ -67,6 +70,7 @@ pub struct AccountTrees {
     account_data: Tree,
     filters: Tree,
     txns: Tree,
+    event_txns: Tree,
 }
 
 fn user_key(user: &UserId, rest: &str) -> Vec<u8> {
@@ -92,6 +96,7 @@ impl AccountTrees {
             account_data: db.open_tree(ACCOUNT_DATA)?,
             filters: db.open_tree(FILTERS)?,
             txns: db.open_tree(CLIENT_TXNS)?,
+            event_txns: db.open_tree(EVENT_TXNS)?,
         })
     }
 
@@ -249,11 +254,38 @@ impl AccountTrees {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    pub fn put_txn_event(&self, session: &Session, txn: &str, event_id: &str) -> Result<()> {
+    /// Records what `txn` (the key, scoped per endpoint) created; `echo`
+    /// is the transaction ID as the client gave it, for room events.
+    pub fn put_txn_event(
+        &self,
+        session: &Session,
+        txn: &str,
+        echo: Option<&str>,
+        event_id: &str,
+    ) -> Result<()> {
+        if let Some(echo) = echo {
+            let mut reverse = session.device_id.as_str().as_bytes().to_vec();
+            reverse.push(0xFF);
+            reverse.extend_from_slice(echo.as_bytes());
+            self.event_txns.insert(event_id.as_bytes(), reverse)?;
+        }
         self.txns
             .insert(txn_key(session, txn), event_id.as_bytes())?;
         self.txns.flush()?;
         Ok(())
+    }
+
+    /// The device and transaction ID that created an event, if a client
+    /// of ours sent it with one.
+    pub fn txn_of_event(&self, event_id: &str) -> Result<Option<(String, String)>> {
+        let Some(value) = self.event_txns.get(event_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let Some(at) = value.iter().position(|&b| b == 0xFF) else {
+            return Ok(None);
+        };
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        Ok(Some((text(&value[..at]), text(&value[at + 1..]))))
     }
 }
 

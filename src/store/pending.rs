@@ -16,11 +16,16 @@ pub(super) const PENDING: &str = "pending_memberships";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pending {
     pub room_id: OwnedRoomId,
-    /// `invite` or `knock`.
     pub membership: String,
     pub room_version: String,
+    /// `invite`, `knock`, or `leave` once the user rejected the invite
+    /// or retracted the knock (kept so that sync reports it once).
     /// The membership event as signed by every party.
     pub event: CanonicalJsonObject,
+    /// The event's ID (set for leaves, whose IDs are not in the event
+    /// from room version 3).
+    #[serde(default)]
+    pub event_id: Option<String>,
     /// What the resident server told us about the room, as sent.
     pub room_state: Vec<CanonicalJsonObject>,
     /// The stream position it was recorded at, for incremental sync.

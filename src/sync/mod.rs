@@ -17,11 +17,12 @@ use ruma::{
 use serde_json::{json, Map, Value};
 
 use crate::{
+    accounts::push_rules::PUSH_RULES,
     e2ee::E2eeService,
     edus::EduService,
     error::{Error, Result},
     rooms::{
-        client_event::{client_event, stripped},
+        client_event::{client_event, echo_transaction_id, stripped},
         service::RoomService,
     },
     store::{
@@ -233,7 +234,7 @@ impl SyncService {
                 _ => {}
             }
         }
-        for pending in self.rooms.pending_of(pass.user)? {
+        for pending in self.rooms.pending_records_of(pass.user)? {
             let new =
                 pending.position > pass.since_position() && pending.position <= pass.now.position;
             if !new || join.contains_key(pending.room_id.as_str()) {
@@ -242,10 +243,18 @@ impl SyncService {
             let mut state: Vec<Value> = pending.room_state.iter().map(stripped).collect();
             state.push(stripped(&pending.event));
             let room = pending.room_id.to_string();
-            if pending.membership == "knock" {
-                knock.insert(room, json!({"knock_state": {"events": state}}));
-            } else {
-                invite.insert(room, json!({"invite_state": {"events": state}}));
+            match pending.membership.as_str() {
+                "knock" => {
+                    knock.insert(room, json!({"knock_state": {"events": state}}));
+                }
+                "invite" => {
+                    invite.insert(room, json!({"invite_state": {"events": state}}));
+                }
+                // A rejected invite or retracted knock: its leave, once.
+                _ if pass.since.is_some() => {
+                    leave.insert(room, rejected(&pending));
+                }
+                _ => {}
             }
         }
         let account_data = self.account_data(pass)?;
@@ -257,6 +266,16 @@ impl SyncService {
             }
             None => Vec::new(),
         };
+        let presence = if pass.ephemeral_changed() {
+            // A token from before a restart: the counter began again.
+            let since = pass
+                .since
+                .map(|t| t.ephemeral)
+                .filter(|&e| e <= pass.now.ephemeral);
+            self.edus.presence_events(pass.user, since)?
+        } else {
+            Vec::new()
+        };
         let (counts, fallback) = self.e2ee.counts(pass.user, pass.device)?;
         let empty = join.is_empty()
             && invite.is_empty()
@@ -264,6 +283,7 @@ impl SyncService {
             && knock.is_empty()
             && account_data.is_empty()
             && to_device.is_empty()
+            && presence.is_empty()
             && changed.is_empty();
         let next = Token {
             to_device: last_to_device,
@@ -273,7 +293,7 @@ impl SyncService {
             "next_batch": next.to_string(),
             "rooms": {"join": join, "invite": invite, "leave": leave, "knock": knock},
             "account_data": {"events": account_data},
-            "presence": {"events": []},
+            "presence": {"events": presence},
             "to_device": {"events": to_device},
             "device_lists": {"changed": changed, "left": []},
             "device_one_time_keys_count": counts,
@@ -335,7 +355,9 @@ impl SyncService {
             {
                 senders.insert(sender);
             }
-            timeline.push(client_event(id, &pdu, false));
+            let mut event = client_event(id, &pdu, false);
+            echo_transaction_id(&self.accounts, &mut event, pass.user, pass.device)?;
+            timeline.push(event);
         }
         let mut state = Vec::new();
         for ((kind, key), id) in self.rooms.current_state_ids(room)? {
@@ -450,9 +472,11 @@ impl SyncService {
         Ok(events)
     }
 
-    /// Global account data written since the token.
+    /// Global account data written since the token; an initial sync also
+    /// carries the default push rules until the user changed them, since
+    /// clients read them from here.
     fn account_data(&self, pass: &Pass<'_>) -> Result<Vec<Value>> {
-        Ok(self
+        let mut events: Vec<Value> = self
             .accounts
             .account_data_of(pass.user)?
             .into_iter()
@@ -462,6 +486,27 @@ impl SyncService {
                     && data.position <= pass.now.position
             })
             .map(|(_, kind, data)| json!({"type": kind, "content": data.content}))
-            .collect())
+            .collect();
+        let has_rules = events.iter().any(|e| e["type"] == PUSH_RULES);
+        if pass.since.is_none() && !has_rules {
+            let rules = ruma::push::Ruleset::server_default(pass.user);
+            events.push(json!({"type": PUSH_RULES, "content": {"global": rules}}));
+        }
+        Ok(events)
     }
+}
+
+/// The `leave` entry of a room whose invite or knock the user closed: the
+/// leave event alone, since this server holds nothing else of the room.
+fn rejected(pending: &crate::store::pending::Pending) -> Value {
+    let timeline = pending
+        .event_id
+        .as_deref()
+        .and_then(|id| ruma::OwnedEventId::try_from(id).ok())
+        .map(|id| client_event(&id, &pending.event, false));
+    json!({
+        "timeline": {"events": timeline.into_iter().collect::<Vec<_>>(), "limited": false},
+        "state": {"events": []},
+        "account_data": {"events": []},
+    })
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, respond, session, v3, ClientServices, Route},
+    client::{body, confirm_password, respond, session, v3, ClientServices, Route},
     error::{Error, Result},
     http_util::{body_limited, percent_decode},
     store::accounts::{Device, Session},
@@ -92,7 +92,7 @@ pub fn routes(services: ClientServices) -> Route {
         .boxed()
 }
 
-/// Needs `auth` with the user's password; answers the flow otherwise.
+/// Needs `auth` with the user's password (user-interactive auth).
 async fn delete(
     services: ClientServices,
     id: String,
@@ -100,32 +100,7 @@ async fn delete(
     bytes: Bytes,
 ) -> Result<Value> {
     let request: Value = body(&bytes)?;
-    let password = request["auth"]["password"].as_str();
-    let flow = || {
-        Error::new(
-            http::StatusCode::UNAUTHORIZED,
-            "M_FORBIDDEN",
-            "confirm with your password",
-        )
-        .with_field("flows", json!([{"stages": ["m.login.password"]}]))
-        .with_field("params", json!({}))
-        .with_field(
-            "session",
-            request["auth"]["session"]
-                .as_str()
-                .unwrap_or("delete-device"),
-        )
-    };
-    let Some(password) = password else {
-        return Err(flow());
-    };
-    if !services
-        .accounts
-        .password_matches(&session.user_id, password.to_owned())
-        .await?
-    {
-        return Err(flow());
-    }
+    confirm_password(&services.accounts, &session, &request["auth"]).await?;
     services
         .accounts
         .trees()

@@ -2,7 +2,7 @@
 //! one of our users is in the room, else through a resident server.
 //! Spec: client-server-api "Joining rooms"; joining.yaml.
 
-use ruma::{OwnedRoomAliasId, OwnedServerName};
+use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedServerName};
 use serde_json::{json, Value};
 use warp::Filter;
 
@@ -42,14 +42,30 @@ async fn join(
     target: String,
     query: String,
 ) -> Result<Value> {
+    let (room, servers) = resolve_target(&services, &target, &query).await?;
+    services
+        .membership
+        .join(&room, &session.user_id, &servers)
+        .await?;
+    Ok(json!({ "room_id": room }))
+}
+
+/// A `{roomIdOrAlias}` path segment and its `via`/`server_name`
+/// parameters: the room, and the servers to reach it through (with those
+/// the alias names).
+pub(super) async fn resolve_target(
+    services: &ClientServices,
+    target: &str,
+    query: &str,
+) -> Result<(OwnedRoomId, Vec<OwnedServerName>)> {
     let mut servers = Vec::new();
-    for name in query_params(&query, "via").chain(query_params(&query, "server_name")) {
+    for name in query_params(query, "via").chain(query_params(query, "server_name")) {
         servers.push(
             OwnedServerName::try_from(name.as_str())
                 .map_err(|e| Error::invalid_param(format!("{name:?}: {e}")))?,
         );
     }
-    let decoded = percent_decode(&target);
+    let decoded = percent_decode(target);
     let room = if decoded.starts_with('#') {
         let alias = OwnedRoomAliasId::try_from(decoded.as_str())
             .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
@@ -57,11 +73,7 @@ async fn join(
         servers.extend(resolved.servers);
         resolved.room_id
     } else {
-        room_id(&target)?
+        room_id(target)?
     };
-    services
-        .membership
-        .join(&room, &session.user_id, &servers)
-        .await?;
-    Ok(json!({ "room_id": room }))
+    Ok((room, servers))
 }

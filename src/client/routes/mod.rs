@@ -1,6 +1,7 @@
 //! Client listener routes, one file per spec endpoint (or per endpoint
 //! family sharing one handler).
 
+mod account;
 mod account_data;
 mod capabilities;
 mod context;
@@ -12,12 +13,14 @@ mod filter;
 mod joined_rooms;
 mod joining;
 mod keys;
+mod knocking;
 mod leaving;
 mod login;
 mod logout;
 mod members;
 mod membership;
 mod messages;
+mod presence;
 mod profile;
 mod public_rooms;
 mod pushrules;
@@ -29,6 +32,7 @@ mod send_to_device;
 mod state;
 mod sync;
 mod typing;
+mod user_directory;
 mod versions;
 mod whoami;
 
@@ -45,8 +49,10 @@ pub fn routes(services: ClientServices) -> Route {
         whoami::route(services.clone()),
         register::routes(services.clone()),
         capabilities::route(services.clone()),
-        pushrules::route(services.clone()),
+        presence::routes(services.clone()),
+        pushrules::routes(services.clone()),
         filter::routes(services.clone()),
+        account::routes(services.clone()),
         account_data::routes(services.clone()),
         profile::routes(services.clone()),
         sync::route(services.clone()),
@@ -64,8 +70,10 @@ pub fn routes(services: ClientServices) -> Route {
         members::routes(services.clone()),
         messages::route(services.clone()),
         typing::route(services.clone()),
+        user_directory::route(services.clone()),
         redact::route(services.clone()),
         keys::routes(services.clone()),
+        knocking::route(services.clone()),
         send_to_device::route(services.clone()),
         devices::routes(services.clone()),
         receipt::routes(services),

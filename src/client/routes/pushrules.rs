@@ -1,24 +1,194 @@
-//! `GET /pushrules/`: the spec's default rules, which clients such as
-//! Element need before they show notifications. Changing them is not
-//! supported yet. Spec: client-server-api "Push Rules"; pushrules.yaml.
+//! Push rules: `GET /pushrules/` and `/pushrules/global/`, and per rule
+//! `GET`/`PUT`/`DELETE /pushrules/global/{kind}/{ruleId}` with its
+//! `enabled` and `actions`. Spec: client-server-api "Push Rules";
+//! pushrules.yaml.
 
-use ruma::push::Ruleset;
-use serde_json::json;
+use bytes::Bytes;
+use ruma::{
+    push::{
+        Action, NewConditionalPushRule, NewPatternedPushRule, NewPushRule, NewSimplePushRule,
+        PushCondition, RuleKind, Ruleset,
+    },
+    OwnedRoomId, OwnedUserId,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{session, v3, ClientServices, Route},
-    http_util::ok_json,
+    accounts::push_rules::{rule_json, ruleset, save},
+    client::{body, query_param, respond, session, v3, ClientServices, Route},
+    error::{Error, Result},
+    http_util::{body_limited, percent_decode, raw_query},
     store::accounts::Session,
 };
 
-pub fn route(services: ClientServices) -> Route {
-    v3().and(warp::path("pushrules"))
-        .and(warp::path::end().or(warp::path!("global")).unify())
+pub fn routes(services: ClientServices) -> Route {
+    let accounts = services.accounts.clone();
+    let all = v3()
+        .and(warp::path("pushrules"))
+        .and(warp::path::end())
         .and(warp::get())
-        .and(session(services.accounts))
-        .map(|session: Session| {
-            ok_json(&json!({ "global": Ruleset::server_default(&session.user_id) }))
-        })
-        .boxed()
+        .and(session(services.accounts.clone()))
+        .then(move |session: Session| {
+            let accounts = accounts.clone();
+            respond(async move { Ok(json!({ "global": ruleset(&accounts, &session.user_id)? })) })
+        });
+    let accounts = services.accounts.clone();
+    let global = v3()
+        .and(warp::path!("pushrules" / "global"))
+        .and(warp::get())
+        .and(session(services.accounts.clone()))
+        .then(move |session: Session| {
+            let accounts = accounts.clone();
+            respond(async move { to_value(ruleset(&accounts, &session.user_id)?) })
+        });
+    let rule = v3()
+        .and(warp::path!("pushrules" / "global" / String / String / ..))
+        .and(
+            warp::path::end()
+                .map(|| None)
+                .or(warp::path!(String).map(Some))
+                .unify(),
+        )
+        .and(warp::method())
+        .and(session(services.accounts.clone()))
+        .and(raw_query())
+        .and(body_limited())
+        .then(
+            move |kind: String,
+                  id: String,
+                  part: Option<String>,
+                  method: http::Method,
+                  session: Session,
+                  query: String,
+                  bytes: Bytes| {
+                let services = services.clone();
+                let request = RuleRequest {
+                    kind: RuleKind::from(percent_decode(&kind).as_str()),
+                    id: percent_decode(&id),
+                    part,
+                    query,
+                    bytes,
+                };
+                respond(async move { one_rule(&services, &session, method, request) })
+            },
+        );
+    all.or(global).unify().or(rule).unify().boxed()
+}
+
+struct RuleRequest {
+    kind: RuleKind,
+    id: String,
+    /// `enabled`, `actions`, or none for the rule itself.
+    part: Option<String>,
+    query: String,
+    bytes: Bytes,
+}
+
+fn one_rule(
+    services: &ClientServices,
+    session: &Session,
+    method: http::Method,
+    request: RuleRequest,
+) -> Result<Value> {
+    let user = &session.user_id;
+    let mut rules = ruleset(&services.accounts, user)?;
+    let not_found = || Error::not_found(format!("no push rule {}", request.id));
+    let found = rules.get(request.kind.clone(), &request.id);
+    let answer = match (&method, request.part.as_deref()) {
+        (&http::Method::GET, None) => return rule_json(found.ok_or_else(not_found)?),
+        (&http::Method::GET, Some("enabled")) => {
+            return Ok(json!({"enabled": found.ok_or_else(not_found)?.enabled()}))
+        }
+        (&http::Method::GET, Some("actions")) => {
+            return Ok(json!({"actions": found.ok_or_else(not_found)?.actions()}))
+        }
+        (&http::Method::DELETE, None) => rules
+            .remove(request.kind.clone(), &request.id)
+            .map_err(|e| refusal(e.to_string(), not_found)),
+        (&http::Method::PUT, None) => put_rule(&mut rules, &request),
+        (&http::Method::PUT, Some("enabled")) => {
+            let enabled: bool = field(&request.bytes, "enabled")?;
+            rules
+                .set_enabled(request.kind.clone(), &request.id, enabled)
+                .map_err(|_| not_found())
+        }
+        (&http::Method::PUT, Some("actions")) => {
+            let actions: Vec<Action> = field(&request.bytes, "actions")?;
+            rules
+                .set_actions(request.kind.clone(), &request.id, actions)
+                .map_err(|_| not_found())
+        }
+        _ => return Err(Error::unrecognized("no such push rule endpoint")),
+    };
+    answer?;
+    save(&services.accounts, &services.rooms, user, &rules)?;
+    Ok(json!({}))
+}
+
+/// A removal refused: 404 when the rule is missing, 400 otherwise.
+fn refusal(message: String, not_found: impl Fn() -> Error) -> Error {
+    if message.contains("not found") {
+        not_found()
+    } else {
+        Error::invalid_param(message)
+    }
+}
+
+/// `PUT …/{kind}/{ruleId}`: a new or replaced rule of the user's, placed
+/// by `before`/`after`.
+fn put_rule(rules: &mut Ruleset, request: &RuleRequest) -> Result<()> {
+    let actions: Vec<Action> = field(&request.bytes, "actions")?;
+    let id = request.id.clone();
+    let new = match request.kind {
+        RuleKind::Override | RuleKind::Underride => {
+            let conditions: Vec<PushCondition> =
+                optional_field(&request.bytes, "conditions")?.unwrap_or_default();
+            let rule = NewConditionalPushRule::new(id, conditions, actions);
+            if request.kind == RuleKind::Override {
+                NewPushRule::Override(rule)
+            } else {
+                NewPushRule::Underride(rule)
+            }
+        }
+        RuleKind::Content => {
+            let pattern: String = field(&request.bytes, "pattern")?;
+            NewPushRule::Content(NewPatternedPushRule::new(id, pattern, actions))
+        }
+        RuleKind::Room => {
+            let room = OwnedRoomId::try_from(id.as_str())
+                .map_err(|e| Error::invalid_param(format!("room rule ID: {e}")))?;
+            NewPushRule::Room(NewSimplePushRule::new(room, actions))
+        }
+        RuleKind::Sender => {
+            let user = OwnedUserId::try_from(id.as_str())
+                .map_err(|e| Error::invalid_param(format!("sender rule ID: {e}")))?;
+            NewPushRule::Sender(NewSimplePushRule::new(user, actions))
+        }
+        _ => return Err(Error::invalid_param("unknown push rule kind")),
+    };
+    let before = query_param(&request.query, "before");
+    let after = query_param(&request.query, "after");
+    rules
+        .insert(new, after.as_deref(), before.as_deref())
+        .map_err(|e| Error::invalid_param(e.to_string()))
+}
+
+fn field<T: DeserializeOwned>(bytes: &Bytes, name: &str) -> Result<T> {
+    optional_field(bytes, name)?.ok_or_else(|| Error::bad_json(format!("{name} is required")))
+}
+
+fn optional_field<T: DeserializeOwned>(bytes: &Bytes, name: &str) -> Result<Option<T>> {
+    let mut request: Value = body(bytes)?;
+    match request.get_mut(name).map(Value::take) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| Error::bad_json(format!("{name}: {e}"))),
+    }
+}
+
+fn to_value(rules: Ruleset) -> Result<Value> {
+    serde_json::to_value(rules).map_err(|e| Error::internal(e.to_string()))
 }

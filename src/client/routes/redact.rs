@@ -27,7 +27,8 @@ pub fn route(services: ClientServices) -> Route {
                     let target = OwnedEventId::try_from(decoded.as_str())
                         .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
                     let trees = services.accounts.trees();
-                    let txn_key = format!("redact\u{1}{}", percent_decode(&txn));
+                    let txn = percent_decode(&txn);
+                    let txn_key = format!("redact\u{1}{txn}");
                     if let Some(event_id) = trees.txn_event(&session, &txn_key)? {
                         return Ok(json!({ "event_id": event_id }));
                     }
@@ -36,7 +37,7 @@ pub fn route(services: ClientServices) -> Route {
                         .rooms
                         .redact(&room, &session.user_id, &target, request["reason"].as_str())
                         .await?;
-                    trees.put_txn_event(&session, &txn_key, event_id.as_str())?;
+                    trees.put_txn_event(&session, &txn_key, Some(&txn), event_id.as_str())?;
                     Ok(json!({ "event_id": event_id }))
                 })
             },

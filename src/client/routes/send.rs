@@ -50,6 +50,6 @@ async fn send(
         .rooms
         .send(&room, &session.user_id, &kind, None, content)
         .await?;
-    trees.put_txn_event(&session, &txn, event_id.as_str())?;
+    trees.put_txn_event(&session, &txn, Some(&txn), event_id.as_str())?;
     Ok(json!({ "event_id": event_id }))
 }

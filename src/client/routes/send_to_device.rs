@@ -45,7 +45,7 @@ pub fn route(services: ClientServices) -> Route {
                         &message_id,
                         request.messages,
                     )?;
-                    trees.put_txn_event(&session, &txn_key, "")?;
+                    trees.put_txn_event(&session, &txn_key, None, "")?;
                     Ok(json!({}))
                 })
             },

@@ -164,6 +164,7 @@ impl RoomService {
                 membership: "invite".into(),
                 room_version: version.to_string(),
                 event: signed.clone(),
+                event_id: Some(event_id.to_string()),
                 room_state: request.invite_room_state,
                 position: 0,
             },
@@ -230,9 +231,35 @@ impl RoomService {
         }
     }
 
-    /// Our users' invites and knocks in rooms we may not be in.
+    /// Our users' open invites and knocks in rooms we may not be in.
     pub fn pending_of(&self, user: &UserId) -> Result<Vec<Pending>> {
+        let mut records = self.pending.of_user(user)?;
+        records.retain(|p| p.membership != "leave");
+        Ok(records)
+    }
+
+    /// Every record of `user`, with the leaves that closed one.
+    pub fn pending_records_of(&self, user: &UserId) -> Result<Vec<Pending>> {
         self.pending.of_user(user)
+    }
+
+    /// Replaces an invite or knock of `user` by the leave that rejected or
+    /// retracted it, at a fresh position, so syncing clients see it go.
+    pub async fn close_pending(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        leave_id: &ruma::EventId,
+        leave: ruma::CanonicalJsonObject,
+    ) -> Result<()> {
+        let Some(mut pending) = self.pending.get(user, room)? else {
+            return Ok(());
+        };
+        pending.membership = "leave".into();
+        pending.event = leave;
+        pending.event_id = Some(leave_id.to_string());
+        pending.room_state.clear();
+        self.record_pending(user, pending).await
     }
 
     /// Forgets a pending membership once the user joined, rejected or retracted.

@@ -1,0 +1,63 @@
+//! Who shares rooms with whom: the audience of a user's presence, device
+//! list and key updates, and the scope of the user directory.
+
+use std::collections::BTreeSet;
+
+use ruma::{events::StateEventType, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, UserId};
+
+use super::RoomService;
+use crate::error::Result;
+
+impl RoomService {
+    /// Users joined to `room` now.
+    pub fn joined_members(&self, room: &RoomId) -> Result<Vec<OwnedUserId>> {
+        let mut joined = Vec::new();
+        for ((kind, key), id) in self.current_state_ids(room)? {
+            if kind != StateEventType::RoomMember {
+                continue;
+            }
+            let event = self.event_object(&id)?;
+            let membership = event
+                .get("content")
+                .and_then(|c| c.as_object())
+                .and_then(|c| c.get("membership"))
+                .and_then(|m| m.as_str());
+            if membership == Some("join") {
+                joined.extend(OwnedUserId::try_from(key).ok());
+            }
+        }
+        Ok(joined)
+    }
+
+    /// Rooms `user` is joined to.
+    pub fn rooms_joined_by(&self, user: &UserId) -> Result<Vec<OwnedRoomId>> {
+        let mut rooms = self.room_ids()?;
+        let mut joined = Vec::with_capacity(rooms.len());
+        for room in rooms.drain(..) {
+            if self.membership_of(&room, user)?
+                == Some(ruma::events::room::member::MembershipState::Join)
+            {
+                joined.push(room);
+            }
+        }
+        Ok(joined)
+    }
+
+    /// Every user with whom `user` shares a joined room (and `user`).
+    pub fn users_sharing_rooms_with(&self, user: &UserId) -> Result<BTreeSet<OwnedUserId>> {
+        let mut users = BTreeSet::from([user.to_owned()]);
+        for room in self.rooms_joined_by(user)? {
+            users.extend(self.joined_members(&room)?);
+        }
+        Ok(users)
+    }
+
+    /// Every server with a user in a room `user` is joined to.
+    pub fn servers_sharing_rooms_with(&self, user: &UserId) -> Result<BTreeSet<OwnedServerName>> {
+        let mut servers = BTreeSet::new();
+        for room in self.rooms_joined_by(user)? {
+            servers.extend(self.joined_servers(&room)?);
+        }
+        Ok(servers)
+    }
+}
