@@ -31,6 +31,7 @@ pub struct ClientServices {
     pub profiles: Arc<ProfileService>,
     pub rooms: Arc<RoomService>,
     pub membership: Arc<MembershipService>,
+    pub history: Arc<crate::rooms::history::HistoryService>,
     pub directory: Arc<DirectoryService>,
     pub edus: Arc<EduService>,
     pub e2ee: Arc<crate::e2ee::E2eeService>,

@@ -373,10 +373,19 @@ impl MembershipService {
         let mut template = answer.event;
         check_template(&template, room, user, kind.membership)
             .map_err(|e| Error::remote(format!("{server}'s {} template: {e}", kind.membership)))?;
-        if let (Some(reason), Some(CanonicalJsonValue::Object(content))) =
-            (reason, template.get_mut("content"))
-        {
-            content.insert("reason".into(), reason.into());
+        if let Some(CanonicalJsonValue::Object(content)) = template.get_mut("content") {
+            if let Some(reason) = reason {
+                content.insert("reason".into(), reason.into());
+            }
+            if kind.membership == "join" {
+                let mut profile = serde_json::json!({});
+                self.rooms.add_profile(user, &mut profile)?;
+                for (field, value) in profile.as_object().into_iter().flatten() {
+                    if let Some(value) = value.as_str() {
+                        content.insert(field.clone(), value.into());
+                    }
+                }
+            }
         }
         let event = self.rooms.sign_template(template, &version)?;
         let uri = format!(

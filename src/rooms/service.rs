@@ -40,6 +40,7 @@ use crate::{
     time::now_ms,
 };
 
+mod backfill;
 mod handshake;
 mod invite;
 mod join;
@@ -48,6 +49,7 @@ mod redact;
 mod sharing;
 mod views;
 
+pub use backfill::{Checked, Page};
 pub use invite::{InviteRequest, PreparedInvite};
 pub use join::JoinAnswer;
 pub use query::{MAX_START_EVENTS, MAX_WALK};
@@ -60,6 +62,9 @@ pub struct RoomService {
     default_version: RoomVersionId,
     trees: RoomTrees,
     pending: PendingTree,
+    backfilled: crate::store::backfill::BackfillTree,
+    /// Our users' profiles, copied into their join events.
+    accounts: crate::store::accounts::AccountTrees,
     keys: Arc<KeyService>,
     locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
     groups: GroupCache,
@@ -110,6 +115,8 @@ impl RoomService {
             default_version,
             trees: store.rooms.clone(),
             pending: store.pending.clone(),
+            backfilled: store.backfill.clone(),
+            accounts: store.accounts.clone(),
             keys,
             locks: Mutex::new(HashMap::new()),
             groups: GroupCache::default(),
@@ -493,6 +500,13 @@ impl RoomService {
         finish: impl FnOnce(&mut CanonicalJsonObject),
     ) -> Result<OwnedEventId> {
         self.ensure_local(sender)?;
+        let mut content = content;
+        if kind == "m.room.member"
+            && state_key == Some(sender.as_str())
+            && content["membership"] == "join"
+        {
+            self.add_profile(sender, &mut content)?;
+        }
         let _guard = self.lock(room).await;
         let record = self.record(room)?;
         let rules = Self::rules_of(&record.version)?;
@@ -505,6 +519,23 @@ impl RoomService {
         self.trees.flush().await?;
         self.outbound_ready.notify_one();
         Ok(event_id)
+    }
+
+    /// Adds one of our users' display name and avatar to the content of
+    /// their join (where clients read names from), unless already set.
+    pub fn add_profile(&self, user: &UserId, content: &mut Value) -> Result<()> {
+        let Some(record) = self.accounts.user(user)? else {
+            return Ok(());
+        };
+        for (field, value) in [
+            ("displayname", record.displayname),
+            ("avatar_url", record.avatar_url),
+        ] {
+            if let (Some(value), Some(content)) = (value, content.as_object_mut()) {
+                content.entry(field).or_insert(Value::String(value));
+            }
+        }
+        Ok(())
     }
 
     /// An unsigned event on top of the room's forward extremities, with

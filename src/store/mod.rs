@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod aliases;
+pub mod backfill;
 pub mod destinations;
 pub mod e2ee;
 pub mod edus;
@@ -28,6 +29,7 @@ pub struct Store {
     pub outbound: outbound::OutboundTree,
     pub transactions: transactions::TransactionTree,
     pub pending: pending::PendingTree,
+    pub backfill: backfill::BackfillTree,
     pub destinations: destinations::DestinationTree,
     pub edus: edus::EduTrees,
     pub accounts: accounts::AccountTrees,
@@ -86,6 +88,7 @@ impl Store {
             server_keys: ServerKeyTree::new(open(keys::SERVER_KEYS)?, open(keys::KEY_RESPONSES)?),
             transactions: transactions::TransactionTree::new(open(transactions::TRANSACTIONS)?),
             pending: pending::PendingTree::new(open(pending::PENDING)?),
+            backfill: backfill::BackfillTree::new(open(backfill::BACKFILLED)?),
             destinations: destinations::DestinationTree::new(open(destinations::DESTINATIONS)?),
             edus: edus::EduTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
             accounts: accounts::AccountTrees::open(&db)

@@ -1,5 +1,5 @@
-//! `GET /rooms/{roomId}/messages`: the timeline in pages, either way, by
-//! stream position. Spec: client-server-api "Getting events for a room";
+//! `GET /rooms/{roomId}/messages`: the timeline in pages, either way, and
+//! before it the history other servers hold (fetched on demand). Spec: client-server-api "Getting events for a room";
 //! message_pagination.yaml.
 
 use std::collections::HashSet;
@@ -12,7 +12,11 @@ use crate::{
     client::{must_be_joined, query_param, respond, room_id, session, v3, ClientServices, Route},
     error::{Error, Result},
     http_util::raw_query,
-    rooms::client_event::client_event,
+    rooms::{
+        client_event::{client_event, echo_transaction_id},
+        history::next_back,
+        service::Page,
+    },
     store::accounts::Session,
     sync::{Filter as SyncFilter, Token},
 };
@@ -27,18 +31,34 @@ pub fn route(services: ClientServices) -> Route {
         .and(raw_query())
         .then(move |room: String, session: Session, query: String| {
             let services = services.clone();
-            respond(async move { messages(&services, &room, &session, &query) })
+            async move { respond(messages(&services, &room, &session, &query)).await }
         })
         .boxed()
 }
 
-fn token(query: &str, name: &str) -> Result<Option<u64>> {
-    query_param(query, name)
-        .map(|t| Token::parse(&t).map(|t| t.position))
-        .transpose()
+/// A pagination token: `s…` in the timeline (as sync's `prev_batch`),
+/// `b{seq}` in the history fetched from other servers.
+fn page(query: &str, name: &str) -> Result<Option<Page>> {
+    let Some(text) = query_param(query, name) else {
+        return Ok(None);
+    };
+    if let Some(seq) = text.strip_prefix('b') {
+        let seq = seq
+            .parse()
+            .map_err(|_| Error::invalid_param(format!("{text:?} is not a pagination token")))?;
+        return Ok(Some(Page::Backfilled(seq)));
+    }
+    Ok(Some(Page::Stream(Token::parse(&text)?.position)))
 }
 
-fn messages(
+fn token(page: Page) -> String {
+    match page {
+        Page::Stream(position) => Token::at(position).to_string(),
+        Page::Backfilled(seq) => format!("b{seq}"),
+    }
+}
+
+async fn messages(
     services: &ClientServices,
     room: &str,
     session: &Session,
@@ -65,27 +85,21 @@ fn messages(
             SyncFilter::from_json(&json!({"room": {"state": f.clone(), "timeline": f}}))
                 .lazy_load_members
         });
-    let now = rooms.position();
-    let from = token(query, "from")?.unwrap_or(if backwards { now } else { 0 });
-    let to = token(query, "to")?;
-    // Positions are (after, before) exclusive bounds.
-    let mut events = if backwards {
-        rooms.timeline_between(&room, to.unwrap_or(0), from.saturating_add(1), limit, true)?
+    let from =
+        page(query, "from")?.unwrap_or(Page::Stream(if backwards { rooms.position() } else { 0 }));
+    let to = page(query, "to")?;
+    let events = if backwards {
+        services.history.page_back(&room, from, to, limit).await?
     } else {
-        rooms.timeline_between(&room, from, to.map_or(u64::MAX, |t| t + 1), limit, false)?
+        rooms.page(&room, from, to, limit, false)?
     };
-    if backwards {
-        events.reverse();
-    }
-    let end = events.last().map(
-        |(position, _)| {
-            if backwards {
-                position - 1
-            } else {
-                *position
-            }
-        },
-    );
+    // Going back, a short page means the history ended (fetching older
+    // history was tried); going forward, the client comes back for more.
+    let end = match events.last() {
+        Some((page, _)) if backwards && events.len() == limit => Some(next_back(*page)),
+        Some((page, _)) if !backwards => Some(*page),
+        _ => None,
+    };
     let mut senders: HashSet<OwnedUserId> = HashSet::new();
     let mut chunk = Vec::new();
     for (_, id) in &events {
@@ -93,7 +107,14 @@ fn messages(
         if let Some(sender) = pdu.get("sender").and_then(|s| s.as_str()) {
             senders.extend(OwnedUserId::try_from(sender).ok());
         }
-        chunk.push(client_event(id, &pdu, true));
+        let mut event = client_event(id, &pdu, true);
+        echo_transaction_id(
+            services.accounts.trees(),
+            &mut event,
+            &session.user_id,
+            session.device_id.as_str(),
+        )?;
+        chunk.push(event);
     }
     let mut state = Vec::new();
     if lazy {
@@ -105,11 +126,9 @@ fn messages(
             }
         }
     }
-    let position = |p: u64| Token::at(p).to_string();
-    let mut answer = json!({ "start": position(from), "chunk": chunk, "state": state });
-    // No `end` once there is nothing further: the client stops paginating.
+    let mut answer = json!({ "start": token(from), "chunk": chunk, "state": state });
     if let Some(end) = end {
-        answer["end"] = json!(position(end));
+        answer["end"] = json!(token(end));
     }
     Ok(answer)
 }

@@ -13,7 +13,7 @@ use ruma::{
     CanonicalJsonObject, EventId, OwnedEventId, RoomId, RoomVersionId, ServerName,
 };
 
-use super::{auth_by_own_events, RoomService, Shorts, Source};
+use super::{auth_by_own_events, backfill::Checked, RoomService, Shorts, Source};
 use crate::{
     error::{Error, Result},
     rooms::{
@@ -96,52 +96,13 @@ impl RoomService {
     ) -> Result<OwnedEventId> {
         let rules = pdu::rules(version).map_err(|e| Error::invalid_param(e.0))?;
         let (checked, state_ids) = self.verify_all(version, state, auth_chain).await?;
-        let mut pdus: HashMap<OwnedEventId, (Pdu, CheckedPdu)> = HashMap::new();
-        for event in checked {
-            // A resident answering with another room's events gets them ignored.
-            match Pdu::parse(event.event_id.clone(), &event.object, &rules) {
-                Ok(pdu) if in_room(&pdu, room) => {
-                    pdus.insert(event.event_id.clone(), (pdu, event));
-                }
-                _ => tracing::debug!(event = %event.event_id, "join response event not of {room}"),
-            }
-        }
+        let pdus = of_room(checked, room, &rules);
         let _guard = self.lock(room).await;
-        let mut outcome: HashMap<OwnedEventId, Pdu> = HashMap::new();
-        let mut outliers = Vec::new();
-        for id in auth_order(&pdus) {
-            let (pdu, event) = &pdus[&id];
-            let fetch = |id: &EventId| outcome.get(id).cloned().or_else(|| self.pdu(id, &rules));
-            let mut status = auth_by_own_events(room, &rules, pdu, fetch);
-            if pdu
-                .auth_events
-                .iter()
-                .any(|a| !pdus.contains_key(a) && self.pdu(a, &rules).is_none())
-            {
-                status = Status::Rejected("an auth event is missing from the join response".into());
-            }
-            let mut pdu = pdu.clone();
-            pdu.rejected = status != Status::Accepted;
-            outcome.insert(id.clone(), pdu.clone());
-            if self.trees.event_meta(id.as_str())?.is_some() {
-                continue;
-            }
-            let json =
-                serde_json::to_vec(&event.object).map_err(|e| Error::internal(e.to_string()))?;
-            outliers.push((
-                id,
-                json,
-                EventMeta {
-                    room_id: room.to_owned(),
-                    depth: u64::from(pdu.depth),
-                    stream: 0,
-                    status,
-                    state_before: 0,
-                    state_after: 0,
-                    outlier: true,
-                },
-            ));
-        }
+        let (outcome, outliers) = self.authorize_outliers(room, &rules, &pdus, |_| {
+            Some(Status::Rejected(
+                "an auth event is missing from the join response".into(),
+            ))
+        })?;
         let mut room_state: StateMap<OwnedEventId> = StateMap::new();
         for id in &state_ids {
             let Some(pdu) = outcome.get(id).filter(|p| !p.rejected) else {
@@ -179,9 +140,62 @@ impl RoomService {
         }
     }
 
+    /// Authorizes each of `pdus` against its own auth events, in auth
+    /// order: the outcome of every one (accepted or rejected), and the
+    /// outliers to store for those not stored yet. An event with an auth
+    /// event known nowhere gets `missing(event)`: a status, or none to
+    /// leave it out entirely.
+    pub(super) fn authorize_outliers(
+        &self,
+        room: &RoomId,
+        rules: &ruma::room_version_rules::RoomVersionRules,
+        pdus: &Checked,
+        missing: impl Fn(&Pdu) -> Option<Status>,
+    ) -> Result<(HashMap<OwnedEventId, Pdu>, Vec<Outlier>)> {
+        let mut outcome: HashMap<OwnedEventId, Pdu> = HashMap::new();
+        let mut outliers = Vec::new();
+        for id in auth_order(pdus) {
+            let (pdu, event) = &pdus[&id];
+            let unknown_auth = pdu.auth_events.iter().any(|a| {
+                !pdus.contains_key(a) && !outcome.contains_key(a) && self.pdu(a, rules).is_none()
+            });
+            let status = if unknown_auth {
+                match missing(pdu) {
+                    Some(status) => status,
+                    None => continue,
+                }
+            } else {
+                let fetch = |id: &EventId| outcome.get(id).cloned().or_else(|| self.pdu(id, rules));
+                auth_by_own_events(room, rules, pdu, fetch)
+            };
+            let mut pdu = pdu.clone();
+            pdu.rejected = status != Status::Accepted;
+            outcome.insert(id.clone(), pdu.clone());
+            if self.trees.event_meta(id.as_str())?.is_some() {
+                continue;
+            }
+            let json =
+                serde_json::to_vec(&event.object).map_err(|e| Error::internal(e.to_string()))?;
+            outliers.push((
+                id,
+                json,
+                EventMeta {
+                    room_id: room.to_owned(),
+                    depth: u64::from(pdu.depth),
+                    stream: 0,
+                    status,
+                    state_before: 0,
+                    state_after: 0,
+                    outlier: true,
+                },
+            ));
+        }
+        Ok((outcome, outliers))
+    }
+
     /// Checks signatures and hashes of a join response's events, many at
     /// a time; refused events are dropped (and so never become state).
-    async fn verify_all(
+    pub(super) async fn verify_all(
         &self,
         version: &RoomVersionId,
         state: Vec<CanonicalJsonObject>,
@@ -217,6 +231,28 @@ impl RoomService {
         }
         Ok((checked, state_ids))
     }
+}
+
+/// An outlier ready to store: ID, JSON and metadata.
+pub(super) type Outlier = (OwnedEventId, Vec<u8>, EventMeta);
+
+/// The checked events that parse and belong to `room`, by ID; a server
+/// answering with another room's events gets them ignored.
+pub(super) fn of_room(
+    checked: Vec<CheckedPdu>,
+    room: &RoomId,
+    rules: &ruma::room_version_rules::RoomVersionRules,
+) -> Checked {
+    let mut pdus = HashMap::new();
+    for event in checked {
+        match Pdu::parse(event.event_id.clone(), &event.object, rules) {
+            Ok(pdu) if in_room(&pdu, room) => {
+                pdus.insert(event.event_id.clone(), (pdu, event));
+            }
+            _ => tracing::debug!(event = %event.event_id, "event not of {room}, ignored"),
+        }
+    }
+    pdus
 }
 
 /// Whether a join response event belongs to `room`; a v12 create event

@@ -1,0 +1,185 @@
+//! Taking in history fetched with `/backfill`: every event verified
+//! (signatures, hashes) and authorized against its own auth events, stored
+//! as an outlier with the outcome (history never changes current state),
+//! and the accepted ones indexed as the room's history before its
+//! timeline. Spec: server-server-api.md "Backfilling and retrieving
+//! missing events".
+
+use std::collections::{HashMap, HashSet};
+
+use ruma::{CanonicalJsonObject, OwnedEventId, RoomId, RoomVersionId};
+
+use super::{join::of_room, RoomService};
+use crate::{
+    error::{Error, Result},
+    rooms::{event::Pdu, pdu::CheckedPdu},
+    store::rooms::{Append, Status},
+};
+
+/// Where a client pages from: the timeline (a stream position) or the
+/// history fetched from other servers (a backfill seq).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Stream(u64),
+    Backfilled(u64),
+}
+
+impl RoomService {
+    /// The room's version, parsed.
+    pub fn version_of(&self, room: &RoomId) -> Result<RoomVersionId> {
+        RoomVersionId::try_from(self.record(room)?.version.as_str())
+            .map_err(|e| Error::internal(format!("stored room version: {e}")))
+    }
+
+    /// Verifies fetched events of `room`; refused ones are dropped.
+    pub async fn verify_history(
+        &self,
+        room: &RoomId,
+        events: Vec<CanonicalJsonObject>,
+    ) -> Result<Checked> {
+        let version = self.version_of(room)?;
+        let rules = Self::rules_of(version.as_str())?;
+        let (checked, _) = self.verify_all(&version, events, Vec::new()).await?;
+        Ok(of_room(checked, room, &rules))
+    }
+
+    /// Auth events the checked events name that are stored nowhere.
+    pub fn unknown_auth_events(&self, checked: &Checked) -> Result<Vec<OwnedEventId>> {
+        let mut unknown = HashSet::new();
+        for (pdu, _) in checked.values() {
+            for id in &pdu.auth_events {
+                if !checked.contains_key(id) && self.trees.event_meta(id.as_str())?.is_none() {
+                    unknown.insert(id.clone());
+                }
+            }
+        }
+        Ok(unknown.into_iter().collect())
+    }
+
+    /// Stores fetched history (events whose auth events are known nowhere
+    /// are left out) and indexes the accepted events among `history` that
+    /// are not in the timeline yet, newest first; returns how many.
+    pub async fn import_history(
+        &self,
+        room: &RoomId,
+        checked: &Checked,
+        history: &HashSet<OwnedEventId>,
+    ) -> Result<usize> {
+        let rules = Self::rules_of(&self.record(room)?.version)?;
+        let _guard = self.lock(room).await;
+        let (_, outliers) = self.authorize_outliers(room, &rules, checked, |_| None)?;
+        if !outliers.is_empty() {
+            self.trees.commit(Append {
+                also_stored: outliers,
+                ..Append::default()
+            })?;
+            self.trees.flush().await?;
+        }
+        let mut new = Vec::new();
+        for id in history {
+            let Some(meta) = self.trees.event_meta(id.as_str())? else {
+                continue;
+            };
+            let in_timeline = meta.stream > 0;
+            if meta.status == Status::Accepted && !in_timeline && !self.backfilled.contains(id)? {
+                let ts = checked
+                    .get(id)
+                    .map_or(0, |(pdu, _)| u64::from(pdu.origin_server_ts.get()));
+                new.push((meta.depth, ts, id.clone()));
+            }
+        }
+        // Newest first: the index grows towards the past.
+        new.sort_by(|a, b| b.cmp(a));
+        let ids: Vec<OwnedEventId> = new.into_iter().map(|(_, _, id)| id).collect();
+        self.backfilled.append(room, &ids).await?;
+        Ok(ids.len())
+    }
+
+    /// Where the room's known history starts: the oldest backfilled
+    /// event, else the oldest timeline event.
+    pub fn history_start(&self, room: &RoomId) -> Result<Option<OwnedEventId>> {
+        if let Some((_, id)) = self.backfilled.oldest(room)? {
+            return Ok(Some(id));
+        }
+        Ok(self
+            .trees
+            .timeline_between(room.as_str(), 0, u64::MAX, 1, false)?
+            .into_iter()
+            .next()
+            .map(|(_, id)| id))
+    }
+
+    /// Up to `limit` event IDs from `from` going back (or forward) in
+    /// time, the timeline then the backfilled history, with the page after
+    /// the last one given; `to` bounds the walk.
+    pub fn page(
+        &self,
+        room: &RoomId,
+        from: Page,
+        to: Option<Page>,
+        limit: usize,
+        backwards: bool,
+    ) -> Result<Vec<(Page, OwnedEventId)>> {
+        let mut events = Vec::new();
+        if backwards {
+            if let Page::Stream(position) = from {
+                let after = match to {
+                    Some(Page::Stream(to)) => to,
+                    _ => 0,
+                };
+                let mut found =
+                    self.timeline_between(room, after, position.saturating_add(1), limit, true)?;
+                found.reverse();
+                events.extend(found.into_iter().map(|(p, id)| (Page::Stream(p), id)));
+                if after > 0 {
+                    return Ok(events);
+                }
+            }
+            let seq = match from {
+                Page::Backfilled(seq) => seq,
+                Page::Stream(_) => 0,
+            };
+            let until = match to {
+                Some(Page::Backfilled(to)) => to,
+                _ => u64::MAX,
+            };
+            let more = self.backfilled.older(room, seq, limit - events.len())?;
+            events.extend(
+                more.into_iter()
+                    .take_while(|(s, _)| *s < until)
+                    .map(|(s, id)| (Page::Backfilled(s), id)),
+            );
+            return Ok(events);
+        }
+        if let Page::Backfilled(seq) = from {
+            let until = match to {
+                Some(Page::Backfilled(to)) => to,
+                _ => 0,
+            };
+            let found = self.backfilled.newer(room, seq, limit)?;
+            events.extend(
+                found
+                    .into_iter()
+                    .take_while(|(s, _)| *s > until)
+                    .map(|(s, id)| (Page::Backfilled(s), id)),
+            );
+            if until > 0 || events.len() == limit {
+                return Ok(events);
+            }
+        }
+        let after = match from {
+            Page::Stream(p) => p,
+            Page::Backfilled(_) => 0,
+        };
+        let before = match to {
+            Some(Page::Stream(t)) => t.saturating_add(1),
+            _ => u64::MAX,
+        };
+        let found = self.timeline_between(room, after, before, limit - events.len(), false)?;
+        events.extend(found.into_iter().map(|(p, id)| (Page::Stream(p), id)));
+        Ok(events)
+    }
+}
+
+/// Fetched events by ID, parsed and with signatures and hashes checked.
+pub type Checked = HashMap<OwnedEventId, (Pdu, CheckedPdu)>;
