@@ -1,0 +1,234 @@
+//! Client features that cross servers, between two real hearths: a user
+//! joining a room on another server pages back through its history from
+//! before the join (fetched with `/backfill`, then kept), presence
+//! reaches the other server's clients, a rejected remote invite shows up
+//! as a leave in `/sync`, and knocking on a remote room.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{client::Client, rooms::encode, Hearth, TestCa};
+use serde_json::{json, Value};
+
+fn batch(reply: &Value) -> String {
+    reply["next_batch"].as_str().expect("next_batch").to_owned()
+}
+
+async fn create_room(client: &Client<'_>, body: Value) -> String {
+    client.ok("POST", "createRoom", body).await["room_id"]
+        .as_str()
+        .expect("room_id")
+        .to_owned()
+}
+
+/// Pages back from `from` until the server gives no `end`; the events,
+/// newest first.
+async fn page_back(client: &Client<'_>, room: &str, from: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut from = from.to_owned();
+    for _ in 0..50 {
+        let page = client
+            .ok(
+                "GET",
+                &format!("rooms/{}/messages?dir=b&limit=7&from={from}", encode(room)),
+                json!(null),
+            )
+            .await;
+        events.extend(page["chunk"].as_array().cloned().unwrap_or_default());
+        match page["end"].as_str() {
+            Some(end) => from = end.to_owned(),
+            None => return events,
+        }
+    }
+    panic!("pagination did not end");
+}
+
+fn bodies(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .map(|e| e["content"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn history_from_before_a_join_is_backfilled_and_kept() {
+    let ca = TestCa::new();
+    let mut a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&b, "bob").await;
+
+    let room = create_room(&alice, json!({"preset": "public_chat", "name": "History"})).await;
+    for i in 1..=25 {
+        alice
+            .ok(
+                "PUT",
+                &format!("rooms/{}/send/m.room.message/t{i}", encode(&room)),
+                json!({"msgtype": "m.text", "body": format!("m{i}")}),
+            )
+            .await;
+    }
+    bob.ok(
+        "POST",
+        &format!("join/{}?server_name={}", encode(&room), a.server_name),
+        json!({}),
+    )
+    .await;
+    let sync = bob.ok("GET", "sync", json!(null)).await;
+    let prev_batch = sync["rooms"]["join"][&room]["timeline"]["prev_batch"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no prev_batch in {sync}"))
+        .to_owned();
+
+    let expected: Vec<String> = (1..=25).rev().map(|i| format!("m{i}")).collect();
+    let history = page_back(&bob, &room, &prev_batch).await;
+    assert_eq!(bodies(&history), expected, "{}", b.log());
+    let ids: Vec<&str> = history
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        ids.iter().collect::<HashSet<_>>().len(),
+        "duplicates"
+    );
+    assert_eq!(
+        history.last().map(|e| e["type"].clone()),
+        Some(json!("m.room.create")),
+        "the history reaches the room's creation"
+    );
+    // Alice's side said who she is in her join.
+    assert!(history
+        .iter()
+        .any(|e| e["type"] == "m.room.member" && e["state_key"] == alice.user));
+
+    // Kept: with the other server gone, the same history is still there.
+    a.kill();
+    let again = page_back(&bob, &room, &prev_batch).await;
+    assert_eq!(bodies(&again), expected);
+    assert_eq!(again.len(), history.len());
+}
+
+#[tokio::test]
+async fn presence_rejected_invites_and_knocks_cross_servers() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&b, "bob").await;
+    let carol = Client::login(&b, "carol").await;
+
+    // A shared room, so alice's presence reaches bob's server.
+    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    bob.ok(
+        "POST",
+        &format!("join/{}?server_name={}", encode(&room), a.server_name),
+        json!({}),
+    )
+    .await;
+    let bob_since = batch(&bob.ok("GET", "sync", json!(null)).await);
+    alice
+        .ok(
+            "PUT",
+            &format!("presence/{}/status", encode(&alice.user)),
+            json!({"presence": "online", "status_msg": "hello from A"}),
+        )
+        .await;
+    bob.sync_until(&bob_since, "alice's presence", |reply| {
+        reply["presence"]["events"]
+            .as_array()
+            .is_some_and(|events| {
+                events.iter().any(|e| {
+                    e["sender"] == alice.user && e["content"]["status_msg"] == "hello from A"
+                })
+            })
+    })
+    .await;
+    let seen = bob
+        .ok(
+            "GET",
+            &format!("presence/{}/status", encode(&alice.user)),
+            json!(null),
+        )
+        .await;
+    assert_eq!(seen["presence"], "online", "{seen}");
+
+    // Carol rejects a remote invite: her sync shows the room as left.
+    let private = create_room(&alice, json!({"invite": [carol.user]})).await;
+    // From the start of the stream: the invite may already be there.
+    let invited = carol
+        .sync_until("s0_0_0", "the invite", |r| {
+            r["rooms"]["invite"][&private].is_object()
+        })
+        .await;
+    carol
+        .ok(
+            "POST",
+            &format!("rooms/{}/leave", encode(&private)),
+            json!({}),
+        )
+        .await;
+    let left = carol
+        .sync_until(&batch(&invited), "the rejection", |r| {
+            r["rooms"]["leave"][&private].is_object()
+        })
+        .await;
+    let leave = &left["rooms"]["leave"][&private]["timeline"]["events"][0];
+    assert_eq!(leave["content"]["membership"], "leave", "{left}");
+    assert_eq!(leave["state_key"], carol.user, "{left}");
+    let after = carol
+        .ok("GET", &format!("sync?since={}", batch(&left)), json!(null))
+        .await;
+    assert!(
+        after["rooms"]["leave"][&private].is_null(),
+        "reported once: {after}"
+    );
+    let fresh = carol.ok("GET", "sync", json!(null)).await;
+    assert!(fresh["rooms"]["invite"][&private].is_null(), "{fresh}");
+    let member = alice
+        .ok(
+            "GET",
+            &format!(
+                "rooms/{}/state/m.room.member/{}",
+                encode(&private),
+                encode(&carol.user)
+            ),
+            json!(null),
+        )
+        .await;
+    assert_eq!(member["membership"], "leave", "{member}");
+
+    // Carol knocks on a room on A; alice sees it, carol's sync lists it.
+    let knock_room = create_room(
+        &alice,
+        json!({"initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]}),
+    )
+    .await;
+    let carol_since = batch(&fresh);
+    carol
+        .ok(
+            "POST",
+            &format!("knock/{}?via={}", encode(&knock_room), a.server_name),
+            json!({"reason": "hi"}),
+        )
+        .await;
+    carol
+        .sync_until(&carol_since, "the knock", |r| {
+            r["rooms"]["knock"][&knock_room].is_object()
+        })
+        .await;
+    let member = alice
+        .ok(
+            "GET",
+            &format!(
+                "rooms/{}/state/m.room.member/{}",
+                encode(&knock_room),
+                encode(&carol.user)
+            ),
+            json!(null),
+        )
+        .await;
+    assert_eq!(member["membership"], "knock", "{member}");
+}
