@@ -368,3 +368,95 @@ async fn push_rules_presence_directory_knock_and_transaction_ids() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn history_visibility_hides_what_came_before_joining() {
+    let ca = TestCa::new();
+    let h = Hearth::start(&ca);
+    let alice = Client::login(&h, "alice").await;
+    let bob = Client::login(&h, "bob").await;
+
+    let say = |room: String, body: &'static str| {
+        let alice = &alice;
+        async move {
+            alice
+                .ok(
+                    "PUT",
+                    &format!("rooms/{}/send/m.room.message/{}", encode(&room), encode(body)),
+                    json!({"msgtype": "m.text", "body": body}),
+                )
+                .await["event_id"]
+                .as_str()
+                .expect("event_id")
+                .to_owned()
+        }
+    };
+    let visibility = |v: &str| json!({"preset": "public_chat", "initial_state": [{"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": v}}]});
+    let joined_only = create_room(&alice, visibility("joined")).await;
+    let shared = create_room(&alice, visibility("shared")).await;
+    let secret = say(joined_only.clone(), "before bob").await;
+    let open = say(shared.clone(), "before bob, shared").await;
+    for room in [&joined_only, &shared] {
+        bob.ok("POST", &format!("join/{}", encode(room)), json!({}))
+            .await;
+    }
+    say(joined_only.clone(), "after bob").await;
+
+    let bodies = |page: &Value| -> Vec<String> {
+        page["chunk"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let page = bob
+        .ok(
+            "GET",
+            &format!("rooms/{}/messages?dir=b&limit=50", encode(&joined_only)),
+            json!(null),
+        )
+        .await;
+    assert_eq!(bodies(&page), vec!["after bob"], "{page}");
+    assert!(
+        page["chunk"]
+            .as_array()
+            .expect("chunk")
+            .iter()
+            .any(|e| e["state_key"] == bob.user),
+        "bob sees his own join"
+    );
+    let (status, _) = bob
+        .call(
+            "GET",
+            &format!("rooms/{}/event/{}", encode(&joined_only), encode(&secret)),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 404);
+    // Alice, joined throughout, sees both.
+    let page = alice
+        .ok(
+            "GET",
+            &format!("rooms/{}/messages?dir=b&limit=50", encode(&joined_only)),
+            json!(null),
+        )
+        .await;
+    assert_eq!(bodies(&page), vec!["after bob", "before bob"]);
+
+    // Shared history is there for new members.
+    let page = bob
+        .ok(
+            "GET",
+            &format!("rooms/{}/messages?dir=b&limit=50", encode(&shared)),
+            json!(null),
+        )
+        .await;
+    assert_eq!(bodies(&page), vec!["before bob, shared"], "{page}");
+    bob.ok(
+        "GET",
+        &format!("rooms/{}/event/{}", encode(&shared), encode(&open)),
+        json!(null),
+    )
+    .await;
+}

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod backoff;
 pub mod check;
 pub mod client;
+mod coalesce;
 pub mod dns;
 pub mod ip_policy;
 pub mod requester;

@@ -225,6 +225,7 @@ impl Sender {
                 }
             }
         }
+        let edus = super::coalesce::coalesce(edus);
         if pdus.is_empty() && edus.is_empty() {
             // Only stale EDUs: done without a transaction.
             return Ok(());

@@ -347,6 +347,9 @@ impl SyncService {
         let mut senders: HashSet<OwnedUserId> = HashSet::from([pass.user.to_owned()]);
         let mut timeline = Vec::new();
         for (_, id) in &events {
+            if !self.rooms.visible_to(id, pass.user)? {
+                continue;
+            }
             let pdu = self.rooms.event_object(id)?;
             if let Some(sender) = pdu
                 .get("sender")
@@ -403,7 +406,9 @@ impl SyncService {
                 .timeline_between(room, pass.since_position(), left_at + 1, limit, true)?;
         let mut timeline = Vec::new();
         for (_, id) in &events {
-            timeline.push(client_event(id, &self.rooms.event_object(id)?, false));
+            if self.rooms.visible_to(id, pass.user)? {
+                timeline.push(client_event(id, &self.rooms.event_object(id)?, false));
+            }
         }
         Ok(Some(json!({
             "timeline": {"events": timeline, "limited": false},

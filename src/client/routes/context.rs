@@ -46,7 +46,7 @@ fn context(
     let id = OwnedEventId::try_from(decoded.as_str())
         .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
     let (meta, _) = rooms.event(Some(&room), &id)?;
-    if meta.outlier || meta.stream == 0 {
+    if meta.outlier || meta.stream == 0 || !rooms.visible_to(&id, &session.user_id)? {
         return Err(Error::not_found(format!(
             "{id} is not in the room's timeline"
         )));
@@ -55,9 +55,19 @@ fn context(
         .and_then(|l| l.parse::<usize>().ok())
         .unwrap_or(DEFAULT_LIMIT)
         .min(MAX_LIMIT);
-    let mut before = rooms.timeline_between(&room, 0, meta.stream, limit / 2, true)?;
+    let visible = |entries: Vec<(u64, OwnedEventId)>| -> Result<Vec<(u64, OwnedEventId)>> {
+        let mut kept = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if rooms.visible_to(&entry.1, &session.user_id)? {
+                kept.push(entry);
+            }
+        }
+        Ok(kept)
+    };
+    let mut before = visible(rooms.timeline_between(&room, 0, meta.stream, limit / 2, true)?)?;
     before.reverse();
-    let after = rooms.timeline_between(&room, meta.stream, u64::MAX, limit - limit / 2, false)?;
+    let after =
+        visible(rooms.timeline_between(&room, meta.stream, u64::MAX, limit - limit / 2, false)?)?;
     let mut senders = std::collections::BTreeSet::new();
     let mut render = |entries: &[(u64, OwnedEventId)]| -> Result<Vec<Value>> {
         entries

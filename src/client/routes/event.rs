@@ -24,8 +24,8 @@ pub fn route(services: ClientServices) -> Route {
                 let decoded = percent_decode(&event);
                 let id = OwnedEventId::try_from(decoded.as_str())
                     .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
-                let (meta, pdu) = rooms.event(Some(&room), &id)?;
-                if meta.outlier || !matches!(meta.status, crate::store::rooms::Status::Accepted) {
+                let (_, pdu) = rooms.event(Some(&room), &id)?;
+                if !rooms.visible_to(&id, &session.user_id)? {
                     return Err(Error::not_found(format!("unknown event {id}")));
                 }
                 Ok(client_event(&id, &pdu, true))

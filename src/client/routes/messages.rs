@@ -103,6 +103,9 @@ async fn messages(
     let mut senders: HashSet<OwnedUserId> = HashSet::new();
     let mut chunk = Vec::new();
     for (_, id) in &events {
+        if !rooms.visible_to(id, &session.user_id)? {
+            continue;
+        }
         let pdu = rooms.event_object(id)?;
         if let Some(sender) = pdu.get("sender").and_then(|s| s.as_str()) {
             senders.extend(OwnedUserId::try_from(sender).ok());

@@ -139,6 +139,64 @@ impl RoomService {
         }))
     }
 
+    /// Whether `user`, joined to the room now, may see an event, by the
+    /// room's history visibility before it and the user's membership before
+    /// or after it (so one's own join and leave are visible): `shared` and
+    /// `world_readable` show everything to members, `invited` what came
+    /// after an invite, `joined` what came while joined. History fetched
+    /// from other servers is shown as they filtered it for us; other
+    /// outliers, rejected and soft-failed events are not shown.
+    /// Spec: client-server-api "History visibility".
+    pub fn visible_to(&self, id: &EventId, user: &UserId) -> Result<bool> {
+        let Some(meta) = self.trees.event_meta(id.as_str())? else {
+            return Ok(false);
+        };
+        if meta.status != Status::Accepted {
+            return Ok(false);
+        }
+        if meta.outlier {
+            return self.backfilled.contains(id);
+        }
+        let shorts = Shorts::cached(&self.trees, &self.groups);
+        let before = shorts.shared(meta.state_before)?;
+        let visibility = self
+            .state_content::<RoomHistoryVisibilityEventContent>(
+                &shorts,
+                &before,
+                &StateEventType::RoomHistoryVisibility,
+                "",
+            )?
+            .map_or(HistoryVisibility::Shared, |c| c.history_visibility);
+        if matches!(
+            visibility,
+            HistoryVisibility::Shared | HistoryVisibility::WorldReadable
+        ) {
+            return Ok(true);
+        }
+        #[derive(serde::Deserialize)]
+        struct Member {
+            membership: MembershipState,
+        }
+        let after = shorts.shared(meta.state_after)?;
+        let mut visible = false;
+        for state in [&before, &after] {
+            let membership = self
+                .state_content::<Member>(
+                    &shorts,
+                    state,
+                    &StateEventType::RoomMember,
+                    user.as_str(),
+                )?
+                .map(|m| m.membership);
+            visible |= match membership {
+                Some(MembershipState::Join) => true,
+                Some(MembershipState::Invite) => visibility == HistoryVisibility::Invited,
+                _ => false,
+            };
+        }
+        Ok(visible)
+    }
+
     /// `user`'s membership in the room's current state, if any.
     pub fn membership_of(&self, room: &RoomId, user: &UserId) -> Result<Option<MembershipState>> {
         let record = self.record(room)?;

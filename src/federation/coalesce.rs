@@ -1,0 +1,129 @@
+//! EDUs made stale by later ones in the same transaction are dropped
+//! before sending: read receipts keep the latest per room, receipt type
+//! and user (merged into one `m.receipt`), typing the latest per room and
+//! user, presence the latest per user (merged into one `m.presence`).
+//! Other EDUs (to-device messages, device list updates) keep their order.
+//! Spec: server-server-api.md "Receipts", "Typing Notifications", "Presence".
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+/// The EDUs of one transaction, in queue order, coalesced.
+pub fn coalesce(edus: Vec<Value>) -> Vec<Value> {
+    let mut receipts: Map<String, Value> = Map::new();
+    let mut presence: Map<String, Value> = Map::new();
+    let mut typing_at: HashMap<(String, String), usize> = HashMap::new();
+    let mut kept: Vec<Option<Value>> = Vec::with_capacity(edus.len());
+    for edu in edus {
+        match edu["edu_type"].as_str() {
+            Some("m.receipt") if edu["content"].is_object() => merge_receipts(&mut receipts, &edu),
+            Some("m.presence") if edu["content"]["push"].is_array() => {
+                for update in edu["content"]["push"].as_array().into_iter().flatten() {
+                    if let Some(user) = update["user_id"].as_str() {
+                        presence.insert(user.to_owned(), update.clone());
+                    }
+                }
+            }
+            Some("m.typing") => {
+                let key = (
+                    edu["content"]["room_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    edu["content"]["user_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+                if let Some(earlier) = typing_at.insert(key, kept.len()) {
+                    kept[earlier] = None;
+                }
+                kept.push(Some(edu));
+            }
+            _ => kept.push(Some(edu)),
+        }
+    }
+    let mut out: Vec<Value> = kept.into_iter().flatten().collect();
+    if !receipts.is_empty() {
+        out.push(json!({"edu_type": "m.receipt", "content": receipts}));
+    }
+    if !presence.is_empty() {
+        let push: Vec<Value> = presence.into_values().collect();
+        out.push(json!({"edu_type": "m.presence", "content": {"push": push}}));
+    }
+    out
+}
+
+/// `room → type → user → receipt`, later receipts replacing earlier ones.
+fn merge_receipts(receipts: &mut Map<String, Value>, edu: &Value) {
+    for (room, by_type) in edu["content"].as_object().into_iter().flatten() {
+        for (kind, by_user) in by_type.as_object().into_iter().flatten() {
+            for (user, receipt) in by_user.as_object().into_iter().flatten() {
+                let room_entry = receipts.entry(room.clone()).or_insert_with(|| json!({}));
+                let kind_entry = room_entry
+                    .as_object_mut()
+                    .map(|r| r.entry(kind.clone()).or_insert_with(|| json!({})));
+                if let Some(users) = kind_entry.and_then(Value::as_object_mut) {
+                    users.insert(user.clone(), receipt.clone());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(room: &str, user: &str, event: &str) -> Value {
+        json!({"edu_type": "m.receipt", "content": {room: {"m.read": {user: {"data": {"ts": 1}, "event_ids": [event]}}}}})
+    }
+
+    fn typing(room: &str, user: &str, on: bool) -> Value {
+        json!({"edu_type": "m.typing", "content": {"room_id": room, "user_id": user, "typing": on}})
+    }
+
+    #[test]
+    fn later_receipts_typing_and_presence_replace_earlier_ones() {
+        let to_device = json!({"edu_type": "m.direct_to_device", "content": {"message_id": "1"}});
+        let edus = vec![
+            receipt("!a:x", "@u:x", "$1"),
+            typing("!a:x", "@u:x", true),
+            to_device.clone(),
+            receipt("!a:x", "@v:x", "$1"),
+            receipt("!a:x", "@u:x", "$2"),
+            receipt("!b:x", "@u:x", "$9"),
+            json!({"edu_type": "m.presence", "content": {"push": [{"user_id": "@u:x", "presence": "online"}]}}),
+            typing("!a:x", "@u:x", false),
+            json!({"edu_type": "m.presence", "content": {"push": [{"user_id": "@u:x", "presence": "offline"}]}}),
+        ];
+        let out = coalesce(edus);
+        assert_eq!(out.len(), 4, "{out:?}");
+        assert_eq!(out[0], to_device);
+        assert_eq!(out[1], typing("!a:x", "@u:x", false));
+        let receipts = &out[2]["content"];
+        assert_eq!(
+            receipts["!a:x"]["m.read"]["@u:x"]["event_ids"],
+            json!(["$2"])
+        );
+        assert_eq!(
+            receipts["!a:x"]["m.read"]["@v:x"]["event_ids"],
+            json!(["$1"])
+        );
+        assert_eq!(
+            receipts["!b:x"]["m.read"]["@u:x"]["event_ids"],
+            json!(["$9"])
+        );
+        assert_eq!(
+            out[3]["content"]["push"],
+            json!([{"user_id": "@u:x", "presence": "offline"}])
+        );
+    }
+
+    #[test]
+    fn nothing_to_coalesce_leaves_edus_as_they_are() {
+        let edus = vec![typing("!a:x", "@u:x", true), typing("!a:x", "@v:x", true)];
+        assert_eq!(coalesce(edus.clone()), edus);
+    }
+}
