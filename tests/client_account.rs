@@ -382,7 +382,11 @@ async fn history_visibility_hides_what_came_before_joining() {
             alice
                 .ok(
                     "PUT",
-                    &format!("rooms/{}/send/m.room.message/{}", encode(&room), encode(body)),
+                    &format!(
+                        "rooms/{}/send/m.room.message/{}",
+                        encode(&room),
+                        encode(body)
+                    ),
                     json!({"msgtype": "m.text", "body": body}),
                 )
                 .await["event_id"]
