@@ -232,3 +232,96 @@ async fn presence_rejected_invites_and_knocks_cross_servers() {
         .await;
     assert_eq!(member["membership"], "knock", "{member}");
 }
+
+#[tokio::test]
+async fn restricted_room_joined_through_a_space_on_another_server() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let dave = Client::login(&a, "dave").await;
+    let bob = Client::login(&b, "bob").await;
+    let carol = Client::login(&b, "carol").await;
+
+    let space = create_room(
+        &alice,
+        json!({"preset": "public_chat", "creation_content": {"type": "m.space"}}),
+    )
+    .await;
+    let restricted = create_room(
+        &alice,
+        json!({"initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {
+            "join_rule": "restricted",
+            "allow": [{"type": "m.room_membership", "room_id": space}],
+        }}]}),
+    )
+    .await;
+    let path = format!("join/{}?via={}", encode(&restricted), a.server_name);
+
+    // Not in the space: refused, on either server.
+    let (status, reply) = carol.call("POST", &path, json!({})).await;
+    assert_eq!(status, 403, "{reply}");
+    let (status, reply) = dave.call("POST", &path, json!({})).await;
+    assert_eq!(status, 403, "{reply}");
+
+    // In the space: let in, vouched for by alice and co-signed by A.
+    bob.ok(
+        "POST",
+        &format!("join/{}?via={}", encode(&space), a.server_name),
+        json!({}),
+    )
+    .await;
+    bob.ok("POST", &path, json!({})).await;
+    let member = alice
+        .ok(
+            "GET",
+            &format!(
+                "rooms/{}/state/m.room.member/{}",
+                encode(&restricted),
+                encode(&bob.user)
+            ),
+            json!(null),
+        )
+        .await;
+    assert_eq!(member["membership"], "join", "{member}");
+    assert_eq!(
+        member["join_authorised_via_users_server"], alice.user,
+        "{member}"
+    );
+    // Bob's server has the room and sees his join too.
+    let mine = bob
+        .ok(
+            "GET",
+            &format!(
+                "rooms/{}/state/m.room.member/{}",
+                encode(&restricted),
+                encode(&bob.user)
+            ),
+            json!(null),
+        )
+        .await;
+    assert_eq!(mine["membership"], "join", "{mine}");
+    // …as A co-signed it: the copy B stores carries A's signature.
+    let state = bob
+        .ok(
+            "GET",
+            &format!("rooms/{}/state", encode(&restricted)),
+            json!(null),
+        )
+        .await;
+    let join_id = state
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["state_key"] == bob.user))
+        .and_then(|e| e["event_id"].as_str())
+        .expect("bob's join in the state")
+        .to_owned();
+    let (_, stored) = b.admin_get(&format!("events/{}", encode(&join_id))).await;
+    let signatures = &stored["event"]["signatures"];
+    assert!(signatures[&a.server_name].is_object(), "{stored}");
+    assert!(signatures[&b.server_name].is_object(), "{stored}");
+
+    // A local user in the space joins without any federation.
+    dave.ok("POST", &format!("join/{}", encode(&space)), json!({}))
+        .await;
+    dave.ok("POST", &path, json!({})).await;
+}

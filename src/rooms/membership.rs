@@ -71,6 +71,9 @@ struct MakeAnswer {
 struct SendJoinAnswer {
     state: Vec<CanonicalJsonObject>,
     auth_chain: Vec<CanonicalJsonObject>,
+    /// Our join co-signed by the resident (restricted rooms).
+    #[serde(default)]
+    event: Option<CanonicalJsonObject>,
 }
 
 #[derive(Deserialize)]
@@ -114,9 +117,12 @@ impl MembershipService {
         let servers = self.candidates(room, user, servers)?;
         let id = self
             .through(room, user, &servers, |server| async move {
-                let (join, version, answer) = self
+                let (mut join, version, answer) = self
                     .handshake::<SendJoinAnswer>(&JOIN, room, user, &server, None)
                     .await?;
+                if let Some(signed) = answer.event {
+                    join = self.rooms.check_cosigned(&join, signed, &version).await?;
+                }
                 self.rooms
                     .import_join(room, &version, join, answer.state, answer.auth_chain)
                     .await

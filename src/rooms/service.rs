@@ -46,6 +46,7 @@ mod invite;
 mod join;
 mod query;
 mod redact;
+mod restricted;
 mod sharing;
 mod views;
 
@@ -506,6 +507,9 @@ impl RoomService {
             && content["membership"] == "join"
         {
             self.add_profile(sender, &mut content)?;
+            if let Some(authoriser) = self.restricted_join_authoriser(room, sender)? {
+                content["join_authorised_via_users_server"] = json!(authoriser);
+            }
         }
         let _guard = self.lock(room).await;
         let record = self.record(room)?;

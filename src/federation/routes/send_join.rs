@@ -49,11 +49,15 @@ async fn handle(
     let events = |list: Vec<CanonicalJsonObject>| -> Vec<CanonicalJsonValue> {
         list.into_iter().map(CanonicalJsonValue::Object).collect()
     };
-    Ok(ok_json(&json!({
+    let mut body = json!({
         "origin": services.keys.server_name().as_str(),
         "state": events(answer.state),
         "auth_chain": events(answer.auth_chain),
         "members_omitted": answer.members_omitted,
         "servers_in_room": answer.servers_in_room,
-    })))
+    });
+    if let Some(event) = answer.event {
+        body["event"] = CanonicalJsonValue::Object(event).into();
+    }
+    Ok(ok_json(&body))
 }

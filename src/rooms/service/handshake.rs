@@ -69,6 +69,12 @@ impl RoomService {
             }
         }
         let rules = Self::rules_of(&record.version)?;
+        let mut content = json!({ "membership": membership });
+        if membership == "join" {
+            if let Some(authoriser) = self.restricted_join_authoriser(room, user)? {
+                content["join_authorised_via_users_server"] = json!(authoriser);
+            }
+        }
         let mut object = self.build(
             room,
             &record,
@@ -76,7 +82,7 @@ impl RoomService {
             user,
             "m.room.member",
             Some(user.as_str()),
-            json!({ "membership": membership }),
+            content,
         )?;
         // Would the current state allow it? Checked on a provisional event
         // ID: the real one depends on the other server's signature.
@@ -101,20 +107,28 @@ impl RoomService {
 
     /// `send_join`/`send_leave`/`send_knock`: checks that `object` is the
     /// signed `membership` of a user of `origin` for themselves, then
-    /// appends it and relays it to the room's other servers.
+    /// appends it and relays it to the room's other servers. A join one of
+    /// our users vouches for (restricted rooms) is co-signed first, and
+    /// returned so signed.
     pub async fn accept_membership(
         &self,
         room: &RoomId,
         event_id: &EventId,
         origin: &ServerName,
-        object: CanonicalJsonObject,
+        mut object: CanonicalJsonObject,
         membership: &str,
-    ) -> Result<()> {
+    ) -> Result<Option<CanonicalJsonObject>> {
         self.check_acl(room, origin)?;
         let record = self.record(room)?;
         let version = RoomVersionId::try_from(record.version.as_str())
             .map_err(|e| Error::internal(e.to_string()))?;
         let rules = Self::rules_of(&record.version)?;
+        let cosigned = membership == "join" && self.vouch(room, &object)?;
+        if cosigned {
+            self.keys
+                .hash_and_sign_event(&mut object, &rules.redaction)?;
+        }
+        let signed = cosigned.then(|| object.clone());
         let checked = pdu::check(&self.keys, &version, object)
             .await
             .map_err(|e| Error::invalid_param(e.0))?;
@@ -153,7 +167,35 @@ impl RoomService {
         .await?;
         self.trees.flush().await?;
         self.outbound_ready.notify_one();
-        Ok(())
+        Ok(signed)
+    }
+
+    /// Whether a join names one of our users as vouching for it; if so,
+    /// the room's conditions must still let its sender in.
+    fn vouch(&self, room: &RoomId, object: &CanonicalJsonObject) -> Result<bool> {
+        let field = |name: &str| match object.get(name) {
+            Some(CanonicalJsonValue::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let authoriser = match object.get("content") {
+            Some(CanonicalJsonValue::Object(content)) => {
+                match content.get("join_authorised_via_users_server") {
+                    Some(CanonicalJsonValue::String(user)) => user.clone(),
+                    _ => return Ok(false),
+                }
+            }
+            _ => return Ok(false),
+        };
+        let ours = <&UserId>::try_from(authoriser.as_str())
+            .is_ok_and(|u| u.server_name() == self.server_name);
+        if !ours {
+            return Ok(false);
+        }
+        let sender = field("sender").unwrap_or_default();
+        let sender = <&UserId>::try_from(sender.as_str())
+            .map_err(|_| Error::invalid_param("the join has no valid sender"))?;
+        self.restricted_join_authoriser(room, sender)?;
+        Ok(true)
     }
 
     /// The room's summary state (create, name, join rules, …) as full
@@ -169,6 +211,23 @@ impl RoomService {
             }
         }
         Ok(events)
+    }
+
+    /// The resident's co-signed copy of our join: the same event (same
+    /// ID), with every signature the room version needs valid.
+    pub async fn check_cosigned(
+        &self,
+        ours: &CheckedPdu,
+        signed: CanonicalJsonObject,
+        version: &RoomVersionId,
+    ) -> Result<CheckedPdu> {
+        let checked = pdu::check(&self.keys, version, signed)
+            .await
+            .map_err(|e| Error::remote(format!("the co-signed join: {}", e.0)))?;
+        if checked.event_id != ours.event_id || checked.redacted_for_hash_mismatch {
+            return Err(Error::remote("the co-signed join is not our join"));
+        }
+        Ok(checked)
     }
 
     /// Signs a membership event built from a resident server's template.

@@ -33,6 +33,8 @@ pub struct JoinAnswer {
     pub auth_chain: Vec<CanonicalJsonObject>,
     pub servers_in_room: Vec<String>,
     pub members_omitted: bool,
+    /// The join as we co-signed it, when one of our users vouched for it.
+    pub event: Option<CanonicalJsonObject>,
 }
 
 impl RoomService {
@@ -47,7 +49,8 @@ impl RoomService {
         omit_members: bool,
     ) -> Result<JoinAnswer> {
         let servers_in_room = self.joined_servers(room)?;
-        self.accept_membership(room, event_id, origin, object, "join")
+        let cosigned = self
+            .accept_membership(room, event_id, origin, object, "join")
             .await?;
         let rules = Self::rules_of(&self.record(room)?.version)?;
         let meta = self
@@ -78,6 +81,7 @@ impl RoomService {
             auth_chain: load(chain)?,
             servers_in_room: servers_in_room.iter().map(|s| s.to_string()).collect(),
             members_omitted: omit_members,
+            event: cosigned,
         })
     }
 
