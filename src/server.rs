@@ -105,6 +105,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         store.aliases.clone(),
         store.public_rooms.clone(),
     ));
+    let hierarchy = Arc::new(crate::rooms::hierarchy::HierarchyService::new(
+        rooms.clone(),
+        directory.clone(),
+        requester.clone(),
+    ));
     let services = Services {
         keys: keys.clone(),
         client: client.clone(),
@@ -112,6 +117,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         ingest: Arc::new(IngestService::new(rooms.clone(), requester.clone())),
         edus: edus.clone(),
         directory: directory.clone(),
+        hierarchy: hierarchy.clone(),
         profiles: profiles.clone(),
         e2ee: e2ee.clone(),
         transactions: store.transactions.clone(),
@@ -131,6 +137,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             requester,
         )),
         directory,
+        hierarchy,
         edus: edus.clone(),
         e2ee: e2ee.clone(),
         sync: Arc::new(SyncService::new(

@@ -325,3 +325,93 @@ async fn restricted_room_joined_through_a_space_on_another_server() {
         .await;
     dave.ok("POST", &path, json!({})).await;
 }
+
+/// `GET /_matrix/client/v1/…` (the hierarchy is not under v3).
+async fn get_v1(client: &Client<'_>, path: &str) -> (u16, Value) {
+    let auth = format!("Bearer {}", client.token);
+    common::http::request(
+        common::http::Target::Plain(client.h.client),
+        "GET",
+        &format!("/_matrix/client/v1/{path}"),
+        &[("authorization", auth.as_str())],
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn space_hierarchy_spans_servers() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&b, "bob").await;
+
+    let space = create_room(
+        &alice,
+        json!({"preset": "public_chat", "name": "Space", "creation_content": {"type": "m.space"}}),
+    )
+    .await;
+    let open = create_room(
+        &alice,
+        json!({"preset": "public_chat", "name": "Public child"}),
+    )
+    .await;
+    let secret = create_room(
+        &alice,
+        json!({"preset": "private_chat", "name": "Secret child"}),
+    )
+    .await;
+    for child in [&open, &secret] {
+        alice
+            .ok(
+                "PUT",
+                &format!(
+                    "rooms/{}/state/m.space.child/{}",
+                    encode(&space),
+                    encode(child)
+                ),
+                json!({"via": [a.server_name]}),
+            )
+            .await;
+    }
+    bob.ok(
+        "POST",
+        &format!("join/{}?via={}", encode(&space), a.server_name),
+        json!({}),
+    )
+    .await;
+
+    // B holds the space but neither child: it asks A for them.
+    let (status, tree) = get_v1(&bob, &format!("rooms/{}/hierarchy", encode(&space))).await;
+    assert_eq!(status, 200, "{tree}");
+    let names: Vec<&str> = tree["rooms"]
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["Space", "Public child"], "{tree}");
+    assert_eq!(
+        tree["rooms"][0]["children_state"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(tree["rooms"][0]["room_type"], "m.space");
+    assert_eq!(tree["rooms"][1]["join_rule"], "public");
+
+    // In pages of one.
+    let (_, first) = get_v1(&bob, &format!("rooms/{}/hierarchy?limit=1", encode(&space))).await;
+    assert_eq!(first["rooms"][0]["name"], "Space", "{first}");
+    let next = first["next_batch"].as_str().expect("next_batch");
+    let (_, second) = get_v1(
+        &bob,
+        &format!("rooms/{}/hierarchy?limit=1&from={next}", encode(&space)),
+    )
+    .await;
+    assert_eq!(second["rooms"][0]["name"], "Public child", "{second}");
+    assert!(second["next_batch"].is_null(), "{second}");
+
+    // A private room is not shown to someone outside it.
+    let (status, _) = get_v1(&bob, &format!("rooms/{}/hierarchy", encode(&secret))).await;
+    assert_eq!(status, 403);
+}

@@ -33,6 +33,7 @@ pub struct ClientServices {
     pub membership: Arc<MembershipService>,
     pub history: Arc<crate::rooms::history::HistoryService>,
     pub directory: Arc<DirectoryService>,
+    pub hierarchy: Arc<crate::rooms::hierarchy::HierarchyService>,
     pub edus: Arc<EduService>,
     pub e2ee: Arc<crate::e2ee::E2eeService>,
     pub sync: Arc<SyncService>,

@@ -216,7 +216,7 @@ impl DirectoryService {
     }
 
     /// What the public room list shows of a room, from its current state.
-    fn summary(&self, room: &RoomId) -> Result<Value> {
+    pub fn summary(&self, room: &RoomId) -> Result<Value> {
         let content = |kind: &str| -> Result<Value> {
             Ok(self
                 .rooms

@@ -4,6 +4,7 @@
 pub mod client_event;
 pub mod directory;
 pub mod event;
+pub mod hierarchy;
 pub mod history;
 pub mod ingest;
 pub mod membership;

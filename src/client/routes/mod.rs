@@ -10,6 +10,7 @@ mod devices;
 mod directory;
 mod event;
 mod filter;
+mod hierarchy;
 mod joined_rooms;
 mod joining;
 mod keys;
@@ -52,6 +53,7 @@ pub fn routes(services: ClientServices) -> Route {
         presence::routes(services.clone()),
         pushrules::routes(services.clone()),
         filter::routes(services.clone()),
+        hierarchy::route(services.clone()),
         account::routes(services.clone()),
         account_data::routes(services.clone()),
         profile::routes(services.clone()),

@@ -4,6 +4,7 @@ mod backfill;
 mod event;
 mod event_auth;
 mod get_missing_events;
+mod hierarchy;
 mod invite;
 mod key_query;
 mod make_join;
@@ -53,6 +54,7 @@ pub struct Services {
     pub ingest: Arc<IngestService>,
     pub edus: Arc<crate::edus::EduService>,
     pub directory: Arc<crate::rooms::directory::DirectoryService>,
+    pub hierarchy: Arc<crate::rooms::hierarchy::HierarchyService>,
     pub profiles: Arc<crate::accounts::profiles::ProfileService>,
     pub e2ee: Arc<crate::e2ee::E2eeService>,
     pub transactions: TransactionTree,
@@ -107,6 +109,8 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .or(user_keys::routes(services.clone()))
         .unify()
         .or(public_rooms::routes(services.clone()))
+        .unify()
+        .or(hierarchy::route(services.clone()))
         .unify()
         .or(unknown_federation_endpoint(services.keys, services.client))
         .unify()
