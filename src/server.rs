@@ -119,6 +119,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         directory: directory.clone(),
         hierarchy: hierarchy.clone(),
         profiles: profiles.clone(),
+        accounts: accounts.clone(),
         e2ee: e2ee.clone(),
         transactions: store.transactions.clone(),
     };

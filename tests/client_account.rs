@@ -90,6 +90,43 @@ async fn password_change_and_deactivation() {
         json!([])
     );
 
+    // An OpenID token names alice to whoever checks it with the server.
+    let openid = alice
+        .ok(
+            "POST",
+            &format!("user/{}/openid/request_token", encode(&alice.user)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(openid["token_type"], "Bearer", "{openid}");
+    assert_eq!(openid["matrix_server_name"], h.server_name.as_str());
+    let userinfo =
+        |token: &str| format!("/_matrix/federation/v1/openid/userinfo?access_token={token}");
+    let token = openid["access_token"].as_str().expect("token");
+    let (status, who) = h
+        .federation_request(&ca, "GET", &userinfo(token), &[], None)
+        .await;
+    assert_eq!(
+        (status, who["sub"].as_str()),
+        (200, Some(alice.user.as_str())),
+        "{who}"
+    );
+    let (status, who) = h
+        .federation_request(&ca, "GET", &userinfo("forged"), &[], None)
+        .await;
+    assert_eq!(
+        (status, who["errcode"].as_str()),
+        (401, Some("M_UNKNOWN_TOKEN"))
+    );
+    let (status, _) = bob
+        .call(
+            "POST",
+            &format!("user/{}/openid/request_token", encode(&alice.user)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403);
+
     // Bob is in alice's room, then deactivates: he leaves, and is locked out.
     let room = create_room(&alice, json!({"preset": "public_chat"})).await;
     bob.ok("POST", &format!("join/{}", encode(&room)), json!({}))

@@ -48,6 +48,9 @@ fn token_hash(token: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// How long an OpenID token is good for.
+const OPENID_LIFETIME_MS: u64 = 3600 * 1000;
+
 /// Hashes at once: each takes 19 MiB for ~50 ms, so a flood of logins
 /// queues instead of exhausting a Raspberry Pi's memory.
 const MAX_HASHING: usize = 2;
@@ -291,6 +294,33 @@ impl AccountService {
                 .remove_device(user, <&DeviceId>::from(device.as_str()))?;
         }
         Ok(())
+    }
+
+    /// A token that proves to another service, through our
+    /// `/openid/userinfo`, that the bearer is `user`, for an hour.
+    /// Spec: client-server-api "OpenID"; server-server-api.md "OpenID".
+    pub fn openid_token(&self, user: &UserId) -> Result<(String, u64)> {
+        let token = random(32);
+        let expires_ms = crate::time::now_ms() + OPENID_LIFETIME_MS;
+        self.trees
+            .put_openid(&token_hash(&token), user, expires_ms)?;
+        Ok((token, OPENID_LIFETIME_MS / 1000))
+    }
+
+    /// The user an unexpired OpenID token was given to.
+    pub fn openid_user(&self, token: &str) -> Result<OwnedUserId> {
+        let unknown = || {
+            Error::new(
+                http::StatusCode::UNAUTHORIZED,
+                "M_UNKNOWN_TOKEN",
+                "unknown or expired OpenID token",
+            )
+        };
+        let (expires_ms, user) = self.trees.openid(&token_hash(token))?.ok_or_else(unknown)?;
+        if expires_ms <= crate::time::now_ms() {
+            return Err(unknown());
+        }
+        OwnedUserId::try_from(user).map_err(|_| unknown())
     }
 
     /// Ends every session of the user but this one.

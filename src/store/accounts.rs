@@ -27,6 +27,9 @@ pub(super) const CLIENT_TXNS: &str = "client_txns";
 /// `event_txns`: event ID → `device_id 0xFF txn_id`: the reverse, so the
 /// sending device sees its transaction ID on its own events.
 pub(super) const EVENT_TXNS: &str = "event_txns";
+/// `openid_tokens`: SHA-256 of an OpenID token → `expiry (u64 BE, Unix
+/// ms) user_id`: what other services check with `/openid/userinfo`.
+pub(super) const OPENID_TOKENS: &str = "openid_tokens";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserRecord {
@@ -71,6 +74,7 @@ pub struct AccountTrees {
     filters: Tree,
     txns: Tree,
     event_txns: Tree,
+    openid: Tree,
 }
 
 fn user_key(user: &UserId, rest: &str) -> Vec<u8> {
@@ -97,6 +101,7 @@ impl AccountTrees {
             filters: db.open_tree(FILTERS)?,
             txns: db.open_tree(CLIENT_TXNS)?,
             event_txns: db.open_tree(EVENT_TXNS)?,
+            openid: db.open_tree(OPENID_TOKENS)?,
         })
     }
 
@@ -273,6 +278,28 @@ impl AccountTrees {
             .insert(txn_key(session, txn), event_id.as_bytes())?;
         self.txns.flush()?;
         Ok(())
+    }
+
+    pub fn put_openid(&self, token_hash: &[u8], user: &UserId, expires_ms: u64) -> Result<()> {
+        let mut value = expires_ms.to_be_bytes().to_vec();
+        value.extend_from_slice(user.as_str().as_bytes());
+        self.openid.insert(token_hash, value)?;
+        self.openid.flush()?;
+        Ok(())
+    }
+
+    /// The user of an OpenID token and when it expires.
+    pub fn openid(&self, token_hash: &[u8]) -> Result<Option<(u64, String)>> {
+        let Some(value) = self.openid.get(token_hash)? else {
+            return Ok(None);
+        };
+        let Some((expiry, user)) = value.split_first_chunk::<8>() else {
+            return Err(crate::error::Error::internal("corrupt OpenID token record"));
+        };
+        Ok(Some((
+            u64::from_be_bytes(*expiry),
+            String::from_utf8_lossy(user).into_owned(),
+        )))
     }
 
     /// The device and transaction ID that created an event, if a client

@@ -21,6 +21,7 @@ mod logout;
 mod members;
 mod membership;
 mod messages;
+mod openid;
 mod presence;
 mod profile;
 mod public_rooms;
@@ -71,6 +72,7 @@ pub fn routes(services: ClientServices) -> Route {
         context::route(services.clone()),
         members::routes(services.clone()),
         messages::route(services.clone()),
+        openid::route(services.clone()),
         typing::route(services.clone()),
         user_directory::route(services.clone()),
         redact::route(services.clone()),

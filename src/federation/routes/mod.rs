@@ -10,6 +10,7 @@ mod key_query;
 mod make_join;
 mod make_knock;
 mod make_leave;
+mod openid_userinfo;
 mod public_rooms;
 mod query_directory;
 mod query_profile;
@@ -56,6 +57,7 @@ pub struct Services {
     pub directory: Arc<crate::rooms::directory::DirectoryService>,
     pub hierarchy: Arc<crate::rooms::hierarchy::HierarchyService>,
     pub profiles: Arc<crate::accounts::profiles::ProfileService>,
+    pub accounts: Arc<crate::accounts::AccountService>,
     pub e2ee: Arc<crate::e2ee::E2eeService>,
     pub transactions: TransactionTree,
 }
@@ -111,6 +113,8 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .or(public_rooms::routes(services.clone()))
         .unify()
         .or(hierarchy::route(services.clone()))
+        .unify()
+        .or(openid_userinfo::route(services.clone()))
         .unify()
         .or(unknown_federation_endpoint(services.keys, services.client))
         .unify()
