@@ -66,6 +66,10 @@ pub struct Federation {
     pub trusted_key_servers: Vec<OwnedServerName>,
     /// Upper bound on one outbound request, connect to last byte, in seconds.
     pub request_timeout_secs: u64,
+    /// A destination whose oldest undelivered event is older than this
+    /// (in seconds) gets only the newest event of each room, and fetches
+    /// the gap itself with get_missing_events.
+    pub catch_up_after_secs: u64,
     /// DNS servers (`ip:port`) for server discovery; empty means resolv.conf.
     pub nameservers: Vec<SocketAddr>,
     /// Addresses or CIDR ranges reachable even though they are not public.
@@ -190,6 +194,7 @@ impl Default for Config {
                 allow_private_addresses: false,
                 trusted_key_servers: Vec::new(),
                 request_timeout_secs: 30,
+                catch_up_after_secs: 3600,
                 nameservers: Vec::new(),
                 ip_allowlist: Vec::new(),
             },

@@ -75,6 +75,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         requester.clone(),
         client.clone(),
         outbound_ready,
+        std::time::Duration::from_secs(config.federation.catch_up_after_secs),
     );
     let edus = Arc::new(EduService::new(
         rooms.clone(),

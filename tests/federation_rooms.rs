@@ -6,8 +6,8 @@ mod common;
 
 use common::{
     rooms::{
-        create, encode, federation, join, make_public, say, shared_room, timeline, user, view,
-        wait_for_events,
+        create, encode, federation, join, make_public, say, send, shared_room, timeline, user,
+        view, wait_for_events,
     },
     Hearth, TestCa,
 };
@@ -67,7 +67,7 @@ async fn a_remote_user_joins_and_messages_flow_both_ways() {
     wait_for_events(&a, &room, &[reply_id], 10).await;
 
     // A state change on B is accepted on A: the same state again.
-    let (status, reply) = common::rooms::send(
+    let (status, reply) = send(
         &b,
         &room,
         json!({"sender": bob, "type": "m.room.member", "state_key": bob, "content": {"membership": "join", "displayname": "Bob"}}),
@@ -114,6 +114,66 @@ async fn a_destination_that_was_down_gets_everything_in_order_once() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), on_b.len(), "an event stored twice: {on_b:?}");
+}
+
+#[tokio::test]
+async fn after_a_long_outage_the_newest_event_comes_and_the_gap_is_bridged() {
+    let ca = TestCa::new();
+    // Anything undelivered for over a second counts as a long outage.
+    let a = Hearth::start_with(&ca, &[("HEARTH_FEDERATION__CATCH_UP_AFTER_SECS", "1")]);
+    let mut b = Hearth::start(&ca);
+    let (room, alice, bob) = shared_room(&a, &b).await;
+
+    b.kill();
+    // A state change early in the outage, further back than
+    // get_missing_events reaches: B can only learn it from /state_ids.
+    let (status, reply) = send(
+        &a,
+        &room,
+        json!({"sender": alice, "type": "m.room.topic", "state_key": "", "content": {"topic": "while B slept"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    // More new state than B fetches one event at a time: it takes /state.
+    for i in 0..60 {
+        let (status, reply) = join(&a, &room, &user(&a, &format!("guest{i}")), &[]).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        sent.push(say(&a, &room, &alice, &format!("while you were away {i}")).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    b.restart();
+
+    let newest = sent.last().expect("sent").clone();
+    let on_b = wait_for_events(&b, &room, std::slice::from_ref(&newest), 60).await;
+    assert!(
+        !on_b.contains(&sent[0]),
+        "every stale event was sent, not just the newest: {on_b:?}\n{}",
+        a.log()
+    );
+    // get_missing_events brought the last 20 before it, in order.
+    let recent: Vec<usize> = sent[sent.len() - 10..]
+        .iter()
+        .map(|id| {
+            on_b.iter()
+                .position(|e| e == id)
+                .expect("recent event on B")
+        })
+        .collect();
+    assert!(recent.windows(2).all(|w| w[0] < w[1]), "{on_b:?}");
+    let ((_, on_a), (_, on_b)) = (view(&a, &room).await, view(&b, &room).await);
+    assert_eq!(state(&on_a), state(&on_b), "B's state differs\n{}", b.log());
+    assert!(
+        state(&on_b).iter().any(|entry| entry[0] == "m.room.topic"),
+        "B missed the topic: {on_b}"
+    );
+
+    // B's DAG holds together: its next event, on both extremities, is
+    // accepted by A.
+    let reply = say(&b, &room, &bob, "back").await;
+    wait_for_events(&a, &room, &[reply], 30).await;
 }
 
 #[tokio::test]

@@ -2,7 +2,9 @@
 //! up to 50 PDUs and 100 EDUs per transaction, removing entries only once
 //! the destination answered 200. One task per destination with work; a
 //! destination that is down waits out its backoff without holding up the
-//! others, and is retried as soon as it contacts us.
+//! others, and is retried as soon as it contacts us. After a long outage
+//! only the newest event of each room is sent (the destination pulls the
+//! gap with get_missing_events), as Synapse's catch-up does.
 //! Spec: server-server-api.md "Transactions"; transactions.yaml.
 
 use std::{
@@ -49,6 +51,8 @@ pub struct Sender {
     slots: Semaphore,
     /// When each destination last took a transaction (Unix ms).
     last_success: Mutex<HashMap<OwnedServerName, u64>>,
+    /// Undelivered events older than this are collapsed to the newest per room.
+    catch_up_after: Duration,
 }
 
 impl Sender {
@@ -58,6 +62,7 @@ impl Sender {
         requester: Arc<Requester>,
         client: Arc<FederationClient>,
         ready: Arc<Notify>,
+        catch_up_after: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             queue,
@@ -68,6 +73,7 @@ impl Sender {
             active: Mutex::new(HashSet::new()),
             slots: Semaphore::new(MAX_IN_FLIGHT),
             last_success: Mutex::new(HashMap::new()),
+            catch_up_after,
         })
     }
 
@@ -157,6 +163,10 @@ impl Sender {
     /// Sends transactions to `destination` until its queue is empty.
     async fn drain(&self, destination: &ServerName) {
         loop {
+            self.wait_out_backoff(destination).await;
+            if let Err(e) = self.catch_up(destination) {
+                tracing::error!(%destination, error = %e, "cannot collapse the outbound queue");
+            }
             let batch = match self.queue.batch(destination, MAX_PDUS, MAX_EDUS) {
                 Ok(batch) if batch.is_empty() => return,
                 Ok(batch) => batch,
@@ -165,7 +175,6 @@ impl Sender {
                     return;
                 }
             };
-            self.wait_out_backoff(destination).await;
             let outcome = {
                 let _slot = self.slots.acquire().await;
                 self.send(destination, &batch).await
@@ -198,6 +207,43 @@ impl Sender {
                 }
             }
         }
+    }
+
+    /// When the oldest queued PDU is older than `catch_up_after`, drops
+    /// every queued PDU but the newest of each room; EDUs stay.
+    fn catch_up(&self, destination: &ServerName) -> crate::error::Result<()> {
+        let pdus = self.queue.pdus(destination)?;
+        let Some((_, oldest)) = pdus.first() else {
+            return Ok(());
+        };
+        let (_, ts) = self.rooms.room_and_ts_of(oldest)?;
+        let cutoff = now_ms().saturating_sub(self.catch_up_after.as_millis() as u64);
+        if ts >= cutoff {
+            return Ok(());
+        }
+        let mut newest: HashMap<ruma::OwnedRoomId, usize> = HashMap::new();
+        let mut keep = HashSet::new();
+        for (i, (_, id)) in pdus.iter().enumerate() {
+            match self.rooms.room_and_ts_of(id) {
+                Ok((room, _)) => {
+                    newest.insert(room, i);
+                }
+                // Left to `send`, which reports it.
+                Err(_) => {
+                    keep.insert(i);
+                }
+            }
+        }
+        keep.extend(newest.into_values());
+        let stale: Vec<Vec<u8>> = pdus
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !keep.contains(i))
+            .map(|(_, (key, _))| key)
+            .collect();
+        tracing::info!(%destination, dropped = stale.len(), rooms = keep.len(),
+            "catching up after an outage: sending the newest event of each room");
+        self.queue.remove(&stale)
     }
 
     /// Sleeps until the destination's retry time, waking early when it

@@ -1,25 +1,41 @@
 //! PDUs from other servers' transactions, with gaps filled: when a PDU's
 //! prev events are not in our DAG, ask its origin for the missing events
-//! (`get_missing_events`, bounded) and take them in oldest first.
-//! Spec: server-server-api.md "Backfilling and retrieving missing events".
+//! (`get_missing_events`, bounded) and take them in oldest first. A gap
+//! that is still open after that is bridged with the state before the
+//! event, fetched from its origin (`/state_ids`, then `/event` or `/state`
+//! for what we lack), so the event still joins the timeline on the right
+//! state and the missing ancestors are kept as outliers.
+//! Spec: server-server-api.md "Backfilling and retrieving missing events",
+//! "Retrieving events".
 
 use std::sync::Arc;
 
-use futures_util::future::join_all;
+use futures_util::{future::join_all, stream, StreamExt};
 use http::Method;
 use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, ServerName};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use super::service::{RoomService, Verified};
-use crate::{federation::requester::Requester, http_util::percent_encode};
+use super::service::{GapState, RoomService, Verified};
+use crate::{
+    error::{Error, Result},
+    federation::requester::Requester,
+    http_util::percent_encode,
+};
 
 /// A PDU's signature check, running on its own task.
 type Check = JoinHandle<Option<Verified>>;
 
 /// Missing events asked for per gap.
 const GAP_LIMIT: usize = 20;
+/// Events we lack at a gap fetched one by one (`/event`); beyond this,
+/// `/state` brings the whole state and auth chain at once.
+const MAX_EVENT_FETCHES: usize = 50;
+/// `/event` requests in flight at once.
+const FETCH_CONCURRENCY: usize = 8;
+/// Most state and auth chain IDs taken from a `/state_ids` answer.
+const MAX_STATE_IDS: usize = 200_000;
 
 pub struct IngestService {
     rooms: Arc<RoomService>,
@@ -29,6 +45,23 @@ pub struct IngestService {
 #[derive(Deserialize)]
 struct MissingEvents {
     events: Vec<CanonicalJsonObject>,
+}
+
+#[derive(Deserialize)]
+struct StateIds {
+    pdu_ids: Vec<OwnedEventId>,
+    auth_chain_ids: Vec<OwnedEventId>,
+}
+
+#[derive(Deserialize)]
+struct State {
+    pdus: Vec<CanonicalJsonObject>,
+    auth_chain: Vec<CanonicalJsonObject>,
+}
+
+#[derive(Deserialize)]
+struct Pdus {
+    pdus: Vec<CanonicalJsonObject>,
 }
 
 impl IngestService {
@@ -84,12 +117,15 @@ impl IngestService {
                 verified.event_id.clone(),
             )
             .await;
+            if self.rooms.gap_before(&verified).is_some() {
+                return self.receive_over_gap(origin, verified).await;
+            }
         }
         self.rooms.receive_verified(origin, verified).await
     }
 
-    /// Best effort: what cannot be fetched leaves the PDU to fail with
-    /// "refers to unknown event".
+    /// Best effort: the oldest fetched event whose own prev events are
+    /// still missing is taken in over the gap; what fails is left out.
     async fn fill_gap(
         &self,
         origin: &ServerName,
@@ -124,10 +160,121 @@ impl IngestService {
             Some(CanonicalJsonValue::Integer(d)) => i64::from(*d),
             _ => 0,
         });
+        let mut bridged = false;
         for event in events {
-            if let Some((id, Err(reason))) = self.rooms.receive_pdu(origin, event).await {
+            let Some(verified) = self.rooms.verify_pdu(event).await else {
+                continue;
+            };
+            let (id, taken) = if !bridged && self.rooms.gap_before(&verified).is_some() {
+                bridged = true;
+                self.receive_over_gap(origin, verified).await
+            } else {
+                self.rooms.receive_verified(origin, verified).await
+            };
+            if let Err(reason) = taken {
                 tracing::info!(%room, %id, %reason, "missing event not taken in");
             }
         }
+    }
+
+    async fn receive_over_gap(
+        &self,
+        origin: &ServerName,
+        verified: Verified,
+    ) -> (OwnedEventId, std::result::Result<(), String>) {
+        match self.state_before(origin, &verified).await {
+            Ok(gap) => self.rooms.receive_over_gap(origin, verified, gap).await,
+            Err(e) => (
+                verified.event_id,
+                Err(format!("cannot fetch the state before it: {}", e.message)),
+            ),
+        }
+    }
+
+    /// The state before a verified event, from `origin`, with every event
+    /// we lack for it (state, auth chain, its prev and auth events) fetched
+    /// and checked.
+    async fn state_before(&self, origin: &ServerName, verified: &Verified) -> Result<GapState> {
+        let at = format!(
+            "{}?event_id={}",
+            percent_encode(verified.room.as_str()),
+            percent_encode(verified.event_id.as_str())
+        );
+        let ids: StateIds = self
+            .requester
+            .call(
+                origin,
+                Method::GET,
+                &format!("/_matrix/federation/v1/state_ids/{at}"),
+                None,
+            )
+            .await?;
+        if ids.pdu_ids.len() + ids.auth_chain_ids.len() > MAX_STATE_IDS {
+            return Err(Error::remote("the state at the gap is too large"));
+        }
+        let mut named = ids.auth_chain_ids;
+        named.extend(ids.pdu_ids.iter().cloned());
+        let unknown = self.rooms.unknown_for(verified, &named)?;
+        let events = if unknown.len() > MAX_EVENT_FETCHES {
+            let state: State = self
+                .requester
+                .call(
+                    origin,
+                    Method::GET,
+                    &format!("/_matrix/federation/v1/state/{at}"),
+                    None,
+                )
+                .await?;
+            // The event's prev events are not part of the state before it.
+            let named: std::collections::HashSet<_> = named.iter().collect();
+            let others: Vec<_> = unknown
+                .into_iter()
+                .filter(|id| !named.contains(id))
+                .collect();
+            let mut events = self.fetch_events(origin, &others).await;
+            events.extend(state.pdus.into_iter().chain(state.auth_chain));
+            events
+        } else {
+            self.fetch_events(origin, &unknown).await
+        };
+        let fetched = self.rooms.verify_history(&verified.room, events).await?;
+        Ok(GapState {
+            state_ids: ids.pdu_ids,
+            fetched,
+        })
+    }
+
+    /// `/event` for each of `ids`, a few at a time; failures are left out.
+    async fn fetch_events(
+        &self,
+        origin: &ServerName,
+        ids: &[OwnedEventId],
+    ) -> Vec<CanonicalJsonObject> {
+        // Owned: the futures must not borrow across the stream (Send bounds).
+        let (requester, origin) = (self.requester.clone(), origin.to_owned());
+        stream::iter(ids.to_vec())
+            .map(move |id| {
+                let (requester, origin) = (requester.clone(), origin.clone());
+                async move {
+                    let uri = format!(
+                        "/_matrix/federation/v1/event/{}",
+                        percent_encode(id.as_str())
+                    );
+                    match requester
+                        .call::<Pdus>(&origin, Method::GET, &uri, None)
+                        .await
+                    {
+                        Ok(answer) => answer.pdus.into_iter().next(),
+                        Err(e) => {
+                            tracing::info!(event = %id, error = %e, "event fetch failed");
+                            None
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .filter_map(|event| async move { event })
+            .collect()
+            .await
     }
 }

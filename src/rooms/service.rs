@@ -41,6 +41,7 @@ use crate::{
 };
 
 mod backfill;
+mod gap;
 mod handshake;
 mod invite;
 mod join;
@@ -51,6 +52,7 @@ mod sharing;
 mod views;
 
 pub use backfill::{Checked, Page};
+pub use gap::GapState;
 pub use invite::{InviteRequest, PreparedInvite};
 pub use join::JoinAnswer;
 pub use query::{MAX_START_EVENTS, MAX_WALK};
@@ -671,6 +673,17 @@ impl RoomService {
         origin: &ServerName,
         verified: Verified,
     ) -> (OwnedEventId, std::result::Result<(), String>) {
+        self.take_verified(origin, verified, None).await
+    }
+
+    /// The second half, on the state before the event from its prev
+    /// events or, over a gap, from `gap`.
+    async fn take_verified(
+        &self,
+        origin: &ServerName,
+        verified: Verified,
+        gap: Option<GapState>,
+    ) -> (OwnedEventId, std::result::Result<(), String>) {
         let Verified {
             room,
             event_id,
@@ -680,11 +693,17 @@ impl RoomService {
             (Ok(false), _) => Err(format!("the room's server ACL denies {origin}")),
             (Err(e), _) => Err(e.message),
             (Ok(true), Err(refused)) => Err(refused),
-            (Ok(true), Ok(checked)) => match self.append_remote(&room, checked).await {
-                Ok(Status::Accepted | Status::SoftFailed(_)) => Ok(()),
-                Ok(Status::Rejected(reason)) => Err(reason),
-                Err(e) => Err(e.message),
-            },
+            (Ok(true), Ok(checked)) => {
+                let appended = match gap {
+                    None => self.append_remote(&room, checked).await,
+                    Some(gap) => self.append_over_gap(&room, checked, gap).await,
+                };
+                match appended {
+                    Ok(Status::Accepted | Status::SoftFailed(_)) => Ok(()),
+                    Ok(Status::Rejected(reason)) => Err(reason),
+                    Err(e) => Err(e.message),
+                }
+            }
         };
         (event_id, outcome)
     }

@@ -102,6 +102,20 @@ impl OutboundTree {
         Ok(batch)
     }
 
+    /// Every queued PDU for `destination`, oldest first, with its key.
+    pub fn pdus(&self, destination: &ServerName) -> Result<Vec<(Vec<u8>, OwnedEventId)>> {
+        let mut prefix = destination.as_str().as_bytes().to_vec();
+        prefix.push(0xFF);
+        let mut found = Vec::new();
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            if let Queued::Pdu { event_id } = decode(OUTBOUND, &value)? {
+                found.push((key.to_vec(), event_id));
+            }
+        }
+        Ok(found)
+    }
+
     /// How many entries wait for `destination`.
     pub fn depth(&self, destination: &ServerName) -> usize {
         let mut prefix = destination.as_str().as_bytes().to_vec();

@@ -44,6 +44,13 @@ impl RoomService {
         Ok((meta, json))
     }
 
+    /// The room and `origin_server_ts` of a stored event.
+    pub fn room_and_ts_of(&self, id: &EventId) -> Result<(ruma::OwnedRoomId, u64)> {
+        let (meta, json) = self.event(None, id)?;
+        let ts = crate::federation::sender::origin_ts(&json).unwrap_or(0);
+        Ok((meta.room_id, ts))
+    }
+
     /// The state before a (non-outlier) event, as event IDs.
     pub fn state_ids_before(&self, meta: &EventMeta) -> Result<Vec<OwnedEventId>> {
         if meta.outlier {
