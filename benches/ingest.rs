@@ -1,10 +1,14 @@
-//! Inbound federation ingest over real loopback federation: hearth A
-//! queues N messages for hearth B while B is down; B comes back and A's
-//! sender delivers them in transactions of 50 PDUs. Measures how fast B
-//! takes them in (TLS, request signature, PDU signatures and hashes, auth,
-//! state, durable commit per transaction, A's sending included).
+//! Inbound federation ingest over real loopback federation, from one and
+//! from ten origins: each origin hearth shares a linear room with hearth
+//! B and queues its part of N messages while B is down; B comes back and
+//! the origins' senders deliver them in transactions of up to 50 PDUs,
+//! all at once. Measures how fast B takes them in (TLS, request
+//! signature, PDU signatures and hashes, auth, state, durable commit per
+//! transaction, the origins' sending included) and the p50/p99 time B
+//! takes to answer a `/send`, from its Prometheus histogram.
 //!
-//! Run: `cargo bench --bench ingest` (HEARTH_BENCH_EVENTS sets N, default 5000).
+//! Run: `cargo bench --bench ingest` (HEARTH_BENCH_EVENTS sets N, default
+//! 5000; HEARTH_BENCH_ORIGINS runs one origin count instead of 1 and 10).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -12,57 +16,134 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    rooms::{say, shared_room, timeline, view},
+    http::{request_raw, Target},
+    rooms::{federation, say, shared_room, timeline, view},
     Hearth, TestCa,
 };
+use futures_util::future::join_all;
+
+const HISTOGRAM: &str = "hearth_federation_inbound_transaction_seconds";
+const PDUS: &str = "hearth_federation_inbound_pdus_total";
 
 fn main() {
-    let count: usize = std::env::var("HEARTH_BENCH_EVENTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5000);
+    let env = |name: &str| std::env::var(name).ok().and_then(|n| n.parse().ok());
+    let count: usize = env("HEARTH_BENCH_EVENTS").unwrap_or(5000);
+    let origins: Vec<usize> = env("HEARTH_BENCH_ORIGINS").map_or(vec![1, 10], |n| vec![n]);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let ca = TestCa::new();
-        let release = [("HEARTH_LOG", "error")];
-        let a = Hearth::start_with(&ca, &release);
-        let mut b = Hearth::start_with(&ca, &release);
-        let (room, alice, _) = shared_room(&a, &b).await;
-        b.kill();
-        let started = Instant::now();
-        for i in 0..count {
-            say(&a, &room, &alice, &format!("message {i}")).await;
+        for n in origins {
+            run(&ca, n, count).await;
         }
-        println!(
-            "A created and queued {count} messages in {:.2}s",
-            started.elapsed().as_secs_f64()
-        );
-        b.restart();
-        // Timed from the first delivered batch: A's sender may first wait
-        // out the backoff it built up while B was down.
-        let waited = Instant::now();
-        let mut first: Option<(Instant, usize)> = None;
-        let (start, already) = loop {
-            let (_, on_b) = view(&b, &room).await;
-            let have = timeline(&on_b).len() - 1;
-            match first {
-                None if have > 0 => first = Some((Instant::now(), have)),
-                Some(first) if have >= count => break first,
-                _ => {}
-            }
-            assert!(
-                waited.elapsed() < Duration::from_secs(600),
-                "B did not catch up"
-            );
-            // Each look reads B's whole timeline: not too often, or the
-            // measuring slows B down.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        let elapsed = start.elapsed().as_secs_f64();
-        let timed = count - already;
-        println!(
-            "B ingested {timed} PDUs (50 per transaction) in {elapsed:.2}s = {:.0} PDUs/s",
-            timed as f64 / elapsed
-        );
     });
+}
+
+async fn run(ca: &TestCa, n_origins: usize, count: usize) {
+    let quiet = [("HEARTH_LOG", "error")];
+    let mut b = Hearth::start_with(
+        ca,
+        &[("HEARTH_LOG", "error"), ("HEARTH_METRICS__ENABLED", "true")],
+    );
+    let origins: Vec<Hearth> = (0..n_origins)
+        .map(|_| Hearth::start_with(ca, &quiet))
+        .collect();
+    let mut rooms = Vec::new();
+    for a in &origins {
+        rooms.push(shared_room(a, &b).await);
+    }
+    b.kill();
+    let per_origin = count / n_origins;
+    let started = Instant::now();
+    join_all(
+        origins
+            .iter()
+            .zip(&rooms)
+            .map(|(a, (room, alice, _))| async move {
+                for i in 0..per_origin {
+                    say(a, room, alice, &format!("message {i}")).await;
+                }
+            }),
+    )
+    .await;
+    println!(
+        "{n_origins} origin(s) created and queued {} messages in {:.2}s",
+        per_origin * n_origins,
+        started.elapsed().as_secs_f64()
+    );
+    b.restart();
+    // B reaching each origin clears the backoff it built up there, so
+    // they all send at once (a request from B is what a real return looks
+    // like); timed from those requests to the last PDU taken in.
+    let expected = (per_origin * n_origins) as u64;
+    let start = Instant::now();
+    join_all(origins.iter().map(|a| {
+        let uri = format!(
+            "/_matrix/federation/v1/query/profile?user_id=%40alice%3A{}",
+            a.server_name
+        );
+        let b = &b;
+        async move { federation(b, a, "GET", &uri, None).await }
+    }))
+    .await;
+    while counter(&metrics(&b).await, PDUS) < expected {
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "B did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let timed = expected;
+    for (room, _, _) in &rooms {
+        let (_, on_b) = view(&b, room).await;
+        // Each room's timeline: bob's join, then every message.
+        assert_eq!(
+            timeline(&on_b).len(),
+            per_origin + 1,
+            "B lacks events of {room}"
+        );
+    }
+    let text = metrics(&b).await;
+    let transactions = counter(&text, &format!("{HISTOGRAM}_count"));
+    println!(
+        "{n_origins} origin(s): B ingested {timed} PDUs in {elapsed:.2}s = {:.0} PDUs/s; \
+         /send answered in p50 <= {} ms, p99 <= {} ms ({transactions} transactions)",
+        timed as f64 / elapsed,
+        quantile_ms(&text, 0.5),
+        quantile_ms(&text, 0.99),
+    );
+}
+
+async fn metrics(h: &Hearth) -> String {
+    let (status, body) = request_raw(Target::Plain(h.client), "GET", "/metrics", &[], None).await;
+    assert_eq!(status, 200, "/metrics");
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The value of an unlabelled sample.
+fn counter(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// The upper bound (ms) of the histogram bucket holding quantile `q`.
+fn quantile_ms(text: &str, q: f64) -> String {
+    let prefix = format!("{HISTOGRAM}_bucket{{le=\"");
+    let buckets: Vec<(String, u64)> = text
+        .lines()
+        .filter_map(|l| {
+            let (le, n) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
+            Some((le.to_owned(), n.parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map_or(0, |(_, n)| *n);
+    let (le, _) = buckets
+        .iter()
+        .find(|(_, n)| *n as f64 >= q * total as f64)
+        .expect("a bucket");
+    match le.parse::<f64>() {
+        Ok(seconds) => format!("{}", seconds * 1000.0),
+        Err(_) => le.clone(),
+    }
 }

@@ -111,6 +111,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         directory.clone(),
         requester.clone(),
     ));
+    let inbound = Arc::new(federation::inbound::InboundStats::default());
     let services = Services {
         keys: keys.clone(),
         client: client.clone(),
@@ -123,6 +124,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         accounts: accounts.clone(),
         e2ee: e2ee.clone(),
         transactions: store.transactions.clone(),
+        inbound: inbound.clone(),
     };
     let well_known = Arc::new(config.well_known.clone());
     let federation_routes = federation::routes::routes(services)
@@ -168,6 +170,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         .unify()
         .or(crate::metrics::route(
             sender.clone(),
+            inbound,
             config.metrics.enabled,
         ))
         .unify()

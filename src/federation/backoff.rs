@@ -51,6 +51,9 @@ impl DestinationState {
 pub struct Backoff {
     entries: Mutex<HashMap<OwnedServerName, DestinationState>>,
     persisted: OnceLock<DestinationTree>,
+    /// Woken when a failing destination comes back, so its queue drains
+    /// at once rather than at the next poll.
+    cleared: tokio::sync::Notify,
 }
 
 /// The delay after `failures` consecutive failures: doubling from 5 s to a
@@ -122,12 +125,18 @@ impl Backoff {
     /// The destination answered (or reached us): forget its failures.
     pub fn record_success(&self, destination: &ServerName) {
         if self.lock().remove(destination).is_some() {
+            self.cleared.notify_waiters();
             if let Some(tree) = self.persisted.get() {
                 if let Err(e) = tree.remove(destination) {
                     tracing::warn!(%destination, error = %e, "cannot persist backoff");
                 }
             }
         }
+    }
+
+    /// Signalled whenever a failing destination is forgotten.
+    pub fn cleared(&self) -> &tokio::sync::Notify {
+        &self.cleared
     }
 
     pub fn state(&self, destination: &ServerName) -> Option<DestinationState> {

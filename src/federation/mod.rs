@@ -7,6 +7,7 @@ pub mod check;
 pub mod client;
 mod coalesce;
 pub mod dns;
+pub mod inbound;
 pub mod ip_policy;
 pub mod requester;
 pub mod routes;

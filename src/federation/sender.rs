@@ -212,15 +212,15 @@ impl Sender {
     /// When the oldest queued PDU is older than `catch_up_after`, drops
     /// every queued PDU but the newest of each room; EDUs stay.
     fn catch_up(&self, destination: &ServerName) -> crate::error::Result<()> {
-        let pdus = self.queue.pdus(destination)?;
-        let Some((_, oldest)) = pdus.first() else {
+        let Some(oldest) = self.queue.first_pdu(destination)? else {
             return Ok(());
         };
-        let (_, ts) = self.rooms.room_and_ts_of(oldest)?;
+        let (_, ts) = self.rooms.room_and_ts_of(&oldest)?;
         let cutoff = now_ms().saturating_sub(self.catch_up_after.as_millis() as u64);
         if ts >= cutoff {
             return Ok(());
         }
+        let pdus = self.queue.pdus(destination)?;
         let mut newest: HashMap<ruma::OwnedRoomId, usize> = HashMap::new();
         let mut keep = HashSet::new();
         for (i, (_, id)) in pdus.iter().enumerate() {
@@ -249,9 +249,20 @@ impl Sender {
     /// Sleeps until the destination's retry time, waking early when it
     /// contacts us (which clears its backoff).
     async fn wait_out_backoff(&self, destination: &ServerName) {
-        while let Err(state) = self.client.backoff().check(destination) {
+        let backoff = self.client.backoff();
+        loop {
+            // Registered before the check, so a clearing in between wakes us.
+            let cleared = backoff.cleared().notified();
+            tokio::pin!(cleared);
+            cleared.as_mut().enable();
+            let Err(state) = backoff.check(destination) else {
+                return;
+            };
             let left = state.retry_at.saturating_duration_since(Instant::now());
-            tokio::time::sleep(left.min(BACKOFF_POLL)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(left.min(BACKOFF_POLL)) => {}
+                _ = cleared => {}
+            }
         }
     }
 

@@ -102,6 +102,19 @@ impl OutboundTree {
         Ok(batch)
     }
 
+    /// The oldest queued PDU for `destination`.
+    pub fn first_pdu(&self, destination: &ServerName) -> Result<Option<OwnedEventId>> {
+        let mut prefix = destination.as_str().as_bytes().to_vec();
+        prefix.push(0xFF);
+        for entry in self.tree.scan_prefix(&prefix) {
+            let (_, value) = entry?;
+            if let Queued::Pdu { event_id } = decode(OUTBOUND, &value)? {
+                return Ok(Some(event_id));
+            }
+        }
+        Ok(None)
+    }
+
     /// Every queued PDU for `destination`, oldest first, with its key.
     pub fn pdus(&self, destination: &ServerName) -> Result<Vec<(Vec<u8>, OwnedEventId)>> {
         let mut prefix = destination.as_str().as_bytes().to_vec();

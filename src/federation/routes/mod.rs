@@ -60,6 +60,7 @@ pub struct Services {
     pub accounts: Arc<crate::accounts::AccountService>,
     pub e2ee: Arc<crate::e2ee::E2eeService>,
     pub transactions: TransactionTree,
+    pub inbound: Arc<crate::federation::inbound::InboundStats>,
 }
 
 /// Every route the federation listener serves.

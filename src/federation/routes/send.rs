@@ -42,6 +42,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
 }
 
 async fn handle(services: &Services, txn_id: &str, request: Authenticated) -> Result<Response> {
+    let started = std::time::Instant::now();
     let origin = &request.origin;
     // A retry of a transaction we answered gets the same answer, and
     // nothing in it is processed again.
@@ -62,6 +63,7 @@ async fn handle(services: &Services, txn_id: &str, request: Authenticated) -> Re
             "a transaction holds at most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs"
         )));
     }
+    let n_pdus = transaction.pdus.len();
     let results = services
         .ingest
         .receive_transaction(origin, transaction.pdus)
@@ -80,5 +82,6 @@ async fn handle(services: &Services, txn_id: &str, request: Authenticated) -> Re
         .record(origin, txn_id, body.to_string().as_bytes())?;
     // Acknowledge only what is on disk.
     services.rooms.flush().await?;
+    services.inbound.record(started.elapsed(), n_pdus);
     Ok(json_response(http::StatusCode::OK, &body))
 }

@@ -1,0 +1,85 @@
+//! How inbound transactions fare: a latency histogram of `PUT /send`
+//! (from the parsed, authenticated request to the durable answer) and the
+//! PDUs received, exported on `/metrics` in Prometheus' text format.
+
+use std::{
+    fmt::Write,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+/// Bucket upper bounds, in seconds.
+const BOUNDS: [f64; 16] = [
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
+    5.0,
+];
+
+#[derive(Default)]
+pub struct InboundStats {
+    /// Observations per bucket (not cumulative); the last one is `+Inf`.
+    buckets: [AtomicU64; BOUNDS.len() + 1],
+    sum_micros: AtomicU64,
+    pdus: AtomicU64,
+}
+
+impl InboundStats {
+    /// One answered transaction carrying `pdus` PDUs.
+    pub fn record(&self, elapsed: Duration, pdus: usize) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BOUNDS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BOUNDS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.pdus.fetch_add(pdus as u64, Ordering::Relaxed);
+    }
+
+    pub fn to_prometheus(&self) -> String {
+        let name = "hearth_federation_inbound_transaction_seconds";
+        let mut out = format!(
+            "# HELP {name} Time to answer an inbound transaction.\n# TYPE {name} histogram\n"
+        );
+        let mut cumulative = 0;
+        let bounds = BOUNDS.iter().map(|b| b.to_string()).chain(["+Inf".into()]);
+        for (bound, count) in bounds.zip(&self.buckets) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+        let pdus = "hearth_federation_inbound_pdus_total";
+        let _ = writeln!(
+            out,
+            "# HELP {pdus} PDUs received in transactions.\n# TYPE {pdus} counter\n{pdus} {}",
+            self.pdus.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_cumulative_and_bounded_by_inf() {
+        let stats = InboundStats::default();
+        stats.record(Duration::from_micros(1500), 50);
+        stats.record(Duration::from_millis(4), 10);
+        stats.record(Duration::from_secs(9), 0);
+        let text = stats.to_prometheus();
+        for line in [
+            "hearth_federation_inbound_transaction_seconds_bucket{le=\"0.001\"} 0",
+            "hearth_federation_inbound_transaction_seconds_bucket{le=\"0.002\"} 1",
+            "hearth_federation_inbound_transaction_seconds_bucket{le=\"0.005\"} 2",
+            "hearth_federation_inbound_transaction_seconds_bucket{le=\"5\"} 2",
+            "hearth_federation_inbound_transaction_seconds_bucket{le=\"+Inf\"} 3",
+            "hearth_federation_inbound_transaction_seconds_count 3",
+            "hearth_federation_inbound_pdus_total 60",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+}
