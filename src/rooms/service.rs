@@ -653,7 +653,7 @@ impl RoomService {
         let rules = Self::rules_of(&record.version).ok()?;
         let version = RoomVersionId::try_from(record.version.as_str()).ok()?;
         let event_id = pdu::event_id(&object, &rules).ok()?;
-        let checked = pdu::check(&self.keys, &version, object)
+        let checked = pdu::check_as(&self.keys, &version, object, Some(event_id.clone()))
             .await
             .map_err(|e| e.0);
         Some(Verified {
