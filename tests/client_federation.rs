@@ -399,17 +399,35 @@ async fn space_hierarchy_spans_servers() {
     assert_eq!(tree["rooms"][0]["room_type"], "m.space");
     assert_eq!(tree["rooms"][1]["join_rule"], "public");
 
-    // In pages of one.
-    let (_, first) = get_v1(&bob, &format!("rooms/{}/hierarchy?limit=1", encode(&space))).await;
-    assert_eq!(first["rooms"][0]["name"], "Space", "{first}");
-    let next = first["next_batch"].as_str().expect("next_batch");
-    let (_, second) = get_v1(
-        &bob,
-        &format!("rooms/{}/hierarchy?limit=1&from={next}", encode(&space)),
-    )
-    .await;
-    assert_eq!(second["rooms"][0]["name"], "Public child", "{second}");
-    assert!(second["next_batch"].is_null(), "{second}");
+    // In pages of one. Like Synapse, a page ends with a `next_batch`
+    // while rooms wait to be looked at, even if none of them will be
+    // shown (the secret child may come last): the last page may be empty.
+    let mut paged = Vec::new();
+    let (mut from, mut ended) = (String::new(), false);
+    for _ in 0..4 {
+        let (status, page) = get_v1(
+            &bob,
+            &format!("rooms/{}/hierarchy?limit=1{from}", encode(&space)),
+        )
+        .await;
+        assert_eq!(status, 200, "{page}");
+        let rooms = page["rooms"].as_array().expect("rooms");
+        assert!(rooms.len() <= 1, "{page}");
+        paged.extend(
+            rooms
+                .iter()
+                .filter_map(|r| r["name"].as_str().map(str::to_owned)),
+        );
+        match page["next_batch"].as_str() {
+            Some(next) => from = format!("&from={next}"),
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended, "paging never ended");
+    assert_eq!(paged, vec!["Space", "Public child"]);
 
     // A private room is not shown to someone outside it.
     let (status, _) = get_v1(&bob, &format!("rooms/{}/hierarchy", encode(&secret))).await;
