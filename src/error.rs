@@ -35,6 +35,11 @@ impl Error {
         self
     }
 
+    /// 401 for an access, admin or OpenID token we do not know.
+    pub fn unknown_token(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN", message)
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", message)
     }

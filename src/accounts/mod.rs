@@ -268,12 +268,7 @@ impl AccountService {
     /// Whose token this is. Spec: client-server-api "Using access tokens".
     pub fn authenticate(&self, token: &str) -> Result<Session> {
         let unknown = || {
-            Error::new(
-                http::StatusCode::UNAUTHORIZED,
-                "M_UNKNOWN_TOKEN",
-                "unknown or expired access token",
-            )
-            .with_field("soft_logout", false)
+            Error::unknown_token("unknown or expired access token").with_field("soft_logout", false)
         };
         let session = self
             .trees
@@ -309,13 +304,7 @@ impl AccountService {
 
     /// The user an unexpired OpenID token was given to.
     pub fn openid_user(&self, token: &str) -> Result<OwnedUserId> {
-        let unknown = || {
-            Error::new(
-                http::StatusCode::UNAUTHORIZED,
-                "M_UNKNOWN_TOKEN",
-                "unknown or expired OpenID token",
-            )
-        };
+        let unknown = || Error::unknown_token("unknown or expired OpenID token");
         let (expires_ms, user) = self.trees.openid(&token_hash(token))?.ok_or_else(unknown)?;
         if expires_ms <= crate::time::now_ms() {
             return Err(unknown());

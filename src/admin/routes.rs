@@ -34,9 +34,7 @@ fn admin_auth(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> +
             async move {
                 match header.as_deref().and_then(|h| h.strip_prefix("Bearer ")) {
                     Some(given) if tokens_match(given, &token) => Ok(()),
-                    Some(_) => Err(warp::reject::custom(Error::new(
-                        http::StatusCode::UNAUTHORIZED,
-                        "M_UNKNOWN_TOKEN",
+                    Some(_) => Err(warp::reject::custom(Error::unknown_token(
                         "admin token is wrong",
                     ))),
                     None => Err(warp::reject::custom(Error::new(

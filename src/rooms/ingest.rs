@@ -239,7 +239,7 @@ impl IngestService {
         };
         let fetched = self.rooms.verify_history(&verified.room, events).await?;
         Ok(GapState {
-            state_ids: ids.pdu_ids,
+            state_ids: ids.pdu_ids.into_iter().collect(),
             fetched,
         })
     }

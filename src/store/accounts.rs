@@ -280,7 +280,19 @@ impl AccountTrees {
         Ok(())
     }
 
+    /// Stores a token, dropping the expired ones so the tree stays as
+    /// small as the tokens alive (about an hour's worth).
     pub fn put_openid(&self, token_hash: &[u8], user: &UserId, expires_ms: u64) -> Result<()> {
+        let now = crate::time::now_ms();
+        for entry in self.openid.iter() {
+            let (key, value) = entry?;
+            let expired = value
+                .split_first_chunk::<8>()
+                .is_none_or(|(expiry, _)| u64::from_be_bytes(*expiry) <= now);
+            if expired {
+                self.openid.remove(key)?;
+            }
+        }
         let mut value = expires_ms.to_be_bytes().to_vec();
         value.extend_from_slice(user.as_str().as_bytes());
         self.openid.insert(token_hash, value)?;

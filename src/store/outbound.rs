@@ -36,9 +36,15 @@ pub struct Entry {
     pub item: Queued,
 }
 
+/// Where `destination`'s entries start: its name and 0xFF.
+fn prefix(destination: &ServerName) -> Vec<u8> {
+    let mut prefix = destination.as_str().as_bytes().to_vec();
+    prefix.push(0xFF);
+    prefix
+}
+
 pub fn key(destination: &ServerName, seq: u64) -> Vec<u8> {
-    let mut key = destination.as_str().as_bytes().to_vec();
-    key.push(0xFF);
+    let mut key = prefix(destination);
     key.extend_from_slice(&seq.to_be_bytes());
     key
 }
@@ -81,8 +87,7 @@ impl OutboundTree {
 
     /// The oldest entries for `destination`, up to `pdus` PDUs and `edus` EDUs.
     pub fn batch(&self, destination: &ServerName, pdus: usize, edus: usize) -> Result<Vec<Entry>> {
-        let mut prefix = destination.as_str().as_bytes().to_vec();
-        prefix.push(0xFF);
+        let prefix = prefix(destination);
         let (mut n_pdus, mut n_edus) = (0, 0);
         let mut batch = Vec::new();
         for entry in self.tree.scan_prefix(&prefix) {
@@ -102,37 +107,39 @@ impl OutboundTree {
         Ok(batch)
     }
 
+    /// The queued PDUs for `destination`, oldest first, with their keys.
+    fn queued_pdus(
+        &self,
+        destination: &ServerName,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, OwnedEventId)>> {
+        self.tree
+            .scan_prefix(prefix(destination))
+            .filter_map(|entry| match entry {
+                Err(e) => Some(Err(e.into())),
+                Ok((key, value)) => match decode(OUTBOUND, &value) {
+                    Ok(Queued::Pdu { event_id }) => Some(Ok((key.to_vec(), event_id))),
+                    Ok(Queued::Edu { .. }) => None,
+                    Err(e) => Some(Err(e)),
+                },
+            })
+    }
+
     /// The oldest queued PDU for `destination`.
     pub fn first_pdu(&self, destination: &ServerName) -> Result<Option<OwnedEventId>> {
-        let mut prefix = destination.as_str().as_bytes().to_vec();
-        prefix.push(0xFF);
-        for entry in self.tree.scan_prefix(&prefix) {
-            let (_, value) = entry?;
-            if let Queued::Pdu { event_id } = decode(OUTBOUND, &value)? {
-                return Ok(Some(event_id));
-            }
-        }
-        Ok(None)
+        self.queued_pdus(destination)
+            .next()
+            .transpose()
+            .map(|first| first.map(|(_, id)| id))
     }
 
     /// Every queued PDU for `destination`, oldest first, with its key.
     pub fn pdus(&self, destination: &ServerName) -> Result<Vec<(Vec<u8>, OwnedEventId)>> {
-        let mut prefix = destination.as_str().as_bytes().to_vec();
-        prefix.push(0xFF);
-        let mut found = Vec::new();
-        for entry in self.tree.scan_prefix(&prefix) {
-            let (key, value) = entry?;
-            if let Queued::Pdu { event_id } = decode(OUTBOUND, &value)? {
-                found.push((key.to_vec(), event_id));
-            }
-        }
-        Ok(found)
+        self.queued_pdus(destination).collect()
     }
 
     /// How many entries wait for `destination`.
     pub fn depth(&self, destination: &ServerName) -> usize {
-        let mut prefix = destination.as_str().as_bytes().to_vec();
-        prefix.push(0xFF);
+        let prefix = prefix(destination);
         self.tree.scan_prefix(&prefix).count()
     }
 

@@ -20,13 +20,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
             let token = query_values(&query, "access_token").into_iter().next();
             reply(
                 token
-                    .ok_or_else(|| {
-                        Error::new(
-                            http::StatusCode::UNAUTHORIZED,
-                            "M_UNKNOWN_TOKEN",
-                            "access_token is required",
-                        )
-                    })
+                    .ok_or_else(|| Error::unknown_token("access_token is required"))
                     .and_then(|token| services.accounts.openid_user(&token))
                     .map(|user| ok_json(&json!({ "sub": user }))),
             )

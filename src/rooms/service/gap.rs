@@ -8,21 +8,21 @@
 
 use std::collections::HashSet;
 
-use ruma::{
-    events::StateEventType, state_res::StateMap, EventId, OwnedEventId, RoomId, ServerName,
-};
+use ruma::{EventId, OwnedEventId, RoomId, ServerName};
 
-use super::{backfill::Checked, state_res, RoomService, Shorts, Source, Verified};
+use super::{
+    backfill::Checked, join::given_state, state_res, RoomService, Shorts, Source, Verified,
+};
 use crate::{
     error::{Error, Result},
     rooms::event::Pdu,
-    store::rooms::{Append, Status},
+    store::rooms::Status,
 };
 
 /// The state before an event as another server gave it: the IDs of its
 /// state events, and every event fetched for it, checked.
 pub struct GapState {
-    pub state_ids: Vec<OwnedEventId>,
+    pub state_ids: HashSet<OwnedEventId>,
     pub fetched: Checked,
 }
 
@@ -47,11 +47,6 @@ impl RoomService {
             }
         }
         Ok(unknown)
-    }
-
-    /// Whether an event is stored (as an outlier or in the DAG).
-    pub fn is_stored(&self, id: &EventId) -> bool {
-        self.trees.event_meta(id.as_str()).ok().flatten().is_some()
     }
 
     fn parse_verified(&self, verified: &Verified) -> Result<Pdu> {
@@ -89,26 +84,10 @@ impl RoomService {
         let rules = Self::rules_of(&record.version)?;
         let (outcome, outliers) = self.authorize_outliers(room, &rules, &gap.fetched, |_| None)?;
         let fetch = |id: &EventId| outcome.get(id).cloned().or_else(|| self.pdu(id, &rules));
-        let mut given: StateMap<OwnedEventId> = StateMap::new();
-        for id in &gap.state_ids {
-            let Some(pdu) = fetch(id).filter(|p| !p.rejected) else {
-                continue;
-            };
-            if let Some(key) = &pdu.state_key {
-                given.insert(
-                    (StateEventType::from(pdu.kind.to_string()), key.clone()),
-                    id.clone(),
-                );
-            }
-        }
-        if !given.contains_key(&(StateEventType::RoomCreate, String::new())) {
-            return Err(Error::remote(
-                "the state at the gap has no valid create event",
-            ));
-        }
+        let given = given_state(&gap.state_ids, fetch, "gap")?;
         let pdu = Pdu::parse(checked.event_id.clone(), &checked.object, &rules)
             .map_err(|e| Error::bad_json(e.0))?;
-        let mut shorts = Shorts::cached(&self.trees, &self.groups);
+        let shorts = Shorts::cached(&self.trees, &self.groups);
         // What the other server says is resolved with what we know: the
         // states after the prev events we hold in the DAG.
         let mut states = vec![given];
@@ -121,13 +100,7 @@ impl RoomService {
             [one] => one.clone(),
             _ => state_res::resolve(&rules, &states, fetch).map_err(Error::internal)?,
         };
-        let group = shorts.save(None, &before)?;
-        let mut append = Append {
-            also_stored: outliers,
-            ..Append::default()
-        };
-        shorts.into_append(&mut append);
-        self.trees.commit(append)?;
+        let group = self.save_given(&before, outliers)?;
         let (_, status) = self
             .append(room, &record.version, checked, Source::Remote, Some(group))
             .await?;

@@ -107,31 +107,8 @@ impl RoomService {
                 "an auth event is missing from the join response".into(),
             ))
         })?;
-        let mut room_state: StateMap<OwnedEventId> = StateMap::new();
-        for id in &state_ids {
-            let Some(pdu) = outcome.get(id).filter(|p| !p.rejected) else {
-                continue;
-            };
-            if let Some(key) = &pdu.state_key {
-                room_state.insert(
-                    (StateEventType::from(pdu.kind.to_string()), key.clone()),
-                    id.clone(),
-                );
-            }
-        }
-        if !room_state.contains_key(&(StateEventType::RoomCreate, String::new())) {
-            return Err(Error::remote(
-                "the join response's state has no valid create event",
-            ));
-        }
-        let mut shorts = Shorts::cached(&self.trees, &self.groups);
-        let group = shorts.save(None, &room_state)?;
-        let mut append = Append {
-            also_stored: outliers,
-            ..Append::default()
-        };
-        shorts.into_append(&mut append);
-        self.trees.commit(append)?;
+        let room_state = given_state(&state_ids, |id| outcome.get(id).cloned(), "join response")?;
+        let group = self.save_given(&room_state, outliers)?;
         let (event_id, status) = self
             .append(room, version.as_str(), join, Source::Remote, Some(group))
             .await?;
@@ -142,6 +119,23 @@ impl RoomService {
                 format!("our join is not allowed by the room's state: {reason}"),
             )),
         }
+    }
+
+    /// Commits `outliers` with a state group for `state`; the group.
+    pub(super) fn save_given(
+        &self,
+        state: &StateMap<OwnedEventId>,
+        outliers: Vec<Outlier>,
+    ) -> Result<u64> {
+        let mut shorts = Shorts::cached(&self.trees, &self.groups);
+        let group = shorts.save(None, state)?;
+        let mut append = Append {
+            also_stored: outliers,
+            ..Append::default()
+        };
+        shorts.into_append(&mut append);
+        self.trees.commit(append)?;
+        Ok(group)
     }
 
     /// Authorizes each of `pdus` against its own auth events, in auth
@@ -235,6 +229,34 @@ impl RoomService {
         }
         Ok((checked, state_ids))
     }
+}
+
+/// The state another server gave (a join response's, or the state at a
+/// gap): its accepted state events by type and key. Without a valid create
+/// event it is no room's state.
+pub(super) fn given_state(
+    ids: &HashSet<OwnedEventId>,
+    fetch: impl Fn(&EventId) -> Option<Pdu>,
+    source: &str,
+) -> Result<StateMap<OwnedEventId>> {
+    let mut state = StateMap::new();
+    for id in ids {
+        let Some(pdu) = fetch(id).filter(|p| !p.rejected) else {
+            continue;
+        };
+        if let Some(key) = &pdu.state_key {
+            state.insert(
+                (StateEventType::from(pdu.kind.to_string()), key.clone()),
+                id.clone(),
+            );
+        }
+    }
+    if !state.contains_key(&(StateEventType::RoomCreate, String::new())) {
+        return Err(Error::remote(format!(
+            "the {source}'s state has no valid create event"
+        )));
+    }
+    Ok(state)
 }
 
 /// An outlier ready to store: ID, JSON and metadata.
