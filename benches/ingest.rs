@@ -16,9 +16,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    http::{request_raw, Target},
+    proc::cpu_ms,
     rooms::{federation, say, shared_room, timeline, view},
-    Hearth, TestCa,
+    sample, Hearth, TestCa,
 };
 use futures_util::future::join_all;
 
@@ -75,6 +75,9 @@ async fn run(ca: &TestCa, n_origins: usize, count: usize) {
     // they all send at once (a request from B is what a real return looks
     // like); timed from those requests to the last PDU taken in.
     let expected = (per_origin * n_origins) as u64;
+    let cpu = |h: &Hearth| cpu_ms(h.pid().expect("running"));
+    let b_cpu = cpu(&b);
+    let origins_cpu: u64 = origins.iter().map(cpu).sum();
     let start = Instant::now();
     join_all(origins.iter().map(|a| {
         let uri = format!(
@@ -85,7 +88,7 @@ async fn run(ca: &TestCa, n_origins: usize, count: usize) {
         async move { federation(b, a, "GET", &uri, None).await }
     }))
     .await;
-    while counter(&metrics(&b).await, PDUS) < expected {
+    while b.metric(PDUS).await < expected {
         assert!(
             start.elapsed() < Duration::from_secs(600),
             "B did not catch up"
@@ -93,6 +96,8 @@ async fn run(ca: &TestCa, n_origins: usize, count: usize) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let b_cpu = cpu(&b) - b_cpu;
+    let origins_cpu = origins.iter().map(cpu).sum::<u64>() - origins_cpu;
     let timed = expected;
     for (room, _, _) in &rooms {
         let (_, on_b) = view(&b, room).await;
@@ -103,28 +108,19 @@ async fn run(ca: &TestCa, n_origins: usize, count: usize) {
             "B lacks events of {room}"
         );
     }
-    let text = metrics(&b).await;
-    let transactions = counter(&text, &format!("{HISTOGRAM}_count"));
+    let text = b.metrics().await.expect("metrics");
+    let transactions = sample(&text, &format!("{HISTOGRAM}_count"));
     println!(
         "{n_origins} origin(s): B ingested {timed} PDUs in {elapsed:.2}s = {:.0} PDUs/s; \
-         /send answered in p50 <= {} ms, p99 <= {} ms ({transactions} transactions)",
+         /send answered in p50 <= {} ms, p99 <= {} ms ({transactions} transactions); \
+         CPU per PDU: B {:.0} us, origins {:.0} us (of {:.0} us wall per PDU on 2 cores)",
         timed as f64 / elapsed,
         quantile_ms(&text, 0.5),
         quantile_ms(&text, 0.99),
+        b_cpu as f64 * 1000.0 / timed as f64,
+        origins_cpu as f64 * 1000.0 / timed as f64,
+        elapsed * 2e6 / timed as f64,
     );
-}
-
-async fn metrics(h: &Hearth) -> String {
-    let (status, body) = request_raw(Target::Plain(h.client), "GET", "/metrics", &[], None).await;
-    assert_eq!(status, 200, "/metrics");
-    String::from_utf8_lossy(&body).into_owned()
-}
-
-/// The value of an unlabelled sample.
-fn counter(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
 }
 
 /// The upper bound (ms) of the histogram bucket holding quantile `q`.

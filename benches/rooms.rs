@@ -6,40 +6,18 @@
 //! Run: `cargo bench --bench rooms` (HEARTH_BENCH_EVENTS sets the count,
 //! default 2000).
 
+#[path = "../tests/common/proc.rs"]
+mod proc;
+
 use std::{sync::Arc, time::Instant};
 
 use hearth::{
     config::Config, federation::client::FederationClient, keys::KeyService,
     rooms::service::RoomService, store::Store,
 };
+use proc::{dir_bytes, rss_kb};
 use ruma::{OwnedUserId, RoomVersionId};
 use serde_json::json;
-
-fn dir_bytes(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn main() {
     let count: usize = std::env::var("HEARTH_BENCH_EVENTS")
@@ -63,7 +41,7 @@ fn main() {
         let alice = OwnedUserId::try_from("@alice:bench.test").expect("user");
 
         let room = rooms.create_room(&alice, None).await.expect("room");
-        let (bytes_before, rss_before) = (dir_bytes(dir.path()), rss_kb());
+        let (bytes_before, rss_before) = (dir_bytes(dir.path()), rss_kb(std::process::id()));
         let started = Instant::now();
         for i in 0..count {
             rooms.send(&room, &alice, "m.room.message", None, json!({"body": format!("message {i}"), "msgtype": "m.text"})).await.expect("send");
@@ -75,7 +53,7 @@ fn main() {
             "linear room: {count} messages in {elapsed:.2}s = {:.0} events/s; {} bytes/event on disk; RSS +{} KiB",
             count as f64 / elapsed,
             bytes / count as u64,
-            rss_kb().saturating_sub(rss_before)
+            rss_kb(std::process::id()).saturating_sub(rss_before)
         );
 
         let public = json!({"join_rule": "public"});
@@ -94,7 +72,7 @@ fn main() {
             "joins: {count} members in {elapsed:.2}s = {:.0} events/s; {} bytes/event on disk; {state} state entries; RSS {} KiB",
             count as f64 / elapsed,
             bytes / count as u64,
-            rss_kb()
+            rss_kb(std::process::id())
         );
     });
 }

@@ -1,11 +1,13 @@
 //! EDUs in transactions between real hearth processes: typing, receipts,
 //! presence, to-device messages and device list updates are kept for
 //! clients; EDUs about another server's users, malformed and unknown EDUs
-//! are ignored without failing the transaction.
+//! are ignored without failing the transaction. A backlog of receipts
+//! built up while a server was down reaches it in one transaction.
 
 mod common;
 
 use common::{
+    client::Client,
     rooms::{encode, federation, say, shared_room, user, wait_for_events},
     Hearth, TestCa,
 };
@@ -98,4 +100,65 @@ async fn edus_are_kept_for_clients_and_checked_against_their_origin() {
         .admin_get(&format!("rooms/{}/ephemeral", encode(&room)))
         .await;
     assert_eq!(ephemeral["typing"], json!([]), "{ephemeral}");
+}
+
+#[tokio::test]
+async fn a_backlog_of_receipts_goes_in_one_transaction() {
+    const RECEIPTS: usize = 250;
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let mut b = Hearth::start_with(&ca, &[("HEARTH_METRICS__ENABLED", "true")]);
+    let (room, _, _) = shared_room(&a, &b).await;
+    let alice = Client::login(&a, "alice").await;
+    let messages = [
+        say(&a, &room, &alice.user, "one").await,
+        say(&a, &room, &alice.user, "two").await,
+    ];
+    wait_for_events(&b, &room, &messages, 10).await;
+
+    b.kill();
+    for i in 0..RECEIPTS {
+        let event = &messages[i % 2];
+        let path = format!("rooms/{}/receipt/m.read/{}", encode(&room), encode(event));
+        alice.ok("POST", &path, json!({})).await;
+    }
+    let (status, depth) = a.admin_get("federation/status").await;
+    assert_eq!(status, 200);
+    assert!(
+        depth["destinations"][0]["queued"].as_u64() >= Some(RECEIPTS as u64),
+        "each receipt is queued: {depth}"
+    );
+    b.restart();
+    // B reaching A clears A's backoff for it: A sends at once.
+    federation(&b, &a, "GET", "/_matrix/federation/v1/version", None).await;
+    let last = &messages[(RECEIPTS - 1) % 2];
+    let started = std::time::Instant::now();
+    loop {
+        let (_, ephemeral) = b
+            .admin_get(&format!("rooms/{}/ephemeral", encode(&room)))
+            .await;
+        let receipts = ephemeral["receipts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if receipts
+            .iter()
+            .any(|r| r[1] == alice.user && r[2]["event_ids"] == json!([last]))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "alice's last receipt never reached B: {ephemeral}\n{}",
+            a.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Counted since B restarted.
+    assert_eq!(
+        b.metric("hearth_federation_inbound_transaction_seconds_count")
+            .await,
+        1,
+        "{RECEIPTS} receipts of one user in one room are one EDU in one transaction"
+    );
 }

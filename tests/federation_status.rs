@@ -35,23 +35,6 @@ fn status_of(h: &Hearth, destination: &str) -> Option<Value> {
     }
 }
 
-/// `GET /metrics` on the client listener: the text, or `None` on a 404.
-async fn metrics_of(h: &Hearth) -> Option<String> {
-    let (status, body) = common::http::request_raw(
-        common::http::Target::Plain(h.client),
-        "GET",
-        "/metrics",
-        &[],
-        None,
-    )
-    .await;
-    match status {
-        200 => Some(String::from_utf8_lossy(&body).into_owned()),
-        404 => None,
-        other => panic!("/metrics answered {other}"),
-    }
-}
-
 /// Waits until `check` accepts the status of `destination` on `h`.
 async fn wait_for_status(
     h: &Hearth,
@@ -104,7 +87,7 @@ async fn status_shows_queues_and_failures_that_survive_a_restart() {
     assert!(down["oldest_queued_ms"].as_u64().is_some(), "{down}");
     assert!(down["next_retry_ms"].as_u64().is_some(), "{down}");
     // The same numbers for Prometheus; B does not serve metrics (off by default).
-    let metrics = metrics_of(&a).await.expect("A serves metrics");
+    let metrics = a.metrics().await.expect("A serves metrics");
     let line = format!(
         "hearth_federation_queued{{destination=\"{}\"}} 3\n",
         b.server_name
@@ -116,7 +99,7 @@ async fn status_shows_queues_and_failures_that_survive_a_restart() {
     );
 
     let c = Hearth::start(&ca);
-    assert_eq!(metrics_of(&c).await, None);
+    assert_eq!(c.metrics().await, None);
 
     // kill -9: the queue and the failures are read from the data directory.
     a.kill();

@@ -1,5 +1,6 @@
 //! EDUs made stale by later ones in the same transaction are dropped
-//! before sending: read receipts keep the latest per room, receipt type
+//! before sending (and a batch reads past the ones that will merge, see
+//! [`replaced_by`], so a backlog of them goes in one transaction): read receipts keep the latest per room, receipt type
 //! and user (merged into one `m.receipt`), typing the latest per room and
 //! user, presence the latest per user (merged into one `m.presence`).
 //! Other EDUs (to-device messages, device list updates) keep their order.
@@ -53,6 +54,35 @@ pub fn coalesce(edus: Vec<Value>) -> Vec<Value> {
         out.push(json!({"edu_type": "m.presence", "content": {"push": push}}));
     }
     out
+}
+
+/// The key under which a later EDU replaces this one whole: a receipt of
+/// one user in one room, typing of one user in one room, presence of one
+/// user. `None` for what must be sent as it is (or holds several).
+pub fn replaced_by(edu: &Value) -> Option<String> {
+    let content = &edu["content"];
+    let only = |value: &Value| -> Option<String> {
+        let map = value.as_object()?;
+        (map.len() == 1).then(|| map.keys().next().cloned())?
+    };
+    match edu["edu_type"].as_str()? {
+        "m.receipt" => {
+            let room = only(content)?;
+            let kind = only(&content[&room])?;
+            let user = only(&content[&room][&kind])?;
+            Some(format!("m.receipt\0{room}\0{kind}\0{user}"))
+        }
+        "m.typing" => Some(format!(
+            "m.typing\0{}\0{}",
+            content["room_id"].as_str()?,
+            content["user_id"].as_str()?
+        )),
+        "m.presence" => match content["push"].as_array()?.as_slice() {
+            [one] => Some(format!("m.presence\0{}", one["user_id"].as_str()?)),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// `room → type → user → receipt`, later receipts replacing earlier ones.
@@ -119,6 +149,37 @@ mod tests {
             out[3]["content"]["push"],
             json!([{"user_id": "@u:x", "presence": "offline"}])
         );
+    }
+
+    #[test]
+    fn only_edus_about_one_user_are_replaceable() {
+        let a = replaced_by(&receipt("!a:x", "@u:x", "$1"));
+        assert!(a.is_some());
+        assert_eq!(a, replaced_by(&receipt("!a:x", "@u:x", "$2")));
+        assert_ne!(a, replaced_by(&receipt("!a:x", "@v:x", "$1")));
+        assert_ne!(a, replaced_by(&receipt("!b:x", "@u:x", "$1")));
+        assert_eq!(
+            replaced_by(&typing("!a:x", "@u:x", true)),
+            replaced_by(&typing("!a:x", "@u:x", false))
+        );
+        assert_ne!(
+            replaced_by(&typing("!a:x", "@u:x", true)),
+            replaced_by(&typing("!a:x", "@v:x", true))
+        );
+        let two_users = json!({"edu_type": "m.receipt", "content": {"!a:x": {"m.read": {
+            "@u:x": {"event_ids": ["$1"]}, "@v:x": {"event_ids": ["$1"]}}}}});
+        assert_eq!(replaced_by(&two_users), None);
+        let presence = |users: &[&str]| {
+            let push: Vec<Value> = users
+                .iter()
+                .map(|u| json!({"user_id": u, "presence": "online"}))
+                .collect();
+            json!({"edu_type": "m.presence", "content": {"push": push}})
+        };
+        assert!(replaced_by(&presence(&["@u:x"])).is_some());
+        assert_eq!(replaced_by(&presence(&["@u:x", "@v:x"])), None);
+        let to_device = json!({"edu_type": "m.direct_to_device", "content": {"message_id": "m"}});
+        assert_eq!(replaced_by(&to_device), None);
     }
 
     #[test]

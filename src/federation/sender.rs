@@ -167,7 +167,12 @@ impl Sender {
             if let Err(e) = self.catch_up(destination) {
                 tracing::error!(%destination, error = %e, "cannot collapse the outbound queue");
             }
-            let batch = match self.queue.batch(destination, MAX_PDUS, MAX_EDUS) {
+            let batch = match self.queue.batch(
+                destination,
+                MAX_PDUS,
+                MAX_EDUS,
+                super::coalesce::replaced_by,
+            ) {
                 Ok(batch) if batch.is_empty() => return,
                 Ok(batch) => batch,
                 Err(e) => {

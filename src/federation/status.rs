@@ -37,11 +37,11 @@ pub fn collect(
 ) -> Result<Vec<DestinationStatus>> {
     let mut all: BTreeMap<OwnedServerName, DestinationStatus> = BTreeMap::new();
     for name in queue.destinations()? {
-        let oldest = queue.batch(&name, 1, 0)?;
+        let oldest = queue.first(&name)?;
         let status = all.entry(name.clone()).or_default();
         status.queued = queue.depth(&name);
-        status.oldest_queued_ms = oldest.first().and_then(|entry| match &entry.item {
-            Queued::Pdu { event_id } => ts_of(event_id),
+        status.oldest_queued_ms = oldest.and_then(|item| match item {
+            Queued::Pdu { event_id } => ts_of(&event_id),
             Queued::Edu { .. } => None,
         });
     }

@@ -3,6 +3,8 @@
 //! (see `rooms::RoomTrees::commit`), so "stored but never sent" cannot
 //! happen; the sender removes them only after the destination answered 200.
 
+use std::collections::HashSet;
+
 use ruma::{OwnedEventId, OwnedServerName, ServerName};
 use serde::{Deserialize, Serialize};
 use sled::Tree;
@@ -29,6 +31,9 @@ pub enum Queued {
         expires_ms: Option<u64>,
     },
 }
+
+/// Most entries read for one batch, however many merge.
+const MAX_SCANNED: usize = 10_000;
 
 /// A queued entry with its key, for removal once delivered.
 pub struct Entry {
@@ -85,19 +90,39 @@ impl OutboundTree {
         Ok(found)
     }
 
-    /// The oldest entries for `destination`, up to `pdus` PDUs and `edus` EDUs.
-    pub fn batch(&self, destination: &ServerName, pdus: usize, edus: usize) -> Result<Vec<Entry>> {
+    /// The oldest entries for `destination`, up to `pdus` PDUs and `edus`
+    /// EDUs. An EDU for which `replaced_by` names the same key as an
+    /// earlier one in the batch is taken without counting: the sender
+    /// merges it into that one (the latest receipt of a user, say), so a
+    /// long run of them goes in one transaction. At most [`MAX_SCANNED`]
+    /// entries are read.
+    pub fn batch(
+        &self,
+        destination: &ServerName,
+        pdus: usize,
+        edus: usize,
+        replaced_by: impl Fn(&serde_json::Value) -> Option<String>,
+    ) -> Result<Vec<Entry>> {
         let prefix = prefix(destination);
         let (mut n_pdus, mut n_edus) = (0, 0);
+        let mut merged = HashSet::new();
         let mut batch = Vec::new();
-        for entry in self.tree.scan_prefix(&prefix) {
+        for entry in self.tree.scan_prefix(&prefix).take(MAX_SCANNED) {
             let (key, value) = entry?;
             let item: Queued = decode(OUTBOUND, &value)?;
-            match item {
+            match &item {
                 Queued::Pdu { .. } if n_pdus < pdus => n_pdus += 1,
-                Queued::Edu { .. } if n_edus < edus => n_edus += 1,
+                Queued::Edu { edu, .. } => match replaced_by(edu) {
+                    Some(key) if merged.contains(&key) => {}
+                    _ if n_edus == edus => break,
+                    Some(key) => {
+                        merged.insert(key);
+                        n_edus += 1;
+                    }
+                    None => n_edus += 1,
+                },
                 // Keep order: stop at the first item that does not fit.
-                _ => break,
+                Queued::Pdu { .. } => break,
             }
             batch.push(Entry {
                 key: key.to_vec(),
@@ -105,6 +130,14 @@ impl OutboundTree {
             });
         }
         Ok(batch)
+    }
+
+    /// The oldest entry for `destination`.
+    pub fn first(&self, destination: &ServerName) -> Result<Option<Queued>> {
+        match self.tree.scan_prefix(prefix(destination)).next() {
+            Some(entry) => Ok(Some(decode(OUTBOUND, &entry?.1)?)),
+            None => Ok(None),
+        }
     }
 
     /// The queued PDUs for `destination`, oldest first, with their keys.
@@ -163,5 +196,52 @@ impl OutboundTree {
         }
         self.tree.apply_batch(batch)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn edu(user: &str, n: u64) -> Queued {
+        Queued::Edu {
+            edu: json!({"user": user, "n": n}),
+            expires_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_reads_past_edus_that_merge_but_keeps_the_limits() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let queue = &store.outbound;
+        let to = <&ServerName>::try_from("b.example.org").expect("name");
+        let mut seq = 0;
+        let mut push = |item: Queued| {
+            seq += 1;
+            queue.push(&[to], seq, &item).expect("push");
+        };
+        // 300 updates of one user's receipt, then 3 other users, a PDU.
+        for n in 0..300 {
+            push(edu("@u:x", n));
+        }
+        for user in ["@v:x", "@w:x", "@x:x"] {
+            push(edu(user, 0));
+        }
+        push(Queued::Pdu {
+            event_id: OwnedEventId::try_from("$pdu").expect("id"),
+        });
+        let by_user = |edu: &serde_json::Value| edu["user"].as_str().map(str::to_owned);
+
+        let all = queue.batch(to, 50, 3, by_user).expect("batch");
+        assert_eq!(all.len(), 302, "u's 300 count once, then v and w; x waits");
+        let unmerged = queue.batch(to, 50, 3, |_| None).expect("batch");
+        assert_eq!(unmerged.len(), 3);
+        let everything = queue.batch(to, 50, 100, by_user).expect("batch");
+        assert_eq!(everything.len(), 304);
+        assert!(matches!(everything[303].item, Queued::Pdu { .. }));
+        assert_eq!(queue.first(to).expect("first"), Some(edu("@u:x", 0)));
     }
 }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod dns;
 pub mod http;
 pub mod nio;
+pub mod proc;
 pub mod rooms;
 pub mod synapse;
 pub mod web;
@@ -272,6 +273,29 @@ impl Hearth {
         .await
     }
 
+    /// `GET /metrics` on the client listener: the text, or `None` on a 404.
+    pub async fn metrics(&self) -> Option<String> {
+        let (status, body) = http::request_raw(
+            http::Target::Plain(self.client),
+            "GET",
+            "/metrics",
+            &[],
+            None,
+        )
+        .await;
+        match status {
+            200 => Some(String::from_utf8_lossy(&body).into_owned()),
+            404 => None,
+            other => panic!("/metrics answered {other}"),
+        }
+    }
+
+    /// The value of an unlabelled sample on `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self.metrics().await.expect("metrics are enabled");
+        sample(&text, name)
+    }
+
     /// This server's published `/_matrix/key/v2/server` response.
     pub async fn server_keys(&self, ca: &TestCa) -> serde_json::Value {
         let (status, keys) = self
@@ -305,6 +329,13 @@ impl Drop for Hearth {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The value of an unlabelled sample in a `/metrics` text (0 when absent).
+pub fn sample(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }
 
 pub fn assert_file_exists(path: &Path) {
