@@ -55,6 +55,34 @@ impl Requester {
             uri,
             body.as_deref().unwrap_or_default(),
         )?;
+        self.send(destination, method, uri, body, authorization)
+            .await
+    }
+
+    /// [`Self::call`] with a body that is canonical JSON already, signed
+    /// without parsing it back (see [`KeyService::authorization_canonical`]).
+    pub async fn call_canonical<T: DeserializeOwned>(
+        &self,
+        destination: &ServerName,
+        method: Method,
+        uri: &str,
+        body: Vec<u8>,
+    ) -> Result<T, Error> {
+        let authorization = self
+            .keys
+            .authorization_canonical(destination, &method, uri, &body)?;
+        self.send(destination, method, uri, Some(body), authorization)
+            .await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        destination: &ServerName,
+        method: Method,
+        uri: &str,
+        body: Option<Vec<u8>>,
+        authorization: String,
+    ) -> Result<T, Error> {
         let response = self
             .client
             .request(destination, method, uri, body, Some(authorization))

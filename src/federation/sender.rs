@@ -276,8 +276,8 @@ impl Sender {
         let mut edus: Vec<Value> = Vec::new();
         for entry in batch {
             match &entry.item {
-                Queued::Pdu { event_id } => match self.rooms.event(None, event_id) {
-                    Ok((_, json)) => pdus.push(Value::from(CanonicalJsonValue::Object(json))),
+                Queued::Pdu { event_id } => match self.rooms.event_canonical(event_id) {
+                    Ok(json) => pdus.push(json),
                     Err(e) => tracing::error!(%event_id, error = %e, "queued event unreadable"),
                 },
                 Queued::Edu { edu, expires_ms } => {
@@ -297,16 +297,11 @@ impl Sender {
         let first = batch.first().map(|e| seq_of(&e.key)).unwrap_or_default();
         let last = batch.last().map(|e| seq_of(&e.key)).unwrap_or_default();
         let txn_id = format!("{first}-{last}");
-        let body = json!({
-            "origin": self.requester.server_name().as_str(),
-            "origin_server_ts": now_ms(),
-            "pdus": pdus,
-            "edus": edus,
-        });
+        let body = transaction_body(self.requester.server_name(), now_ms(), &pdus, edus);
         let uri = format!("/_matrix/federation/v1/send/{}", percent_encode(&txn_id));
         match self
             .requester
-            .call::<Value>(destination, Method::PUT, &uri, Some(&body))
+            .call_canonical::<Value>(destination, Method::PUT, &uri, body)
             .await
         {
             Ok(_) => Ok(()),
@@ -328,6 +323,41 @@ enum Outcome {
     Retry(Error),
 }
 
+/// A transaction's canonical JSON, spliced together: its keys in
+/// canonical order, the PDUs as stored (canonical JSON already), the EDUs
+/// made canonical. An EDU that cannot be (a float in a to-device
+/// message, say) is left out rather than holding up the queue.
+fn transaction_body(origin: &ServerName, ts: u64, pdus: &[Vec<u8>], edus: Vec<Value>) -> Vec<u8> {
+    let edus: Vec<CanonicalJsonValue> = edus
+        .into_iter()
+        .filter_map(|edu| match CanonicalJsonValue::try_from(edu) {
+            Ok(edu) => Some(edu),
+            Err(e) => {
+                tracing::warn!(error = %e, "an EDU that is not canonical JSON is dropped");
+                None
+            }
+        })
+        .collect();
+    let mut body = Vec::with_capacity(pdus.iter().map(Vec::len).sum::<usize>() + 1024);
+    body.extend_from_slice(b"{\"edus\":");
+    body.extend_from_slice(CanonicalJsonValue::Array(edus).to_string().as_bytes());
+    body.extend_from_slice(b",\"origin\":");
+    body.extend_from_slice(
+        CanonicalJsonValue::from(origin.as_str())
+            .to_string()
+            .as_bytes(),
+    );
+    body.extend_from_slice(format!(",\"origin_server_ts\":{ts},\"pdus\":[").as_bytes());
+    for (i, pdu) in pdus.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(pdu);
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
 fn seq_of(key: &[u8]) -> u64 {
     key.len()
         .checked_sub(8)
@@ -340,5 +370,47 @@ pub fn origin_ts(event: &ruma::CanonicalJsonObject) -> Option<u64> {
     match event.get("origin_server_ts") {
         Some(CanonicalJsonValue::Integer(ts)) => u64::try_from(i64::from(*ts)).ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spliced_transaction_is_its_canonical_json() {
+        let pdus = [
+            json!({"type": "m.room.message", "content": {"body": "é\"\n"}, "depth": 3}),
+            json!({"a": [1, null, {"z": 1, "b": true}]}),
+        ];
+        let stored: Vec<Vec<u8>> = pdus
+            .iter()
+            .map(|p| {
+                ruma::canonical_json::to_canonical_value(p)
+                    .expect("canonical")
+                    .to_string()
+                    .into_bytes()
+            })
+            .collect();
+        let edus = vec![
+            json!({"edu_type": "m.typing", "content": {"user_id": "@u:a", "typing": true}}),
+            json!({"edu_type": "m.direct_to_device", "content": {"x": 1.5}}),
+        ];
+        let origin = <&ServerName>::try_from("a.example.org").expect("name");
+        let body = transaction_body(origin, 42, &stored, edus.clone());
+        let expected = json!({
+            "origin": "a.example.org", "origin_server_ts": 42, "pdus": pdus,
+            // The float cannot be canonical JSON: that EDU is left out.
+            "edus": [edus[0]],
+        });
+        let expected = ruma::canonical_json::to_canonical_value(&expected)
+            .expect("canonical")
+            .to_string();
+        assert_eq!(String::from_utf8(body).expect("utf-8"), expected);
+        let empty = transaction_body(origin, 1, &[], vec![]);
+        assert_eq!(
+            String::from_utf8(empty).expect("utf-8"),
+            r#"{"edus":[],"origin":"a.example.org","origin_server_ts":1,"pdus":[]}"#
+        );
     }
 }

@@ -138,6 +138,51 @@ impl KeyService {
         Ok(header.to_string())
     }
 
+    /// [`Self::authorization`] for a body that is canonical JSON already
+    /// (the sender's transactions, spliced from stored events). The signed
+    /// object is spliced around it in its canonical key order (`content`,
+    /// `destination`, `method`, `origin`, `uri`) instead of ruma parsing
+    /// the whole body back and encoding it again: a third of the sender's
+    /// time went there.
+    pub fn authorization_canonical(
+        &self,
+        destination: &ServerName,
+        method: &Method,
+        uri: &str,
+        body: &[u8],
+    ) -> Result<String> {
+        let string = |s: &str| {
+            serde_json::to_vec(s).map_err(|e| Error::internal(format!("cannot encode: {e}")))
+        };
+        let mut object = Vec::with_capacity(body.len() + 256);
+        object.extend_from_slice(b"{\"content\":");
+        object.extend_from_slice(body);
+        for (name, value) in [
+            ("destination", destination.as_str()),
+            ("method", method.as_str()),
+            ("origin", self.server_name.as_str()),
+            ("uri", uri),
+        ] {
+            object.extend_from_slice(format!(",\"{name}\":").as_bytes());
+            object.extend_from_slice(&string(value)?);
+        }
+        object.push(b'}');
+        let keys = self.own_keys();
+        let (key_id, signature) =
+            ruma::signatures::KeyPair::sign(keys.current.as_ref(), &object).into_parts();
+        let key = key_id
+            .as_str()
+            .try_into()
+            .map_err(|e| Error::internal(format!("own key id: {e}")))?;
+        let header = XMatrix::new(
+            self.server_name.clone(),
+            destination.to_owned(),
+            key,
+            ruma::serde::Base64::new(signature),
+        );
+        Ok(header.to_string())
+    }
+
     fn fetch_gate(&self, server: &ServerName) -> Arc<tokio::sync::Mutex<Option<Instant>>> {
         let mut gates = self.fetch_gates.lock().unwrap_or_else(|e| e.into_inner());
         if gates.len() > 4096 {
@@ -145,5 +190,46 @@ impl KeyService {
             gates.retain(|_, gate| Arc::strong_count(gate) > 1);
         }
         gates.entry(server.to_owned()).or_default().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_spliced_canonical_body_is_signed_as_ruma_signs_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = Config {
+            server_name: "a.example.org".try_into().expect("name"),
+            ..Config::default()
+        };
+        let store = Store::open(dir.path()).expect("store");
+        let client = Arc::new(FederationClient::new(&config).expect("client"));
+        let keys = KeyService::new(&config, store, client).expect("keys");
+        let destination = <&ServerName>::try_from("b.example.org:8448").expect("name");
+        let uri = "/_matrix/federation/v1/send/1-2";
+        let body = serde_json::json!({
+            "edus": [{"content": {"q": "\"é\n"}, "edu_type": "m.x"}],
+            "origin": "a.example.org",
+            "origin_server_ts": 5,
+            "pdus": [{"a": [1, {"b": null}], "z": "ü"}],
+        });
+        let canonical = ruma::canonical_json::to_canonical_value(&body)
+            .expect("canonical")
+            .to_string();
+        let spliced = keys
+            .authorization_canonical(destination, &Method::PUT, uri, canonical.as_bytes())
+            .expect("spliced");
+        let by_ruma = keys
+            .authorization(destination, &Method::PUT, uri, canonical.as_bytes())
+            .expect("ruma");
+        assert_eq!(spliced, by_ruma);
+        let other = keys
+            .authorization_canonical(destination, &Method::PUT, "/other", canonical.as_bytes())
+            .expect("spliced");
+        assert_ne!(spliced, other);
     }
 }

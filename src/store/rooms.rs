@@ -301,10 +301,17 @@ impl RoomTrees {
     }
 
     pub fn event_json(&self, id: &str) -> Result<Option<CanonicalJsonObject>> {
+        self.event_bytes(id)?
+            .map(|json| decode(EVENTS, &json))
+            .transpose()
+    }
+
+    /// An event as stored: its canonical JSON.
+    pub fn event_bytes(&self, id: &str) -> Result<Option<Vec<u8>>> {
         if let Some((json, _)) = self.staged().events.get(id) {
-            return decode(EVENTS, json).map(Some);
+            return Ok(Some(json.clone()));
         }
-        self.events.get(id)?.map(|v| decode(EVENTS, &v)).transpose()
+        Ok(self.events.get(id)?.map(|v| v.to_vec()))
     }
 
     pub fn event_meta(&self, id: &str) -> Result<Option<EventMeta>> {
@@ -490,13 +497,43 @@ impl RoomTrees {
         if staged.appends.is_empty() {
             return Ok(());
         }
-        self.write(&staged.appends)?;
+        let rooms = self.room_changes(staged)?;
+        self.write(&staged.appends, &rooms)?;
         *staged = Staged::default();
         Ok(())
     }
 
-    /// Writes appends atomically, in order.
-    fn write(&self, appends: &[Append]) -> Result<()> {
+    /// What the staged appends leave of each room they touched: its last
+    /// record, and the extremities to remove and add against what is
+    /// written. A linear run of events in a room thus costs one removal
+    /// and one insertion, not one of each per event.
+    fn room_changes(&self, staged: &Staged) -> Result<RoomChanges> {
+        let mut changes = RoomChanges::default();
+        for (room, record) in &staged.rooms {
+            changes
+                .records
+                .push((room.as_bytes().to_vec(), encode(record)?));
+        }
+        for (room, set) in &staged.extremities {
+            let prefix = room_prefix(room);
+            let mut written = BTreeSet::new();
+            for key in self.extremities.scan_prefix(&prefix).keys() {
+                written.insert(key?.to_vec());
+            }
+            let now: BTreeSet<Vec<u8>> =
+                set.iter().map(|id| room_key(room, id.as_bytes())).collect();
+            changes
+                .extremities_removed
+                .extend(written.difference(&now).cloned());
+            changes
+                .extremities_added
+                .extend(now.difference(&written).cloned());
+        }
+        Ok(changes)
+    }
+
+    /// Writes appends atomically, in order, with their rooms' changes.
+    fn write(&self, appends: &[Append], changes: &RoomChanges) -> Result<()> {
         let trees = (
             &self.events,
             &self.event_meta,
@@ -556,17 +593,15 @@ impl RoomTrees {
                             encoded.queued.as_slice(),
                         )?;
                     }
-                    if let Some((room, record)) = &encoded.room {
-                        for removed in &append.extremities_removed {
-                            extremities
-                                .remove(room_key(room.as_str(), removed.as_str().as_bytes()))?;
-                        }
-                        if let Some(added) = &append.extremity_added {
-                            extremities
-                                .insert(room_key(room.as_str(), added.as_str().as_bytes()), &[])?;
-                        }
-                        rooms.insert(room.as_str().as_bytes(), record.as_slice())?;
-                    }
+                }
+                for key in &changes.extremities_removed {
+                    extremities.remove(key.as_slice())?;
+                }
+                for key in &changes.extremities_added {
+                    extremities.insert(key.as_slice(), &[])?;
+                }
+                for (room, record) in &changes.records {
+                    rooms.insert(room.as_slice(), record.as_slice())?;
                 }
                 Ok(())
             },
@@ -589,7 +624,15 @@ struct Encoded<'a> {
     groups: Vec<([u8; 8], Vec<u8>)>,
     queued: Vec<u8>,
     also_stored: Vec<(&'a OwnedEventId, &'a Vec<u8>, Vec<u8>)>,
-    room: Option<(&'a OwnedRoomId, Vec<u8>)>,
+}
+
+/// Rooms' records and extremities as a write leaves them (keys and
+/// values encoded for the `rooms` and `extremities` trees).
+#[derive(Default)]
+struct RoomChanges {
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+    extremities_removed: Vec<Vec<u8>>,
+    extremities_added: Vec<Vec<u8>>,
 }
 
 impl<'a> Encoded<'a> {
@@ -625,11 +668,6 @@ impl<'a> Encoded<'a> {
                 .iter()
                 .map(|(id, json, meta)| Ok::<_, Error>((id, json, encode(meta)?)))
                 .collect::<Result<Vec<_>>>()?,
-            room: append
-                .room
-                .as_ref()
-                .map(|(id, r)| Ok::<_, Error>((id, encode(r)?)))
-                .transpose()?,
         })
     }
 }

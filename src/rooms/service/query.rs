@@ -44,6 +44,14 @@ impl RoomService {
         Ok((meta, json))
     }
 
+    /// A stored event's canonical JSON, as the sender puts it in a
+    /// transaction without parsing it.
+    pub fn event_canonical(&self, id: &EventId) -> Result<Vec<u8>> {
+        self.trees
+            .event_bytes(id.as_str())?
+            .ok_or_else(|| Error::not_found(format!("unknown event {id}")))
+    }
+
     /// The room and `origin_server_ts` of a stored event.
     pub fn room_and_ts_of(&self, id: &EventId) -> Result<(ruma::OwnedRoomId, u64)> {
         let (meta, json) = self.event(None, id)?;
