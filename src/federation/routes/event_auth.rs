@@ -2,7 +2,6 @@
 //! auth chain of an event.
 //! Spec: server-server-api.md "Retrieving events"; event_auth.yaml.
 
-use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::{event_id, load_events, room_id, visible_event, Services};
@@ -35,7 +34,8 @@ fn handle(
     let event = event_id(event)?;
     visible_event(services, Some(&room), &event, &request.origin)?;
     let chain = services.rooms.auth_chain(&room, &[event])?;
-    Ok(ok_json(
-        &json!({ "auth_chain": load_events(services, &chain)? }),
-    ))
+    Ok(ok_json(&std::collections::BTreeMap::from([(
+        "auth_chain",
+        load_events(services, &chain)?,
+    )])))
 }

@@ -244,14 +244,11 @@ fn state_at(
     Ok((state, chain))
 }
 
-fn load_events(services: &Services, ids: &[OwnedEventId]) -> Result<Vec<CanonicalJsonValue>> {
-    ids.iter()
-        .map(|id| {
-            Ok(CanonicalJsonValue::Object(
-                services.rooms.event(None, id)?.1,
-            ))
-        })
-        .collect()
+fn load_events(
+    services: &Services,
+    ids: &[OwnedEventId],
+) -> Result<Vec<Box<serde_json::value::RawValue>>> {
+    ids.iter().map(|id| services.rooms.event_raw(id)).collect()
 }
 
 /// The events among `ids` that `origin` may see, as PDUs.

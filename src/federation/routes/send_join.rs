@@ -1,8 +1,9 @@
 //! `PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}`.
 //! Spec: server-server-api.md "Joining Rooms"; joins-v2.yaml.
 
-use ruma::{CanonicalJsonObject, CanonicalJsonValue};
-use serde_json::json;
+use ruma::CanonicalJsonObject;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::{event_id, query_values, room_id, Services};
@@ -46,18 +47,24 @@ async fn handle(
         .rooms
         .send_join(&room, &event_id, &request.origin, object, omit_members)
         .await?;
-    let events = |list: Vec<CanonicalJsonObject>| -> Vec<CanonicalJsonValue> {
-        list.into_iter().map(CanonicalJsonValue::Object).collect()
-    };
-    let mut body = json!({
-        "origin": services.keys.server_name().as_str(),
-        "state": events(answer.state),
-        "auth_chain": events(answer.auth_chain),
-        "members_omitted": answer.members_omitted,
-        "servers_in_room": answer.servers_in_room,
-    });
-    if let Some(event) = answer.event {
-        body["event"] = CanonicalJsonValue::Object(event).into();
-    }
-    Ok(ok_json(&body))
+    Ok(ok_json(&Answer {
+        origin: services.keys.server_name().as_str(),
+        state: answer.state,
+        auth_chain: answer.auth_chain,
+        members_omitted: answer.members_omitted,
+        servers_in_room: answer.servers_in_room,
+        event: answer.event,
+    }))
+}
+
+/// The answer's fields; the events are embedded as stored.
+#[derive(Serialize)]
+struct Answer<'a> {
+    origin: &'a str,
+    state: Vec<Box<RawValue>>,
+    auth_chain: Vec<Box<RawValue>>,
+    members_omitted: bool,
+    servers_in_room: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<CanonicalJsonObject>,
 }

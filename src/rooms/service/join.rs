@@ -12,6 +12,7 @@ use ruma::{
     state_res::StateMap,
     CanonicalJsonObject, EventId, OwnedEventId, RoomId, RoomVersionId, ServerName,
 };
+use serde_json::value::RawValue;
 
 use super::{auth_by_own_events, backfill::Checked, RoomService, Shorts, Source};
 use crate::{
@@ -28,9 +29,11 @@ use crate::{
 const VERIFY_CONCURRENCY: usize = 64;
 
 /// What the resident server answers a `send_join` with.
+/// Events go out as stored (canonical JSON), never parsed: a 10,000
+/// member room's state is most of the answer.
 pub struct JoinAnswer {
-    pub state: Vec<CanonicalJsonObject>,
-    pub auth_chain: Vec<CanonicalJsonObject>,
+    pub state: Vec<Box<RawValue>>,
+    pub auth_chain: Vec<Box<RawValue>>,
     pub servers_in_room: Vec<String>,
     pub members_omitted: bool,
     /// The join as we co-signed it, when one of our users vouched for it.
@@ -67,14 +70,8 @@ impl RoomService {
         let mut roots = state.clone();
         roots.push(event_id.to_owned());
         let chain = self.auth_chain(room, &roots)?;
-        let load = |ids: Vec<OwnedEventId>| -> Result<Vec<CanonicalJsonObject>> {
-            ids.iter()
-                .map(|id| {
-                    self.trees
-                        .event_json(id.as_str())?
-                        .ok_or_else(|| Error::internal(format!("missing event {id}")))
-                })
-                .collect()
+        let load = |ids: Vec<OwnedEventId>| -> Result<Vec<Box<RawValue>>> {
+            ids.iter().map(|id| self.event_raw(id)).collect()
         };
         Ok(JoinAnswer {
             state: load(state)?,

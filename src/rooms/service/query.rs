@@ -52,6 +52,14 @@ impl RoomService {
             .ok_or_else(|| Error::not_found(format!("unknown event {id}")))
     }
 
+    /// A stored event as JSON text to embed in an answer unparsed.
+    pub fn event_raw(&self, id: &EventId) -> Result<Box<serde_json::value::RawValue>> {
+        let json = String::from_utf8(self.event_canonical(id)?)
+            .map_err(|_| Error::internal(format!("stored event {id} is not UTF-8")))?;
+        serde_json::value::RawValue::from_string(json)
+            .map_err(|e| Error::internal(format!("stored event {id}: {e}")))
+    }
+
     /// The room and `origin_server_ts` of a stored event.
     pub fn room_and_ts_of(&self, id: &EventId) -> Result<(ruma::OwnedRoomId, u64)> {
         let (meta, json) = self.event(None, id)?;
