@@ -36,10 +36,16 @@ pub fn reply(result: Result<Response>) -> Response {
 }
 
 /// Parses a JSON request body, with an error that says what was wrong.
+/// Parsed straight into `T` (no intermediate `Value`: a 50-PDU
+/// transaction is big); only a failure is parsed again, to tell JSON of
+/// the wrong shape (`M_BAD_JSON`) from no JSON at all (`M_NOT_JSON`).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Error::not_json(format!("request body is not valid JSON: {e}")))?;
-    serde_json::from_value(value).map_err(|e| Error::bad_json(format!("request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Err(not_json) => Error::not_json(format!("request body is not valid JSON: {not_json}")),
+            Ok(_) => Error::bad_json(format!("request body: {e}")),
+        }
+    })
 }
 
 /// Maps warp's rejections (unknown path, wrong method, body too large, …)
@@ -171,5 +177,24 @@ mod tests {
             .all(|b| b.is_ascii_alphanumeric() || b"%-._~".contains(&b)));
         assert_eq!(super::percent_decode(&encoded), id);
         assert_eq!(super::percent_encode("!room:a.org"), "%21room%3Aa.org");
+    }
+
+    #[test]
+    fn a_body_is_not_json_or_json_of_the_wrong_shape() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Body {
+            #[allow(dead_code)] // only its presence is checked
+            n: u32,
+        }
+        let errcode = |body: &[u8]| {
+            super::parse_json::<Body>(body)
+                .expect_err("refused")
+                .errcode
+        };
+        assert!(super::parse_json::<Body>(br#"{"n": 3}"#).is_ok());
+        assert_eq!(errcode(br#"{"n": "3"}"#), "M_BAD_JSON");
+        assert_eq!(errcode(br#"{"m": 3}"#), "M_BAD_JSON");
+        assert_eq!(errcode(br#"{"n": 3"#), "M_NOT_JSON");
+        assert_eq!(errcode(b"not json"), "M_NOT_JSON");
     }
 }

@@ -1,6 +1,7 @@
 //! Rooms shared between real hearth processes over loopback federation:
 //! joins through make_join/send_join, events delivered by the outbound
-//! sender, transactions replayed, and what a server outside a room may see.
+//! sender (also when it is killed mid-delivery), transactions replayed,
+//! and what a server outside a room may see.
 
 mod common;
 
@@ -114,6 +115,51 @@ async fn a_destination_that_was_down_gets_everything_in_order_once() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), on_b.len(), "an event stored twice: {on_b:?}");
+}
+
+#[tokio::test]
+async fn killing_the_sender_mid_delivery_loses_nothing_and_duplicates_nothing() {
+    const MESSAGES: usize = 300;
+    const PDUS: &str = "hearth_federation_inbound_pdus_total";
+    let ca = TestCa::new();
+    let mut a = Hearth::start(&ca);
+    let mut b = Hearth::start_with(&ca, &[("HEARTH_METRICS__ENABLED", "true")]);
+    let (room, alice, _) = shared_room(&a, &b).await;
+
+    b.kill();
+    let mut sent = Vec::new();
+    for i in 0..MESSAGES {
+        sent.push(say(&a, &room, &alice, &format!("queued {i}")).await);
+    }
+    b.restart();
+    // B reaching A clears A's backoff: A starts draining at once, a
+    // transaction at a time. A is killed the moment B has taken some of
+    // them, while the next ones are on their way.
+    federation(&b, &a, "GET", "/_matrix/federation/v1/version", None).await;
+    let started = std::time::Instant::now();
+    while b.metric(PDUS).await == 0 {
+        assert!(started.elapsed().as_secs() < 30, "A never sent");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    a.kill();
+    let taken_before = b.metric(PDUS).await;
+    assert!(
+        taken_before < MESSAGES as u64,
+        "A finished before it was killed ({taken_before} taken)"
+    );
+    a.restart();
+    federation(&b, &a, "GET", "/_matrix/federation/v1/version", None).await;
+
+    let on_b = wait_for_events(&b, &room, &sent, 60).await;
+    let positions: Vec<usize> = sent
+        .iter()
+        .map(|id| on_b.iter().position(|e| e == id).expect("present"))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "out of order");
+    let mut unique = on_b.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), on_b.len(), "an event stored twice");
 }
 
 #[tokio::test]
