@@ -36,9 +36,9 @@ pub fn reply(result: Result<Response>) -> Response {
 }
 
 /// Parses a JSON request body, with an error that says what was wrong.
-/// Parsed straight into `T` (no intermediate `Value`: a 50-PDU
-/// transaction is big); only a failure is parsed again, to tell JSON of
-/// the wrong shape (`M_BAD_JSON`) from no JSON at all (`M_NOT_JSON`).
+/// It is parsed straight into `T` (a 50-PDU transaction is big); only a
+/// failure is parsed again, to tell JSON of the wrong shape (`M_BAD_JSON`)
+/// from no JSON at all (`M_NOT_JSON`).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| {
         match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
@@ -46,6 +46,45 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
             Ok(_) => Error::bad_json(format!("request body: {e}")),
         }
     })
+}
+
+/// A JSON object written from fields whose values are JSON text already
+/// (stored canonical events, a canonical body), without parsing them.
+/// With `fields` in sorted key order and canonical values, the object is
+/// canonical JSON: what transactions and request signatures are made of.
+pub fn splice_object<'a>(fields: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
+    let mut object = vec![b'{'];
+    for (i, (name, value)) in fields.into_iter().enumerate() {
+        if i > 0 {
+            object.push(b',');
+        }
+        object.extend_from_slice(&json_string(name));
+        object.push(b':');
+        object.extend_from_slice(value);
+    }
+    object.push(b'}');
+    object
+}
+
+/// A JSON array of JSON texts, joined unparsed.
+pub fn splice_array(items: &[Vec<u8>]) -> Vec<u8> {
+    let mut array = Vec::with_capacity(items.iter().map(Vec::len).sum::<usize>() + items.len() + 2);
+    array.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            array.push(b',');
+        }
+        array.extend_from_slice(item);
+    }
+    array.push(b']');
+    array
+}
+
+/// A string as JSON text, escaped as canonical JSON escapes it (serde_json
+/// is what ruma's canonical encoding uses too).
+pub fn json_string(s: &str) -> Vec<u8> {
+    // Writing a str into a Vec cannot fail.
+    serde_json::to_vec(s).unwrap_or_default()
 }
 
 /// Maps warp's rejections (unknown path, wrong method, body too large, …)
@@ -177,6 +216,23 @@ mod tests {
             .all(|b| b.is_ascii_alphanumeric() || b"%-._~".contains(&b)));
         assert_eq!(super::percent_decode(&encoded), id);
         assert_eq!(super::percent_encode("!room:a.org"), "%21room%3Aa.org");
+    }
+
+    #[test]
+    fn spliced_json_is_the_json_it_stands_for() {
+        let items = [b"{\"a\":1}".to_vec(), b"[true]".to_vec()];
+        let array = super::splice_array(&items);
+        let object = super::splice_object([
+            ("list", array.as_slice()),
+            ("name\"\u{1}", super::json_string("é\n").as_slice()),
+        ]);
+        let parsed: serde_json::Value = serde_json::from_slice(&object).expect("JSON");
+        assert_eq!(
+            parsed,
+            serde_json::json!({"list": [{"a": 1}, [true]], "name\"\u{1}": "é\n"})
+        );
+        assert_eq!(super::splice_array(&[]), b"[]");
+        assert_eq!(super::splice_object([]), b"{}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! EDUs made stale by later ones in the same transaction are dropped
-//! before sending (and a batch reads past the ones that will merge, see
-//! [`replaced_by`], so a backlog of them goes in one transaction): read receipts keep the latest per room, receipt type
+//! before sending: read receipts keep the latest per room, receipt type
 //! and user (merged into one `m.receipt`), typing the latest per room and
 //! user, presence the latest per user (merged into one `m.presence`).
 //! Other EDUs (to-device messages, device list updates) keep their order.
+//! A batch reads past the ones that will merge (see [`replaced_by`]), so
+//! a backlog of them goes in one transaction.
 //! Spec: server-server-api.md "Receipts", "Typing Notifications", "Presence".
 
 use std::collections::HashMap;

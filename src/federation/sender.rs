@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     error::Error,
-    http_util::percent_encode,
+    http_util::{json_string, percent_encode, splice_array, splice_object},
     rooms::service::RoomService,
     store::outbound::{Entry, OutboundTree, Queued},
     time::now_ms,
@@ -338,24 +338,16 @@ fn transaction_body(origin: &ServerName, ts: u64, pdus: &[Vec<u8>], edus: Vec<Va
             }
         })
         .collect();
-    let mut body = Vec::with_capacity(pdus.iter().map(Vec::len).sum::<usize>() + 1024);
-    body.extend_from_slice(b"{\"edus\":");
-    body.extend_from_slice(CanonicalJsonValue::Array(edus).to_string().as_bytes());
-    body.extend_from_slice(b",\"origin\":");
-    body.extend_from_slice(
-        CanonicalJsonValue::from(origin.as_str())
-            .to_string()
-            .as_bytes(),
-    );
-    body.extend_from_slice(format!(",\"origin_server_ts\":{ts},\"pdus\":[").as_bytes());
-    for (i, pdu) in pdus.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(pdu);
-    }
-    body.extend_from_slice(b"]}");
-    body
+    let edus = CanonicalJsonValue::Array(edus).to_string();
+    let origin = json_string(origin.as_str());
+    let ts = ts.to_string();
+    let pdus = splice_array(pdus);
+    splice_object([
+        ("edus", edus.as_bytes()),
+        ("origin", origin.as_slice()),
+        ("origin_server_ts", ts.as_bytes()),
+        ("pdus", pdus.as_slice()),
+    ])
 }
 
 fn seq_of(key: &[u8]) -> u64 {
