@@ -1,6 +1,7 @@
-//! State resolution on named classic conflicts, through hearth's wrapper of
-//! ruma's algorithm: v2 (room version 10) and v2.1 (room version 12, where
-//! the creator stands above the power-levels map).
+//! State resolution on named classic conflicts: v1 (room version 1,
+//! hearth's own), v2 (room version 10) and v2.1 (room version 12, where the
+//! creator stands above the power-levels map), the last two through
+//! hearth's wrapper of ruma's algorithm.
 
 use std::collections::HashMap;
 
@@ -96,7 +97,7 @@ impl Room {
         let create = if v12 {
             json!({"room_version": "12"})
         } else {
-            json!({"creator": ALICE, "room_version": "10"})
+            json!({"creator": ALICE, "room_version": room.version.as_str()})
         };
         let join = json!({"membership": "join"});
         // In v12 the create event is implied: auth_events never list it.
@@ -168,9 +169,9 @@ impl Room {
     }
 
     /// Resolves the forks in both orders, which must agree.
-    fn resolve(&self, forks: [&[&str]; 2]) -> StateMap<OwnedEventId> {
+    fn resolve(&self, forks: &[&[&str]]) -> StateMap<OwnedEventId> {
         let rules = self.version.rules().expect("rules");
-        let run = |forks: [&[&str]; 2]| {
+        let run = |forks: &[&[&str]]| {
             let states: Vec<_> = forks
                 .iter()
                 .map(|changes| self.state_with(changes))
@@ -178,9 +179,10 @@ impl Room {
             resolve(&rules, &states, |id| self.events.get(id).cloned()).expect("resolves")
         };
         let state = run(forks);
+        let reversed: Vec<&[&str]> = forks.iter().rev().copied().collect();
         assert_eq!(
             state,
-            run([forks[1], forks[0]]),
+            run(&reversed),
             "{}: the order of forks must not matter",
             self.version
         );
@@ -203,7 +205,12 @@ impl Room {
     }
 }
 
-fn versions() -> [RoomVersionId; 2] {
+fn versions() -> [RoomVersionId; 3] {
+    [RoomVersionId::V1, RoomVersionId::V10, RoomVersionId::V12]
+}
+
+/// The versions whose algorithm looks past depth (v2 and v2.1).
+fn v2_versions() -> [RoomVersionId; 2] {
     [RoomVersionId::V10, RoomVersionId::V12]
 }
 
@@ -229,7 +236,7 @@ fn a_ban_racing_a_demotion_loses() {
             &room.auth(&["IMB", "IPOWER", "IMC"]),
             &["IMC"],
         );
-        let state = room.resolve([&["PA"], &["MB"]]);
+        let state = room.resolve(&[&["PA"], &["MB"]]);
         assert_eq!(
             room.at(&state, "m.room.power_levels", "").as_deref(),
             Some("PA"),
@@ -264,7 +271,7 @@ fn a_topic_fight_between_two_admins_goes_to_the_later_topic() {
             &["IMC"],
         );
         // Same mainline position: the later origin_server_ts (TB) is applied last and wins.
-        let state = room.resolve([&["TA"], &["TB"]]);
+        let state = room.resolve(&[&["TA"], &["TB"]]);
         assert_eq!(
             room.at(&state, "m.room.topic", "").as_deref(),
             Some("TB"),
@@ -275,7 +282,7 @@ fn a_topic_fight_between_two_admins_goes_to_the_later_topic() {
 
 #[test]
 fn a_join_racing_an_invite_only_switch_is_refused() {
-    for version in versions() {
+    for version in v2_versions() {
         let mut room = Room::new(version.clone(), 50);
         room.state(
             "JR",
@@ -293,7 +300,7 @@ fn a_join_racing_an_invite_only_switch_is_refused() {
             &room.auth(&["IJR", "IPOWER"]),
             &["IMC"],
         );
-        let state = room.resolve([&["JR"], &["MD"]]);
+        let state = room.resolve(&[&["JR"], &["MD"]]);
         assert_eq!(
             room.at(&state, "m.room.join_rules", "").as_deref(),
             Some("JR"),
@@ -333,7 +340,7 @@ fn a_demoted_admin_cannot_reset_power_levels_concurrently() {
             &room.auth(&["IMB", "IPOWER"]),
             &["IMC"],
         );
-        let state = room.resolve([&["PA"], &["PB"]]);
+        let state = room.resolve(&[&["PA"], &["PB"]]);
         assert_eq!(
             room.at(&state, "m.room.power_levels", "").as_deref(),
             Some("PA"),
@@ -344,36 +351,12 @@ fn a_demoted_admin_cannot_reset_power_levels_concurrently() {
 
 #[test]
 fn mainline_position_beats_timestamps() {
-    for version in versions() {
+    for version in v2_versions() {
         let mut room = Room::new(version.clone(), 100);
-        // Fork A: a new power-levels event, then a topic under it (older timestamp).
-        let pl2 = room.power(&[(ALICE, 100), (BOB, 100), (CHARLIE, 50)]);
-        room.state(
-            "PL2",
-            ALICE,
-            ("m.room.power_levels", ""),
-            pl2,
-            &room.auth(&["IMA", "IPOWER"]),
-            &["IMC"],
-        );
-        room.state(
-            "T2",
-            ALICE,
-            ("m.room.topic", ""),
-            json!({"topic": "under PL2"}),
-            &room.auth(&["IMA", "PL2"]),
-            &["PL2"],
-        );
-        // Fork B: a topic under the old power levels, with a later timestamp.
-        room.state(
-            "T1",
-            BOB,
-            ("m.room.topic", ""),
-            json!({"topic": "under IPOWER"}),
-            &room.auth(&["IMB", "IPOWER"]),
-            &["IMC"],
-        );
-        let state = room.resolve([&["PL2", "T2"], &["T1"]]);
+        // Fork A: a new power-levels event, then a topic under it (older
+        // timestamp). Fork B: a topic under the old power levels, later.
+        topic_under_two_power_levels(&mut room);
+        let state = room.resolve(&[&["PL2", "T2"], &["T1"]]);
         assert_eq!(
             room.at(&state, "m.room.power_levels", "").as_deref(),
             Some("PL2"),
@@ -387,9 +370,157 @@ fn mainline_position_beats_timestamps() {
     }
 }
 
+/// The fork of `mainline_position_beats_timestamps`: PL2 then T2 on one
+/// side, T1 (deeper, under the old power levels) on the other.
+fn topic_under_two_power_levels(room: &mut Room) {
+    let pl2 = room.power(&[(ALICE, 100), (BOB, 100), (CHARLIE, 50)]);
+    room.state(
+        "PL2",
+        ALICE,
+        ("m.room.power_levels", ""),
+        pl2,
+        &room.auth(&["IMA", "IPOWER"]),
+        &["IMC"],
+    );
+    room.state(
+        "T2",
+        ALICE,
+        ("m.room.topic", ""),
+        json!({"topic": "under PL2"}),
+        &room.auth(&["IMA", "PL2"]),
+        &["PL2"],
+    );
+    room.state(
+        "T1",
+        BOB,
+        ("m.room.topic", ""),
+        json!({"topic": "under IPOWER"}),
+        &room.auth(&["IMB", "IPOWER"]),
+        &["IMC"],
+    );
+}
+
 #[test]
-fn room_version_1_is_refused_clearly() {
-    let rules = RoomVersionId::V1.rules().expect("rules");
-    let err = resolve(&rules, &[], |_| None).expect_err("v1 unsupported");
-    assert!(err.contains("v1"), "{err}");
+fn v1_a_plain_conflict_goes_to_the_deepest_allowed_event() {
+    let mut room = Room::new(RoomVersionId::V1, 100);
+    topic_under_two_power_levels(&mut room);
+    let state = room.resolve(&[&["PL2", "T2"], &["T1"]]);
+    assert_eq!(
+        room.at(&state, "m.room.power_levels", "").as_deref(),
+        Some("PL2")
+    );
+    // v2 would choose T2 by mainline; v1 knows only depth.
+    assert_eq!(room.at(&state, "m.room.topic", "").as_deref(), Some("T1"));
+}
+
+#[test]
+fn v1_equal_depths_go_to_the_lowest_sha1_of_the_event_id() {
+    let mut room = Room::new(RoomVersionId::V1, 100);
+    for (name, topic) in [("TX", "x"), ("TY", "y")] {
+        room.state(
+            name,
+            ALICE,
+            ("m.room.topic", ""),
+            json!({"topic": topic}),
+            &room.auth(&["IMA", "IPOWER"]),
+            &["IMC"],
+        );
+        let id = room.id(name);
+        room.events.get_mut(&id).expect("event").depth = UInt::from(7_u32);
+    }
+    // sha1("$TX:hearth.test") = b71d30…, sha1("$TY:hearth.test") = 906684…
+    // (Python's hashlib).
+    let state = room.resolve(&[&["TX"], &["TY"]]);
+    assert_eq!(room.at(&state, "m.room.topic", "").as_deref(), Some("TY"));
+}
+
+#[test]
+fn v1_when_no_candidate_is_allowed_the_shallowest_stays() {
+    let mut room = Room::new(RoomVersionId::V1, 100);
+    // Charlie (level 0) may not set the topic (state_default 50) on either side.
+    for (name, topic) in [("TC1", "first"), ("TC2", "second")] {
+        room.state(
+            name,
+            CHARLIE,
+            ("m.room.topic", ""),
+            json!({"topic": topic}),
+            &room.auth(&["IMC", "IPOWER"]),
+            &["IMC"],
+        );
+    }
+    let state = room.resolve(&[&["TC1"], &["TC2"]]);
+    assert_eq!(room.at(&state, "m.room.topic", "").as_deref(), Some("TC1"));
+}
+
+#[test]
+fn v1_a_key_only_one_side_holds_is_not_a_conflict() {
+    // The flaw v2 fixed: Dave's join, made under public rules, survives a
+    // concurrent switch to invite-only, as it does on Synapse.
+    let mut room = Room::new(RoomVersionId::V1, 50);
+    room.state(
+        "JR",
+        ALICE,
+        ("m.room.join_rules", ""),
+        json!({"join_rule": "invite"}),
+        &room.auth(&["IMA", "IPOWER"]),
+        &["IMC"],
+    );
+    room.state(
+        "MD",
+        DAVE,
+        ("m.room.member", DAVE),
+        json!({"membership": "join"}),
+        &room.auth(&["IJR", "IPOWER"]),
+        &["IMC"],
+    );
+    let state = room.resolve(&[&["JR"], &["MD"]]);
+    assert_eq!(
+        room.at(&state, "m.room.join_rules", "").as_deref(),
+        Some("JR")
+    );
+    assert_eq!(
+        room.at(&state, "m.room.member", DAVE).as_deref(),
+        Some("MD")
+    );
+}
+
+#[test]
+fn v1_an_auth_conflict_stops_at_the_first_disallowed_event() {
+    let mut room = Room::new(RoomVersionId::V1, 75);
+    // Three forks, in depth order: Alice demotes Bob to 25; Bob, at 75 on
+    // his side, raises Charlie to 75; Alice gives Dave 50.
+    let demote = room.power(&[(ALICE, 100), (BOB, 25), (CHARLIE, 0)]);
+    room.state(
+        "PA",
+        ALICE,
+        ("m.room.power_levels", ""),
+        demote,
+        &room.auth(&["IMA", "IPOWER"]),
+        &["IMC"],
+    );
+    let raise = room.power(&[(ALICE, 100), (BOB, 75), (CHARLIE, 75)]);
+    room.state(
+        "PB",
+        BOB,
+        ("m.room.power_levels", ""),
+        raise,
+        &room.auth(&["IMB", "IPOWER"]),
+        &["IMC"],
+    );
+    let dave = room.power(&[(ALICE, 100), (BOB, 75), (CHARLIE, 0), (DAVE, 50)]);
+    room.state(
+        "PD",
+        ALICE,
+        ("m.room.power_levels", ""),
+        dave,
+        &room.auth(&["IMA", "IPOWER"]),
+        &["IMC"],
+    );
+    // PB is refused under PA, and the walk stops there: PD, though
+    // allowed under PA, is never tried.
+    let state = room.resolve(&[&["PA"], &["PB"], &["PD"]]);
+    assert_eq!(
+        room.at(&state, "m.room.power_levels", "").as_deref(),
+        Some("PA")
+    );
 }
