@@ -86,6 +86,88 @@ async fn a_remote_user_joins_and_messages_flow_both_ways() {
     );
 }
 
+/// Sets the topic as `sender`; returns the event ID.
+async fn set_topic(h: &Hearth, room: &str, sender: &str, topic: &str) -> String {
+    let (status, reply) = send(
+        h,
+        room,
+        json!({"sender": sender, "type": "m.room.topic", "state_key": "", "content": {"topic": topic}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    reply["event_id"].as_str().expect("event_id").to_owned()
+}
+
+fn sha1(id: &str) -> Vec<u8> {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, id.as_bytes());
+    digest.as_ref().to_vec()
+}
+
+#[tokio::test]
+async fn a_version_1_room_forks_and_both_servers_resolve_it_alike() {
+    let ca = TestCa::new();
+    let mut a = Hearth::start(&ca);
+    let mut b = Hearth::start(&ca);
+    let (alice, bob) = (user(&a, "alice"), user(&b, "bob"));
+    let room = create(&a, &alice, "1").await;
+    make_public(&a, &room, &alice).await;
+    let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
+    assert_eq!(status, 200, "{reply}\nA:\n{}\nB:\n{}", a.log(), b.log());
+    // Bob may set the topic too.
+    let (status, reply) = send(
+        &a,
+        &room,
+        json!({"sender": alice, "type": "m.room.power_levels", "state_key": "",
+               "content": {"users": {&alice: 100, &bob: 100}, "state_default": 50}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let power = reply["event_id"].as_str().expect("event_id").to_owned();
+    assert!(power.ends_with(&format!(":{}", a.server_name)), "{power}");
+    wait_for_events(&b, &room, &[power], 10).await;
+
+    // Each side sets the topic while the other is down: two events of the
+    // same depth on the same key.
+    b.kill();
+    let from_a = set_topic(&a, &room, &alice, "alice's").await;
+    a.kill();
+    b.restart();
+    let from_b = set_topic(&b, &room, &bob, "bob's").await;
+    a.restart();
+    federation(&a, &b, "GET", "/_matrix/federation/v1/version", None).await;
+    federation(&b, &a, "GET", "/_matrix/federation/v1/version", None).await;
+    wait_for_events(&a, &room, std::slice::from_ref(&from_b), 30).await;
+    wait_for_events(&b, &room, std::slice::from_ref(&from_a), 30).await;
+
+    // v1 resolution: equal depth, both allowed: the lower SHA-1 of the ID.
+    let expected = if sha1(&from_a) < sha1(&from_b) {
+        &from_a
+    } else {
+        &from_b
+    };
+    for h in [&a, &b] {
+        let (_, view) = view(h, &room).await;
+        assert_eq!(view["room_version"], "1");
+        assert_eq!(
+            view["extremities"].as_array().map(Vec::len),
+            Some(2),
+            "{}: {view}",
+            h.server_name
+        );
+        let topic = state(&view)
+            .into_iter()
+            .find(|e| e[0] == "m.room.topic")
+            .expect("a topic");
+        assert_eq!(&topic[2], expected, "{}: {view}", h.server_name);
+    }
+    // A message on top joins the two branches; the states still agree.
+    let merge = say(&a, &room, &alice, "both topics seen").await;
+    wait_for_events(&b, &room, &[merge], 10).await;
+    let (_, on_a) = view(&a, &room).await;
+    let (_, on_b) = view(&b, &room).await;
+    assert_eq!(state(&on_a), state(&on_b), "state differs after the merge");
+}
+
 #[tokio::test]
 async fn a_destination_that_was_down_gets_everything_in_order_once() {
     let ca = TestCa::new();

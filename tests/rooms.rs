@@ -29,7 +29,7 @@ async fn rooms_and_their_history_survive_kill_9() {
     let ca = TestCa::new();
     let mut h = Hearth::start(&ca);
     let mut rooms = Vec::new();
-    for version in ["12", "10"] {
+    for version in ["12", "10", "2", "1"] {
         let (status, reply) =
             create(&h, json!({"creator": alice(&h), "room_version": version})).await;
         assert_eq!(status, 200, "{reply}");
@@ -159,15 +159,12 @@ async fn events_the_rules_forbid_are_refused_and_not_stored() {
         (status, reply["errcode"].as_str()),
         (400, Some("M_INVALID_PARAM"))
     );
-    for version in ["1", "99"] {
-        let (status, reply) =
-            create(&h, json!({"creator": alice(&h), "room_version": version})).await;
-        assert_eq!(
-            (status, reply["errcode"].as_str()),
-            (400, Some("M_UNSUPPORTED_ROOM_VERSION")),
-            "{version}: {reply}"
-        );
-    }
+    let (status, reply) = create(&h, json!({"creator": alice(&h), "room_version": "99"})).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (400, Some("M_UNSUPPORTED_ROOM_VERSION")),
+        "{reply}"
+    );
     let (status, _) = create(&h, json!({"creator": "@mallory:elsewhere.example"})).await;
     assert_eq!(status, 403);
 }

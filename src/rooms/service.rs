@@ -12,7 +12,9 @@ use std::{
 use rand::{distributions::Alphanumeric, Rng};
 use ruma::{
     events::{StateEventType, TimelineEventType},
-    room_version_rules::{EventIdFormatVersion, RoomIdFormatVersion, RoomVersionRules},
+    room_version_rules::{
+        EventIdFormatVersion, EventsReferenceFormatVersion, RoomIdFormatVersion, RoomVersionRules,
+    },
     state_res::{
         auth_types_for_event, check_pdu_format, check_state_dependent_auth_rules,
         check_state_independent_auth_rules, StateMap,
@@ -592,11 +594,41 @@ impl RoomService {
         for (kind, key) in &auth_types {
             auth.extend(shorts.lookup(&current, kind, key)?);
         }
-        let mut object = self.base_event(sender, kind, state_key, content, depth)?;
+        let mut object = self.base_event(rules, sender, kind, state_key, content, depth)?;
         object.insert("room_id".into(), room.as_str().into());
-        object.insert("prev_events".into(), ids(prev.iter()));
-        object.insert("auth_events".into(), ids(auth.iter()));
+        object.insert("prev_events".into(), self.references(&prev, rules)?);
+        object.insert("auth_events".into(), self.references(&auth, rules)?);
         Ok(object)
+    }
+
+    /// `prev_events` / `auth_events`: bare IDs, or in room versions 1 and
+    /// 2 `[id, {"sha256": reference hash}]` pairs, hashed from the stored
+    /// events. Spec: rooms/v1 "Event format".
+    fn references(
+        &self,
+        ids: &[OwnedEventId],
+        rules: &RoomVersionRules,
+    ) -> Result<CanonicalJsonValue> {
+        if rules.events_reference_format != EventsReferenceFormatVersion::V1 {
+            return Ok(CanonicalJsonValue::Array(
+                ids.iter().map(|id| id.as_str().into()).collect(),
+            ));
+        }
+        let mut pairs = Vec::with_capacity(ids.len());
+        for id in ids {
+            let object = self
+                .trees
+                .event_json(id.as_str())?
+                .ok_or_else(|| Error::internal(format!("{id} is referenced but not stored")))?;
+            let hash = ruma::signatures::reference_hash(&object, rules)
+                .map_err(|e| Error::internal(e.to_string()))?;
+            let hashes = CanonicalJsonObject::from([("sha256".to_owned(), hash.into())]);
+            pairs.push(CanonicalJsonValue::Array(vec![
+                id.as_str().into(),
+                CanonicalJsonValue::Object(hashes),
+            ]));
+        }
+        Ok(CanonicalJsonValue::Array(pairs))
     }
 
     /// Runs a PDU from another server through every check (signatures and
@@ -726,8 +758,11 @@ impl RoomService {
             .map(|(_, status)| status)
     }
 
+    /// The fields every event has; in room versions 1 and 2 also an ID of
+    /// ours (`$random:our.name`), which the spec leaves to the creator.
     fn base_event(
         &self,
+        rules: &RoomVersionRules,
         sender: &UserId,
         kind: &str,
         state_key: Option<&str>,
@@ -754,7 +789,16 @@ impl RoomService {
         if let Some(key) = state_key {
             object.insert("state_key".into(), key.into());
         }
+        if rules.event_id_format == EventIdFormatVersion::V1 {
+            object.insert("event_id".into(), self.new_event_id());
+        }
         Ok(object)
+    }
+
+    /// A fresh v1/v2 event ID of ours. The server it names must sign the
+    /// event. Spec: server-server-api.md "Validating hashes and signatures".
+    fn new_event_id(&self) -> CanonicalJsonValue {
+        format!("${}:{}", random_local(), self.server_name).into()
     }
 
     fn sign(
@@ -802,20 +846,13 @@ impl RoomService {
                 e.0,
             )
         })?;
-        if rules.event_id_format == EventIdFormatVersion::V1 {
-            return Err(Error::new(
-                http::StatusCode::BAD_REQUEST,
-                "M_UNSUPPORTED_ROOM_VERSION",
-                "new rooms of version 1 or 2 are not supported",
-            ));
-        }
         // v11 dropped `creator`: the sender of the create event is the creator.
         let mut content = Value::Object(creation_content);
         content["room_version"] = json!(version.as_str());
         if !rules.authorization.use_room_create_sender {
             content["creator"] = json!(creator.as_str());
         }
-        let mut create = self.base_event(creator, "m.room.create", Some(""), content, 1)?;
+        let mut create = self.base_event(&rules, creator, "m.room.create", Some(""), content, 1)?;
         create.insert("prev_events".into(), CanonicalJsonValue::Array(vec![]));
         create.insert("auth_events".into(), CanonicalJsonValue::Array(vec![]));
         let room_id = if rules.room_id_format == RoomIdFormatVersion::V2 {
@@ -824,12 +861,7 @@ impl RoomService {
             OwnedRoomId::try_from(format!("!{}", &id.as_str()[1..]))
                 .map_err(|e| Error::internal(e.to_string()))?
         } else {
-            let local: String = rand::thread_rng()
-                .sample_iter(&Alphanumeric)
-                .take(18)
-                .map(char::from)
-                .collect();
-            let id = OwnedRoomId::try_from(format!("!{local}:{}", self.server_name))
+            let id = OwnedRoomId::try_from(format!("!{}:{}", random_local(), self.server_name))
                 .map_err(|e| Error::internal(e.to_string()))?;
             create.insert("room_id".into(), id.as_str().into());
             id
@@ -913,13 +945,22 @@ fn auth_by_own_events(
     }
 }
 
-fn ids<'a>(ids: impl Iterator<Item = &'a OwnedEventId>) -> CanonicalJsonValue {
-    CanonicalJsonValue::Array(ids.map(|id| id.as_str().into()).collect())
+/// The random local part of a room ID (before v12) or event ID (v1, v2).
+fn random_local() -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(18)
+        .map(char::from)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ids<'a>(ids: impl Iterator<Item = &'a OwnedEventId>) -> CanonicalJsonValue {
+        CanonicalJsonValue::Array(ids.map(|id| id.as_str().into()).collect())
+    }
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -989,14 +1030,14 @@ mod tests {
             prev: &[&OwnedEventId],
             auth: &[&OwnedEventId],
         ) -> CanonicalJsonObject {
+            let rules = RoomVersionId::V12.rules().expect("rules");
             let mut object = self
                 .rooms
-                .base_event(&user(sender), kind, state_key, content, 100)
+                .base_event(&rules, &user(sender), kind, state_key, content, 100)
                 .expect("event");
             object.insert("room_id".into(), self.room.as_str().into());
             object.insert("prev_events".into(), ids(prev.iter().copied()));
             object.insert("auth_events".into(), ids(auth.iter().copied()));
-            let rules = RoomVersionId::V12.rules().expect("rules");
             self.rooms
                 .keys
                 .hash_and_sign_event(&mut object, &rules.redaction)

@@ -6,6 +6,7 @@
 
 use ruma::{
     events::{StateEventType, TimelineEventType},
+    room_version_rules::EventIdFormatVersion,
     CanonicalJsonObject, CanonicalJsonValue, EventId, RoomId, RoomVersionId, ServerName, UserId,
 };
 use serde_json::json;
@@ -253,6 +254,11 @@ impl RoomService {
         );
         object.remove("hashes");
         object.remove("signatures");
+        if rules.event_id_format == EventIdFormatVersion::V1 {
+            // The template's ID names the resident server, which will not
+            // sign our event: we name it ourselves, as Synapse does.
+            object.insert("event_id".into(), self.new_event_id());
+        }
         self.sign(object, &rules)
     }
 }
