@@ -125,6 +125,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         e2ee: e2ee.clone(),
         transactions: store.transactions.clone(),
         inbound: inbound.clone(),
+        membership: membership.clone(),
     };
     let well_known = Arc::new(config.well_known.clone());
     let federation_routes = federation::routes::routes(services)

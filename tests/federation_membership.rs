@@ -229,3 +229,190 @@ async fn bad_invites_and_membership_events_are_refused() {
     // None of it changed the room.
     assert_eq!(membership(&a, &room, &frank).await, None);
 }
+
+/// An identity server's key and what it signs on binding.
+struct IdentityServer {
+    key: ruma::signatures::Ed25519KeyPair,
+}
+
+impl IdentityServer {
+    fn new() -> Self {
+        let document = ruma::signatures::Ed25519KeyPair::generate();
+        let key = ruma::signatures::Ed25519KeyPair::from_der(&document, "0".into()).expect("key");
+        Self { key }
+    }
+
+    fn public_key(&self) -> String {
+        ruma::serde::Base64::<ruma::serde::base64::Standard, _>::new(self.key.public_key().to_vec())
+            .encode()
+    }
+
+    /// The `signed` block for `mxid` and `token`.
+    fn sign(&self, mxid: &str, token: &str) -> Value {
+        let mut signed: ruma::CanonicalJsonObject =
+            serde_json::from_value(json!({"mxid": mxid, "token": token})).expect("object");
+        ruma::signatures::sign_json("identity.test", &self.key, &mut signed).expect("sign");
+        serde_json::to_value(signed).expect("json")
+    }
+}
+
+/// The identity server's `/3pid/onbind` to `h` for `mxid`'s invites.
+async fn on_bind(
+    ca: &TestCa,
+    h: &Hearth,
+    mxid: &str,
+    invites: &[(&str, &str, Value)],
+) -> (u16, Value) {
+    let invites: Vec<Value> = invites
+        .iter()
+        .map(|(room, sender, signed)| {
+            json!({"medium": "email", "address": "bob@example.org", "mxid": mxid,
+                   "room_id": room, "sender": sender, "signed": signed})
+        })
+        .collect();
+    let body =
+        json!({"medium": "email", "address": "bob@example.org", "mxid": mxid, "invites": invites});
+    h.federation_request(
+        ca,
+        "PUT",
+        "/_matrix/federation/v1/3pid/onbind",
+        &[("content-type", "application/json")],
+        Some(body.to_string().into_bytes()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_third_party_invite_becomes_an_invite_once_the_address_is_bound() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let (alice, bob) = (user(&a, "alice"), user(&b, "bob"));
+    let identity = IdentityServer::new();
+    let room = create(&a, &alice, "12").await;
+    // Alice invites an email address; the identity server stored the
+    // invite under a token and gave its public key.
+    let (status, reply) = send(
+        &a,
+        &room,
+        json!({"sender": alice, "type": "m.room.third_party_invite", "state_key": "tok123",
+               "content": {"display_name": "b...@example.org",
+                           "key_validity_url": "https://identity.test/_matrix/identity/v2/pubkey/isvalid",
+                           "public_key": identity.public_key(),
+                           "public_keys": [{"public_key": identity.public_key()}]}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+
+    // Refused, and nothing stored: a block signed by another key, and one
+    // for an unknown token.
+    let impostor = IdentityServer::new();
+    for (signed, why, says) in [
+        (impostor.sign(&bob, "tok123"), "another key", "no signature"),
+        (identity.sign(&bob, "unknown"), "an unknown token", "token"),
+    ] {
+        let (status, reply) = on_bind(&ca, &b, &bob, &[(&room, &alice, signed)]).await;
+        assert_eq!(
+            (status, reply["errcode"].as_str()),
+            (403, Some("M_FORBIDDEN")),
+            "{why}: {reply}"
+        );
+        assert!(
+            reply["error"].as_str().is_some_and(|e| e.contains(says)),
+            "{why}: {reply}"
+        );
+        assert_eq!(membership(&a, &room, &bob).await, None, "{why}");
+        assert!(pending(&b, &bob).await.is_empty(), "{why}");
+    }
+    // The exchange itself refuses malformed requests clearly.
+    let partial = |room_id: &str, membership: &str| {
+        json!({"type": "m.room.member", "room_id": room_id, "sender": alice, "state_key": bob,
+               "content": {"membership": membership,
+                           "third_party_invite": {"display_name": "x", "signed": identity.sign(&bob, "tok123")}}})
+    };
+    let uri = format!(
+        "/_matrix/federation/v1/exchange_third_party_invite/{}",
+        encode(&room)
+    );
+    for (body, errcode) in [
+        (
+            partial("!other:elsewhere.test", "invite"),
+            "M_INVALID_PARAM",
+        ),
+        (partial(&room, "join"), "M_INVALID_PARAM"),
+        (json!({"type": "m.room.member"}), "M_BAD_JSON"),
+    ] {
+        let (status, reply) = federation(&b, &a, "PUT", &uri, Some(body)).await;
+        assert_eq!(
+            (status, reply["errcode"].as_str()),
+            (400, Some(errcode)),
+            "{reply}"
+        );
+    }
+    // Only the invited user's server may ask.
+    let carol = user(&a, "carol");
+    let mut not_b = partial(&room, "invite");
+    not_b["state_key"] = json!(carol);
+    let (status, reply) = federation(&b, &a, "PUT", &uri, Some(not_b)).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{reply}"
+    );
+
+    // A binding for another server's user, or with too many invites.
+    let (status, reply) = on_bind(&ca, &b, &alice, &[]).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (400, Some("M_INVALID_PARAM")),
+        "{reply}"
+    );
+    let many: Vec<(&str, &str, Value)> = (0..51)
+        .map(|_| (room.as_str(), alice.as_str(), json!({})))
+        .collect();
+    let (status, reply) = on_bind(&ca, &b, &bob, &many).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (413, Some("M_TOO_LARGE")),
+        "{reply}"
+    );
+    assert!(pending(&b, &bob).await.is_empty());
+
+    // The real binding: B asks A, A issues the invite, B co-signs it.
+    let (status, reply) = on_bind(
+        &ca,
+        &b,
+        &bob,
+        &[(&room, &alice, identity.sign(&bob, "tok123"))],
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}\nA:\n{}\nB:\n{}", a.log(), b.log());
+    assert_eq!(membership(&a, &room, &bob).await.as_deref(), Some("invite"));
+    let invites = pending(&b, &bob).await;
+    assert_eq!(invites.len(), 1, "{invites:?}");
+    assert_eq!(invites[0]["room_id"], room.as_str());
+    // The invite carries the name Alice's server recorded.
+    let (_, view) = common::rooms::view(&a, &room).await;
+    let entry = view["state"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|e| e[0] == "m.room.member" && e[1] == bob.as_str())
+        })
+        .expect("bob's member event")
+        .clone();
+    let (_, event) = a
+        .admin_get(&format!(
+            "events/{}",
+            encode(entry[2].as_str().expect("id"))
+        ))
+        .await;
+    let third_party = &event["event"]["content"]["third_party_invite"];
+    assert_eq!(third_party["display_name"], "b...@example.org", "{event}");
+    assert_eq!(third_party["signed"]["mxid"], bob.as_str());
+
+    // Bob accepts: he joins an invite-only room.
+    let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
+    assert_eq!(status, 200, "{reply}");
+    wait_for_membership(&a, &room, &bob, "join", 10).await;
+}

@@ -57,8 +57,8 @@ const KNOCK: Handshake = Handshake {
 };
 
 pub struct MembershipService {
-    rooms: Arc<RoomService>,
-    requester: Arc<Requester>,
+    pub(super) rooms: Arc<RoomService>,
+    pub(super) requester: Arc<Requester>,
 }
 
 #[derive(Deserialize)]
@@ -276,6 +276,17 @@ impl MembershipService {
         if let Some(reason) = reason {
             content["reason"] = json!(reason);
         }
+        self.invite_with(room, sender, target, content).await
+    }
+
+    /// [`Self::invite`] with the invite's content given.
+    pub(super) async fn invite_with(
+        &self,
+        room: &RoomId,
+        sender: &UserId,
+        target: &UserId,
+        content: serde_json::Value,
+    ) -> Result<OwnedEventId> {
         let server = target.server_name();
         if server == self.requester.server_name() {
             return self

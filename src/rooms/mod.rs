@@ -13,4 +13,5 @@ mod servers;
 pub mod service;
 mod shorts;
 pub mod state_res;
+pub mod third_party_invite;
 pub mod user_directory;

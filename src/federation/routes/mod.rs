@@ -3,6 +3,7 @@
 mod backfill;
 mod event;
 mod event_auth;
+mod exchange_third_party_invite;
 mod get_missing_events;
 mod hierarchy;
 mod invite;
@@ -21,6 +22,7 @@ mod send_leave;
 mod server_keys;
 mod state;
 mod state_ids;
+mod third_party_onbind;
 mod timestamp_to_event;
 mod user_devices;
 mod user_keys;
@@ -61,6 +63,7 @@ pub struct Services {
     pub e2ee: Arc<crate::e2ee::E2eeService>,
     pub transactions: TransactionTree,
     pub inbound: Arc<crate::federation::inbound::InboundStats>,
+    pub membership: Arc<crate::rooms::membership::MembershipService>,
 }
 
 /// Every route the federation listener serves.
@@ -88,6 +91,10 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .or(send_knock::route(services.clone()))
         .unify()
         .or(invite::route(services.clone()))
+        .unify()
+        .or(exchange_third_party_invite::route(services.clone()))
+        .unify()
+        .or(third_party_onbind::route(services.clone()))
         .unify()
         .or(event::route(services.clone()))
         .unify()
