@@ -198,7 +198,7 @@ impl RoomService {
     /// Stored events never change, so parsed ones are kept in [`PduCache`]:
     /// auth checks read the same few events (create, power levels, the
     /// sender's membership) for every event of a room.
-    fn pdu(&self, id: &EventId, rules: &RoomVersionRules) -> Option<Pdu> {
+    pub fn pdu(&self, id: &EventId, rules: &RoomVersionRules) -> Option<Pdu> {
         if let Some(pdu) = self.pdus.get(id) {
             return Some(pdu);
         }
@@ -208,6 +208,22 @@ impl RoomService {
         pdu.rejected = matches!(meta.status, Status::Rejected(_));
         self.pdus.put(pdu.clone());
         Some(pdu)
+    }
+
+    /// An event's `auth_events`, from its metadata where recorded (no
+    /// event to parse), else from the event.
+    pub fn auth_events_of(
+        &self,
+        id: &EventId,
+        rules: &RoomVersionRules,
+    ) -> Option<Vec<OwnedEventId>> {
+        match self.trees.event_meta(id.as_str()).ok()? {
+            Some(EventMeta {
+                auth_events: Some(auth),
+                ..
+            }) => Some(auth),
+            _ => self.pdu(id, rules).map(|pdu| pdu.auth_events),
+        }
     }
 
     /// The current state of a room, with its extremities and timeline.
@@ -367,7 +383,10 @@ impl RoomService {
                     .iter()
                     .map(|g| shorts.state_of(*g))
                     .collect::<Result<Vec<_>>>()?;
-                let resolved = state_res::resolve(rules, &states, |id| self.pdu(id, rules))
+                let resolved =
+                    state_res::resolve_with(rules, &states, &|id| self.pdu(id, rules), |id| {
+                        self.auth_events_of(id, rules)
+                    })
                     .map_err(Error::internal)?;
                 let group = shorts.save(Some(many[0]), &resolved)?;
                 Ok((Some(group), shorts.load(group)?))
@@ -430,13 +449,24 @@ impl RoomService {
                     states.push(shorts.state_of(group)?);
                 }
                 // The new event is not stored yet: resolution must still see it.
-                let resolved = state_res::resolve(rules, &states, |id| {
-                    if *id == pdu.event_id {
-                        Some(pdu.clone())
-                    } else {
-                        self.pdu(id, rules)
-                    }
-                })
+                let resolved = state_res::resolve_with(
+                    rules,
+                    &states,
+                    &|id| {
+                        if *id == pdu.event_id {
+                            Some(pdu.clone())
+                        } else {
+                            self.pdu(id, rules)
+                        }
+                    },
+                    |id| {
+                        if *id == pdu.event_id {
+                            Some(pdu.auth_events.clone())
+                        } else {
+                            self.auth_events_of(id, rules)
+                        }
+                    },
+                )
                 .map_err(Error::internal)?;
                 shorts.save(Some(after_group), &resolved)?
             };
@@ -463,6 +493,7 @@ impl RoomService {
             state_before: before_group,
             state_after: after_group,
             outlier: false,
+            auth_events: Some(pdu.auth_events.clone()),
         };
         if accepted && pdu.kind == TimelineEventType::RoomRedaction {
             append

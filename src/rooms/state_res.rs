@@ -23,26 +23,71 @@ pub fn resolve(
     states: &[StateMap<OwnedEventId>],
     fetch: impl Fn(&EventId) -> Option<Pdu>,
 ) -> Result<StateMap<OwnedEventId>, String> {
+    resolve_with(rules, states, &fetch, |id| {
+        fetch(id).map(|pdu| pdu.auth_events)
+    })
+}
+
+/// [`resolve`] with a cheaper way to read an event's `auth_events` than
+/// fetching it whole: auth chains hold most of a room's state.
+pub fn resolve_with(
+    rules: &RoomVersionRules,
+    states: &[StateMap<OwnedEventId>],
+    fetch: &impl Fn(&EventId) -> Option<Pdu>,
+    auth_of: impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
+) -> Result<StateMap<OwnedEventId>, String> {
     let StateResolutionVersion::V2(v2_rules) = &rules.state_res else {
-        return Ok(resolve_v1(&rules.authorization, states, &fetch));
+        return Ok(resolve_v1(&rules.authorization, states, fetch));
     };
-    let auth_chains = states
-        .iter()
-        .map(|state| {
-            auth_chain(state.values().cloned(), &fetch)
-                .into_iter()
-                .collect()
-        })
-        .collect();
     ruma::state_res::resolve(
         &rules.authorization,
         v2_rules,
         states,
-        auth_chains,
-        &fetch,
-        |conflicted| Some(conflicted_subgraph(conflicted, &fetch)),
+        difference_sets(states, &auth_of),
+        fetch,
+        |conflicted| Some(conflicted_subgraph(conflicted, &auth_of)),
     )
     .map_err(|e| format!("state resolution failed: {e}"))
+}
+
+/// What ruma needs of each state's full auth chain: it only takes their
+/// union minus their intersection (the auth difference). The events every
+/// state holds, most of a large room, add one chain C to all of them, so
+/// it is walked once, and each state's own events give a chain X_i. The
+/// difference is then ⋃X − ∩X − C; each set given is X_i − ∩X − C, whose
+/// union is that difference and whose intersection is empty.
+fn difference_sets(
+    states: &[StateMap<OwnedEventId>],
+    auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
+) -> Vec<EventIdSet<OwnedEventId>> {
+    let held: Vec<HashSet<&OwnedEventId>> = states.iter().map(|s| s.values().collect()).collect();
+    let Some((first, others)) = held.split_first() else {
+        return Vec::new();
+    };
+    let common: HashSet<&OwnedEventId> = first
+        .iter()
+        .filter(|id| others.iter().all(|h| h.contains(*id)))
+        .copied()
+        .collect();
+    let shared_chain = auth_chain(common.iter().map(|id| (*id).clone()), auth_of);
+    let own_chains: Vec<HashSet<OwnedEventId>> = states
+        .iter()
+        .map(|state| {
+            let own = state.values().filter(|id| !common.contains(id)).cloned();
+            auth_chain(own, auth_of)
+        })
+        .collect();
+    let in_every_own = |id: &OwnedEventId| own_chains.iter().all(|c| c.contains(id));
+    own_chains
+        .iter()
+        .map(|chain| {
+            chain
+                .iter()
+                .filter(|id| !shared_chain.contains(*id) && !in_every_own(id))
+                .cloned()
+                .collect()
+        })
+        .collect()
 }
 
 type StateKey = (StateEventType, String);
@@ -183,19 +228,20 @@ fn first_allowed(
 /// counting the start events themselves unless reached again.
 pub fn auth_chain(
     start: impl IntoIterator<Item = OwnedEventId>,
-    fetch: &impl Fn(&EventId) -> Option<Pdu>,
+    auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
 ) -> HashSet<OwnedEventId> {
     let mut chain = HashSet::new();
     let mut todo: Vec<OwnedEventId> = start
         .into_iter()
-        .filter_map(|id| fetch(&id))
-        .flat_map(|pdu| pdu.auth_events)
+        .filter_map(|id| auth_of(&id))
+        .flatten()
         .collect();
     while let Some(id) = todo.pop() {
-        if chain.insert(id.clone()) {
-            if let Some(pdu) = fetch(&id) {
-                todo.extend(pdu.auth_events);
+        if !chain.contains(&id) {
+            if let Some(auth) = auth_of(&id) {
+                todo.extend(auth);
             }
+            chain.insert(id);
         }
     }
     chain
@@ -207,14 +253,14 @@ pub fn auth_chain(
 /// ancestors (or is conflicted).
 fn conflicted_subgraph(
     conflicted: &StateMap<Vec<OwnedEventId>>,
-    fetch: &impl Fn(&EventId) -> Option<Pdu>,
+    auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
 ) -> EventIdSet<OwnedEventId> {
     let conflicted: HashSet<OwnedEventId> = conflicted.values().flatten().cloned().collect();
     let mut subgraph: HashSet<OwnedEventId> = conflicted.clone();
     let mut leads_to_conflict = std::collections::HashMap::new();
     for start in &conflicted {
-        for ancestor in auth_chain([start.clone()], fetch) {
-            if reaches_conflicted(&ancestor, &conflicted, fetch, &mut leads_to_conflict) {
+        for ancestor in auth_chain([start.clone()], auth_of) {
+            if reaches_conflicted(&ancestor, &conflicted, auth_of, &mut leads_to_conflict) {
                 subgraph.insert(ancestor);
             }
         }
@@ -224,19 +270,101 @@ fn conflicted_subgraph(
 
 /// Whether `id` has a conflicted event among its auth ancestors, memoized.
 /// Each miss walks that event's auth chain: fine for the small conflicted
-/// sets of real forks; the stored auth-chain index will replace the walk.
+/// sets of real forks.
 fn reaches_conflicted(
     id: &OwnedEventId,
     conflicted: &HashSet<OwnedEventId>,
-    fetch: &impl Fn(&EventId) -> Option<Pdu>,
+    auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
     memo: &mut std::collections::HashMap<OwnedEventId, bool>,
 ) -> bool {
     if let Some(known) = memo.get(id) {
         return *known;
     }
-    let answer = auth_chain([id.clone()], fetch)
+    let answer = auth_chain([id.clone()], auth_of)
         .iter()
         .any(|a| conflicted.contains(a));
     memo.insert(id.clone(), answer);
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn id(name: &str) -> OwnedEventId {
+        OwnedEventId::try_from(format!("${name}")).expect("id")
+    }
+
+    /// The auth difference taken the long way: the full chain of each
+    /// state, their union minus their intersection.
+    fn naive_difference(
+        states: &[StateMap<OwnedEventId>],
+        auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
+    ) -> HashSet<OwnedEventId> {
+        let chains: Vec<HashSet<OwnedEventId>> = states
+            .iter()
+            .map(|s| auth_chain(s.values().cloned(), auth_of))
+            .collect();
+        let union: HashSet<_> = chains.iter().flatten().cloned().collect();
+        union
+            .into_iter()
+            .filter(|e| !chains.iter().all(|c| c.contains(e)))
+            .collect()
+    }
+
+    #[test]
+    fn difference_sets_give_exactly_the_auth_difference() {
+        // create <- pl <- (m1, m2, m3); m3 <- m3b; pl <- pl2 <- m4; shared
+        // events reach some of what the differing events reach.
+        let edges: HashMap<OwnedEventId, Vec<OwnedEventId>> = [
+            ("create", vec![]),
+            ("pl", vec!["create"]),
+            ("m1", vec!["create", "pl"]),
+            ("m2", vec!["create", "pl"]),
+            ("m3", vec!["create", "pl"]),
+            ("m3b", vec!["create", "pl", "m3"]),
+            ("pl2", vec!["create", "pl", "m1"]),
+            ("m4", vec!["create", "pl2"]),
+            ("m5", vec!["create", "pl2", "m2"]),
+        ]
+        .into_iter()
+        .map(|(e, auth)| (id(e), auth.into_iter().map(id).collect()))
+        .collect();
+        let auth_of = |e: &EventId| edges.get(e).cloned();
+        let state = |entries: &[(&str, &str)]| -> StateMap<OwnedEventId> {
+            entries
+                .iter()
+                .map(|(key, e)| ((StateEventType::RoomMember, (*key).to_owned()), id(e)))
+                .collect()
+        };
+        let cases = [
+            vec![
+                state(&[("c", "create"), ("1", "m1"), ("3", "m3")]),
+                state(&[("c", "create"), ("1", "m1"), ("3", "m3b")]),
+            ],
+            vec![
+                state(&[("c", "create"), ("2", "m2"), ("4", "m4")]),
+                state(&[("c", "create"), ("2", "m2"), ("4", "m5")]),
+                state(&[("c", "create"), ("3", "m3b")]),
+            ],
+            // A key only one side holds: the shared m2 reaches pl, which
+            // only that side's own chain also reaches.
+            vec![
+                state(&[("c", "create"), ("2", "m2"), ("3", "m3b")]),
+                state(&[("c", "create"), ("2", "m2")]),
+            ],
+            vec![state(&[("c", "create"), ("1", "m1")])],
+        ];
+        for states in cases {
+            let sets = difference_sets(&states, &auth_of);
+            let union: HashSet<OwnedEventId> = sets.iter().flatten().cloned().collect();
+            assert_eq!(union, naive_difference(&states, &auth_of), "{states:?}");
+            if states.len() > 1 {
+                let in_all = union.iter().filter(|e| sets.iter().all(|s| s.contains(e)));
+                assert_eq!(in_all.count(), 0, "the sets must not share an event");
+            }
+        }
+    }
 }

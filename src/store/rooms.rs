@@ -77,6 +77,11 @@ pub struct EventMeta {
     /// so `state_before`/`state_after` are 0.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub outlier: bool,
+    /// The event's `auth_events`: auth chains (state resolution, join
+    /// answers) are walked through metadata rather than by parsing each
+    /// event. `None` for events stored before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_events: Option<Vec<OwnedEventId>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -737,6 +742,7 @@ mod tests {
             state_before: 1,
             state_after: 1,
             outlier: false,
+            auth_events: None,
         }
     }
 

@@ -98,7 +98,11 @@ impl RoomService {
         }
         let before = match states.as_slice() {
             [one] => one.clone(),
-            _ => state_res::resolve(&rules, &states, fetch).map_err(Error::internal)?,
+            _ => state_res::resolve_with(&rules, &states, &fetch, |id| match outcome.get(id) {
+                Some(pdu) => Some(pdu.auth_events.clone()),
+                None => self.auth_events_of(id, &rules),
+            })
+            .map_err(Error::internal)?,
         };
         let group = self.save_given(&before, outliers)?;
         let (_, status) = self

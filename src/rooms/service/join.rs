@@ -182,6 +182,7 @@ impl RoomService {
                     state_before: 0,
                     state_after: 0,
                     outlier: true,
+                    auth_events: Some(pdu.auth_events.clone()),
                 },
             ));
         }

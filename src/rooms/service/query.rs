@@ -86,10 +86,10 @@ impl RoomService {
         let mut queue: VecDeque<OwnedEventId> = ids.iter().cloned().collect();
         let mut chain = Vec::new();
         while let Some(id) = queue.pop_front() {
-            let Some(pdu) = self.pdu(&id, &rules) else {
+            let Some(auth_events) = self.auth_events_of(&id, &rules) else {
                 continue;
             };
-            for auth in pdu.auth_events {
+            for auth in auth_events {
                 if seen.insert(auth.clone()) {
                     chain.push(auth.clone());
                     queue.push_back(auth);
