@@ -4,7 +4,7 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use ruma::{OwnedRoomId, OwnedServerName, RoomId, UserId};
@@ -21,7 +21,8 @@ pub struct JoinedServers {
 
 #[derive(Default)]
 struct Counted {
-    state: ShortState,
+    /// The state last asked about, shared with the state-group cache.
+    state: Arc<ShortState>,
     /// Joined members per server.
     counts: HashMap<OwnedServerName, usize>,
 }
@@ -34,48 +35,84 @@ impl JoinedServers {
         &self,
         trees: &RoomTrees,
         room: &RoomId,
-        state: &ShortState,
+        state: &Arc<ShortState>,
     ) -> Result<BTreeSet<OwnedServerName>> {
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         let counted = rooms.entry(room.to_owned()).or_default();
-        let changed: Vec<(u64, Option<u64>, Option<u64>)> = state
-            .iter()
-            .filter(|(key, event)| counted.state.get(key) != Some(event))
-            .map(|(key, event)| (*key, counted.state.get(key).copied(), Some(*event)))
-            .chain(
-                counted
-                    .state
-                    .iter()
-                    .filter(|(key, _)| !state.contains_key(key))
-                    .map(|(key, event)| (*key, Some(*event), None)),
-            )
-            .collect();
-        for (key, old, new) in changed {
-            let statekey = trees.short_statekey(key)?;
-            let Some(user) = statekey.strip_prefix(MEMBER_PREFIX) else {
-                continue;
-            };
-            let Some(server) = std::str::from_utf8(user)
-                .ok()
-                .and_then(|u| <&UserId>::try_from(u).ok())
-                .map(|u| u.server_name().to_owned())
-            else {
-                continue;
-            };
-            if old.map(|e| is_join(trees, e)).transpose()? == Some(true) {
-                if let Some(count) = counted.counts.get_mut(&server) {
-                    *count -= 1;
-                    if *count == 0 {
-                        counted.counts.remove(&server);
-                    }
+        if !Arc::ptr_eq(&counted.state, state) {
+            for (key, old, new) in differences(&counted.state, state) {
+                counted.count(trees, key, old, new)?;
+            }
+            counted.state = state.clone();
+        }
+        Ok(counted.counts.keys().cloned().collect())
+    }
+}
+
+impl Counted {
+    /// Accounts for one state entry going from `old` to `new`.
+    fn count(
+        &mut self,
+        trees: &RoomTrees,
+        key: u64,
+        old: Option<u64>,
+        new: Option<u64>,
+    ) -> Result<()> {
+        let statekey = trees.short_statekey(key)?;
+        let Some(user) = statekey.strip_prefix(MEMBER_PREFIX) else {
+            return Ok(());
+        };
+        let Some(server) = std::str::from_utf8(user)
+            .ok()
+            .and_then(|u| <&UserId>::try_from(u).ok())
+            .map(|u| u.server_name().to_owned())
+        else {
+            return Ok(());
+        };
+        if old.map(|e| is_join(trees, e)).transpose()? == Some(true) {
+            if let Some(count) = self.counts.get_mut(&server) {
+                *count -= 1;
+                if *count == 0 {
+                    self.counts.remove(&server);
                 }
             }
-            if new.map(|e| is_join(trees, e)).transpose()? == Some(true) {
-                *counted.counts.entry(server).or_default() += 1;
+        }
+        if new.map(|e| is_join(trees, e)).transpose()? == Some(true) {
+            *self.counts.entry(server).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The entries that differ between two states, as (key, old, new), found
+/// by walking both sorted maps once: a state event's state differs from
+/// the last one asked about by an entry or two, out of thousands.
+fn differences(old: &ShortState, new: &ShortState) -> Vec<(u64, Option<u64>, Option<u64>)> {
+    let (mut old, mut new) = (old.iter().peekable(), new.iter().peekable());
+    let mut changed = Vec::new();
+    loop {
+        match (old.peek().copied(), new.peek().copied()) {
+            (None, None) => return changed,
+            (Some((k, o)), Some((l, n))) if k == l => {
+                if o != n {
+                    changed.push((*k, Some(*o), Some(*n)));
+                }
+                old.next();
+                new.next();
+            }
+            (Some((k, o)), Some((l, _))) if k < l => {
+                changed.push((*k, Some(*o), None));
+                old.next();
+            }
+            (Some((k, o)), None) => {
+                changed.push((*k, Some(*o), None));
+                old.next();
+            }
+            (_, Some((l, n))) => {
+                changed.push((*l, None, Some(*n)));
+                new.next();
             }
         }
-        counted.state = state.clone();
-        Ok(counted.counts.keys().cloned().collect())
     }
 }
 
@@ -88,4 +125,30 @@ fn is_join(trees: &RoomTrees, short_event: u64) -> Result<bool> {
             _ => None,
         })
         .is_some_and(|m| m == ruma::CanonicalJsonValue::String("join".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_are_every_changed_added_and_removed_entry() {
+        let old: ShortState = [(1, 10), (2, 20), (4, 40), (6, 60)].into();
+        let new: ShortState = [(2, 21), (3, 30), (4, 40), (7, 70)].into();
+        assert_eq!(
+            differences(&old, &new),
+            vec![
+                (1, Some(10), None),
+                (2, Some(20), Some(21)),
+                (3, None, Some(30)),
+                (6, Some(60), None),
+                (7, None, Some(70)),
+            ]
+        );
+        assert!(differences(&new, &new).is_empty());
+        assert_eq!(
+            differences(&ShortState::new(), &[(5, 50)].into()),
+            vec![(5, None, Some(50))]
+        );
+    }
 }

@@ -154,7 +154,7 @@ impl RoomService {
         &self,
         room: &RoomId,
         pdu: &Pdu,
-        before: &ShortState,
+        before: &Arc<ShortState>,
     ) -> Result<Vec<OwnedServerName>> {
         let mut servers = self.servers.in_state(&self.trees, room, before)?;
         // The event changes at most one membership: a join adds its server.
@@ -306,7 +306,7 @@ impl RoomService {
         // Step 5: the state before the event must allow it.
         let mut shorts = Shorts::cached(&self.trees, &self.groups);
         let (before_group, before) = match given_before {
-            Some(group) => (Some(group), shorts.load(group)?),
+            Some(group) => (Some(group), shorts.shared(group)?),
             None => self.state_before(&pdu, &rules, &mut shorts)?,
         };
         if status == Status::Accepted {
@@ -364,7 +364,7 @@ impl RoomService {
         pdu: &Pdu,
         rules: &RoomVersionRules,
         shorts: &mut Shorts<'_>,
-    ) -> Result<(Option<u64>, ShortState)> {
+    ) -> Result<(Option<u64>, Arc<ShortState>)> {
         let mut groups = Vec::new();
         for prev in &pdu.prev_events {
             let meta = self
@@ -376,8 +376,8 @@ impl RoomService {
         groups.sort_unstable();
         groups.dedup();
         match groups.as_slice() {
-            [] => Ok((None, ShortState::new())),
-            [one] => Ok((Some(*one), shorts.load(*one)?)),
+            [] => Ok((None, Arc::default())),
+            [one] => Ok((Some(*one), shorts.shared(*one)?)),
             many => {
                 let states = many
                     .iter()
@@ -389,7 +389,7 @@ impl RoomService {
                     })
                     .map_err(Error::internal)?;
                 let group = shorts.save(Some(many[0]), &resolved)?;
-                Ok((Some(group), shorts.load(group)?))
+                Ok((Some(group), shorts.shared(group)?))
             }
         }
     }
@@ -405,13 +405,13 @@ impl RoomService {
         pdu: Pdu,
         checked: CheckedPdu,
         status: Status,
-        (before_group, before): (Option<u64>, ShortState),
+        (before_group, before): (Option<u64>, Arc<ShortState>),
         mut shorts: Shorts<'_>,
         destinations: Vec<OwnedServerName>,
     ) -> Result<()> {
         let before_group = match before_group {
             Some(group) => group,
-            None => shorts.save_short(None, before.clone())?,
+            None => shorts.save_short(None, ShortState::clone(&before))?,
         };
         // The state after a state event, kept to seed the cache once committed.
         let mut after_state = None;
@@ -420,10 +420,13 @@ impl RoomService {
             (_, Some(key)) => {
                 let short_key = shorts.key(&StateEventType::from(pdu.kind.to_string()), key)?;
                 let short_event = shorts.event(&pdu.event_id)?;
-                let mut after = before.clone();
+                // The state is shared with the group cache: copied only here,
+                // for a state event, never for a message.
+                let mut after = Arc::unwrap_or_clone(before);
                 after.insert(short_key, short_event);
+                let group = shorts.save_change(before_group, &after, short_key, short_event)?;
                 after_state = Some(after);
-                shorts.save_change(before_group, before, short_key, short_event)?
+                group
             }
         };
         shorts.event(&pdu.event_id)?;

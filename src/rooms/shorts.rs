@@ -164,12 +164,8 @@ impl<'a> Shorts<'a> {
             .collect()
     }
 
-    /// A group's state in short ids: no per-entry decoding.
-    pub(super) fn load(&self, group: u64) -> Result<ShortState> {
-        self.shared(group).map(Arc::unwrap_or_clone)
-    }
-
-    /// Like [`Self::load`], without copying a cached state: for readers.
+    /// A group's state in short ids (no per-entry decoding), shared with
+    /// the cache: whoever changes it copies it first.
     pub(super) fn shared(&self, group: u64) -> Result<Arc<ShortState>> {
         if self.groups.contains_key(&group) {
             return self.trees.load_state(group, &self.groups).map(Arc::new);
@@ -264,12 +260,13 @@ impl<'a> Shorts<'a> {
         Ok(id)
     }
 
-    /// The state after one state event: a one-entry delta on `parent`
-    /// (no diff, no copy) unless the chain is due a full snapshot.
+    /// The state `after` one state event (`key` set to `event`): a
+    /// one-entry delta on `parent` (no diff, no copy) unless the chain is
+    /// due a full snapshot.
     pub(super) fn save_change(
         &mut self,
         parent: u64,
-        parent_state: ShortState,
+        after: &ShortState,
         key: u64,
         event: u64,
     ) -> Result<u64> {
@@ -284,12 +281,10 @@ impl<'a> Shorts<'a> {
                 delta: vec![(key, event)],
             }
         } else {
-            let mut full = parent_state;
-            full.insert(key, event);
             StateGroup {
                 parent: None,
                 chain: 0,
-                delta: full.into_iter().collect(),
+                delta: after.iter().map(|(k, e)| (*k, *e)).collect(),
             }
         };
         let id = self.trees.new_id()?;

@@ -98,7 +98,7 @@ impl RoomService {
         let id = pdu::event_id(&object, &rules).map_err(|e| Error::internal(e.0))?;
         let pdu = Pdu::parse(id, &object, &rules).map_err(|e| Error::internal(e.0))?;
         let shorts = Shorts::cached(&self.trees, &self.groups);
-        let current = shorts.load(record.current_state)?;
+        let current = shorts.shared(record.current_state)?;
         self.auth_against_state(&rules, &pdu, &shorts, &current)
             .map_err(|reason| Error::forbidden(format!("{user} may not {membership}: {reason}")))?;
         object.remove("hashes");

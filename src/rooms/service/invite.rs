@@ -64,7 +64,7 @@ impl RoomService {
         let pdu = Pdu::parse(event.event_id.clone(), &event.object, &rules)
             .map_err(|e| Error::internal(e.0))?;
         let shorts = Shorts::cached(&self.trees, &self.groups);
-        let current = shorts.load(record.current_state)?;
+        let current = shorts.shared(record.current_state)?;
         self.auth_against_state(&rules, &pdu, &shorts, &current)
             .map_err(|reason| {
                 Error::forbidden(format!("{sender} may not invite {target}: {reason}"))
