@@ -6,8 +6,8 @@ mod common;
 
 use common::{
     rooms::{
-        create, encode, federation, invite, join, knock, leave, make_public, membership, pending,
-        send, user, wait_for_membership,
+        create, encode, federation, invite, join, knock, leave, make_public, member_event,
+        membership, pending, send, user, wait_for_membership,
     },
     Hearth, TestCa,
 };
@@ -392,22 +392,10 @@ async fn a_third_party_invite_becomes_an_invite_once_the_address_is_bound() {
     assert_eq!(invites.len(), 1, "{invites:?}");
     assert_eq!(invites[0]["room_id"], room.as_str());
     // The invite carries the name Alice's server recorded.
-    let (_, view) = common::rooms::view(&a, &room).await;
-    let entry = view["state"]
-        .as_array()
-        .and_then(|s| {
-            s.iter()
-                .find(|e| e[0] == "m.room.member" && e[1] == bob.as_str())
-        })
-        .expect("bob's member event")
-        .clone();
-    let (_, event) = a
-        .admin_get(&format!(
-            "events/{}",
-            encode(entry[2].as_str().expect("id"))
-        ))
-        .await;
-    let third_party = &event["event"]["content"]["third_party_invite"];
+    let event = member_event(&a, &room, &bob)
+        .await
+        .expect("bob's member event");
+    let third_party = &event["content"]["third_party_invite"];
     assert_eq!(third_party["display_name"], "b...@example.org", "{event}");
     assert_eq!(third_party["signed"]["mxid"], bob.as_str());
 

@@ -226,6 +226,26 @@ impl RoomService {
         }
     }
 
+    /// Resolves forked states, reading events from `pending` (ones not
+    /// stored yet) before the store, and auth chains through metadata.
+    pub(super) fn resolve(
+        &self,
+        rules: &RoomVersionRules,
+        states: &[StateMap<OwnedEventId>],
+        pending: impl Fn(&EventId) -> Option<Pdu>,
+    ) -> Result<StateMap<OwnedEventId>> {
+        state_res::resolve_with(
+            rules,
+            states,
+            &|id| pending(id).or_else(|| self.pdu(id, rules)),
+            |id| match pending(id) {
+                Some(pdu) => Some(pdu.auth_events),
+                None => self.auth_events_of(id, rules),
+            },
+        )
+        .map_err(Error::internal)
+    }
+
     /// The current state of a room, with its extremities and timeline.
     pub fn view(&self, room: &RoomId) -> Result<RoomView> {
         let record = self.record(room)?;
@@ -383,11 +403,7 @@ impl RoomService {
                     .iter()
                     .map(|g| shorts.state_of(*g))
                     .collect::<Result<Vec<_>>>()?;
-                let resolved =
-                    state_res::resolve_with(rules, &states, &|id| self.pdu(id, rules), |id| {
-                        self.auth_events_of(id, rules)
-                    })
-                    .map_err(Error::internal)?;
+                let resolved = self.resolve(rules, &states, |_| None)?;
                 let group = shorts.save(Some(many[0]), &resolved)?;
                 Ok((Some(group), shorts.shared(group)?))
             }
@@ -452,25 +468,9 @@ impl RoomService {
                     states.push(shorts.state_of(group)?);
                 }
                 // The new event is not stored yet: resolution must still see it.
-                let resolved = state_res::resolve_with(
-                    rules,
-                    &states,
-                    &|id| {
-                        if *id == pdu.event_id {
-                            Some(pdu.clone())
-                        } else {
-                            self.pdu(id, rules)
-                        }
-                    },
-                    |id| {
-                        if *id == pdu.event_id {
-                            Some(pdu.auth_events.clone())
-                        } else {
-                            self.auth_events_of(id, rules)
-                        }
-                    },
-                )
-                .map_err(Error::internal)?;
+                let resolved = self.resolve(rules, &states, |id| {
+                    (*id == pdu.event_id).then(|| pdu.clone())
+                })?;
                 shorts.save(Some(after_group), &resolved)?
             };
             append.extremities_removed = pdu.prev_events.clone();

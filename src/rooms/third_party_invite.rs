@@ -11,7 +11,7 @@ use ruma::{
     events::StateEventType, CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedServerName,
     OwnedUserId, RoomId, ServerName,
 };
-use serde::{de::IgnoredAny, Deserialize};
+use serde::{de::IgnoredAny, Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::membership::MembershipService;
@@ -26,7 +26,7 @@ const MAX_BOUND_INVITES: usize = 50;
 
 /// The body of `PUT /exchange_third_party_invite/{roomId}`: an invite
 /// event without its DAG fields.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct PartialInvite {
     #[serde(rename = "type")]
     pub kind: String,
@@ -38,13 +38,13 @@ pub struct PartialInvite {
     pub content: InviteContent,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct InviteContent {
     pub membership: String,
     pub third_party_invite: ThirdPartyInvite,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct ThirdPartyInvite {
     /// The identity server's `{mxid, token, signatures}`, kept verbatim:
     /// its signature covers every field.
@@ -149,39 +149,40 @@ impl MembershipService {
     async fn forward(&self, own: &ServerName, invite: BoundInvite) -> Result<()> {
         let mut servers: Vec<OwnedServerName> = vec![invite.sender.server_name().to_owned()];
         if let Some(server) = invite.room_id.server_name() {
-            if !servers.iter().any(|s| s == server) {
+            if !servers.iter().any(|s| s == server) && server != own {
                 servers.push(server.to_owned());
             }
         }
-        let body = json!({
-            "type": "m.room.member",
-            "room_id": invite.room_id,
-            "sender": invite.sender,
-            "state_key": invite.mxid,
-            "content": {
-                "membership": "invite",
-                "third_party_invite": { "signed": CanonicalJsonValue::Object(invite.signed) },
+        let room = invite.room_id.clone();
+        let request = PartialInvite {
+            kind: "m.room.member".into(),
+            room_id: invite.room_id,
+            sender: invite.sender,
+            state_key: invite.mxid,
+            content: InviteContent {
+                membership: "invite".into(),
+                third_party_invite: ThirdPartyInvite {
+                    signed: invite.signed,
+                },
             },
-        });
+        };
+        if servers[0] == own {
+            // The inviter is ours: only we can issue the invite.
+            return self.exchange_third_party_invite(own, &room, request).await;
+        }
+        let body = serde_json::to_value(&request).map_err(|e| Error::internal(e.to_string()))?;
+        let uri = format!(
+            "/_matrix/federation/v1/exchange_third_party_invite/{}",
+            percent_encode(room.as_str())
+        );
         let mut last = Error::not_found("no server can issue the invite");
         for server in servers {
-            let outcome = if server == own {
-                let request: PartialInvite = serde_json::from_value(body.clone())
-                    .map_err(|e| Error::bad_json(e.to_string()))?;
-                self.exchange_third_party_invite(own, &invite.room_id, request)
-                    .await
-            } else {
-                let uri = format!(
-                    "/_matrix/federation/v1/exchange_third_party_invite/{}",
-                    percent_encode(invite.room_id.as_str())
-                );
-                self.requester
-                    .call::<IgnoredAny>(&server, Method::PUT, &uri, Some(&body))
-                    .await
-                    .map(|_| ())
-            };
-            match outcome {
-                Ok(()) => return Ok(()),
+            match self
+                .requester
+                .call::<IgnoredAny>(&server, Method::PUT, &uri, Some(&body))
+                .await
+            {
+                Ok(_) => return Ok(()),
                 Err(error) => last = error,
             }
         }

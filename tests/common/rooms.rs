@@ -115,8 +115,8 @@ pub async fn pending(h: &Hearth, user: &str) -> Vec<Value> {
     reply["pending"].as_array().cloned().unwrap_or_default()
 }
 
-/// `user`'s membership in the room's current state on `h`, if any.
-pub async fn membership(h: &Hearth, room: &str, user: &str) -> Option<String> {
+/// `user`'s member event in the room's current state on `h`, if any.
+pub async fn member_event(h: &Hearth, room: &str, user: &str) -> Option<Value> {
     let (status, body) = view(h, room).await;
     if status != 200 {
         return None;
@@ -130,7 +130,12 @@ pub async fn membership(h: &Hearth, room: &str, user: &str) -> Option<String> {
         .admin_get(&format!("events/{}", encode(entry[2].as_str()?)))
         .await;
     assert_eq!(status, 200, "{event}");
-    event["event"]["content"]["membership"]
+    Some(event["event"].clone())
+}
+
+/// `user`'s membership in the room's current state on `h`, if any.
+pub async fn membership(h: &Hearth, room: &str, user: &str) -> Option<String> {
+    member_event(h, room, user).await?["content"]["membership"]
         .as_str()
         .map(str::to_owned)
 }

@@ -10,9 +10,7 @@ use std::collections::HashSet;
 
 use ruma::{EventId, OwnedEventId, RoomId, ServerName};
 
-use super::{
-    backfill::Checked, join::given_state, state_res, RoomService, Shorts, Source, Verified,
-};
+use super::{backfill::Checked, join::given_state, RoomService, Shorts, Source, Verified};
 use crate::{
     error::{Error, Result},
     rooms::event::Pdu,
@@ -98,11 +96,7 @@ impl RoomService {
         }
         let before = match states.as_slice() {
             [one] => one.clone(),
-            _ => state_res::resolve_with(&rules, &states, &fetch, |id| match outcome.get(id) {
-                Some(pdu) => Some(pdu.auth_events.clone()),
-                None => self.auth_events_of(id, &rules),
-            })
-            .map_err(Error::internal)?,
+            _ => self.resolve(&rules, &states, |id| outcome.get(id).cloned())?,
         };
         let group = self.save_given(&before, outliers)?;
         let (_, status) = self

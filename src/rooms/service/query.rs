@@ -3,7 +3,7 @@
 //! Spec: server-server-api.md "Retrieving events", "Backfilling and
 //! retrieving missing events", "Server Access Control Lists (ACLs)".
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet};
 
 use ruma::{
     events::{
@@ -82,21 +82,10 @@ impl RoomService {
     /// Every event in the auth chains of `ids` (not `ids` themselves).
     pub fn auth_chain(&self, room: &RoomId, ids: &[OwnedEventId]) -> Result<Vec<OwnedEventId>> {
         let rules = Self::rules_of(&self.record(room)?.version)?;
-        let mut seen: HashSet<OwnedEventId> = HashSet::new();
-        let mut queue: VecDeque<OwnedEventId> = ids.iter().cloned().collect();
-        let mut chain = Vec::new();
-        while let Some(id) = queue.pop_front() {
-            let Some(auth_events) = self.auth_events_of(&id, &rules) else {
-                continue;
-            };
-            for auth in auth_events {
-                if seen.insert(auth.clone()) {
-                    chain.push(auth.clone());
-                    queue.push_back(auth);
-                }
-            }
-        }
-        Ok(chain)
+        let chain = crate::rooms::state_res::auth_chain(ids.iter().cloned(), &|id| {
+            self.auth_events_of(id, &rules)
+        });
+        Ok(chain.into_iter().collect())
     }
 
     /// Whether the room's current server ACL lets `server` take part.
