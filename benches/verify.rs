@@ -78,7 +78,8 @@ fn signed_headers(pair: &Ed25519KeyPair, body: &[u8]) -> HeaderMap {
 
 fn check_request(headers: &HeaderMap, body: &[u8], public: &str) {
     let us = <&ServerName>::try_from(DESTINATION).expect("name");
-    let request = SignedRequest::new(headers, &Method::PUT, URI, us, body).expect("parses");
+    let request =
+        SignedRequest::new(headers, &Method::PUT, URI, us, body.to_vec().into()).expect("parses");
     request.verify(public).expect("verifies");
 }
 

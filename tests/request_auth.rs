@@ -117,6 +117,20 @@ async fn bad_requests_are_refused_with_the_right_codes() {
         b.log()
     );
 
+    // The same content sent in another form (spaced, keys out of order)
+    // is canonicalised before its signature is checked.
+    let spaced = format!(
+        "{{ \"pdus\": [],\n \"origin\": \"{}\", \"edus\": [] }}",
+        a.server_name
+    );
+    assert_eq!(
+        send(&b, &ca, "PUT", PROBE, &header, spaced.as_bytes())
+            .await
+            .0,
+        404,
+        "a non-canonical body of the signed content must pass"
+    );
+
     let tampered = json!({"edus": [], "pdus": [], "origin": "evil.example"})
         .to_string()
         .into_bytes();

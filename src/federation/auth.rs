@@ -6,8 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use ruma::{
-    api::federation::authentication::XMatrix, CanonicalJsonObject, CanonicalJsonValue,
-    OwnedServerName, ServerName,
+    api::federation::authentication::XMatrix,
+    serde::{base64::Standard, Base64},
+    CanonicalJsonObject, CanonicalJsonValue, OwnedServerName, ServerName,
 };
 use warp::{filters::path::FullPath, Filter, Rejection};
 
@@ -15,7 +16,7 @@ use super::client::FederationClient;
 use crate::{
     error::{Error, Result},
     http_util::{body_limited, raw_query},
-    keys::{remote::KeyUse, verify::SignedJson, KeyService},
+    keys::{remote::KeyUse, verify::verify_bytes, KeyService},
 };
 
 /// A request whose signature checked out: who sent it, and its body.
@@ -114,7 +115,7 @@ async fn verify_request(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Authenticated> {
-    let request = SignedRequest::new(headers, method, uri, keys.server_name(), &body)?;
+    let request = SignedRequest::new(headers, method, uri, keys.server_name(), body.clone())?;
     let public_key = keys
         .remote_key(
             request.origin(),
@@ -133,7 +134,9 @@ async fn verify_request(
 /// before the origin's key is looked up.
 pub struct SignedRequest {
     x_matrix: XMatrix,
-    object: CanonicalJsonObject,
+    /// The signed fields but the content, in canonical form.
+    fields: String,
+    body: Bytes,
 }
 
 impl SignedRequest {
@@ -144,7 +147,7 @@ impl SignedRequest {
         method: &Method,
         uri: &str,
         us: &ServerName,
-        body: &[u8],
+        body: Bytes,
     ) -> Result<Self> {
         let x_matrix = parse_x_matrix(headers)?;
         if let Some(destination) = &x_matrix.destination {
@@ -154,45 +157,78 @@ impl SignedRequest {
                 )));
             }
         }
-        let mut object = CanonicalJsonObject::from([
+        let fields = CanonicalJsonObject::from([
             ("method".to_owned(), method.as_str().into()),
             ("uri".to_owned(), uri.into()),
             ("origin".to_owned(), x_matrix.origin.as_str().into()),
             ("destination".to_owned(), us.as_str().into()),
         ]);
-        if !body.is_empty() {
-            let content: CanonicalJsonValue = serde_json::from_slice(body).map_err(|e| {
-                Error::not_json(format!(
-                    "request body is not canonical-compatible JSON: {e}"
-                ))
-            })?;
-            object.insert("content".to_owned(), content);
-        }
-        let signature =
-            CanonicalJsonObject::from([(x_matrix.key.to_string(), x_matrix.sig.encode().into())]);
-        object.insert(
-            "signatures".to_owned(),
-            CanonicalJsonValue::Object([(x_matrix.origin.to_string(), signature.into())].into()),
-        );
-        Ok(Self { x_matrix, object })
+        let fields = CanonicalJsonValue::Object(fields).to_string();
+        Ok(Self {
+            x_matrix,
+            fields,
+            body,
+        })
     }
 
     pub fn origin(&self) -> &ServerName {
         &self.x_matrix.origin
     }
 
-    /// Checks the signature against the origin's public key (unpadded base64).
+    /// Checks the signature against the origin's public key (unpadded
+    /// base64). Servers send canonical JSON bodies (Synapse does, and so
+    /// do we), so the body is first spliced in as sent: a 50-PDU body is
+    /// then neither parsed nor serialised here. Only the origin can sign
+    /// those exact bytes, and the route still parses the body strictly; a
+    /// body sent in another form is canonicalised and checked again.
     pub fn verify(&self, public_key: &str) -> Result<()> {
-        SignedJson::new(&self.object)
-            .and_then(|s| {
-                s.verify(
-                    self.x_matrix.origin.as_str(),
-                    self.x_matrix.key.as_str(),
-                    public_key,
-                )
-            })
-            .map_err(|e| Error::unauthorized(format!("X-Matrix signature rejected: {e}")))
+        let public_key = decode(public_key)?;
+        let signature = self.x_matrix.sig.as_bytes();
+        if verify_bytes(&public_key, signature, self.spliced().as_bytes()) {
+            return Ok(());
+        }
+        let canonical = self.canonical()?;
+        if verify_bytes(&public_key, signature, canonical.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Error::unauthorized(format!(
+                "X-Matrix signature by {} with {} does not verify",
+                self.x_matrix.origin, self.x_matrix.key
+            )))
+        }
     }
+
+    /// The signed JSON with the body as sent: `content` sorts first.
+    fn spliced(&self) -> String {
+        match std::str::from_utf8(&self.body) {
+            Ok(body) if !body.is_empty() => {
+                format!("{{\"content\":{body},{}", &self.fields[1..])
+            }
+            _ => self.fields.clone(),
+        }
+    }
+
+    /// The signed JSON with the body in canonical form.
+    fn canonical(&self) -> Result<String> {
+        if self.body.is_empty() {
+            return Ok(self.fields.clone());
+        }
+        let mut object: CanonicalJsonObject = serde_json::from_str(&self.fields)
+            .map_err(|e| Error::internal(format!("signed fields: {e}")))?;
+        let content: CanonicalJsonValue = serde_json::from_slice(&self.body).map_err(|e| {
+            Error::not_json(format!(
+                "request body is not canonical-compatible JSON: {e}"
+            ))
+        })?;
+        object.insert("content".to_owned(), content);
+        Ok(CanonicalJsonValue::Object(object).to_string())
+    }
+}
+
+fn decode(public_key: &str) -> Result<Vec<u8>> {
+    Base64::<Standard, Vec<u8>>::parse(public_key)
+        .map(Base64::into_inner)
+        .map_err(|e| Error::unauthorized(format!("origin's public key: {e}")))
 }
 
 #[cfg(test)]
@@ -212,6 +248,32 @@ mod tests {
     /// 64 bytes in unpadded base64, with the non-token `/`.
     const SIG: &str =
         "K8280/U9SSy9IVtjBuVeLr+HpOB4BQFWbg+UZaADMtTdGYI7Geitb76LTrr5QV/7Xg4ahLwYGYZzuHGZKM5ZAQ";
+
+    fn request(body: &str) -> SignedRequest {
+        let mut headers = HeaderMap::new();
+        let header = format!(r#"X-Matrix origin="a.org",key="ed25519:k",sig="{SIG}""#);
+        headers.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(&header).expect("header"),
+        );
+        let us = <&ServerName>::try_from("b.org").expect("name");
+        let body = Bytes::copy_from_slice(body.as_bytes());
+        SignedRequest::new(&headers, &Method::PUT, "/x?y=1", us, body).expect("request")
+    }
+
+    #[test]
+    fn a_canonical_body_is_spliced_in_as_the_signed_json() {
+        let canonical = request(r#"{"a":["é",1],"b":{"c":null}}"#);
+        assert_eq!(canonical.spliced(), canonical.canonical().expect("json"));
+        assert!(canonical.spliced().starts_with(r#"{"content":{"a""#));
+        let spaced = request(r#"{"b": {"c": null}, "a": ["\u00e9", 1]}"#);
+        assert_ne!(spaced.spliced(), spaced.canonical().expect("json"));
+        assert_eq!(spaced.canonical().expect("json"), canonical.spliced());
+        let empty = request("");
+        assert_eq!(empty.spliced(), empty.fields);
+        assert_eq!(empty.canonical().expect("no content"), empty.fields);
+        assert!(!empty.spliced().contains("content"));
+    }
 
     #[test]
     fn quoted_params_in_any_order() {

@@ -445,7 +445,7 @@ impl RoomService {
                 group
             }
         };
-        shorts.event(&pdu.event_id)?;
+        // Only state events get a short id: nothing refers to a message by one.
         let mut append = Append::default();
         let accepted = status == Status::Accepted;
         let record = self.trees.room(room.as_str())?;
