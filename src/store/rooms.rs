@@ -2,10 +2,12 @@
 //! snapshots ("state groups"), forward extremities, the timeline and each
 //! room's current state.
 //!
-//! Appends are staged in memory (readable at once) and written together
-//! by [`RoomTrees::flush`] in one sled transaction, so a crash never leaves
-//! an event half-recorded, and a transaction of 50 PDUs costs one commit
-//! rather than 50 (sled's multi-tree commit costs as much as the writes).
+//! Appends are staged in memory (readable at once) and written by a
+//! writer task in batches, each in one sled transaction, while the next
+//! events are checked: a crash never leaves an event half-recorded, a
+//! transaction of 50 PDUs costs a few commits rather than 50 (sled's
+//! multi-tree commit costs as much as the writes), and writing overlaps
+//! checking. [`RoomTrees::flush`] waits for what is staged and syncs it.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -119,31 +121,68 @@ pub struct Append {
     pub also_stored: Vec<(OwnedEventId, Vec<u8>, EventMeta)>,
 }
 
-/// Staged appends beyond this are written without waiting for a flush.
-const MAX_STAGED: usize = 256;
+/// A staged entry and the number of the append that staged it: once
+/// that append is written the entry is dropped, unless a later one
+/// replaced it.
+type Tagged<V> = (u64, V);
 
 /// Appends not yet written, and what they change, for readers.
 #[derive(Default)]
 struct Staged {
-    appends: Vec<Append>,
+    /// Appends the writer has not taken yet.
+    appends: Vec<StagedAppend>,
+    /// The number of the last append staged.
+    last: u64,
+    /// Whether a writer task is draining `appends`.
+    writing: bool,
     /// Event ID → (JSON, metadata), outliers included.
-    events: HashMap<String, (Vec<u8>, EventMeta)>,
-    event_short: HashMap<String, u64>,
-    short_event: HashMap<u64, String>,
-    statekey_short: HashMap<Vec<u8>, u64>,
-    short_statekey: HashMap<u64, Vec<u8>>,
-    groups: HashMap<u64, StateGroup>,
+    events: HashMap<String, Tagged<(Vec<u8>, EventMeta)>>,
+    event_short: HashMap<String, Tagged<u64>>,
+    short_event: HashMap<u64, Tagged<String>>,
+    statekey_short: HashMap<Vec<u8>, Tagged<u64>>,
+    short_statekey: HashMap<u64, Tagged<Vec<u8>>>,
+    groups: HashMap<u64, Tagged<StateGroup>>,
     /// A room's whole extremity set once an append changed it.
-    extremities: HashMap<String, BTreeSet<String>>,
+    extremities: HashMap<String, Tagged<BTreeSet<String>>>,
     /// Timeline key → event ID.
-    timeline: BTreeMap<Vec<u8>, String>,
-    rooms: HashMap<String, RoomRecord>,
+    timeline: BTreeMap<Vec<u8>, Tagged<String>>,
+    rooms: HashMap<String, Tagged<RoomRecord>>,
+}
+
+impl Staged {
+    /// Drops what appends up to `last` staged, now that they are written.
+    fn forget(&mut self, last: u64) {
+        self.events.retain(|_, (n, _)| *n > last);
+        self.event_short.retain(|_, (n, _)| *n > last);
+        self.short_event.retain(|_, (n, _)| *n > last);
+        self.statekey_short.retain(|_, (n, _)| *n > last);
+        self.short_statekey.retain(|_, (n, _)| *n > last);
+        self.groups.retain(|_, (n, _)| *n > last);
+        self.extremities.retain(|_, (n, _)| *n > last);
+        self.timeline.retain(|_, (n, _)| *n > last);
+        self.rooms.retain(|_, (n, _)| *n > last);
+    }
+}
+
+/// An append waiting for the writer, with the extremity set it leaves
+/// its room with (what the `extremities` tree must hold once written).
+struct StagedAppend {
+    append: Append,
+    extremities: Option<(String, BTreeSet<String>)>,
+}
+
+/// How far the writer got: the last append written, or why it stopped.
+#[derive(Default)]
+struct Written {
+    last: u64,
+    error: Option<String>,
 }
 
 #[derive(Clone)]
 pub struct RoomTrees {
     db: sled::Db,
     staged: Arc<Mutex<Staged>>,
+    written: Arc<tokio::sync::watch::Sender<Written>>,
     /// The highest timeline position handed out. Positions are handed out
     /// under the staging lock, so every event at or below it is readable:
     /// a client syncing from here never skips an event committed late.
@@ -203,6 +242,7 @@ impl RoomTrees {
             position: Arc::new(tokio::sync::watch::Sender::new(db.generate_id()?)),
             db: db.clone(),
             staged: Arc::default(),
+            written: Arc::new(tokio::sync::watch::Sender::new(Written::default())),
         })
     }
 
@@ -256,7 +296,7 @@ impl RoomTrees {
             .staged()
             .timeline
             .range(from.clone()..to.clone())
-            .map(|(key, id)| (key.clone(), id.clone()))
+            .map(|(key, (_, id))| (key.clone(), id.clone()))
             .collect();
         let stored = self.timeline.range(from..to);
         let stored: Box<dyn Iterator<Item = _>> = if newest {
@@ -299,7 +339,7 @@ impl RoomTrees {
     }
 
     pub fn room(&self, room: &str) -> Result<Option<RoomRecord>> {
-        if let Some(record) = self.staged().rooms.get(room) {
+        if let Some((_, record)) = self.staged().rooms.get(room) {
             return Ok(Some(record.clone()));
         }
         self.rooms.get(room)?.map(|v| decode(ROOMS, &v)).transpose()
@@ -313,14 +353,14 @@ impl RoomTrees {
 
     /// An event as stored: its canonical JSON.
     pub fn event_bytes(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        if let Some((json, _)) = self.staged().events.get(id) {
+        if let Some((_, (json, _))) = self.staged().events.get(id) {
             return Ok(Some(json.clone()));
         }
         Ok(self.events.get(id)?.map(|v| v.to_vec()))
     }
 
     pub fn event_meta(&self, id: &str) -> Result<Option<EventMeta>> {
-        if let Some((_, meta)) = self.staged().events.get(id) {
+        if let Some((_, (_, meta))) = self.staged().events.get(id) {
             return Ok(Some(meta.clone()));
         }
         self.event_meta
@@ -330,14 +370,18 @@ impl RoomTrees {
     }
 
     pub fn event_short(&self, id: &str) -> Result<Option<u64>> {
-        if let Some(short) = self.staged().event_short.get(id) {
+        if let Some((_, short)) = self.staged().event_short.get(id) {
             return Ok(Some(*short));
         }
         self.event_short.get(id)?.map(|v| u64_value(&v)).transpose()
     }
 
     pub fn short_event(&self, short: u64) -> Result<OwnedEventId> {
-        let staged = self.staged().short_event.get(&short).cloned();
+        let staged = self
+            .staged()
+            .short_event
+            .get(&short)
+            .map(|(_, id)| id.clone());
         let bytes = match staged {
             Some(id) => id.into_bytes(),
             None => self
@@ -351,7 +395,7 @@ impl RoomTrees {
     }
 
     pub fn statekey_short(&self, key: &[u8]) -> Result<Option<u64>> {
-        if let Some(short) = self.staged().statekey_short.get(key) {
+        if let Some((_, short)) = self.staged().statekey_short.get(key) {
             return Ok(Some(*short));
         }
         self.statekey_short
@@ -361,7 +405,7 @@ impl RoomTrees {
     }
 
     pub fn short_statekey(&self, short: u64) -> Result<Vec<u8>> {
-        if let Some(key) = self.staged().short_statekey.get(&short) {
+        if let Some((_, key)) = self.staged().short_statekey.get(&short) {
             return Ok(key.clone());
         }
         Ok(self
@@ -372,7 +416,7 @@ impl RoomTrees {
     }
 
     pub fn group(&self, id: u64) -> Result<StateGroup> {
-        if let Some(group) = self.staged().groups.get(&id) {
+        if let Some((_, group)) = self.staged().groups.get(&id) {
             return Ok(group.clone());
         }
         let bytes = self
@@ -429,7 +473,7 @@ impl RoomTrees {
             .timeline
             .range(prefix.clone()..)
             .take_while(|(key, _)| key.starts_with(&prefix))
-            .map(|(key, id)| (key.clone(), id.clone()))
+            .map(|(key, (_, id))| (key.clone(), id.clone()))
             .collect();
         for entry in self.timeline.scan_prefix(&prefix) {
             let (key, value) = entry?;
@@ -445,9 +489,9 @@ impl RoomTrees {
             .collect()
     }
 
-    /// Stages one append: readable at once, written atomically with the
-    /// others staged by [`Self::flush`], which callers run once per
-    /// request before acknowledging it.
+    /// Stages one append: readable at once, and handed to the writer,
+    /// which writes it atomically (with whatever else is staged by then);
+    /// durable once a later [`Self::flush`] returns.
     /// An append with `timeline` set gets its position (and its outbound
     /// queue entries their sequence number) here.
     pub fn commit(&self, mut append: Append) -> Result<()> {
@@ -470,17 +514,78 @@ impl RoomTrees {
             )),
             None => None,
         };
-        stage(&mut staged, &append, extremities);
-        staged.appends.push(append);
-        if staged.appends.len() >= MAX_STAGED {
-            self.write_staged(&mut staged)?;
+        staged.last += 1;
+        let number = staged.last;
+        let extremities = stage(&mut staged, &append, number, extremities);
+        staged.appends.push(StagedAppend {
+            append,
+            extremities,
+        });
+        let start = self.claim_writer(&mut staged);
+        drop(staged);
+        if start {
+            self.start_writer();
         }
         Ok(())
     }
 
+    /// Whether the caller must start a writer: there is something to
+    /// write and no writer runs. Clears the last writer's error.
+    fn claim_writer(&self, staged: &mut Staged) -> bool {
+        if staged.writing || staged.appends.is_empty() {
+            return false;
+        }
+        staged.writing = true;
+        self.written.send_modify(|w| w.error = None);
+        true
+    }
+
+    /// Runs the writer on the blocking pool (inline outside a runtime).
+    fn start_writer(&self) {
+        let this = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || this.drain())),
+            Err(_) => this.drain(),
+        }
+    }
+
+    /// Writes what is staged, a batch per transaction, until nothing is
+    /// left; appends staged meanwhile form the next batch. A batch that
+    /// fails goes back to the queue, and the error to whoever flushes.
+    fn drain(&self) {
+        loop {
+            let (batch, last) = {
+                let mut staged = self.staged();
+                if staged.appends.is_empty() {
+                    staged.writing = false;
+                    return;
+                }
+                (std::mem::take(&mut staged.appends), staged.last)
+            };
+            let written = self
+                .room_changes(&batch)
+                .and_then(|changes| self.write(&batch, &changes));
+            let mut staged = self.staged();
+            match written {
+                Ok(()) => {
+                    staged.forget(last);
+                    self.written.send_modify(|w| w.last = last);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot write staged events");
+                    let later = std::mem::replace(&mut staged.appends, batch);
+                    staged.appends.extend(later);
+                    staged.writing = false;
+                    self.written.send_modify(|w| w.error = Some(e.message));
+                    return;
+                }
+            }
+        }
+    }
+
     /// [`Self::extremity_set`] while holding the staging lock.
     fn extremity_set_locked(&self, staged: &Staged, room: &str) -> Result<BTreeSet<String>> {
-        if let Some(set) = staged.extremities.get(room) {
+        if let Some((_, set)) = staged.extremities.get(room) {
             return Ok(set.clone());
         }
         let prefix = room_prefix(room);
@@ -496,30 +601,28 @@ impl RoomTrees {
             .collect()
     }
 
-    /// Writes every staged append in one transaction; readers wait on
-    /// the staging lock meanwhile, so they never miss an event.
-    fn write_staged(&self, staged: &mut Staged) -> Result<()> {
-        if staged.appends.is_empty() {
-            return Ok(());
+    /// What a batch leaves of each room it touched: its last record, and
+    /// the extremities to remove and add against what is written. A
+    /// linear run of events in a room thus costs one removal and one
+    /// insertion, not one of each per event.
+    fn room_changes(&self, batch: &[StagedAppend]) -> Result<RoomChanges> {
+        let mut records = HashMap::new();
+        let mut sets = HashMap::new();
+        for staged in batch {
+            if let Some((room, record)) = &staged.append.room {
+                records.insert(room.as_str(), record);
+            }
+            if let Some((room, set)) = &staged.extremities {
+                sets.insert(room.as_str(), set);
+            }
         }
-        let rooms = self.room_changes(staged)?;
-        self.write(&staged.appends, &rooms)?;
-        *staged = Staged::default();
-        Ok(())
-    }
-
-    /// What the staged appends leave of each room they touched: its last
-    /// record, and the extremities to remove and add against what is
-    /// written. A linear run of events in a room thus costs one removal
-    /// and one insertion, not one of each per event.
-    fn room_changes(&self, staged: &Staged) -> Result<RoomChanges> {
         let mut changes = RoomChanges::default();
-        for (room, record) in &staged.rooms {
+        for (room, record) in records {
             changes
                 .records
                 .push((room.as_bytes().to_vec(), encode(record)?));
         }
-        for (room, set) in &staged.extremities {
+        for (room, set) in sets {
             let prefix = room_prefix(room);
             let mut written = BTreeSet::new();
             for key in self.extremities.scan_prefix(&prefix).keys() {
@@ -538,7 +641,8 @@ impl RoomTrees {
     }
 
     /// Writes appends atomically, in order, with their rooms' changes.
-    fn write(&self, appends: &[Append], changes: &RoomChanges) -> Result<()> {
+    fn write(&self, batch: &[StagedAppend], changes: &RoomChanges) -> Result<()> {
+        let appends: Vec<&Append> = batch.iter().map(|staged| &staged.append).collect();
         let trees = (
             &self.events,
             &self.event_meta,
@@ -554,7 +658,7 @@ impl RoomTrees {
         );
         let encoded = appends
             .iter()
-            .map(Encoded::new)
+            .map(|append| Encoded::new(append))
             .collect::<Result<Vec<_>>>()?;
         trees.transaction(
             |(
@@ -614,9 +718,32 @@ impl RoomTrees {
         Ok(())
     }
 
-    /// Writes what is staged and makes everything written durable.
+    /// Waits until everything staged so far is written, then makes it
+    /// durable.
     pub async fn flush(&self) -> Result<()> {
-        self.write_staged(&mut self.staged())?;
+        let (target, start) = {
+            let mut staged = self.staged();
+            (staged.last, self.claim_writer(&mut staged))
+        };
+        if start {
+            self.start_writer();
+        }
+        let mut written = self.written.subscribe();
+        loop {
+            {
+                let now = written.borrow_and_update();
+                if now.last >= target {
+                    break;
+                }
+                if let Some(e) = &now.error {
+                    return Err(Error::internal(format!("cannot write events: {e}")));
+                }
+            }
+            written
+                .changed()
+                .await
+                .map_err(|_| Error::internal("the event writer is gone"))?;
+        }
         self.db.flush_async().await?;
         Ok(())
     }
@@ -677,39 +804,49 @@ impl<'a> Encoded<'a> {
     }
 }
 
-/// Makes an append visible to readers before it is written.
-/// `extremities` is the room's extremity set before the append.
-fn stage(staged: &mut Staged, append: &Append, extremities: Option<(String, BTreeSet<String>)>) {
+/// Makes append number `n` visible to readers before it is written.
+/// `extremities` is the room's extremity set before the append; the set
+/// after it is returned.
+fn stage(
+    staged: &mut Staged,
+    append: &Append,
+    n: u64,
+    extremities: Option<(String, BTreeSet<String>)>,
+) -> Option<(String, BTreeSet<String>)> {
     for (id, short) in &append.new_event_shorts {
-        staged.event_short.insert(id.to_string(), *short);
-        staged.short_event.insert(*short, id.to_string());
+        staged.event_short.insert(id.to_string(), (n, *short));
+        staged.short_event.insert(*short, (n, id.to_string()));
     }
     for (key, short) in &append.new_statekey_shorts {
-        staged.statekey_short.insert(key.clone(), *short);
-        staged.short_statekey.insert(*short, key.clone());
+        staged.statekey_short.insert(key.clone(), (n, *short));
+        staged.short_statekey.insert(*short, (n, key.clone()));
     }
     for (id, group) in &append.groups {
-        staged.groups.insert(*id, group.clone());
+        staged.groups.insert(*id, (n, group.clone()));
     }
     for (id, json, meta) in append.also_stored.iter().chain(&append.event) {
         staged
             .events
-            .insert(id.to_string(), (json.clone(), meta.clone()));
+            .insert(id.to_string(), (n, (json.clone(), meta.clone())));
     }
     if let (Some((id, _, meta)), Some(stream)) = (&append.event, append.timeline) {
         let key = room_key(meta.room_id.as_str(), &stream.to_be_bytes());
-        staged.timeline.insert(key, id.to_string());
+        staged.timeline.insert(key, (n, id.to_string()));
     }
-    if let (Some((room, record)), Some((_, mut set))) = (&append.room, extremities) {
-        for removed in &append.extremities_removed {
-            set.remove(removed.as_str());
-        }
-        if let Some(added) = &append.extremity_added {
-            set.insert(added.to_string());
-        }
-        staged.extremities.insert(room.to_string(), set);
-        staged.rooms.insert(room.to_string(), record.clone());
+    let (Some((room, record)), Some((_, mut set))) = (&append.room, extremities) else {
+        return None;
+    };
+    for removed in &append.extremities_removed {
+        set.remove(removed.as_str());
     }
+    if let Some(added) = &append.extremity_added {
+        set.insert(added.to_string());
+    }
+    staged
+        .extremities
+        .insert(room.to_string(), (n, set.clone()));
+    staged.rooms.insert(room.to_string(), (n, record.clone()));
+    Some((room.to_string(), set))
 }
 
 fn write_event(
@@ -853,5 +990,63 @@ mod tests {
                 .map(|r| r.current_state),
             Some(4)
         );
+    }
+
+    /// The writer drains while appends keep coming in two rooms: each is
+    /// readable the moment it is committed, whether still staged, being
+    /// written or written, and what lands is each room's last state.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_stay_readable_while_the_writer_drains_them() {
+        let dir = tempfile::tempdir().expect("dir");
+        let rooms = [
+            OwnedRoomId::try_from("!one:example.org").expect("room"),
+            OwnedRoomId::try_from("!two:example.org").expect("room"),
+        ];
+        let count = 600;
+        {
+            let store = open(dir.path());
+            let trees = &store.rooms;
+            for n in 1..=count {
+                let room = &rooms[(n % 2) as usize];
+                let mut staged = append(room, n);
+                staged.extremities_removed = vec![];
+                if n > 2 {
+                    staged.extremities_removed =
+                        vec![OwnedEventId::try_from(format!("$event{}", n - 2)).expect("id")];
+                }
+                trees.commit(staged).expect("commit");
+                let id = format!("$event{n}");
+                assert!(trees.event_meta(&id).expect("meta").is_some(), "{id}");
+                assert_eq!(trees.event_short(&id).expect("short"), Some(1000 + n));
+                assert_eq!(
+                    trees.extremities(room.as_str()).expect("extremities"),
+                    vec![OwnedEventId::try_from(id).expect("id")]
+                );
+                if n % 100 == 0 {
+                    trees.flush().await.expect("flush");
+                }
+            }
+            trees.flush().await.expect("flush");
+            assert_eq!(
+                trees.timeline(rooms[0].as_str()).expect("timeline").len(),
+                300
+            );
+        }
+        let store = open(dir.path());
+        let trees = &store.rooms;
+        for (room, last) in rooms.iter().zip([count, count - 1]) {
+            assert_eq!(trees.timeline(room.as_str()).expect("timeline").len(), 300);
+            assert_eq!(
+                trees.extremities(room.as_str()).expect("extremities"),
+                vec![OwnedEventId::try_from(format!("$event{last}")).expect("id")]
+            );
+            assert_eq!(
+                trees
+                    .room(room.as_str())
+                    .expect("room")
+                    .map(|r| r.current_state),
+                Some(last)
+            );
+        }
     }
 }
