@@ -173,9 +173,12 @@ impl Hearth {
         self.dir.path().join("data")
     }
 
-    /// Runs the `hearth` binary with this server's settings and `args`.
+    /// Runs the `hearth` binary with this server's settings and `args`;
+    /// `HEARTH_TEST_BINARY` names another build (to compare two in a bench).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
+        let binary = std::env::var_os("HEARTH_TEST_BINARY")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_hearth").into());
+        let mut command = Command::new(binary);
         command
             .args(args)
             .current_dir(self.dir.path())
