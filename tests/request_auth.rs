@@ -135,6 +135,8 @@ async fn bad_requests_are_refused_with_the_right_codes() {
         .to_string()
         .into_bytes();
     let elsewhere = sign(&a, "other.example", "PUT", PROBE, Some(content.clone())).await;
+    // Signed with no body: a body added later is not covered by it.
+    let bodiless = sign(&a, &b.server_name, "PUT", PROBE, None).await;
     let key_start = header.find("key=\"").expect("key param") + 5;
     let key_end = key_start + header[key_start..].find('"').expect("closing quote");
     let unknown_key = format!(
@@ -255,6 +257,16 @@ async fn bad_requests_are_refused_with_the_right_codes() {
             401,
             "M_UNAUTHORIZED",
             "missing",
+        ),
+        (
+            "bytes added to a request signed without a body",
+            "PUT",
+            PROBE,
+            &bodiless,
+            b"\xff\xfe",
+            400,
+            "M_NOT_JSON",
+            "JSON",
         ),
         (
             "body not JSON",

@@ -184,8 +184,10 @@ impl SignedRequest {
     pub fn verify(&self, public_key: &str) -> Result<()> {
         let public_key = decode(public_key)?;
         let signature = self.x_matrix.sig.as_bytes();
-        if verify_bytes(&public_key, signature, self.spliced().as_bytes()) {
-            return Ok(());
+        if let Some(spliced) = self.spliced() {
+            if verify_bytes(&public_key, signature, spliced.as_bytes()) {
+                return Ok(());
+            }
         }
         let canonical = self.canonical()?;
         if verify_bytes(&public_key, signature, canonical.as_bytes()) {
@@ -198,14 +200,14 @@ impl SignedRequest {
         }
     }
 
-    /// The signed JSON with the body as sent: `content` sorts first.
-    fn spliced(&self) -> String {
-        match std::str::from_utf8(&self.body) {
-            Ok(body) if !body.is_empty() => {
-                format!("{{\"content\":{body},{}", &self.fields[1..])
-            }
-            _ => self.fields.clone(),
+    /// The signed JSON with the body as sent, if it is text.
+    fn spliced(&self) -> Option<String> {
+        if self.body.is_empty() {
+            return Some(self.fields.clone());
         }
+        std::str::from_utf8(&self.body)
+            .ok()
+            .map(|body| self.with_content(body))
     }
 
     /// The signed JSON with the body in canonical form.
@@ -213,15 +215,17 @@ impl SignedRequest {
         if self.body.is_empty() {
             return Ok(self.fields.clone());
         }
-        let mut object: CanonicalJsonObject = serde_json::from_str(&self.fields)
-            .map_err(|e| Error::internal(format!("signed fields: {e}")))?;
         let content: CanonicalJsonValue = serde_json::from_slice(&self.body).map_err(|e| {
             Error::not_json(format!(
                 "request body is not canonical-compatible JSON: {e}"
             ))
         })?;
-        object.insert("content".to_owned(), content);
-        Ok(CanonicalJsonValue::Object(object).to_string())
+        Ok(self.with_content(&content.to_string()))
+    }
+
+    /// The signed fields with `content` added: it sorts first.
+    fn with_content(&self, content: &str) -> String {
+        format!("{{\"content\":{content},{}", &self.fields[1..])
     }
 }
 
@@ -264,15 +268,30 @@ mod tests {
     #[test]
     fn a_canonical_body_is_spliced_in_as_the_signed_json() {
         let canonical = request(r#"{"a":["é",1],"b":{"c":null}}"#);
-        assert_eq!(canonical.spliced(), canonical.canonical().expect("json"));
-        assert!(canonical.spliced().starts_with(r#"{"content":{"a""#));
+        let spliced = canonical.spliced().expect("text");
+        // What ruma makes of the whole signed object.
+        let whole: CanonicalJsonObject = serde_json::from_value(serde_json::json!({
+            "content": {"a": ["é", 1], "b": {"c": null}},
+            "destination": "b.org", "method": "PUT", "origin": "a.org", "uri": "/x?y=1",
+        }))
+        .expect("object");
+        assert_eq!(spliced, CanonicalJsonValue::Object(whole).to_string());
+        assert_eq!(canonical.canonical().expect("json"), spliced);
         let spaced = request(r#"{"b": {"c": null}, "a": ["\u00e9", 1]}"#);
-        assert_ne!(spaced.spliced(), spaced.canonical().expect("json"));
-        assert_eq!(spaced.canonical().expect("json"), canonical.spliced());
+        assert_ne!(spaced.spliced().expect("text"), spliced);
+        assert_eq!(spaced.canonical().expect("json"), spliced);
         let empty = request("");
-        assert_eq!(empty.spliced(), empty.fields);
+        assert_eq!(empty.spliced(), Some(empty.fields.clone()));
         assert_eq!(empty.canonical().expect("no content"), empty.fields);
-        assert!(!empty.spliced().contains("content"));
+        assert!(!empty.fields.contains("content"));
+        // A body that is not text is never checked as if there were none.
+        let mut binary = request("");
+        binary.body = Bytes::from_static(&[0xff, 0xfe]);
+        assert_eq!(binary.spliced(), None);
+        assert_eq!(
+            binary.canonical().expect_err("not JSON").errcode,
+            "M_NOT_JSON"
+        );
     }
 
     #[test]

@@ -650,7 +650,6 @@ impl RoomTrees {
 
     /// Writes appends atomically, in order, with their rooms' changes.
     fn write(&self, batch: &[StagedAppend], changes: &RoomChanges) -> Result<()> {
-        let appends: Vec<&Append> = batch.iter().map(|staged| &staged.append).collect();
         let trees = (
             &self.events,
             &self.event_short,
@@ -663,9 +662,9 @@ impl RoomTrees {
             &self.rooms,
             &self.outbound,
         );
-        let encoded = appends
+        let encoded = batch
             .iter()
-            .map(|append| Encoded::new(append))
+            .map(|staged| Encoded::new(&staged.append))
             .collect::<Result<Vec<_>>>()?;
         trees.transaction(
             |(
@@ -680,7 +679,7 @@ impl RoomTrees {
                 rooms,
                 outbound,
             )| {
-                for (append, encoded) in appends.iter().zip(&encoded) {
+                for (append, encoded) in batch.iter().map(|s| &s.append).zip(&encoded) {
                     for (id, short) in &append.new_event_shorts {
                         ev_short.insert(id.as_str().as_bytes(), &short.to_be_bytes())?;
                         short_ev.insert(&short.to_be_bytes(), id.as_str().as_bytes())?;
