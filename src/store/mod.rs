@@ -11,6 +11,7 @@ pub mod edus;
 mod keys;
 pub mod outbound;
 pub mod pending;
+mod recent;
 pub mod rooms;
 pub mod transactions;
 

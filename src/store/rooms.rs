@@ -21,7 +21,7 @@ use sled::{
     Transactional, Tree,
 };
 
-use super::{decode, encode};
+use super::{decode, encode, recent::Recent};
 use crate::error::{Error, Result};
 
 /// `events`: event ID (UTF-8) → the length of its metadata (u32 BE),
@@ -154,16 +154,81 @@ struct Staged {
     /// Timeline key → event ID.
     timeline: BTreeMap<Vec<u8>, Tagged<String>>,
     rooms: HashMap<String, Tagged<RoomRecord>>,
+    /// Written entries the receive path reads again and again.
+    cached: Cached,
+    /// How many times written entries moved from here to `cached`: a
+    /// reader caches what it read from sled only if none moved since it
+    /// looked, so a stale record never replaces a newer one.
+    era: u64,
+}
+
+/// Written metadata and short ids, kept so that reading them does not
+/// wait for the writer (see [`Recent`]).
+struct Cached {
+    metas: Recent<String, EventMeta>,
+    event_short: Recent<String, u64>,
+    short_event: Recent<u64, String>,
+    /// `None` records that a state key has no short id yet.
+    statekey_short: Recent<Vec<u8>, Option<u64>>,
+    short_statekey: Recent<u64, Vec<u8>>,
+}
+
+/// Entries per generation: a few rooms' auth events and recent events,
+/// and their state keys; a few MB at most.
+const CACHED_EVENTS: usize = 2048;
+const CACHED_SHORTS: usize = 4096;
+
+impl Default for Cached {
+    fn default() -> Self {
+        Self {
+            metas: Recent::new(CACHED_EVENTS),
+            event_short: Recent::new(CACHED_SHORTS),
+            short_event: Recent::new(CACHED_SHORTS),
+            statekey_short: Recent::new(CACHED_SHORTS),
+            short_statekey: Recent::new(CACHED_SHORTS),
+        }
+    }
+}
+
+/// Moves the entries of `map` staged by appends up to `last` into `cache`.
+fn settle<K: Eq + std::hash::Hash, V, C: Clone>(
+    map: &mut HashMap<K, Tagged<V>>,
+    last: u64,
+    cache: &mut Recent<K, C>,
+    keep: impl Fn(V) -> C,
+) {
+    for (key, (n, value)) in std::mem::take(map) {
+        if n > last {
+            map.insert(key, (n, value));
+        } else {
+            cache.put(key, keep(value));
+        }
+    }
 }
 
 impl Staged {
-    /// Drops what appends up to `last` staged, now that they are written.
+    /// Drops what appends up to `last` staged, now that they are written,
+    /// keeping metadata and short ids cached.
     fn forget(&mut self, last: u64) {
-        self.events.retain(|_, (n, _)| *n > last);
-        self.event_short.retain(|_, (n, _)| *n > last);
-        self.short_event.retain(|_, (n, _)| *n > last);
-        self.statekey_short.retain(|_, (n, _)| *n > last);
-        self.short_statekey.retain(|_, (n, _)| *n > last);
+        let cached = &mut self.cached;
+        settle(&mut self.events, last, &mut cached.metas, |(_, meta)| meta);
+        settle(&mut self.event_short, last, &mut cached.event_short, |s| s);
+        settle(&mut self.short_event, last, &mut cached.short_event, |id| {
+            id
+        });
+        settle(
+            &mut self.statekey_short,
+            last,
+            &mut cached.statekey_short,
+            Some,
+        );
+        settle(
+            &mut self.short_statekey,
+            last,
+            &mut cached.short_statekey,
+            |k| k,
+        );
+        self.era += 1;
         self.groups.retain(|_, (n, _)| *n > last);
         self.extremities.retain(|_, (n, _)| *n > last);
         self.timeline.retain(|_, (n, _)| *n > last);
@@ -368,59 +433,113 @@ impl RoomTrees {
     }
 
     pub fn event_meta(&self, id: &str) -> Result<Option<EventMeta>> {
-        if let Some((_, (_, meta))) = self.staged().events.get(id) {
-            return Ok(Some(meta.clone()));
-        }
-        match self.events.get(id)? {
-            Some(record) => Ok(Some(decode(EVENTS, split_record(&record)?.0)?)),
-            None => Ok(None),
-        }
+        self.read_through(
+            |staged| match staged.events.get(id) {
+                Some((_, (_, meta))) => Some(Some(meta.clone())),
+                None => staged.cached.metas.get(id).map(Some),
+            },
+            || match self.events.get(id)? {
+                Some(record) => Ok(Some(decode(EVENTS, split_record(&record)?.0)?)),
+                None => Ok(None),
+            },
+            |cached, meta| {
+                if let Some(meta) = meta {
+                    cached.metas.put(id.to_owned(), meta.clone());
+                }
+            },
+        )
     }
 
     pub fn event_short(&self, id: &str) -> Result<Option<u64>> {
-        if let Some((_, short)) = self.staged().event_short.get(id) {
-            return Ok(Some(*short));
-        }
-        self.event_short.get(id)?.map(|v| u64_value(&v)).transpose()
+        self.read_through(
+            |staged| match staged.event_short.get(id) {
+                Some((_, short)) => Some(Some(*short)),
+                None => staged.cached.event_short.get(id).map(Some),
+            },
+            || self.event_short.get(id)?.map(|v| u64_value(&v)).transpose(),
+            |cached, short| {
+                if let Some(short) = short {
+                    cached.event_short.put(id.to_owned(), *short);
+                }
+            },
+        )
     }
 
     pub fn short_event(&self, short: u64) -> Result<OwnedEventId> {
-        let staged = self
-            .staged()
-            .short_event
-            .get(&short)
-            .map(|(_, id)| id.clone());
-        let bytes = match staged {
-            Some(id) => id.into_bytes(),
-            None => self
-                .short_event
-                .get(short.to_be_bytes())?
-                .ok_or_else(|| Error::internal("unknown short event id"))?
-                .to_vec(),
-        };
-        let text = std::str::from_utf8(&bytes).map_err(|_| Error::internal("corrupt event id"))?;
-        OwnedEventId::try_from(text).map_err(|_| Error::internal("corrupt event id"))
+        let id = self.read_through(
+            |staged| match staged.short_event.get(&short) {
+                Some((_, id)) => Some(id.clone()),
+                None => staged.cached.short_event.get(&short),
+            },
+            || {
+                let bytes = self
+                    .short_event
+                    .get(short.to_be_bytes())?
+                    .ok_or_else(|| Error::internal("unknown short event id"))?;
+                std::str::from_utf8(&bytes)
+                    .map(str::to_owned)
+                    .map_err(|_| Error::internal("corrupt event id"))
+            },
+            |cached, id| cached.short_event.put(short, id.clone()),
+        )?;
+        OwnedEventId::try_from(id).map_err(|_| Error::internal("corrupt event id"))
     }
 
     pub fn statekey_short(&self, key: &[u8]) -> Result<Option<u64>> {
-        if let Some((_, short)) = self.staged().statekey_short.get(key) {
-            return Ok(Some(*short));
-        }
-        self.statekey_short
-            .get(key)?
-            .map(|v| u64_value(&v))
-            .transpose()
+        self.read_through(
+            |staged| match staged.statekey_short.get(key) {
+                Some((_, short)) => Some(Some(*short)),
+                None => staged.cached.statekey_short.get(key),
+            },
+            || {
+                self.statekey_short
+                    .get(key)?
+                    .map(|v| u64_value(&v))
+                    .transpose()
+            },
+            |cached, short| cached.statekey_short.put(key.to_vec(), *short),
+        )
     }
 
     pub fn short_statekey(&self, short: u64) -> Result<Vec<u8>> {
-        if let Some((_, key)) = self.staged().short_statekey.get(&short) {
-            return Ok(key.clone());
+        self.read_through(
+            |staged| match staged.short_statekey.get(&short) {
+                Some((_, key)) => Some(key.clone()),
+                None => staged.cached.short_statekey.get(&short),
+            },
+            || {
+                Ok(self
+                    .short_statekey
+                    .get(short.to_be_bytes())?
+                    .ok_or_else(|| Error::internal("unknown short state key"))?
+                    .to_vec())
+            },
+            |cached, key| cached.short_statekey.put(short, key.clone()),
+        )
+    }
+
+    /// Reads what is staged or cached, else the trees; what the trees
+    /// return is cached unless written entries were settled since the
+    /// lookup (one of them may be newer than what was read).
+    fn read_through<T>(
+        &self,
+        held: impl FnOnce(&mut Staged) -> Option<T>,
+        stored: impl FnOnce() -> Result<T>,
+        remember: impl FnOnce(&mut Cached, &T),
+    ) -> Result<T> {
+        let era = {
+            let mut staged = self.staged();
+            if let Some(found) = held(&mut staged) {
+                return Ok(found);
+            }
+            staged.era
+        };
+        let found = stored()?;
+        let mut staged = self.staged();
+        if staged.era == era {
+            remember(&mut staged.cached, &found);
         }
-        Ok(self
-            .short_statekey
-            .get(short.to_be_bytes())?
-            .ok_or_else(|| Error::internal("unknown short state key"))?
-            .to_vec())
+        Ok(found)
     }
 
     pub fn group(&self, id: u64) -> Result<StateGroup> {
@@ -1119,6 +1238,69 @@ mod tests {
                 Some(last)
             );
         }
+    }
+
+    /// Written metadata and short ids are served from the cache; a record
+    /// written again replaces the cached one, and a stale read from the
+    /// trees never replaces what the writer settled meanwhile.
+    #[test]
+    fn cached_records_follow_what_is_written() {
+        let dir = tempfile::tempdir().expect("dir");
+        let room = OwnedRoomId::try_from("!room:example.org").expect("room");
+        let store = open(dir.path());
+        let trees = &store.rooms;
+        // Outside a runtime, each commit is written before it returns.
+        trees.commit(append(&room, 1)).expect("commit");
+        let status =
+            |trees: &RoomTrees| trees.event_meta("$event1").expect("meta").map(|m| m.status);
+        assert_eq!(status(trees), Some(Status::Accepted));
+        let id = OwnedEventId::try_from("$event1").expect("id");
+        let mut rewritten = meta(&room, 1);
+        rewritten.status = Status::SoftFailed("later".into());
+        let again = Append {
+            also_stored: vec![(id, b"{}".to_vec(), rewritten)],
+            ..Append::default()
+        };
+        trees.commit(again).expect("commit");
+        assert_eq!(status(trees), Some(Status::SoftFailed("later".into())));
+
+        // "No short id yet" is cached, then replaced once there is one.
+        let known = b"m.room.member\0@known:example.org";
+        assert_eq!(trees.statekey_short(known).expect("short"), None);
+        let assigned = Append {
+            new_statekey_shorts: vec![(known.to_vec(), 76)],
+            ..Append::default()
+        };
+        trees.commit(assigned).expect("commit");
+        assert_eq!(trees.statekey_short(known).expect("short"), Some(76));
+
+        let key = b"m.room.member\0@a:example.org";
+        // A reader that read "no short id" while the key got one must not
+        // cache its answer.
+        let stale = trees
+            .read_through(
+                |staged| staged.cached.statekey_short.get(key.as_slice()),
+                || {
+                    let before = trees.statekey_short.get(key)?.map(|v| u64_value(&v));
+                    let assigned = Append {
+                        new_statekey_shorts: vec![(key.to_vec(), 77)],
+                        ..Append::default()
+                    };
+                    trees.commit(assigned)?;
+                    before.transpose()
+                },
+                |cached, short| cached.statekey_short.put(key.to_vec(), *short),
+            )
+            .expect("read");
+        assert_eq!(stale, None);
+        assert_eq!(trees.statekey_short(key).expect("short"), Some(77));
+        assert_eq!(trees.short_statekey(77).expect("key"), key.to_vec());
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(
+            status(&store.rooms),
+            Some(Status::SoftFailed("later".into()))
+        );
     }
 
     /// A data directory from before metadata moved into `events`, with a
