@@ -1,5 +1,6 @@
-//! Short ids and state groups as one append sees them: ids handed out
-//! during the append are kept here until it commits, and recently used
+//! Short ids and state groups as one append sees them: event ids and
+//! groups handed out during the append are kept here until it commits
+//! (state key ids are assigned by the store at once), and recently used
 //! groups stay decoded in a small cache.
 
 use std::{
@@ -80,7 +81,6 @@ pub(super) struct Shorts<'a> {
     trees: &'a RoomTrees,
     cache: Option<&'a GroupCache>,
     events: HashMap<OwnedEventId, u64>,
-    keys: HashMap<Vec<u8>, u64>,
     groups: HashMap<u64, StateGroup>,
 }
 
@@ -90,7 +90,6 @@ impl<'a> Shorts<'a> {
             trees,
             cache: None,
             events: HashMap::new(),
-            keys: HashMap::new(),
             groups: HashMap::new(),
         }
     }
@@ -116,19 +115,10 @@ impl<'a> Shorts<'a> {
         Ok(short)
     }
 
-    pub(super) fn key(&mut self, kind: &StateEventType, key: &str) -> Result<u64> {
-        let bytes = statekey_bytes(kind, key);
-        if let Some(short) = self
-            .keys
-            .get(&bytes)
-            .copied()
-            .or(self.trees.statekey_short(&bytes)?)
-        {
-            return Ok(short);
-        }
-        let short = self.trees.new_id()?;
-        self.keys.insert(bytes, short);
-        Ok(short)
+    /// A state key's short id, assigned at once if new: state keys are
+    /// shared by all rooms, so it is not left to this append's commit.
+    pub(super) fn key(&self, kind: &StateEventType, key: &str) -> Result<u64> {
+        self.trees.statekey_short_or_new(&statekey_bytes(kind, key))
     }
 
     pub(super) fn encode(&mut self, state: &StateMap<OwnedEventId>) -> Result<ShortState> {
@@ -141,14 +131,10 @@ impl<'a> Shorts<'a> {
     pub(super) fn decode(&self, state: &ShortState) -> Result<StateMap<OwnedEventId>> {
         let by_short: HashMap<u64, &OwnedEventId> =
             self.events.iter().map(|(id, s)| (*s, id)).collect();
-        let key_by_short: HashMap<u64, &Vec<u8>> = self.keys.iter().map(|(k, s)| (*s, k)).collect();
         state
             .iter()
             .map(|(key, event)| {
-                let key_bytes = match key_by_short.get(key) {
-                    Some(bytes) => (*bytes).clone(),
-                    None => self.trees.short_statekey(*key)?,
-                };
+                let key_bytes = self.trees.short_statekey(*key)?;
                 let split = key_bytes
                     .iter()
                     .position(|b| *b == 0)
@@ -188,12 +174,7 @@ impl<'a> Shorts<'a> {
         key: &str,
     ) -> Result<Option<OwnedEventId>> {
         let bytes = statekey_bytes(kind, key);
-        let Some(short_key) = self
-            .keys
-            .get(&bytes)
-            .copied()
-            .or(self.trees.statekey_short(&bytes)?)
-        else {
+        let Some(short_key) = self.trees.statekey_short(&bytes)? else {
             return Ok(None);
         };
         let Some(short_event) = state.get(&short_key) else {
@@ -294,7 +275,6 @@ impl<'a> Shorts<'a> {
 
     pub(super) fn into_append(self, append: &mut Append) {
         append.new_event_shorts = self.events.into_iter().collect();
-        append.new_statekey_shorts = self.keys.into_iter().collect();
         append.groups = self.groups.into_iter().collect();
     }
 }

@@ -40,8 +40,9 @@ const MERGE_BATCH: usize = 1000;
 /// event references state groups use.
 pub(super) const EVENT_SHORT: &str = "event_short";
 pub(super) const SHORT_EVENT: &str = "short_event";
-/// `statekey_short` / `short_statekey`: `type 0x00 state_key` ↔ u64.
-/// Concurrent rooms may allocate two ids for one key; both decode the same.
+/// `statekey_short` / `short_statekey`: `type 0x00 state_key` ↔ u64,
+/// shared by all rooms; a key's id is assigned once, under a lock
+/// ([`RoomTrees::statekey_short_or_new`]).
 pub(super) const STATEKEY_SHORT: &str = "statekey_short";
 pub(super) const SHORT_STATEKEY: &str = "short_statekey";
 /// `state_groups`: group id (u64 BE) → JSON [`StateGroup`]: a parent group
@@ -254,6 +255,8 @@ struct Written {
 pub struct RoomTrees {
     db: sled::Db,
     staged: Arc<Mutex<Staged>>,
+    /// Held while a state key's id is looked up and assigned if missing.
+    assigning: Arc<Mutex<()>>,
     written: Arc<tokio::sync::watch::Sender<Written>>,
     /// The highest timeline position handed out. Positions are handed out
     /// under the staging lock, so every event at or below it is readable:
@@ -312,6 +315,7 @@ impl RoomTrees {
             position: Arc::new(tokio::sync::watch::Sender::new(db.generate_id()?)),
             db: db.clone(),
             staged: Arc::default(),
+            assigning: Arc::default(),
             written: Arc::new(tokio::sync::watch::Sender::new(Written::default())),
         })
     }
@@ -499,6 +503,23 @@ impl RoomTrees {
             },
             |cached, short| cached.statekey_short.put(key.to_vec(), *short),
         )
+    }
+
+    /// A state key's short id, assigned and staged for writing if it has
+    /// none. Rooms take events in concurrently, and two that met a new key
+    /// at once must not give it two ids: a state map would then miss
+    /// entries recorded under the id a lookup does not find.
+    pub fn statekey_short_or_new(&self, key: &[u8]) -> Result<u64> {
+        let _one_at_a_time = self.assigning.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(short) = self.statekey_short(key)? {
+            return Ok(short);
+        }
+        let short = self.new_id()?;
+        self.commit(Append {
+            new_statekey_shorts: vec![(key.to_vec(), short)],
+            ..Append::default()
+        })?;
+        Ok(short)
     }
 
     pub fn short_statekey(&self, short: u64) -> Result<Vec<u8>> {
@@ -1301,6 +1322,43 @@ mod tests {
             status(&store.rooms),
             Some(Status::SoftFailed("later".into()))
         );
+    }
+
+    /// Threads meeting the same new state keys at the same moment get one
+    /// id per key, and that id is what the trees hold.
+    #[test]
+    fn a_new_state_key_met_at_once_gets_one_id() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = open(dir.path());
+        let key = |i: usize| format!("m.room.member\0@u{i}:example.org").into_bytes();
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (trees, barrier) = (store.rooms.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    (0..200)
+                        .map(|i| {
+                            barrier.wait();
+                            trees.statekey_short_or_new(&key(i)).expect("id")
+                        })
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        let ids: Vec<Vec<u64>> = threads
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect();
+        for other in &ids[1..] {
+            assert_eq!(other, &ids[0]);
+        }
+        for (i, short) in ids[0].iter().enumerate() {
+            assert_eq!(
+                store.rooms.statekey_short(&key(i)).expect("id"),
+                Some(*short)
+            );
+            assert_eq!(store.rooms.short_statekey(*short).expect("key"), key(i));
+        }
     }
 
     /// A data directory from before metadata moved into `events`, with a
