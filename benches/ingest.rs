@@ -7,6 +7,11 @@
 //! transaction, the origins' sending included) and the p50/p99 time B
 //! takes to answer a `/send`, from its Prometheus histogram.
 //!
+//! The speed of a shared 2-core machine drifts (here by ±20% within
+//! minutes), so each run also measures bare ed25519 verifies per second
+//! on one core, before and after, and reports PDUs taken in per bare
+//! verify: a ratio that cancels most of the drift. Compare runs by it.
+//!
 //! Run: `cargo bench --bench ingest` (HEARTH_BENCH_EVENTS sets N, default
 //! 5000; HEARTH_BENCH_ORIGINS runs one origin count instead of 1 and 10).
 
@@ -21,6 +26,23 @@ use common::{
     sample, Hearth, TestCa,
 };
 use futures_util::future::join_all;
+use hearth::keys::{own::key_pair_from_seed, verify::verify_bytes};
+use ruma::signatures::KeyPair;
+
+/// Bare ed25519 verifies (1,200-byte message, as X-Matrix checks them)
+/// per second on one core of this machine, now.
+fn verifies_per_second() -> f64 {
+    let pair = key_pair_from_seed(&[7u8; 32], "ed25519:bench").expect("key");
+    let message = vec![b'x'; 1200];
+    let signature = pair.sign(&message);
+    let public = pair.public_key();
+    let count = 10_000;
+    let started = Instant::now();
+    for _ in 0..count {
+        assert!(verify_bytes(&public, signature.as_bytes(), &message));
+    }
+    count as f64 / started.elapsed().as_secs_f64()
+}
 
 const HISTOGRAM: &str = "hearth_federation_inbound_transaction_seconds";
 const PDUS: &str = "hearth_federation_inbound_pdus_total";
@@ -70,6 +92,8 @@ async fn run(ca: &TestCa, n_origins: usize, count: usize) {
         per_origin * n_origins,
         started.elapsed().as_secs_f64()
     );
+    // Before B is back: the origins start sending as soon as it is.
+    let speed_before = verifies_per_second();
     b.restart();
     // B reaching each origin clears the backoff it built up there, so
     // they all send at once (a request from B is what a real return looks
@@ -98,6 +122,7 @@ async fn run(ca: &TestCa, n_origins: usize, count: usize) {
     let elapsed = start.elapsed().as_secs_f64();
     let b_cpu = cpu(&b) - b_cpu;
     let origins_cpu = origins.iter().map(cpu).sum::<u64>() - origins_cpu;
+    let speed = (speed_before + verifies_per_second()) / 2.0;
     let timed = expected;
     for (room, _, _) in &rooms {
         let (_, on_b) = view(&b, room).await;
@@ -113,13 +138,16 @@ async fn run(ca: &TestCa, n_origins: usize, count: usize) {
     println!(
         "{n_origins} origin(s): B ingested {timed} PDUs in {elapsed:.2}s = {:.0} PDUs/s; \
          /send answered in p50 <= {} ms, p99 <= {} ms ({transactions} transactions); \
-         CPU per PDU: B {:.0} us, origins {:.0} us (of {:.0} us wall per PDU on 2 cores)",
+         CPU per PDU: B {:.0} us, origins {:.0} us (of {:.0} us wall per PDU on 2 cores); \
+         this machine: {speed:.0} bare ed25519 verifies/s on one core, \
+         {:.3} PDUs per verify",
         timed as f64 / elapsed,
         quantile_ms(&text, 0.5),
         quantile_ms(&text, 0.99),
         b_cpu as f64 * 1000.0 / timed as f64,
         origins_cpu as f64 * 1000.0 / timed as f64,
         elapsed * 2e6 / timed as f64,
+        timed as f64 / elapsed / speed,
     );
 }
 
