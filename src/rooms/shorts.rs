@@ -118,13 +118,27 @@ impl<'a> Shorts<'a> {
     /// A state key's short id, assigned at once if new: state keys are
     /// shared by all rooms, so it is not left to this append's commit.
     pub(super) fn key(&self, kind: &StateEventType, key: &str) -> Result<u64> {
-        self.trees.statekey_short_or_new(&statekey_bytes(kind, key))
+        let shorts = self
+            .trees
+            .statekey_shorts_or_new(&[statekey_bytes(kind, key)])?;
+        shorts
+            .first()
+            .copied()
+            .ok_or_else(|| Error::internal("no short id for a state key"))
     }
 
+    /// A state map in short ids; its new state keys get theirs together.
     pub(super) fn encode(&mut self, state: &StateMap<OwnedEventId>) -> Result<ShortState> {
-        state
+        let entries: Vec<_> = state.iter().collect();
+        let keys: Vec<Vec<u8>> = entries
             .iter()
-            .map(|((kind, key), id)| Ok((self.key(kind, key)?, self.event(id)?)))
+            .map(|((kind, key), _)| statekey_bytes(kind, key))
+            .collect();
+        let shorts = self.trees.statekey_shorts_or_new(&keys)?;
+        entries
+            .into_iter()
+            .zip(shorts)
+            .map(|((_, id), key)| Ok((key, self.event(id)?)))
             .collect()
     }
 

@@ -11,6 +11,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
+    convert::identity,
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -42,7 +43,7 @@ pub(super) const EVENT_SHORT: &str = "event_short";
 pub(super) const SHORT_EVENT: &str = "short_event";
 /// `statekey_short` / `short_statekey`: `type 0x00 state_key` ↔ u64,
 /// shared by all rooms; a key's id is assigned once, under a lock
-/// ([`RoomTrees::statekey_short_or_new`]).
+/// ([`RoomTrees::statekey_shorts_or_new`]).
 pub(super) const STATEKEY_SHORT: &str = "statekey_short";
 pub(super) const SHORT_STATEKEY: &str = "short_statekey";
 /// `state_groups`: group id (u64 BE) → JSON [`StateGroup`]: a parent group
@@ -213,10 +214,18 @@ impl Staged {
     fn forget(&mut self, last: u64) {
         let cached = &mut self.cached;
         settle(&mut self.events, last, &mut cached.metas, |(_, meta)| meta);
-        settle(&mut self.event_short, last, &mut cached.event_short, |s| s);
-        settle(&mut self.short_event, last, &mut cached.short_event, |id| {
-            id
-        });
+        settle(
+            &mut self.event_short,
+            last,
+            &mut cached.event_short,
+            identity,
+        );
+        settle(
+            &mut self.short_event,
+            last,
+            &mut cached.short_event,
+            identity,
+        );
         settle(
             &mut self.statekey_short,
             last,
@@ -227,7 +236,7 @@ impl Staged {
             &mut self.short_statekey,
             last,
             &mut cached.short_statekey,
-            |k| k,
+            identity,
         );
         self.era += 1;
         self.groups.retain(|_, (n, _)| *n > last);
@@ -505,21 +514,35 @@ impl RoomTrees {
         )
     }
 
-    /// A state key's short id, assigned and staged for writing if it has
-    /// none. Rooms take events in concurrently, and two that met a new key
-    /// at once must not give it two ids: a state map would then miss
-    /// entries recorded under the id a lookup does not find.
-    pub fn statekey_short_or_new(&self, key: &[u8]) -> Result<u64> {
+    /// The short ids of state keys, those without one assigned and staged
+    /// for writing together. Rooms take events in concurrently, and two
+    /// that met a new key at once must not give it two ids: a state map
+    /// would then miss entries recorded under the id a lookup does not find.
+    pub fn statekey_shorts_or_new(&self, keys: &[Vec<u8>]) -> Result<Vec<u64>> {
         let _one_at_a_time = self.assigning.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(short) = self.statekey_short(key)? {
-            return Ok(short);
+        let mut new: HashMap<&[u8], u64> = HashMap::new();
+        let mut shorts = Vec::with_capacity(keys.len());
+        for key in keys {
+            let short = match self.statekey_short(key)? {
+                Some(short) => short,
+                None => match new.get(key.as_slice()) {
+                    Some(short) => *short,
+                    None => {
+                        let short = self.new_id()?;
+                        new.insert(key, short);
+                        short
+                    }
+                },
+            };
+            shorts.push(short);
         }
-        let short = self.new_id()?;
-        self.commit(Append {
-            new_statekey_shorts: vec![(key.to_vec(), short)],
-            ..Append::default()
-        })?;
-        Ok(short)
+        if !new.is_empty() {
+            self.commit(Append {
+                new_statekey_shorts: new.into_iter().map(|(k, s)| (k.to_vec(), s)).collect(),
+                ..Append::default()
+            })?;
+        }
+        Ok(shorts)
     }
 
     pub fn short_statekey(&self, short: u64) -> Result<Vec<u8>> {
@@ -1339,7 +1362,7 @@ mod tests {
                     (0..200)
                         .map(|i| {
                             barrier.wait();
-                            trees.statekey_short_or_new(&key(i)).expect("id")
+                            trees.statekey_shorts_or_new(&[key(i)]).expect("id")[0]
                         })
                         .collect::<Vec<u64>>()
                 })
@@ -1359,6 +1382,17 @@ mod tests {
             );
             assert_eq!(store.rooms.short_statekey(*short).expect("key"), key(i));
         }
+        // A batch: known keys keep their ids, a new one named twice gets one.
+        let batch = [key(0), key(500), key(500), key(1)];
+        let shorts = store.rooms.statekey_shorts_or_new(&batch).expect("ids");
+        assert_eq!(shorts[0], ids[0][0]);
+        assert_eq!(shorts[3], ids[0][1]);
+        assert_eq!(shorts[1], shorts[2]);
+        assert!(!ids[0].contains(&shorts[1]));
+        assert_eq!(
+            store.rooms.short_statekey(shorts[1]).expect("key"),
+            key(500)
+        );
     }
 
     /// A data directory from before metadata moved into `events`, with a
