@@ -82,6 +82,9 @@ enum FederationCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Forget a destination's failures so its queue is sent now, not at
+    /// its next retry time: `hearth federation retry matrix.example.org`.
+    Retry { destination: String },
 }
 
 #[derive(Subcommand)]
@@ -125,6 +128,9 @@ fn main() -> ExitCode {
         Command::Federation {
             command: FederationCommand::Status { json },
         } => runtime.block_on(federation_status(&config, json)),
+        Command::Federation {
+            command: FederationCommand::Retry { destination },
+        } => runtime.block_on(federation_retry(&config, &destination)),
         Command::User { command } => runtime.block_on(user_command(&config, command)),
         Command::FederationCheck { server_name, json } => {
             runtime.block_on(federation_check(&config, &server_name, json))
@@ -200,6 +206,48 @@ async fn federation_status(config: &Config, json: bool) -> Result<(), String> {
         println!("{text}");
     } else {
         println!("{}", status::to_text(&statuses, hearth::time::now_ms()));
+    }
+    Ok(())
+}
+
+/// Forgets the destination's failures in `data/` when no server holds it,
+/// otherwise through the running server, which also sends its queue at once.
+async fn federation_retry(config: &Config, destination: &str) -> Result<(), String> {
+    let name = OwnedServerName::try_from(destination)
+        .map_err(|e| format!("{destination:?} is not a server name: {e}"))?;
+    let was_failing = match Store::open(&config.data_dir) {
+        Ok(store) => {
+            let was_failing = store
+                .destinations
+                .all()
+                .map_err(|e| e.message)?
+                .iter()
+                .any(|(failing, _)| *failing == name);
+            store.destinations.remove(&name).map_err(|e| e.message)?;
+            store.flush().await.map_err(|e| e.message)?;
+            was_failing
+        }
+        Err(OpenError::Locked) => {
+            let token = admin::read_token(&config.data_dir)?;
+            let (status, body) = admin::client::call(
+                config.listen.client,
+                &token,
+                http::Method::POST,
+                "/_hearth/admin/v1/federation/retry",
+                Some(serde_json::json!({ "destination": name })),
+            )
+            .await?;
+            match body["was_failing"].as_bool() {
+                Some(was_failing) if status == 200 => was_failing,
+                _ => return Err(format!("the running server refused: {status} {body}")),
+            }
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    if was_failing {
+        println!("{name}: failures forgotten; it will be tried at once");
+    } else {
+        println!("{name}: had no failures on record");
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ mod common;
 use common::{
     rooms::{
         create, encode, federation, join, make_public, say, send, shared_room, timeline, user,
-        view, wait_for_events,
+        view, wait_for_events, wait_until_delivered,
     },
     Hearth, TestCa,
 };
@@ -125,6 +125,8 @@ async fn a_version_1_room_forks_and_both_servers_resolve_it_alike() {
     let power = reply["event_id"].as_str().expect("event_id").to_owned();
     assert!(power.ends_with(&format!(":{}", a.server_name)), "{power}");
     wait_for_events(&b, &room, &[power], 10).await;
+    // Seen is not yet acknowledged: B must hold it durably before the kill.
+    wait_until_delivered(&a, &b).await;
 
     // Each side sets the topic while the other is down: two events of the
     // same depth on the same key.
@@ -134,8 +136,12 @@ async fn a_version_1_room_forks_and_both_servers_resolve_it_alike() {
     b.restart();
     let from_b = set_topic(&b, &room, &bob, "bob's").await;
     a.restart();
-    federation(&a, &b, "GET", "/_matrix/federation/v1/version", None).await;
-    federation(&b, &a, "GET", "/_matrix/federation/v1/version", None).await;
+    // Each side backs off the other (its sends failed while the other was
+    // down, and that survives a restart): try again now.
+    for (h, other) in [(&a, &b), (&b, &a)] {
+        let retry = json!({"destination": other.server_name});
+        assert_eq!(h.admin("federation/retry", retry).await.0, 200);
+    }
     wait_for_events(&a, &room, std::slice::from_ref(&from_b), 30).await;
     wait_for_events(&b, &room, std::slice::from_ref(&from_a), 30).await;
 

@@ -1,6 +1,7 @@
 //! `hearth federation status` over real processes: a destination that is
 //! down shows its queue and failures, the failures survive `kill -9`, and
-//! the queue drains once it is back.
+//! the queue drains once it is back; `hearth federation retry` forgets
+//! a destination's failures, running or not.
 
 mod common;
 
@@ -10,7 +11,7 @@ use common::{
     rooms::{say, shared_room, wait_for_events},
     Hearth,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// `hearth federation status --json` for `h`, running or not; the entry
 /// for `destination`, if listed.
@@ -130,4 +131,66 @@ async fn status_shows_queues_and_failures_that_survive_a_restart() {
             && s["last_success_ms"].as_u64().is_some()
     })
     .await;
+}
+
+/// Runs `hearth <args>` for `h` until it succeeds (just after a kill, sled
+/// may still hold the lock for a moment); its standard output.
+fn run_cli(h: &Hearth, args: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = h.command(args).output().expect("run hearth");
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What a signed probe from `h` to `destination` failed with.
+async fn probe_error(h: &Hearth, destination: &str) -> String {
+    let probe = json!({"destination": destination, "method": "GET",
+                       "uri": "/_matrix/federation/v1/version"});
+    let (status, reply) = h.admin("federation/request", probe).await;
+    assert_eq!(status, 502, "nothing listens at {destination}: {reply}");
+    reply["error"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn retry_forgets_a_destinations_failures_running_or_not() {
+    let ca = common::TestCa::new();
+    let mut a = Hearth::start(&ca);
+    // Nothing listens there and nothing is queued for it: only the
+    // probes below try it, so only they and `retry` change its record.
+    let down = format!("127.0.0.1:{}", common::free_port());
+    let tried = |error: &str| error.contains("refused") && !error.contains("not trying");
+    assert!(tried(&probe_error(&a, &down).await));
+    assert!(probe_error(&a, &down).await.contains("not trying"));
+
+    // Running: through the admin API.
+    let out = run_cli(&a, &["federation", "retry", &down]);
+    assert!(out.contains("failures forgotten"), "{out}");
+    assert!(tried(&probe_error(&a, &down).await), "tried at once");
+    assert!(probe_error(&a, &down).await.contains("not trying"));
+
+    // Stopped: on the data directory; the restarted server tries at once.
+    // A failure record is acknowledged to no one, so it reaches the disk
+    // with sled's next periodic flush (every 500 ms), not at once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.kill();
+    assert!(status_of(&a, &down).is_some(), "the failure is on record");
+    let out = run_cli(&a, &["federation", "retry", &down]);
+    assert!(out.contains("failures forgotten"), "{out}");
+    assert_eq!(status_of(&a, &down), None);
+    let out = run_cli(&a, &["federation", "retry", &down]);
+    assert!(out.contains("no failures on record"), "{out}");
+    a.restart();
+    assert!(
+        tried(&probe_error(&a, &down).await),
+        "tried after the restart"
+    );
 }

@@ -76,6 +76,11 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
                     ok_json(&serde_json::json!({ "destinations": destinations }))
                 }))
             });
+    let client = ctx.client.clone();
+    let retry = warp::path!("federation" / "retry")
+        .and(warp::post())
+        .and(body_limited())
+        .map(move |body: Bytes| reply(retry_destination(&client, &body)));
     let users = super::users::routes(ctx.accounts.clone(), ctx.membership.clone());
     let rooms = super::rooms::routes(ctx.rooms.clone(), ctx.membership.clone());
     let edus = super::edus::routes(ctx.edus.clone());
@@ -94,6 +99,8 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
             .unify()
             .or(status)
             .unify()
+            .or(retry)
+            .unify()
             .or(edus)
             .unify()
             .or(rooms)
@@ -102,6 +109,22 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
             .unify(),
     )
     .boxed()
+}
+
+/// `POST /_hearth/admin/v1/federation/retry`: forgets a destination's
+/// failures, so its queue is sent now rather than at its next retry time
+/// (for an operator who knows it is back; Synapse has the same as
+/// `reset_connection`).
+fn retry_destination(client: &FederationClient, body: &[u8]) -> Result<Response> {
+    #[derive(Deserialize)]
+    struct Retry {
+        destination: OwnedServerName,
+    }
+    let Retry { destination } = parse_json(body)?;
+    let was_failing = client.backoff().forget(&destination);
+    Ok(ok_json(
+        &serde_json::json!({ "destination": destination, "was_failing": was_failing }),
+    ))
 }
 
 /// A request to sign or send on the server's behalf.

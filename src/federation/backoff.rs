@@ -124,14 +124,22 @@ impl Backoff {
 
     /// The destination answered (or reached us): forget its failures.
     pub fn record_success(&self, destination: &ServerName) {
-        if self.lock().remove(destination).is_some() {
-            self.cleared.notify_waiters();
-            if let Some(tree) = self.persisted.get() {
-                if let Err(e) = tree.remove(destination) {
-                    tracing::warn!(%destination, error = %e, "cannot persist backoff");
-                }
+        self.forget(destination);
+    }
+
+    /// Drops the destination's failures, so it is tried at once; whether
+    /// it had any. For a success, and for an operator who knows it is back.
+    pub fn forget(&self, destination: &ServerName) -> bool {
+        if self.lock().remove(destination).is_none() {
+            return false;
+        }
+        self.cleared.notify_waiters();
+        if let Some(tree) = self.persisted.get() {
+            if let Err(e) = tree.remove(destination) {
+                tracing::warn!(%destination, error = %e, "cannot persist backoff");
             }
         }
+        true
     }
 
     /// Signalled whenever a failing destination is forgotten.

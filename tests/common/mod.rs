@@ -184,7 +184,11 @@ impl Hearth {
             .current_dir(self.dir.path())
             .env_clear()
             .envs(self.env.iter().cloned())
-            .env("HEARTH_LOG", "warn");
+            // HEARTH_TEST_LOG raises the level when a test needs looking into.
+            .env(
+                "HEARTH_LOG",
+                std::env::var("HEARTH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
         command
     }
 

@@ -215,6 +215,33 @@ B:
 }
 
 /// Sends a signed request from `from` to `to` through `from`'s admin API.
+/// Waits until `from` has nothing queued for `to`: `to` acknowledged,
+/// so it holds every event sent so far durably.
+pub async fn wait_until_delivered(from: &Hearth, to: &Hearth) {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, reply) = from.admin_get("federation/status").await;
+        assert_eq!(status, 200, "{reply}");
+        let queued = reply["destinations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| d["destination"] == to.server_name.as_str())
+            .and_then(|d| d["queued"].as_u64())
+            .unwrap_or(0);
+        if queued == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "{} still has {queued} queued for {}",
+            from.server_name,
+            to.server_name
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn federation(
     from: &Hearth,
     to: &Hearth,
@@ -228,7 +255,15 @@ pub async fn federation(
             json!({"destination": to.server_name, "method": method, "uri": uri, "content": content}),
         )
         .await;
-    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        status,
+        200,
+        "{reply}\n{}:\n{}\n{}:\n{}",
+        from.server_name,
+        from.log(),
+        to.server_name,
+        to.log()
+    );
     (
         reply["status"].as_u64().expect("status") as u16,
         reply["body"].clone(),
