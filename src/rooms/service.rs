@@ -1282,4 +1282,121 @@ mod tests {
             (before.state, before.timeline)
         );
     }
+
+    /// What a `send_join` for `name` answers (state and auth chain parsed).
+    async fn join_answer(f: &Fixture, name: &str, omit_members: bool) -> (Vec<Value>, Vec<Value>) {
+        let (rules, pl) = (
+            f.state("m.room.join_rules", "").expect("rules"),
+            f.state("m.room.power_levels", "").expect("pl"),
+        );
+        let member = user(name);
+        let join = f.event(
+            name,
+            "m.room.member",
+            Some(member.as_str()),
+            json!({"membership": "join"}),
+            &[&f.tip()],
+            &[&rules, &pl],
+        );
+        let id = pdu::check(&f.rooms.keys, &RoomVersionId::V12, join.clone())
+            .await
+            .expect("valid join")
+            .event_id;
+        let origin = ruma::ServerName::parse("hearth.test").expect("name");
+        let answer = f
+            .rooms
+            .send_join(&f.room, &id, &origin, join, omit_members)
+            .await
+            .expect("joined");
+        assert_eq!(answer.members_omitted, omit_members);
+        let parse = |raw: Vec<Box<serde_json::value::RawValue>>| -> Vec<Value> {
+            raw.iter()
+                .map(|r| serde_json::from_str(r.get()).expect("JSON"))
+                .collect()
+        };
+        (parse(answer.state), parse(answer.auth_chain))
+    }
+
+    fn members_in(state: &[Value]) -> BTreeSet<String> {
+        state
+            .iter()
+            .filter(|e| e["type"] == "m.room.member")
+            .map(|e| e["state_key"].as_str().expect("state key").to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn omit_members_answers_keep_only_the_heroes_members_and_no_state_in_the_chain() {
+        let f = fixture().await;
+        let say = |sender: &str, target: &str, membership: &str| {
+            let (sender, target) = (user(sender), user(target));
+            let membership = membership.to_owned();
+            let rooms = &f.rooms;
+            let room = &f.room;
+            async move {
+                rooms
+                    .send(
+                        room,
+                        &sender,
+                        "m.room.member",
+                        Some(target.as_str()),
+                        json!({ "membership": membership }),
+                    )
+                    .await
+                    .expect("membership")
+            }
+        };
+        // The first power levels leave the state but stay in its auth chain.
+        let first_pl = f.state("m.room.power_levels", "").expect("pl");
+        let content = json!({"state_default": 50});
+        f.rooms
+            .send(
+                &f.room,
+                &user("alice"),
+                "m.room.power_levels",
+                Some(""),
+                content,
+            )
+            .await
+            .expect("power levels");
+        for name in ["m1", "m2", "m3"] {
+            say(name, name, "join").await;
+        }
+        say("m3", "m3", "leave").await;
+        say("alice", "m4", "invite").await;
+        say("m5", "m5", "join").await;
+        let all = members_in(&join_answer(&f, "full", false).await.0);
+        assert_eq!(all.len(), 7, "everyone, the left one too: {all:?}");
+
+        // No name: the first five joined or invited, by stream order.
+        let (state, chain) = join_answer(&f, "carol", true).await;
+        let heroes: BTreeSet<String> = ["alice", "bob", "m1", "m2", "m4"]
+            .map(|n| user(n).to_string())
+            .into();
+        assert_eq!(members_in(&state), heroes);
+        let others = state.iter().filter(|e| e["type"] != "m.room.member");
+        let view = f.rooms.view(&f.room).expect("view");
+        let non_members = view
+            .state
+            .keys()
+            .filter(|(kind, _)| *kind != StateEventType::RoomMember);
+        assert_eq!(others.count(), non_members.count());
+        assert!(chain.iter().all(|e| !state.contains(e)), "{chain:?}");
+        let first_pl = f.rooms.event_object(&first_pl).expect("first power levels");
+        assert!(chain.contains(&serde_json::to_value(first_pl).expect("JSON")));
+
+        // A named room needs no heroes.
+        f.rooms
+            .send(
+                &f.room,
+                &user("alice"),
+                "m.room.name",
+                Some(""),
+                json!({"name": "Den"}),
+            )
+            .await
+            .expect("name");
+        let (state, _) = join_answer(&f, "dave", true).await;
+        assert_eq!(members_in(&state), BTreeSet::new());
+    }
 }

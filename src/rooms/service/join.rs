@@ -8,8 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::{stream, StreamExt};
 use ruma::{
-    events::{StateEventType, TimelineEventType},
-    state_res::StateMap,
+    events::StateEventType, room_version_rules::RoomVersionRules, state_res::StateMap,
     CanonicalJsonObject, EventId, OwnedEventId, RoomId, RoomVersionId, ServerName,
 };
 use serde_json::value::RawValue;
@@ -60,16 +59,19 @@ impl RoomService {
             .trees
             .event_meta(event_id.as_str())?
             .ok_or_else(|| Error::internal("join vanished"))?;
-        let mut state = self.state_ids_before(&meta)?;
-        if omit_members {
-            state.retain(|id| {
-                self.pdu(id, &rules)
-                    .is_some_and(|e| e.kind != TimelineEventType::RoomMember)
-            });
-        }
+        let state = if omit_members {
+            self.state_without_members(&meta, event_id, &rules)?
+        } else {
+            self.state_ids_before(&meta)?
+        };
         let mut roots = state.clone();
         roots.push(event_id.to_owned());
-        let chain = self.auth_chain(room, &roots)?;
+        let mut chain = self.auth_chain(room, &roots)?;
+        if omit_members {
+            // Allowed, and most of a large room's answer otherwise.
+            let given: HashSet<&OwnedEventId> = state.iter().collect();
+            chain.retain(|id| !given.contains(id));
+        }
         let load = |ids: Vec<OwnedEventId>| -> Result<Vec<Box<RawValue>>> {
             ids.iter().map(|id| self.event_raw(id)).collect()
         };
@@ -80,6 +82,74 @@ impl RoomService {
             members_omitted: omit_members,
             event: cosigned,
         })
+    }
+
+    /// The state before `join` for an `omit_members` answer: no member
+    /// events but those of the room's heroes, whom the joining user's
+    /// client names the room after when it has no name or alias.
+    fn state_without_members(
+        &self,
+        meta: &EventMeta,
+        join: &EventId,
+        rules: &RoomVersionRules,
+    ) -> Result<Vec<OwnedEventId>> {
+        let shorts = Shorts::cached(&self.trees, &self.groups);
+        let before = shorts.state_of(meta.state_before)?;
+        let (members, mut state): (Vec<_>, Vec<_>) = before
+            .into_iter()
+            .partition(|((kind, _), _)| *kind == StateEventType::RoomMember);
+        let named = state.iter().any(|((kind, key), id)| {
+            key.is_empty()
+                && match kind {
+                    StateEventType::RoomName => self.content_str(id, rules, "name"),
+                    StateEventType::RoomCanonicalAlias => self.content_str(id, rules, "alias"),
+                    _ => None,
+                }
+                .is_some_and(|value| !value.is_empty())
+        });
+        let mut kept: Vec<OwnedEventId> = state.drain(..).map(|(_, id)| id).collect();
+        if !named {
+            let joining = self.pdu(join, rules).and_then(|p| p.state_key);
+            let others = members
+                .into_iter()
+                .filter(|((_, user), _)| Some(user) != joining.as_ref())
+                .map(|(_, id)| id);
+            kept.extend(self.heroes(others, rules)?);
+        }
+        Ok(kept)
+    }
+
+    /// The event's `content.<field>`, if a string.
+    fn content_str(&self, id: &EventId, rules: &RoomVersionRules, field: &str) -> Option<String> {
+        let pdu = self.pdu(id, rules)?;
+        let content: serde_json::Value = serde_json::from_str(pdu.content.get()).ok()?;
+        content[field].as_str().map(str::to_owned)
+    }
+
+    /// Of `members` (member event IDs), the first five joined or invited,
+    /// by stream order. Spec: client-server-api "m.heroes".
+    fn heroes(
+        &self,
+        members: impl Iterator<Item = OwnedEventId>,
+        rules: &RoomVersionRules,
+    ) -> Result<Vec<OwnedEventId>> {
+        const HEROES: usize = 5;
+        let mut by_stream = Vec::new();
+        for id in members {
+            if let Some(meta) = self.trees.event_meta(id.as_str())? {
+                by_stream.push((meta.stream, id));
+            }
+        }
+        by_stream.sort_unstable();
+        Ok(by_stream
+            .into_iter()
+            .map(|(_, id)| id)
+            .filter(|id| {
+                let membership = self.content_str(id, rules, "membership");
+                matches!(membership.as_deref(), Some("join" | "invite"))
+            })
+            .take(HEROES)
+            .collect())
     }
 
     /// Takes in a room we just joined: every event of the resident's
