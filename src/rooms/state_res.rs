@@ -52,10 +52,13 @@ pub fn resolve_with(
 
 /// What ruma needs of each state's full auth chain: it only takes their
 /// union minus their intersection (the auth difference). The events every
-/// state holds, most of a large room, add one chain C to all of them, so
-/// it is walked once, and each state's own events give a chain X_i. The
-/// difference is then ⋃X − ∩X − C; each set given is X_i − ∩X − C, whose
-/// union is that difference and whose intersection is empty.
+/// state holds, most of a large room, add one chain C to all of them, and
+/// each state's own events give a chain X_i. The difference is then
+/// ⋃X − ∩X − C; each set given is X_i − ∩X − C, whose union is that
+/// difference and whose intersection is empty. C is only walked as far
+/// as it takes to find the candidates ⋃X − ∩X in it: in most forks they
+/// all are (the room's create, power levels, join rules), found among the
+/// first common events' chains, so a large room is not walked whole.
 fn difference_sets(
     states: &[StateMap<OwnedEventId>],
     auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
@@ -69,25 +72,60 @@ fn difference_sets(
         .filter(|id| others.iter().all(|h| h.contains(*id)))
         .copied()
         .collect();
-    let shared_chain = auth_chain(common.iter().map(|id| (*id).clone()), auth_of);
-    let own_chains: Vec<HashSet<OwnedEventId>> = states
+    let own_chains: Vec<HashSet<OwnedEventId>> = held
         .iter()
-        .map(|state| {
-            let own = state.values().filter(|id| !common.contains(id)).cloned();
-            auth_chain(own, auth_of)
+        .map(|held| {
+            let own = held.iter().filter(|id| !common.contains(*id));
+            auth_chain(own.map(|id| (*id).clone()), auth_of)
         })
         .collect();
     let in_every_own = |id: &OwnedEventId| own_chains.iter().all(|c| c.contains(id));
+    let candidates: HashSet<&OwnedEventId> = own_chains
+        .iter()
+        .flatten()
+        .filter(|id| !in_every_own(id))
+        .collect();
+    let shared = found_in_chain(&candidates, common.iter().copied(), auth_of);
     own_chains
         .iter()
         .map(|chain| {
             chain
                 .iter()
-                .filter(|id| !shared_chain.contains(*id) && !in_every_own(id))
+                .filter(|id| candidates.contains(id) && !shared.contains(*id))
                 .cloned()
                 .collect()
         })
         .collect()
+}
+
+/// Which of `wanted` are in the auth chain of `starts`, walking one
+/// start's chain after another until all are found.
+fn found_in_chain<'a>(
+    wanted: &HashSet<&'a OwnedEventId>,
+    starts: impl Iterator<Item = &'a OwnedEventId>,
+    auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
+) -> HashSet<OwnedEventId> {
+    let mut found = HashSet::new();
+    let mut seen = HashSet::new();
+    for start in starts {
+        if found.len() == wanted.len() {
+            break;
+        }
+        let mut todo = auth_of(start).unwrap_or_default();
+        while let Some(id) = todo.pop() {
+            if seen.contains(&id) {
+                continue;
+            }
+            if let Some(auth) = auth_of(&id) {
+                todo.extend(auth);
+            }
+            if wanted.contains(&id) {
+                found.insert(id.clone());
+            }
+            seen.insert(id);
+        }
+    }
+    found
 }
 
 type StateKey = (StateEventType, String);
@@ -312,6 +350,42 @@ mod tests {
             .into_iter()
             .filter(|e| !chains.iter().all(|c| c.contains(e)))
             .collect()
+    }
+
+    #[test]
+    fn a_fork_over_shared_auth_events_does_not_walk_the_whole_room() {
+        // create <- alice <- pl <- (200 members); pl <- pl2. The states
+        // differ only in their power levels, whose chains hold nothing
+        // the members' chains do not.
+        let mut edges: HashMap<OwnedEventId, Vec<OwnedEventId>> = HashMap::new();
+        edges.insert(id("create"), vec![]);
+        edges.insert(id("alice"), vec![id("create")]);
+        edges.insert(id("pl"), vec![id("create"), id("alice")]);
+        edges.insert(id("pl2"), vec![id("create"), id("alice"), id("pl")]);
+        let mut shared = StateMap::new();
+        for key in ["create", "alice"] {
+            shared.insert((StateEventType::RoomMember, key.to_owned()), id(key));
+        }
+        for n in 0..200 {
+            let member = id(&format!("m{n}"));
+            edges.insert(member.clone(), vec![id("create"), id("pl")]);
+            shared.insert((StateEventType::RoomMember, format!("m{n}")), member);
+        }
+        let reads = std::cell::Cell::new(0);
+        let auth_of = |e: &EventId| {
+            reads.set(reads.get() + 1);
+            edges.get(e).cloned()
+        };
+        let with_pl = |pl: &str| {
+            let mut state = shared.clone();
+            state.insert((StateEventType::RoomPowerLevels, String::new()), id(pl));
+            state
+        };
+        let states = [with_pl("pl2"), with_pl("pl")];
+        let sets = difference_sets(&states, &auth_of);
+        assert!(sets.iter().all(|s| s.is_empty()), "{sets:?}");
+        assert!(reads.get() < 20, "{} auth reads", reads.get());
+        assert!(naive_difference(&states, &auth_of).is_empty());
     }
 
     #[test]
