@@ -1,9 +1,11 @@
 //! Joining a remote room over real loopback federation: hearth A holds a
-//! public room with N members; a user of hearth B joins it through A.
+//! public room with N members; a user of hearth B joins it through A, and
+//! a user of hearth C with partial state (`omit_members`).
 //! Timed: make_join, send_join (A answers with the state and auth chain),
 //! and B verifying every returned event's signatures and hashes, checking
-//! each against its auth events and storing the room. B asks for the full
-//! state (it does not use `omit_members` yet).
+//! each against its auth events and storing the room. For C: until its
+//! join returns (the non-member state checked and stored), and until the
+//! member events it fetched after (`/state`) are checked and stored.
 //!
 //! Run: `cargo bench --bench join` (HEARTH_BENCH_MEMBERS sets N, default 1000).
 
@@ -13,7 +15,7 @@ mod common;
 use std::time::Instant;
 
 use common::{
-    rooms::{create, join, make_public, send, user},
+    rooms::{create, join, make_public, send, user, view},
     Hearth, TestCa,
 };
 use serde_json::json;
@@ -28,7 +30,14 @@ fn main() {
         let ca = TestCa::new();
         let release = [("HEARTH_LOG", "error")];
         let a = Hearth::start_with(&ca, &release);
-        let b = Hearth::start_with(&ca, &release);
+        let b = Hearth::start_with(
+            &ca,
+            &[
+                ("HEARTH_LOG", "error"),
+                ("HEARTH_ROOMS__PARTIAL_STATE_JOINS", "false"),
+            ],
+        );
+        let c = Hearth::start_with(&ca, &release);
         let alice = user(&a, "alice");
         let room = create(&a, &alice, "12").await;
         make_public(&a, &room, &alice).await;
@@ -54,6 +63,21 @@ fn main() {
         println!(
             "B joined a room of {} members through A in {:.2}s",
             members + 1,
+            started.elapsed().as_secs_f64()
+        );
+
+        let carol = user(&c, "carol");
+        let started = Instant::now();
+        let (status, reply) = join(&c, &room, &carol, &[&a.server_name]).await;
+        assert_eq!(status, 200, "{reply}");
+        let joined = started.elapsed().as_secs_f64();
+        while view(&c, &room).await.1["partial_state"] != false {
+            assert!(started.elapsed().as_secs() < 120, "{}", c.log());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        println!(
+            "C joined with partial state in {joined:.2}s, all {} members stored after {:.2}s",
+            members + 2,
             started.elapsed().as_secs_f64()
         );
     });

@@ -81,6 +81,15 @@ pub struct Federation {
 pub struct Rooms {
     /// Room version for new rooms; the spec recommends "12".
     pub default_version: ruma::RoomVersionId,
+    /// Join remote rooms with partial state (`omit_members`): the join
+    /// returns once the room's non-member state is checked, and the
+    /// member events follow in the background.
+    #[serde(default = "yes")]
+    pub partial_state_joins: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -201,6 +210,7 @@ impl Default for Config {
             well_known: WellKnown::default(),
             rooms: Rooms {
                 default_version: ruma::RoomVersionId::V12,
+                partial_state_joins: true,
             },
             metrics: Metrics::default(),
             registration: Registration::default(),

@@ -68,7 +68,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         outbound_ready.clone(),
     ));
     let requester = Arc::new(Requester::new(keys.clone(), client.clone()));
-    let membership = Arc::new(MembershipService::new(rooms.clone(), requester.clone()));
+    let membership = Arc::new(MembershipService::new(
+        rooms.clone(),
+        requester.clone(),
+        config.rooms.partial_state_joins,
+    ));
+    crate::rooms::partial_join::resume(&rooms, &requester).map_err(|e| e.message)?;
     let sender = Sender::new(
         store.outbound.clone(),
         rooms.clone(),

@@ -404,3 +404,71 @@ async fn a_third_party_invite_becomes_an_invite_once_the_address_is_bound() {
     assert_eq!(status, 200, "{reply}");
     wait_for_membership(&a, &room, &bob, "join", 10).await;
 }
+
+/// The members of `room` in `h`'s current state.
+async fn members(h: &Hearth, room: &str) -> (bool, usize) {
+    let (status, view) = common::rooms::view(h, room).await;
+    assert_eq!(status, 200, "{view}");
+    let count = view["state"]
+        .as_array()
+        .map_or(0, |s| s.iter().filter(|e| e[0] == "m.room.member").count());
+    (view["partial_state"] == true, count)
+}
+
+/// A join with partial state (`omit_members`): B stores the room without
+/// most member events and fetches them after. Killed with the fetch not
+/// done and A down, B refuses the room's events rather than judge them
+/// against a state missing members, and once A is back it completes the
+/// room and bob's messages flow.
+#[tokio::test]
+async fn a_partial_state_join_fetches_every_member_even_across_a_kill() {
+    let ca = TestCa::new();
+    let mut a = Hearth::start(&ca);
+    let mut b = Hearth::start(&ca);
+    let alice = user(&a, "alice");
+    let room = create(&a, &alice, "12").await;
+    make_public(&a, &room, &alice).await;
+    let joined = 300;
+    for i in 0..joined {
+        let member = user(&a, &format!("member{i}"));
+        let event = json!({"sender": member, "type": "m.room.member", "state_key": member, "content": {"membership": "join"}});
+        let (status, reply) = send(&a, &room, event).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let everyone = joined + 2;
+    let bob = user(&b, "bob");
+    let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
+    assert_eq!(status, 200, "{reply}");
+    // Before B can have fetched and verified 300 member events.
+    a.kill();
+    b.restart();
+    let (partial, count) = members(&b, &room).await;
+    if partial {
+        assert!(count < everyone, "{count} members while partial");
+        let message = json!({"sender": bob, "type": "m.room.message", "content": {"msgtype": "m.text", "body": "early"}});
+        let (status, reply) = send(&b, &room, message).await;
+        assert_eq!(
+            (status, reply["errcode"].as_str()),
+            (503, Some("M_UNKNOWN")),
+            "{reply}"
+        );
+    } else {
+        eprintln!("B completed the join before it was killed");
+    }
+
+    a.restart();
+    let retry = json!({"destination": a.server_name});
+    assert_eq!(b.admin("federation/retry", retry).await.0, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while members(&b, &room).await != (false, everyone) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B has {:?}; log:\n{}",
+            members(&b, &room).await,
+            b.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let said = common::rooms::say(&b, &room, &bob, "all here").await;
+    common::rooms::wait_for_events(&a, &room, &[said], 30).await;
+}

@@ -116,6 +116,12 @@ async fn a_hearth_user_joins_a_synapse_room() {
 
     let from_synapse = synapse_say(&syn, &token, &room, "hello hearth", "t1").await;
     wait_for_events(&h, &room, &[from_synapse], 30).await;
+    // Joined with partial state, completed from Synapse's `/state`.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while view(&h, &room).await.1["partial_state"] != false {
+        assert!(std::time::Instant::now() < deadline, "{}", h.log());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let from_hearth = say(&h, &room, &alice, "hello synapse").await;
     let seen = synapse_sees(&syn, &token, &room, &from_hearth).await;
     assert_eq!(seen["content"]["body"], "hello synapse", "{seen}");

@@ -231,6 +231,7 @@ pub fn routes(
                             "state": state,
                             "extremities": view.extremities,
                             "timeline": view.timeline,
+                            "partial_state": view.partial,
                         }))
                     }),
             )

@@ -14,7 +14,7 @@ use ruma::{
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::json;
 
-use super::{pdu::CheckedPdu, service::RoomService};
+use super::{partial_join, pdu::CheckedPdu, service::RoomService};
 use crate::{
     error::{Error, Result},
     federation::requester::Requester,
@@ -59,6 +59,8 @@ const KNOCK: Handshake = Handshake {
 pub struct MembershipService {
     pub(super) rooms: Arc<RoomService>,
     pub(super) requester: Arc<Requester>,
+    /// Whether joins ask for partial state (`rooms.partial_state_joins`).
+    partial_joins: bool,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +76,11 @@ struct SendJoinAnswer {
     /// Our join co-signed by the resident (restricted rooms).
     #[serde(default)]
     event: Option<CanonicalJsonObject>,
+    /// Whether the state leaves out member events (we asked it to).
+    #[serde(default)]
+    members_omitted: bool,
+    #[serde(default)]
+    servers_in_room: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -88,8 +95,12 @@ struct InviteAnswer {
 }
 
 impl MembershipService {
-    pub fn new(rooms: Arc<RoomService>, requester: Arc<Requester>) -> Self {
-        Self { rooms, requester }
+    pub fn new(rooms: Arc<RoomService>, requester: Arc<Requester>, partial_joins: bool) -> Self {
+        Self {
+            rooms,
+            requester,
+            partial_joins,
+        }
     }
 
     /// Joins `user` (ours) to `room` through the first of `servers` that
@@ -123,13 +134,40 @@ impl MembershipService {
                 if let Some(signed) = answer.event {
                     join = self.rooms.check_cosigned(&join, signed, &version).await?;
                 }
+                let partial = answer
+                    .members_omitted
+                    .then(|| self.servers_to_complete(&server, &answer.servers_in_room));
+                let given = (answer.state, answer.auth_chain);
                 self.rooms
-                    .import_join(room, &version, join, answer.state, answer.auth_chain)
+                    .import_join(room, &version, join, given, partial)
                     .await
             })
             .await?;
+        if self.rooms.partial_join(room)?.is_some() {
+            partial_join::spawn(self.rooms.clone(), self.requester.clone(), room.to_owned());
+        }
         self.rooms.settle_pending(user, room).await?;
         Ok(id)
+    }
+
+    /// Where to fetch a partial join's member events: the server that
+    /// answered first, then the others it listed (never ourselves).
+    fn servers_to_complete(
+        &self,
+        answered: &OwnedServerName,
+        listed: &[String],
+    ) -> Vec<OwnedServerName> {
+        let own = self.requester.server_name();
+        let mut servers = vec![answered.clone()];
+        for server in listed
+            .iter()
+            .filter_map(|s| OwnedServerName::try_from(s.as_str()).ok())
+        {
+            if server != own && !servers.contains(&server) {
+                servers.push(server);
+            }
+        }
+        servers
     }
 
     /// Makes `user` leave `room`: an event of ours when this server is in
@@ -405,12 +443,15 @@ impl MembershipService {
             }
         }
         let event = self.rooms.sign_template(template, &version)?;
-        let uri = format!(
+        let mut uri = format!(
             "/_matrix/federation/{}/{}/{}",
             kind.send,
             percent_encode(room.as_str()),
             percent_encode(event.event_id.as_str())
         );
+        if kind.membership == "join" && self.partial_joins {
+            uri.push_str("?omit_members=true");
+        }
         let body = serde_json::Value::from(CanonicalJsonValue::Object(event.object.clone()));
         let answer: T = self
             .requester

@@ -8,6 +8,7 @@ pub mod hierarchy;
 pub mod history;
 pub mod ingest;
 pub mod membership;
+pub mod partial_join;
 pub mod pdu;
 mod servers;
 pub mod service;

@@ -35,6 +35,7 @@ use crate::{
     error::{Error, Result},
     keys::KeyService,
     store::{
+        partial::PartialTree,
         pending::PendingTree,
         rooms::{Append, EventMeta, RoomRecord, RoomTrees, ShortState, Status},
         Store,
@@ -47,6 +48,7 @@ mod gap;
 mod handshake;
 mod invite;
 mod join;
+mod partial;
 mod query;
 mod redact;
 mod restricted;
@@ -57,6 +59,7 @@ pub use backfill::{Checked, Page};
 pub use gap::GapState;
 pub use invite::{InviteRequest, PreparedInvite};
 pub use join::JoinAnswer;
+pub use partial::StateAnswer;
 pub use query::{MAX_START_EVENTS, MAX_WALK};
 
 /// At most this many forward extremities are referenced by a new event.
@@ -67,6 +70,8 @@ pub struct RoomService {
     default_version: RoomVersionId,
     trees: RoomTrees,
     pending: PendingTree,
+    /// Rooms joined with partial state, until their member events are in.
+    partial: PartialTree,
     backfilled: crate::store::backfill::BackfillTree,
     /// Our users' profiles, copied into their join events.
     accounts: crate::store::accounts::AccountTrees,
@@ -105,6 +110,8 @@ pub struct RoomView {
     pub state: StateMap<OwnedEventId>,
     pub extremities: Vec<OwnedEventId>,
     pub timeline: Vec<OwnedEventId>,
+    /// Joined with partial state, its member events not fetched yet.
+    pub partial: bool,
 }
 
 impl RoomService {
@@ -120,6 +127,7 @@ impl RoomService {
             default_version,
             trees: store.rooms.clone(),
             pending: store.pending.clone(),
+            partial: store.partial.clone(),
             backfilled: store.backfill.clone(),
             accounts: store.accounts.clone(),
             keys,
@@ -171,7 +179,23 @@ impl RoomService {
         Ok(servers.into_iter().collect())
     }
 
-    async fn lock(&self, room: &RoomId) -> tokio::sync::OwnedMutexGuard<()> {
+    /// Takes the room's lock for a change; refused while the room's state
+    /// is partial: an event checked against a state missing most members
+    /// would be judged wrongly.
+    async fn lock(&self, room: &RoomId) -> Result<tokio::sync::OwnedMutexGuard<()>> {
+        let guard = self.lock_any(room).await;
+        if self.partial.contains(room)? {
+            return Err(Error::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "M_UNKNOWN",
+                format!("{room}'s member events are still being fetched; try again shortly"),
+            ));
+        }
+        Ok(guard)
+    }
+
+    /// The room's lock, whatever its state.
+    async fn lock_any(&self, room: &RoomId) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = self
             .locks
             .lock()
@@ -255,6 +279,7 @@ impl RoomService {
             version: record.version,
             extremities: self.trees.extremities(room.as_str())?,
             timeline: self.trees.timeline(room.as_str())?,
+            partial: self.partial.contains(room)?,
         })
     }
 
@@ -549,7 +574,7 @@ impl RoomService {
                 content["join_authorised_via_users_server"] = json!(authoriser);
             }
         }
-        let _guard = self.lock(room).await;
+        let _guard = self.lock(room).await?;
         let record = self.record(room)?;
         let rules = Self::rules_of(&record.version)?;
         let mut object = self.build(room, &record, &rules, sender, kind, state_key, content)?;
@@ -680,7 +705,7 @@ impl RoomService {
         let checked = pdu::check(&self.keys, &version, object)
             .await
             .map_err(|e| Error::forbidden(e.0))?;
-        let _guard = self.lock(room).await;
+        let _guard = self.lock(room).await?;
         self.append(room, &record.version, checked, Source::Remote, None)
             .await
     }
@@ -785,7 +810,7 @@ impl RoomService {
     }
 
     async fn append_remote(&self, room: &RoomId, checked: CheckedPdu) -> Result<Status> {
-        let _guard = self.lock(room).await;
+        let _guard = self.lock(room).await?;
         let record = self.record(room)?;
         self.append(room, &record.version, checked, Source::Remote, None)
             .await
@@ -901,7 +926,7 @@ impl RoomService {
             id
         };
         {
-            let _guard = self.lock(&room_id).await;
+            let _guard = self.lock_any(&room_id).await;
             let checked = self.sign(create, &rules)?;
             self.append(&room_id, version.as_str(), checked, Source::Local, None)
                 .await?;

@@ -10,6 +10,7 @@ pub mod e2ee;
 pub mod edus;
 mod keys;
 pub mod outbound;
+pub mod partial;
 pub mod pending;
 mod recent;
 pub mod rooms;
@@ -30,6 +31,7 @@ pub struct Store {
     pub outbound: outbound::OutboundTree,
     pub transactions: transactions::TransactionTree,
     pub pending: pending::PendingTree,
+    pub partial: partial::PartialTree,
     pub backfill: backfill::BackfillTree,
     pub destinations: destinations::DestinationTree,
     pub edus: edus::EduTrees,
@@ -89,6 +91,7 @@ impl Store {
             server_keys: ServerKeyTree::new(open(keys::SERVER_KEYS)?, open(keys::KEY_RESPONSES)?),
             transactions: transactions::TransactionTree::new(open(transactions::TRANSACTIONS)?),
             pending: pending::PendingTree::new(open(pending::PENDING)?),
+            partial: partial::PartialTree::new(open(partial::PARTIAL_STATE)?),
             backfill: backfill::BackfillTree::new(open(backfill::BACKFILLED)?),
             destinations: destinations::DestinationTree::new(open(destinations::DESTINATIONS)?),
             edus: edus::EduTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,

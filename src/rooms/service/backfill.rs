@@ -66,7 +66,7 @@ impl RoomService {
         history: &HashSet<OwnedEventId>,
     ) -> Result<usize> {
         let rules = Self::rules_of(&self.record(room)?.version)?;
-        let _guard = self.lock(room).await;
+        let _guard = self.lock(room).await?;
         let (_, outliers) = self.authorize_outliers(room, &rules, checked, |_| None)?;
         if !outliers.is_empty() {
             self.trees.commit(Append {

@@ -77,7 +77,7 @@ impl RoomService {
         checked: crate::rooms::pdu::CheckedPdu,
         gap: GapState,
     ) -> Result<Status> {
-        let _guard = self.lock(room).await;
+        let _guard = self.lock(room).await?;
         let record = self.record(room)?;
         let rules = Self::rules_of(&record.version)?;
         let (outcome, outliers) = self.authorize_outliers(room, &rules, &gap.fetched, |_| None)?;

@@ -51,7 +51,7 @@ impl RoomService {
             )));
         }
         self.check_acl(room, origin)?;
-        let _guard = self.lock(room).await;
+        let _guard = self.lock(room).await?;
         let record = self.record(room)?;
         if let Some(supported) = supported {
             // Spec: without `ver` the other server supports only version 1.
@@ -157,7 +157,7 @@ impl RoomService {
                 "not a {membership} of a user of {origin} for themselves"
             )));
         }
-        let _guard = self.lock(room).await;
+        let _guard = self.lock(room).await?;
         self.append(
             room,
             &record.version,

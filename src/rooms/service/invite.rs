@@ -48,7 +48,7 @@ impl RoomService {
         content: Value,
     ) -> Result<PreparedInvite> {
         self.ensure_local(sender)?;
-        let _guard = self.lock(room).await;
+        let _guard = self.lock(room).await?;
         let record = self.record(room)?;
         let rules = Self::rules_of(&record.version)?;
         let object = self.build(
@@ -104,7 +104,7 @@ impl RoomService {
         pdu::check_signed_by(&self.keys, &rules, &checked.object, invited)
             .await
             .map_err(|e| Error::remote(format!("{invited} did not sign our invite: {e}")))?;
-        let _guard = self.lock(room).await;
+        let _guard = self.lock(room).await?;
         self.append(room, &record.version, checked, Source::Local, None)
             .await?;
         self.trees.flush().await?;

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use futures_util::{stream, StreamExt};
 use ruma::{
     events::StateEventType, room_version_rules::RoomVersionRules, state_res::StateMap,
-    CanonicalJsonObject, EventId, OwnedEventId, RoomId, RoomVersionId, ServerName,
+    CanonicalJsonObject, EventId, OwnedEventId, OwnedServerName, RoomId, RoomVersionId, ServerName,
 };
 use serde_json::value::RawValue;
 
@@ -20,7 +20,10 @@ use crate::{
         event::Pdu,
         pdu::{self, CheckedPdu},
     },
-    store::rooms::{Append, EventMeta, Status},
+    store::{
+        partial::PartialJoin,
+        rooms::{Append, EventMeta, Status},
+    },
 };
 
 /// Signature checks in flight at once while importing a room (spread
@@ -157,24 +160,46 @@ impl RoomService {
     /// auth events (stored as outliers with the outcome), the accepted
     /// state becomes the state before our join, and the join is appended
     /// on it: the room's first timeline event and forward extremity.
+    /// `partial` when the resident omitted member events: the join's own
+    /// auth events stand in for the members it needs (the resident vouches
+    /// for them), and the room is marked partial until
+    /// [`Self::complete_partial_state`].
     pub async fn import_join(
         &self,
         room: &RoomId,
         version: &RoomVersionId,
         join: CheckedPdu,
-        state: Vec<CanonicalJsonObject>,
-        auth_chain: Vec<CanonicalJsonObject>,
+        answer: (Vec<CanonicalJsonObject>, Vec<CanonicalJsonObject>),
+        partial: Option<Vec<OwnedServerName>>,
     ) -> Result<OwnedEventId> {
         let rules = pdu::rules(version).map_err(|e| Error::invalid_param(e.0))?;
-        let (checked, state_ids) = self.verify_all(version, state, auth_chain).await?;
+        let (checked, state_ids) = self.verify_all(version, answer.0, answer.1).await?;
         let pdus = of_room(checked, room, &rules);
-        let _guard = self.lock(room).await;
+        let _guard = self.lock_any(room).await;
         let (outcome, outliers) = self.authorize_outliers(room, &rules, &pdus, |_| {
             Some(Status::Rejected(
                 "an auth event is missing from the join response".into(),
             ))
         })?;
-        let room_state = given_state(&state_ids, |id| outcome.get(id).cloned(), "join response")?;
+        let fetch = |id: &EventId| outcome.get(id).cloned();
+        let mut room_state = given_state(&state_ids, fetch, "join response")?;
+        if let Some(servers) = partial {
+            let own = Pdu::parse(join.event_id.clone(), &join.object, &rules)
+                .map_err(|e| Error::invalid_param(e.to_string()))?;
+            for pdu in own.auth_events.iter().filter_map(|id| fetch(id)) {
+                if let (Some(key), false) = (&pdu.state_key, pdu.rejected) {
+                    let kind = StateEventType::from(pdu.kind.to_string());
+                    room_state
+                        .entry((kind, key.clone()))
+                        .or_insert(pdu.event_id);
+                }
+            }
+            let marker = PartialJoin {
+                join: join.event_id.clone(),
+                servers,
+            };
+            self.partial.put(room, &marker)?;
+        }
         let group = self.save_given(&room_state, outliers)?;
         let (event_id, status) = self
             .append(room, version.as_str(), join, Source::Remote, Some(group))
@@ -182,9 +207,12 @@ impl RoomService {
         self.trees.flush().await?;
         match status {
             Status::Accepted => Ok(event_id),
-            Status::Rejected(reason) | Status::SoftFailed(reason) => Err(Error::forbidden(
-                format!("our join is not allowed by the room's state: {reason}"),
-            )),
+            Status::Rejected(reason) | Status::SoftFailed(reason) => {
+                self.partial.remove(room)?;
+                Err(Error::forbidden(format!(
+                    "our join is not allowed by the room's state: {reason}"
+                )))
+            }
         }
     }
 

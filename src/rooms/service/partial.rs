@@ -1,0 +1,112 @@
+//! Completing a join made with partial state: the full state before our
+//! join replaces the partial one, as the state around the join and the
+//! room's current state. The room takes no other event while it is
+//! partial, so nothing was built on the partial state but the join.
+//! Spec: server-server-api.md "Joining Rooms" (`omit_members`).
+
+use std::future::Future;
+
+use ruma::{events::StateEventType, CanonicalJsonObject, RoomId, RoomVersionId};
+
+use super::{
+    join::{given_state, of_room},
+    RoomService, Shorts,
+};
+use crate::{
+    error::{Error, Result},
+    rooms::pdu,
+    store::{
+        partial::PartialJoin,
+        rooms::{Append, RoomRecord, Status},
+    },
+};
+
+/// A `/state` answer: the state before an event and its auth chain.
+pub type StateAnswer = (Vec<CanonicalJsonObject>, Vec<CanonicalJsonObject>);
+
+impl RoomService {
+    /// The partial join of `room` still to complete, if any.
+    pub fn partial_join(&self, room: &RoomId) -> Result<Option<PartialJoin>> {
+        self.partial.get(room)
+    }
+
+    /// Rooms whose partial joins are still to complete.
+    pub fn partial_rooms(&self) -> Result<Vec<ruma::OwnedRoomId>> {
+        self.partial.rooms()
+    }
+
+    /// Fetches (with `fetch`) and stores the full state of a room joined
+    /// with partial state. The room stays locked throughout, so events
+    /// arriving meanwhile wait for the full state rather than being
+    /// refused.
+    pub async fn complete_partial_state<F, Fut>(&self, room: &RoomId, fetch: F) -> Result<()>
+    where
+        F: FnOnce(PartialJoin) -> Fut,
+        Fut: Future<Output = Result<StateAnswer>>,
+    {
+        let _guard = self.lock_any(room).await;
+        let Some(partial) = self.partial.get(room)? else {
+            return Ok(());
+        };
+        let Some(mut meta) = self.trees.event_meta(partial.join.as_str())? else {
+            // Killed between marking the room and storing the join.
+            self.partial.remove(room)?;
+            return Ok(());
+        };
+        let record = self.record(room)?;
+        if record.current_state != meta.state_after {
+            return Err(Error::internal(format!(
+                "{room} changed after a partial join; its full state cannot replace it"
+            )));
+        }
+        let join = partial.join.clone();
+        let (state, auth_chain) = fetch(partial).await?;
+        let version = RoomVersionId::try_from(record.version.as_str())
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let rules = pdu::rules(&version).map_err(|e| Error::internal(e.0))?;
+        let (checked, state_ids) = self.verify_all(&version, state, auth_chain).await?;
+        let pdus = of_room(checked, room, &rules);
+        let (outcome, mut outliers) = self.authorize_outliers(room, &rules, &pdus, |_| {
+            Some(Status::Rejected(
+                "an auth event is missing from the state answer".into(),
+            ))
+        })?;
+        let fetch = |id: &ruma::EventId| outcome.get(id).cloned();
+        let before = given_state(&state_ids, fetch, "state answer")?;
+        let own = self
+            .pdu(&join, &rules)
+            .ok_or_else(|| Error::internal(format!("our join {join} is unreadable")))?;
+        let key = (
+            StateEventType::RoomMember,
+            own.state_key.unwrap_or_default(),
+        );
+        let mut after = before.clone();
+        after.insert(key, join.clone());
+        let mut shorts = Shorts::cached(&self.trees, &self.groups);
+        meta.state_before = shorts.save(None, &before)?;
+        meta.state_after = shorts.save(Some(meta.state_before), &after)?;
+        let json = self
+            .trees
+            .event_bytes(join.as_str())?
+            .ok_or_else(|| Error::internal(format!("our join {join} is unreadable")))?;
+        let current = RoomRecord {
+            version: record.version,
+            current_state: meta.state_after,
+        };
+        outliers.push((join, json, meta));
+        let mut append = Append {
+            also_stored: outliers,
+            room: Some((room.to_owned(), current)),
+            ..Append::default()
+        };
+        shorts.into_append(&mut append);
+        self.trees.commit(append)?;
+        // The state first: a crash in between leaves the room marked and
+        // fetched again, never unmarked with its state missing.
+        self.trees.flush().await?;
+        self.partial.remove(room)?;
+        self.trees.flush().await?;
+        tracing::info!(%room, state = after.len(), "full state of a partial join stored");
+        Ok(())
+    }
+}
