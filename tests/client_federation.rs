@@ -84,7 +84,7 @@ async fn history_from_before_a_join_is_backfilled_and_kept() {
 
     let expected: Vec<String> = (1..=25).rev().map(|i| format!("m{i}")).collect();
     let history = page_back(&bob, &room, &prev_batch).await;
-    assert_eq!(bodies(&history), expected, "{}", b.log());
+    assert_eq!(bodies(&history), expected, "{history:?} {}", b.log());
     let ids: Vec<&str> = history
         .iter()
         .filter_map(|e| e["event_id"].as_str())

@@ -148,12 +148,18 @@ impl RoomService {
         self.trees.flush().await
     }
 
-    /// The servers with joined members in the room's current state.
+    /// The servers with joined members in the room's current state; while
+    /// the room's member events are still being fetched, also the servers
+    /// the join answer said are in the room.
     pub fn joined_servers(&self, room: &RoomId) -> Result<BTreeSet<OwnedServerName>> {
         let record = self.record(room)?;
         let shorts = Shorts::cached(&self.trees, &self.groups);
         let state = shorts.shared(record.current_state)?;
-        self.servers.in_state(&self.trees, room, &state)
+        let mut servers = self.servers.in_state(&self.trees, room, &state)?;
+        if let Some(partial) = self.partial.get(room)? {
+            servers.extend(partial.servers);
+        }
+        Ok(servers)
     }
 
     /// Where a local event goes: every other server in the room before or
