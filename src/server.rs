@@ -73,7 +73,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         requester.clone(),
         config.rooms.partial_state_joins,
     ));
-    crate::rooms::partial_join::resume(&rooms, &requester).map_err(|e| e.message)?;
+    crate::rooms::partial_join::resume(&rooms, &requester)
+        .await
+        .map_err(|e| e.message)?;
     let sender = Sender::new(
         store.outbound.clone(),
         rooms.clone(),

@@ -472,3 +472,35 @@ async fn a_partial_state_join_fetches_every_member_even_across_a_kill() {
     let said = common::rooms::say(&b, &room, &bob, "all here").await;
     common::rooms::wait_for_events(&a, &room, &[said], 30).await;
 }
+
+/// The joining user's first message after a partial join waits for the
+/// member events instead of being refused (the fetch holds the room from
+/// before the join returns), and so does it after leaving and joining
+/// again (a rejoin asks for the full state).
+#[tokio::test]
+async fn a_message_right_after_a_partial_join_waits_for_the_members() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = user(&a, "alice");
+    let room = create(&a, &alice, "12").await;
+    make_public(&a, &room, &alice).await;
+    for i in 0..100 {
+        let member = user(&a, &format!("member{i}"));
+        let event = json!({"sender": member, "type": "m.room.member", "state_key": member, "content": {"membership": "join"}});
+        assert_eq!(send(&a, &room, event).await.0, 200);
+    }
+    let bob = user(&b, "bob");
+    for round in 0..3 {
+        let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
+        assert_eq!(status, 200, "{reply}");
+        let message = json!({"sender": bob, "type": "m.room.message", "content": {"msgtype": "m.text", "body": format!("hello {round}")}});
+        let (status, reply) = send(&b, &room, message).await;
+        assert_eq!(status, 200, "round {round}: {reply} {}", b.log());
+        assert_eq!(members(&b, &room).await, (false, 102));
+        let said = reply["event_id"].as_str().expect("event_id").to_owned();
+        common::rooms::wait_for_events(&a, &room, &[said], 30).await;
+        let leave = json!({"sender": bob, "type": "m.room.member", "state_key": bob, "content": {"membership": "leave"}});
+        assert_eq!(send(&b, &room, leave).await.0, 200);
+    }
+}

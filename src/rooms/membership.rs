@@ -144,7 +144,7 @@ impl MembershipService {
             })
             .await?;
         if self.rooms.partial_join(room)?.is_some() {
-            partial_join::spawn(self.rooms.clone(), self.requester.clone(), room.to_owned());
+            partial_join::spawn(self.rooms.clone(), self.requester.clone(), room.to_owned()).await;
         }
         self.rooms.settle_pending(user, room).await?;
         Ok(id)
@@ -449,7 +449,9 @@ impl MembershipService {
             percent_encode(room.as_str()),
             percent_encode(event.event_id.as_str())
         );
-        if kind.membership == "join" && self.partial_joins {
+        // A rejoin asks for the full state: the room's old state is
+        // resolved with the answer, which a partial answer cannot take.
+        if kind.membership == "join" && self.partial_joins && !self.rooms.is_known(room)? {
             uri.push_str("?omit_members=true");
         }
         let body = serde_json::Value::from(CanonicalJsonValue::Object(event.object.clone()));

@@ -10,7 +10,7 @@ use http::Method;
 use ruma::{CanonicalJsonObject, OwnedRoomId, RoomId};
 use serde::Deserialize;
 
-use super::service::RoomService;
+use super::service::{CompletionLock, RoomService};
 use crate::{
     error::{Error, Result},
     federation::requester::Requester,
@@ -26,11 +26,13 @@ struct StateBody {
     auth_chain: Vec<CanonicalJsonObject>,
 }
 
-/// Completes `room`'s partial join in the background.
-pub fn spawn(rooms: Arc<RoomService>, requester: Arc<Requester>, room: OwnedRoomId) {
+/// Completes `room`'s partial join in the background; the room is
+/// locked for the first attempt before this returns.
+pub async fn spawn(rooms: Arc<RoomService>, requester: Arc<Requester>, room: OwnedRoomId) {
+    let mut held = Some(rooms.hold_for_completion(&room).await);
     tokio::spawn(async move {
         let mut delay = FIRST_RETRY;
-        while let Err(error) = complete(&rooms, &requester, &room).await {
+        while let Err(error) = complete(&rooms, &requester, &room, held.take()).await {
             tracing::warn!(%room, %error, retry_in = ?delay, "cannot fetch a partial join's state");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(LAST_RETRY);
@@ -39,16 +41,21 @@ pub fn spawn(rooms: Arc<RoomService>, requester: Arc<Requester>, room: OwnedRoom
 }
 
 /// Resumes the partial joins a previous run left incomplete.
-pub fn resume(rooms: &Arc<RoomService>, requester: &Arc<Requester>) -> Result<()> {
+pub async fn resume(rooms: &Arc<RoomService>, requester: &Arc<Requester>) -> Result<()> {
     for room in rooms.partial_rooms()? {
-        spawn(rooms.clone(), requester.clone(), room);
+        spawn(rooms.clone(), requester.clone(), room).await;
     }
     Ok(())
 }
 
-async fn complete(rooms: &RoomService, requester: &Requester, room: &RoomId) -> Result<()> {
+async fn complete(
+    rooms: &RoomService,
+    requester: &Requester,
+    room: &RoomId,
+    held: Option<CompletionLock>,
+) -> Result<()> {
     rooms
-        .complete_partial_state(room, |partial| async move {
+        .complete_partial_state(room, held, |partial| async move {
             let uri = format!(
                 "/_matrix/federation/v1/state/{}?event_id={}",
                 percent_encode(room.as_str()),

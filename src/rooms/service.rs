@@ -59,7 +59,7 @@ pub use backfill::{Checked, Page};
 pub use gap::GapState;
 pub use invite::{InviteRequest, PreparedInvite};
 pub use join::JoinAnswer;
-pub use partial::StateAnswer;
+pub use partial::{CompletionLock, StateAnswer};
 pub use query::{MAX_START_EVENTS, MAX_WALK};
 
 /// At most this many forward extremities are referenced by a new event.

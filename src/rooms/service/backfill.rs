@@ -25,6 +25,11 @@ pub enum Page {
 }
 
 impl RoomService {
+    /// Whether the room is stored here (joined now or before).
+    pub fn is_known(&self, room: &RoomId) -> Result<bool> {
+        Ok(self.trees.room(room.as_str())?.is_some())
+    }
+
     /// The room's version, parsed.
     pub fn version_of(&self, room: &RoomId) -> Result<RoomVersionId> {
         RoomVersionId::try_from(self.record(room)?.version.as_str())

@@ -24,6 +24,9 @@ use crate::{
 /// A `/state` answer: the state before an event and its auth chain.
 pub type StateAnswer = (Vec<CanonicalJsonObject>, Vec<CanonicalJsonObject>);
 
+/// A room's lock held for completing its partial join.
+pub struct CompletionLock(tokio::sync::OwnedMutexGuard<()>);
+
 impl RoomService {
     /// The partial join of `room` still to complete, if any.
     pub fn partial_join(&self, room: &RoomId) -> Result<Option<PartialJoin>> {
@@ -35,16 +38,32 @@ impl RoomService {
         self.partial.rooms()
     }
 
+    /// The room's lock, taken before a partial join returns and handed to
+    /// the first [`Self::complete_partial_state`], so that the events the
+    /// joining user sends next wait for the full state instead of being
+    /// refused because the fetch had not started yet.
+    pub async fn hold_for_completion(&self, room: &RoomId) -> CompletionLock {
+        CompletionLock(self.lock_any(room).await)
+    }
+
     /// Fetches (with `fetch`) and stores the full state of a room joined
-    /// with partial state. The room stays locked throughout, so events
-    /// arriving meanwhile wait for the full state rather than being
-    /// refused.
-    pub async fn complete_partial_state<F, Fut>(&self, room: &RoomId, fetch: F) -> Result<()>
+    /// with partial state. The room stays locked throughout (from `held`
+    /// on, if given), so events arriving meanwhile wait for the full state
+    /// rather than being refused.
+    pub async fn complete_partial_state<F, Fut>(
+        &self,
+        room: &RoomId,
+        held: Option<CompletionLock>,
+        fetch: F,
+    ) -> Result<()>
     where
         F: FnOnce(PartialJoin) -> Fut,
         Fut: Future<Output = Result<StateAnswer>>,
     {
-        let _guard = self.lock_any(room).await;
+        let _guard = match held {
+            Some(CompletionLock(guard)) => guard,
+            None => self.lock_any(room).await,
+        };
         let Some(partial) = self.partial.get(room)? else {
             return Ok(());
         };
