@@ -433,3 +433,70 @@ async fn space_hierarchy_spans_servers() {
     let (status, _) = get_v1(&bob, &format!("rooms/{}/hierarchy", encode(&secret))).await;
     assert_eq!(status, 403);
 }
+
+/// A room joined with partial state: once its member events are fetched
+/// (outliers, never in the timeline), the next incremental `/sync` gives
+/// the room's whole state, members included.
+#[tokio::test]
+async fn members_fetched_after_a_partial_join_reach_an_incremental_sync() {
+    let ca = TestCa::new();
+    let mut a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&b, "bob").await;
+    let room = create_room(&alice, json!({"preset": "public_chat", "name": "Crowd"})).await;
+    let alice = alice.user.clone();
+    let members = 300;
+    let names: Vec<String> = (0..members)
+        .map(|i| common::rooms::user(&a, &format!("member{i}")))
+        .collect();
+    for member in &names {
+        let event = json!({"sender": member, "type": "m.room.member", "state_key": member, "content": {"membership": "join"}});
+        assert_eq!(common::rooms::send(&a, &room, event).await.0, 200);
+    }
+    bob.ok(
+        "POST",
+        &format!("join/{}?server_name={}", encode(&room), a.server_name),
+        json!({}),
+    )
+    .await;
+    // Before B can have fetched and checked 300 member events.
+    a.kill();
+    if common::rooms::view(&b, &room).await.1["partial_state"] != true {
+        eprintln!("B completed the join before A was killed");
+        return;
+    }
+    let sync = bob.ok("GET", "sync?timeout=0", json!(null)).await;
+    let before = member_keys(&sync["rooms"]["join"][&room]["state"]["events"]);
+    assert!(
+        before.len() < members,
+        "{} members while partial",
+        before.len()
+    );
+
+    a.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while common::rooms::view(&b, &room).await.1["partial_state"] != false {
+        assert!(std::time::Instant::now() < deadline, "{}", b.log());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let path = format!("sync?since={}&timeout=0", batch(&sync));
+    let after = bob.ok("GET", &path, json!(null)).await;
+    let state = member_keys(&after["rooms"]["join"][&room]["state"]["events"]);
+    assert!(
+        names.iter().all(|name| state.contains(name)),
+        "{} members in the incremental sync",
+        state.len()
+    );
+    assert!(state.contains(&alice), "{after}");
+}
+
+fn member_keys(events: &Value) -> HashSet<String> {
+    events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "m.room.member")
+        .filter_map(|e| e["state_key"].as_str().map(str::to_owned))
+        .collect()
+}

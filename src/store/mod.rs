@@ -91,7 +91,10 @@ impl Store {
             server_keys: ServerKeyTree::new(open(keys::SERVER_KEYS)?, open(keys::KEY_RESPONSES)?),
             transactions: transactions::TransactionTree::new(open(transactions::TRANSACTIONS)?),
             pending: pending::PendingTree::new(open(pending::PENDING)?),
-            partial: partial::PartialTree::new(open(partial::PARTIAL_STATE)?),
+            partial: partial::PartialTree::new(
+                open(partial::PARTIAL_STATE)?,
+                open(partial::STATE_COMPLETED)?,
+            ),
             backfill: backfill::BackfillTree::new(open(backfill::BACKFILLED)?),
             destinations: destinations::DestinationTree::new(open(destinations::DESTINATIONS)?),
             edus: edus::EduTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,

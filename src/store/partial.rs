@@ -1,7 +1,8 @@
 //! Rooms joined with partial state (`omit_members`): the resident server
 //! left out most member events, which are fetched after the join returns.
 //! A room stays listed here until its full state is stored, so a restart
-//! resumes the fetch.
+//! resumes the fetch; then the position where its full state arrived is
+//! kept, so `/sync` gives clients the whole state again.
 
 use ruma::{OwnedEventId, OwnedRoomId, OwnedServerName, RoomId};
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,9 @@ use crate::error::Result;
 
 /// `partial_state`: room ID → JSON [`PartialJoin`].
 pub(super) const PARTIAL_STATE: &str = "partial_state";
+/// `state_completed`: room ID → stream position (u64 big-endian) at which
+/// the room's full state replaced its partial state.
+pub(super) const STATE_COMPLETED: &str = "state_completed";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PartialJoin {
@@ -25,11 +29,12 @@ pub struct PartialJoin {
 #[derive(Clone)]
 pub struct PartialTree {
     tree: Tree,
+    completed: Tree,
 }
 
 impl PartialTree {
-    pub(super) fn new(tree: Tree) -> Self {
-        Self { tree }
+    pub(super) fn new(tree: Tree, completed: Tree) -> Self {
+        Self { tree, completed }
     }
 
     /// Durable once the store is flushed.
@@ -52,6 +57,26 @@ impl PartialTree {
     pub fn remove(&self, room: &RoomId) -> Result<()> {
         self.tree.remove(room.as_str())?;
         Ok(())
+    }
+
+    /// Unmarks `room`, its full state stored at `position`. The position
+    /// goes first: a crash in between leaves the room to fetch again.
+    pub fn complete(&self, room: &RoomId, position: u64) -> Result<()> {
+        self.completed
+            .insert(room.as_str(), &position.to_be_bytes())?;
+        self.remove(room)
+    }
+
+    /// Where `room`'s full state last replaced a partial one (0: never).
+    pub fn completed_at(&self, room: &RoomId) -> Result<u64> {
+        Ok(match self.completed.get(room.as_str())? {
+            Some(bytes) => bytes
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or_default(),
+            None => 0,
+        })
     }
 
     /// Every room still waiting for its full state.

@@ -329,8 +329,13 @@ impl SyncService {
             events.remove(0);
         }
         let joined_at = self.member_position(room, pass.user)?;
-        // Newly joined (or asked for everything): the whole state.
-        let fresh = pass.since.is_none() || pass.full_state || joined_at > since;
+        // Newly joined, or its member events fetched since a partial join
+        // (they are outliers, never in the timeline), or asked for
+        // everything: the whole state.
+        let fresh = pass.since.is_none()
+            || pass.full_state
+            || joined_at > since
+            || self.rooms.state_completed_at(room)? > since;
         if events.is_empty() && !fresh && !pass.ephemeral_changed() {
             return Ok(None);
         }

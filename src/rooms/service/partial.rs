@@ -33,6 +33,12 @@ impl RoomService {
         self.partial.get(room)
     }
 
+    /// The stream position at which `room`'s partial state was replaced
+    /// by its full state (0 if it never was).
+    pub fn state_completed_at(&self, room: &RoomId) -> Result<u64> {
+        self.partial.completed_at(room)
+    }
+
     /// Rooms whose partial joins are still to complete.
     pub fn partial_rooms(&self) -> Result<Vec<ruma::OwnedRoomId>> {
         self.partial.rooms()
@@ -123,7 +129,10 @@ impl RoomService {
         // The state first: a crash in between leaves the room marked and
         // fetched again, never unmarked with its state missing.
         self.trees.flush().await?;
-        self.partial.remove(room)?;
+        // At a new stream position, so that syncing clients wake and are
+        // given the room's whole state.
+        self.trees
+            .advance_with(|position| self.partial.complete(room, position))?;
         self.trees.flush().await?;
         tracing::info!(%room, state = after.len(), "full state of a partial join stored");
         Ok(())
