@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod alloc;
 pub mod client;
 pub mod config;
 pub mod e2ee;

@@ -15,6 +15,9 @@ use hearth::{
 };
 use ruma::OwnedServerName;
 
+#[global_allocator]
+static ALLOCATOR: hearth::alloc::Allocator = hearth::alloc::Allocator;
+
 /// hearth: a lean Matrix homeserver.
 #[derive(Parser)]
 #[command(version)]
