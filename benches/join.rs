@@ -15,10 +15,9 @@ mod common;
 use std::time::Instant;
 
 use common::{
-    rooms::{create, join, make_public, send, user, view},
+    rooms::{add_members, create, join, make_public, user, view},
     Hearth, TestCa,
 };
-use serde_json::json;
 
 fn main() {
     let members: usize = std::env::var("HEARTH_BENCH_MEMBERS")
@@ -42,16 +41,7 @@ fn main() {
         let room = create(&a, &alice, "12").await;
         make_public(&a, &room, &alice).await;
         let started = Instant::now();
-        for i in 0..members {
-            let member = user(&a, &format!("member{i}"));
-            let (status, reply) = send(
-                &a,
-                &room,
-                json!({"sender": member, "type": "m.room.member", "state_key": member, "content": {"membership": "join"}}),
-            )
-            .await;
-            assert_eq!(status, 200, "{reply}");
-        }
+        add_members(&a, &room, members).await;
         println!(
             "A: {members} members joined in {:.1}s",
             started.elapsed().as_secs_f64()

@@ -447,13 +447,7 @@ async fn members_fetched_after_a_partial_join_reach_an_incremental_sync() {
     let room = create_room(&alice, json!({"preset": "public_chat", "name": "Crowd"})).await;
     let alice = alice.user.clone();
     let members = 300;
-    let names: Vec<String> = (0..members)
-        .map(|i| common::rooms::user(&a, &format!("member{i}")))
-        .collect();
-    for member in &names {
-        let event = json!({"sender": member, "type": "m.room.member", "state_key": member, "content": {"membership": "join"}});
-        assert_eq!(common::rooms::send(&a, &room, event).await.0, 200);
-    }
+    let names = common::rooms::add_members(&a, &room, members).await;
     bob.ok(
         "POST",
         &format!("join/{}?server_name={}", encode(&room), a.server_name),

@@ -6,8 +6,8 @@ mod common;
 
 use common::{
     rooms::{
-        create, encode, federation, invite, join, knock, leave, make_public, member_event,
-        membership, pending, send, user, wait_for_membership,
+        add_members, create, encode, federation, invite, join, knock, leave, make_public,
+        member_event, membership, pending, send, user, wait_for_membership,
     },
     Hearth, TestCa,
 };
@@ -429,12 +429,7 @@ async fn a_partial_state_join_fetches_every_member_even_across_a_kill() {
     let room = create(&a, &alice, "12").await;
     make_public(&a, &room, &alice).await;
     let joined = 300;
-    for i in 0..joined {
-        let member = user(&a, &format!("member{i}"));
-        let event = json!({"sender": member, "type": "m.room.member", "state_key": member, "content": {"membership": "join"}});
-        let (status, reply) = send(&a, &room, event).await;
-        assert_eq!(status, 200, "{reply}");
-    }
+    add_members(&a, &room, joined).await;
     let everyone = joined + 2;
     let bob = user(&b, "bob");
     let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;
@@ -485,11 +480,7 @@ async fn a_message_right_after_a_partial_join_waits_for_the_members() {
     let alice = user(&a, "alice");
     let room = create(&a, &alice, "12").await;
     make_public(&a, &room, &alice).await;
-    for i in 0..100 {
-        let member = user(&a, &format!("member{i}"));
-        let event = json!({"sender": member, "type": "m.room.member", "state_key": member, "content": {"membership": "join"}});
-        assert_eq!(send(&a, &room, event).await.0, 200);
-    }
+    add_members(&a, &room, 100).await;
     let bob = user(&b, "bob");
     for round in 0..3 {
         let (status, reply) = join(&b, &room, &bob, &[&a.server_name]).await;

@@ -117,6 +117,13 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::internal(format!("cannot encode record: {e}")))
 }
 
+/// Reads a stored big-endian u64 (a short id, a stream position).
+fn u64_value(tree: &str, bytes: &[u8]) -> Result<u64> {
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Error::internal(format!("corrupt number in tree {tree}")))
+}
+
 /// Reads a stored record, reporting corruption rather than panicking.
 fn decode<T: serde::de::DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)

@@ -22,7 +22,7 @@ use sled::{
     Transactional, Tree,
 };
 
-use super::{decode, encode, recent::Recent};
+use super::{decode, encode, recent::Recent, u64_value};
 use crate::error::{Error, Result};
 
 /// `events`: event ID (UTF-8) → the length of its metadata (u32 BE),
@@ -296,12 +296,6 @@ fn room_key(room: &str, rest: &[u8]) -> Vec<u8> {
     key
 }
 
-fn u64_value(bytes: &[u8]) -> Result<u64> {
-    <[u8; 8]>::try_from(bytes)
-        .map(u64::from_be_bytes)
-        .map_err(|_| Error::internal("corrupt short id"))
-}
-
 type TxResult = std::result::Result<(), ConflictableTransactionError<Error>>;
 
 impl RoomTrees {
@@ -396,7 +390,7 @@ impl RoomTrees {
         let mut picked: Vec<(u64, OwnedEventId)> = entries
             .into_iter()
             .map(|(key, id)| {
-                let stream = u64_value(&key[prefix.len()..])?;
+                let stream = u64_value(TIMELINE, &key[prefix.len()..])?;
                 let id = OwnedEventId::try_from(id.as_str())
                     .map_err(|_| Error::internal("corrupt timeline"))?;
                 Ok((stream, id))
@@ -469,7 +463,12 @@ impl RoomTrees {
                 Some((_, short)) => Some(Some(*short)),
                 None => staged.cached.event_short.get(id).map(Some),
             },
-            || self.event_short.get(id)?.map(|v| u64_value(&v)).transpose(),
+            || {
+                self.event_short
+                    .get(id)?
+                    .map(|v| u64_value(EVENT_SHORT, &v))
+                    .transpose()
+            },
             |cached, short| {
                 if let Some(short) = short {
                     cached.event_short.put(id.to_owned(), *short);
@@ -507,7 +506,7 @@ impl RoomTrees {
             || {
                 self.statekey_short
                     .get(key)?
-                    .map(|v| u64_value(&v))
+                    .map(|v| u64_value(STATEKEY_SHORT, &v))
                     .transpose()
             },
             |cached, short| cached.statekey_short.put(key.to_vec(), *short),
@@ -1325,7 +1324,10 @@ mod tests {
             .read_through(
                 |staged| staged.cached.statekey_short.get(key.as_slice()),
                 || {
-                    let before = trees.statekey_short.get(key)?.map(|v| u64_value(&v));
+                    let before = trees
+                        .statekey_short
+                        .get(key)?
+                        .map(|v| u64_value(STATEKEY_SHORT, &v));
                     let assigned = Append {
                         new_statekey_shorts: vec![(key.to_vec(), 77)],
                         ..Append::default()

@@ -42,6 +42,20 @@ pub async fn send(h: &Hearth, room: &str, event: Value) -> (u16, Value) {
         .await
 }
 
+/// Joins `count` local users (`@member0`, `@member1`, …) to a public
+/// room; returns their IDs.
+pub async fn add_members(h: &Hearth, room: &str, count: usize) -> Vec<String> {
+    let mut members = Vec::with_capacity(count);
+    for i in 0..count {
+        let member = user(h, &format!("member{i}"));
+        let event = json!({"sender": member, "type": "m.room.member", "state_key": member, "content": {"membership": "join"}});
+        let (status, reply) = send(h, room, event).await;
+        assert_eq!(status, 200, "{reply}");
+        members.push(member);
+    }
+    members
+}
+
 /// Sends a message and returns its event ID.
 pub async fn say(h: &Hearth, room: &str, sender: &str, body: &str) -> String {
     let (status, reply) = send(
