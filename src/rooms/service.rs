@@ -257,21 +257,24 @@ impl RoomService {
     }
 
     /// Resolves forked states, reading events from `pending` (ones not
-    /// stored yet) before the store, and auth chains through metadata.
-    pub(super) fn resolve(
+    /// stored yet) before the store, and the auth DAG through metadata
+    /// and the `auth_children` index.
+    pub fn resolve(
         &self,
         rules: &RoomVersionRules,
         states: &[StateMap<OwnedEventId>],
         pending: impl Fn(&EventId) -> Option<Pdu>,
     ) -> Result<StateMap<OwnedEventId>> {
+        let graph = StoredGraph {
+            rooms: self,
+            rules,
+            pending: &pending,
+        };
         state_res::resolve_with(
             rules,
             states,
             &|id| pending(id).or_else(|| self.pdu(id, rules)),
-            |id| match pending(id) {
-                Some(pdu) => Some(pdu.auth_events),
-                None => self.auth_events_of(id, rules),
-            },
+            &graph,
         )
         .map_err(Error::internal)
     }
@@ -536,6 +539,7 @@ impl RoomService {
         }
         let json =
             serde_json::to_vec(&checked.object).map_err(|e| Error::internal(e.to_string()))?;
+        append.cited = join::cited(&pdu);
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);
         self.trees.commit(append)?;
@@ -1017,6 +1021,32 @@ fn random_local() -> String {
         .take(18)
         .map(char::from)
         .collect()
+}
+
+/// The auth DAG as stored: auth events from event metadata, the events
+/// citing one from the `auth_children` index. `pending` holds events not
+/// stored yet; none of them cites a stored event that a state holds, so
+/// the index not knowing them changes no answer.
+struct StoredGraph<'a, P> {
+    rooms: &'a RoomService,
+    rules: &'a RoomVersionRules,
+    pending: &'a P,
+}
+
+impl<P: Fn(&EventId) -> Option<Pdu>> state_res::AuthGraph for StoredGraph<'_, P> {
+    fn auth_events(&self, id: &EventId) -> Option<Vec<OwnedEventId>> {
+        match (self.pending)(id) {
+            Some(pdu) => Some(pdu.auth_events),
+            None => self.rooms.auth_events_of(id, self.rules),
+        }
+    }
+
+    fn cited_by(&self, id: &EventId) -> Vec<OwnedEventId> {
+        self.rooms.trees.cited_by(id.as_str()).unwrap_or_else(|e| {
+            tracing::error!(event = %id, error = %e, "cannot read the auth index");
+            Vec::new()
+        })
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! ruma does not implement, written here. Spec: rooms/v1 and rooms/v2
 //! "State resolution", rooms/v12 "Conflicted state subgraph".
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ruma::{
     events::StateEventType,
@@ -16,38 +16,89 @@ use ruma::{
 
 use super::event::Pdu;
 
+/// What resolution reads of a room's auth DAG, both ways.
+pub trait AuthGraph {
+    /// An event's `auth_events`; `None` for an event we do not hold.
+    fn auth_events(&self, id: &EventId) -> Option<Vec<OwnedEventId>>;
+    /// The state events that cite `id` among their `auth_events`.
+    fn cited_by(&self, id: &EventId) -> Vec<OwnedEventId>;
+}
+
 /// Resolves forked states into one. `fetch` returns any event of the room
-/// we hold; events it cannot find are left out, as the spec asks.
+/// we hold; events it cannot find are left out, as the spec asks. The
+/// auth DAG is read by fetching events: for callers without an index.
 pub fn resolve(
     rules: &RoomVersionRules,
     states: &[StateMap<OwnedEventId>],
     fetch: impl Fn(&EventId) -> Option<Pdu>,
 ) -> Result<StateMap<OwnedEventId>, String> {
-    resolve_with(rules, states, &fetch, |id| {
-        fetch(id).map(|pdu| pdu.auth_events)
-    })
+    let walked = Walked::new(states, |id| fetch(id).map(|pdu| pdu.auth_events));
+    resolve_with(rules, states, &fetch, &walked)
 }
 
-/// [`resolve`] with a cheaper way to read an event's `auth_events` than
-/// fetching it whole: auth chains hold most of a room's state.
+/// [`resolve`] reading the auth DAG from `graph` (an index) rather than
+/// by fetching events: auth chains hold most of a room's state.
 pub fn resolve_with(
     rules: &RoomVersionRules,
     states: &[StateMap<OwnedEventId>],
     fetch: &impl Fn(&EventId) -> Option<Pdu>,
-    auth_of: impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
+    graph: &impl AuthGraph,
 ) -> Result<StateMap<OwnedEventId>, String> {
     let StateResolutionVersion::V2(v2_rules) = &rules.state_res else {
         return Ok(resolve_v1(&rules.authorization, states, fetch));
     };
+    let auth_of = |id: &EventId| graph.auth_events(id);
     ruma::state_res::resolve(
         &rules.authorization,
         v2_rules,
         states,
-        difference_sets(states, &auth_of),
+        difference_sets(states, graph),
         fetch,
         |conflicted| Some(conflicted_subgraph(conflicted, &auth_of)),
     )
     .map_err(|e| format!("state resolution failed: {e}"))
+}
+
+/// The auth DAG below some states, walked from them whole, both ways.
+struct Walked {
+    auth: HashMap<OwnedEventId, Vec<OwnedEventId>>,
+    cited: HashMap<OwnedEventId, Vec<OwnedEventId>>,
+}
+
+impl Walked {
+    fn new(
+        states: &[StateMap<OwnedEventId>],
+        auth_of: impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
+    ) -> Self {
+        let mut auth = HashMap::new();
+        let mut todo: Vec<OwnedEventId> = states.iter().flat_map(|s| s.values().cloned()).collect();
+        while let Some(id) = todo.pop() {
+            if auth.contains_key(&id) {
+                continue;
+            }
+            if let Some(events) = auth_of(&id) {
+                todo.extend(events.iter().cloned());
+                auth.insert(id, events);
+            }
+        }
+        let mut cited: HashMap<OwnedEventId, Vec<OwnedEventId>> = HashMap::new();
+        for (child, events) in &auth {
+            for event in events {
+                cited.entry(event.clone()).or_default().push(child.clone());
+            }
+        }
+        Self { auth, cited }
+    }
+}
+
+impl AuthGraph for Walked {
+    fn auth_events(&self, id: &EventId) -> Option<Vec<OwnedEventId>> {
+        self.auth.get(id).cloned()
+    }
+
+    fn cited_by(&self, id: &EventId) -> Vec<OwnedEventId> {
+        self.cited.get(id).cloned().unwrap_or_default()
+    }
 }
 
 /// What ruma needs of each state's full auth chain: it only takes their
@@ -55,13 +106,12 @@ pub fn resolve_with(
 /// state holds, most of a large room, add one chain C to all of them, and
 /// each state's own events give a chain X_i. The difference is then
 /// ⋃X − ∩X − C; each set given is X_i − ∩X − C, whose union is that
-/// difference and whose intersection is empty. C is only walked as far
-/// as it takes to find the candidates ⋃X − ∩X in it: in most forks they
-/// all are (the room's create, power levels, join rules), found among the
-/// first common events' chains, so a large room is not walked whole.
+/// difference and whose intersection is empty. Whether a candidate of
+/// ⋃X − ∩X is in C is asked upwards (see [`in_chain_of`]), so C, which
+/// is as large as the room, is never walked.
 fn difference_sets(
     states: &[StateMap<OwnedEventId>],
-    auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
+    graph: &impl AuthGraph,
 ) -> Vec<EventIdSet<OwnedEventId>> {
     let held: Vec<HashSet<&OwnedEventId>> = states.iter().map(|s| s.values().collect()).collect();
     let Some((first, others)) = held.split_first() else {
@@ -72,11 +122,12 @@ fn difference_sets(
         .filter(|id| others.iter().all(|h| h.contains(*id)))
         .copied()
         .collect();
+    let auth_of = |id: &EventId| graph.auth_events(id);
     let own_chains: Vec<HashSet<OwnedEventId>> = held
         .iter()
         .map(|held| {
             let own = held.iter().filter(|id| !common.contains(*id));
-            auth_chain(own.map(|id| (*id).clone()), auth_of)
+            auth_chain(own.map(|id| (*id).clone()), &auth_of)
         })
         .collect();
     let in_every_own = |id: &OwnedEventId| own_chains.iter().all(|c| c.contains(id));
@@ -85,7 +136,7 @@ fn difference_sets(
         .flatten()
         .filter(|id| !in_every_own(id))
         .collect();
-    let shared = found_in_chain(&candidates, common.iter().copied(), auth_of);
+    let shared = in_chain_of(&candidates, &common, graph);
     own_chains
         .iter()
         .map(|chain| {
@@ -98,31 +149,40 @@ fn difference_sets(
         .collect()
 }
 
-/// Which of `wanted` are in the auth chain of `starts`, walking one
-/// start's chain after another until all are found.
-fn found_in_chain<'a>(
+/// Which of `wanted` are in the auth chain of `common`: those from which
+/// the events citing them, and the events citing those, lead to an event
+/// of `common`. Each walk up stops at the first such event; the events
+/// of a walk that found none lead nowhere, and later walks skip them.
+fn in_chain_of<'a>(
     wanted: &HashSet<&'a OwnedEventId>,
-    starts: impl Iterator<Item = &'a OwnedEventId>,
-    auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
-) -> HashSet<OwnedEventId> {
+    common: &HashSet<&OwnedEventId>,
+    graph: &impl AuthGraph,
+) -> HashSet<&'a OwnedEventId> {
     let mut found = HashSet::new();
-    let mut seen = HashSet::new();
-    for start in starts {
-        if found.len() == wanted.len() {
-            break;
+    let mut nowhere: HashSet<OwnedEventId> = HashSet::new();
+    if common.is_empty() {
+        return found;
+    }
+    for &start in wanted {
+        let mut seen = HashSet::new();
+        let mut todo = vec![start.clone()];
+        let mut reached = false;
+        'walk: while let Some(id) = todo.pop() {
+            for child in graph.cited_by(&id) {
+                if common.contains(&child) || found.contains(&child) {
+                    reached = true;
+                    break 'walk;
+                }
+                if !nowhere.contains(&child) && seen.insert(child.clone()) {
+                    todo.push(child);
+                }
+            }
         }
-        let mut todo = auth_of(start).unwrap_or_default();
-        while let Some(id) = todo.pop() {
-            if seen.contains(&id) {
-                continue;
-            }
-            if let Some(auth) = auth_of(&id) {
-                todo.extend(auth);
-            }
-            if wanted.contains(&id) {
-                found.insert(id.clone());
-            }
-            seen.insert(id);
+        if reached {
+            found.insert(start);
+        } else {
+            nowhere.extend(seen);
+            nowhere.insert(start.clone());
         }
     }
     found
@@ -288,46 +348,59 @@ pub fn auth_chain(
 /// The union of all `auth_events` paths between two events of the
 /// conflicted state set: an event is in it when it is an auth ancestor of
 /// a conflicted event and itself has a conflicted event among its auth
-/// ancestors (or is conflicted).
+/// ancestors (or is conflicted). Each ancestor is judged once, from its
+/// auth events' answers (every auth event of an ancestor is one too).
 fn conflicted_subgraph(
     conflicted: &StateMap<Vec<OwnedEventId>>,
     auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
 ) -> EventIdSet<OwnedEventId> {
     let conflicted: HashSet<OwnedEventId> = conflicted.values().flatten().cloned().collect();
+    let mut leads_to_conflict: HashMap<OwnedEventId, bool> = HashMap::new();
     let mut subgraph: HashSet<OwnedEventId> = conflicted.clone();
-    let mut leads_to_conflict = std::collections::HashMap::new();
-    for start in &conflicted {
-        for ancestor in auth_chain([start.clone()], auth_of) {
-            if reaches_conflicted(&ancestor, &conflicted, auth_of, &mut leads_to_conflict) {
-                subgraph.insert(ancestor);
-            }
+    for ancestor in auth_chain(conflicted.iter().cloned(), auth_of) {
+        if leads_to_conflict_from(&ancestor, &conflicted, auth_of, &mut leads_to_conflict) {
+            subgraph.insert(ancestor);
         }
     }
     subgraph.into_iter().collect()
 }
 
-/// Whether `id` has a conflicted event among its auth ancestors, memoized.
-/// Each miss walks that event's auth chain: fine for the small conflicted
-/// sets of real forks.
-fn reaches_conflicted(
+/// Whether a conflicted event is among `id`'s auth ancestors, answered
+/// for every ancestor on the way (depth first, without recursion: a
+/// power level history can be thousands of events deep).
+fn leads_to_conflict_from(
     id: &OwnedEventId,
     conflicted: &HashSet<OwnedEventId>,
     auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
-    memo: &mut std::collections::HashMap<OwnedEventId, bool>,
+    memo: &mut HashMap<OwnedEventId, bool>,
 ) -> bool {
-    if let Some(known) = memo.get(id) {
-        return *known;
+    let mut stack = vec![(id.clone(), auth_of(id).unwrap_or_default())];
+    while let Some((event, auth)) = stack.last() {
+        let unanswered = auth
+            .iter()
+            .find(|a| !conflicted.contains(*a) && !memo.contains_key(*a))
+            .cloned();
+        match unanswered {
+            // Auth chains are acyclic, so a pending event is never met again.
+            Some(next) if !stack.iter().any(|(e, _)| *e == next) => {
+                let auth = auth_of(&next).unwrap_or_default();
+                stack.push((next, auth));
+            }
+            _ => {
+                let answer = auth
+                    .iter()
+                    .any(|a| conflicted.contains(a) || memo.get(a) == Some(&true));
+                memo.insert(event.clone(), answer);
+                stack.pop();
+            }
+        }
     }
-    let answer = auth_chain([id.clone()], auth_of)
-        .iter()
-        .any(|a| conflicted.contains(a));
-    memo.insert(id.clone(), answer);
-    answer
+    memo.get(id) == Some(&true)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::cell::Cell;
 
     use super::*;
 
@@ -335,15 +408,52 @@ mod tests {
         OwnedEventId::try_from(format!("${name}")).expect("id")
     }
 
+    /// An auth DAG in memory, counting what is read of it.
+    struct Graph {
+        auth: HashMap<OwnedEventId, Vec<OwnedEventId>>,
+        reads: Cell<usize>,
+    }
+
+    impl Graph {
+        fn new(edges: impl IntoIterator<Item = (OwnedEventId, Vec<OwnedEventId>)>) -> Self {
+            Self {
+                auth: edges.into_iter().collect(),
+                reads: Cell::new(0),
+            }
+        }
+
+        fn of(edges: &[(&str, &[&str])]) -> Self {
+            Self::new(
+                edges
+                    .iter()
+                    .map(|(e, auth)| (id(e), auth.iter().map(|a| id(a)).collect())),
+            )
+        }
+    }
+
+    impl AuthGraph for Graph {
+        fn auth_events(&self, id: &EventId) -> Option<Vec<OwnedEventId>> {
+            self.reads.set(self.reads.get() + 1);
+            self.auth.get(id).cloned()
+        }
+
+        fn cited_by(&self, id: &EventId) -> Vec<OwnedEventId> {
+            self.reads.set(self.reads.get() + 1);
+            let citing = self
+                .auth
+                .iter()
+                .filter(|(_, auth)| auth.iter().any(|a| a == id));
+            citing.map(|(child, _)| child.clone()).collect()
+        }
+    }
+
     /// The auth difference taken the long way: the full chain of each
     /// state, their union minus their intersection.
-    fn naive_difference(
-        states: &[StateMap<OwnedEventId>],
-        auth_of: &impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
-    ) -> HashSet<OwnedEventId> {
+    fn naive_difference(states: &[StateMap<OwnedEventId>], graph: &Graph) -> HashSet<OwnedEventId> {
+        let auth_of = |id: &EventId| graph.auth.get(id).cloned();
         let chains: Vec<HashSet<OwnedEventId>> = states
             .iter()
-            .map(|s| auth_chain(s.values().cloned(), auth_of))
+            .map(|s| auth_chain(s.values().cloned(), &auth_of))
             .collect();
         let union: HashSet<_> = chains.iter().flatten().cloned().collect();
         union
@@ -352,93 +462,211 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_fork_over_shared_auth_events_does_not_walk_the_whole_room() {
-        // create <- alice <- pl <- (200 members); pl <- pl2. The states
-        // differ only in their power levels, whose chains hold nothing
-        // the members' chains do not.
-        let mut edges: HashMap<OwnedEventId, Vec<OwnedEventId>> = HashMap::new();
-        edges.insert(id("create"), vec![]);
-        edges.insert(id("alice"), vec![id("create")]);
-        edges.insert(id("pl"), vec![id("create"), id("alice")]);
-        edges.insert(id("pl2"), vec![id("create"), id("alice"), id("pl")]);
-        let mut shared = StateMap::new();
-        for key in ["create", "alice"] {
-            shared.insert((StateEventType::RoomMember, key.to_owned()), id(key));
+    fn members(entries: &[(&str, &str)]) -> StateMap<OwnedEventId> {
+        entries
+            .iter()
+            .map(|(key, e)| ((StateEventType::RoomMember, (*key).to_owned()), id(e)))
+            .collect()
+    }
+
+    /// Checks the sets against the naive difference: same union, and no
+    /// event in every set.
+    fn assert_exact(states: &[StateMap<OwnedEventId>], graph: &Graph) {
+        let sets = difference_sets(states, graph);
+        let union: HashSet<OwnedEventId> = sets.iter().flatten().cloned().collect();
+        assert_eq!(union, naive_difference(states, graph), "{states:?}");
+        if states.len() > 1 {
+            let in_all = union.iter().filter(|e| sets.iter().all(|s| s.contains(e)));
+            assert_eq!(in_all.count(), 0, "the sets must not share an event");
         }
-        for n in 0..200 {
-            let member = id(&format!("m{n}"));
-            edges.insert(member.clone(), vec![id("create"), id("pl")]);
+    }
+
+    /// A room of `n` members, each invited by alice: create <- alice <-
+    /// pl <- invite_i <- member_i. The shared state holds them all.
+    fn room_of(
+        n: usize,
+    ) -> (
+        Vec<(OwnedEventId, Vec<OwnedEventId>)>,
+        StateMap<OwnedEventId>,
+    ) {
+        let mut edges = vec![
+            (id("create"), vec![]),
+            (id("alice"), vec![id("create")]),
+            (id("pl"), vec![id("create"), id("alice")]),
+        ];
+        let mut shared = members(&[("create", "create"), ("alice", "alice")]);
+        for n in 0..n {
+            let (invite, member) = (id(&format!("i{n}")), id(&format!("m{n}")));
+            edges.push((invite.clone(), vec![id("create"), id("pl"), id("alice")]));
+            edges.push((member.clone(), vec![id("create"), id("pl"), invite]));
             shared.insert((StateEventType::RoomMember, format!("m{n}")), member);
         }
-        let reads = std::cell::Cell::new(0);
-        let auth_of = |e: &EventId| {
-            reads.set(reads.get() + 1);
-            edges.get(e).cloned()
-        };
+        (edges, shared)
+    }
+
+    #[test]
+    fn a_fork_over_shared_auth_events_does_not_walk_the_whole_room() {
+        // The states differ only in their power levels, whose chains hold
+        // nothing the members' chains do not.
+        let (mut edges, shared) = room_of(200);
+        edges.push((id("pl2"), vec![id("create"), id("alice"), id("pl")]));
+        let graph = Graph::new(edges);
         let with_pl = |pl: &str| {
             let mut state = shared.clone();
             state.insert((StateEventType::RoomPowerLevels, String::new()), id(pl));
             state
         };
         let states = [with_pl("pl2"), with_pl("pl")];
-        let sets = difference_sets(&states, &auth_of);
+        let sets = difference_sets(&states, &graph);
         assert!(sets.iter().all(|s| s.is_empty()), "{sets:?}");
-        assert!(reads.get() < 20, "{} auth reads", reads.get());
-        assert!(naive_difference(&states, &auth_of).is_empty());
+        assert!(graph.reads.get() < 20, "{} reads", graph.reads.get());
+        assert!(naive_difference(&states, &graph).is_empty());
+    }
+
+    #[test]
+    fn a_fork_over_a_rejoin_reads_the_fork_not_the_room() {
+        // bob joined, left and joined again; one side has not seen the
+        // rejoin. His leave is in the difference, and no event the sides
+        // share leads to it: walked down from the shared state, the whole
+        // room was read to learn that.
+        let (mut edges, shared) = room_of(200);
+        edges.push((id("join1"), vec![id("create"), id("pl")]));
+        edges.push((id("leave"), vec![id("create"), id("pl"), id("join1")]));
+        edges.push((id("join2"), vec![id("create"), id("pl"), id("leave")]));
+        let graph = Graph::new(edges);
+        let with_bob = |bob: &str| {
+            let mut state = shared.clone();
+            state.insert((StateEventType::RoomMember, "bob".to_owned()), id(bob));
+            state
+        };
+        let states = [with_bob("join2"), with_bob("leave")];
+        let sets = difference_sets(&states, &graph);
+        let first: HashSet<OwnedEventId> = sets[0].iter().cloned().collect();
+        assert_eq!(first, [id("leave")].into_iter().collect());
+        assert!(sets[1].is_empty(), "{sets:?}");
+        assert!(graph.reads.get() < 20, "{} reads", graph.reads.get());
+        assert_eq!(naive_difference(&states, &graph), first);
     }
 
     #[test]
     fn difference_sets_give_exactly_the_auth_difference() {
         // create <- pl <- (m1, m2, m3); m3 <- m3b; pl <- pl2 <- m4; shared
         // events reach some of what the differing events reach.
-        let edges: HashMap<OwnedEventId, Vec<OwnedEventId>> = [
-            ("create", vec![]),
-            ("pl", vec!["create"]),
-            ("m1", vec!["create", "pl"]),
-            ("m2", vec!["create", "pl"]),
-            ("m3", vec!["create", "pl"]),
-            ("m3b", vec!["create", "pl", "m3"]),
-            ("pl2", vec!["create", "pl", "m1"]),
-            ("m4", vec!["create", "pl2"]),
-            ("m5", vec!["create", "pl2", "m2"]),
-        ]
-        .into_iter()
-        .map(|(e, auth)| (id(e), auth.into_iter().map(id).collect()))
-        .collect();
-        let auth_of = |e: &EventId| edges.get(e).cloned();
-        let state = |entries: &[(&str, &str)]| -> StateMap<OwnedEventId> {
-            entries
-                .iter()
-                .map(|(key, e)| ((StateEventType::RoomMember, (*key).to_owned()), id(e)))
-                .collect()
-        };
+        let graph = Graph::of(&[
+            ("create", &[]),
+            ("pl", &["create"]),
+            ("m1", &["create", "pl"]),
+            ("m2", &["create", "pl"]),
+            ("m3", &["create", "pl"]),
+            ("m3b", &["create", "pl", "m3"]),
+            ("pl2", &["create", "pl", "m1"]),
+            ("m4", &["create", "pl2"]),
+            ("m5", &["create", "pl2", "m2"]),
+            // x reaches the shared m6 only through y, which no state holds.
+            ("x", &["create"]),
+            ("y", &["create", "x"]),
+            ("m6", &["create", "y"]),
+            ("o1", &["create", "x"]),
+            ("o2", &["create"]),
+        ]);
         let cases = [
             vec![
-                state(&[("c", "create"), ("1", "m1"), ("3", "m3")]),
-                state(&[("c", "create"), ("1", "m1"), ("3", "m3b")]),
+                members(&[("c", "create"), ("1", "m1"), ("3", "m3")]),
+                members(&[("c", "create"), ("1", "m1"), ("3", "m3b")]),
             ],
             vec![
-                state(&[("c", "create"), ("2", "m2"), ("4", "m4")]),
-                state(&[("c", "create"), ("2", "m2"), ("4", "m5")]),
-                state(&[("c", "create"), ("3", "m3b")]),
+                members(&[("c", "create"), ("2", "m2"), ("4", "m4")]),
+                members(&[("c", "create"), ("2", "m2"), ("4", "m5")]),
+                members(&[("c", "create"), ("3", "m3b")]),
             ],
             // A key only one side holds: the shared m2 reaches pl, which
             // only that side's own chain also reaches.
             vec![
-                state(&[("c", "create"), ("2", "m2"), ("3", "m3b")]),
-                state(&[("c", "create"), ("2", "m2")]),
+                members(&[("c", "create"), ("2", "m2"), ("3", "m3b")]),
+                members(&[("c", "create"), ("2", "m2")]),
             ],
-            vec![state(&[("c", "create"), ("1", "m1")])],
+            vec![
+                members(&[("c", "create"), ("6", "m6"), ("o", "o1")]),
+                members(&[("c", "create"), ("6", "m6"), ("o", "o2")]),
+            ],
+            // Nothing shared at all.
+            vec![members(&[("4", "m4")]), members(&[("3", "m3b")])],
+            vec![members(&[("c", "create"), ("1", "m1")])],
         ];
         for states in cases {
-            let sets = difference_sets(&states, &auth_of);
-            let union: HashSet<OwnedEventId> = sets.iter().flatten().cloned().collect();
-            assert_eq!(union, naive_difference(&states, &auth_of), "{states:?}");
-            if states.len() > 1 {
-                let in_all = union.iter().filter(|e| sets.iter().all(|s| s.contains(e)));
-                assert_eq!(in_all.count(), 0, "the sets must not share an event");
+            assert_exact(&states, &graph);
+        }
+    }
+
+    /// A pseudo-random DAG: each event cites up to three earlier ones.
+    fn random_dag(seed: u64, n: usize) -> Vec<(OwnedEventId, Vec<OwnedEventId>)> {
+        let mut x = seed;
+        let mut next = move || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as usize
+        };
+        (0..n)
+            .map(|e| {
+                let auth = (0..next() % 4)
+                    .filter(|_| e > 0)
+                    .map(|_| id(&format!("e{}", next() % e)))
+                    .collect::<HashSet<_>>();
+                (id(&format!("e{e}")), auth.into_iter().collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn difference_and_subgraph_match_their_definitions_on_random_dags() {
+        for seed in 0..40u64 {
+            let graph = Graph::new(random_dag(seed, 60));
+            let pick = |from: usize| -> StateMap<OwnedEventId> {
+                (from..60)
+                    .step_by(3 + seed as usize % 4)
+                    .map(|e| {
+                        (
+                            (StateEventType::RoomMember, format!("k{}", e % 9)),
+                            id(&format!("e{e}")),
+                        )
+                    })
+                    .collect()
+            };
+            let states = [
+                pick(seed as usize % 7),
+                pick(seed as usize % 5 + 1),
+                pick(2),
+            ];
+            assert_exact(&states, &graph);
+
+            // The subgraph, by its definition: conflicted events, and the
+            // events both below one conflicted event and above another.
+            let auth_of = |id: &EventId| graph.auth.get(id).cloned();
+            let conflicted: StateMap<Vec<OwnedEventId>> = (0..3)
+                .map(|k| {
+                    let events = [k * 11 + 20, k * 7 + 40, k * 13 + 5];
+                    let events = events.map(|e| id(&format!("e{}", (e + seed as usize) % 60)));
+                    (
+                        (StateEventType::RoomMember, format!("c{k}")),
+                        events.to_vec(),
+                    )
+                })
+                .collect();
+            let set: HashSet<OwnedEventId> = conflicted.values().flatten().cloned().collect();
+            let mut expected: HashSet<OwnedEventId> = set.clone();
+            for below in auth_chain(set.iter().cloned(), &auth_of) {
+                if auth_chain([below.clone()], &auth_of)
+                    .iter()
+                    .any(|a| set.contains(a))
+                {
+                    expected.insert(below);
+                }
             }
+            let subgraph: HashSet<OwnedEventId> = conflicted_subgraph(&conflicted, &auth_of)
+                .into_iter()
+                .collect();
+            assert_eq!(subgraph, expected, "seed {seed}");
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod aliases;
+mod auth_children;
 pub mod backfill;
 pub mod destinations;
 pub mod e2ee;

@@ -128,6 +128,9 @@ pub struct Append {
     /// Other events written with this one: outliers (a join's state and
     /// auth chain), or a redaction's target rewritten redacted.
     pub also_stored: Vec<(OwnedEventId, Vec<u8>, EventMeta)>,
+    /// (auth event, state event citing it) for each new state event: the
+    /// `auth_children` index.
+    pub cited: Vec<(OwnedEventId, OwnedEventId)>,
 }
 
 /// A staged entry and the number of the append that staged it: once
@@ -156,6 +159,8 @@ struct Staged {
     /// Timeline key → event ID.
     timeline: BTreeMap<Vec<u8>, Tagged<String>>,
     rooms: HashMap<String, Tagged<RoomRecord>>,
+    /// `auth_children` keys.
+    auth_children: BTreeMap<Vec<u8>, u64>,
     /// Written entries the receive path reads again and again.
     cached: Cached,
     /// How many times written entries moved from here to `cached`: a
@@ -243,6 +248,7 @@ impl Staged {
         self.extremities.retain(|_, (n, _)| *n > last);
         self.timeline.retain(|_, (n, _)| *n > last);
         self.rooms.retain(|_, (n, _)| *n > last);
+        self.auth_children.retain(|_, n| *n > last);
     }
 }
 
@@ -282,6 +288,7 @@ pub struct RoomTrees {
     timeline: Tree,
     rooms: Tree,
     outbound: Tree,
+    auth_children: Tree,
 }
 
 fn room_prefix(room: &str) -> Vec<u8> {
@@ -303,8 +310,10 @@ impl RoomTrees {
         db: &sled::Db,
         outbound: &super::outbound::OutboundTree,
     ) -> sled::Result<Self> {
+        let events = merge_event_meta(db)?;
         Ok(Self {
-            events: merge_event_meta(db)?,
+            auth_children: super::auth_children::open(db, &events)?,
+            events,
             event_short: db.open_tree(EVENT_SHORT)?,
             short_event: db.open_tree(SHORT_EVENT)?,
             statekey_short: db.open_tree(STATEKEY_SHORT)?,
@@ -635,6 +644,30 @@ impl RoomTrees {
         self.extremity_set_locked(&self.staged(), room)
     }
 
+    /// The state events citing `id` among their auth events.
+    pub fn cited_by(&self, id: &str) -> Result<Vec<OwnedEventId>> {
+        let prefix = super::auth_children::prefix(id);
+        let mut children: BTreeSet<String> = BTreeSet::new();
+        for (key, _) in self
+            .staged()
+            .auth_children
+            .range(prefix.clone()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+        {
+            children.insert(super::auth_children::child_of(&prefix, key)?);
+        }
+        for key in self.auth_children.scan_prefix(&prefix).keys() {
+            children.insert(super::auth_children::child_of(&prefix, &key?)?);
+        }
+        children
+            .into_iter()
+            .map(|id| {
+                OwnedEventId::try_from(id)
+                    .map_err(|_| Error::internal("corrupt event ID in tree auth_children"))
+            })
+            .collect()
+    }
+
     /// The room's timeline (accepted events), oldest first.
     pub fn timeline(&self, room: &str) -> Result<Vec<OwnedEventId>> {
         let prefix = room_prefix(room);
@@ -823,6 +856,7 @@ impl RoomTrees {
             &self.timeline,
             &self.rooms,
             &self.outbound,
+            &self.auth_children,
         );
         let encoded = batch
             .iter()
@@ -840,6 +874,7 @@ impl RoomTrees {
                 timeline,
                 rooms,
                 outbound,
+                auth_children,
             )| {
                 for (append, encoded) in batch.iter().map(|s| &s.append).zip(&encoded) {
                     for (id, short) in &append.new_event_shorts {
@@ -862,6 +897,10 @@ impl RoomTrees {
                         encoded.event.as_ref(),
                         encoded.timeline_key.as_deref(),
                     )?;
+                    for (auth, child) in &append.cited {
+                        let key = super::auth_children::key(auth.as_str(), child.as_str());
+                        auth_children.insert(key, &[])?;
+                    }
                     for (destination, seq) in &append.outbound {
                         outbound.insert(
                             super::outbound::key(destination, *seq),
@@ -991,6 +1030,10 @@ fn stage(
     for (id, group) in &append.groups {
         staged.groups.insert(*id, (n, group.clone()));
     }
+    for (auth, child) in &append.cited {
+        let key = super::auth_children::key(auth.as_str(), child.as_str());
+        staged.auth_children.insert(key, n);
+    }
     for (id, json, meta) in append.also_stored.iter().chain(&append.event) {
         staged
             .events
@@ -1045,7 +1088,7 @@ fn join_record(meta: &[u8], json: &[u8]) -> Vec<u8> {
 }
 
 /// An `events` record's metadata and JSON.
-fn split_record(record: &[u8]) -> Result<(&[u8], &[u8])> {
+pub(super) fn split_record(record: &[u8]) -> Result<(&[u8], &[u8])> {
     let corrupt = || Error::internal("corrupt record in tree events");
     let (length, rest) = record.split_first_chunk::<4>().ok_or_else(corrupt)?;
     let length = u32::from_be_bytes(*length) as usize;
@@ -1443,5 +1486,78 @@ mod tests {
             .tree_names()
             .iter()
             .any(|name| name == EVENT_META.as_bytes()));
+    }
+
+    #[tokio::test]
+    async fn events_citing_an_event_are_read_staged_written_and_after_restart() {
+        let dir = tempfile::tempdir().expect("dir");
+        let room = OwnedRoomId::try_from("!room:example.org").expect("room");
+        let id = |name: &str| OwnedEventId::try_from(format!("${name}")).expect("id");
+        let store = open(dir.path());
+        let trees = &store.rooms;
+        let mut first = append(&room, 1);
+        first.cited = vec![(id("create"), id("event1")), (id("pl"), id("event1"))];
+        trees.commit(first).expect("commit");
+        let mut second = append(&room, 2);
+        second.cited = vec![(id("create"), id("event2"))];
+        trees.commit(second).expect("commit");
+        // Staged or written, the answer is the same.
+        assert_eq!(
+            trees.cited_by("$create").expect("read"),
+            [id("event1"), id("event2")]
+        );
+        trees.flush().await.expect("flush");
+        assert_eq!(
+            trees.cited_by("$create").expect("read"),
+            [id("event1"), id("event2")]
+        );
+        assert_eq!(trees.cited_by("$pl").expect("read"), [id("event1")]);
+        assert!(trees.cited_by("$event1").expect("read").is_empty());
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(store.rooms.cited_by("$pl").expect("read"), [id("event1")]);
+    }
+
+    #[tokio::test]
+    async fn events_stored_before_the_auth_index_are_indexed_on_open() {
+        let dir = tempfile::tempdir().expect("dir");
+        let room = OwnedRoomId::try_from("!room:example.org").expect("room");
+        {
+            let db = sled::open(dir.path().join("db")).expect("sled");
+            let events = db.open_tree(EVENTS).expect("events");
+            let record =
+                |json: &str| join_record(&encode(&meta(&room, 1)).expect("meta"), json.as_bytes());
+            // Room version 12 cites IDs, version 1 [ID, hashes] pairs; a
+            // message cites too but is not indexed.
+            let member =
+                r#"{"type":"m.room.member","state_key":"@a:x","auth_events":["$create","$pl"]}"#;
+            let old = r#"{"type":"m.room.topic","state_key":"","auth_events":[["$create:x",{"sha256":"abc"}]]}"#;
+            let message = r#"{"type":"m.room.message","auth_events":["$create"]}"#;
+            events.insert("$member", record(member)).expect("insert");
+            events.insert("$topic:x", record(old)).expect("insert");
+            events.insert("$message", record(message)).expect("insert");
+            // An interrupted indexing left an entry but no completion mark.
+            let index = db
+                .open_tree(super::super::auth_children::AUTH_CHILDREN)
+                .expect("index");
+            index
+                .insert(super::super::auth_children::key("$pl", "$member"), &[])
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        let store = open(dir.path());
+        let cited = |of: &str| -> Vec<String> {
+            store
+                .rooms
+                .cited_by(of)
+                .expect("read")
+                .iter()
+                .map(|e| e.to_string())
+                .collect()
+        };
+        assert_eq!(cited("$create"), ["$member"]);
+        assert_eq!(cited("$pl"), ["$member"]);
+        assert_eq!(cited("$create:x"), ["$topic:x"]);
+        assert!(cited("$message").is_empty());
     }
 }

@@ -13,7 +13,7 @@ use super::{join::of_room, RoomService};
 use crate::{
     error::{Error, Result},
     rooms::{event::Pdu, pdu::CheckedPdu},
-    store::rooms::{Append, Status},
+    store::rooms::Status,
 };
 
 /// Where a client pages from: the timeline (a stream position) or the
@@ -75,11 +75,8 @@ impl RoomService {
         // room's current state, so a partial-state room can take it too.
         let _guard = self.lock_any(room).await;
         let (_, outliers) = self.authorize_outliers(room, &rules, checked, |_| None)?;
-        if !outliers.is_empty() {
-            self.trees.commit(Append {
-                also_stored: outliers,
-                ..Append::default()
-            })?;
+        if !outliers.also_stored.is_empty() {
+            self.trees.commit(outliers)?;
             self.trees.flush().await?;
         }
         let mut new = Vec::new();

@@ -220,22 +220,19 @@ impl RoomService {
     pub(super) fn save_given(
         &self,
         state: &StateMap<OwnedEventId>,
-        outliers: Vec<Outlier>,
+        mut outliers: Append,
     ) -> Result<u64> {
         let mut shorts = Shorts::cached(&self.trees, &self.groups);
         let group = shorts.save(None, state)?;
-        let mut append = Append {
-            also_stored: outliers,
-            ..Append::default()
-        };
-        shorts.into_append(&mut append);
-        self.trees.commit(append)?;
+        shorts.into_append(&mut outliers);
+        self.trees.commit(outliers)?;
         Ok(group)
     }
 
     /// Authorizes each of `pdus` against its own auth events, in auth
     /// order: the outcome of every one (accepted or rejected), and the
-    /// outliers to store for those not stored yet. An event with an auth
+    /// outliers to store for those not stored yet (as an append, with the
+    /// auth edges of their state events). An event with an auth
     /// event known nowhere gets `missing(event)`: a status, or none to
     /// leave it out entirely.
     pub(super) fn authorize_outliers(
@@ -244,9 +241,9 @@ impl RoomService {
         rules: &ruma::room_version_rules::RoomVersionRules,
         pdus: &Checked,
         missing: impl Fn(&Pdu) -> Option<Status>,
-    ) -> Result<(HashMap<OwnedEventId, Pdu>, Vec<Outlier>)> {
+    ) -> Result<(HashMap<OwnedEventId, Pdu>, Append)> {
         let mut outcome: HashMap<OwnedEventId, Pdu> = HashMap::new();
-        let mut outliers = Vec::new();
+        let mut outliers = Append::default();
         for id in auth_order(pdus) {
             let (pdu, event) = &pdus[&id];
             let unknown_auth = pdu.auth_events.iter().any(|a| {
@@ -269,7 +266,8 @@ impl RoomService {
             }
             let json =
                 serde_json::to_vec(&event.object).map_err(|e| Error::internal(e.to_string()))?;
-            outliers.push((
+            outliers.cited.extend(cited(&pdu));
+            outliers.also_stored.push((
                 id,
                 json,
                 EventMeta {
@@ -355,8 +353,18 @@ pub(super) fn given_state(
     Ok(state)
 }
 
-/// An outlier ready to store: ID, JSON and metadata.
-pub(super) type Outlier = (OwnedEventId, Vec<u8>, EventMeta);
+/// (auth event, event) for each auth event of a state event: the edges
+/// of the auth DAG that state resolution walks backwards.
+pub(super) fn cited(pdu: &Pdu) -> Vec<(OwnedEventId, OwnedEventId)> {
+    match pdu.state_key {
+        Some(_) => pdu
+            .auth_events
+            .iter()
+            .map(|auth| (auth.clone(), pdu.event_id.clone()))
+            .collect(),
+        None => Vec::new(),
+    }
+}
 
 /// The checked events that parse and belong to `room`, by ID; a server
 /// answering with another room's events gets them ignored.

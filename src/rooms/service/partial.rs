@@ -17,7 +17,7 @@ use crate::{
     rooms::pdu,
     store::{
         partial::PartialJoin,
-        rooms::{Append, RoomRecord, Status},
+        rooms::{RoomRecord, Status},
     },
 };
 
@@ -118,14 +118,10 @@ impl RoomService {
             version: record.version,
             current_state: meta.state_after,
         };
-        outliers.push((join, json, meta));
-        let mut append = Append {
-            also_stored: outliers,
-            room: Some((room.to_owned(), current)),
-            ..Append::default()
-        };
-        shorts.into_append(&mut append);
-        self.trees.commit(append)?;
+        outliers.also_stored.push((join, json, meta));
+        outliers.room = Some((room.to_owned(), current));
+        shorts.into_append(&mut outliers);
+        self.trees.commit(outliers)?;
         // The state first: a crash in between leaves the room marked and
         // fetched again, never unmarked with its state missing.
         self.trees.flush().await?;

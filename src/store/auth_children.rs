@@ -1,0 +1,90 @@
+//! The auth DAG walked backwards: which state events cite an event among
+//! their `auth_events`. State resolution asks whether an event of one
+//! fork is in the auth chain of the state every fork shares; walking up
+//! from that event to a shared one costs as much as the fork, where
+//! walking down from the shared state costs as much as the room.
+//!
+//! `auth_children`: `auth event ID 0xFF citing event ID` → empty, for
+//! every stored state event, outliers and rejected ones included (the
+//! walk down passes through them as well). Messages are left out: a
+//! state's auth chain holds only state events, so no path runs through
+//! one. The empty key marks the index complete: a data directory written
+//! before it existed is indexed when opened, and an interrupted indexing
+//! starts over.
+
+use serde::Deserialize;
+use sled::Tree;
+
+use super::rooms::split_record;
+use crate::error::{Error, Result};
+
+pub(super) const AUTH_CHILDREN: &str = "auth_children";
+/// Present once every stored event is indexed.
+const COMPLETE: &[u8] = b"";
+
+pub(super) fn key(auth_event: &str, child: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(auth_event.len() + 1 + child.len());
+    key.extend_from_slice(auth_event.as_bytes());
+    key.push(0xFF);
+    key.extend_from_slice(child.as_bytes());
+    key
+}
+
+pub(super) fn prefix(auth_event: &str) -> Vec<u8> {
+    key(auth_event, "")
+}
+
+/// The citing event's ID in a key under `prefix`.
+pub(super) fn child_of(prefix: &[u8], key: &[u8]) -> Result<String> {
+    std::str::from_utf8(&key[prefix.len()..])
+        .map(str::to_owned)
+        .map_err(|_| Error::internal(format!("corrupt key in tree {AUTH_CHILDREN}")))
+}
+
+/// The fields of a stored event the index needs. `auth_events` holds IDs
+/// from room version 3 and `[ID, hashes]` pairs before.
+#[derive(Deserialize)]
+struct Cites {
+    #[serde(default)]
+    state_key: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    auth_events: Vec<serde_json::Value>,
+}
+
+/// Opens the index, first building it from `events` if it is not complete.
+pub(super) fn open(db: &sled::Db, events: &Tree) -> sled::Result<Tree> {
+    let index = db.open_tree(AUTH_CHILDREN)?;
+    if index.contains_key(COMPLETE)? {
+        return Ok(index);
+    }
+    let mut indexed = 0usize;
+    for entry in events.iter() {
+        let (id, record) = entry?;
+        let Some(cites) = split_record(&record)
+            .ok()
+            .and_then(|(_, json)| serde_json::from_slice::<Cites>(json).ok())
+        else {
+            continue;
+        };
+        let (Ok(child), Some(_)) = (std::str::from_utf8(&id), cites.state_key) else {
+            continue;
+        };
+        for auth in &cites.auth_events {
+            let auth = match auth {
+                serde_json::Value::String(id) => Some(id.as_str()),
+                serde_json::Value::Array(pair) => pair.first().and_then(|id| id.as_str()),
+                _ => None,
+            };
+            if let Some(auth) = auth {
+                index.insert(key(auth, child), &[])?;
+            }
+        }
+        indexed += 1;
+    }
+    index.insert(COMPLETE, &[])?;
+    db.flush()?;
+    if indexed > 0 {
+        tracing::info!(state_events = indexed, "indexed the auth DAG backwards");
+    }
+    Ok(index)
+}
