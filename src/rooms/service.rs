@@ -1041,10 +1041,13 @@ impl<P: Fn(&EventId) -> Option<Pdu>> state_res::AuthGraph for StoredGraph<'_, P>
         }
     }
 
-    fn cited_by(&self, id: &EventId) -> Vec<OwnedEventId> {
-        self.rooms.trees.cited_by(id.as_str()).unwrap_or_else(|e| {
+    fn find_citing(&self, id: &EventId, visit: &mut dyn FnMut(&EventId) -> bool) -> bool {
+        let found = self.rooms.trees.find_citing(id.as_str(), |child| {
+            <&EventId>::try_from(child).is_ok_and(&mut *visit)
+        });
+        found.unwrap_or_else(|e| {
             tracing::error!(event = %id, error = %e, "cannot read the auth index");
-            Vec::new()
+            false
         })
     }
 }

@@ -20,8 +20,9 @@ use super::event::Pdu;
 pub trait AuthGraph {
     /// An event's `auth_events`; `None` for an event we do not hold.
     fn auth_events(&self, id: &EventId) -> Option<Vec<OwnedEventId>>;
-    /// The state events that cite `id` among their `auth_events`.
-    fn cited_by(&self, id: &EventId) -> Vec<OwnedEventId>;
+    /// Calls `visit` with each state event citing `id` among its
+    /// `auth_events` until it returns true; whether it did.
+    fn find_citing(&self, id: &EventId, visit: &mut dyn FnMut(&EventId) -> bool) -> bool;
 }
 
 /// Resolves forked states into one. `fetch` returns any event of the room
@@ -96,8 +97,10 @@ impl AuthGraph for Walked {
         self.auth.get(id).cloned()
     }
 
-    fn cited_by(&self, id: &EventId) -> Vec<OwnedEventId> {
-        self.cited.get(id).cloned().unwrap_or_default()
+    fn find_citing(&self, id: &EventId, visit: &mut dyn FnMut(&EventId) -> bool) -> bool {
+        self.cited
+            .get(id)
+            .is_some_and(|citing| citing.iter().any(|c| visit(c)))
     }
 }
 
@@ -158,28 +161,33 @@ fn in_chain_of<'a>(
     common: &HashSet<&OwnedEventId>,
     graph: &impl AuthGraph,
 ) -> HashSet<&'a OwnedEventId> {
-    let mut found = HashSet::new();
-    let mut nowhere: HashSet<OwnedEventId> = HashSet::new();
+    let mut found: HashSet<&'a OwnedEventId> = HashSet::new();
     if common.is_empty() {
         return found;
     }
+    // Looked up by the borrowed IDs the graph hands out.
+    let common: HashSet<&EventId> = common.iter().map(|id| &***id).collect();
+    let mut reaching: HashSet<&EventId> = HashSet::new();
+    let mut nowhere: HashSet<OwnedEventId> = HashSet::new();
     for &start in wanted {
         let mut seen = HashSet::new();
         let mut todo = vec![start.clone()];
         let mut reached = false;
-        'walk: while let Some(id) = todo.pop() {
-            for child in graph.cited_by(&id) {
-                if common.contains(&child) || found.contains(&child) {
-                    reached = true;
-                    break 'walk;
+        while let (false, Some(id)) = (reached, todo.pop()) {
+            reached = graph.find_citing(&id, &mut |child| {
+                if common.contains(child) || reaching.contains(child) {
+                    return true;
                 }
-                if !nowhere.contains(&child) && seen.insert(child.clone()) {
-                    todo.push(child);
+                if !nowhere.contains(child) && !seen.contains(child) {
+                    seen.insert(child.to_owned());
+                    todo.push(child.to_owned());
                 }
-            }
+                false
+            });
         }
         if reached {
             found.insert(start);
+            reaching.insert(start);
         } else {
             nowhere.extend(seen);
             nowhere.insert(start.clone());
@@ -437,13 +445,13 @@ mod tests {
             self.auth.get(id).cloned()
         }
 
-        fn cited_by(&self, id: &EventId) -> Vec<OwnedEventId> {
+        fn find_citing(&self, id: &EventId, visit: &mut dyn FnMut(&EventId) -> bool) -> bool {
             self.reads.set(self.reads.get() + 1);
-            let citing = self
+            let mut citing = self
                 .auth
                 .iter()
                 .filter(|(_, auth)| auth.iter().any(|a| a == id));
-            citing.map(|(child, _)| child.clone()).collect()
+            citing.any(|(child, _)| visit(child))
         }
     }
 

@@ -644,28 +644,28 @@ impl RoomTrees {
         self.extremity_set_locked(&self.staged(), room)
     }
 
-    /// The state events citing `id` among their auth events.
-    pub fn cited_by(&self, id: &str) -> Result<Vec<OwnedEventId>> {
+    /// Calls `visit` with each state event citing `id` among its auth
+    /// events, until it returns true; whether it did. Lazily: the room's
+    /// create event is cited by every member, and the first may do. An
+    /// event being written meanwhile may be visited twice.
+    pub fn find_citing(&self, id: &str, mut visit: impl FnMut(&str) -> bool) -> Result<bool> {
         let prefix = super::auth_children::prefix(id);
-        let mut children: BTreeSet<String> = BTreeSet::new();
-        for (key, _) in self
+        let staged: Vec<String> = self
             .staged()
             .auth_children
             .range(prefix.clone()..)
             .take_while(|(key, _)| key.starts_with(&prefix))
-        {
-            children.insert(super::auth_children::child_of(&prefix, key)?);
+            .map(|(key, _)| super::auth_children::child_of(&prefix, key))
+            .collect::<Result<_>>()?;
+        if staged.iter().any(|child| visit(child)) {
+            return Ok(true);
         }
         for key in self.auth_children.scan_prefix(&prefix).keys() {
-            children.insert(super::auth_children::child_of(&prefix, &key?)?);
+            if visit(&super::auth_children::child_of(&prefix, &key?)?) {
+                return Ok(true);
+            }
         }
-        children
-            .into_iter()
-            .map(|id| {
-                OwnedEventId::try_from(id)
-                    .map_err(|_| Error::internal("corrupt event ID in tree auth_children"))
-            })
-            .collect()
+        Ok(false)
     }
 
     /// The room's timeline (accepted events), oldest first.
@@ -1488,6 +1488,18 @@ mod tests {
             .any(|name| name == EVENT_META.as_bytes()));
     }
 
+    /// Every event citing `id`, in order.
+    fn citing(trees: &RoomTrees, id: &str) -> Vec<String> {
+        let mut all = BTreeSet::new();
+        trees
+            .find_citing(id, |child| {
+                all.insert(child.to_owned());
+                false
+            })
+            .expect("read");
+        all.into_iter().collect()
+    }
+
     #[tokio::test]
     async fn events_citing_an_event_are_read_staged_written_and_after_restart() {
         let dir = tempfile::tempdir().expect("dir");
@@ -1502,20 +1514,21 @@ mod tests {
         second.cited = vec![(id("create"), id("event2"))];
         trees.commit(second).expect("commit");
         // Staged or written, the answer is the same.
-        assert_eq!(
-            trees.cited_by("$create").expect("read"),
-            [id("event1"), id("event2")]
-        );
+        assert_eq!(citing(trees, "$create"), ["$event1", "$event2"]);
         trees.flush().await.expect("flush");
-        assert_eq!(
-            trees.cited_by("$create").expect("read"),
-            [id("event1"), id("event2")]
-        );
-        assert_eq!(trees.cited_by("$pl").expect("read"), [id("event1")]);
-        assert!(trees.cited_by("$event1").expect("read").is_empty());
+        assert_eq!(citing(trees, "$create"), ["$event1", "$event2"]);
+        assert_eq!(citing(trees, "$pl"), ["$event1"]);
+        assert!(citing(trees, "$event1").is_empty());
+        // The walk stops where asked.
+        let mut met = 0;
+        let found = trees.find_citing("$create", |_| {
+            met += 1;
+            true
+        });
+        assert_eq!((found.expect("read"), met), (true, 1));
         drop(store);
         let store = open(dir.path());
-        assert_eq!(store.rooms.cited_by("$pl").expect("read"), [id("event1")]);
+        assert_eq!(citing(&store.rooms, "$pl"), ["$event1"]);
     }
 
     #[tokio::test]
@@ -1546,18 +1559,9 @@ mod tests {
             db.flush().expect("flush");
         }
         let store = open(dir.path());
-        let cited = |of: &str| -> Vec<String> {
-            store
-                .rooms
-                .cited_by(of)
-                .expect("read")
-                .iter()
-                .map(|e| e.to_string())
-                .collect()
-        };
-        assert_eq!(cited("$create"), ["$member"]);
-        assert_eq!(cited("$pl"), ["$member"]);
-        assert_eq!(cited("$create:x"), ["$topic:x"]);
-        assert!(cited("$message").is_empty());
+        assert_eq!(citing(&store.rooms, "$create"), ["$member"]);
+        assert_eq!(citing(&store.rooms, "$pl"), ["$member"]);
+        assert_eq!(citing(&store.rooms, "$create:x"), ["$topic:x"]);
+        assert!(citing(&store.rooms, "$message").is_empty());
     }
 }
