@@ -1025,8 +1025,10 @@ fn random_local() -> String {
 
 /// The auth DAG as stored: auth events from event metadata, the events
 /// citing one from the `auth_children` index. `pending` holds events not
-/// stored yet; none of them cites a stored event that a state holds, so
-/// the index not knowing them changes no answer.
+/// stored yet, which the index does not know. That changes no answer: the
+/// walk up looks for a path from a state's event down to a stored one,
+/// and a stored event cites a pending one only if it was stored without
+/// it, and so rejected and in no state.
 struct StoredGraph<'a, P> {
     rooms: &'a RoomService,
     rules: &'a RoomVersionRules,
