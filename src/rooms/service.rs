@@ -539,7 +539,7 @@ impl RoomService {
         }
         let json =
             serde_json::to_vec(&checked.object).map_err(|e| Error::internal(e.to_string()))?;
-        append.cited = join::cited(&pdu);
+        append.cited = citations(&pdu, &meta.status);
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);
         self.trees.commit(append)?;
@@ -1023,6 +1023,22 @@ fn random_local() -> String {
         .collect()
 }
 
+/// (auth event, event) for each auth event of a state event that is not
+/// rejected: the edges of the auth DAG that state resolution walks up.
+/// No accepted event cites a rejected one (auth rules, "rejected auth
+/// events"), so no walk from a state's events passes through one, and
+/// junk a server sends to be rejected never grows the index.
+fn citations(pdu: &Pdu, status: &Status) -> Vec<(OwnedEventId, OwnedEventId)> {
+    match (&pdu.state_key, status) {
+        (None, _) | (_, Status::Rejected(_)) => Vec::new(),
+        (Some(_), _) => pdu
+            .auth_events
+            .iter()
+            .map(|auth| (auth.clone(), pdu.event_id.clone()))
+            .collect(),
+    }
+}
+
 /// The auth DAG as stored: auth events from event metadata, the events
 /// citing one from the `auth_children` index. `pending` holds events not
 /// stored yet, which the index does not know. That changes no answer: the
@@ -1194,6 +1210,14 @@ mod tests {
             (after.state, after.timeline, after.extremities),
             (before.state, before.timeline, before.extremities)
         );
+        // Nor is it in the auth index (no accepted event can cite it),
+        // where bob's accepted join is.
+        let citing = |child: &str| {
+            let found = f.rooms.trees.find_citing(pl.as_str(), |c| c == child);
+            found.expect("index")
+        };
+        assert!(!citing(id.as_str()));
+        assert!(citing(bob.as_str()));
         // A second delivery is answered from the store.
         let again = f.event(
             "bob",

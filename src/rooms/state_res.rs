@@ -145,7 +145,7 @@ fn difference_sets(
         .map(|chain| {
             chain
                 .iter()
-                .filter(|id| candidates.contains(id) && !shared.contains(*id))
+                .filter(|id| candidates.contains(id) && !shared.contains(&***id))
                 .cloned()
                 .collect()
         })
@@ -154,28 +154,28 @@ fn difference_sets(
 
 /// Which of `wanted` are in the auth chain of `common`: those from which
 /// the events citing them, and the events citing those, lead to an event
-/// of `common`. Each walk up stops at the first such event; the events
-/// of a walk that found none lead nowhere, and later walks skip them.
+/// of `common`. Each walk up stops at the first such event (or one of
+/// `wanted` already found); the events of a walk that found none lead
+/// nowhere, and later walks skip them.
 fn in_chain_of<'a>(
     wanted: &HashSet<&'a OwnedEventId>,
     common: &HashSet<&OwnedEventId>,
     graph: &impl AuthGraph,
-) -> HashSet<&'a OwnedEventId> {
-    let mut found: HashSet<&'a OwnedEventId> = HashSet::new();
+) -> HashSet<&'a EventId> {
+    let mut found: HashSet<&'a EventId> = HashSet::new();
     if common.is_empty() {
         return found;
     }
     // Looked up by the borrowed IDs the graph hands out.
     let common: HashSet<&EventId> = common.iter().map(|id| &***id).collect();
-    let mut reaching: HashSet<&EventId> = HashSet::new();
     let mut nowhere: HashSet<OwnedEventId> = HashSet::new();
     for &start in wanted {
         let mut seen = HashSet::new();
         let mut todo = vec![start.clone()];
         let mut reached = false;
-        while let (false, Some(id)) = (reached, todo.pop()) {
+        while let Some(id) = todo.pop() {
             reached = graph.find_citing(&id, &mut |child| {
-                if common.contains(child) || reaching.contains(child) {
+                if common.contains(child) || found.contains(child) {
                     return true;
                 }
                 if !nowhere.contains(child) && !seen.contains(child) {
@@ -184,10 +184,12 @@ fn in_chain_of<'a>(
                 }
                 false
             });
+            if reached {
+                break;
+            }
         }
         if reached {
             found.insert(start);
-            reaching.insert(start);
         } else {
             nowhere.extend(seen);
             nowhere.insert(start.clone());

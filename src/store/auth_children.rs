@@ -5,17 +5,18 @@
 //! walking down from the shared state costs as much as the room.
 //!
 //! `auth_children`: `auth event ID 0xFF citing event ID` → empty, for
-//! every stored state event, outliers and rejected ones included (the
-//! walk down passes through them as well). Messages are left out: a
-//! state's auth chain holds only state events, so no path runs through
-//! one. The empty key marks the index complete: a data directory written
-//! before it existed is indexed when opened, and an interrupted indexing
-//! starts over.
+//! every stored state event that is not rejected, outliers included.
+//! Messages are left out (a state's auth chain holds only state events),
+//! and so are rejected events (no accepted event cites one): no path down
+//! from a state's events runs through either. Event IDs are UTF-8, which
+//! never holds the byte 0xFF. The empty key marks the index complete: a
+//! data directory written before it existed is indexed when opened, and
+//! an interrupted indexing starts over.
 
 use serde::Deserialize;
 use sled::Tree;
 
-use super::rooms::split_record;
+use super::rooms::{split_record, EventMeta, Status};
 use crate::error::{Error, Result};
 
 pub(super) const AUTH_CHILDREN: &str = "auth_children";
@@ -60,13 +61,17 @@ pub(super) fn open(db: &sled::Db, events: &Tree) -> sled::Result<Tree> {
     let mut indexed = 0usize;
     for entry in events.iter() {
         let (id, record) = entry?;
-        let Some(cites) = split_record(&record)
-            .ok()
-            .and_then(|(_, json)| serde_json::from_slice::<Cites>(json).ok())
-        else {
+        let Some((meta, cites)) = split_record(&record).ok().and_then(|(meta, json)| {
+            let meta = serde_json::from_slice::<EventMeta>(meta).ok()?;
+            Some((meta, serde_json::from_slice::<Cites>(json).ok()?))
+        }) else {
             continue;
         };
-        let (Ok(child), Some(_)) = (std::str::from_utf8(&id), cites.state_key) else {
+        let (Ok(child), Some(_), false) = (
+            std::str::from_utf8(&id),
+            cites.state_key,
+            matches!(meta.status, Status::Rejected(_)),
+        ) else {
             continue;
         };
         for auth in &cites.auth_events {

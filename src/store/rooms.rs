@@ -1541,7 +1541,7 @@ mod tests {
             let record =
                 |json: &str| join_record(&encode(&meta(&room, 1)).expect("meta"), json.as_bytes());
             // Room version 12 cites IDs, version 1 [ID, hashes] pairs; a
-            // message cites too but is not indexed.
+            // message and a rejected event cite too but are not indexed.
             let member =
                 r#"{"type":"m.room.member","state_key":"@a:x","auth_events":["$create","$pl"]}"#;
             let old = r#"{"type":"m.room.topic","state_key":"","auth_events":[["$create:x",{"sha256":"abc"}]]}"#;
@@ -1549,6 +1549,10 @@ mod tests {
             events.insert("$member", record(member)).expect("insert");
             events.insert("$topic:x", record(old)).expect("insert");
             events.insert("$message", record(message)).expect("insert");
+            let mut rejected = meta(&room, 1);
+            rejected.status = Status::Rejected("not allowed".into());
+            let rejected = join_record(&encode(&rejected).expect("meta"), member.as_bytes());
+            events.insert("$rejected", rejected).expect("insert");
             // An interrupted indexing left an entry but no completion mark.
             let index = db
                 .open_tree(super::super::auth_children::AUTH_CHILDREN)

@@ -266,7 +266,7 @@ impl RoomService {
             }
             let json =
                 serde_json::to_vec(&event.object).map_err(|e| Error::internal(e.to_string()))?;
-            outliers.cited.extend(cited(&pdu));
+            outliers.cited.extend(super::citations(&pdu, &status));
             outliers.also_stored.push((
                 id,
                 json,
@@ -351,19 +351,6 @@ pub(super) fn given_state(
         )));
     }
     Ok(state)
-}
-
-/// (auth event, event) for each auth event of a state event: the edges
-/// of the auth DAG that state resolution walks backwards.
-pub(super) fn cited(pdu: &Pdu) -> Vec<(OwnedEventId, OwnedEventId)> {
-    match pdu.state_key {
-        Some(_) => pdu
-            .auth_events
-            .iter()
-            .map(|auth| (auth.clone(), pdu.event_id.clone()))
-            .collect(),
-        None => Vec::new(),
-    }
 }
 
 /// The checked events that parse and belong to `room`, by ID; a server
