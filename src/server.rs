@@ -23,7 +23,8 @@ use crate::{
     e2ee::E2eeService,
     edus::EduService,
     federation::{
-        self, client::FederationClient, requester::Requester, routes::Services, sender::Sender,
+        self, client::FederationClient, receiver::Receiver, requester::Requester, routes::Services,
+        sender::Sender,
     },
     http_util::recover,
     keys::KeyService,
@@ -119,19 +120,25 @@ pub async fn run(config: Config) -> Result<(), String> {
         requester.clone(),
     ));
     let inbound = Arc::new(federation::inbound::InboundStats::default());
+    let receiver = Arc::new(Receiver::new(
+        Arc::new(IngestService::new(rooms.clone(), requester.clone())),
+        edus.clone(),
+        rooms.clone(),
+        store.transactions.clone(),
+        inbound.clone(),
+    ));
+    receiver.resume().map_err(|e| e.message)?;
     let services = Services {
         keys: keys.clone(),
         client: client.clone(),
         rooms: rooms.clone(),
-        ingest: Arc::new(IngestService::new(rooms.clone(), requester.clone())),
         edus: edus.clone(),
         directory: directory.clone(),
         hierarchy: hierarchy.clone(),
         profiles: profiles.clone(),
         accounts: accounts.clone(),
         e2ee: e2ee.clone(),
-        transactions: store.transactions.clone(),
-        inbound: inbound.clone(),
+        receiver: receiver.clone(),
         membership: membership.clone(),
     };
     let well_known = Arc::new(config.well_known.clone());

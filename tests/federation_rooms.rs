@@ -310,6 +310,74 @@ async fn after_a_long_outage_the_newest_event_comes_and_the_gap_is_bridged() {
     wait_for_events(&a, &room, &[reply], 30).await;
 }
 
+/// B answers a transaction once it has checked and staged it, and takes
+/// its PDUs in afterwards; killed in between, it takes them in when it is
+/// back. The events are C's, relayed by A, and C is gone: only the staged
+/// transaction can bring them to B.
+#[tokio::test]
+async fn an_answered_transaction_is_taken_in_after_a_kill() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let mut b = Hearth::start(&ca);
+    let mut c = Hearth::start(&ca);
+    let (room, _, _) = shared_room(&a, &b).await;
+    let carol = user(&c, "carol");
+    let (status, reply) = join(&c, &room, &carol, &[&a.server_name]).await;
+    assert_eq!(status, 200, "{reply}");
+    let carol_join = reply["event_id"].as_str().expect("event_id").to_owned();
+    wait_for_events(&b, &room, &[carol_join], 10).await;
+
+    b.kill();
+    let first = say(&c, &room, &carol, "first").await;
+    let second = say(&c, &room, &carol, "second").await;
+    wait_for_events(&a, &room, &[first.clone(), second.clone()], 10).await;
+    c.kill();
+    let (status, stored) = a.admin_get(&format!("events/{}", encode(&second))).await;
+    assert_eq!(status, 200, "{stored}");
+    let uri = "/_matrix/federation/v1/send/relayed-1";
+    let content = json!({"origin": a.server_name, "origin_server_ts": 1,
+                         "pdus": [stored["event"]], "edus": []});
+    let (status, signed) = a
+        .admin(
+            "federation/sign",
+            json!({"destination": b.server_name, "method": "PUT", "uri": uri, "content": content}),
+        )
+        .await;
+    assert_eq!(status, 200, "{signed}");
+    let authorization = signed["authorization"].as_str().expect("header");
+
+    // A, frozen, cannot fill B's gap (B lacks "first"): taking the
+    // transaction in stalls after the answer.
+    a.freeze();
+    b.restart();
+    let (status, answer) = b
+        .federation_request(
+            &ca,
+            "PUT",
+            uri,
+            &[
+                ("authorization", authorization),
+                ("content-type", "application/json"),
+            ],
+            Some(content.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}\n{}", b.log());
+    assert_eq!(answer["pdus"][&second], json!({}), "{answer}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _) = b.admin_get(&format!("events/{}", encode(&second))).await;
+    assert_eq!(status, 404, "taken in already: the test proves nothing");
+
+    b.kill();
+    a.thaw();
+    b.restart();
+    let on_b = wait_for_events(&b, &room, &[first.clone(), second.clone()], 30).await;
+    let position = |id: &String| on_b.iter().position(|e| e == id);
+    assert!(position(&first) < position(&second), "{on_b:?}");
+    let (_, taken) = b.admin_get(&format!("events/{}", encode(&second))).await;
+    assert_eq!(taken["meta"]["status"], "accepted", "{taken}");
+}
+
 #[tokio::test]
 async fn transactions_replay_refusals_and_visibility() {
     let ca = TestCa::new();

@@ -1,6 +1,6 @@
 //! How inbound transactions fare: a latency histogram of `PUT /send`
-//! (from the parsed, authenticated request to the durable answer) and the
-//! PDUs received, exported on `/metrics` in Prometheus' text format.
+//! (from the authenticated request to the durable answer) and the PDUs
+//! taken in, exported on `/metrics` in Prometheus' text format.
 
 use std::{
     fmt::Write,
@@ -23,8 +23,8 @@ pub struct InboundStats {
 }
 
 impl InboundStats {
-    /// One answered transaction carrying `pdus` PDUs.
-    pub fn record(&self, elapsed: Duration, pdus: usize) {
+    /// One answered transaction.
+    pub fn answered(&self, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let bucket = BOUNDS
             .iter()
@@ -33,6 +33,10 @@ impl InboundStats {
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.sum_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// A transaction's `pdus` PDUs taken in (stored or refused).
+    pub fn taken_in(&self, pdus: usize) {
         self.pdus.fetch_add(pdus as u64, Ordering::Relaxed);
     }
 
@@ -52,7 +56,7 @@ impl InboundStats {
         let pdus = "hearth_federation_inbound_pdus_total";
         let _ = writeln!(
             out,
-            "# HELP {pdus} PDUs received in transactions.\n# TYPE {pdus} counter\n{pdus} {}",
+            "# HELP {pdus} PDUs from transactions taken in (stored or refused).\n# TYPE {pdus} counter\n{pdus} {}",
             self.pdus.load(Ordering::Relaxed)
         );
         out
@@ -66,9 +70,11 @@ mod tests {
     #[test]
     fn buckets_are_cumulative_and_bounded_by_inf() {
         let stats = InboundStats::default();
-        stats.record(Duration::from_micros(1500), 50);
-        stats.record(Duration::from_millis(4), 10);
-        stats.record(Duration::from_secs(9), 0);
+        stats.answered(Duration::from_micros(1500));
+        stats.answered(Duration::from_millis(4));
+        stats.answered(Duration::from_secs(9));
+        stats.taken_in(50);
+        stats.taken_in(10);
         let text = stats.to_prometheus();
         for line in [
             "hearth_federation_inbound_transaction_seconds_bucket{le=\"0.001\"} 0",

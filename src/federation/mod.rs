@@ -9,6 +9,7 @@ mod coalesce;
 pub mod dns;
 pub mod inbound;
 pub mod ip_policy;
+pub mod receiver;
 pub mod requester;
 pub mod routes;
 pub mod sender;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use futures_util::{future::join_all, stream, StreamExt};
 use http::Method;
-use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, ServerName};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedRoomId, ServerName};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -23,9 +23,6 @@ use crate::{
     federation::requester::Requester,
     http_util::percent_encode,
 };
-
-/// A PDU's signature check, running on its own task.
-type Check = JoinHandle<Option<Verified>>;
 
 /// Missing events asked for per gap.
 const GAP_LIMIT: usize = 20;
@@ -69,35 +66,41 @@ impl IngestService {
         Self { rooms, requester }
     }
 
-    /// The PDUs of one transaction: signatures checked for all of them at
-    /// once (spawned, on every core), while each room takes its PDUs in
-    /// the order sent as soon as each is verified, rooms concurrently,
-    /// gaps filled first.
-    pub async fn receive_transaction(
+    /// Signatures and hashes of a transaction's PDUs, checked all at once
+    /// on every core; PDUs for rooms we are not in are left out.
+    pub async fn verify_all(&self, pdus: Vec<CanonicalJsonObject>) -> Vec<Verified> {
+        let checks: Vec<JoinHandle<Option<Verified>>> = pdus
+            .into_iter()
+            .map(|pdu| {
+                let rooms = self.rooms.clone();
+                tokio::spawn(async move { rooms.verify_pdu(pdu).await })
+            })
+            .collect();
+        join_all(checks)
+            .await
+            .into_iter()
+            .filter_map(|check| check.ok().flatten())
+            .collect()
+    }
+
+    /// Verified PDUs taken in: each room takes its PDUs in the order sent,
+    /// gaps filled first, rooms concurrently.
+    pub async fn take_in(
         &self,
         origin: &ServerName,
-        pdus: Vec<CanonicalJsonObject>,
+        verified: Vec<Verified>,
     ) -> Vec<(OwnedEventId, Result<(), String>)> {
-        // Grouped by the room the PDU names; verify_pdu checks that name.
-        let mut by_room: Vec<(Option<String>, Vec<Check>)> = Vec::new();
-        for pdu in pdus {
-            let room = match pdu.get("room_id") {
-                Some(CanonicalJsonValue::String(id)) => Some(id.clone()),
-                _ => None,
-            };
-            let rooms = self.rooms.clone();
-            let check = tokio::spawn(async move { rooms.verify_pdu(pdu).await });
-            match by_room.iter_mut().find(|(r, _)| *r == room) {
-                Some((_, checks)) => checks.push(check),
-                None => by_room.push((room, vec![check])),
+        let mut by_room: Vec<(OwnedRoomId, Vec<Verified>)> = Vec::new();
+        for pdu in verified {
+            match by_room.iter_mut().find(|(room, _)| *room == pdu.room) {
+                Some((_, pdus)) => pdus.push(pdu),
+                None => by_room.push((pdu.room.clone(), vec![pdu])),
             }
         }
-        let rooms = by_room.into_iter().map(|(_, checks)| async move {
+        let rooms = by_room.into_iter().map(|(_, pdus)| async move {
             let mut results = Vec::new();
-            for check in checks {
-                if let Ok(Some(verified)) = check.await {
-                    results.push(self.receive(origin, verified).await);
-                }
+            for pdu in pdus {
+                results.push(self.receive(origin, pdu).await);
             }
             results
         });

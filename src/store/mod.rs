@@ -90,7 +90,11 @@ impl Store {
             outbound,
             signing_keys: SigningKeyTree::new(open(keys::SIGNING_KEYS)?),
             server_keys: ServerKeyTree::new(open(keys::SERVER_KEYS)?, open(keys::KEY_RESPONSES)?),
-            transactions: transactions::TransactionTree::new(open(transactions::TRANSACTIONS)?),
+            transactions: transactions::TransactionTree::new(
+                open(transactions::TRANSACTIONS)?,
+                open(transactions::STAGED)?,
+            )
+            .map_err(|e| OpenError::Other(e.to_string()))?,
             pending: pending::PendingTree::new(open(pending::PENDING)?),
             partial: partial::PartialTree::new(
                 open(partial::PARTIAL_STATE)?,

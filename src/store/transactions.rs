@@ -1,17 +1,39 @@
-//! Inbound transactions already answered, so a retried `/send` gets the
-//! same answer and nothing is processed twice.
+//! Inbound transactions: answered ones, so a retried `/send` gets the same
+//! answer and nothing is processed twice, and acknowledged ones not yet
+//! taken in, so a crash between the answer and the end of processing
+//! loses nothing.
 
-use ruma::ServerName;
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
+use ruma::{OwnedServerName, ServerName};
 use sled::Tree;
 
-use crate::error::Result;
+use super::u64_value;
+use crate::error::{Error, Result};
 
 /// `transactions`: `origin 0xFF txn_id` → the response body we sent (JSON).
 pub(super) const TRANSACTIONS: &str = "transactions";
+/// `transactions_staged`: big-endian u64 sequence → `origin 0xFF body`,
+/// the request body as received. Removed once its PDUs and EDUs are
+/// durably taken in; what is left at start is taken in again.
+pub(super) const STAGED: &str = "transactions_staged";
 
 #[derive(Clone)]
 pub struct TransactionTree {
     tree: Tree,
+    staged: Tree,
+    /// The next staged sequence number.
+    next: Arc<AtomicU64>,
+}
+
+/// A transaction acknowledged but not yet taken in.
+pub struct Staged {
+    pub seq: u64,
+    pub origin: OwnedServerName,
+    pub body: Vec<u8>,
 }
 
 fn key(origin: &ServerName, txn_id: &str) -> Vec<u8> {
@@ -22,8 +44,16 @@ fn key(origin: &ServerName, txn_id: &str) -> Vec<u8> {
 }
 
 impl TransactionTree {
-    pub(super) fn new(tree: Tree) -> Self {
-        Self { tree }
+    pub(super) fn new(tree: Tree, staged: Tree) -> Result<Self> {
+        let next = match staged.last()? {
+            Some((key, _)) => u64_value(STAGED, &key)? + 1,
+            None => 0,
+        };
+        Ok(Self {
+            tree,
+            staged,
+            next: Arc::new(AtomicU64::new(next)),
+        })
     }
 
     pub fn response(&self, origin: &ServerName, txn_id: &str) -> Result<Option<Vec<u8>>> {
@@ -34,5 +64,92 @@ impl TransactionTree {
     pub fn record(&self, origin: &ServerName, txn_id: &str, response: &[u8]) -> Result<()> {
         self.tree.insert(key(origin, txn_id), response)?;
         Ok(())
+    }
+
+    /// Keeps a transaction until [`Self::unstage`]; the caller flushes
+    /// before replying. Each is numbered after every one still staged.
+    pub fn stage(&self, origin: &ServerName, body: &[u8]) -> Result<u64> {
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut value = Vec::with_capacity(origin.as_str().len() + 1 + body.len());
+        value.extend_from_slice(origin.as_str().as_bytes());
+        value.push(0xFF);
+        value.extend_from_slice(body);
+        self.staged.insert(seq.to_be_bytes(), value)?;
+        Ok(seq)
+    }
+
+    pub fn unstage(&self, seq: u64) -> Result<()> {
+        self.staged.remove(seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Every staged transaction, oldest first.
+    pub fn staged(&self) -> Result<Vec<Staged>> {
+        self.staged
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                let seq = u64_value(STAGED, &key)?;
+                let corrupt = || Error::internal(format!("corrupt record in tree {STAGED}"));
+                let split = value.iter().position(|b| *b == 0xFF).ok_or_else(corrupt)?;
+                let origin = std::str::from_utf8(&value[..split])
+                    .ok()
+                    .and_then(|o| OwnedServerName::try_from(o).ok())
+                    .ok_or_else(corrupt)?;
+                Ok(Staged {
+                    seq,
+                    origin,
+                    body: value[split + 1..].to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// Makes what is recorded and staged durable.
+    pub async fn flush(&self) -> Result<()> {
+        self.staged.flush_async().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_transactions_survive_a_reopen_in_order_until_unstaged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let open = || {
+            let db = sled::open(dir.path()).expect("db");
+            TransactionTree::new(
+                db.open_tree(TRANSACTIONS).expect("tree"),
+                db.open_tree(STAGED).expect("tree"),
+            )
+            .expect("opened")
+        };
+        let origin = <&ServerName>::try_from("a.example").expect("name");
+        let seqs: Vec<u64> = {
+            let tree = open();
+            let seqs: Vec<u64> = (0..3)
+                .map(|i| tree.stage(origin, format!("{{\"n\":{i}}}").as_bytes()))
+                .collect::<Result<_>>()
+                .expect("staged");
+            tree.unstage(seqs[1]).expect("unstaged");
+            seqs
+        };
+        let tree = open();
+        let left = tree.staged().expect("read");
+        let found: Vec<_> = left.iter().map(|s| (s.seq, s.body.as_slice())).collect();
+        assert_eq!(
+            found,
+            vec![(seqs[0], &b"{\"n\":0}"[..]), (seqs[2], &b"{\"n\":2}"[..])]
+        );
+        assert!(left.iter().all(|s| s.origin == origin));
+        let next = tree.stage(origin, b"{}").expect("staged");
+        assert!(
+            next > seqs[2],
+            "sequence went back: {next} after {}",
+            seqs[2]
+        );
     }
 }

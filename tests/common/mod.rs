@@ -241,6 +241,25 @@ impl Hearth {
         }
     }
 
+    /// Freezes the process (SIGSTOP): its sockets still take connections,
+    /// but nothing answers until [`Self::thaw`].
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("running").to_string();
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Starts it again on the same ports and data directory.
     pub fn restart(&mut self) {
         self.kill();

@@ -44,8 +44,8 @@ use crate::{
     error::{Error, Result},
     http_util::{percent_decode, reply},
     keys::KeyService,
-    rooms::{ingest::IngestService, service::RoomService},
-    store::{rooms::EventMeta, transactions::TransactionTree},
+    rooms::service::RoomService,
+    store::rooms::EventMeta,
 };
 
 /// What the federation handlers need.
@@ -54,15 +54,13 @@ pub struct Services {
     pub keys: Arc<KeyService>,
     pub client: Arc<FederationClient>,
     pub rooms: Arc<RoomService>,
-    pub ingest: Arc<IngestService>,
     pub edus: Arc<crate::edus::EduService>,
     pub directory: Arc<crate::rooms::directory::DirectoryService>,
     pub hierarchy: Arc<crate::rooms::hierarchy::HierarchyService>,
     pub profiles: Arc<crate::accounts::profiles::ProfileService>,
     pub accounts: Arc<crate::accounts::AccountService>,
     pub e2ee: Arc<crate::e2ee::E2eeService>,
-    pub transactions: TransactionTree,
-    pub inbound: Arc<crate::federation::inbound::InboundStats>,
+    pub receiver: Arc<crate::federation::receiver::Receiver>,
     pub membership: Arc<crate::rooms::membership::MembershipService>,
 }
 
