@@ -6,6 +6,8 @@
 mod common;
 
 use common::{
+    dns::TestDns,
+    free_port,
     rooms::{
         create, encode, federation, join, make_public, say, send, shared_room, timeline, user,
         view, wait_for_events, wait_until_delivered,
@@ -308,6 +310,77 @@ async fn after_a_long_outage_the_newest_event_comes_and_the_gap_is_bridged() {
     // accepted by A.
     let reply = say(&b, &room, &bob, "back").await;
     wait_for_events(&a, &room, &[reply], 30).await;
+}
+
+/// A room's server ACL shuts a server out: its PDUs are refused (with
+/// the reason in the answer) and not stored, and it may not read the room.
+/// ACLs match host names, so the denied server has one.
+#[tokio::test]
+async fn a_server_the_room_acl_denies_is_refused() {
+    let (ca, dns) = (TestCa::new(), TestDns::start());
+    let (key, value) = dns.env();
+    let a = Hearth::start_with(&ca, &[(key, &value)]);
+    let port = free_port();
+    dns.add_ip("c.hearth.test", [127, 0, 0, 1].into());
+    let c = Hearth::start_at(
+        &ca,
+        &format!("c.hearth.test:{port}"),
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        &[],
+    );
+    let (alice, carol) = (user(&a, "alice"), user(&c, "carol"));
+    let room = create(&a, &alice, "12").await;
+    make_public(&a, &room, &alice).await;
+    let (status, reply) = join(&c, &room, &carol, &[&a.server_name]).await;
+    assert_eq!(status, 200, "{reply}\n{}", a.log());
+    let before = say(&c, &room, &carol, "before the ACL").await;
+    wait_for_events(&a, &room, std::slice::from_ref(&before), 10).await;
+
+    let acl = json!({"sender": alice, "type": "m.room.server_acl", "state_key": "",
+                     "content": {"allow": ["*"], "deny": ["c.hearth.test"], "allow_ip_literals": true}});
+    let (status, reply) = send(&a, &room, acl).await;
+    assert_eq!(status, 200, "{reply}");
+    let after = say(&c, &room, &carol, "after the ACL").await;
+    let (status, stored) = c.admin_get(&format!("events/{}", encode(&after))).await;
+    assert_eq!(status, 200, "{stored}");
+    let txn = |pdus: Value| json!({"origin": c.server_name, "origin_server_ts": 1, "pdus": pdus, "edus": []});
+    let (status, answer) = federation(
+        &c,
+        &a,
+        "PUT",
+        "/_matrix/federation/v1/send/acl-1",
+        Some(txn(json!([stored["event"]]))),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let error = answer["pdus"][&after]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("server ACL denies"), "{answer}");
+    // Two more transactions from C: once the last is answered, the first
+    // has been taken in (an origin has at most two staged at a time).
+    for id in ["acl-2", "acl-3"] {
+        let uri = format!("/_matrix/federation/v1/send/{id}");
+        let (status, _) = federation(&c, &a, "PUT", &uri, Some(txn(json!([])))).await;
+        assert_eq!(status, 200);
+    }
+    let (status, _) = a.admin_get(&format!("events/{}", encode(&after))).await;
+    assert_eq!(status, 404, "A stored a PDU its ACL refuses");
+
+    // Nor may C read the room any more.
+    for uri in [
+        format!("/_matrix/federation/v1/event/{}", encode(&before)),
+        format!(
+            "/_matrix/federation/v1/state_ids/{}?event_id={}",
+            encode(&room),
+            encode(&before)
+        ),
+    ] {
+        let (status, body) = federation(&c, &a, "GET", &uri, None).await;
+        assert_eq!(
+            (status, body["errcode"].as_str()),
+            (403, Some("M_FORBIDDEN")),
+            "{uri}: {body}"
+        );
+    }
 }
 
 /// B answers a transaction once it has checked and staged it, and takes
