@@ -389,9 +389,10 @@ async fn a_server_the_room_acl_denies_is_refused() {
 /// transaction can bring them to B.
 #[tokio::test]
 async fn an_answered_transaction_is_taken_in_after_a_kill() {
+    const STAGED: &str = "hearth_federation_inbound_staged_transactions";
     let ca = TestCa::new();
     let a = Hearth::start(&ca);
-    let mut b = Hearth::start(&ca);
+    let mut b = Hearth::start_with(&ca, &[("HEARTH_METRICS__ENABLED", "true")]);
     let mut c = Hearth::start(&ca);
     let (room, _, _) = shared_room(&a, &b).await;
     let carol = user(&c, "carol");
@@ -440,6 +441,7 @@ async fn an_answered_transaction_is_taken_in_after_a_kill() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (status, _) = b.admin_get(&format!("events/{}", encode(&second))).await;
     assert_eq!(status, 404, "taken in already: the test proves nothing");
+    assert_eq!(b.metric(STAGED).await, 1);
 
     b.kill();
     a.thaw();
@@ -449,6 +451,11 @@ async fn an_answered_transaction_is_taken_in_after_a_kill() {
     assert!(position(&first) < position(&second), "{on_b:?}");
     let (_, taken) = b.admin_get(&format!("events/{}", encode(&second))).await;
     assert_eq!(taken["meta"]["status"], "accepted", "{taken}");
+    let started = std::time::Instant::now();
+    while b.metric(STAGED).await != 0 {
+        assert!(started.elapsed().as_secs() < 10, "still staged");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

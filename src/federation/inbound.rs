@@ -20,6 +20,8 @@ pub struct InboundStats {
     buckets: [AtomicU64; BOUNDS.len() + 1],
     sum_micros: AtomicU64,
     pdus: AtomicU64,
+    /// Transactions answered (or found staged at start) not yet taken in.
+    staged: AtomicU64,
 }
 
 impl InboundStats {
@@ -35,9 +37,15 @@ impl InboundStats {
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// A transaction's `pdus` PDUs taken in (stored or refused).
+    /// A transaction staged, to be taken in.
+    pub fn staged(&self) {
+        self.staged.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A staged transaction's `pdus` PDUs taken in (stored or refused).
     pub fn taken_in(&self, pdus: usize) {
         self.pdus.fetch_add(pdus as u64, Ordering::Relaxed);
+        self.staged.fetch_sub(1, Ordering::Relaxed);
     }
 
     pub fn to_prometheus(&self) -> String {
@@ -59,6 +67,12 @@ impl InboundStats {
             "# HELP {pdus} PDUs from transactions taken in (stored or refused).\n# TYPE {pdus} counter\n{pdus} {}",
             self.pdus.load(Ordering::Relaxed)
         );
+        let staged = "hearth_federation_inbound_staged_transactions";
+        let _ = writeln!(
+            out,
+            "# HELP {staged} Transactions answered but not yet taken in.\n# TYPE {staged} gauge\n{staged} {}",
+            self.staged.load(Ordering::Relaxed)
+        );
         out
     }
 }
@@ -73,6 +87,9 @@ mod tests {
         stats.answered(Duration::from_micros(1500));
         stats.answered(Duration::from_millis(4));
         stats.answered(Duration::from_secs(9));
+        for _ in 0..3 {
+            stats.staged();
+        }
         stats.taken_in(50);
         stats.taken_in(10);
         let text = stats.to_prometheus();
@@ -84,6 +101,7 @@ mod tests {
             "hearth_federation_inbound_transaction_seconds_bucket{le=\"+Inf\"} 3",
             "hearth_federation_inbound_transaction_seconds_count 3",
             "hearth_federation_inbound_pdus_total 60",
+            "hearth_federation_inbound_staged_transactions 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }

@@ -126,6 +126,7 @@ impl Receiver {
             room.await;
         }
         let seq = self.store.stage(origin, body)?;
+        self.stats.staged();
         self.store
             .record(origin, txn_id, answer.to_string().as_bytes())?;
         // Taken in even if the flush below fails: the answer is recorded,
@@ -152,6 +153,7 @@ impl Receiver {
             );
         }
         for Staged { seq, origin, body } in staged {
+            self.stats.staged();
             let ticket = self.enter(&origin);
             let this = self.clone();
             tokio::spawn(async move {
