@@ -132,7 +132,6 @@ pub async fn run(config: Config) -> Result<(), String> {
         keys: keys.clone(),
         client: client.clone(),
         rooms: rooms.clone(),
-        edus: edus.clone(),
         directory: directory.clone(),
         hierarchy: hierarchy.clone(),
         profiles: profiles.clone(),

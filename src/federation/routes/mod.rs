@@ -54,7 +54,6 @@ pub struct Services {
     pub keys: Arc<KeyService>,
     pub client: Arc<FederationClient>,
     pub rooms: Arc<RoomService>,
-    pub edus: Arc<crate::edus::EduService>,
     pub directory: Arc<crate::rooms::directory::DirectoryService>,
     pub hierarchy: Arc<crate::rooms::hierarchy::HierarchyService>,
     pub profiles: Arc<crate::accounts::profiles::ProfileService>,
