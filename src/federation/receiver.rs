@@ -127,15 +127,15 @@ impl Receiver {
         }
         let seq = self.store.stage(origin, body)?;
         self.stats.staged();
-        self.store
-            .record(origin, txn_id, answer.to_string().as_bytes())?;
-        // Taken in even if the flush below fails: the answer is recorded,
-        // so a retry would not bring the PDUs again.
+        // Taken in whatever happens to the answer: once recorded, a retry
+        // would not bring the PDUs again.
         let this = self.clone();
         tokio::spawn(async move {
             this.take_in(ticket, seq, verified, transaction.edus, pdus)
                 .await
         });
+        self.store
+            .record(origin, txn_id, answer.to_string().as_bytes())?;
         // Acknowledge only what is on disk.
         self.store.flush().await?;
         self.stats.answered(started.elapsed());
