@@ -172,21 +172,26 @@ async fn federation_check(config: &Config, server_name: &str, json: bool) -> Res
 /// Reads the data directory when no server holds it, otherwise asks the
 /// running server (which also knows each destination's last success).
 async fn federation_status(config: &Config, json: bool) -> Result<(), String> {
-    let statuses: Vec<DestinationStatus> = match Store::open(&config.data_dir) {
-        Ok(store) => status::collect(
-            &store.outbound,
-            store.destinations.all().map_err(|e| e.message)?,
-            &Default::default(),
-            |id| {
-                store
-                    .rooms
-                    .event_json(id.as_str())
-                    .ok()
-                    .flatten()
-                    .and_then(|event| origin_ts(&event))
-            },
-        )
-        .map_err(|e| e.message)?,
+    let (statuses, inbound): (Vec<DestinationStatus>, Inbound) = match Store::open(&config.data_dir)
+    {
+        Ok(store) => {
+            let statuses = status::collect(
+                &store.outbound,
+                store.destinations.all().map_err(|e| e.message)?,
+                &Default::default(),
+                |id| {
+                    store
+                        .rooms
+                        .event_json(id.as_str())
+                        .ok()
+                        .flatten()
+                        .and_then(|event| origin_ts(&event))
+                },
+            )
+            .map_err(|e| e.message)?;
+            let staged = store.transactions.staged().map_err(|e| e.message)?;
+            (statuses, Inbound::Stopped(staged.len() as u64))
+        }
         Err(OpenError::Locked) => {
             let token = admin::read_token(&config.data_dir)?;
             let (status, body) = admin::client::call(
@@ -200,17 +205,56 @@ async fn federation_status(config: &Config, json: bool) -> Result<(), String> {
             if status != 200 {
                 return Err(format!("the running server refused: {status} {body}"));
             }
-            serde_json::from_value(body["destinations"].clone()).map_err(|e| e.to_string())?
+            let statuses =
+                serde_json::from_value(body["destinations"].clone()).map_err(|e| e.to_string())?;
+            let staged = body["inbound"]["staged_transactions"]
+                .as_u64()
+                .unwrap_or_default();
+            (statuses, Inbound::Running(staged))
         }
         Err(e) => return Err(e.to_string()),
     };
     if json {
-        let text = serde_json::to_string_pretty(&statuses).map_err(|e| e.to_string())?;
+        let report = serde_json::json!({
+            "destinations": statuses,
+            "inbound": { "staged_transactions": inbound.staged() },
+        });
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         println!("{text}");
     } else {
         println!("{}", status::to_text(&statuses, hearth::time::now_ms()));
+        println!("{}", inbound.to_text());
     }
     Ok(())
+}
+
+/// Inbound transactions answered and not yet taken in.
+enum Inbound {
+    Running(u64),
+    /// Found in the data directory: taken in when hearth starts.
+    Stopped(u64),
+}
+
+impl Inbound {
+    fn staged(&self) -> u64 {
+        match self {
+            Inbound::Running(n) | Inbound::Stopped(n) => *n,
+        }
+    }
+
+    fn to_text(&self) -> String {
+        match self {
+            Inbound::Running(0) | Inbound::Stopped(0) => {
+                "inbound: every answered transaction is taken in".into()
+            }
+            Inbound::Running(n) => {
+                format!("inbound: {n} answered transaction(s) still being taken in")
+            }
+            Inbound::Stopped(n) => {
+                format!("inbound: {n} answered transaction(s) to take in when hearth starts")
+            }
+        }
+    }
 }
 
 /// Forgets the destination's failures in `data/` when no server holds it,

@@ -176,6 +176,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         sender: sender.clone(),
         edus,
         accounts,
+        inbound: inbound.clone(),
     };
     let client_routes = admin::routes(admin_context)
         .or(crate::client::routes(client_services))

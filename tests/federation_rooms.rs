@@ -383,6 +383,31 @@ async fn a_server_the_room_acl_denies_is_refused() {
     }
 }
 
+/// Inbound transactions not yet taken in, per `hearth federation status`
+/// (running or not).
+fn staged_per_status(h: &Hearth) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let out = h
+            .command(&["federation", "status", "--json"])
+            .output()
+            .expect("run hearth federation status");
+        if out.status.success() {
+            let report: Value = serde_json::from_slice(&out.stdout).expect("JSON status");
+            return report["inbound"]["staged_transactions"]
+                .as_u64()
+                .expect("a count");
+        }
+        // Just after a kill, sled may still hold the lock for a moment.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// B answers a transaction once it has checked and staged it, and takes
 /// its PDUs in afterwards; killed in between, it takes them in when it is
 /// back. The events are C's, relayed by A, and C is gone: only the staged
@@ -442,8 +467,10 @@ async fn an_answered_transaction_is_taken_in_after_a_kill() {
     let (status, _) = b.admin_get(&format!("events/{}", encode(&second))).await;
     assert_eq!(status, 404, "taken in already: the test proves nothing");
     assert_eq!(b.metric(STAGED).await, 1);
+    assert_eq!(staged_per_status(&b), 1, "asked of the running server");
 
     b.kill();
+    assert_eq!(staged_per_status(&b), 1, "read from the data directory");
     a.thaw();
     b.restart();
     let on_b = wait_for_events(&b, &room, &[first.clone(), second.clone()], 30).await;

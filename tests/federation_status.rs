@@ -23,8 +23,11 @@ fn status_of(h: &Hearth, destination: &str) -> Option<Value> {
             .output()
             .expect("run hearth federation status");
         if out.status.success() {
-            let all: Vec<Value> = serde_json::from_slice(&out.stdout).expect("JSON status");
-            return all.into_iter().find(|d| d["destination"] == destination);
+            let all: Value = serde_json::from_slice(&out.stdout).expect("JSON status");
+            let destinations = all["destinations"].as_array().cloned().unwrap_or_default();
+            return destinations
+                .into_iter()
+                .find(|d| d["destination"] == destination);
         }
         // Just after a kill, sled may still hold the lock for a moment.
         assert!(

@@ -25,6 +25,7 @@ pub struct AdminContext {
     pub sender: Arc<crate::federation::sender::Sender>,
     pub edus: Arc<crate::edus::EduService>,
     pub accounts: Arc<crate::accounts::AccountService>,
+    pub inbound: Arc<crate::federation::inbound::InboundStats>,
 }
 
 fn admin_auth(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
@@ -67,15 +68,17 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(body_limited())
         .map(move |body: Bytes| reply(sign_request(&keys, &body)));
-    let sender = ctx.sender.clone();
-    let status =
-        warp::path!("federation" / "status")
-            .and(warp::get())
-            .map(move || {
-                reply(sender.status().map(|destinations| {
-                    ok_json(&serde_json::json!({ "destinations": destinations }))
+    let (sender, inbound) = (ctx.sender.clone(), ctx.inbound.clone());
+    let status = warp::path!("federation" / "status")
+        .and(warp::get())
+        .map(move || {
+            reply(sender.status().map(|destinations| {
+                ok_json(&serde_json::json!({
+                    "destinations": destinations,
+                    "inbound": { "staged_transactions": inbound.staged_now() },
                 }))
-            });
+            }))
+        });
     let client = ctx.client.clone();
     let retry = warp::path!("federation" / "retry")
         .and(warp::post())

@@ -42,6 +42,11 @@ impl InboundStats {
         self.staged.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Transactions answered and not yet taken in.
+    pub fn staged_now(&self) -> u64 {
+        self.staged.load(Ordering::Relaxed)
+    }
+
     /// A staged transaction's `pdus` PDUs taken in (stored or refused).
     pub fn taken_in(&self, pdus: usize) {
         self.pdus.fetch_add(pdus as u64, Ordering::Relaxed);
@@ -71,7 +76,7 @@ impl InboundStats {
         let _ = writeln!(
             out,
             "# HELP {staged} Transactions answered but not yet taken in.\n# TYPE {staged} gauge\n{staged} {}",
-            self.staged.load(Ordering::Relaxed)
+            self.staged_now()
         );
         out
     }
