@@ -383,6 +383,48 @@ async fn a_server_the_room_acl_denies_is_refused() {
     }
 }
 
+/// A transaction from one server to another, signed ahead of sending.
+struct Presigned {
+    uri: String,
+    authorization: String,
+    body: Value,
+}
+
+impl Presigned {
+    async fn new(from: &Hearth, to: &Hearth, txn: &str, pdus: Value) -> Self {
+        let uri = format!("/_matrix/federation/v1/send/{txn}");
+        let body = json!({"origin": from.server_name, "origin_server_ts": 1,
+                          "pdus": pdus, "edus": []});
+        let (status, signed) = from
+            .admin(
+                "federation/sign",
+                json!({"destination": to.server_name, "method": "PUT", "uri": uri, "content": body}),
+            )
+            .await;
+        assert_eq!(status, 200, "{signed}");
+        let authorization = signed["authorization"].as_str().expect("header").to_owned();
+        Self {
+            uri,
+            authorization,
+            body,
+        }
+    }
+
+    async fn send(&self, to: &Hearth, ca: &TestCa) -> (u16, Value) {
+        to.federation_request(
+            ca,
+            "PUT",
+            &self.uri,
+            &[
+                ("authorization", &self.authorization),
+                ("content-type", "application/json"),
+            ],
+            Some(self.body.to_string().into_bytes()),
+        )
+        .await
+    }
+}
+
 /// Inbound transactions not yet taken in, per `hearth federation status`
 /// (running or not).
 fn staged_per_status(h: &Hearth) -> u64 {
@@ -433,34 +475,16 @@ async fn an_answered_transaction_is_taken_in_after_a_kill() {
     c.kill();
     let (status, stored) = a.admin_get(&format!("events/{}", encode(&second))).await;
     assert_eq!(status, 200, "{stored}");
-    let uri = "/_matrix/federation/v1/send/relayed-1";
-    let content = json!({"origin": a.server_name, "origin_server_ts": 1,
-                         "pdus": [stored["event"]], "edus": []});
-    let (status, signed) = a
-        .admin(
-            "federation/sign",
-            json!({"destination": b.server_name, "method": "PUT", "uri": uri, "content": content}),
-        )
-        .await;
-    assert_eq!(status, 200, "{signed}");
-    let authorization = signed["authorization"].as_str().expect("header");
+    // Signed by A now: A is frozen when they are sent.
+    let relayed = Presigned::new(&a, &b, "relayed-1", json!([stored["event"]])).await;
+    let second_txn = Presigned::new(&a, &b, "relayed-2", json!([])).await;
+    let third_txn = Presigned::new(&a, &b, "relayed-3", json!([])).await;
 
     // A, frozen, cannot fill B's gap (B lacks "first"): taking the
     // transaction in stalls after the answer.
     a.freeze();
     b.restart();
-    let (status, answer) = b
-        .federation_request(
-            &ca,
-            "PUT",
-            uri,
-            &[
-                ("authorization", authorization),
-                ("content-type", "application/json"),
-            ],
-            Some(content.to_string().into_bytes()),
-        )
-        .await;
+    let (status, answer) = relayed.send(&b, &ca).await;
     assert_eq!(status, 200, "{answer}\n{}", b.log());
     assert_eq!(answer["pdus"][&second], json!({}), "{answer}");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -469,8 +493,17 @@ async fn an_answered_transaction_is_taken_in_after_a_kill() {
     assert_eq!(b.metric(STAGED).await, 1);
     assert_eq!(staged_per_status(&b), 1, "asked of the running server");
 
+    // A second transaction is staged behind it; a third is not answered
+    // until the first is taken in: an origin has at most two staged.
+    let (status, answer) = second_txn.send(&b, &ca).await;
+    assert_eq!(status, 200, "{answer}");
+    let third =
+        tokio::time::timeout(std::time::Duration::from_secs(2), third_txn.send(&b, &ca)).await;
+    assert!(third.is_err(), "a third was staged: {third:?}");
+    assert_eq!(b.metric(STAGED).await, 2);
+
     b.kill();
-    assert_eq!(staged_per_status(&b), 1, "read from the data directory");
+    assert_eq!(staged_per_status(&b), 2, "read from the data directory");
     a.thaw();
     b.restart();
     let on_b = wait_for_events(&b, &room, &[first.clone(), second.clone()], 30).await;
