@@ -19,10 +19,7 @@ use std::{
     time::Instant,
 };
 
-use futures_util::{
-    future::{FutureExt, Shared},
-    TryFutureExt,
-};
+use futures_util::future::{FutureExt, Shared};
 use ruma::{CanonicalJsonObject, OwnedEventId, OwnedServerName, ServerName};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -82,7 +79,7 @@ pub struct Receiver {
     rooms: Arc<RoomService>,
     store: TransactionTree,
     stats: Arc<InboundStats>,
-    lanes: Mutex<(u64, HashMap<OwnedServerName, Lane>)>,
+    lanes: Lanes,
 }
 
 impl Receiver {
@@ -99,7 +96,7 @@ impl Receiver {
             rooms,
             store,
             stats,
-            lanes: Mutex::new((0, HashMap::new())),
+            lanes: Lanes::default(),
         }
     }
 
@@ -118,7 +115,7 @@ impl Receiver {
                 .map_err(|e| Error::internal(format!("stored transaction answer: {e}")));
         }
         let transaction = parse(origin, body)?;
-        let ticket = self.enter(origin);
+        let ticket = self.lanes.enter(origin);
         let pdus = transaction.pdus.len();
         let verified = self.ingest.verify_all(transaction.pdus).await;
         let answer = self.answer(origin, &verified);
@@ -154,7 +151,7 @@ impl Receiver {
         }
         for Staged { seq, origin, body } in staged {
             self.stats.staged();
-            let ticket = self.enter(&origin);
+            let ticket = self.lanes.enter(&origin);
             let this = self.clone();
             tokio::spawn(async move {
                 match parse(&origin, &body) {
@@ -228,13 +225,64 @@ impl Receiver {
             tracing::error!(seq, error = %e.message, "transaction left staged");
         }
         self.stats.taken_in(pdus);
+        self.lanes.leave(ticket);
+    }
+}
+
+/// Each origin's transactions not yet taken in, in the order they came.
+#[derive(Default)]
+struct Lanes(Mutex<(u64, HashMap<OwnedServerName, Lane>)>);
+
+impl Lanes {
+    /// A place behind the origin's transactions not yet taken in.
+    fn enter(&self, origin: &ServerName) -> Ticket {
+        let mut lanes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        lanes.0 += 1;
+        let number = lanes.0;
+        let lane = lanes.1.get(origin);
+        let after = lane.map(|lane| lane.last.clone());
+        let room = lane.and_then(|lane| lane.before_last.clone());
+        let (done, finished) = oneshot::channel::<()>();
+        // Finished once this one is and every one before it is too, so a
+        // transaction abandoned before staging (its request dropped) does
+        // not let the next one overtake those still being taken in.
+        let previous = after.clone();
+        let finished: Done = async move {
+            let _ = finished.await;
+            if let Some(previous) = previous {
+                previous.await;
+            }
+        }
+        .boxed()
+        .shared();
+        let before_last = after.clone();
+        lanes.1.insert(
+            origin.to_owned(),
+            Lane {
+                last_number: number,
+                last: finished,
+                before_last,
+            },
+        );
+        Ticket {
+            origin: origin.to_owned(),
+            number,
+            after,
+            room,
+            done,
+        }
+    }
+
+    /// The ticket's transaction is taken in; its lane is forgotten if it
+    /// was the last to enter.
+    fn leave(&self, ticket: Ticket) {
         let Ticket {
             origin,
             number,
             done,
             ..
         } = ticket;
-        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lanes = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if lanes
             .1
             .get(&origin)
@@ -243,41 +291,6 @@ impl Receiver {
             lanes.1.remove(&origin);
         }
         drop(done);
-    }
-
-    /// A place behind the origin's transactions not yet taken in.
-    fn enter(&self, origin: &ServerName) -> Ticket {
-        let (done, finished) = oneshot::channel::<()>();
-        let finished: Done = finished.unwrap_or_else(|_| ()).boxed().shared();
-        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        lanes.0 += 1;
-        let number = lanes.0;
-        let (after, room) = match lanes.1.get_mut(origin) {
-            Some(lane) => {
-                let before = lane.before_last.replace(lane.last.clone());
-                let after = std::mem::replace(&mut lane.last, finished);
-                lane.last_number = number;
-                (Some(after), before)
-            }
-            None => {
-                lanes.1.insert(
-                    origin.to_owned(),
-                    Lane {
-                        last_number: number,
-                        last: finished,
-                        before_last: None,
-                    },
-                );
-                (None, None)
-            }
-        };
-        Ticket {
-            origin: origin.to_owned(),
-            number,
-            after,
-            room,
-            done,
-        }
     }
 }
 
@@ -296,4 +309,62 @@ fn parse(origin: &ServerName, body: &[u8]) -> Result<Transaction> {
         )));
     }
     Ok(transaction)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    fn server(name: &str) -> OwnedServerName {
+        OwnedServerName::try_from(name).expect("server name")
+    }
+
+    fn resolved(done: &Option<Done>) -> bool {
+        done.clone().is_none_or(|d| d.now_or_never().is_some())
+    }
+
+    #[test]
+    fn an_origin_waits_for_its_own_earlier_transactions_only() {
+        let lanes = Lanes::default();
+        let (a, b) = (server("a.example"), server("b.example"));
+        let first = lanes.enter(&a);
+        let second = lanes.enter(&a);
+        let third = lanes.enter(&a);
+        let other = lanes.enter(&b);
+        assert!(first.after.is_none() && first.room.is_none());
+        assert!(other.after.is_none(), "origins do not wait for each other");
+        assert!(!resolved(&second.after) && !resolved(&third.after));
+        // The third is staged once the first is taken in.
+        assert!(!resolved(&third.room));
+        lanes.leave(first);
+        assert!(resolved(&second.after) && resolved(&third.room));
+        assert!(!resolved(&third.after));
+        lanes.leave(second);
+        assert!(resolved(&third.after));
+        lanes.leave(third);
+        lanes.leave(other);
+        assert!(
+            lanes.0.lock().expect("lanes").1.is_empty(),
+            "idle lanes stay"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_transaction_does_not_let_the_next_overtake() {
+        let lanes = Lanes::default();
+        let a = server("a.example");
+        let first = lanes.enter(&a);
+        let abandoned = lanes.enter(&a);
+        let third = lanes.enter(&a);
+        drop(abandoned);
+        assert!(!resolved(&third.after), "overtook the first");
+        lanes.leave(first);
+        assert!(resolved(&third.after));
+        // A lane whose last ticket was abandoned goes once a later one leaves.
+        lanes.leave(third);
+        let fresh = lanes.enter(&a);
+        assert!(resolved(&fresh.after));
+    }
 }
