@@ -49,7 +49,8 @@ struct Transaction {
     edus: Vec<Value>,
 }
 
-/// Resolves when a transaction has been taken in (or given up).
+/// Resolves when a transaction, and every earlier one of its origin, has
+/// been taken in (or given up).
 type Done = Shared<futures_util::future::BoxFuture<'static, ()>>;
 
 /// An origin's transactions not yet taken in.
