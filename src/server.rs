@@ -174,7 +174,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         rooms,
         membership,
         sender: sender.clone(),
-        edus,
+        edus: edus.clone(),
         accounts,
         inbound: inbound.clone(),
     };
@@ -203,6 +203,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     );
     tokio::select! {
         _ = sender.run() => {}
+        _ = edus.run_presence_timers() => {}
         _ = serve(federation_listener, tls, federation_routes) => {}
         _ = serve(client_listener, None, client_routes) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),

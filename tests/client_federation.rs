@@ -231,6 +231,27 @@ async fn presence_rejected_invites_and_knocks_cross_servers() {
         )
         .await;
     assert_eq!(member["membership"], "knock", "{member}");
+
+    // Alice never syncs here: 30 s after she set her presence, A takes
+    // her offline and tells B (Synapse's timing).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let seen = bob
+            .ok(
+                "GET",
+                &format!("presence/{}/status", encode(&alice.user)),
+                json!(null),
+            )
+            .await;
+        if seen["presence"] == "offline" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice is still {seen}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 #[tokio::test]

@@ -2,9 +2,15 @@
 //! goes to every server sharing a room with them as `m.presence`; what
 //! other servers push is kept alongside. Both live in memory only:
 //! presence is stale after a restart anyway.
+//!
+//! Presence also runs out, with Synapse's timings (its presence handler),
+//! so that both sides agree: our users who stop syncing go offline 30 s
+//! after their last sync ends; our users still online or away are
+//! announced again every 25 minutes; other servers' users not heard of
+//! for 30 minutes go offline (Synapse announces its users every 25).
 //! Spec: client-server-api "Presence"; server-server-api.md "Presence".
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use ruma::{OwnedUserId, UserId};
 use serde_json::{json, Value};
@@ -14,6 +20,14 @@ use crate::{error::Result, time::now_ms};
 
 /// An update older than this is not worth delivering after an outage.
 const PRESENCE_TTL: Duration = Duration::from_secs(300);
+/// Our user is offline this long after their last sync ended.
+const SYNC_GRACE_MS: u64 = 30_000;
+/// Our users online or away are announced again this often.
+const ANNOUNCE_EVERY_MS: u64 = 25 * 60_000;
+/// Another server's user not heard of for this long is offline.
+const REMOTE_TIMEOUT_MS: u64 = 30 * 60_000;
+/// How often presence is checked for running out.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// A user's presence, as last set or received.
 #[derive(Debug, Clone)]
@@ -24,9 +38,38 @@ pub(super) struct Presence {
     currently_active: bool,
     /// The change counter when it last changed (for incremental sync).
     changed: u64,
+    /// When we last heard of it: set by our user (a sync ending counts)
+    /// or received from their server.
+    heard_ms: u64,
+    /// Our user's `/sync` requests in progress: never offline meanwhile.
+    syncing: u32,
+    /// When our user's presence last went to other servers.
+    announced_ms: u64,
+}
+
+/// What running out of presence asks of an entry.
+#[derive(Debug, PartialEq, Eq)]
+enum Due {
+    Nothing,
+    Offline,
+    Announce,
 }
 
 impl Presence {
+    /// `local`: one of our users.
+    fn due(&self, local: bool, now_ms: u64) -> Due {
+        if self.state == "offline" {
+            return Due::Nothing;
+        }
+        let silent = now_ms.saturating_sub(self.heard_ms);
+        match local {
+            true if self.syncing == 0 && silent > SYNC_GRACE_MS => Due::Offline,
+            true if now_ms.saturating_sub(self.announced_ms) > ANNOUNCE_EVERY_MS => Due::Announce,
+            false if silent > REMOTE_TIMEOUT_MS => Due::Offline,
+            _ => Due::Nothing,
+        }
+    }
+
     /// From an `m.presence` push entry.
     pub(super) fn from_edu(update: &Value, changed: u64) -> Option<Self> {
         let state = update.get("presence")?.as_str()?;
@@ -46,6 +89,9 @@ impl Presence {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             changed,
+            heard_ms: now_ms(),
+            syncing: 0,
+            announced_ms: 0,
         })
     }
 
@@ -98,6 +144,9 @@ impl EduService {
             },
             currently_active: active,
             changed: previous.as_ref().map_or(0, |p| p.changed),
+            heard_ms: now,
+            syncing: previous.as_ref().map_or(0, |p| p.syncing),
+            announced_ms: previous.as_ref().map_or(0, |p| p.announced_ms),
         };
         if unchanged {
             all.insert(user.to_owned(), entry);
@@ -105,16 +154,86 @@ impl EduService {
         }
         drop(all);
         let changed = self.changed();
-        let content = Presence { changed, ..entry };
-        let mut push = content.content();
-        push["user_id"] = json!(user);
+        let content = Presence {
+            changed,
+            announced_ms: now,
+            ..entry
+        };
+        let push = content.content();
         lock(&self.presence).insert(user.to_owned(), content);
+        self.announce(user, push)
+    }
+
+    /// Sends our user's presence to every server sharing a room with them.
+    fn announce(&self, user: &UserId, mut push: Value) -> Result<()> {
+        push["user_id"] = json!(user);
         self.sender.queue_edu(
             self.rooms.servers_sharing_rooms_with(user)?,
             "m.presence",
             json!({ "push": [push] }),
             Some(PRESENCE_TTL),
         )
+    }
+
+    /// Our user's `/sync` in progress: they stay online until it ends
+    /// and for a grace period after.
+    pub fn syncing(self: &Arc<Self>, user: &UserId) -> Syncing {
+        if let Some(p) = lock(&self.presence).get_mut(user) {
+            p.syncing += 1;
+        }
+        Syncing {
+            edus: self.clone(),
+            user: user.to_owned(),
+        }
+    }
+
+    /// Runs presence out, for as long as the server runs.
+    pub async fn run_presence_timers(&self) {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            self.sweep(now_ms());
+        }
+    }
+
+    /// Takes offline who is gone and announces again who is still here.
+    fn sweep(&self, now: u64) {
+        let own = self.rooms.server_name().to_owned();
+        let mut offline = Vec::new();
+        let mut announce = Vec::new();
+        {
+            let mut all = lock(&self.presence);
+            for (user, presence) in all.iter_mut() {
+                let local = user.server_name() == own;
+                match presence.due(local, now) {
+                    Due::Nothing => continue,
+                    Due::Offline => {
+                        presence.state = "offline".into();
+                        presence.currently_active = false;
+                        offline.push(user.clone());
+                    }
+                    Due::Announce => {}
+                }
+                if local {
+                    presence.announced_ms = now;
+                    announce.push((user.clone(), presence.content()));
+                }
+            }
+        }
+        if !offline.is_empty() {
+            let changed = self.changed();
+            let mut all = lock(&self.presence);
+            for user in &offline {
+                if let Some(p) = all.get_mut(user) {
+                    p.changed = changed;
+                }
+            }
+        }
+        for (user, push) in announce {
+            if let Err(e) = self.announce(&user, push) {
+                tracing::warn!(%user, error = %e.message, "presence not announced");
+            }
+        }
     }
 
     /// A user's presence content; `offline` when nothing is known.
@@ -141,5 +260,70 @@ impl EduService {
             .filter(|(u, _)| audience.contains(u))
             .map(|(u, content)| json!({"type": "m.presence", "sender": u, "content": content}))
             .collect())
+    }
+}
+
+/// An in-progress `/sync`; when it ends, the user was last heard of now.
+pub struct Syncing {
+    edus: Arc<EduService>,
+    user: OwnedUserId,
+}
+
+impl Drop for Syncing {
+    fn drop(&mut self) {
+        if let Some(p) = lock(&self.edus.presence).get_mut(&self.user) {
+            p.syncing = p.syncing.saturating_sub(1);
+            p.heard_ms = now_ms();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn presence(state: &str, heard_ms: u64, announced_ms: u64, syncing: u32) -> Presence {
+        Presence {
+            state: state.into(),
+            status_msg: None,
+            last_active_ms: 0,
+            currently_active: false,
+            changed: 0,
+            heard_ms,
+            syncing,
+            announced_ms,
+        }
+    }
+
+    #[test]
+    fn presence_runs_out_as_synapse_expects() {
+        let t = 100 * 60_000;
+        // Our user: offline once the grace after their last sync is over,
+        // never while a sync is in progress.
+        assert_eq!(
+            presence("online", t, t, 0).due(true, t + SYNC_GRACE_MS),
+            Due::Nothing
+        );
+        assert_eq!(
+            presence("online", t, t, 0).due(true, t + SYNC_GRACE_MS + 1),
+            Due::Offline
+        );
+        assert_eq!(
+            presence("unavailable", t, t, 0).due(true, t + SYNC_GRACE_MS + 1),
+            Due::Offline
+        );
+        let syncing = presence("online", t, t, 1);
+        assert_eq!(syncing.due(true, t + SYNC_GRACE_MS + 1), Due::Nothing);
+        // Still here: announced again every 25 minutes.
+        let here = presence("online", t + ANNOUNCE_EVERY_MS, t, 1);
+        assert_eq!(here.due(true, t + ANNOUNCE_EVERY_MS), Due::Nothing);
+        assert_eq!(here.due(true, t + ANNOUNCE_EVERY_MS + 1), Due::Announce);
+        // Another server's user: offline after 30 minutes unheard of.
+        let remote = presence("online", t, 0, 0);
+        assert_eq!(remote.due(false, t + REMOTE_TIMEOUT_MS), Due::Nothing);
+        assert_eq!(remote.due(false, t + REMOTE_TIMEOUT_MS + 1), Due::Offline);
+        // Offline stays offline, and is not announced again.
+        assert_eq!(presence("offline", 0, 0, 0).due(true, t), Due::Nothing);
+        assert_eq!(presence("offline", 0, 0, 0).due(false, t), Due::Nothing);
     }
 }

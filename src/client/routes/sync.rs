@@ -21,25 +21,28 @@ pub fn route(services: ClientServices) -> Route {
             let services = services.clone();
             respond(async move {
                 let request = parse(&services, &session, &query)?;
-                // Polling marks the user online unless asked otherwise.
-                match query_param(&query, "set_presence").as_deref() {
+                // Polling marks the user online unless asked otherwise,
+                // and keeps them so while it lasts.
+                let _syncing = match query_param(&query, "set_presence").as_deref() {
                     None | Some("online") => {
                         services
                             .edus
-                            .set_presence(&session.user_id, "online", None)?
+                            .set_presence(&session.user_id, "online", None)?;
+                        Some(services.edus.syncing(&session.user_id))
                     }
                     Some("unavailable") => {
                         services
                             .edus
-                            .set_presence(&session.user_id, "unavailable", None)?
+                            .set_presence(&session.user_id, "unavailable", None)?;
+                        Some(services.edus.syncing(&session.user_id))
                     }
-                    Some("offline") => {}
+                    Some("offline") => None,
                     Some(other) => {
                         return Err(Error::invalid_param(format!(
                             "set_presence {other:?} is not online, unavailable or offline"
                         )))
                     }
-                }
+                };
                 services.sync.sync(&session, request).await
             })
         })
