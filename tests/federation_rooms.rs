@@ -479,6 +479,8 @@ async fn an_answered_transaction_is_taken_in_after_a_kill() {
     let relayed = Presigned::new(&a, &b, "relayed-1", json!([stored["event"]])).await;
     let second_txn = Presigned::new(&a, &b, "relayed-2", json!([])).await;
     let third_txn = Presigned::new(&a, &b, "relayed-3", json!([])).await;
+    let fourth_txn = Presigned::new(&a, &b, "relayed-4", json!([])).await;
+    let fifth_txn = Presigned::new(&a, &b, "relayed-5", json!([])).await;
 
     // A, frozen, cannot fill B's gap (B lacks "first"): taking the
     // transaction in stalls after the answer.
@@ -493,13 +495,24 @@ async fn an_answered_transaction_is_taken_in_after_a_kill() {
     assert_eq!(b.metric(STAGED).await, 1);
     assert_eq!(staged_per_status(&b), 1, "asked of the running server");
 
-    // A second transaction is staged behind it; a third is not answered
-    // until the first is taken in: an origin has at most two staged.
+    // A second transaction is staged behind it; a third and a fourth are
+    // not answered until the first is taken in (an origin has at most two
+    // staged), and a fifth in progress is told to slow down.
     let (status, answer) = second_txn.send(&b, &ca).await;
     assert_eq!(status, 200, "{answer}");
-    let third =
-        tokio::time::timeout(std::time::Duration::from_secs(2), third_txn.send(&b, &ca)).await;
-    assert!(third.is_err(), "a third was staged: {third:?}");
+    let waiting = async { tokio::join!(third_txn.send(&b, &ca), fourth_txn.send(&b, &ca)) };
+    let fifth = async {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        fifth_txn.send(&b, &ca).await
+    };
+    tokio::select! {
+        answered = waiting => panic!("answered while the first is stalled: {answered:?}"),
+        (status, refused) = fifth => assert_eq!(
+            (status, refused["errcode"].as_str()),
+            (429, Some("M_LIMIT_EXCEEDED")),
+            "{refused}"
+        ),
+    }
     assert_eq!(b.metric(STAGED).await, 2);
 
     b.kill();

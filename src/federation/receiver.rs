@@ -15,7 +15,10 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     time::Instant,
 };
 
@@ -39,6 +42,10 @@ use crate::{
 
 const MAX_PDUS: usize = 50;
 const MAX_EDUS: usize = 100;
+/// Transactions of one origin in progress at once (an origin following
+/// the spec has at most three: two staged, one being checked); beyond,
+/// it is told to slow down, so one server cannot take every core.
+const MAX_IN_PROGRESS: usize = 4;
 
 #[derive(Deserialize)]
 struct Transaction {
@@ -59,6 +66,17 @@ struct Lane {
     last_number: u64,
     last: Done,
     before_last: Option<Done>,
+    /// Its transactions in progress (tickets alive).
+    in_progress: Arc<AtomicUsize>,
+}
+
+/// Counts a ticket among its lane's transactions in progress.
+struct InProgress(Arc<AtomicUsize>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A transaction's place in its origin's lane.
@@ -72,6 +90,7 @@ struct Ticket {
     room: Option<Done>,
     /// Dropped when this one is taken in (or abandoned).
     done: oneshot::Sender<()>,
+    _in_progress: InProgress,
 }
 
 pub struct Receiver {
@@ -116,7 +135,7 @@ impl Receiver {
                 .map_err(|e| Error::internal(format!("stored transaction answer: {e}")));
         }
         let transaction = parse(origin, body)?;
-        let ticket = self.lanes.enter(origin);
+        let ticket = self.lanes.enter(origin, Some(MAX_IN_PROGRESS))?;
         let pdus = transaction.pdus.len();
         let verified = self.ingest.verify_all(transaction.pdus).await;
         let answer = self.answer(origin, &verified);
@@ -152,7 +171,8 @@ impl Receiver {
         }
         for Staged { seq, origin, body } in staged {
             self.stats.staged();
-            let ticket = self.lanes.enter(&origin);
+            // At most two per origin are staged: no limit to apply.
+            let ticket = self.lanes.enter(&origin, None)?;
             let this = self.clone();
             tokio::spawn(async move {
                 match parse(&origin, &body) {
@@ -235,14 +255,25 @@ impl Receiver {
 struct Lanes(Mutex<(u64, HashMap<OwnedServerName, Lane>)>);
 
 impl Lanes {
-    /// A place behind the origin's transactions not yet taken in.
-    fn enter(&self, origin: &ServerName) -> Ticket {
+    /// A place behind the origin's transactions not yet taken in;
+    /// refused (429) when `limit` of them are in progress already.
+    fn enter(&self, origin: &ServerName, limit: Option<usize>) -> Result<Ticket> {
         let mut lanes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        lanes.0 += 1;
-        let number = lanes.0;
         let lane = lanes.1.get(origin);
+        let in_progress = lane.map_or_else(Arc::default, |lane| lane.in_progress.clone());
+        if limit.is_some_and(|limit| in_progress.load(Ordering::Relaxed) >= limit) {
+            return Err(Error::new(
+                http::StatusCode::TOO_MANY_REQUESTS,
+                "M_LIMIT_EXCEEDED",
+                format!("too many transactions from {origin} in progress"),
+            )
+            .with_field("retry_after_ms", 1000));
+        }
+        in_progress.fetch_add(1, Ordering::Relaxed);
         let after = lane.map(|lane| lane.last.clone());
         let room = lane.and_then(|lane| lane.before_last.clone());
+        lanes.0 += 1;
+        let number = lanes.0;
         let (done, finished) = oneshot::channel::<()>();
         // Finished once this one is and every one before it is too, so a
         // transaction abandoned before staging (its request dropped) does
@@ -263,15 +294,17 @@ impl Lanes {
                 last_number: number,
                 last: finished,
                 before_last,
+                in_progress: in_progress.clone(),
             },
         );
-        Ticket {
+        Ok(Ticket {
             origin: origin.to_owned(),
             number,
             after,
             room,
             done,
-        }
+            _in_progress: InProgress(in_progress),
+        })
     }
 
     /// The ticket's transaction is taken in; its lane is forgotten if it
@@ -330,10 +363,10 @@ mod tests {
     fn an_origin_waits_for_its_own_earlier_transactions_only() {
         let lanes = Lanes::default();
         let (a, b) = (server("a.example"), server("b.example"));
-        let first = lanes.enter(&a);
-        let second = lanes.enter(&a);
-        let third = lanes.enter(&a);
-        let other = lanes.enter(&b);
+        let first = lanes.enter(&a, None).expect("entered");
+        let second = lanes.enter(&a, None).expect("entered");
+        let third = lanes.enter(&a, None).expect("entered");
+        let other = lanes.enter(&b, None).expect("entered");
         assert!(first.after.is_none() && first.room.is_none());
         assert!(other.after.is_none(), "origins do not wait for each other");
         assert!(!resolved(&second.after) && !resolved(&third.after));
@@ -356,16 +389,43 @@ mod tests {
     fn an_abandoned_transaction_does_not_let_the_next_overtake() {
         let lanes = Lanes::default();
         let a = server("a.example");
-        let first = lanes.enter(&a);
-        let abandoned = lanes.enter(&a);
-        let third = lanes.enter(&a);
+        let first = lanes.enter(&a, None).expect("entered");
+        let abandoned = lanes.enter(&a, None).expect("entered");
+        let third = lanes.enter(&a, None).expect("entered");
         drop(abandoned);
         assert!(!resolved(&third.after), "overtook the first");
         lanes.leave(first);
         assert!(resolved(&third.after));
         // A lane whose last ticket was abandoned goes once a later one leaves.
         lanes.leave(third);
-        let fresh = lanes.enter(&a);
+        let fresh = lanes.enter(&a, None).expect("entered");
         assert!(resolved(&fresh.after));
+    }
+
+    #[test]
+    fn an_origin_with_too_many_in_progress_is_told_to_slow_down() {
+        let lanes = Lanes::default();
+        let (a, b) = (server("a.example"), server("b.example"));
+        let limit = Some(MAX_IN_PROGRESS);
+        let mut tickets: Vec<Ticket> = (0..MAX_IN_PROGRESS)
+            .map(|_| lanes.enter(&a, limit).expect("within the limit"))
+            .collect();
+        let refused = lanes.enter(&a, limit).err().expect("refused");
+        assert_eq!(
+            (refused.status, refused.errcode),
+            (http::StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED")
+        );
+        assert!(
+            lanes.enter(&b, limit).is_ok(),
+            "another origin is not held up"
+        );
+        // One taken in, one abandoned: room for two more, not three.
+        lanes.leave(tickets.remove(0));
+        drop(tickets.pop());
+        let again: Vec<Ticket> = (0..2)
+            .map(|_| lanes.enter(&a, limit).expect("room again"))
+            .collect();
+        assert!(lanes.enter(&a, limit).is_err(), "full again");
+        drop(again);
     }
 }
