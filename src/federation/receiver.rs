@@ -87,7 +87,7 @@ struct Ticket {
     after: Option<Done>,
     /// The one before that: this one is staged only once that one is
     /// taken in, so an origin has at most two staged at a time.
-    room: Option<Done>,
+    stage_after: Option<Done>,
     /// Dropped when this one is taken in (or abandoned).
     done: oneshot::Sender<()>,
     _in_progress: InProgress,
@@ -139,8 +139,8 @@ impl Receiver {
         let pdus = transaction.pdus.len();
         let verified = self.ingest.verify_all(transaction.pdus).await;
         let answer = self.answer(origin, &verified);
-        if let Some(room) = ticket.room.clone() {
-            room.await;
+        if let Some(earlier) = ticket.stage_after.clone() {
+            earlier.await;
         }
         let seq = self.store.stage(origin, body)?;
         self.stats.staged();
@@ -271,7 +271,7 @@ impl Lanes {
         }
         in_progress.fetch_add(1, Ordering::Relaxed);
         let after = lane.map(|lane| lane.last.clone());
-        let room = lane.and_then(|lane| lane.before_last.clone());
+        let stage_after = lane.and_then(|lane| lane.before_last.clone());
         lanes.0 += 1;
         let number = lanes.0;
         let (done, finished) = oneshot::channel::<()>();
@@ -301,7 +301,7 @@ impl Lanes {
             origin: origin.to_owned(),
             number,
             after,
-            room,
+            stage_after,
             done,
             _in_progress: InProgress(in_progress),
         })
@@ -367,13 +367,13 @@ mod tests {
         let second = lanes.enter(&a, None).expect("entered");
         let third = lanes.enter(&a, None).expect("entered");
         let other = lanes.enter(&b, None).expect("entered");
-        assert!(first.after.is_none() && first.room.is_none());
+        assert!(first.after.is_none() && first.stage_after.is_none());
         assert!(other.after.is_none(), "origins do not wait for each other");
         assert!(!resolved(&second.after) && !resolved(&third.after));
         // The third is staged once the first is taken in.
-        assert!(!resolved(&third.room));
+        assert!(!resolved(&third.stage_after));
         lanes.leave(first);
-        assert!(resolved(&second.after) && resolved(&third.room));
+        assert!(resolved(&second.after) && resolved(&third.stage_after));
         assert!(!resolved(&third.after));
         lanes.leave(second);
         assert!(resolved(&third.after));
