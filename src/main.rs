@@ -189,8 +189,8 @@ async fn federation_status(config: &Config, json: bool) -> Result<(), String> {
                 },
             )
             .map_err(|e| e.message)?;
-            let staged = store.transactions.staged().map_err(|e| e.message)?;
-            (statuses, Inbound::Stopped(staged.len() as u64))
+            let staged = store.transactions.staged_count() as u64;
+            (statuses, Inbound::Stopped(staged))
         }
         Err(OpenError::Locked) => {
             let token = admin::read_token(&config.data_dir)?;

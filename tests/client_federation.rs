@@ -111,6 +111,12 @@ async fn history_from_before_a_join_is_backfilled_and_kept() {
     assert_eq!(again.len(), history.len());
 }
 
+/// `user`'s presence as `observer`'s server knows it.
+async fn presence_of(observer: &Client<'_>, user: &str) -> Value {
+    let path = format!("presence/{}/status", encode(user));
+    observer.ok("GET", &path, json!(null)).await
+}
+
 #[tokio::test]
 async fn presence_rejected_invites_and_knocks_cross_servers() {
     let ca = TestCa::new();
@@ -146,13 +152,7 @@ async fn presence_rejected_invites_and_knocks_cross_servers() {
             })
     })
     .await;
-    let seen = bob
-        .ok(
-            "GET",
-            &format!("presence/{}/status", encode(&alice.user)),
-            json!(null),
-        )
-        .await;
+    let seen = presence_of(&bob, &alice.user).await;
     assert_eq!(seen["presence"], "online", "{seen}");
 
     // Carol rejects a remote invite: her sync shows the room as left.
@@ -236,13 +236,7 @@ async fn presence_rejected_invites_and_knocks_cross_servers() {
     // her offline and tells B (Synapse's timing).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let seen = bob
-            .ok(
-                "GET",
-                &format!("presence/{}/status", encode(&alice.user)),
-                json!(null),
-            )
-            .await;
+        let seen = presence_of(&bob, &alice.user).await;
         if seen["presence"] == "offline" {
             break;
         }

@@ -428,26 +428,10 @@ impl Presigned {
 /// Inbound transactions not yet taken in, per `hearth federation status`
 /// (running or not).
 fn staged_per_status(h: &Hearth) -> u64 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let out = h
-            .command(&["federation", "status", "--json"])
-            .output()
-            .expect("run hearth federation status");
-        if out.status.success() {
-            let report: Value = serde_json::from_slice(&out.stdout).expect("JSON status");
-            return report["inbound"]["staged_transactions"]
-                .as_u64()
-                .expect("a count");
-        }
-        // Just after a kill, sled may still hold the lock for a moment.
-        assert!(
-            std::time::Instant::now() < deadline,
-            "status failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let status = h.federation_status();
+    status["inbound"]["staged_transactions"]
+        .as_u64()
+        .expect("a count")
 }
 
 /// B answers a transaction once it has checked and staged it, and takes

@@ -13,30 +13,16 @@ use common::{
 };
 use serde_json::{json, Value};
 
-/// `hearth federation status --json` for `h`, running or not; the entry
-/// for `destination`, if listed.
+/// The entry for `destination` in `h`'s federation status, if listed.
 fn status_of(h: &Hearth, destination: &str) -> Option<Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = h
-            .command(&["federation", "status", "--json"])
-            .output()
-            .expect("run hearth federation status");
-        if out.status.success() {
-            let all: Value = serde_json::from_slice(&out.stdout).expect("JSON status");
-            let destinations = all["destinations"].as_array().cloned().unwrap_or_default();
-            return destinations
-                .into_iter()
-                .find(|d| d["destination"] == destination);
-        }
-        // Just after a kill, sled may still hold the lock for a moment.
-        assert!(
-            Instant::now() < deadline,
-            "status failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = h.federation_status();
+    let destinations = status["destinations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    destinations
+        .into_iter()
+        .find(|d| d["destination"] == destination)
 }
 
 /// Waits until `check` accepts the status of `destination` on `h`.
@@ -136,24 +122,6 @@ async fn status_shows_queues_and_failures_that_survive_a_restart() {
     .await;
 }
 
-/// Runs `hearth <args>` for `h` until it succeeds (just after a kill, sled
-/// may still hold the lock for a moment); its standard output.
-fn run_cli(h: &Hearth, args: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let out = h.command(args).output().expect("run hearth");
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// What a signed probe from `h` to `destination` failed with.
 async fn probe_error(h: &Hearth, destination: &str) -> String {
     let probe = json!({"destination": destination, "method": "GET",
@@ -175,7 +143,7 @@ async fn retry_forgets_a_destinations_failures_running_or_not() {
     assert!(probe_error(&a, &down).await.contains("not trying"));
 
     // Running: through the admin API.
-    let out = run_cli(&a, &["federation", "retry", &down]);
+    let out = a.cli(&["federation", "retry", &down]);
     assert!(out.contains("failures forgotten"), "{out}");
     assert!(tried(&probe_error(&a, &down).await), "tried at once");
     assert!(probe_error(&a, &down).await.contains("not trying"));
@@ -186,10 +154,10 @@ async fn retry_forgets_a_destinations_failures_running_or_not() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     a.kill();
     assert!(status_of(&a, &down).is_some(), "the failure is on record");
-    let out = run_cli(&a, &["federation", "retry", &down]);
+    let out = a.cli(&["federation", "retry", &down]);
     assert!(out.contains("failures forgotten"), "{out}");
     assert_eq!(status_of(&a, &down), None);
-    let out = run_cli(&a, &["federation", "retry", &down]);
+    let out = a.cli(&["federation", "retry", &down]);
     assert!(out.contains("no failures on record"), "{out}");
     a.restart();
     assert!(

@@ -175,16 +175,17 @@ impl EduService {
         )
     }
 
-    /// Our user's `/sync` in progress: they stay online until it ends
-    /// and for a grace period after.
-    pub fn syncing(self: &Arc<Self>, user: &UserId) -> Syncing {
+    /// Our user's `/sync` begins with their presence set to `state`; they
+    /// keep it until the sync ends and for a grace period after.
+    pub fn syncing(self: &Arc<Self>, user: &UserId, state: &str) -> Result<Syncing> {
+        self.set_presence(user, state, None)?;
         if let Some(p) = lock(&self.presence).get_mut(user) {
             p.syncing += 1;
         }
-        Syncing {
+        Ok(Syncing {
             edus: self.clone(),
             user: user.to_owned(),
-        }
+        })
     }
 
     /// Runs presence out, for as long as the server runs.
@@ -199,9 +200,10 @@ impl EduService {
     /// Takes offline who is gone and announces again who is still here.
     fn sweep(&self, now: u64) {
         let own = self.rooms.server_name().to_owned();
-        let mut offline = Vec::new();
         let mut announce = Vec::new();
         {
+            // One change for everyone taken offline in this sweep.
+            let mut changed = None;
             let mut all = lock(&self.presence);
             for (user, presence) in all.iter_mut() {
                 let local = user.server_name() == own;
@@ -210,22 +212,13 @@ impl EduService {
                     Due::Offline => {
                         presence.state = "offline".into();
                         presence.currently_active = false;
-                        offline.push(user.clone());
+                        presence.changed = *changed.get_or_insert_with(|| self.changed());
                     }
                     Due::Announce => {}
                 }
                 if local {
                     presence.announced_ms = now;
                     announce.push((user.clone(), presence.content()));
-                }
-            }
-        }
-        if !offline.is_empty() {
-            let changed = self.changed();
-            let mut all = lock(&self.presence);
-            for user in &offline {
-                if let Some(p) = all.get_mut(user) {
-                    p.changed = changed;
                 }
             }
         }

@@ -105,6 +105,11 @@ impl TransactionTree {
             .collect()
     }
 
+    /// How many are staged, without reading them.
+    pub fn staged_count(&self) -> usize {
+        self.staged.len()
+    }
+
     /// Makes what is recorded and staged durable.
     pub async fn flush(&self) -> Result<()> {
         self.staged.flush_async().await?;
@@ -145,6 +150,7 @@ mod tests {
             vec![(seqs[0], &b"{\"n\":0}"[..]), (seqs[2], &b"{\"n\":2}"[..])]
         );
         assert!(left.iter().all(|s| s.origin == origin));
+        assert_eq!(tree.staged_count(), 2);
         let next = tree.stage(origin, b"{}").expect("staged");
         assert!(
             next > seqs[2],

@@ -241,6 +241,30 @@ impl Hearth {
         }
     }
 
+    /// Runs `hearth <args>` for this server until it succeeds (just after
+    /// a kill, sled may still hold the lock for a moment); its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = self.command(args).output().expect("run hearth");
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `hearth federation status --json`, running or not.
+    pub fn federation_status(&self) -> serde_json::Value {
+        let out = self.cli(&["federation", "status", "--json"]);
+        serde_json::from_str(&out).expect("JSON status")
+    }
+
     /// Freezes the process (SIGSTOP): its sockets still take connections,
     /// but nothing answers until [`Self::thaw`].
     pub fn freeze(&self) {

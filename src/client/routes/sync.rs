@@ -23,19 +23,9 @@ pub fn route(services: ClientServices) -> Route {
                 let request = parse(&services, &session, &query)?;
                 // Polling marks the user online unless asked otherwise,
                 // and keeps them so while it lasts.
-                let _syncing = match query_param(&query, "set_presence").as_deref() {
-                    None | Some("online") => {
-                        services
-                            .edus
-                            .set_presence(&session.user_id, "online", None)?;
-                        Some(services.edus.syncing(&session.user_id))
-                    }
-                    Some("unavailable") => {
-                        services
-                            .edus
-                            .set_presence(&session.user_id, "unavailable", None)?;
-                        Some(services.edus.syncing(&session.user_id))
-                    }
+                let state = match query_param(&query, "set_presence").as_deref() {
+                    None | Some("online") => Some("online"),
+                    Some("unavailable") => Some("unavailable"),
                     Some("offline") => None,
                     Some(other) => {
                         return Err(Error::invalid_param(format!(
@@ -43,6 +33,9 @@ pub fn route(services: ClientServices) -> Route {
                         )))
                     }
                 };
+                let _syncing = state
+                    .map(|state| services.edus.syncing(&session.user_id, state))
+                    .transpose()?;
                 services.sync.sync(&session, request).await
             })
         })
