@@ -347,16 +347,7 @@ mod tests {
         store.rooms.commit(append).expect("commit");
         store.rooms.flush().await.expect("flush");
         drop(store);
-        // sled's background threads let go of the database shortly after the drop.
-        let mut reopened = crate::store::Store::open(dir.path());
-        for _ in 0..100 {
-            if reopened.is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            reopened = crate::store::Store::open(dir.path());
-        }
-        let store = reopened.expect("reopen");
+        let store = crate::store::reopen(dir.path());
         let reloaded = Shorts::new(&store.rooms);
         for (group, expected) in &groups {
             assert_eq!(

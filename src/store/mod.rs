@@ -134,3 +134,19 @@ fn decode<T: serde::de::DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<T>
     serde_json::from_slice(bytes)
         .map_err(|e| Error::internal(format!("corrupt record in tree {tree}: {e}")))
 }
+
+/// Opens a store a test has just dropped: sled's background threads let go
+/// of the directory's lock a moment after the last handle goes, later on a
+/// loaded machine.
+#[cfg(test)]
+pub(crate) fn reopen(data_dir: &Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match Store::open(data_dir) {
+            Err(OpenError::Locked) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            opened => return opened.expect("reopen"),
+        }
+    }
+}

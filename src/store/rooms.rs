@@ -1184,16 +1184,7 @@ mod tests {
         }
     }
 
-    fn open(dir: &std::path::Path) -> crate::store::Store {
-        // sled releases its lock a moment after the last handle is dropped.
-        for _ in 0..100 {
-            if let Ok(store) = crate::store::Store::open(dir) {
-                return store;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        crate::store::Store::open(dir).expect("reopen")
-    }
+    use crate::store::reopen as open;
 
     #[tokio::test]
     async fn staged_appends_are_read_at_once_and_written_together_by_flush() {

@@ -124,17 +124,10 @@ mod tests {
     #[test]
     fn staged_transactions_survive_a_reopen_in_order_until_unstaged() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let open = || {
-            let db = sled::open(dir.path()).expect("db");
-            TransactionTree::new(
-                db.open_tree(TRANSACTIONS).expect("tree"),
-                db.open_tree(STAGED).expect("tree"),
-            )
-            .expect("opened")
-        };
         let origin = <&ServerName>::try_from("a.example").expect("name");
         let seqs: Vec<u64> = {
-            let tree = open();
+            let store = crate::store::reopen(dir.path());
+            let tree = &store.transactions;
             let seqs: Vec<u64> = (0..3)
                 .map(|i| tree.stage(origin, format!("{{\"n\":{i}}}").as_bytes()))
                 .collect::<Result<_>>()
@@ -142,7 +135,8 @@ mod tests {
             tree.unstage(seqs[1]).expect("unstaged");
             seqs
         };
-        let tree = open();
+        let store = crate::store::reopen(dir.path());
+        let tree = &store.transactions;
         let left = tree.staged().expect("read");
         let found: Vec<_> = left.iter().map(|s| (s.seq, s.body.as_slice())).collect();
         assert_eq!(
