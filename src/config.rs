@@ -74,6 +74,11 @@ pub struct Federation {
     pub nameservers: Vec<SocketAddr>,
     /// Addresses or CIDR ranges reachable even though they are not public.
     pub ip_allowlist: Vec<String>,
+    /// Requests from one server handled at a time (but `/send`, which has
+    /// its own limit).
+    pub requests_per_server: usize,
+    /// Requests from one server waiting for a slot; more get 429.
+    pub waiting_per_server: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,6 +211,8 @@ impl Default for Config {
                 catch_up_after_secs: 3600,
                 nameservers: Vec::new(),
                 ip_allowlist: Vec::new(),
+                requests_per_server: 3,
+                waiting_per_server: 50,
             },
             well_known: WellKnown::default(),
             rooms: Rooms {
@@ -255,6 +262,9 @@ impl Config {
         }
         if self.federation.request_timeout_secs == 0 {
             return Err("federation.request_timeout_secs must be at least 1".into());
+        }
+        if self.federation.requests_per_server == 0 {
+            return Err("federation.requests_per_server must be at least 1".into());
         }
         Ok(())
     }

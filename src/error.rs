@@ -35,6 +35,12 @@ impl Error {
         self
     }
 
+    /// 429: the caller should wait `retry_after_ms` and try again.
+    pub fn limit_exceeded(message: impl Into<String>, retry_after_ms: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED", message)
+            .with_field("retry_after_ms", retry_after_ms)
+    }
+
     /// 401 for an access, admin or OpenID token we do not know.
     pub fn unknown_token(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN", message)

@@ -139,6 +139,11 @@ pub async fn run(config: Config) -> Result<(), String> {
         e2ee: e2ee.clone(),
         receiver: receiver.clone(),
         membership: membership.clone(),
+        admission: federation::admission::Admission::new(
+            config.federation.requests_per_server,
+            config.federation.waiting_per_server,
+            inbound.clone(),
+        ),
     };
     let well_known = Arc::new(config.well_known.clone());
     let federation_routes = federation::routes::routes(services)

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{
+    identity::IdentityServer,
     rooms::{
         add_members, create, encode, federation, invite, join, knock, leave, make_public,
         member_event, membership, pending, send, user, wait_for_membership,
@@ -228,32 +229,6 @@ async fn bad_invites_and_membership_events_are_refused() {
     assert!(pending(&b, &frank).await.is_empty());
     // None of it changed the room.
     assert_eq!(membership(&a, &room, &frank).await, None);
-}
-
-/// An identity server's key and what it signs on binding.
-struct IdentityServer {
-    key: ruma::signatures::Ed25519KeyPair,
-}
-
-impl IdentityServer {
-    fn new() -> Self {
-        let document = ruma::signatures::Ed25519KeyPair::generate();
-        let key = ruma::signatures::Ed25519KeyPair::from_der(&document, "0".into()).expect("key");
-        Self { key }
-    }
-
-    fn public_key(&self) -> String {
-        ruma::serde::Base64::<ruma::serde::base64::Standard, _>::new(self.key.public_key().to_vec())
-            .encode()
-    }
-
-    /// The `signed` block for `mxid` and `token`.
-    fn sign(&self, mxid: &str, token: &str) -> Value {
-        let mut signed: ruma::CanonicalJsonObject =
-            serde_json::from_value(json!({"mxid": mxid, "token": token})).expect("object");
-        ruma::signatures::sign_json("identity.test", &self.key, &mut signed).expect("sign");
-        serde_json::to_value(signed).expect("json")
-    }
 }
 
 /// The identity server's `/3pid/onbind` to `h` for `mxid`'s invites.

@@ -8,6 +8,7 @@ mod common;
 use common::{
     dns::TestDns,
     free_port,
+    presigned::Presigned,
     rooms::{
         create, encode, federation, join, make_public, say, send, shared_room, timeline, user,
         view, wait_for_events, wait_until_delivered,
@@ -383,48 +384,6 @@ async fn a_server_the_room_acl_denies_is_refused() {
     }
 }
 
-/// A transaction from one server to another, signed ahead of sending.
-struct Presigned {
-    uri: String,
-    authorization: String,
-    body: Value,
-}
-
-impl Presigned {
-    async fn new(from: &Hearth, to: &Hearth, txn: &str, pdus: Value) -> Self {
-        let uri = format!("/_matrix/federation/v1/send/{txn}");
-        let body = json!({"origin": from.server_name, "origin_server_ts": 1,
-                          "pdus": pdus, "edus": []});
-        let (status, signed) = from
-            .admin(
-                "federation/sign",
-                json!({"destination": to.server_name, "method": "PUT", "uri": uri, "content": body}),
-            )
-            .await;
-        assert_eq!(status, 200, "{signed}");
-        let authorization = signed["authorization"].as_str().expect("header").to_owned();
-        Self {
-            uri,
-            authorization,
-            body,
-        }
-    }
-
-    async fn send(&self, to: &Hearth, ca: &TestCa) -> (u16, Value) {
-        to.federation_request(
-            ca,
-            "PUT",
-            &self.uri,
-            &[
-                ("authorization", &self.authorization),
-                ("content-type", "application/json"),
-            ],
-            Some(self.body.to_string().into_bytes()),
-        )
-        .await
-    }
-}
-
 /// Inbound transactions not yet taken in, per `hearth federation status`
 /// (running or not).
 fn staged_per_status(h: &Hearth) -> u64 {
@@ -460,11 +419,11 @@ async fn an_answered_transaction_is_taken_in_after_a_kill() {
     let (status, stored) = a.admin_get(&format!("events/{}", encode(&second))).await;
     assert_eq!(status, 200, "{stored}");
     // Signed by A now: A is frozen when they are sent.
-    let relayed = Presigned::new(&a, &b, "relayed-1", json!([stored["event"]])).await;
-    let second_txn = Presigned::new(&a, &b, "relayed-2", json!([])).await;
-    let third_txn = Presigned::new(&a, &b, "relayed-3", json!([])).await;
-    let fourth_txn = Presigned::new(&a, &b, "relayed-4", json!([])).await;
-    let fifth_txn = Presigned::new(&a, &b, "relayed-5", json!([])).await;
+    let relayed = Presigned::transaction(&a, &b, "relayed-1", json!([stored["event"]])).await;
+    let second_txn = Presigned::transaction(&a, &b, "relayed-2", json!([])).await;
+    let third_txn = Presigned::transaction(&a, &b, "relayed-3", json!([])).await;
+    let fourth_txn = Presigned::transaction(&a, &b, "relayed-4", json!([])).await;
+    let fifth_txn = Presigned::transaction(&a, &b, "relayed-5", json!([])).await;
 
     // A, frozen, cannot fill B's gap (B lacks "first"): taking the
     // transaction in stalls after the answer.

@@ -3,7 +3,12 @@
 
 mod common;
 
-use common::{Hearth, TestCa};
+use common::{
+    identity::IdentityServer,
+    presigned::Presigned,
+    rooms::{self, create, encode, federation, membership, user},
+    Hearth, TestCa,
+};
 use serde_json::{json, Value};
 
 /// A federation path that exists on no server: a request that passes
@@ -360,4 +365,98 @@ async fn a_server_that_reaches_us_is_no_longer_backed_off() {
         (200, Some(404)),
         "{reply}"
     );
+}
+
+/// A's requests wait for A's slot on B, beyond that they are refused with
+/// 429, and C is served meanwhile. A's slot is held by an exchange of a
+/// third-party invite, which B answers only once A has answered B's
+/// `/invite`, and A is frozen meanwhile.
+#[tokio::test]
+async fn a_server_with_too_many_requests_in_progress_waits_then_is_refused() {
+    let ca = TestCa::new();
+    let (a, c) = (Hearth::start(&ca), Hearth::start(&ca));
+    let b = Hearth::start_with(
+        &ca,
+        &[
+            ("HEARTH_METRICS__ENABLED", "true"),
+            ("HEARTH_FEDERATION__REQUESTS_PER_SERVER", "1"),
+            ("HEARTH_FEDERATION__WAITING_PER_SERVER", "1"),
+        ],
+    );
+    let (bob, alice) = (user(&b, "bob"), user(&a, "alice"));
+    let identity = IdentityServer::new();
+    let room = create(&b, &bob, "12").await;
+    let (status, reply) = rooms::send(
+        &b,
+        &room,
+        json!({"sender": bob, "type": "m.room.third_party_invite", "state_key": "tok1",
+               "content": {"display_name": "a...@example.org",
+                           "key_validity_url": "https://identity.test/_matrix/identity/v2/pubkey/isvalid",
+                           "public_key": identity.public_key(),
+                           "public_keys": [{"public_key": identity.public_key()}]}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let exchange = Presigned::new(
+        &a,
+        &b,
+        "PUT",
+        &format!(
+            "/_matrix/federation/v1/exchange_third_party_invite/{}",
+            encode(&room)
+        ),
+        Some(
+            json!({"type": "m.room.member", "room_id": room, "sender": bob, "state_key": alice,
+                    "content": {"membership": "invite",
+                                "third_party_invite": {"signed": identity.sign(&alice, "tok1")}}}),
+        ),
+    )
+    .await;
+    let devices = format!("/_matrix/federation/v1/user/devices/{}", encode(&bob));
+    let lookup = Presigned::new(&a, &b, "GET", &devices, None).await;
+    // B learns A's key while A can answer.
+    assert_eq!(lookup.send(&b, &ca).await.0, 200);
+
+    a.freeze();
+    let thawed = std::sync::atomic::AtomicBool::new(false);
+    let b = &b;
+    let gauge = |state: &'static str| async move {
+        let name = format!("hearth_federation_inbound_requests{{state=\"{state}\"}}");
+        let started = std::time::Instant::now();
+        while b.metric(&name).await != 1 {
+            assert!(started.elapsed().as_secs() < 20, "no request {state}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let waiting = async {
+        gauge("running").await;
+        let answer = lookup.send(b, &ca).await;
+        (answer, thawed.load(std::sync::atomic::Ordering::SeqCst))
+    };
+    let probes = async {
+        gauge("running").await;
+        gauge("waiting").await;
+        let refused = lookup.send(b, &ca).await;
+        let other = federation(&c, b, "GET", &devices, None).await;
+        thawed.store(true, std::sync::atomic::Ordering::SeqCst);
+        a.thaw();
+        (refused, other)
+    };
+    let (exchanged, (waited, after_thaw), ((status, refused), (other, _))) =
+        tokio::join!(exchange.send(b, &ca), waiting, probes);
+    assert_eq!(
+        (status, refused["errcode"].as_str()),
+        (429, Some("M_LIMIT_EXCEEDED")),
+        "{refused}"
+    );
+    assert!(refused["retry_after_ms"].as_u64().is_some(), "{refused}");
+    assert_eq!(other, 200, "another server is served");
+    assert_eq!(waited.0, 200, "{:?}", waited.1);
+    assert!(after_thaw, "answered before its turn");
+    assert_eq!(exchanged.0, 200, "{}\n{}", exchanged.1, b.log());
+    assert_eq!(
+        membership(b, &room, &alice).await.as_deref(),
+        Some("invite")
+    );
+    assert_eq!(b.metric("hearth_federation_inbound_limited_total").await, 1);
 }

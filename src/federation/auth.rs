@@ -12,7 +12,10 @@ use ruma::{
 };
 use warp::{filters::path::FullPath, Filter, Rejection};
 
-use super::client::FederationClient;
+use super::{
+    admission::{Admission, Admitted},
+    client::FederationClient,
+};
 use crate::{
     error::{Error, Result},
     http_util::{body_limited, raw_query},
@@ -20,10 +23,19 @@ use crate::{
 };
 
 /// A request whose signature checked out: who sent it, and its body.
-#[derive(Debug)]
 pub struct Authenticated {
     pub origin: OwnedServerName,
     pub body: Bytes,
+    /// The origin's request slot, held while the request is handled.
+    admitted: Option<Admitted>,
+}
+
+impl Authenticated {
+    /// Waits for a slot among the origin's requests (or is refused).
+    pub async fn admitted_by(mut self, admission: &Arc<Admission>) -> Result<Self> {
+        self.admitted = Some(admission.admit(&self.origin).await?);
+        Ok(self)
+    }
 }
 
 /// Rejects the request unless it carries a valid `X-Matrix` signature from
@@ -127,6 +139,7 @@ async fn verify_request(
     Ok(Authenticated {
         origin: request.x_matrix.origin,
         body,
+        admitted: None,
     })
 }
 

@@ -22,6 +22,11 @@ pub struct InboundStats {
     pdus: AtomicU64,
     /// Transactions answered (or found staged at start) not yet taken in.
     staged: AtomicU64,
+    /// Requests refused because their origin had too many in progress.
+    limited: AtomicU64,
+    /// Authenticated requests being handled, and waiting for a slot.
+    running: AtomicU64,
+    waiting: AtomicU64,
 }
 
 impl InboundStats {
@@ -53,6 +58,21 @@ impl InboundStats {
         self.staged.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// A request refused with 429: its origin had too many in progress.
+    pub fn limited(&self) {
+        self.limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request starts (`true`) or stops (`false`) being handled.
+    pub fn running(&self, starts: bool) {
+        gauge(&self.running, starts);
+    }
+
+    /// A request starts or stops waiting for its origin's slot.
+    pub fn waiting(&self, starts: bool) {
+        gauge(&self.waiting, starts);
+    }
+
     pub fn to_prometheus(&self) -> String {
         let name = "hearth_federation_inbound_transaction_seconds";
         let mut out = format!(
@@ -78,7 +98,28 @@ impl InboundStats {
             "# HELP {staged} Transactions answered but not yet taken in.\n# TYPE {staged} gauge\n{staged} {}",
             self.staged_now()
         );
+        let limited = "hearth_federation_inbound_limited_total";
+        let _ = writeln!(
+            out,
+            "# HELP {limited} Requests refused (429) because their server had too many in progress.\n# TYPE {limited} counter\n{limited} {}",
+            self.limited.load(Ordering::Relaxed)
+        );
+        let requests = "hearth_federation_inbound_requests";
+        let _ = writeln!(
+            out,
+            "# HELP {requests} Authenticated requests being handled or waiting for their server's slot (transactions aside).\n# TYPE {requests} gauge\n{requests}{{state=\"running\"}} {}\n{requests}{{state=\"waiting\"}} {}",
+            self.running.load(Ordering::Relaxed),
+            self.waiting.load(Ordering::Relaxed)
+        );
         out
+    }
+}
+
+fn gauge(value: &AtomicU64, up: bool) {
+    if up {
+        value.fetch_add(1, Ordering::Relaxed);
+    } else {
+        value.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

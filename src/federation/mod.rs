@@ -1,6 +1,7 @@
 //! The server-server API: inbound routes and request authentication, and
 //! the outbound client.
 
+pub mod admission;
 pub mod auth;
 pub mod backoff;
 pub mod check;

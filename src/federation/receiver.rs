@@ -135,7 +135,10 @@ impl Receiver {
                 .map_err(|e| Error::internal(format!("stored transaction answer: {e}")));
         }
         let transaction = parse(origin, body)?;
-        let ticket = self.lanes.enter(origin, Some(MAX_IN_PROGRESS))?;
+        let ticket = self
+            .lanes
+            .enter(origin, Some(MAX_IN_PROGRESS))
+            .inspect_err(|_| self.stats.limited())?;
         let pdus = transaction.pdus.len();
         let verified = self.ingest.verify_all(transaction.pdus).await;
         let answer = self.answer(origin, &verified);
@@ -262,12 +265,10 @@ impl Lanes {
         let lane = lanes.1.get(origin);
         let in_progress = lane.map_or_else(Arc::default, |lane| lane.in_progress.clone());
         if limit.is_some_and(|limit| in_progress.load(Ordering::Relaxed) >= limit) {
-            return Err(Error::new(
-                http::StatusCode::TOO_MANY_REQUESTS,
-                "M_LIMIT_EXCEEDED",
+            return Err(Error::limit_exceeded(
                 format!("too many transactions from {origin} in progress"),
-            )
-            .with_field("retry_after_ms", 1000));
+                1000,
+            ));
         }
         in_progress.fetch_add(1, Ordering::Relaxed);
         let after = lane.map(|lane| lane.last.clone());

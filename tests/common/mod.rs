@@ -7,7 +7,9 @@
 pub mod client;
 pub mod dns;
 pub mod http;
+pub mod identity;
 pub mod nio;
+pub mod presigned;
 pub mod proc;
 pub mod rooms;
 pub mod synapse;

@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{event_id, query_values, room_id, visible_pdus, Services};
+use super::{admitted, event_id, query_values, room_id, visible_pdus, Services};
 use crate::{
     error::{Error, Result},
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
     rooms::service::{MAX_START_EVENTS, MAX_WALK},
     time::now_ms,
@@ -20,10 +20,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "backfill" / String)
         .and(warp::get())
         .and(raw_query())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |room: String, query: String, request: Authenticated| {
             reply(handle(&services, &room, &query, &request))
         })

@@ -6,10 +6,10 @@ use ruma::{CanonicalJsonValue, OwnedEventId};
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{visible_event, Services};
+use super::{admitted, visible_event, Services};
 use crate::{
     error::{Error, Result},
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, percent_decode, reply},
     time::now_ms,
 };
@@ -17,10 +17,7 @@ use crate::{
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "event" / String)
         .and(warp::get())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |event: String, request: Authenticated| {
             reply(handle(&services, &event, &request))
         })

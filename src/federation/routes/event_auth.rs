@@ -4,20 +4,17 @@
 
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{event_id, load_events, room_id, visible_event, Services};
+use super::{admitted, event_id, load_events, room_id, visible_event, Services};
 use crate::{
     error::Result,
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, reply},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "event_auth" / String / String)
         .and(warp::get())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |room: String, event: String, request: Authenticated| {
             reply(handle(&services, &room, &event, &request))
         })

@@ -5,10 +5,10 @@
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{room_id, Services};
+use super::{admitted, room_id, Services};
 use crate::{
     error::Result,
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, parse_json, reply},
     rooms::third_party_invite::PartialInvite,
 };
@@ -16,10 +16,7 @@ use crate::{
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "exchange_third_party_invite" / String)
         .and(warp::put())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .then(move |room: String, request: Authenticated| {
             let services = services.clone();
             async move { reply(handle(&services, &room, &request).await) }

@@ -10,10 +10,10 @@ use serde::Deserialize;
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{room_id, visible_pdus, Services};
+use super::{admitted, room_id, visible_pdus, Services};
 use crate::{
     error::{Error, Result},
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, parse_json, reply},
     rooms::service::{MAX_START_EVENTS, MAX_WALK},
 };
@@ -36,10 +36,7 @@ fn default_limit() -> usize {
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "get_missing_events" / String)
         .and(warp::post())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |room: String, request: Authenticated| reply(handle(&services, &room, &request)))
         .boxed()
 }

@@ -4,9 +4,9 @@
 
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{query_values, room_id, Services};
+use super::{admitted, query_values, room_id, Services};
 use crate::{
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
 };
 
@@ -14,10 +14,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "hierarchy" / String)
         .and(warp::get())
         .and(raw_query())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |room: String, query: String, request: Authenticated| {
             let suggested_only = query_values(&query, "suggested_only")
                 .first()

@@ -6,10 +6,10 @@ use ruma::{CanonicalJsonValue, OwnedUserId};
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{query_values, room_id, Services};
+use super::{admitted, query_values, room_id, Services};
 use crate::{
     error::{Error, Result},
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, percent_decode, raw_query, reply},
 };
 
@@ -35,10 +35,7 @@ pub(super) fn template_route(
         .and(warp::path::end())
         .and(warp::get())
         .and(raw_query())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .then(
             move |room: String, user: String, query: String, request: Authenticated| {
                 let services = services.clone();

@@ -61,6 +61,7 @@ pub struct Services {
     pub e2ee: Arc<crate::e2ee::E2eeService>,
     pub receiver: Arc<crate::federation::receiver::Receiver>,
     pub membership: Arc<crate::rooms::membership::MembershipService>,
+    pub admission: Arc<crate::federation::admission::Admission>,
 }
 
 /// Every route the federation listener serves.
@@ -126,6 +127,26 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+/// An authenticated request, once its origin has a free slot (see
+/// [`crate::federation::admission`]); refused with 429 when too many of
+/// the origin's requests wait already.
+fn admitted(
+    services: &Services,
+) -> impl Filter<Extract = (Authenticated,), Error = warp::Rejection> + Clone {
+    let admission = services.admission.clone();
+    authenticated(services.keys.clone(), services.client.clone()).and_then(
+        move |request: Authenticated| {
+            let admission = admission.clone();
+            async move {
+                request
+                    .admitted_by(&admission)
+                    .await
+                    .map_err(warp::reject::custom)
+            }
+        },
+    )
+}
+
 /// Any other `/_matrix/federation/…` path is authenticated first and then
 /// answered `M_UNRECOGNIZED`: an unauthenticated caller learns nothing
 /// about which endpoints exist.
@@ -168,10 +189,7 @@ where
         .and(warp::path::param::<String>())
         .and(warp::path::end())
         .and(warp::put())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .then(move |room: String, event: String, request: Authenticated| {
             let (services, handle) = (services.clone(), handle.clone());
             async move {

@@ -5,9 +5,9 @@
 use serde_json::Value;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{query_values, Services};
+use super::{admitted, query_values, Services};
 use crate::{
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, parse_json, raw_query, reply},
 };
 
@@ -16,10 +16,7 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
     let get = warp::path!("_matrix" / "federation" / "v1" / "publicRooms")
         .and(warp::get())
         .and(raw_query())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |query: String, _: Authenticated| {
             let first = |name: &str| query_values(&query, name).into_iter().next();
             let limit = first("limit").and_then(|l| l.parse().ok());
@@ -32,10 +29,7 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         });
     let post = warp::path!("_matrix" / "federation" / "v1" / "publicRooms")
         .and(warp::post())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |request: Authenticated| {
             reply(parse_json::<Value>(&request.body).and_then(|body| {
                 let limit = body["limit"].as_u64().map(|l| l as usize);

@@ -6,10 +6,10 @@ use ruma::OwnedRoomAliasId;
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{query_values, Services};
+use super::{admitted, query_values, Services};
 use crate::{
     error::{Error, Result},
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
 };
 
@@ -17,10 +17,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "query" / "directory")
         .and(warp::get())
         .and(raw_query())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |query: String, _: Authenticated| reply(handle(&services, &query)))
         .boxed()
 }

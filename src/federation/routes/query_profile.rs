@@ -6,11 +6,11 @@ use ruma::OwnedUserId;
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{query_values, Services};
+use super::{admitted, query_values, Services};
 use crate::{
     accounts::profiles::FIELDS,
     error::{Error, Result},
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
 };
 
@@ -18,10 +18,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "query" / "profile")
         .and(warp::get())
         .and(raw_query())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |query: String, _: Authenticated| reply(handle(&services, &query)))
         .boxed()
 }

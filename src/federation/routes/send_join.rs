@@ -6,10 +6,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{event_id, query_values, room_id, Services};
+use super::{admitted, event_id, query_values, room_id, Services};
 use crate::{
     error::Result,
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, parse_json, raw_query, reply},
 };
 
@@ -17,10 +17,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v2" / "send_join" / String / String)
         .and(warp::put())
         .and(raw_query())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .then(
             move |room: String, event: String, query: String, request: Authenticated| {
                 let services = services.clone();

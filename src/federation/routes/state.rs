@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{load_events, room_id, state_at, Services};
+use super::{admitted, load_events, room_id, state_at, Services};
 use crate::{
     error::Result,
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
 };
 
@@ -17,10 +17,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "state" / String)
         .and(warp::get())
         .and(raw_query())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |room: String, query: String, request: Authenticated| {
             reply(handle(&services, &room, &query, &request))
         })

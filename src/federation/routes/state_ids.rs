@@ -5,10 +5,10 @@
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{room_id, state_at, Services};
+use super::{admitted, room_id, state_at, Services};
 use crate::{
     error::Result,
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
 };
 
@@ -16,10 +16,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "state_ids" / String)
         .and(warp::get())
         .and(raw_query())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |room: String, query: String, request: Authenticated| {
             reply(handle(&services, &room, &query, &request))
         })

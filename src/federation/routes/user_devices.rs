@@ -5,20 +5,17 @@
 use ruma::OwnedUserId;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::Services;
+use super::{admitted, Services};
 use crate::{
     error::{Error, Result},
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, percent_decode, reply},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "user" / "devices" / String)
         .and(warp::get())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |user: String, _: Authenticated| reply(handle(&services, &user)))
         .boxed()
 }

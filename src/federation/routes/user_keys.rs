@@ -5,10 +5,10 @@
 use serde_json::{Map, Value};
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::Services;
+use super::{admitted, Services};
 use crate::{
     error::{Error, Result},
-    federation::auth::{authenticated, Authenticated},
+    federation::auth::Authenticated,
     http_util::{ok_json, parse_json, reply},
 };
 
@@ -24,10 +24,7 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
     let query_services = services.clone();
     let query = warp::path!("_matrix" / "federation" / "v1" / "user" / "keys" / "query")
         .and(warp::post())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |request: Authenticated| {
             reply(
                 field(&request.body, "device_keys")
@@ -37,10 +34,7 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         });
     let claim = warp::path!("_matrix" / "federation" / "v1" / "user" / "keys" / "claim")
         .and(warp::post())
-        .and(authenticated(
-            services.keys.clone(),
-            services.client.clone(),
-        ))
+        .and(admitted(&services))
         .map(move |request: Authenticated| {
             reply(
                 field(&request.body, "one_time_keys")
