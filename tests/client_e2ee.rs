@@ -187,3 +187,64 @@ async fn keys_and_to_device_messages_cross_servers() {
         "{devices}"
     );
 }
+
+/// Servers that do not answer cost a key query their timeout (10 s) once,
+/// however many they are: they are asked at once, and named in
+/// `failures`; what the others answered is still there.
+#[tokio::test]
+async fn unresponsive_servers_are_asked_at_once_and_reported() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let (c, d) = (Hearth::start(&ca), Hearth::start(&ca));
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&b, "bob").await;
+    alice
+        .ok(
+            "POST",
+            "keys/upload",
+            json!({"device_keys": alice.device_keys("curve-1")}),
+        )
+        .await;
+    // Their servers' keys are known before they stop answering.
+    let (carol, dave) = (
+        Client::login(&c, "carol").await,
+        Client::login(&d, "dave").await,
+    );
+    for user in [&carol.user, &dave.user] {
+        let keys = bob
+            .ok(
+                "POST",
+                "keys/query",
+                json!({"device_keys": {user.clone(): []}}),
+            )
+            .await;
+        assert_eq!(keys["failures"], json!({}), "{keys}");
+    }
+    c.freeze();
+    d.freeze();
+    let started = Instant::now();
+    let keys = bob
+        .ok(
+            "POST",
+            "keys/query",
+            json!({"device_keys": {alice.user.clone(): [], carol.user.clone(): [], dave.user.clone(): []}}),
+        )
+        .await;
+    let took = started.elapsed();
+    c.thaw();
+    d.thaw();
+    assert_eq!(
+        keys["device_keys"][&alice.user][&alice.device]["keys"]
+            [format!("curve25519:{}", alice.device)],
+        "curve-1",
+        "{keys}"
+    );
+    for server in [&c.server_name, &d.server_name] {
+        assert!(keys["failures"][server].is_object(), "{keys}");
+    }
+    assert!(
+        took < Duration::from_secs(18),
+        "asked one after another: {took:?}"
+    );
+}

@@ -20,6 +20,14 @@ use crate::{
     store::{accounts::AccountTrees, e2ee::E2eeTrees},
 };
 
+/// A server that could not be asked, in an answer's `failures`.
+fn failed(failures: &mut Map<String, Value>, server: &ServerName, error: Error) {
+    failures.insert(
+        server.to_string(),
+        json!({"errcode": error.errcode, "error": error.message}),
+    );
+}
+
 /// A remote server gets this long to answer a key query or claim.
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The cross-signing key kinds, as stored and as named in queries.
@@ -306,12 +314,15 @@ impl E2eeService {
     pub async fn query(&self, requester: &UserId, query: &Map<String, Value>) -> Result<Value> {
         let mut answer = self.query_local(query, Some(requester))?;
         let mut failures = Map::new();
-        for (server, subset) in self.by_remote_server(query) {
-            let body = json!({ "device_keys": subset });
-            match self
-                .remote(&server, "/_matrix/federation/v1/user/keys/query", &body)
-                .await
-            {
+        let asked = self
+            .ask_servers(
+                query,
+                "/_matrix/federation/v1/user/keys/query",
+                "device_keys",
+            )
+            .await;
+        for (server, outcome) in asked {
+            match outcome {
                 Ok(remote) => {
                     for field in ["device_keys", "master_keys", "self_signing_keys"] {
                         if let (Some(into), Some(from)) =
@@ -321,12 +332,7 @@ impl E2eeService {
                         }
                     }
                 }
-                Err(e) => {
-                    failures.insert(
-                        server.to_string(),
-                        json!({"errcode": e.errcode, "error": e.message}),
-                    );
-                }
+                Err(e) => failed(&mut failures, &server, e),
             }
         }
         answer["failures"] = Value::Object(failures);
@@ -362,12 +368,15 @@ impl E2eeService {
     pub async fn claim(&self, claim: &Map<String, Value>) -> Result<Value> {
         let mut answer = self.claim_local(claim)?;
         let mut failures = Map::new();
-        for (server, subset) in self.by_remote_server(claim) {
-            let body = json!({ "one_time_keys": subset });
-            match self
-                .remote(&server, "/_matrix/federation/v1/user/keys/claim", &body)
-                .await
-            {
+        let asked = self
+            .ask_servers(
+                claim,
+                "/_matrix/federation/v1/user/keys/claim",
+                "one_time_keys",
+            )
+            .await;
+        for (server, outcome) in asked {
+            match outcome {
                 Ok(remote) => {
                     if let (Some(into), Some(from)) = (
                         answer["one_time_keys"].as_object_mut(),
@@ -376,12 +385,7 @@ impl E2eeService {
                         into.extend(from.clone());
                     }
                 }
-                Err(e) => {
-                    failures.insert(
-                        server.to_string(),
-                        json!({"errcode": e.errcode, "error": e.message}),
-                    );
-                }
+                Err(e) => failed(&mut failures, &server, e),
             }
         }
         answer["failures"] = Value::Object(failures);
@@ -435,6 +439,25 @@ impl E2eeService {
             }
         }
         servers.into_iter().collect()
+    }
+
+    /// Asks every server named in `per_user` at once for its users' part
+    /// (`{field: part}`): the answer waits for the slowest, not the sum.
+    async fn ask_servers(
+        &self,
+        per_user: &Map<String, Value>,
+        uri: &str,
+        field: &str,
+    ) -> Vec<(OwnedServerName, Result<Value>)> {
+        let asks = self
+            .by_remote_server(per_user)
+            .into_iter()
+            .map(|(server, part)| async move {
+                let body = json!({ field: part });
+                let outcome = self.remote(&server, uri, &body).await;
+                (server, outcome)
+            });
+        futures_util::future::join_all(asks).await
     }
 
     async fn remote(&self, server: &ServerName, uri: &str, body: &Value) -> Result<Value> {
