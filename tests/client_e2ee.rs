@@ -10,7 +10,33 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{client::Client, rooms::encode, Hearth, TestCa};
-use serde_json::json;
+use serde_json::{json, Value};
+
+/// `inviter` makes a room and `invitee` (of another server) joins it.
+async fn share_a_room(inviter: &Client<'_>, invitee: &Client<'_>) {
+    let room = inviter
+        .ok("POST", "createRoom", json!({"invite": [invitee.user]}))
+        .await["room_id"]
+        .as_str()
+        .expect("room")
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, reply) = invitee
+            .call("POST", &format!("join/{}", encode(&room)), json!({}))
+            .await;
+        if status == 200 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "could not join: {reply}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The curve25519 key of `device` of `user` in a key query's answer.
+fn curve<'v>(keys: &'v Value, user: &str, device: &str) -> &'v Value {
+    &keys["device_keys"][user][device]["keys"][format!("curve25519:{device}")]
+}
 
 #[tokio::test]
 async fn keys_and_to_device_messages_cross_servers() {
@@ -21,27 +47,7 @@ async fn keys_and_to_device_messages_cross_servers() {
     let bob = Client::login(&b, "bob").await;
 
     // A shared room, so device list changes reach bob's server.
-    let room = alice
-        .ok("POST", "createRoom", json!({"invite": [bob.user]}))
-        .await["room_id"]
-        .as_str()
-        .expect("room")
-        .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while bob
-        .call("POST", &format!("join/{}", encode(&room)), json!({}))
-        .await
-        .0
-        != 200
-    {
-        assert!(
-            Instant::now() < deadline,
-            "bob could not join\n{}\n{}",
-            a.log(),
-            b.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    share_a_room(&alice, &bob).await;
     let bob_since = bob.ok("GET", "sync", json!(null)).await["next_batch"]
         .as_str()
         .expect("batch")
@@ -246,5 +252,77 @@ async fn unresponsive_servers_are_asked_at_once_and_reported() {
     assert!(
         took < Duration::from_secs(18),
         "asked one after another: {took:?}"
+    );
+}
+
+/// Keys of a user sharing a room are kept: asked again, they come from
+/// bob's server while carol's is down; a device list update from carol's
+/// server outdates them, and the next query asks again.
+#[tokio::test]
+async fn kept_keys_answer_while_the_server_is_down_until_an_update() {
+    let ca = TestCa::new();
+    let b = Hearth::start(&ca);
+    let c = Hearth::start(&ca);
+    let bob = Client::login(&b, "bob").await;
+    let carol = Client::login(&c, "carol").await;
+    share_a_room(&bob, &carol).await;
+    let since = |reply: Value| reply["next_batch"].as_str().expect("batch").to_owned();
+    let carol_changed = |r: &Value| {
+        r["device_lists"]["changed"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|u| u == &json!(carol.user)))
+    };
+    let before = since(bob.ok("GET", "sync", json!(null)).await);
+    carol
+        .ok(
+            "POST",
+            "keys/upload",
+            json!({"device_keys": carol.device_keys("curve-c1")}),
+        )
+        .await;
+    // Asked once bob's server has the update: an update after the answer
+    // would outdate it.
+    let after = since(bob.sync_until(&before, "carol's keys", carol_changed).await);
+    let query = json!({"device_keys": {carol.user.clone(): []}});
+    let keys = bob.ok("POST", "keys/query", query.clone()).await;
+    assert_eq!(
+        curve(&keys, &carol.user, &carol.device),
+        "curve-c1",
+        "{keys}"
+    );
+
+    c.freeze();
+    let started = Instant::now();
+    let kept = bob.ok("POST", "keys/query", query.clone()).await;
+    let took = started.elapsed();
+    c.thaw();
+    assert_eq!(kept["failures"], json!({}), "{kept}");
+    assert_eq!(kept["device_keys"], keys["device_keys"]);
+    assert!(
+        took < Duration::from_secs(5),
+        "asked the frozen server: {took:?}"
+    );
+
+    // A second device of carol's: her server tells bob's, which asks again.
+    let second = Client::login_again(&c, "carol").await;
+    second
+        .ok(
+            "POST",
+            "keys/upload",
+            json!({"device_keys": second.device_keys("curve-c2")}),
+        )
+        .await;
+    bob.sync_until(&after, "carol's new device", carol_changed)
+        .await;
+    let keys = bob.ok("POST", "keys/query", query).await;
+    assert_eq!(
+        curve(&keys, &carol.user, &carol.device),
+        "curve-c1",
+        "{keys}"
+    );
+    assert_eq!(
+        curve(&keys, &carol.user, &second.device),
+        "curve-c2",
+        "{keys}"
     );
 }

@@ -7,6 +7,8 @@
 //! claim, changes, device_signing); server-server-api.md "Device
 //! Management", "End-to-End Encryption".
 
+mod remote;
+
 use std::{sync::Arc, time::Duration};
 
 use http::Method;
@@ -310,31 +312,13 @@ impl E2eeService {
         Ok(answer)
     }
 
-    /// `POST /keys/query` for a client: ours here, others from their servers.
+    /// `POST /keys/query` for a client: ours here, others kept or from
+    /// their servers.
     pub async fn query(&self, requester: &UserId, query: &Map<String, Value>) -> Result<Value> {
         let mut answer = self.query_local(query, Some(requester))?;
         let mut failures = Map::new();
-        let asked = self
-            .ask_servers(
-                query,
-                "/_matrix/federation/v1/user/keys/query",
-                "device_keys",
-            )
-            .await;
-        for (server, outcome) in asked {
-            match outcome {
-                Ok(remote) => {
-                    for field in ["device_keys", "master_keys", "self_signing_keys"] {
-                        if let (Some(into), Some(from)) =
-                            (answer[field].as_object_mut(), remote[field].as_object())
-                        {
-                            into.extend(from.clone());
-                        }
-                    }
-                }
-                Err(e) => failed(&mut failures, &server, e),
-            }
-        }
+        self.query_remote(requester, query, &mut answer, &mut failures)
+            .await?;
         answer["failures"] = Value::Object(failures);
         Ok(answer)
     }

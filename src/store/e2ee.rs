@@ -1,9 +1,10 @@
-//! End-to-end encryption keys of our users' devices (and remote users'
-//! cross-signing keys seen over federation), one-time keys to hand out,
-//! and when each user's keys last changed, for clients' device lists.
+//! End-to-end encryption keys of our users' devices, one-time keys to hand
+//! out, when each user's keys last changed (for clients' device lists),
+//! and the keys other servers gave for their users.
 
 use ruma::UserId;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use sled::Tree;
 
 use super::{decode, encode};
@@ -21,6 +22,25 @@ pub(super) const CROSS_SIGNING_KEYS: &str = "cross_signing_keys";
 /// `key_changes`: `user_id` → stream position (u64 BE) of the user's
 /// latest device or key change.
 pub(super) const KEY_CHANGES: &str = "key_changes";
+/// `remote_keys`: `user_id` → JSON [`RemoteKeys`]: another server's answer
+/// for one of its users, kept while nothing says the keys changed.
+pub(super) const REMOTE_KEYS: &str = "remote_keys";
+
+/// A remote user's keys as their server gave them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteKeys {
+    /// The user's `key_changes` position when asked: a later change (an
+    /// `m.device_list_update` or `m.signing_key_update`) outdates these.
+    pub changed_at: u64,
+    /// When they were fetched (Unix ms).
+    pub fetched_ms: u64,
+    /// Device ID → signed device keys.
+    pub devices: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_signing_key: Option<Value>,
+}
 
 #[derive(Clone)]
 pub struct E2eeTrees {
@@ -29,6 +49,7 @@ pub struct E2eeTrees {
     fallback_keys: Tree,
     cross_signing: Tree,
     changes: Tree,
+    remote: Tree,
 }
 
 fn key(parts: &[&str]) -> Vec<u8> {
@@ -53,6 +74,7 @@ impl E2eeTrees {
             fallback_keys: db.open_tree(FALLBACK_KEYS)?,
             cross_signing: db.open_tree(CROSS_SIGNING_KEYS)?,
             changes: db.open_tree(KEY_CHANGES)?,
+            remote: db.open_tree(REMOTE_KEYS)?,
         })
     }
 
@@ -205,6 +227,18 @@ impl E2eeTrees {
             .get(user.as_str())?
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
             .map_or(0, u64::from_be_bytes))
+    }
+
+    pub fn remote_keys(&self, user: &UserId) -> Result<Option<RemoteKeys>> {
+        self.remote
+            .get(user.as_str())?
+            .map(|v| decode(REMOTE_KEYS, &v))
+            .transpose()
+    }
+
+    pub fn put_remote_keys(&self, user: &UserId, keys: &RemoteKeys) -> Result<()> {
+        self.remote.insert(user.as_str(), encode(keys)?)?;
+        Ok(())
     }
 
     pub fn flush(&self) -> Result<()> {
