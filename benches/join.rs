@@ -7,6 +7,10 @@
 //! join returns (the non-member state checked and stored), and until the
 //! member events it fetched after (`/state`) are checked and stored.
 //!
+//! Then A serving the room's state: one `/state` alone, and how long A
+//! takes to answer a cheap request while B has three `/state` in progress
+//! (a blocked runtime shows here).
+//!
 //! Run: `cargo bench --bench join` (HEARTH_BENCH_MEMBERS sets N, default 1000).
 
 #[path = "../tests/common/mod.rs"]
@@ -15,7 +19,7 @@ mod common;
 use std::time::Instant;
 
 use common::{
-    rooms::{add_members, create, join, make_public, user, view},
+    rooms::{add_members, create, encode, federation, join, make_public, say, user, view},
     Hearth, TestCa,
 };
 
@@ -70,5 +74,51 @@ fn main() {
             members + 2,
             started.elapsed().as_secs_f64()
         );
+        serving_state(&ca, &a, &b, &room, &alice).await;
     });
+}
+
+/// A answering `/state` for B, and a cheap request meanwhile.
+async fn serving_state(ca: &TestCa, a: &Hearth, b: &Hearth, room: &str, alice: &str) {
+    let event = say(a, room, alice, "here").await;
+    let uri = format!(
+        "/_matrix/federation/v1/state/{}?event_id={}",
+        encode(room),
+        encode(&event)
+    );
+    let started = Instant::now();
+    let (status, body) = federation(b, a, "GET", &uri, None).await;
+    assert_eq!(status, 200, "{body}");
+    println!(
+        "A answered /state ({} events) in {:.3}s",
+        body["pdus"].as_array().map_or(0, Vec::len)
+            + body["auth_chain"].as_array().map_or(0, Vec::len),
+        started.elapsed().as_secs_f64()
+    );
+    let load = async {
+        let started = Instant::now();
+        futures_util::future::join_all((0..3).map(|_| federation(b, a, "GET", &uri, None))).await;
+        started.elapsed().as_secs_f64()
+    };
+    let probe = async {
+        let mut slowest = 0f64;
+        let mut probes = 0;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let started = Instant::now();
+        while started.elapsed().as_secs_f64() < 0.5 {
+            let sent = Instant::now();
+            let (status, _) = a
+                .federation_request(ca, "GET", "/_matrix/federation/v1/version", &[], None)
+                .await;
+            assert_eq!(status, 200);
+            slowest = slowest.max(sent.elapsed().as_secs_f64());
+            probes += 1;
+        }
+        (slowest, probes)
+    };
+    let (loaded, (slowest, probes)) = tokio::join!(load, probe);
+    println!(
+        "three /state at once took {loaded:.3}s; A's /version meanwhile: slowest of {probes} {:.1} ms",
+        slowest * 1000.0
+    );
 }

@@ -9,6 +9,7 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::{admitted, event_id, query_values, room_id, visible_pdus, Services};
 use crate::{
+    blocking::reading_much,
     error::{Error, Result},
     federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
@@ -22,7 +23,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(admitted(&services))
         .map(move |room: String, query: String, request: Authenticated| {
-            reply(handle(&services, &room, &query, &request))
+            reply(reading_much(|| handle(&services, &room, &query, &request)))
         })
         .boxed()
 }

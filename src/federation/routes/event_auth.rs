@@ -6,6 +6,7 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::{admitted, event_id, load_events, room_id, visible_event, Services};
 use crate::{
+    blocking::reading_much,
     error::Result,
     federation::auth::Authenticated,
     http_util::{ok_json, reply},
@@ -16,7 +17,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(admitted(&services))
         .map(move |room: String, event: String, request: Authenticated| {
-            reply(handle(&services, &room, &event, &request))
+            reply(reading_much(|| handle(&services, &room, &event, &request)))
         })
         .boxed()
 }

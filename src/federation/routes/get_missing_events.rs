@@ -12,6 +12,7 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::{admitted, room_id, visible_pdus, Services};
 use crate::{
+    blocking::reading_much,
     error::{Error, Result},
     federation::auth::Authenticated,
     http_util::{ok_json, parse_json, reply},
@@ -37,7 +38,9 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "federation" / "v1" / "get_missing_events" / String)
         .and(warp::post())
         .and(admitted(&services))
-        .map(move |room: String, request: Authenticated| reply(handle(&services, &room, &request)))
+        .map(move |room: String, request: Authenticated| {
+            reply(reading_much(|| handle(&services, &room, &request)))
+        })
         .boxed()
 }
 

@@ -8,6 +8,7 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::{admitted, load_events, room_id, state_at, Services};
 use crate::{
+    blocking::reading_much,
     error::Result,
     federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
@@ -19,7 +20,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(admitted(&services))
         .map(move |room: String, query: String, request: Authenticated| {
-            reply(handle(&services, &room, &query, &request))
+            reply(reading_much(|| handle(&services, &room, &query, &request)))
         })
         .boxed()
 }

@@ -7,6 +7,7 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::{admitted, room_id, state_at, Services};
 use crate::{
+    blocking::reading_much,
     error::Result,
     federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
@@ -18,7 +19,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(admitted(&services))
         .map(move |room: String, query: String, request: Authenticated| {
-            reply(handle(&services, &room, &query, &request))
+            reply(reading_much(|| handle(&services, &room, &query, &request)))
         })
         .boxed()
 }

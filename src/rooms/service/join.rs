@@ -4,7 +4,7 @@
 //! stored as outliers, then our join appended on that state).
 //! Spec: server-server-api.md "Joining Rooms"; joins-v1.yaml, joins-v2.yaml.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures_util::{stream, StreamExt};
 use ruma::{
@@ -57,6 +57,20 @@ impl RoomService {
         let cosigned = self
             .accept_membership(room, event_id, origin, object, "join")
             .await?;
+        crate::blocking::reading_much(|| {
+            self.join_answer(room, event_id, omit_members, servers_in_room, cosigned)
+        })
+    }
+
+    /// The state before the join `event_id` and its auth chain, as stored.
+    fn join_answer(
+        &self,
+        room: &RoomId,
+        event_id: &EventId,
+        omit_members: bool,
+        servers_in_room: BTreeSet<OwnedServerName>,
+        cosigned: Option<CanonicalJsonObject>,
+    ) -> Result<JoinAnswer> {
         let rules = Self::rules_of(&self.record(room)?.version)?;
         let meta = self
             .trees
