@@ -509,3 +509,94 @@ fn member_keys(events: &Value) -> HashSet<String> {
         .filter_map(|e| e["state_key"].as_str().map(str::to_owned))
         .collect()
 }
+
+/// A lazy-loading `/sync` of a room without a name: its summary names the
+/// members a client calls it after (a DM: the other person, whose member
+/// event comes along although they said nothing), and counts members; a
+/// named room gets counts only.
+#[tokio::test]
+async fn an_unnamed_room_is_summarised_for_lazy_loading_clients() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&b, "bob").await;
+    let carol = Client::login(&a, "carol").await;
+    let room = create_room(&alice, json!({"is_direct": true, "invite": [bob.user]})).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while bob
+        .call("POST", &format!("join/{}", encode(&room)), json!({}))
+        .await
+        .0
+        != 200
+    {
+        assert!(std::time::Instant::now() < deadline, "bob could not join");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let lazy = encode(r#"{"room":{"state":{"lazy_load_members":true},"timeline":{"limit":1}}}"#);
+    let sync = |since: Option<String>| {
+        let path = match since {
+            Some(since) => format!("sync?filter={lazy}&since={since}&timeout=1000"),
+            None => format!("sync?filter={lazy}&timeout=0"),
+        };
+        let alice = &alice;
+        async move { alice.ok("GET", &path, json!(null)).await }
+    };
+    // Alice's view once bob's join has reached A.
+    let mut reply = sync(None).await;
+    while reply["rooms"]["join"][&room]["summary"]["m.joined_member_count"] != 2 {
+        assert!(std::time::Instant::now() < deadline, "{reply}");
+        reply = sync(Some(batch(&reply))).await;
+    }
+    // The timeline (one event) is alice's: bob's join is state.
+    alice
+        .ok(
+            "PUT",
+            &format!("rooms/{}/send/m.room.message/t1", encode(&room)),
+            json!({"msgtype": "m.text", "body": "hi"}),
+        )
+        .await;
+    let first = sync(None).await;
+    let entry = &first["rooms"]["join"][&room];
+    assert_eq!(entry["summary"]["m.heroes"], json!([bob.user]), "{entry}");
+    assert_eq!(entry["summary"]["m.invited_member_count"], 0);
+    let mut members = member_keys(&entry["state"]["events"]);
+    members.extend(member_keys(&entry["timeline"]["events"]));
+    assert!(
+        members.contains(&bob.user),
+        "bob's name comes along: {entry}"
+    );
+
+    // Carol invited: counted, and a hero after bob.
+    alice
+        .ok(
+            "POST",
+            &format!("rooms/{}/invite", encode(&room)),
+            json!({"user_id": carol.user}),
+        )
+        .await;
+    let after_invite = sync(Some(batch(&first))).await;
+    let summary = &after_invite["rooms"]["join"][&room]["summary"];
+    assert_eq!(
+        summary["m.heroes"],
+        json!([bob.user, carol.user]),
+        "{summary}"
+    );
+    assert_eq!(summary["m.invited_member_count"], 1);
+
+    // Named, and carol joins: counts, no heroes.
+    alice
+        .ok(
+            "PUT",
+            &format!("rooms/{}/state/m.room.name/", encode(&room)),
+            json!({"name": "Us"}),
+        )
+        .await;
+    carol
+        .ok("POST", &format!("join/{}", encode(&room)), json!({}))
+        .await;
+    let named = sync(Some(batch(&after_invite))).await;
+    let summary = &named["rooms"]["join"][&room]["summary"];
+    assert_eq!(summary["m.joined_member_count"], 3, "{summary}");
+    assert!(summary.get("m.heroes").is_none(), "{summary}");
+}

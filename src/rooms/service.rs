@@ -53,6 +53,7 @@ mod query;
 mod redact;
 mod restricted;
 mod sharing;
+mod summary;
 mod views;
 
 pub use backfill::{Checked, Page};
@@ -61,6 +62,7 @@ pub use invite::{InviteRequest, PreparedInvite};
 pub use join::JoinAnswer;
 pub use partial::{CompletionLock, StateAnswer};
 pub use query::{MAX_START_EVENTS, MAX_WALK};
+pub use summary::Summary;
 
 /// At most this many forward extremities are referenced by a new event.
 const MAX_PREV_EVENTS: usize = 20;

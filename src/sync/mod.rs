@@ -351,11 +351,13 @@ impl SyncService {
         let timeline_start = events.first().map_or(pass.now.position + 1, |(p, _)| *p);
         let mut senders: HashSet<OwnedUserId> = HashSet::from([pass.user.to_owned()]);
         let mut timeline = Vec::new();
+        let mut members_changed = fresh || limited;
         for (_, id) in &events {
             if !self.rooms.visible_to(id, pass.user)? {
                 continue;
             }
             let pdu = self.rooms.event_object(id)?;
+            members_changed |= pdu.get("type").and_then(|t| t.as_str()) == Some("m.room.member");
             if let Some(sender) = pdu
                 .get("sender")
                 .and_then(|s| s.as_str())
@@ -367,6 +369,16 @@ impl SyncService {
             echo_transaction_id(&self.accounts, &mut event, pass.user, pass.device)?;
             timeline.push(event);
         }
+        // Counts and heroes, when the members may have changed: all of the
+        // timeline since the token is here otherwise, and names none.
+        let summary = if members_changed {
+            let summary = self.rooms.summary(room, pass.user)?;
+            // A lazy-loading client needs the heroes' names too.
+            senders.extend(summary.heroes.iter().cloned());
+            summary_json(&summary)
+        } else {
+            json!({})
+        };
         let mut state = Vec::new();
         for ((kind, key), id) in self.rooms.current_state_ids(room)? {
             if in_timeline.contains(&id) {
@@ -394,7 +406,7 @@ impl SyncService {
             "ephemeral": {"events": ephemeral},
             "account_data": {"events": []},
             "unread_notifications": {},
-            "summary": {},
+            "summary": summary,
         })))
     }
 
@@ -519,4 +531,16 @@ fn rejected(pending: &crate::store::pending::Pending) -> Value {
         "state": {"events": []},
         "account_data": {"events": []},
     })
+}
+
+/// A room's `summary`: `m.heroes` only when the room has no name to show.
+fn summary_json(summary: &crate::rooms::service::Summary) -> Value {
+    let mut json = json!({
+        "m.joined_member_count": summary.joined,
+        "m.invited_member_count": summary.invited,
+    });
+    if !summary.heroes.is_empty() {
+        json["m.heroes"] = json!(summary.heroes);
+    }
+    json
 }
