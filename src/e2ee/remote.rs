@@ -34,16 +34,20 @@ impl E2eeService {
         answer: &mut Value,
         failures: &mut Map<String, Value>,
     ) -> Result<()> {
+        let remote: Vec<(&String, &Value, OwnedUserId)> = query
+            .iter()
+            .filter_map(|(name, devices)| {
+                let user = OwnedUserId::try_from(name.as_str()).ok()?;
+                (user.server_name() != self.own()).then_some((name, devices, user))
+            })
+            .collect();
+        if remote.is_empty() {
+            return Ok(());
+        }
         let sharing = self.rooms.users_sharing_rooms_with(requester)?;
         let mut to_ask = Map::new();
         let mut asked_for = HashMap::new();
-        for (name, devices) in query {
-            let Ok(user) = OwnedUserId::try_from(name.as_str()) else {
-                continue;
-            };
-            if user.server_name() == self.own() {
-                continue;
-            }
+        for (name, devices, user) in remote {
             let wanted = self.wanted(&user, devices)?;
             match &wanted.kept {
                 Some(kept) if is_fresh(kept) && sharing.contains(&user) => {
