@@ -326,3 +326,73 @@ async fn kept_keys_answer_while_the_server_is_down_until_an_update() {
         "{keys}"
     );
 }
+
+/// Alice verifies bob, of another server: her signature of his master key
+/// stays on her server, where her queries show it and others' do not, and
+/// her devices are told bob changed. A block without her signature is
+/// refused in `failures`.
+#[tokio::test]
+async fn a_signature_of_a_remote_users_key_is_kept_for_its_signer() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let dave = Client::login(&a, "dave").await;
+    let bob = Client::login(&b, "bob").await;
+    share_a_room(&alice, &bob).await;
+    let master = json!({"user_id": bob.user, "usage": ["master"],
+                        "keys": {"ed25519:BOBMASTER": "BOBMASTER"}});
+    bob.ok(
+        "POST",
+        "keys/device_signing/upload",
+        json!({"master_key": master}),
+    )
+    .await;
+    let since = alice.ok("GET", "sync", json!(null)).await["next_batch"]
+        .as_str()
+        .expect("batch")
+        .to_owned();
+    let query = json!({"device_keys": {bob.user.clone(): []}});
+
+    let mut signed = master.clone();
+    signed["signatures"] = json!({alice.user.clone(): {"ed25519:ALICEUSK": "alice-sig"}});
+    let reply = alice
+        .ok(
+            "POST",
+            "keys/signatures/upload",
+            json!({bob.user.clone(): {"BOBMASTER": signed}}),
+        )
+        .await;
+    assert_eq!(reply["failures"], json!({}), "{reply}");
+    alice
+        .sync_until(&since, "bob changed", |r| {
+            r["device_lists"]["changed"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|u| u == &json!(bob.user)))
+        })
+        .await;
+    let keys = alice.ok("POST", "keys/query", query.clone()).await;
+    let signatures = &keys["master_keys"][&bob.user]["signatures"];
+    assert_eq!(
+        signatures[&alice.user]["ed25519:ALICEUSK"], "alice-sig",
+        "{keys}"
+    );
+    let keys = dave.ok("POST", "keys/query", query).await;
+    assert!(keys["master_keys"][&bob.user].is_object(), "{keys}");
+    assert!(
+        keys["master_keys"][&bob.user]["signatures"][&alice.user].is_null(),
+        "shown to another user: {keys}"
+    );
+
+    let reply = alice
+        .ok(
+            "POST",
+            "keys/signatures/upload",
+            json!({bob.user.clone(): {"BOBMASTER": master}}),
+        )
+        .await;
+    assert_eq!(
+        reply["failures"][&bob.user]["BOBMASTER"]["errcode"], "M_INVALID_PARAM",
+        "{reply}"
+    );
+}

@@ -128,7 +128,8 @@ impl E2eeService {
     }
 
     /// `POST /keys/signatures/upload`: signatures merged into the signed
-    /// keys (our users' devices and cross-signing keys).
+    /// keys (our users' devices and cross-signing keys), or kept for the
+    /// signer (other servers' users' keys).
     pub fn upload_signatures(&self, uploader: &UserId, body: &Value) -> Result<Value> {
         let mut failures = Map::new();
         for (user, keys) in object(body, "signatures")? {
@@ -137,11 +138,15 @@ impl E2eeService {
             };
             for (key_id, signed) in object(&keys, "keys")? {
                 if user.server_name() != self.own() {
-                    // Signatures of other servers' users would go to them; not yet.
-                    failures.insert(
-                        user.to_string(),
-                        json!({ key_id: {"errcode": "M_UNRECOGNIZED", "error": "signing remote keys is not supported yet"} }),
-                    );
+                    match self.keep_signatures(uploader, &user, &key_id, &signed) {
+                        Err(e) if e.status == http::StatusCode::BAD_REQUEST => {
+                            failures.insert(
+                                user.to_string(),
+                                json!({ key_id: {"errcode": e.errcode, "error": e.message} }),
+                            );
+                        }
+                        other => other?,
+                    }
                     continue;
                 }
                 self.merge_signatures(&user, &key_id, &signed)?;
@@ -150,6 +155,60 @@ impl E2eeService {
         self.trees.flush()?;
         self.announce(uploader, None)?;
         Ok(json!({ "failures": failures }))
+    }
+
+    /// The uploader's signatures of another server's user's key (their
+    /// user-signing key's, of the user's master key, once verified). The
+    /// spec shows them only to the signer: they stay here, and the
+    /// signer's devices see the user as changed and ask again.
+    fn keep_signatures(
+        &self,
+        uploader: &UserId,
+        user: &UserId,
+        key_id: &str,
+        signed: &Value,
+    ) -> Result<()> {
+        let own = object(&signed["signatures"][uploader.as_str()], "signatures")?;
+        if own.is_empty() {
+            return Err(Error::invalid_param(format!(
+                "no signature of {uploader} on {user}'s key {key_id}"
+            )));
+        }
+        self.trees
+            .put_key_signatures(uploader, user, key_id, &own)?;
+        self.rooms
+            .publish_with(|position| self.trees.mark_changed(user, position))
+    }
+
+    /// Adds to `answer`'s master keys of other servers' users the
+    /// signatures `requester` made of them.
+    fn add_own_signatures(&self, requester: &UserId, answer: &mut Value) -> Result<()> {
+        let Some(masters) = answer["master_keys"].as_object_mut() else {
+            return Ok(());
+        };
+        for (user, key) in masters.iter_mut() {
+            let Ok(user) = OwnedUserId::try_from(user.as_str()) else {
+                continue;
+            };
+            if user.server_name() == self.own() {
+                continue;
+            }
+            for (key_id, signatures) in self.trees.key_signatures(requester, &user)? {
+                let suffix = format!(":{key_id}");
+                let names_it = key["keys"]
+                    .as_object()
+                    .is_some_and(|k| k.keys().any(|id| id.ends_with(&suffix)));
+                if names_it {
+                    let mut merged = key["signatures"][requester.as_str()]
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default();
+                    merged.extend(signatures);
+                    key["signatures"][requester.as_str()] = Value::Object(merged);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn merge_signatures(&self, user: &UserId, key_id: &str, signed: &Value) -> Result<()> {
@@ -319,6 +378,7 @@ impl E2eeService {
         let mut failures = Map::new();
         self.query_remote(requester, query, &mut answer, &mut failures)
             .await?;
+        self.add_own_signatures(requester, &mut answer)?;
         answer["failures"] = Value::Object(failures);
         Ok(answer)
     }

@@ -22,6 +22,10 @@ pub(super) const CROSS_SIGNING_KEYS: &str = "cross_signing_keys";
 /// `key_changes`: `user_id` → stream position (u64 BE) of the user's
 /// latest device or key change.
 pub(super) const KEY_CHANGES: &str = "key_changes";
+/// `key_signatures`: `signer 0xFF user_id 0xFF key_id` → `{"ed25519:…":
+/// signature}`: our user's signatures of another server's user's key,
+/// shown only to the signer.
+pub(super) const KEY_SIGNATURES: &str = "key_signatures";
 /// `remote_keys`: `user_id` → JSON [`RemoteKeys`]: another server's answer
 /// for one of its users, kept while nothing says the keys changed.
 pub(super) const REMOTE_KEYS: &str = "remote_keys";
@@ -50,6 +54,7 @@ pub struct E2eeTrees {
     cross_signing: Tree,
     changes: Tree,
     remote: Tree,
+    signatures: Tree,
 }
 
 fn key(parts: &[&str]) -> Vec<u8> {
@@ -75,6 +80,7 @@ impl E2eeTrees {
             cross_signing: db.open_tree(CROSS_SIGNING_KEYS)?,
             changes: db.open_tree(KEY_CHANGES)?,
             remote: db.open_tree(REMOTE_KEYS)?,
+            signatures: db.open_tree(KEY_SIGNATURES)?,
         })
     }
 
@@ -239,6 +245,42 @@ impl E2eeTrees {
     pub fn put_remote_keys(&self, user: &UserId, keys: &RemoteKeys) -> Result<()> {
         self.remote.insert(user.as_str(), encode(keys)?)?;
         Ok(())
+    }
+
+    /// Adds `signer`'s signatures (`{"ed25519:…": signature}`) of
+    /// `user`'s key `key_id` to those kept.
+    pub fn put_key_signatures(
+        &self,
+        signer: &UserId,
+        user: &UserId,
+        key_id: &str,
+        signatures: &Map<String, Value>,
+    ) -> Result<()> {
+        let at = key(&[signer.as_str(), user.as_str(), key_id]);
+        let mut kept: Map<String, Value> = match self.signatures.get(&at)? {
+            Some(v) => decode(KEY_SIGNATURES, &v)?,
+            None => Map::new(),
+        };
+        kept.extend(signatures.clone());
+        self.signatures.insert(at, encode(&kept)?)?;
+        Ok(())
+    }
+
+    /// (key ID, signatures) of `signer`'s on `user`'s keys.
+    pub fn key_signatures(
+        &self,
+        signer: &UserId,
+        user: &UserId,
+    ) -> Result<Vec<(String, Map<String, Value>)>> {
+        let prefix = prefix(&[signer.as_str(), user.as_str()]);
+        self.signatures
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (k, v) = entry?;
+                let key_id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                Ok((key_id, decode(KEY_SIGNATURES, &v)?))
+            })
+            .collect()
     }
 
     pub fn flush(&self) -> Result<()> {
