@@ -112,61 +112,22 @@ impl RoomService {
     ) -> Result<Vec<OwnedEventId>> {
         let shorts = Shorts::cached(&self.trees, &self.groups);
         let before = shorts.state_of(meta.state_before)?;
-        let (members, mut state): (Vec<_>, Vec<_>) = before
+        let (members, state): (Vec<_>, Vec<_>) = before
             .into_iter()
             .partition(|((kind, _), _)| *kind == StateEventType::RoomMember);
-        let named = state.iter().any(|((kind, key), id)| {
-            key.is_empty()
-                && match kind {
-                    StateEventType::RoomName => self.content_str(id, rules, "name"),
-                    StateEventType::RoomCanonicalAlias => self.content_str(id, rules, "alias"),
-                    _ => None,
-                }
-                .is_some_and(|value| !value.is_empty())
-        });
-        let mut kept: Vec<OwnedEventId> = state.drain(..).map(|(_, id)| id).collect();
+        let named = self.names_room(&state)?;
+        let mut kept: Vec<OwnedEventId> = state.into_iter().map(|(_, id)| id).collect();
         if !named {
-            let joining = self.pdu(join, rules).and_then(|p| p.state_key);
-            let others = members
-                .into_iter()
-                .filter(|((_, user), _)| Some(user) != joining.as_ref())
-                .map(|(_, id)| id);
-            kept.extend(self.heroes(others, rules)?);
+            let joining = self
+                .pdu(join, rules)
+                .and_then(|p| p.state_key)
+                .and_then(|key| ruma::OwnedUserId::try_from(key).ok())
+                .ok_or_else(|| Error::internal("the join has no user as state key"))?;
+            let members = self.members_in(&members)?;
+            let chosen = super::summary::heroes(&members, &joining).map(|m| m.id.clone());
+            kept.extend(chosen);
         }
         Ok(kept)
-    }
-
-    /// The event's `content.<field>`, if a string.
-    fn content_str(&self, id: &EventId, rules: &RoomVersionRules, field: &str) -> Option<String> {
-        let pdu = self.pdu(id, rules)?;
-        let content: serde_json::Value = serde_json::from_str(pdu.content.get()).ok()?;
-        content[field].as_str().map(str::to_owned)
-    }
-
-    /// Of `members` (member event IDs), the first five joined or invited,
-    /// by stream order. Spec: client-server-api "m.heroes".
-    fn heroes(
-        &self,
-        members: impl Iterator<Item = OwnedEventId>,
-        rules: &RoomVersionRules,
-    ) -> Result<Vec<OwnedEventId>> {
-        const HEROES: usize = 5;
-        let mut by_stream = Vec::new();
-        for id in members {
-            if let Some(meta) = self.trees.event_meta(id.as_str())? {
-                by_stream.push((meta.stream, id));
-            }
-        }
-        by_stream.sort_unstable();
-        Ok(by_stream
-            .into_iter()
-            .map(|(_, id)| id)
-            .filter(|id| {
-                let membership = self.content_str(id, rules, "membership");
-                matches!(membership.as_deref(), Some("join" | "invite"))
-            })
-            .take(HEROES)
-            .collect())
     }
 
     /// Takes in a room we just joined: every event of the resident's

@@ -1,11 +1,14 @@
-//! A room's summary for `/sync`: member counts and the "heroes" a client
-//! names an unnamed room after (a DM is named after the other person).
-//! With lazy-loaded members a client has no other way to know them.
+//! A room's summary for `/sync` (member counts, and the "heroes" a client
+//! names an unnamed room after: a DM is named after the other person),
+//! and the heroes whose member events a `send_join` with `omit_members`
+//! keeps. With lazy-loaded members a client has no other way to know them.
 //! Spec: client-server-api "GET /_matrix/client/v3/sync" (`summary`),
-//! "Calculating the display name for a room".
+//! "Calculating the display name for a room"; server-server-api.md
+//! "Joining Rooms" (`omit_members`).
 
 use ruma::{
-    events::StateEventType, CanonicalJsonObject, CanonicalJsonValue, OwnedUserId, RoomId, UserId,
+    events::StateEventType, CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedUserId,
+    RoomId, UserId,
 };
 
 use super::RoomService;
@@ -14,6 +17,9 @@ use crate::error::Result;
 /// Heroes given at most: the spec's five.
 const MAX_HEROES: usize = 5;
 
+/// A room's state, as (type, state key) → event ID entries.
+type StateEntries = [((StateEventType, String), OwnedEventId)];
+
 pub struct Summary {
     pub joined: usize,
     pub invited: usize,
@@ -21,70 +27,97 @@ pub struct Summary {
     pub heroes: Vec<OwnedUserId>,
 }
 
+/// A member event of a room's state.
+pub(super) struct Member {
+    stream: u64,
+    pub id: OwnedEventId,
+    user: OwnedUserId,
+    membership: String,
+}
+
 impl RoomService {
-    /// Counts and heroes of `room` as `user` sees it now: the first five
-    /// joined or invited members by stream order (left and banned ones
-    /// when there are none), never `user`.
+    /// Counts and heroes of `room` now, as `user` sees it.
     pub fn summary(&self, room: &RoomId, user: &UserId) -> Result<Summary> {
-        let mut present = Vec::new();
-        let mut gone = Vec::new();
-        let (mut joined, mut invited) = (0, 0);
-        for ((kind, key), id) in self.current_state_ids(room)? {
-            if kind != StateEventType::RoomMember {
-                continue;
-            }
-            let membership = content_str(&self.event_object(&id)?, "membership");
-            let Ok(member) = OwnedUserId::try_from(key) else {
-                continue;
-            };
-            let into = match membership.as_deref() {
-                Some("join") => {
-                    joined += 1;
-                    &mut present
-                }
-                Some("invite") => {
-                    invited += 1;
-                    &mut present
-                }
-                Some("leave" | "ban") => &mut gone,
-                _ => continue,
-            };
-            if member != user {
-                into.push((self.stream_of(&id)?, member));
-            }
-        }
-        let mut heroes = if present.is_empty() { gone } else { present };
-        heroes.sort();
-        let heroes = if self.is_named(room)? {
+        let state = self.current_state_ids(room)?;
+        let members = self.members_in(&state)?;
+        let count = |membership: &str| {
+            members
+                .iter()
+                .filter(|m| m.membership == membership)
+                .count()
+        };
+        let heroes = if self.names_room(&state)? {
             Vec::new()
         } else {
-            heroes
-                .into_iter()
-                .take(MAX_HEROES)
-                .map(|(_, u)| u)
-                .collect()
+            heroes(&members, user).map(|m| m.user.clone()).collect()
         };
         Ok(Summary {
-            joined,
-            invited,
+            joined: count("join"),
+            invited: count("invite"),
             heroes,
         })
     }
 
-    /// Whether the room has a non-empty name or canonical alias.
-    fn is_named(&self, room: &RoomId) -> Result<bool> {
-        for (kind, field) in [
-            (StateEventType::RoomName, "name"),
-            (StateEventType::RoomCanonicalAlias, "alias"),
-        ] {
-            if let Some((_, event)) = self.state_event(room, &kind, "")? {
-                if content_str(&event, field).is_some_and(|v| !v.is_empty()) {
-                    return Ok(true);
-                }
+    /// Whether `state` gives the room a non-empty name or canonical alias.
+    pub(super) fn names_room(&self, state: &StateEntries) -> Result<bool> {
+        for ((kind, key), id) in state {
+            let field = match kind {
+                StateEventType::RoomName => "name",
+                StateEventType::RoomCanonicalAlias => "alias",
+                _ => continue,
+            };
+            let value = content_str(&self.event_object(id)?, field);
+            if key.is_empty() && value.is_some_and(|v| !v.is_empty()) {
+                return Ok(true);
             }
         }
         Ok(false)
     }
+
+    /// The member events of `state`, with their stream order.
+    pub(super) fn members_in(&self, state: &StateEntries) -> Result<Vec<Member>> {
+        let mut members = Vec::new();
+        for ((kind, key), id) in state {
+            if *kind != StateEventType::RoomMember {
+                continue;
+            }
+            let Ok(user) = OwnedUserId::try_from(key.as_str()) else {
+                continue;
+            };
+            let membership = content_str(&self.event_object(id)?, "membership").unwrap_or_default();
+            members.push(Member {
+                stream: self.stream_of(id)?,
+                id: id.clone(),
+                user,
+                membership,
+            });
+        }
+        Ok(members)
+    }
+}
+
+/// The spec's heroes: the first five joined or invited members by stream
+/// order, or when there are none those who left or were banned; never
+/// `except`.
+pub(super) fn heroes<'m>(
+    members: &'m [Member],
+    except: &UserId,
+) -> impl Iterator<Item = &'m Member> {
+    let of = |memberships: &'static [&'static str]| {
+        let mut chosen: Vec<&Member> = members
+            .iter()
+            .filter(|m| m.user != except && memberships.contains(&m.membership.as_str()))
+            .collect();
+        chosen.sort_by_key(|m| m.stream);
+        chosen
+    };
+    let present = of(&["join", "invite"]);
+    let chosen = if present.is_empty() {
+        of(&["leave", "ban"])
+    } else {
+        present
+    };
+    chosen.into_iter().take(MAX_HEROES)
 }
 
 fn content_str(event: &CanonicalJsonObject, field: &str) -> Option<String> {
