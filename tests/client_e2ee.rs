@@ -396,3 +396,48 @@ async fn a_signature_of_a_remote_users_key_is_kept_for_its_signer() {
         "{reply}"
     );
 }
+
+/// A server answers a key query or claim for its own users only: what it
+/// says of anyone else's (here alice's, a user of A) is dropped.
+#[tokio::test]
+async fn a_server_answering_for_others_users_is_not_believed() {
+    let (ca, dns) = (TestCa::new(), common::dns::TestDns::start());
+    let (key, value) = dns.env();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start_with(&ca, &[(key, &value)]);
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&b, "bob").await;
+    let web = common::web::TestWeb::start(&ca);
+    dns.add_ip("mallory.hearth.test", web.addr.ip());
+    web.set(
+        "/.well-known/matrix/server",
+        common::web::Canned::json(r#"{"m.server": "mallory.hearth.test:443"}"#),
+    );
+    let mallory = "@mallory:mallory.hearth.test";
+    let keys = |user: &str| json!({"DEVICE": {"user_id": user, "device_id": "DEVICE", "keys": {"curve25519:DEVICE": "forged"}}});
+    let answer = json!({
+        "device_keys": {mallory: keys(mallory), alice.user.clone(): keys(&alice.user)},
+        "one_time_keys": {mallory: {"DEVICE": {"signed_curve25519:A": {"key": "m"}}},
+                          alice.user.clone(): {"DEVICE": {"signed_curve25519:A": {"key": "forged"}}}},
+    });
+    for path in ["query", "claim"] {
+        web.set(
+            &format!("/_matrix/federation/v1/user/keys/{path}"),
+            common::web::Canned::json(&answer.to_string()),
+        );
+    }
+    let reply = bob
+        .ok("POST", "keys/query", json!({"device_keys": {mallory: []}}))
+        .await;
+    assert_eq!(curve(&reply, mallory, "DEVICE"), "forged", "{reply}");
+    assert!(reply["device_keys"].get(&alice.user).is_none(), "{reply}");
+    let reply = bob
+        .ok(
+            "POST",
+            "keys/claim",
+            json!({"one_time_keys": {mallory: {"DEVICE": "signed_curve25519"}}}),
+        )
+        .await;
+    assert!(reply["one_time_keys"][mallory].is_object(), "{reply}");
+    assert!(reply["one_time_keys"].get(&alice.user).is_none(), "{reply}");
+}

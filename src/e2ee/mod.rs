@@ -30,6 +30,22 @@ fn failed(failures: &mut Map<String, Value>, server: &ServerName, error: Error) 
     );
 }
 
+/// Copies `remote`'s entries under each of `fields` (`{user: …}`) into
+/// `answer`, only those of `server`'s users: a server does not speak for
+/// anyone else's (ours included).
+fn merge_answer(answer: &mut Value, remote: &Value, server: &ServerName, fields: &[&str]) {
+    for field in fields {
+        let (Some(into), Some(from)) = (answer[*field].as_object_mut(), remote[*field].as_object())
+        else {
+            continue;
+        };
+        let its_own = from.iter().filter(|(user, _)| {
+            <&UserId>::try_from(user.as_str()).is_ok_and(|user| user.server_name() == server)
+        });
+        into.extend(its_own.map(|(user, value)| (user.clone(), value.clone())));
+    }
+}
+
 /// A remote server gets this long to answer a key query or claim.
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The cross-signing key kinds, as stored and as named in queries.
@@ -421,14 +437,7 @@ impl E2eeService {
             .await;
         for (server, outcome) in asked {
             match outcome {
-                Ok(remote) => {
-                    if let (Some(into), Some(from)) = (
-                        answer["one_time_keys"].as_object_mut(),
-                        remote["one_time_keys"].as_object(),
-                    ) {
-                        into.extend(from.clone());
-                    }
-                }
+                Ok(remote) => merge_answer(&mut answer, &remote, &server, &["one_time_keys"]),
                 Err(e) => failed(&mut failures, &server, e),
             }
         }

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use ruma::{OwnedUserId, UserId};
 use serde_json::{Map, Value};
 
-use super::{failed, E2eeService};
+use super::{failed, merge_answer, E2eeService};
 use crate::{error::Result, store::e2ee::RemoteKeys, time::now_ms};
 
 /// Kept keys are asked for again after this long even if no update came:
@@ -73,13 +73,8 @@ impl E2eeService {
                     for (user, wanted) in users {
                         self.keep(&sharing, user, wanted, &remote)?;
                     }
-                    for field in ["device_keys", "master_keys", "self_signing_keys"] {
-                        if let (Some(into), Some(from)) =
-                            (answer[field].as_object_mut(), remote[field].as_object())
-                        {
-                            into.extend(from.clone());
-                        }
-                    }
+                    let fields = ["device_keys", "master_keys", "self_signing_keys"];
+                    merge_answer(answer, &remote, &server, &fields);
                 }
                 Err(error) => {
                     // What is kept, however old, beats nothing while the
