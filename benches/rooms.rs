@@ -13,8 +13,8 @@ use std::{sync::Arc, time::Instant};
 
 use hearth::{
     config::Config,
-    federation::client::FederationClient,
     keys::KeyService,
+    net::https::HttpsClient,
     rooms::{service::RoomService, state_res::resolve},
     store::Store,
 };
@@ -32,7 +32,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("dir");
         let config = Config { server_name: "bench.test".try_into().expect("name"), ..Config::default() };
         let store = Store::open(dir.path()).expect("store");
-        let client = Arc::new(FederationClient::new(&config).expect("client"));
+        let client = Arc::new(HttpsClient::new(&config).expect("client"));
         let keys = Arc::new(KeyService::new(&config, store.clone(), client).expect("keys"));
         let rooms = RoomService::new(
             config.server_name.clone(),

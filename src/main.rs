@@ -2,15 +2,12 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use hearth::{
-    admin,
+    admin::{self, federation_check as check},
     config::Config,
-    federation::{
-        check,
-        client::FederationClient,
-        sender::origin_ts,
-        status::{self, DestinationStatus},
-    },
+    delivery::status::{self, DestinationStatus},
     keys::own::OwnKeys,
+    net::https::HttpsClient,
+    rooms::event::origin_ts,
     store::{OpenError, Store},
 };
 use ruma::OwnedServerName;
@@ -152,7 +149,7 @@ fn main() -> ExitCode {
 async fn federation_check(config: &Config, server_name: &str, json: bool) -> Result<(), String> {
     let server = OwnedServerName::try_from(server_name)
         .map_err(|e| format!("{server_name:?} is not a server name: {e}"))?;
-    let client = FederationClient::new(config)?;
+    let client = HttpsClient::new(config)?;
     let report = check::run(config, &client, &server).await;
     if json {
         println!(

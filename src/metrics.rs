@@ -7,7 +7,8 @@ use std::sync::Arc;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use crate::{
-    federation::{inbound::InboundStats, sender::Sender, status},
+    delivery::{sender::Sender, status},
+    federation::inbound::InboundStats,
     http_util::reply,
     time::now_ms,
 };

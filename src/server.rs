@@ -20,14 +20,14 @@ use crate::{
     admin::{self, routes::AdminContext},
     client::ClientServices,
     config::Config,
+    delivery::{outbox::Outbox, sender::Sender},
     e2ee::E2eeService,
     edus::EduService,
-    federation::{
-        self, client::FederationClient, receiver::Receiver, requester::Requester, routes::Services,
-        sender::Sender,
-    },
+    federation::{self, receiver::Receiver, routes::Services},
     http_util::recover,
     keys::KeyService,
+    net::https::HttpsClient,
+    peers::Peers,
     rooms::directory::DirectoryService,
     rooms::{ingest::IngestService, membership::MembershipService, service::RoomService},
     store::{OpenError, Store},
@@ -46,7 +46,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         other => other.to_string(),
     })?;
     let token = admin::load_or_create_token(&config.data_dir)?;
-    let client = Arc::new(FederationClient::new(&config)?);
+    let client = Arc::new(HttpsClient::new(&config)?);
     client
         .backoff()
         .attach(store.destinations.clone())
@@ -55,9 +55,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         Arc::new(KeyService::new(&config, store.clone(), client.clone()).map_err(|e| e.message)?);
 
     let tls = match (&config.tls.cert, &config.tls.key) {
-        (Some(cert), Some(key)) => Some(TlsAcceptor::from(Arc::new(crate::tls::server_config(
-            cert, key,
-        )?))),
+        (Some(cert), Some(key)) => Some(TlsAcceptor::from(Arc::new(
+            crate::net::tls::server_config(cert, key)?,
+        ))),
         _ => None,
     };
     let outbound_ready = Arc::new(tokio::sync::Notify::new());
@@ -68,27 +68,33 @@ pub async fn run(config: Config) -> Result<(), String> {
         keys.clone(),
         outbound_ready.clone(),
     ));
-    let requester = Arc::new(Requester::new(keys.clone(), client.clone()));
+    let peers = Arc::new(Peers::new(keys.clone(), client.clone()));
     let membership = Arc::new(MembershipService::new(
         rooms.clone(),
-        requester.clone(),
+        peers.clone(),
         config.rooms.partial_state_joins,
     ));
-    crate::rooms::partial_join::resume(&rooms, &requester)
+    crate::rooms::partial_join::resume(&rooms, &peers)
         .await
         .map_err(|e| e.message)?;
     let sender = Sender::new(
         store.outbound.clone(),
         rooms.clone(),
-        requester.clone(),
+        peers.clone(),
         client.clone(),
-        outbound_ready,
+        outbound_ready.clone(),
         std::time::Duration::from_secs(config.federation.catch_up_after_secs),
+    );
+    let outbox = Outbox::new(
+        config.server_name.clone(),
+        store.outbound.clone(),
+        store.rooms.clone(),
+        outbound_ready,
     );
     let edus = Arc::new(EduService::new(
         rooms.clone(),
         store.edus.clone(),
-        sender.clone(),
+        outbox.clone(),
         store.accounts.clone(),
         store.e2ee.clone(),
     ));
@@ -99,29 +105,29 @@ pub async fn run(config: Config) -> Result<(), String> {
     let profiles = Arc::new(ProfileService::new(
         accounts.clone(),
         rooms.clone(),
-        requester.clone(),
+        peers.clone(),
     ));
     let e2ee = Arc::new(E2eeService::new(
         store.e2ee.clone(),
         store.accounts.clone(),
         rooms.clone(),
-        requester.clone(),
-        sender.clone(),
+        peers.clone(),
+        outbox,
     ));
     let directory = Arc::new(DirectoryService::new(
         rooms.clone(),
-        requester.clone(),
+        peers.clone(),
         store.aliases.clone(),
         store.public_rooms.clone(),
     ));
     let hierarchy = Arc::new(crate::rooms::hierarchy::HierarchyService::new(
         rooms.clone(),
         directory.clone(),
-        requester.clone(),
+        peers.clone(),
     ));
     let inbound = Arc::new(federation::inbound::InboundStats::default());
     let receiver = Arc::new(Receiver::new(
-        Arc::new(IngestService::new(rooms.clone(), requester.clone())),
+        Arc::new(IngestService::new(rooms.clone(), peers.clone())),
         edus.clone(),
         rooms.clone(),
         store.transactions.clone(),
@@ -157,7 +163,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         membership: membership.clone(),
         history: Arc::new(crate::rooms::history::HistoryService::new(
             rooms.clone(),
-            requester,
+            peers,
         )),
         directory,
         hierarchy,

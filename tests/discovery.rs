@@ -12,24 +12,24 @@ use common::{
     web::{fresh_loopback_ip, Canned, TestWeb},
     Hearth, TestCa,
 };
-use hearth::{config::Config, federation::client::FederationClient};
+use hearth::{config::Config, net::https::HttpsClient};
 use http::Method;
 use ruma::ServerName;
 
 const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 const WELL_KNOWN: &str = "/.well-known/matrix/server";
 
-fn client_with(ca: &TestCa, dns: &TestDns, edit: impl FnOnce(&mut Config)) -> FederationClient {
+fn client_with(ca: &TestCa, dns: &TestDns, edit: impl FnOnce(&mut Config)) -> HttpsClient {
     let mut config = Config::default();
     config.federation.nameservers = vec![dns.addr];
     config.federation.extra_ca_file = Some(ca.ca_pem());
     config.federation.allow_private_addresses = true;
     config.federation.request_timeout_secs = 5;
     edit(&mut config);
-    FederationClient::new(&config).expect("client")
+    HttpsClient::new(&config).expect("client")
 }
 
-fn client(ca: &TestCa, dns: &TestDns) -> FederationClient {
+fn client(ca: &TestCa, dns: &TestDns) -> HttpsClient {
     client_with(ca, dns, |_| {})
 }
 
@@ -38,7 +38,7 @@ fn name(s: &str) -> &ServerName {
 }
 
 /// GETs /version of `destination` and returns its `server.name`, or the error.
-async fn version(client: &FederationClient, destination: &str) -> Result<String, String> {
+async fn version(client: &HttpsClient, destination: &str) -> Result<String, String> {
     let response = client
         .request(
             name(destination),

@@ -5,15 +5,13 @@
 
 use std::sync::Arc;
 
-use http::Method;
 use ruma::{events::room::member::MembershipState, events::StateEventType, UserId};
 use serde_json::{json, Map, Value};
 
 use super::AccountService;
 use crate::{
     error::{Error, Result},
-    federation::requester::Requester,
-    http_util::percent_encode,
+    peers::Peers,
     rooms::service::RoomService,
 };
 
@@ -23,19 +21,15 @@ pub const FIELDS: [&str; 2] = ["displayname", "avatar_url"];
 pub struct ProfileService {
     accounts: Arc<AccountService>,
     rooms: Arc<RoomService>,
-    requester: Arc<Requester>,
+    peers: Arc<Peers>,
 }
 
 impl ProfileService {
-    pub fn new(
-        accounts: Arc<AccountService>,
-        rooms: Arc<RoomService>,
-        requester: Arc<Requester>,
-    ) -> Self {
+    pub fn new(accounts: Arc<AccountService>, rooms: Arc<RoomService>, peers: Arc<Peers>) -> Self {
         Self {
             accounts,
             rooms,
-            requester,
+            peers,
         }
     }
 
@@ -57,21 +51,7 @@ impl ProfileService {
         if user.server_name() == self.rooms.server_name() {
             return self.local(user);
         }
-        let uri = format!(
-            "/_matrix/federation/v1/query/profile?user_id={}",
-            percent_encode(user.as_str())
-        );
-        let profile: Value = self
-            .requester
-            .call(user.server_name(), Method::GET, &uri, None)
-            .await?;
-        if !profile.is_object() {
-            return Err(Error::remote(format!(
-                "{} sent a profile that is not an object",
-                user.server_name()
-            )));
-        }
-        Ok(profile)
+        self.peers.query_profile(user).await
     }
 
     /// Sets one field (`None` clears it) and announces it in every joined room.

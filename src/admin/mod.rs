@@ -5,6 +5,7 @@
 
 pub mod client;
 mod edus;
+pub mod federation_check;
 mod rooms;
 pub mod routes;
 mod token;

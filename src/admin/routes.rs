@@ -9,9 +9,9 @@ use warp::{filters::BoxedFilter, reply::Response, Filter, Rejection};
 use super::token::tokens_match;
 use crate::{
     error::{Error, Result},
-    federation::client::FederationClient,
     http_util::{body_limited, ok_json, parse_json, reply},
     keys::KeyService,
+    net::https::HttpsClient,
 };
 
 /// What the admin routes need.
@@ -19,10 +19,10 @@ use crate::{
 pub struct AdminContext {
     pub token: Arc<str>,
     pub keys: Arc<KeyService>,
-    pub client: Arc<FederationClient>,
+    pub client: Arc<HttpsClient>,
     pub rooms: Arc<crate::rooms::service::RoomService>,
     pub membership: Arc<crate::rooms::membership::MembershipService>,
-    pub sender: Arc<crate::federation::sender::Sender>,
+    pub sender: Arc<crate::delivery::sender::Sender>,
     pub edus: Arc<crate::edus::EduService>,
     pub accounts: Arc<crate::accounts::AccountService>,
     pub inbound: Arc<crate::federation::inbound::InboundStats>,
@@ -118,7 +118,7 @@ pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
 /// failures, so its queue is sent now rather than at its next retry time
 /// (for an operator who knows it is back; Synapse has the same as
 /// `reset_connection`).
-fn retry_destination(client: &FederationClient, body: &[u8]) -> Result<Response> {
+fn retry_destination(client: &HttpsClient, body: &[u8]) -> Result<Response> {
     #[derive(Deserialize)]
     struct Retry {
         destination: OwnedServerName,

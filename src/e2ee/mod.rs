@@ -11,13 +11,13 @@ mod remote;
 
 use std::{sync::Arc, time::Duration};
 
-use http::Method;
 use ruma::{OwnedServerName, OwnedUserId, ServerName, UserId};
 use serde_json::{json, Map, Value};
 
 use crate::{
+    delivery::outbox::Outbox,
     error::{Error, Result},
-    federation::{requester::Requester, sender::Sender},
+    peers::Peers,
     rooms::service::RoomService,
     store::{accounts::AccountTrees, e2ee::E2eeTrees},
 };
@@ -46,6 +46,13 @@ fn merge_answer(answer: &mut Value, remote: &Value, server: &ServerName, fields:
     }
 }
 
+/// What is asked of another server's keys.
+#[derive(Clone, Copy)]
+enum Ask {
+    Query,
+    Claim,
+}
+
 /// A remote server gets this long to answer a key query or claim.
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The cross-signing key kinds, as stored and as named in queries.
@@ -59,8 +66,8 @@ pub struct E2eeService {
     trees: E2eeTrees,
     accounts: AccountTrees,
     rooms: Arc<RoomService>,
-    requester: Arc<Requester>,
-    sender: Arc<Sender>,
+    peers: Arc<Peers>,
+    outbox: Outbox,
 }
 
 /// `{user: {device: value}}`, as queries and claims are shaped.
@@ -79,15 +86,15 @@ impl E2eeService {
         trees: E2eeTrees,
         accounts: AccountTrees,
         rooms: Arc<RoomService>,
-        requester: Arc<Requester>,
-        sender: Arc<Sender>,
+        peers: Arc<Peers>,
+        outbox: Outbox,
     ) -> Self {
         Self {
             trees,
             accounts,
             rooms,
-            requester,
-            sender,
+            peers,
+            outbox,
         }
     }
 
@@ -284,7 +291,7 @@ impl E2eeService {
                     .accounts
                     .device(user, device.into())?
                     .and_then(|d| d.display_name);
-                self.sender.queue_edu(
+                self.outbox.queue_edu(
                     servers,
                     "m.device_list_update",
                     json!({
@@ -305,7 +312,7 @@ impl E2eeService {
                         content[field] = key;
                     }
                 }
-                self.sender
+                self.outbox
                     .queue_edu(servers, "m.signing_key_update", content, None)
             }
         }
@@ -428,13 +435,7 @@ impl E2eeService {
     pub async fn claim(&self, claim: &Map<String, Value>) -> Result<Value> {
         let mut answer = self.claim_local(claim)?;
         let mut failures = Map::new();
-        let asked = self
-            .ask_servers(
-                claim,
-                "/_matrix/federation/v1/user/keys/claim",
-                "one_time_keys",
-            )
-            .await;
+        let asked = self.ask_servers(claim, Ask::Claim).await;
         for (server, outcome) in asked {
             match outcome {
                 Ok(remote) => merge_answer(&mut answer, &remote, &server, &["one_time_keys"]),
@@ -499,27 +500,38 @@ impl E2eeService {
     async fn ask_servers(
         &self,
         per_user: &Map<String, Value>,
-        uri: &str,
-        field: &str,
+        ask: Ask,
     ) -> Vec<(OwnedServerName, Result<Value>)> {
         let asks = self
             .by_remote_server(per_user)
             .into_iter()
             .map(|(server, part)| async move {
-                let body = json!({ field: part });
-                let outcome = self.remote(&server, uri, &body).await;
+                let outcome = self.remote(&server, ask, part).await;
                 (server, outcome)
             });
         futures_util::future::join_all(asks).await
     }
 
-    async fn remote(&self, server: &ServerName, uri: &str, body: &Value) -> Result<Value> {
-        tokio::time::timeout(
-            REMOTE_TIMEOUT,
-            self.requester
-                .call::<Value>(server, Method::POST, uri, Some(body)),
-        )
-        .await
-        .map_err(|_| Error::remote(format!("{server} did not answer in time")))?
+    async fn remote(
+        &self,
+        server: &ServerName,
+        ask: Ask,
+        part: Map<String, Value>,
+    ) -> Result<Value> {
+        let answer = async {
+            match ask {
+                Ask::Query => {
+                    let body = json!({ "device_keys": part });
+                    self.peers.user_keys_query(server, &body).await
+                }
+                Ask::Claim => {
+                    let body = json!({ "one_time_keys": part });
+                    self.peers.user_keys_claim(server, &body).await
+                }
+            }
+        };
+        tokio::time::timeout(REMOTE_TIMEOUT, answer)
+            .await
+            .map_err(|_| Error::remote(format!("{server} did not answer in time")))?
     }
 }

@@ -59,13 +59,7 @@ impl E2eeService {
                 }
             }
         }
-        let asked = self
-            .ask_servers(
-                &to_ask,
-                "/_matrix/federation/v1/user/keys/query",
-                "device_keys",
-            )
-            .await;
+        let asked = self.ask_servers(&to_ask, super::Ask::Query).await;
         for (server, outcome) in asked {
             let users = asked_for.iter().filter(|(u, _)| u.server_name() == server);
             match outcome {

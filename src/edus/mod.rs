@@ -27,7 +27,7 @@ pub use presence::is_state as is_presence_state;
 use presence::Presence;
 
 use crate::{
-    federation::sender::Sender,
+    delivery::outbox::Outbox,
     rooms::service::RoomService,
     store::{
         accounts::AccountTrees,
@@ -75,7 +75,7 @@ type Handled = Result<(), String>;
 pub struct EduService {
     rooms: Arc<RoomService>,
     /// Our users' typing and receipts go out to the room's other servers.
-    sender: Arc<Sender>,
+    outbox: Outbox,
     /// Our users' devices, for to-device messages sent to all of them.
     accounts: AccountTrees,
     /// Where remote users' key changes are recorded.
@@ -105,13 +105,13 @@ impl EduService {
     pub fn new(
         rooms: Arc<RoomService>,
         trees: EduTrees,
-        sender: Arc<Sender>,
+        outbox: Outbox,
         accounts: AccountTrees,
         keys: E2eeTrees,
     ) -> Self {
         Self {
             rooms,
-            sender,
+            outbox,
             accounts,
             keys,
             trees,
@@ -330,7 +330,7 @@ impl EduService {
             self.deliver(&own, message_id, local)?;
         }
         for (server, messages) in remote {
-            self.sender.queue_edu(
+            self.outbox.queue_edu(
                 [server],
                 "m.direct_to_device",
                 serde_json::json!({"sender": sender, "type": kind, "message_id": message_id, "messages": messages}),
@@ -369,7 +369,7 @@ impl EduService {
         user: &UserId,
         typing: Option<Duration>,
     ) -> crate::error::Result<()> {
-        self.sender.queue_edu(
+        self.outbox.queue_edu(
             self.rooms.joined_servers(room)?,
             "m.typing",
             serde_json::json!({"room_id": room, "user_id": user, "typing": typing.is_some()}),
@@ -406,7 +406,7 @@ impl EduService {
         let receipt = serde_json::json!({"data": {"ts": ts}, "event_ids": [event]});
         self.trees.put_receipt(room, kind, user, &receipt)?;
         if kind == "m.read" {
-            self.sender.queue_edu(
+            self.outbox.queue_edu(
                 self.rooms.joined_servers(room)?,
                 "m.receipt",
                 serde_json::json!({ room.as_str(): { kind: { user.as_str(): receipt } } }),

@@ -4,25 +4,22 @@
 
 use std::sync::Arc;
 
-use http::Method;
 use ruma::{
     events::{room::member::MembershipState, StateEventType},
-    OwnedRoomAliasId, OwnedRoomId, OwnedServerName, RoomAliasId, RoomId, UserId,
+    OwnedRoomAliasId, OwnedServerName, RoomAliasId, RoomId, UserId,
 };
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::service::RoomService;
 use crate::{
     error::{Error, Result},
-    federation::requester::Requester,
-    http_util::percent_encode,
+    peers::Peers,
     store::aliases::{AliasRecord, AliasTree, PublicRoomTree},
 };
 
 pub struct DirectoryService {
     rooms: Arc<RoomService>,
-    requester: Arc<Requester>,
+    peers: Arc<Peers>,
     aliases: AliasTree,
     public: PublicRoomTree,
 }
@@ -30,12 +27,7 @@ pub struct DirectoryService {
 /// Most rooms in one page of the public room list.
 const MAX_PAGE: usize = 100;
 
-/// Where an alias points, and servers that can let us in.
-#[derive(Debug, serde::Serialize, Deserialize)]
-pub struct Resolved {
-    pub room_id: OwnedRoomId,
-    pub servers: Vec<OwnedServerName>,
-}
+pub use crate::peers::Resolved;
 
 fn in_use(alias: &RoomAliasId) -> Error {
     Error::new(
@@ -48,13 +40,13 @@ fn in_use(alias: &RoomAliasId) -> Error {
 impl DirectoryService {
     pub fn new(
         rooms: Arc<RoomService>,
-        requester: Arc<Requester>,
+        peers: Arc<Peers>,
         aliases: AliasTree,
         public: PublicRoomTree,
     ) -> Self {
         Self {
             rooms,
-            requester,
+            peers,
             aliases,
             public,
         }
@@ -129,13 +121,7 @@ impl DirectoryService {
         if alias.server_name() == self.rooms.server_name() {
             return self.resolve_local(alias);
         }
-        let uri = format!(
-            "/_matrix/federation/v1/query/directory?room_alias={}",
-            percent_encode(alias.as_str())
-        );
-        self.requester
-            .call(alias.server_name(), Method::GET, &uri, None)
-            .await
+        self.peers.query_directory(alias).await
     }
 
     /// Publishes or hides a room in our public list; the user must be in it.
@@ -205,14 +191,7 @@ impl DirectoryService {
         server: &ruma::ServerName,
         body: &Value,
     ) -> Result<Value> {
-        self.requester
-            .call(
-                server,
-                Method::POST,
-                "/_matrix/federation/v1/publicRooms",
-                Some(body),
-            )
-            .await
+        self.peers.public_rooms(server, body).await
     }
 
     /// What the public room list shows of a room, from its current state.

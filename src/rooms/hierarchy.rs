@@ -9,19 +9,16 @@ use std::{
     sync::Arc,
 };
 
-use http::Method;
 use ruma::{
     events::{room::member::MembershipState, StateEventType},
     OwnedRoomId, OwnedServerName, RoomId, ServerName, UserId,
 };
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{directory::DirectoryService, service::RoomService};
 use crate::{
     error::{Error, Result},
-    federation::requester::Requester,
-    http_util::percent_encode,
+    peers::Peers,
 };
 
 /// Rooms in one page of a client's walk.
@@ -46,29 +43,22 @@ pub struct Walk {
     pub from: usize,
 }
 
-#[derive(Deserialize)]
-struct RemoteHierarchy {
-    room: Value,
-    #[serde(default)]
-    children: Vec<Value>,
-}
-
 pub struct HierarchyService {
     rooms: Arc<RoomService>,
     directory: Arc<DirectoryService>,
-    requester: Arc<Requester>,
+    peers: Arc<Peers>,
 }
 
 impl HierarchyService {
     pub fn new(
         rooms: Arc<RoomService>,
         directory: Arc<DirectoryService>,
-        requester: Arc<Requester>,
+        peers: Arc<Peers>,
     ) -> Self {
         Self {
             rooms,
             directory,
-            requester,
+            peers,
         }
     }
 
@@ -172,15 +162,7 @@ impl HierarchyService {
         }
         let own = self.rooms.server_name();
         for server in via.iter().filter(|s| s.as_str() != own.as_str()) {
-            let uri = format!(
-                "/_matrix/federation/v1/hierarchy/{}?suggested_only={suggested_only}",
-                percent_encode(room.as_str())
-            );
-            match self
-                .requester
-                .call::<RemoteHierarchy>(server, Method::GET, &uri, None)
-                .await
-            {
+            match self.peers.hierarchy(server, room, suggested_only).await {
                 Ok(answer) if answer.room["room_id"] == room.as_str() => {
                     for child in answer.children {
                         if let Some(id) = child["room_id"]

@@ -10,12 +10,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use http::Method;
-use ruma::{CanonicalJsonObject, OwnedEventId, OwnedRoomId, RoomId, ServerName};
-use serde::Deserialize;
+use ruma::{OwnedEventId, OwnedRoomId, RoomId, ServerName};
 
 use super::service::{Checked, Page, RoomService};
-use crate::{error::Result, federation::requester::Requester, http_util::percent_encode};
+use crate::{error::Result, peers::Peers};
 
 /// Most events asked of a server in one `/backfill`.
 const MAX_BACKFILL: usize = 100;
@@ -26,24 +24,19 @@ const MAX_SERVERS: usize = 3;
 const AUTH_ROUNDS: usize = 3;
 const MAX_AUTH_FETCH: usize = 50;
 
-#[derive(Deserialize)]
-struct Pdus {
-    pdus: Vec<CanonicalJsonObject>,
-}
-
 pub struct HistoryService {
     rooms: Arc<RoomService>,
-    requester: Arc<Requester>,
+    peers: Arc<Peers>,
     /// Where fetching found nothing older: not asked again while the
     /// room's history still starts at the same event.
     exhausted: Mutex<HashMap<OwnedRoomId, OwnedEventId>>,
 }
 
 impl HistoryService {
-    pub fn new(rooms: Arc<RoomService>, requester: Arc<Requester>) -> Self {
+    pub fn new(rooms: Arc<RoomService>, peers: Arc<Peers>) -> Self {
         Self {
             rooms,
-            requester,
+            peers,
             exhausted: Mutex::default(),
         }
     }
@@ -124,15 +117,12 @@ impl HistoryService {
         start: &OwnedEventId,
         want: usize,
     ) -> Result<usize> {
-        let uri = format!(
-            "/_matrix/federation/v1/backfill/{}?v={}&limit={}",
-            percent_encode(room.as_str()),
-            percent_encode(start.as_str()),
-            (want + 1).min(MAX_BACKFILL)
-        );
-        let mut answer: Pdus = self.requester.call(server, Method::GET, &uri, None).await?;
-        answer.pdus.truncate(MAX_BACKFILL);
-        let mut checked = self.rooms.verify_history(room, answer.pdus).await?;
+        let mut pdus = self
+            .peers
+            .backfill(server, room, start, (want + 1).min(MAX_BACKFILL))
+            .await?;
+        pdus.truncate(MAX_BACKFILL);
+        let mut checked = self.rooms.verify_history(room, pdus).await?;
         let history: HashSet<OwnedEventId> = checked.keys().cloned().collect();
         self.fetch_auth_events(server, room, &mut checked).await?;
         self.rooms.import_history(room, &checked, &history).await
@@ -153,16 +143,8 @@ impl HistoryService {
             }
             let mut fetched = Vec::new();
             for id in unknown.iter().take(MAX_AUTH_FETCH) {
-                let uri = format!(
-                    "/_matrix/federation/v1/event/{}",
-                    percent_encode(id.as_str())
-                );
-                match self
-                    .requester
-                    .call::<Pdus>(server, Method::GET, &uri, None)
-                    .await
-                {
-                    Ok(answer) => fetched.extend(answer.pdus.into_iter().take(1)),
+                match self.peers.event(server, id).await {
+                    Ok(event) => fetched.extend(event),
                     Err(e) => {
                         tracing::info!(%room, event = %id, error = %e, "auth event fetch failed")
                     }

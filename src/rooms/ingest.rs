@@ -11,17 +11,13 @@
 use std::sync::Arc;
 
 use futures_util::{future::join_all, stream, StreamExt};
-use http::Method;
 use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedRoomId, ServerName};
-use serde::Deserialize;
-use serde_json::json;
 use tokio::task::JoinHandle;
 
 use super::service::{GapState, RoomService, Verified};
 use crate::{
     error::{Error, Result},
-    federation::requester::Requester,
-    http_util::percent_encode,
+    peers::Peers,
 };
 
 /// Missing events asked for per gap.
@@ -36,34 +32,12 @@ const MAX_STATE_IDS: usize = 200_000;
 
 pub struct IngestService {
     rooms: Arc<RoomService>,
-    requester: Arc<Requester>,
-}
-
-#[derive(Deserialize)]
-struct MissingEvents {
-    events: Vec<CanonicalJsonObject>,
-}
-
-#[derive(Deserialize)]
-struct StateIds {
-    pdu_ids: Vec<OwnedEventId>,
-    auth_chain_ids: Vec<OwnedEventId>,
-}
-
-#[derive(Deserialize)]
-struct State {
-    pdus: Vec<CanonicalJsonObject>,
-    auth_chain: Vec<CanonicalJsonObject>,
-}
-
-#[derive(Deserialize)]
-struct Pdus {
-    pdus: Vec<CanonicalJsonObject>,
+    peers: Arc<Peers>,
 }
 
 impl IngestService {
-    pub fn new(rooms: Arc<RoomService>, requester: Arc<Requester>) -> Self {
-        Self { rooms, requester }
+    pub fn new(rooms: Arc<RoomService>, peers: Arc<Peers>) -> Self {
+        Self { rooms, peers }
     }
 
     /// Signatures and hashes of a transaction's PDUs, checked all at once
@@ -136,28 +110,17 @@ impl IngestService {
         earliest: Vec<OwnedEventId>,
         latest: OwnedEventId,
     ) {
-        let uri = format!(
-            "/_matrix/federation/v1/get_missing_events/{}",
-            percent_encode(room.as_str())
-        );
-        let body = json!({
-            "earliest_events": earliest,
-            "latest_events": [latest],
-            "limit": GAP_LIMIT,
-            "min_depth": 0,
-        });
-        let answer: MissingEvents = match self
-            .requester
-            .call(origin, Method::POST, &uri, Some(&body))
-            .await
-        {
+        let answer = self
+            .peers
+            .get_missing_events(origin, room, &earliest, &latest, GAP_LIMIT)
+            .await;
+        let mut events = match answer {
             Ok(answer) => answer,
             Err(e) => {
                 tracing::info!(%room, %origin, error = %e, "get_missing_events failed");
                 return;
             }
         };
-        let mut events = answer.events;
         events.truncate(GAP_LIMIT);
         events.sort_by_key(|e| match e.get("depth") {
             Some(CanonicalJsonValue::Integer(d)) => i64::from(*d),
@@ -198,20 +161,8 @@ impl IngestService {
     /// we lack for it (state, auth chain, its prev and auth events) fetched
     /// and checked.
     async fn state_before(&self, origin: &ServerName, verified: &Verified) -> Result<GapState> {
-        let at = format!(
-            "{}?event_id={}",
-            percent_encode(verified.room.as_str()),
-            percent_encode(verified.event_id.as_str())
-        );
-        let ids: StateIds = self
-            .requester
-            .call(
-                origin,
-                Method::GET,
-                &format!("/_matrix/federation/v1/state_ids/{at}"),
-                None,
-            )
-            .await?;
+        let (room, at) = (&verified.room, &verified.event_id);
+        let ids = self.peers.state_ids(origin, room, at).await?;
         if ids.pdu_ids.len() + ids.auth_chain_ids.len() > MAX_STATE_IDS {
             return Err(Error::remote("the state at the gap is too large"));
         }
@@ -219,15 +170,7 @@ impl IngestService {
         named.extend(ids.pdu_ids.iter().cloned());
         let unknown = self.rooms.unknown_for(verified, &named)?;
         let events = if unknown.len() > MAX_EVENT_FETCHES {
-            let state: State = self
-                .requester
-                .call(
-                    origin,
-                    Method::GET,
-                    &format!("/_matrix/federation/v1/state/{at}"),
-                    None,
-                )
-                .await?;
+            let state = self.peers.state(origin, room, at).await?;
             // The event's prev events are not part of the state before it.
             let named: std::collections::HashSet<_> = named.iter().collect();
             let others: Vec<_> = unknown
@@ -254,20 +197,13 @@ impl IngestService {
         ids: &[OwnedEventId],
     ) -> Vec<CanonicalJsonObject> {
         // Owned: the futures must not borrow across the stream (Send bounds).
-        let (requester, origin) = (self.requester.clone(), origin.to_owned());
+        let (peers, origin) = (self.peers.clone(), origin.to_owned());
         stream::iter(ids.to_vec())
             .map(move |id| {
-                let (requester, origin) = (requester.clone(), origin.clone());
+                let (peers, origin) = (peers.clone(), origin.clone());
                 async move {
-                    let uri = format!(
-                        "/_matrix/federation/v1/event/{}",
-                        percent_encode(id.as_str())
-                    );
-                    match requester
-                        .call::<Pdus>(&origin, Method::GET, &uri, None)
-                        .await
-                    {
-                        Ok(answer) => answer.pdus.into_iter().next(),
+                    match peers.event(&origin, &id).await {
+                        Ok(event) => event,
                         Err(e) => {
                             tracing::info!(event = %id, error = %e, "event fetch failed");
                             None

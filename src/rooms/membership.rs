@@ -6,99 +6,32 @@
 
 use std::sync::Arc;
 
-use http::Method;
 use ruma::{
     events::room::member::MembershipState, CanonicalJsonObject, CanonicalJsonValue, OwnedEventId,
     OwnedServerName, RoomId, RoomVersionId, UserId,
 };
-use serde::{de::DeserializeOwned, Deserialize};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::{partial_join, pdu::CheckedPdu, service::RoomService};
 use crate::{
     error::{Error, Result},
-    federation::requester::Requester,
-    http_util::percent_encode,
+    peers::{Handshake, Peers, SendJoinAnswer, SendKnockAnswer, JOIN, KNOCK, LEAVE},
     store::pending::Pending,
-};
-
-/// Room versions we can join, offered to `make_join` as `ver`.
-const SUPPORTED_VERSIONS: &[&str] = &[
-    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12",
-];
-
-/// One of the make/send handshakes.
-struct Handshake {
-    membership: &'static str,
-    make: &'static str,
-    /// The send endpoint, with its API version.
-    send: &'static str,
-    /// Whether `make` takes our supported room versions.
-    versioned: bool,
-}
-
-const JOIN: Handshake = Handshake {
-    membership: "join",
-    make: "v1/make_join",
-    send: "v2/send_join",
-    versioned: true,
-};
-const LEAVE: Handshake = Handshake {
-    membership: "leave",
-    make: "v1/make_leave",
-    send: "v2/send_leave",
-    versioned: false,
-};
-const KNOCK: Handshake = Handshake {
-    membership: "knock",
-    make: "v1/make_knock",
-    send: "v1/send_knock",
-    versioned: true,
 };
 
 pub struct MembershipService {
     pub(super) rooms: Arc<RoomService>,
-    pub(super) requester: Arc<Requester>,
+    pub(super) peers: Arc<Peers>,
     /// Whether joins ask for partial state (`rooms.partial_state_joins`).
     partial_joins: bool,
 }
 
-#[derive(Deserialize)]
-struct MakeAnswer {
-    room_version: Option<String>,
-    event: CanonicalJsonObject,
-}
-
-#[derive(Deserialize)]
-struct SendJoinAnswer {
-    state: Vec<CanonicalJsonObject>,
-    auth_chain: Vec<CanonicalJsonObject>,
-    /// Our join co-signed by the resident (restricted rooms).
-    #[serde(default)]
-    event: Option<CanonicalJsonObject>,
-    /// Whether the state leaves out member events (we asked it to).
-    #[serde(default)]
-    members_omitted: bool,
-    #[serde(default)]
-    servers_in_room: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct SendKnockAnswer {
-    #[serde(default)]
-    knock_room_state: Vec<CanonicalJsonObject>,
-}
-
-#[derive(Deserialize)]
-struct InviteAnswer {
-    event: CanonicalJsonObject,
-}
-
 impl MembershipService {
-    pub fn new(rooms: Arc<RoomService>, requester: Arc<Requester>, partial_joins: bool) -> Self {
+    pub fn new(rooms: Arc<RoomService>, peers: Arc<Peers>, partial_joins: bool) -> Self {
         Self {
             rooms,
-            requester,
+            peers,
             partial_joins,
         }
     }
@@ -129,7 +62,9 @@ impl MembershipService {
         let id = self
             .through(room, user, &servers, |server| async move {
                 let (mut join, version, answer) = self
-                    .handshake::<SendJoinAnswer>(&JOIN, room, user, &server, None)
+                    .handshake::<SendJoinAnswer<CanonicalJsonObject>>(
+                        &JOIN, room, user, &server, None,
+                    )
                     .await?;
                 if let Some(signed) = answer.event {
                     join = self.rooms.check_cosigned(&join, signed, &version).await?;
@@ -144,7 +79,7 @@ impl MembershipService {
             })
             .await?;
         if self.rooms.partial_join(room)?.is_some() {
-            partial_join::spawn(self.rooms.clone(), self.requester.clone(), room.to_owned()).await;
+            partial_join::spawn(self.rooms.clone(), self.peers.clone(), room.to_owned()).await;
         }
         self.rooms.settle_pending(user, room).await?;
         Ok(id)
@@ -157,7 +92,7 @@ impl MembershipService {
         answered: &OwnedServerName,
         listed: &[String],
     ) -> Vec<OwnedServerName> {
-        let own = self.requester.server_name();
+        let own = self.peers.server_name();
         let mut servers = vec![answered.clone()];
         for server in listed
             .iter()
@@ -228,7 +163,7 @@ impl MembershipService {
 
     /// Whether one of our users is joined to the room.
     fn resident(&self, room: &RoomId) -> bool {
-        let own = self.requester.server_name();
+        let own = self.peers.server_name();
         self.rooms
             .joined_servers(room)
             .is_ok_and(|s| s.contains(own))
@@ -326,7 +261,7 @@ impl MembershipService {
         content: serde_json::Value,
     ) -> Result<OwnedEventId> {
         let server = target.server_name();
-        if server == self.requester.server_name() {
+        if server == self.peers.server_name() {
             return self
                 .rooms
                 .send(
@@ -342,11 +277,6 @@ impl MembershipService {
             .rooms
             .prepare_invite(room, sender, target, content)
             .await?;
-        let uri = format!(
-            "/_matrix/federation/v2/invite/{}/{}",
-            percent_encode(room.as_str()),
-            percent_encode(invite.event.event_id.as_str())
-        );
         let state: Vec<CanonicalJsonValue> = invite
             .room_state
             .into_iter()
@@ -357,12 +287,10 @@ impl MembershipService {
             "event": CanonicalJsonValue::Object(invite.event.object),
             "invite_room_state": state,
         });
-        let answer: InviteAnswer = self
-            .requester
-            .call(server, Method::PUT, &uri, Some(&body))
-            .await?;
+        let event_id = &invite.event.event_id;
+        let signed = self.peers.invite(server, room, event_id, &body).await?;
         self.rooms
-            .append_invite(room, &invite.event.event_id, server, answer.event)
+            .append_invite(room, event_id, server, signed)
             .await?;
         Ok(invite.event.event_id)
     }
@@ -380,7 +308,7 @@ impl MembershipService {
         F: Fn(OwnedServerName) -> Fut,
         Fut: std::future::Future<Output = Result<OwnedEventId>>,
     {
-        let own = self.requester.server_name();
+        let own = self.peers.server_name();
         if user.server_name() != own {
             return Err(Error::forbidden(format!(
                 "{user} is not a user of this server"
@@ -409,20 +337,7 @@ impl MembershipService {
         server: &OwnedServerName,
         reason: Option<&str>,
     ) -> Result<(CheckedPdu, RoomVersionId, T)> {
-        let mut uri = format!(
-            "/_matrix/federation/{}/{}/{}",
-            kind.make,
-            percent_encode(room.as_str()),
-            percent_encode(user.as_str())
-        );
-        if kind.versioned {
-            let versions: Vec<String> = SUPPORTED_VERSIONS
-                .iter()
-                .map(|v| format!("ver={v}"))
-                .collect();
-            uri = format!("{uri}?{}", versions.join("&"));
-        }
-        let answer: MakeAnswer = self.requester.call(server, Method::GET, &uri, None).await?;
+        let answer = self.peers.make_membership(server, kind, room, user).await?;
         let version = RoomVersionId::try_from(answer.room_version.as_deref().unwrap_or("1"))
             .map_err(|e| Error::remote(format!("{server} named a bad room version: {e}")))?;
         let mut template = answer.event;
@@ -443,21 +358,14 @@ impl MembershipService {
             }
         }
         let event = self.rooms.sign_template(template, &version)?;
-        let mut uri = format!(
-            "/_matrix/federation/{}/{}/{}",
-            kind.send,
-            percent_encode(room.as_str()),
-            percent_encode(event.event_id.as_str())
-        );
         // A rejoin asks for the full state: the room's old state is
         // resolved with the answer, which a partial answer cannot take.
-        if kind.membership == "join" && self.partial_joins && !self.rooms.is_known(room)? {
-            uri.push_str("?omit_members=true");
-        }
+        let omit_members =
+            kind.membership == "join" && self.partial_joins && !self.rooms.is_known(room)?;
         let body = serde_json::Value::from(CanonicalJsonValue::Object(event.object.clone()));
         let answer: T = self
-            .requester
-            .call(server, Method::PUT, &uri, Some(&body))
+            .peers
+            .send_membership(server, kind, room, &event.event_id, &body, omit_members)
             .await?;
         Ok((event, version, answer))
     }

@@ -6,19 +6,15 @@
 //! the room's `m.room.third_party_invite` event.
 //! Spec: server-server-api.md "Third-party invites"; third_party_invite.yaml.
 
-use http::Method;
 use ruma::{
     events::StateEventType, CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedServerName,
     OwnedUserId, RoomId, ServerName,
 };
-use serde::{de::IgnoredAny, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::membership::MembershipService;
-use crate::{
-    error::{Error, Result},
-    http_util::percent_encode,
-};
+use crate::error::{Error, Result};
 
 /// More invites than this in one `/3pid/onbind` are refused: each costs a
 /// request to another server.
@@ -117,7 +113,7 @@ impl MembershipService {
     /// user, asks the inviter's server (or the room's) to issue it. The
     /// first failure is the answer, once every invite has been tried.
     pub async fn on_bind(&self, bind: Bind) -> Result<()> {
-        let own = self.requester.server_name().to_owned();
+        let own = self.peers.server_name().to_owned();
         if bind.mxid.server_name() != own {
             return Err(Error::invalid_param(format!(
                 "{} is not a user of this server",
@@ -171,15 +167,11 @@ impl MembershipService {
             return self.exchange_third_party_invite(own, &room, request).await;
         }
         let body = serde_json::to_value(&request).map_err(|e| Error::internal(e.to_string()))?;
-        let uri = format!(
-            "/_matrix/federation/v1/exchange_third_party_invite/{}",
-            percent_encode(room.as_str())
-        );
         let mut last = Error::not_found("no server can issue the invite");
         for server in servers {
             match self
-                .requester
-                .call::<IgnoredAny>(&server, Method::PUT, &uri, Some(&body))
+                .peers
+                .exchange_third_party_invite(&server, &room, &body)
                 .await
             {
                 Ok(_) => return Ok(()),

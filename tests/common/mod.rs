@@ -78,7 +78,8 @@ impl TestCa {
 
 /// A TLS acceptor presenting the test CA's leaf certificate (HTTP/1.1 only).
 pub fn tls_acceptor(ca: &TestCa) -> tokio_rustls::TlsAcceptor {
-    let mut config = hearth::tls::server_config(&ca.cert_pem(), &ca.key_pem()).expect("server TLS");
+    let mut config =
+        hearth::net::tls::server_config(&ca.cert_pem(), &ca.key_pem()).expect("server TLS");
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
 }

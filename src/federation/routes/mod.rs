@@ -36,14 +36,12 @@ use ruma::{
 };
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{
-    auth::{authenticated, Authenticated},
-    client::FederationClient,
-};
+use super::auth::{authenticated, Authenticated};
 use crate::{
     error::{Error, Result},
     http_util::{percent_decode, reply},
     keys::KeyService,
+    net::https::HttpsClient,
     rooms::service::RoomService,
     store::rooms::EventMeta,
 };
@@ -52,7 +50,7 @@ use crate::{
 #[derive(Clone)]
 pub struct Services {
     pub keys: Arc<KeyService>,
-    pub client: Arc<FederationClient>,
+    pub client: Arc<HttpsClient>,
     pub rooms: Arc<RoomService>,
     pub directory: Arc<crate::rooms::directory::DirectoryService>,
     pub hierarchy: Arc<crate::rooms::hierarchy::HierarchyService>,
@@ -153,7 +151,7 @@ fn admitted(
 /// Spec: server-server-api.md "Unsupported endpoints".
 fn unknown_federation_endpoint(
     keys: Arc<KeyService>,
-    client: Arc<FederationClient>,
+    client: Arc<HttpsClient>,
 ) -> BoxedFilter<(Response,)> {
     warp::path("_matrix")
         .and(warp::path("federation"))

@@ -63,7 +63,7 @@ impl RoomService {
     /// The room and `origin_server_ts` of a stored event.
     pub fn room_and_ts_of(&self, id: &EventId) -> Result<(ruma::OwnedRoomId, u64)> {
         let (meta, json) = self.event(None, id)?;
-        let ts = crate::federation::sender::origin_ts(&json).unwrap_or(0);
+        let ts = crate::rooms::event::origin_ts(&json).unwrap_or(0);
         Ok((meta.room_id, ts))
     }
 

@@ -1,7 +1,26 @@
-//! Signed JSON requests to other servers, for the code that talks
-//! federation (joins, gap filling, the sender): sign, send, read the answer
-//! and turn a Matrix error from the other side into ours.
+//! The one place that speaks to other servers: a typed call per
+//! federation endpoint, each in the file of its spec section. Every
+//! request is signed (X-Matrix), sent through the network layer
+//! (discovery, IP policy, backoff), and its answer parsed; a Matrix error
+//! from the other side becomes ours.
+//!
+//! Wire types are hearth's own serde structs rather than ruma's
+//! `federation-api` types: PDUs stay `CanonicalJsonObject`s, which the
+//! receive checks take as they are (ruma's `Box<RawValue>` would be parsed
+//! a second time), and the sender's transactions are spliced canonical
+//! bytes (see `delivery`).
 //! Spec: server-server-api.md "Request Authentication".
+
+mod events;
+mod keys;
+mod membership;
+mod query;
+mod transactions;
+pub mod version;
+
+pub use events::{State, StateIds};
+pub use membership::{Handshake, MakeAnswer, SendJoinAnswer, SendKnockAnswer, JOIN, KNOCK, LEAVE};
+pub use query::{Hierarchy, Resolved};
 
 use std::sync::Arc;
 
@@ -9,12 +28,12 @@ use http::Method;
 use ruma::ServerName;
 use serde::de::DeserializeOwned;
 
-use super::client::FederationClient;
-use crate::{error::Error, keys::KeyService};
+use crate::{error::Error, http_util::percent_encode, keys::KeyService, net::https::HttpsClient};
 
-pub struct Requester {
+/// Signs, sends and reads requests to other servers.
+pub struct Peers {
     keys: Arc<KeyService>,
-    client: Arc<FederationClient>,
+    client: Arc<HttpsClient>,
 }
 
 /// Error codes another server may answer with that we pass on as they are.
@@ -30,8 +49,8 @@ const PASSED_ON: &[&str] = &[
     "M_LIMIT_EXCEEDED",
 ];
 
-impl Requester {
-    pub fn new(keys: Arc<KeyService>, client: Arc<FederationClient>) -> Self {
+impl Peers {
+    pub fn new(keys: Arc<KeyService>, client: Arc<HttpsClient>) -> Self {
         Self { keys, client }
     }
 
@@ -41,7 +60,7 @@ impl Requester {
 
     /// Sends a signed request and parses a 200 answer as `T`. Another
     /// server's Matrix error keeps its status and (known) errcode.
-    pub async fn call<T: DeserializeOwned>(
+    async fn call<T: DeserializeOwned>(
         &self,
         destination: &ServerName,
         method: Method,
@@ -61,7 +80,7 @@ impl Requester {
 
     /// [`Self::call`] with a body that is canonical JSON already, signed
     /// without parsing it back (see [`KeyService::authorization_canonical`]).
-    pub async fn call_canonical<T: DeserializeOwned>(
+    async fn call_canonical<T: DeserializeOwned>(
         &self,
         destination: &ServerName,
         method: Method,
@@ -116,4 +135,9 @@ fn remote_error(destination: &ServerName, status: http::StatusCode, body: &[u8])
         Some(code) if status.is_client_error() => Error::new(status, code, message),
         _ => Error::remote(message),
     }
+}
+
+/// A path segment: IDs are percent-encoded into request paths.
+fn seg(id: &str) -> String {
+    percent_encode(id)
 }

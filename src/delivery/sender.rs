@@ -13,20 +13,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use http::Method;
 use ruma::{CanonicalJsonValue, OwnedServerName, ServerName};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
 
-use super::{
-    client::FederationClient,
-    requester::Requester,
-    status::{self, DestinationStatus},
-};
+use super::status::{self, DestinationStatus};
 use crate::{
     error::Error,
-    http_util::{json_string, percent_encode, splice_array, splice_object},
-    rooms::service::RoomService,
+    http_util::{json_string, splice_array, splice_object},
+    net::https::HttpsClient,
+    peers::Peers,
+    rooms::{event::origin_ts, service::RoomService},
     store::outbound::{Entry, OutboundTree, Queued},
     time::now_ms,
 };
@@ -44,8 +41,8 @@ const RESCAN: Duration = Duration::from_secs(30);
 pub struct Sender {
     queue: OutboundTree,
     rooms: Arc<RoomService>,
-    requester: Arc<Requester>,
-    client: Arc<FederationClient>,
+    peers: Arc<Peers>,
+    client: Arc<HttpsClient>,
     ready: Arc<Notify>,
     active: Mutex<HashSet<OwnedServerName>>,
     slots: Semaphore,
@@ -59,15 +56,15 @@ impl Sender {
     pub fn new(
         queue: OutboundTree,
         rooms: Arc<RoomService>,
-        requester: Arc<Requester>,
-        client: Arc<FederationClient>,
+        peers: Arc<Peers>,
+        client: Arc<HttpsClient>,
         ready: Arc<Notify>,
         catch_up_after: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             queue,
             rooms,
-            requester,
+            peers,
             client,
             ready,
             active: Mutex::new(HashSet::new()),
@@ -95,31 +92,6 @@ impl Sender {
                     .and_then(|(_, json)| origin_ts(&json))
             },
         )
-    }
-
-    /// Queues an EDU for every server in `destinations` but us; with a
-    /// `ttl` it is dropped unsent once stale (typing notifications).
-    pub fn queue_edu(
-        &self,
-        destinations: impl IntoIterator<Item = OwnedServerName>,
-        edu_type: &str,
-        content: Value,
-        ttl: Option<Duration>,
-    ) -> crate::error::Result<()> {
-        let own = self.requester.server_name();
-        let destinations: Vec<OwnedServerName> =
-            destinations.into_iter().filter(|d| d != own).collect();
-        if destinations.is_empty() {
-            return Ok(());
-        }
-        let item = Queued::Edu {
-            edu: json!({ "edu_type": edu_type, "content": content }),
-            expires_ms: ttl.map(|ttl| now_ms() + ttl.as_millis() as u64),
-        };
-        let refs: Vec<&ServerName> = destinations.iter().map(|d| d.as_ref()).collect();
-        self.queue.push(&refs, self.rooms.next_id()?, &item)?;
-        self.ready.notify_one();
-        Ok(())
     }
 
     /// Runs forever: starts a drain for every destination with queued
@@ -297,11 +269,10 @@ impl Sender {
         let first = batch.first().map(|e| seq_of(&e.key)).unwrap_or_default();
         let last = batch.last().map(|e| seq_of(&e.key)).unwrap_or_default();
         let txn_id = format!("{first}-{last}");
-        let body = transaction_body(self.requester.server_name(), now_ms(), &pdus, edus);
-        let uri = format!("/_matrix/federation/v1/send/{}", percent_encode(&txn_id));
+        let body = transaction_body(self.peers.server_name(), now_ms(), &pdus, edus);
         match self
-            .requester
-            .call_canonical::<Value>(destination, Method::PUT, &uri, body)
+            .peers
+            .send_transaction(destination, &txn_id, body)
             .await
         {
             Ok(_) => Ok(()),
@@ -357,52 +328,5 @@ fn seq_of(key: &[u8]) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
-/// An event's `origin_server_ts`.
-pub fn origin_ts(event: &ruma::CanonicalJsonObject) -> Option<u64> {
-    match event.get("origin_server_ts") {
-        Some(CanonicalJsonValue::Integer(ts)) => u64::try_from(i64::from(*ts)).ok(),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_spliced_transaction_is_its_canonical_json() {
-        let pdus = [
-            json!({"type": "m.room.message", "content": {"body": "é\"\n"}, "depth": 3}),
-            json!({"a": [1, null, {"z": 1, "b": true}]}),
-        ];
-        let stored: Vec<Vec<u8>> = pdus
-            .iter()
-            .map(|p| {
-                ruma::canonical_json::to_canonical_value(p)
-                    .expect("canonical")
-                    .to_string()
-                    .into_bytes()
-            })
-            .collect();
-        let edus = vec![
-            json!({"edu_type": "m.typing", "content": {"user_id": "@u:a", "typing": true}}),
-            json!({"edu_type": "m.direct_to_device", "content": {"x": 1.5}}),
-        ];
-        let origin = <&ServerName>::try_from("a.example.org").expect("name");
-        let body = transaction_body(origin, 42, &stored, edus.clone());
-        let expected = json!({
-            "origin": "a.example.org", "origin_server_ts": 42, "pdus": pdus,
-            // The float cannot be canonical JSON: that EDU is left out.
-            "edus": [edus[0]],
-        });
-        let expected = ruma::canonical_json::to_canonical_value(&expected)
-            .expect("canonical")
-            .to_string();
-        assert_eq!(String::from_utf8(body).expect("utf-8"), expected);
-        let empty = transaction_body(origin, 1, &[], vec![]);
-        assert_eq!(
-            String::from_utf8(empty).expect("utf-8"),
-            r#"{"edus":[],"origin":"a.example.org","origin_server_ts":1,"pdus":[]}"#
-        );
-    }
-}
+mod tests;

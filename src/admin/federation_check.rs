@@ -10,11 +10,14 @@ use ruma::{CanonicalJsonObject, ServerName};
 use serde::Serialize;
 use tokio_rustls::TlsConnector;
 
-use super::{
-    client::{dial, FederationClient, Resolution},
-    dns::Endpoints,
+use crate::{
+    config::Config,
+    keys::remote::check_key_response,
+    net::{
+        dns::Endpoints,
+        https::{dial, HttpsClient, Resolution},
+    },
 };
-use crate::{config::Config, keys::remote::check_key_response};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -45,14 +48,14 @@ pub struct KeyReport {
 }
 
 /// Runs every check; never fails itself, the report says what failed.
-pub async fn run(config: &Config, client: &FederationClient, server: &ServerName) -> Report {
+pub async fn run(config: &Config, client: &HttpsClient, server: &ServerName) -> Report {
     let resolution = client.resolve(server).await;
     let endpoints = client.dns().endpoints(&resolution.authority).await;
     let connections = match &endpoints {
         Ok(endpoints) => inspect_all(config, client, endpoints).await,
         Err(_) => Vec::new(),
     };
-    let version = fetch_version(client, server).await;
+    let version = crate::peers::version::fetch(client, server).await;
     let keys = fetch_keys(client, server).await;
     let mut report = Report {
         server_name: server.to_string(),
@@ -70,7 +73,7 @@ pub async fn run(config: &Config, client: &FederationClient, server: &ServerName
 
 async fn inspect_all(
     config: &Config,
-    client: &FederationClient,
+    client: &HttpsClient,
     endpoints: &Endpoints,
 ) -> Vec<ConnectionReport> {
     let mut reports = Vec::new();
@@ -83,7 +86,7 @@ async fn inspect_all(
 /// Connects to one address and judges the certificate it presents.
 async fn inspect(
     config: &Config,
-    client: &FederationClient,
+    client: &HttpsClient,
     name: &str,
     address: std::net::SocketAddr,
 ) -> ConnectionReport {
@@ -96,7 +99,9 @@ async fn inspect(
         let stream = dial(client.policy(), name, &[address])
             .await
             .map_err(|e| e.to_string())?;
-        let tls = TlsConnector::from(std::sync::Arc::new(crate::tls::inspecting_client_config()?));
+        let tls = TlsConnector::from(std::sync::Arc::new(
+            crate::net::tls::inspecting_client_config()?,
+        ));
         let sni =
             rustls::pki_types::ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
         let stream = tls
@@ -120,9 +125,12 @@ async fn inspect(
             report.certificate_sha256 = chain
                 .first()
                 .map(|leaf| hex(ring::digest::digest(&ring::digest::SHA256, leaf).as_ref()));
-            report.certificate =
-                crate::tls::judge_chain(config.federation.extra_ca_file.as_deref(), name, &chain)
-                    .map(|()| format!("valid for {name}"));
+            report.certificate = crate::net::tls::judge_chain(
+                config.federation.extra_ca_file.as_deref(),
+                name,
+                &chain,
+            )
+            .map(|()| format!("valid for {name}"));
         }
     }
     report
@@ -136,31 +144,7 @@ fn hex(bytes: &[u8]) -> String {
         .join(":")
 }
 
-async fn fetch_version(client: &FederationClient, server: &ServerName) -> Result<String, String> {
-    let response = client
-        .request_now(
-            server,
-            Method::GET,
-            "/_matrix/federation/v1/version",
-            None,
-            None,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.status.is_success() {
-        return Err(format!("answered {}", response.status));
-    }
-    let body: serde_json::Value =
-        serde_json::from_slice(&response.body).map_err(|e| format!("not JSON: {e}"))?;
-    let name = body["server"]["name"].as_str().unwrap_or("unknown");
-    let version = body["server"]["version"].as_str().unwrap_or("unknown");
-    Ok(format!("{name} {version}"))
-}
-
-async fn fetch_keys(
-    client: &FederationClient,
-    server: &ServerName,
-) -> Result<Vec<KeyReport>, String> {
+async fn fetch_keys(client: &HttpsClient, server: &ServerName) -> Result<Vec<KeyReport>, String> {
     let response = client
         .request_now(server, Method::GET, "/_matrix/key/v2/server", None, None)
         .await

@@ -66,7 +66,7 @@ pub struct RemoteResponse {
     pub body: Bytes,
 }
 
-pub struct FederationClient {
+pub struct HttpsClient {
     http: Client<Connector, Full<Bytes>>,
     dns: Arc<Dns>,
     policy: Arc<AddressPolicy>,
@@ -90,9 +90,9 @@ struct RawResponse {
     body: Bytes,
 }
 
-impl FederationClient {
+impl HttpsClient {
     pub fn new(config: &Config) -> Result<Self, String> {
-        let tls = crate::tls::client_config(
+        let tls = crate::net::tls::client_config(
             config.federation.verify_certificates,
             config.federation.extra_ca_file.as_deref(),
         )?;
