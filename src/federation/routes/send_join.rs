@@ -2,7 +2,6 @@
 //! Spec: server-server-api.md "Joining Rooms"; joins-v2.yaml.
 
 use ruma::CanonicalJsonObject;
-use serde::Serialize;
 use serde_json::value::RawValue;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
@@ -11,6 +10,7 @@ use crate::{
     error::Result,
     federation::auth::Authenticated,
     http_util::{ok_json, parse_json, raw_query, reply},
+    peers::SendJoinAnswer,
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
@@ -44,24 +44,12 @@ async fn handle(
         .rooms
         .send_join(&room, &event_id, &request.origin, object, omit_members)
         .await?;
-    Ok(ok_json(&Answer {
-        origin: services.keys.server_name().as_str(),
+    Ok(ok_json(&SendJoinAnswer::<Box<RawValue>> {
+        origin: services.keys.server_name().to_string(),
         state: answer.state,
         auth_chain: answer.auth_chain,
         members_omitted: answer.members_omitted,
         servers_in_room: answer.servers_in_room,
         event: answer.event,
     }))
-}
-
-/// The answer's fields; the events are embedded as stored.
-#[derive(Serialize)]
-struct Answer<'a> {
-    origin: &'a str,
-    state: Vec<Box<RawValue>>,
-    auth_chain: Vec<Box<RawValue>>,
-    members_omitted: bool,
-    servers_in_room: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event: Option<CanonicalJsonObject>,
 }
