@@ -15,7 +15,7 @@ use hearth::{
     config::Config,
     keys::KeyService,
     net::https::HttpsClient,
-    rooms::{service::RoomService, state_res::resolve},
+    rooms::{state_res::resolve, RoomService},
     store::Store,
 };
 use proc::{dir_bytes, rss_kb};

@@ -1,7 +1,8 @@
 //! One error type for the whole server: every failure maps to a Matrix
 //! `{"errcode": "M_…", "error": "…"}` body with the right HTTP status.
 
-use http::StatusCode;
+use http::{header, HeaderValue, StatusCode};
+use serde::Serialize;
 use serde_json::json;
 use warp::reply::Response;
 
@@ -97,7 +98,7 @@ impl Error {
         if let (Some(extra), Some(object)) = (self.extra, body.as_object_mut()) {
             object.extend(*extra);
         }
-        crate::http_util::json_response(self.status, &body)
+        json_response(self.status, &body)
     }
 }
 
@@ -130,4 +131,16 @@ impl From<sled::transaction::TransactionError<Error>> for Error {
             sled::transaction::TransactionError::Storage(e) => e.into(),
         }
     }
+}
+
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    // Serialising a serde_json::Value or a derived struct cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(bytes.into());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

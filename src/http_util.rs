@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use http::{header, HeaderValue, StatusCode};
+use http::StatusCode;
 use serde::{de::DeserializeOwned, Serialize};
 use warp::{reply::Response, Rejection};
 
@@ -14,17 +14,9 @@ use crate::error::{Error, Result};
 /// 64 KiB plus 100 EDUs, well under this).
 pub const MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
 
-pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
-    // Serialising a serde_json::Value or a derived struct cannot fail.
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(bytes.into());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
+/// A JSON response (defined beside the error type, whose answers are
+/// JSON too, so that `error` needs nothing from here).
+pub use crate::error::json_response;
 
 pub fn ok_json(body: &impl Serialize) -> Response {
     json_response(StatusCode::OK, body)

@@ -29,7 +29,7 @@ use crate::{
     net::https::HttpsClient,
     peers::Peers,
     rooms::directory::DirectoryService,
-    rooms::{ingest::IngestService, membership::MembershipService, service::RoomService},
+    rooms::{inbound::IngestService, membership::MembershipService, RoomService},
     store::{OpenError, Store},
     sync::SyncService,
 };
@@ -74,7 +74,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         peers.clone(),
         config.rooms.partial_state_joins,
     ));
-    crate::rooms::partial_join::resume(&rooms, &peers)
+    crate::rooms::partial::fetch::resume(&rooms, &peers)
         .await
         .map_err(|e| e.message)?;
     let sender = Sender::new(

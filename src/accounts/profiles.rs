@@ -12,7 +12,7 @@ use super::AccountService;
 use crate::{
     error::{Error, Result},
     peers::Peers,
-    rooms::service::RoomService,
+    rooms::RoomService,
 };
 
 /// The profile fields hearth keeps.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::AccountService;
 use crate::{
     error::{Error, Result},
-    rooms::service::RoomService,
+    rooms::RoomService,
     store::accounts::AccountData,
 };
 

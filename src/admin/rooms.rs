@@ -16,7 +16,7 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 use crate::{
     error::{Error, Result},
     http_util::{body_limited, ok_json, parse_json, percent_decode, reply},
-    rooms::{membership::MembershipService, service::RoomService},
+    rooms::{membership::MembershipService, RoomService},
 };
 
 #[derive(Deserialize)]

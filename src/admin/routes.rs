@@ -20,7 +20,7 @@ pub struct AdminContext {
     pub token: Arc<str>,
     pub keys: Arc<KeyService>,
     pub client: Arc<HttpsClient>,
-    pub rooms: Arc<crate::rooms::service::RoomService>,
+    pub rooms: Arc<crate::rooms::RoomService>,
     pub membership: Arc<crate::rooms::membership::MembershipService>,
     pub sender: Arc<crate::delivery::sender::Sender>,
     pub edus: Arc<crate::edus::EduService>,

@@ -17,7 +17,7 @@ use crate::{
     edus::EduService,
     error::{Error, Result},
     http_util::{ok_json, parse_json, percent_decode, reply},
-    rooms::{directory::DirectoryService, membership::MembershipService, service::RoomService},
+    rooms::{directory::DirectoryService, membership::MembershipService, RoomService},
     store::accounts::Session,
     sync::SyncService,
 };

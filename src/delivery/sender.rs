@@ -23,7 +23,7 @@ use crate::{
     http_util::{json_string, splice_array, splice_object},
     net::https::HttpsClient,
     peers::Peers,
-    rooms::{event::origin_ts, service::RoomService},
+    rooms::{event::origin_ts, RoomService},
     store::outbound::{Entry, OutboundTree, Queued},
     time::now_ms,
 };

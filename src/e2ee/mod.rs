@@ -18,7 +18,7 @@ use crate::{
     delivery::outbox::Outbox,
     error::{Error, Result},
     peers::Peers,
-    rooms::service::RoomService,
+    rooms::RoomService,
     store::{accounts::AccountTrees, e2ee::E2eeTrees},
 };
 

@@ -28,7 +28,7 @@ use presence::Presence;
 
 use crate::{
     delivery::outbox::Outbox,
-    rooms::service::RoomService,
+    rooms::RoomService,
     store::{
         accounts::AccountTrees,
         e2ee::E2eeTrees,

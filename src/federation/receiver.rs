@@ -34,8 +34,8 @@ use crate::{
     error::{Error, Result},
     http_util::parse_json,
     rooms::{
-        ingest::IngestService,
-        service::{RoomService, Verified},
+        inbound::IngestService,
+        pipeline::{RoomService, Verified},
     },
     store::transactions::{Staged, TransactionTree},
 };

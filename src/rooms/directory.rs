@@ -10,7 +10,7 @@ use ruma::{
 };
 use serde_json::{json, Value};
 
-use super::service::RoomService;
+use super::RoomService;
 use crate::{
     error::{Error, Result},
     peers::Peers,

@@ -12,7 +12,7 @@ use ruma::{
 };
 use serde_json::value::RawValue;
 
-use super::pdu::Refused;
+use super::checks::Refused;
 
 #[derive(Debug, Clone)]
 pub struct Pdu {
@@ -95,7 +95,7 @@ impl Pdu {
             .and_then(|m| m.membership)
     }
 
-    /// Reads a PDU whose format was already checked (see `pdu::check`).
+    /// Reads a PDU whose format was already checked (see `checks::check`).
     pub fn parse(
         event_id: OwnedEventId,
         object: &CanonicalJsonObject,
@@ -205,6 +205,9 @@ impl ruma::state_res::Event for Pdu {
         self.rejected
     }
 }
+
+/// Checked events of one room by ID, each parsed.
+pub type Checked = std::collections::HashMap<OwnedEventId, (Pdu, super::checks::CheckedPdu)>;
 
 /// An event's `origin_server_ts`.
 pub fn origin_ts(event: &ruma::CanonicalJsonObject) -> Option<u64> {

@@ -15,7 +15,7 @@ use ruma::{
 };
 use serde_json::{json, Value};
 
-use super::{directory::DirectoryService, service::RoomService};
+use super::{directory::DirectoryService, RoomService};
 use crate::{
     error::{Error, Result},
     peers::Peers,
@@ -146,7 +146,7 @@ impl HierarchyService {
 
     /// A room's entry for a client: ours if we hold it (and the user may
     /// see it), else from the first of `via` that answers.
-    async fn entry_for(
+    pub(in crate::rooms) async fn entry_for(
         &self,
         room: &RoomId,
         asker: Asker<'_>,
@@ -184,7 +184,7 @@ impl HierarchyService {
     /// Whether the asker could join or peek: public, knockable, restricted
     /// or world-readable rooms, or a membership (joined or invited) of the
     /// user or of one of the server's users.
-    fn reachable(&self, room: &RoomId, asker: Asker<'_>) -> Result<bool> {
+    pub(in crate::rooms) fn reachable(&self, room: &RoomId, asker: Asker<'_>) -> Result<bool> {
         let summary = self.directory.summary(room)?;
         let open = matches!(
             summary["join_rule"].as_str(),
@@ -204,7 +204,7 @@ impl HierarchyService {
 
     /// The room's summary with what spaces add: its children, version,
     /// encryption and the rooms a restricted join rule allows.
-    fn entry(&self, room: &RoomId, suggested_only: bool) -> Result<Value> {
+    pub(in crate::rooms) fn entry(&self, room: &RoomId, suggested_only: bool) -> Result<Value> {
         let mut entry = self.directory.summary(room)?;
         let mut children = Vec::new();
         for ((kind, key), id) in self.rooms.current_state_ids(room)? {

@@ -1,18 +1,24 @@
-//! Rooms: the event pipeline, state and timeline. So far: the per-PDU
-//! checks every received or created event goes through.
+//! Rooms: the event pipeline, state and timeline, and the features built
+//! on them, each in its own folder with both its local half (what this
+//! server does with its store) and its remote half (what it asks of other
+//! servers through `peers`).
 
+pub mod checks;
 pub mod client_event;
 pub mod directory;
 pub mod event;
 pub mod hierarchy;
 pub mod history;
-pub mod ingest;
+pub mod inbound;
+pub mod join;
 pub mod membership;
-pub mod partial_join;
-pub mod pdu;
+pub mod outliers;
+pub mod partial;
+pub mod pipeline;
+pub mod reads;
 mod servers;
-pub mod service;
 mod shorts;
 pub mod state_res;
-pub mod third_party_invite;
 pub mod user_directory;
+
+pub use pipeline::RoomService;

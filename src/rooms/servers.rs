@@ -51,7 +51,7 @@ impl JoinedServers {
 
 impl Counted {
     /// Accounts for one state entry going from `old` to `new`.
-    fn count(
+    pub(in crate::rooms) fn count(
         &mut self,
         trees: &RoomTrees,
         key: u64,

@@ -26,7 +26,7 @@ fn statekey_bytes(kind: &StateEventType, key: &str) -> Vec<u8> {
 /// Recently used state groups, decoded. Groups never change once
 /// committed, so entries never go stale; a linear room hits every time.
 #[derive(Default)]
-pub(super) struct GroupCache {
+pub(in crate::rooms) struct GroupCache {
     entries: Mutex<std::collections::VecDeque<(u64, Arc<ShortState>)>>,
 }
 
@@ -34,7 +34,7 @@ pub(super) struct GroupCache {
 const GROUP_CACHE_SIZE: usize = 8;
 
 impl GroupCache {
-    pub(super) fn get(&self, group: u64) -> Option<Arc<ShortState>> {
+    pub(in crate::rooms) fn get(&self, group: u64) -> Option<Arc<ShortState>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .iter()
@@ -42,7 +42,7 @@ impl GroupCache {
             .map(|(_, state)| state.clone())
     }
 
-    pub(super) fn put(&self, group: u64, state: Arc<ShortState>) {
+    pub(in crate::rooms) fn put(&self, group: u64, state: Arc<ShortState>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.retain(|(id, _)| *id != group);
         if entries.len() >= GROUP_CACHE_SIZE {
@@ -55,19 +55,19 @@ impl GroupCache {
 /// Parsed stored events, bounded; emptied when full (a room's auth
 /// events are back in it after one event).
 #[derive(Default)]
-pub(super) struct PduCache {
+pub(in crate::rooms) struct PduCache {
     entries: Mutex<HashMap<OwnedEventId, Pdu>>,
 }
 
 const PDU_CACHE_SIZE: usize = 1024;
 
 impl PduCache {
-    pub(super) fn get(&self, id: &EventId) -> Option<Pdu> {
+    pub(in crate::rooms) fn get(&self, id: &EventId) -> Option<Pdu> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.get(id).cloned()
     }
 
-    pub(super) fn put(&self, pdu: Pdu) {
+    pub(in crate::rooms) fn put(&self, pdu: Pdu) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= PDU_CACHE_SIZE {
             entries.clear();
@@ -77,7 +77,7 @@ impl PduCache {
 }
 
 /// Short ids handed out during one append, committed with it.
-pub(super) struct Shorts<'a> {
+pub(in crate::rooms) struct Shorts<'a> {
     trees: &'a RoomTrees,
     cache: Option<&'a GroupCache>,
     events: HashMap<OwnedEventId, u64>,
@@ -85,7 +85,7 @@ pub(super) struct Shorts<'a> {
 }
 
 impl<'a> Shorts<'a> {
-    pub(super) fn new(trees: &'a RoomTrees) -> Self {
+    pub(in crate::rooms) fn new(trees: &'a RoomTrees) -> Self {
         Self {
             trees,
             cache: None,
@@ -94,14 +94,14 @@ impl<'a> Shorts<'a> {
         }
     }
 
-    pub(super) fn cached(trees: &'a RoomTrees, cache: &'a GroupCache) -> Self {
+    pub(in crate::rooms) fn cached(trees: &'a RoomTrees, cache: &'a GroupCache) -> Self {
         Self {
             cache: Some(cache),
             ..Self::new(trees)
         }
     }
 
-    pub(super) fn event(&mut self, id: &OwnedEventId) -> Result<u64> {
+    pub(in crate::rooms) fn event(&mut self, id: &OwnedEventId) -> Result<u64> {
         if let Some(short) = self
             .events
             .get(id)
@@ -117,7 +117,7 @@ impl<'a> Shorts<'a> {
 
     /// A state key's short id, assigned at once if new: state keys are
     /// shared by all rooms, so it is not left to this append's commit.
-    pub(super) fn key(&self, kind: &StateEventType, key: &str) -> Result<u64> {
+    pub(in crate::rooms) fn key(&self, kind: &StateEventType, key: &str) -> Result<u64> {
         let shorts = self
             .trees
             .statekey_shorts_or_new(&[statekey_bytes(kind, key)])?;
@@ -128,7 +128,10 @@ impl<'a> Shorts<'a> {
     }
 
     /// A state map in short ids; its new state keys get theirs together.
-    pub(super) fn encode(&mut self, state: &StateMap<OwnedEventId>) -> Result<ShortState> {
+    pub(in crate::rooms) fn encode(
+        &mut self,
+        state: &StateMap<OwnedEventId>,
+    ) -> Result<ShortState> {
         let entries: Vec<_> = state.iter().collect();
         let keys: Vec<Vec<u8>> = entries
             .iter()
@@ -142,7 +145,7 @@ impl<'a> Shorts<'a> {
             .collect()
     }
 
-    pub(super) fn decode(&self, state: &ShortState) -> Result<StateMap<OwnedEventId>> {
+    pub(in crate::rooms) fn decode(&self, state: &ShortState) -> Result<StateMap<OwnedEventId>> {
         let by_short: HashMap<u64, &OwnedEventId> =
             self.events.iter().map(|(id, s)| (*s, id)).collect();
         state
@@ -166,7 +169,7 @@ impl<'a> Shorts<'a> {
 
     /// A group's state in short ids (no per-entry decoding), shared with
     /// the cache: whoever changes it copies it first.
-    pub(super) fn shared(&self, group: u64) -> Result<Arc<ShortState>> {
+    pub(in crate::rooms) fn shared(&self, group: u64) -> Result<Arc<ShortState>> {
         if self.groups.contains_key(&group) {
             return self.trees.load_state(group, &self.groups).map(Arc::new);
         }
@@ -181,7 +184,7 @@ impl<'a> Shorts<'a> {
     }
 
     /// One entry of a short-id state, decoded: what auth checks ask for.
-    pub(super) fn lookup(
+    pub(in crate::rooms) fn lookup(
         &self,
         state: &ShortState,
         kind: &StateEventType,
@@ -200,14 +203,14 @@ impl<'a> Shorts<'a> {
         }
     }
 
-    pub(super) fn state_of(&self, group: u64) -> Result<StateMap<OwnedEventId>> {
+    pub(in crate::rooms) fn state_of(&self, group: u64) -> Result<StateMap<OwnedEventId>> {
         let short = self.trees.load_state(group, &self.groups)?;
         self.decode(&short)
     }
 
     /// Stores `state` as a group: a delta on `parent` while chains are
     /// short, a full snapshot otherwise; reuses `parent` when nothing changed.
-    pub(super) fn save(
+    pub(in crate::rooms) fn save(
         &mut self,
         parent: Option<u64>,
         state: &StateMap<OwnedEventId>,
@@ -216,7 +219,11 @@ impl<'a> Shorts<'a> {
         self.save_short(parent, new)
     }
 
-    pub(super) fn save_short(&mut self, parent: Option<u64>, new: ShortState) -> Result<u64> {
+    pub(in crate::rooms) fn save_short(
+        &mut self,
+        parent: Option<u64>,
+        new: ShortState,
+    ) -> Result<u64> {
         let (parent_state, chain) = match parent {
             Some(id) => {
                 let chain = match self.groups.get(&id) {
@@ -258,7 +265,7 @@ impl<'a> Shorts<'a> {
     /// The state `after` one state event (`key` set to `event`): a
     /// one-entry delta on `parent` (no diff, no copy) unless the chain is
     /// due a full snapshot.
-    pub(super) fn save_change(
+    pub(in crate::rooms) fn save_change(
         &mut self,
         parent: u64,
         after: &ShortState,
@@ -287,7 +294,7 @@ impl<'a> Shorts<'a> {
         Ok(id)
     }
 
-    pub(super) fn into_append(self, append: &mut Append) {
+    pub(in crate::rooms) fn into_append(self, append: &mut Append) {
         append.new_event_shorts = self.events.into_iter().collect();
         append.groups = self.groups.into_iter().collect();
     }

@@ -67,7 +67,7 @@ struct Walked {
 }
 
 impl Walked {
-    fn new(
+    pub(in crate::rooms) fn new(
         states: &[StateMap<OwnedEventId>],
         auth_of: impl Fn(&EventId) -> Option<Vec<OwnedEventId>>,
     ) -> Self {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ruma::{events::StateEventType, OwnedUserId, UserId};
 use serde_json::{json, Value};
 
-use super::{directory::DirectoryService, service::RoomService};
+use super::{directory::DirectoryService, RoomService};
 use crate::error::Result;
 
 /// Most results in one answer.

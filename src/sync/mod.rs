@@ -23,7 +23,7 @@ use crate::{
     error::{Error, Result},
     rooms::{
         client_event::{client_event, echo_transaction_id, stripped},
-        service::RoomService,
+        RoomService,
     },
     store::{
         accounts::{AccountTrees, Session},
@@ -534,7 +534,7 @@ fn rejected(pending: &crate::store::pending::Pending) -> Value {
 }
 
 /// A room's `summary`: `m.heroes` only when the room has no name to show.
-fn summary_json(summary: &crate::rooms::service::Summary) -> Value {
+fn summary_json(summary: &crate::rooms::reads::summary::Summary) -> Value {
     let mut json = json!({
         "m.joined_member_count": summary.joined,
         "m.invited_member_count": summary.invited,

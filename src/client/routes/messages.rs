@@ -15,7 +15,7 @@ use crate::{
     rooms::{
         client_event::{client_event, echo_transaction_id},
         history::next_back,
-        service::Page,
+        history::Page,
     },
     store::accounts::Session,
     sync::{Filter as SyncFilter, Token},

@@ -13,7 +13,7 @@ use crate::{
     error::{Error, Result},
     federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
-    rooms::service::{MAX_START_EVENTS, MAX_WALK},
+    rooms::reads::query::{MAX_START_EVENTS, MAX_WALK},
     time::now_ms,
 };
 

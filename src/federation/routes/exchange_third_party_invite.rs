@@ -10,7 +10,7 @@ use crate::{
     error::Result,
     federation::auth::Authenticated,
     http_util::{ok_json, parse_json, reply},
-    rooms::third_party_invite::PartialInvite,
+    rooms::membership::third_party_invite::PartialInvite,
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {

@@ -16,7 +16,7 @@ use crate::{
     error::{Error, Result},
     federation::auth::Authenticated,
     http_util::{ok_json, parse_json, reply},
-    rooms::service::{MAX_START_EVENTS, MAX_WALK},
+    rooms::reads::query::{MAX_START_EVENTS, MAX_WALK},
 };
 
 #[derive(Deserialize)]

@@ -9,7 +9,7 @@ use warp::{filters::BoxedFilter, reply::Response};
 use super::{room_event_put, Services};
 use crate::{
     http_util::{ok_json, parse_json},
-    rooms::service::InviteRequest,
+    rooms::membership::invite::InviteRequest,
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {

@@ -42,7 +42,7 @@ use crate::{
     http_util::{percent_decode, reply},
     keys::KeyService,
     net::https::HttpsClient,
-    rooms::service::RoomService,
+    rooms::RoomService,
     store::rooms::EventMeta,
 };
 

@@ -13,7 +13,7 @@ use super::Services;
 use crate::{
     error::Result,
     http_util::{body_limited, ok_json, parse_json, reply},
-    rooms::third_party_invite::Bind,
+    rooms::membership::third_party_invite::Bind,
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {

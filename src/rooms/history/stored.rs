@@ -5,14 +5,13 @@
 //! timeline. Spec: server-server-api.md "Backfilling and retrieving
 //! missing events".
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use ruma::{CanonicalJsonObject, OwnedEventId, RoomId, RoomVersionId};
+use ruma::{OwnedEventId, RoomId};
 
-use super::{join::of_room, RoomService};
 use crate::{
-    error::{Error, Result},
-    rooms::{event::Pdu, pdu::CheckedPdu},
+    error::Result,
+    rooms::{event::Checked, RoomService},
     store::rooms::Status,
 };
 
@@ -25,42 +24,6 @@ pub enum Page {
 }
 
 impl RoomService {
-    /// Whether the room is stored here (joined now or before).
-    pub fn is_known(&self, room: &RoomId) -> Result<bool> {
-        Ok(self.trees.room(room.as_str())?.is_some())
-    }
-
-    /// The room's version, parsed.
-    pub fn version_of(&self, room: &RoomId) -> Result<RoomVersionId> {
-        RoomVersionId::try_from(self.record(room)?.version.as_str())
-            .map_err(|e| Error::internal(format!("stored room version: {e}")))
-    }
-
-    /// Verifies fetched events of `room`; refused ones are dropped.
-    pub async fn verify_history(
-        &self,
-        room: &RoomId,
-        events: Vec<CanonicalJsonObject>,
-    ) -> Result<Checked> {
-        let version = self.version_of(room)?;
-        let rules = Self::rules_of(version.as_str())?;
-        let (checked, _) = self.verify_all(&version, events, Vec::new()).await?;
-        Ok(of_room(checked, room, &rules))
-    }
-
-    /// Auth events the checked events name that are stored nowhere.
-    pub fn unknown_auth_events(&self, checked: &Checked) -> Result<Vec<OwnedEventId>> {
-        let mut unknown = HashSet::new();
-        for (pdu, _) in checked.values() {
-            for id in &pdu.auth_events {
-                if !checked.contains_key(id) && self.trees.event_meta(id.as_str())?.is_none() {
-                    unknown.insert(id.clone());
-                }
-            }
-        }
-        Ok(unknown.into_iter().collect())
-    }
-
     /// Stores fetched history (events whose auth events are known nowhere
     /// are left out) and indexes the accepted events among `history` that
     /// are not in the timeline yet, newest first; returns how many.
@@ -184,6 +147,3 @@ impl RoomService {
         Ok(events)
     }
 }
-
-/// Fetched events by ID, parsed and with signatures and hashes checked.
-pub type Checked = HashMap<OwnedEventId, (Pdu, CheckedPdu)>;

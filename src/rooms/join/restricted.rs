@@ -11,8 +11,10 @@ use ruma::{
 };
 use serde_json::Value;
 
-use super::RoomService;
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    rooms::RoomService,
+};
 
 impl RoomService {
     /// For a join of `user` to a restricted room they are neither invited
@@ -82,7 +84,7 @@ impl RoomService {
     }
 
     /// One of our users joined to `room` with the power to invite.
-    fn local_inviter(&self, room: &RoomId) -> Result<Option<OwnedUserId>> {
+    pub(in crate::rooms) fn local_inviter(&self, room: &RoomId) -> Result<Option<OwnedUserId>> {
         let rules = Self::rules_of(&self.record(room)?.version)?;
         let power = self.current_content(room, &StateEventType::RoomPowerLevels, "")?;
         let create = self.current_content(room, &StateEventType::RoomCreate, "")?;
@@ -125,7 +127,7 @@ impl RoomService {
     }
 
     /// The sender of the room's create event.
-    fn creator_of(&self, room: &RoomId) -> Result<String> {
+    pub(in crate::rooms) fn creator_of(&self, room: &RoomId) -> Result<String> {
         Ok(self
             .state_event(room, &StateEventType::RoomCreate, "")?
             .and_then(|(_, event)| match event.get("sender") {
@@ -136,7 +138,12 @@ impl RoomService {
     }
 
     /// The content of one current state event (`null` when absent).
-    fn current_content(&self, room: &RoomId, kind: &StateEventType, key: &str) -> Result<Value> {
+    pub(in crate::rooms) fn current_content(
+        &self,
+        room: &RoomId,
+        kind: &StateEventType,
+        key: &str,
+    ) -> Result<Value> {
         Ok(self
             .state_event(room, kind, key)?
             .and_then(|(_, event)| event.get("content").cloned())

@@ -11,12 +11,12 @@ use ruma::{
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{RoomService, Shorts, Source};
+use crate::rooms::{pipeline::Source, shorts::Shorts, RoomService};
 use crate::{
     error::{Error, Result},
     rooms::{
+        checks::{self, CheckedPdu},
         event::Pdu,
-        pdu::{self, CheckedPdu},
     },
     store::pending::Pending,
 };
@@ -93,7 +93,7 @@ impl RoomService {
         let record = self.record(room)?;
         let version = parse_version(&record.version)?;
         let rules = Self::rules_of(&record.version)?;
-        let checked = pdu::check(&self.keys, &version, signed)
+        let checked = checks::check(&self.keys, &version, signed)
             .await
             .map_err(|e| Error::remote(format!("{invited} returned a bad invite: {e}")))?;
         if checked.event_id != ours || checked.redacted_for_hash_mismatch {
@@ -101,7 +101,7 @@ impl RoomService {
                 "{invited} returned another event than our invite"
             )));
         }
-        pdu::check_signed_by(&self.keys, &rules, &checked.object, invited)
+        checks::check_signed_by(&self.keys, &rules, &checked.object, invited)
             .await
             .map_err(|e| Error::remote(format!("{invited} did not sign our invite: {e}")))?;
         let _guard = self.lock(room).await?;
@@ -125,11 +125,11 @@ impl RoomService {
             .ok()
             .filter(|v| v.rules().is_some())
             .ok_or_else(|| incompatible(&request.room_version))?;
-        let rules = pdu::rules(&version).map_err(|e| Error::internal(e.0))?;
+        let rules = checks::rules(&version).map_err(|e| Error::internal(e.0))?;
         if self.trees.room(room.as_str())?.is_some() {
             self.check_acl(room, origin)?;
         }
-        let checked = pdu::check(&self.keys, &version, request.event)
+        let checked = checks::check(&self.keys, &version, request.event)
             .await
             .map_err(|e| Error::invalid_param(format!("the invite: {e}")))?;
         if checked.redacted_for_hash_mismatch || checked.event_id != event_id {
@@ -177,19 +177,19 @@ impl RoomService {
     /// event, and every entry must be a valid PDU of the room. Enforced
     /// from room version 12; older versions are only warned about, as the
     /// spec asks while servers migrate (Matrix 1.16).
-    async fn check_room_state(
+    pub(in crate::rooms) async fn check_room_state(
         &self,
         version: &RoomVersionId,
         room: &RoomId,
         state: &[CanonicalJsonObject],
     ) -> Result<()> {
-        let rules = pdu::rules(version).map_err(|e| Error::internal(e.0))?;
+        let rules = checks::rules(version).map_err(|e| Error::internal(e.0))?;
         let enforce = rules.room_id_format == ruma::room_version_rules::RoomIdFormatVersion::V2;
         let mut problems = Vec::new();
         let mut has_create = false;
         for object in state {
             let is_create = matches!(object.get("type"), Some(CanonicalJsonValue::String(t)) if t == "m.room.create");
-            match pdu::check(&self.keys, version, object.clone()).await {
+            match checks::check(&self.keys, version, object.clone()).await {
                 Ok(checked) => {
                     let parsed = Pdu::parse(checked.event_id.clone(), &checked.object, &rules);
                     let in_room = parsed.is_ok_and(|p| match &p.room_id {
@@ -221,7 +221,7 @@ impl RoomService {
     }
 
     /// Whether `user` is one of ours.
-    pub(super) fn ensure_local(&self, user: &UserId) -> Result<()> {
+    pub(in crate::rooms) fn ensure_local(&self, user: &UserId) -> Result<()> {
         if user.server_name() == self.server_name {
             Ok(())
         } else {

@@ -1,10 +1,12 @@
 //! Reads the client API needs: which rooms exist, a room's current state
 //! as events, timeline ranges by stream position.
 
-use ruma::{events::StateEventType, CanonicalJsonObject, OwnedEventId, OwnedRoomId, RoomId};
+use ruma::{
+    events::StateEventType, CanonicalJsonObject, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId,
+};
 
-use super::{RoomService, Shorts};
 use crate::error::{Error, Result};
+use crate::rooms::{shorts::Shorts, RoomService};
 
 impl RoomService {
     /// The version of rooms created without one.
@@ -100,5 +102,16 @@ impl RoomService {
     ) -> Result<Vec<(u64, OwnedEventId)>> {
         self.trees
             .timeline_between(room.as_str(), after, before, limit, newest)
+    }
+
+    /// Whether the room is stored here (joined now or before).
+    pub fn is_known(&self, room: &RoomId) -> Result<bool> {
+        Ok(self.trees.room(room.as_str())?.is_some())
+    }
+
+    /// The room's version, parsed.
+    pub fn version_of(&self, room: &RoomId) -> Result<RoomVersionId> {
+        RoomVersionId::try_from(self.record(room)?.version.as_str())
+            .map_err(|e| Error::internal(format!("stored room version: {e}")))
     }
 }

@@ -10,19 +10,17 @@ use std::collections::HashSet;
 
 use ruma::{EventId, OwnedEventId, RoomId, ServerName};
 
-use super::{backfill::Checked, join::given_state, RoomService, Shorts, Source, Verified};
 use crate::{
     error::{Error, Result},
-    rooms::event::Pdu,
+    rooms::{
+        event::Pdu,
+        outliers::given_state,
+        pipeline::{GapState, Source, Verified},
+        shorts::Shorts,
+        RoomService,
+    },
     store::rooms::Status,
 };
-
-/// The state before an event as another server gave it: the IDs of its
-/// state events, and every event fetched for it, checked.
-pub struct GapState {
-    pub state_ids: HashSet<OwnedEventId>,
-    pub fetched: Checked,
-}
 
 impl RoomService {
     /// Of `ids`, with the verified event's prev and auth events, those
@@ -47,7 +45,7 @@ impl RoomService {
         Ok(unknown)
     }
 
-    fn parse_verified(&self, verified: &Verified) -> Result<Pdu> {
+    pub(in crate::rooms) fn parse_verified(&self, verified: &Verified) -> Result<Pdu> {
         let checked = verified
             .checked
             .as_ref()
@@ -71,10 +69,10 @@ impl RoomService {
     /// Stores the fetched events as outliers, builds the state before the
     /// event and appends the event on it. The event's own auth events
     /// must be among what is stored or fetched.
-    pub(super) async fn append_over_gap(
+    pub(in crate::rooms) async fn append_over_gap(
         &self,
         room: &RoomId,
-        checked: crate::rooms::pdu::CheckedPdu,
+        checked: crate::rooms::checks::CheckedPdu,
         gap: GapState,
     ) -> Result<Status> {
         let _guard = self.lock(room).await?;

@@ -11,12 +11,12 @@ use ruma::{
 };
 use serde_json::json;
 
-use super::{RoomService, Shorts, Source};
+use crate::rooms::{pipeline::Source, shorts::Shorts, RoomService};
 use crate::{
     error::{Error, Result},
     rooms::{
+        checks::{self, CheckedPdu},
         event::Pdu,
-        pdu::{self, CheckedPdu},
     },
 };
 
@@ -95,7 +95,7 @@ impl RoomService {
             "signatures".into(),
             CanonicalJsonValue::Object(Default::default()),
         );
-        let id = pdu::event_id(&object, &rules).map_err(|e| Error::internal(e.0))?;
+        let id = checks::event_id(&object, &rules).map_err(|e| Error::internal(e.0))?;
         let pdu = Pdu::parse(id, &object, &rules).map_err(|e| Error::internal(e.0))?;
         let shorts = Shorts::cached(&self.trees, &self.groups);
         let current = shorts.shared(record.current_state)?;
@@ -130,7 +130,7 @@ impl RoomService {
                 .hash_and_sign_event(&mut object, &rules.redaction)?;
         }
         let signed = cosigned.then(|| object.clone());
-        let checked = pdu::check(&self.keys, &version, object)
+        let checked = checks::check(&self.keys, &version, object)
             .await
             .map_err(|e| Error::invalid_param(e.0))?;
         if checked.redacted_for_hash_mismatch {
@@ -173,7 +173,11 @@ impl RoomService {
 
     /// Whether a join names one of our users as vouching for it; if so,
     /// the room's conditions must still let its sender in.
-    fn vouch(&self, room: &RoomId, object: &CanonicalJsonObject) -> Result<bool> {
+    pub(in crate::rooms) fn vouch(
+        &self,
+        room: &RoomId,
+        object: &CanonicalJsonObject,
+    ) -> Result<bool> {
         let field = |name: &str| match object.get(name) {
             Some(CanonicalJsonValue::String(s)) => Some(s.clone()),
             _ => None,
@@ -222,7 +226,7 @@ impl RoomService {
         signed: CanonicalJsonObject,
         version: &RoomVersionId,
     ) -> Result<CheckedPdu> {
-        let checked = pdu::check(&self.keys, version, signed)
+        let checked = checks::check(&self.keys, version, signed)
             .await
             .map_err(|e| Error::remote(format!("the co-signed join: {}", e.0)))?;
         if checked.event_id != ours.event_id || checked.redacted_for_hash_mismatch {
@@ -237,7 +241,7 @@ impl RoomService {
         template: CanonicalJsonObject,
         version: &RoomVersionId,
     ) -> Result<CheckedPdu> {
-        let rules = pdu::rules(version).map_err(|e| {
+        let rules = checks::rules(version).map_err(|e| {
             Error::new(
                 http::StatusCode::BAD_REQUEST,
                 "M_UNSUPPORTED_ROOM_VERSION",

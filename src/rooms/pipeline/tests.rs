@@ -1,4 +1,6 @@
 use super::*;
+use ruma::{events::StateEventType, CanonicalJsonObject, CanonicalJsonValue, Int};
+use serde_json::{json, Value};
 
 fn ids<'a>(ids: impl Iterator<Item = &'a OwnedEventId>) -> CanonicalJsonValue {
     CanonicalJsonValue::Array(ids.map(|id| id.as_str().into()).collect())
@@ -313,7 +315,7 @@ async fn join_answer(f: &Fixture, name: &str, omit_members: bool) -> (Vec<Value>
         &[&f.tip()],
         &[&rules, &pl],
     );
-    let id = pdu::check(&f.rooms.keys, &RoomVersionId::V12, join.clone())
+    let id = checks::check(&f.rooms.keys, &RoomVersionId::V12, join.clone())
         .await
         .expect("valid join")
         .event_id;

@@ -11,8 +11,8 @@ use ruma::{
     RoomId, UserId,
 };
 
-use super::RoomService;
 use crate::error::Result;
+use crate::rooms::RoomService;
 
 /// Heroes given at most: the spec's five.
 const MAX_HEROES: usize = 5;
@@ -28,7 +28,7 @@ pub struct Summary {
 }
 
 /// A member event of a room's state.
-pub(super) struct Member {
+pub(in crate::rooms) struct Member {
     stream: u64,
     pub id: OwnedEventId,
     user: OwnedUserId,
@@ -59,7 +59,7 @@ impl RoomService {
     }
 
     /// Whether `state` gives the room a non-empty name or canonical alias.
-    pub(super) fn names_room(&self, state: &StateEntries) -> Result<bool> {
+    pub(in crate::rooms) fn names_room(&self, state: &StateEntries) -> Result<bool> {
         for ((kind, key), id) in state {
             let field = match kind {
                 StateEventType::RoomName => "name",
@@ -75,7 +75,7 @@ impl RoomService {
     }
 
     /// The member events of `state`, with their stream order.
-    pub(super) fn members_in(&self, state: &StateEntries) -> Result<Vec<Member>> {
+    pub(in crate::rooms) fn members_in(&self, state: &StateEntries) -> Result<Vec<Member>> {
         let mut members = Vec::new();
         for ((kind, key), id) in state {
             if *kind != StateEventType::RoomMember {
@@ -99,7 +99,7 @@ impl RoomService {
 /// The spec's heroes: the first five joined or invited members by stream
 /// order, or when there are none those who left or were banned; never
 /// `except`.
-pub(super) fn heroes<'m>(
+pub(in crate::rooms) fn heroes<'m>(
     members: &'m [Member],
     except: &UserId,
 ) -> impl Iterator<Item = &'m Member> {

@@ -5,6 +5,10 @@
 //! Spec: server-server-api.md "Backfilling and retrieving missing events";
 //! client-server-api "Getting events for a room".
 
+mod stored;
+
+pub use stored::Page;
+
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
@@ -12,8 +16,11 @@ use std::{
 
 use ruma::{OwnedEventId, OwnedRoomId, RoomId, ServerName};
 
-use super::service::{Checked, Page, RoomService};
-use crate::{error::Result, peers::Peers};
+use crate::{
+    error::Result,
+    peers::Peers,
+    rooms::{event::Checked, RoomService},
+};
 
 /// Most events asked of a server in one `/backfill`.
 const MAX_BACKFILL: usize = 100;
@@ -67,7 +74,7 @@ impl HistoryService {
 
     /// Fetches up to about `want` events older than the room's known
     /// history from the room's servers; how many were added.
-    async fn fetch_older(&self, room: &RoomId, want: usize) -> usize {
+    pub(in crate::rooms) async fn fetch_older(&self, room: &RoomId, want: usize) -> usize {
         let Ok(Some(start)) = self.rooms.history_start(room) else {
             return 0;
         };
@@ -93,7 +100,7 @@ impl HistoryService {
         0
     }
 
-    fn is_exhausted(&self, room: &RoomId, start: &OwnedEventId) -> bool {
+    pub(in crate::rooms) fn is_exhausted(&self, room: &RoomId, start: &OwnedEventId) -> bool {
         self.exhausted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -102,7 +109,7 @@ impl HistoryService {
     }
 
     /// The room's first event: nothing is older.
-    fn is_create(&self, id: &OwnedEventId) -> bool {
+    pub(in crate::rooms) fn is_create(&self, id: &OwnedEventId) -> bool {
         self.rooms
             .event_object(id)
             .is_ok_and(|e| e.get("type").and_then(|t| t.as_str()) == Some("m.room.create"))
@@ -110,7 +117,7 @@ impl HistoryService {
 
     /// One `/backfill` from `server` before `start`, with the auth events
     /// it names fetched, checked and stored; how many were added.
-    async fn backfill_from(
+    pub(in crate::rooms) async fn backfill_from(
         &self,
         server: &ServerName,
         room: &RoomId,
@@ -130,7 +137,7 @@ impl HistoryService {
 
     /// Fetches (`/event`) the auth events named but stored nowhere, a few
     /// rounds deep; what cannot be had leaves its dependants out.
-    async fn fetch_auth_events(
+    pub(in crate::rooms) async fn fetch_auth_events(
         &self,
         server: &ServerName,
         room: &RoomId,

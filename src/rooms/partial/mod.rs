@@ -4,17 +4,20 @@
 //! partial, so nothing was built on the partial state but the join.
 //! Spec: server-server-api.md "Joining Rooms" (`omit_members`).
 
+pub mod fetch;
+
 use std::future::Future;
 
 use ruma::{events::StateEventType, CanonicalJsonObject, RoomId, RoomVersionId};
 
-use super::{
-    join::{given_state, of_room},
-    RoomService, Shorts,
+use crate::rooms::{
+    outliers::{given_state, of_room},
+    shorts::Shorts,
+    RoomService,
 };
 use crate::{
     error::{Error, Result},
-    rooms::pdu,
+    rooms::checks,
     store::{
         partial::PartialJoin,
         rooms::{RoomRecord, Status},
@@ -88,7 +91,7 @@ impl RoomService {
         let (state, auth_chain) = fetch(partial).await?;
         let version = RoomVersionId::try_from(record.version.as_str())
             .map_err(|e| Error::internal(e.to_string()))?;
-        let rules = pdu::rules(&version).map_err(|e| Error::internal(e.0))?;
+        let rules = checks::rules(&version).map_err(|e| Error::internal(e.0))?;
         let (checked, state_ids) = self.verify_all(&version, state, auth_chain).await?;
         let pdus = of_room(checked, room, &rules);
         let (outcome, mut outliers) = self.authorize_outliers(room, &rules, &pdus, |_| {

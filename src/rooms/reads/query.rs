@@ -17,7 +17,7 @@ use ruma::{
     CanonicalJsonObject, EventId, OwnedEventId, RoomId, ServerName, UserId,
 };
 
-use super::{RoomService, Shorts};
+use crate::rooms::{shorts::Shorts, RoomService};
 use crate::{
     error::{Error, Result},
     store::rooms::{EventMeta, ShortState, Status},
@@ -224,7 +224,7 @@ impl RoomService {
     }
 
     /// The memberships `server`'s users hold in `state`.
-    fn server_memberships(
+    pub(in crate::rooms) fn server_memberships(
         &self,
         shorts: &Shorts<'_>,
         state: &ShortState,
@@ -251,7 +251,7 @@ impl RoomService {
     }
 
     /// The content of one state event in `state`, if present and well formed.
-    fn state_content<T: serde::de::DeserializeOwned>(
+    pub(in crate::rooms) fn state_content<T: serde::de::DeserializeOwned>(
         &self,
         shorts: &Shorts<'_>,
         state: &ShortState,

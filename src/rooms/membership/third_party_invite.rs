@@ -13,7 +13,7 @@ use ruma::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::membership::MembershipService;
+use super::MembershipService;
 use crate::error::{Error, Result};
 
 /// More invites than this in one `/3pid/onbind` are refused: each costs a
@@ -142,7 +142,11 @@ impl MembershipService {
 
     /// Sends one bound invite to the servers that can issue it: the
     /// inviter's, then the room's (rooms before v12 name one).
-    async fn forward(&self, own: &ServerName, invite: BoundInvite) -> Result<()> {
+    pub(in crate::rooms) async fn forward(
+        &self,
+        own: &ServerName,
+        invite: BoundInvite,
+    ) -> Result<()> {
         let mut servers: Vec<OwnedServerName> = vec![invite.sender.server_name().to_owned()];
         if let Some(server) = invite.room_id.server_name() {
             if !servers.iter().any(|s| s == server) && server != own {

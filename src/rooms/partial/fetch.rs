@@ -8,7 +8,8 @@ use std::{sync::Arc, time::Duration};
 
 use ruma::{OwnedRoomId, RoomId};
 
-use super::service::{CompletionLock, RoomService};
+use super::CompletionLock;
+use crate::rooms::RoomService;
 use crate::{
     error::{Error, Result},
     peers::Peers,

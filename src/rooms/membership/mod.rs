@@ -4,6 +4,10 @@
 //! Spec: server-server-api.md "Joining Rooms", "Knocking upon a room",
 //! "Inviting to a room", "Leaving Rooms (Rejecting Invites)".
 
+mod handshake;
+pub mod invite;
+pub mod third_party_invite;
+
 use std::sync::Arc;
 
 use ruma::{
@@ -13,16 +17,16 @@ use ruma::{
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{partial_join, pdu::CheckedPdu, service::RoomService};
+use crate::rooms::{checks::CheckedPdu, RoomService};
 use crate::{
     error::{Error, Result},
-    peers::{Handshake, Peers, SendJoinAnswer, SendKnockAnswer, JOIN, KNOCK, LEAVE},
+    peers::{Handshake, Peers, SendKnockAnswer, KNOCK, LEAVE},
     store::pending::Pending,
 };
 
 pub struct MembershipService {
-    pub(super) rooms: Arc<RoomService>,
-    pub(super) peers: Arc<Peers>,
+    pub(in crate::rooms) rooms: Arc<RoomService>,
+    pub(in crate::rooms) peers: Arc<Peers>,
     /// Whether joins ask for partial state (`rooms.partial_state_joins`).
     partial_joins: bool,
 }
@@ -34,75 +38,6 @@ impl MembershipService {
             peers,
             partial_joins,
         }
-    }
-
-    /// Joins `user` (ours) to `room` through the first of `servers` that
-    /// lets us in; the last server's refusal is the error otherwise.
-    pub async fn join(
-        &self,
-        room: &RoomId,
-        user: &UserId,
-        servers: &[OwnedServerName],
-    ) -> Result<OwnedEventId> {
-        if self.resident(room) {
-            let id = self
-                .rooms
-                .send(
-                    room,
-                    user,
-                    "m.room.member",
-                    Some(user.as_str()),
-                    json!({"membership": "join"}),
-                )
-                .await?;
-            self.rooms.settle_pending(user, room).await?;
-            return Ok(id);
-        }
-        let servers = self.candidates(room, user, servers)?;
-        let id = self
-            .through(room, user, &servers, |server| async move {
-                let (mut join, version, answer) = self
-                    .handshake::<SendJoinAnswer<CanonicalJsonObject>>(
-                        &JOIN, room, user, &server, None,
-                    )
-                    .await?;
-                if let Some(signed) = answer.event {
-                    join = self.rooms.check_cosigned(&join, signed, &version).await?;
-                }
-                let partial = answer
-                    .members_omitted
-                    .then(|| self.servers_to_complete(&server, &answer.servers_in_room));
-                let given = (answer.state, answer.auth_chain);
-                self.rooms
-                    .import_join(room, &version, join, given, partial)
-                    .await
-            })
-            .await?;
-        if self.rooms.partial_join(room)?.is_some() {
-            partial_join::spawn(self.rooms.clone(), self.peers.clone(), room.to_owned()).await;
-        }
-        self.rooms.settle_pending(user, room).await?;
-        Ok(id)
-    }
-
-    /// Where to fetch a partial join's member events: the server that
-    /// answered first, then the others it listed (never ourselves).
-    fn servers_to_complete(
-        &self,
-        answered: &OwnedServerName,
-        listed: &[String],
-    ) -> Vec<OwnedServerName> {
-        let own = self.peers.server_name();
-        let mut servers = vec![answered.clone()];
-        for server in listed
-            .iter()
-            .filter_map(|s| OwnedServerName::try_from(s.as_str()).ok())
-        {
-            if server != own && !servers.contains(&server) {
-                servers.push(server);
-            }
-        }
-        servers
     }
 
     /// Makes `user` leave `room`: an event of ours when this server is in
@@ -162,7 +97,7 @@ impl MembershipService {
     }
 
     /// Whether one of our users is joined to the room.
-    fn resident(&self, room: &RoomId) -> bool {
+    pub(in crate::rooms) fn resident(&self, room: &RoomId) -> bool {
         let own = self.peers.server_name();
         self.rooms
             .joined_servers(room)
@@ -171,7 +106,7 @@ impl MembershipService {
 
     /// Servers to reach a room through: those given, the server that
     /// invited the user, and the one in the room ID (before v12).
-    fn candidates(
+    pub(in crate::rooms) fn candidates(
         &self,
         room: &RoomId,
         user: &UserId,
@@ -253,7 +188,7 @@ impl MembershipService {
     }
 
     /// [`Self::invite`] with the invite's content given.
-    pub(super) async fn invite_with(
+    pub(in crate::rooms) async fn invite_with(
         &self,
         room: &RoomId,
         sender: &UserId,
@@ -297,7 +232,7 @@ impl MembershipService {
 
     /// Tries `attempt` with each of `servers` (never ourselves) until one
     /// succeeds; the last refusal is the error otherwise.
-    async fn through<F, Fut>(
+    pub(in crate::rooms) async fn through<F, Fut>(
         &self,
         room: &RoomId,
         user: &UserId,
@@ -329,7 +264,7 @@ impl MembershipService {
 
     /// make_* → check the template → sign → send_*; returns our signed
     /// event, the room version and the send answer.
-    async fn handshake<T: DeserializeOwned>(
+    pub(in crate::rooms) async fn handshake<T: DeserializeOwned>(
         &self,
         kind: &Handshake,
         room: &RoomId,

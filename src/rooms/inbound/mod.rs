@@ -8,16 +8,21 @@
 //! Spec: server-server-api.md "Backfilling and retrieving missing events",
 //! "Retrieving events".
 
+mod gap;
+
 use std::sync::Arc;
 
 use futures_util::{future::join_all, stream, StreamExt};
 use ruma::{CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedRoomId, ServerName};
 use tokio::task::JoinHandle;
 
-use super::service::{GapState, RoomService, Verified};
 use crate::{
     error::{Error, Result},
     peers::Peers,
+    rooms::{
+        pipeline::{GapState, Verified},
+        RoomService,
+    },
 };
 
 /// Missing events asked for per gap.
@@ -81,7 +86,7 @@ impl IngestService {
         join_all(rooms).await.into_iter().flatten().collect()
     }
 
-    async fn receive(
+    pub(in crate::rooms) async fn receive(
         &self,
         origin: &ServerName,
         verified: Verified,
@@ -103,7 +108,7 @@ impl IngestService {
 
     /// Best effort: the oldest fetched event whose own prev events are
     /// still missing is taken in over the gap; what fails is left out.
-    async fn fill_gap(
+    pub(in crate::rooms) async fn fill_gap(
         &self,
         origin: &ServerName,
         room: &ruma::RoomId,
@@ -143,7 +148,7 @@ impl IngestService {
         }
     }
 
-    async fn receive_over_gap(
+    pub(in crate::rooms) async fn receive_over_gap(
         &self,
         origin: &ServerName,
         verified: Verified,
@@ -160,7 +165,11 @@ impl IngestService {
     /// The state before a verified event, from `origin`, with every event
     /// we lack for it (state, auth chain, its prev and auth events) fetched
     /// and checked.
-    async fn state_before(&self, origin: &ServerName, verified: &Verified) -> Result<GapState> {
+    pub(in crate::rooms) async fn state_before(
+        &self,
+        origin: &ServerName,
+        verified: &Verified,
+    ) -> Result<GapState> {
         let (room, at) = (&verified.room, &verified.event_id);
         let ids = self.peers.state_ids(origin, room, at).await?;
         if ids.pdu_ids.len() + ids.auth_chain_ids.len() > MAX_STATE_IDS {
@@ -191,7 +200,7 @@ impl IngestService {
     }
 
     /// `/event` for each of `ids`, a few at a time; failures are left out.
-    async fn fetch_events(
+    pub(in crate::rooms) async fn fetch_events(
         &self,
         origin: &ServerName,
         ids: &[OwnedEventId],

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use ruma::{events::StateEventType, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, UserId};
 
-use super::RoomService;
 use crate::error::Result;
+use crate::rooms::RoomService;
 
 impl RoomService {
     /// Users joined to `room` now.

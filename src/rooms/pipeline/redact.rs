@@ -52,7 +52,7 @@ impl RoomService {
 
     /// The target of an accepted redaction, rewritten redacted, when the
     /// redaction may take effect.
-    pub(super) fn redacted_target(
+    pub(in crate::rooms) fn redacted_target(
         &self,
         room: &RoomId,
         rules: &RoomVersionRules,
@@ -91,7 +91,7 @@ impl RoomService {
     }
 
     /// Whether `user`'s power level reaches the room's `redact` level.
-    fn may_redact_others(&self, room: &RoomId, user: &UserId) -> Result<bool> {
+    pub(in crate::rooms) fn may_redact_others(&self, room: &RoomId, user: &UserId) -> Result<bool> {
         let Some((_, levels)) = self.state_event(room, &StateEventType::RoomPowerLevels, "")?
         else {
             return Ok(false);

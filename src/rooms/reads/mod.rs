@@ -1,0 +1,8 @@
+//! What clients and other servers read of rooms: current state, timeline
+//! ranges, events and the state at them, who shares rooms with whom, and
+//! room summaries.
+
+pub mod query;
+mod sharing;
+pub mod summary;
+mod views;
