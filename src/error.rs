@@ -118,18 +118,9 @@ impl std::error::Error for Error {}
 
 impl warp::reject::Reject for Error {}
 
-impl From<sled::Error> for Error {
-    fn from(e: sled::Error) -> Self {
-        Self::internal(format!("storage error: {e}"))
-    }
-}
-
-impl From<sled::transaction::TransactionError<Error>> for Error {
-    fn from(e: sled::transaction::TransactionError<Error>) -> Self {
-        match e {
-            sled::transaction::TransactionError::Abort(e) => e,
-            sled::transaction::TransactionError::Storage(e) => e.into(),
-        }
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::internal(e.to_string())
     }
 }
 

@@ -174,7 +174,7 @@ async fn federation_status(config: &Config, json: bool) -> Result<(), String> {
         Ok(store) => {
             let statuses = status::collect(
                 &store.outbound,
-                store.destinations.all().map_err(|e| e.message)?,
+                store.destinations.all().map_err(|e| e.to_string())?,
                 &Default::default(),
                 |id| {
                     store
@@ -264,11 +264,14 @@ async fn federation_retry(config: &Config, destination: &str) -> Result<(), Stri
             let was_failing = store
                 .destinations
                 .all()
-                .map_err(|e| e.message)?
+                .map_err(|e| e.to_string())?
                 .iter()
                 .any(|(failing, _)| *failing == name);
-            store.destinations.remove(&name).map_err(|e| e.message)?;
-            store.flush().await.map_err(|e| e.message)?;
+            store
+                .destinations
+                .remove(&name)
+                .map_err(|e| e.to_string())?;
+            store.flush().await.map_err(|e| e.to_string())?;
             was_failing
         }
         Err(OpenError::Locked) => {

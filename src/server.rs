@@ -50,9 +50,10 @@ pub async fn run(config: Config) -> Result<(), String> {
     client
         .backoff()
         .attach(store.destinations.clone())
-        .map_err(|e| e.message)?;
-    let keys =
-        Arc::new(KeyService::new(&config, store.clone(), client.clone()).map_err(|e| e.message)?);
+        .map_err(|e| e.to_string())?;
+    let keys = Arc::new(
+        KeyService::new(&config, store.clone(), client.clone()).map_err(|e| e.to_string())?,
+    );
 
     let tls = match (&config.tls.cert, &config.tls.key) {
         (Some(cert), Some(key)) => Some(TlsAcceptor::from(Arc::new(
@@ -76,7 +77,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     ));
     crate::rooms::partial::fetch::resume(&rooms, &peers)
         .await
-        .map_err(|e| e.message)?;
+        .map_err(|e| e.to_string())?;
     let sender = Sender::new(
         store.outbound.clone(),
         rooms.clone(),
@@ -133,7 +134,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         store.transactions.clone(),
         inbound.clone(),
     ));
-    receiver.resume().map_err(|e| e.message)?;
+    receiver.resume().map_err(|e| e.to_string())?;
     let services = Services {
         keys: keys.clone(),
         client: client.clone(),
@@ -219,7 +220,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ = serve(client_listener, None, client_routes) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
-    store.flush().await.map_err(|e| e.message)
+    store.flush().await.map_err(|e| e.to_string())
 }
 
 async fn bind(addr: SocketAddr, name: &str) -> Result<TcpListener, String> {

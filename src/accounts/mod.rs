@@ -229,13 +229,13 @@ impl AccountService {
             .device(user, device)?
             .ok_or_else(|| Error::not_found(format!("no device {device}")))?;
         record.display_name = name;
-        self.trees.put_device(
+        Ok(self.trees.put_device(
             &Session {
                 user_id: user.to_owned(),
                 device_id: device.to_owned(),
             },
             &record,
-        )
+        )?)
     }
 
     /// A new access token for a device (created unless it exists).
@@ -279,8 +279,9 @@ impl AccountService {
     }
 
     pub fn logout(&self, session: &Session) -> Result<()> {
-        self.trees
-            .remove_device(&session.user_id, &session.device_id)
+        Ok(self
+            .trees
+            .remove_device(&session.user_id, &session.device_id)?)
     }
 
     pub fn logout_all(&self, user: &UserId) -> Result<()> {
@@ -326,7 +327,7 @@ impl AccountService {
     pub async fn set_password(&self, user: &UserId, password: String) -> Result<()> {
         let mut record = self.active_user(user)?;
         record.password_hash = Some(self.hash(password).await?);
-        self.trees.put_user(user, &record)
+        Ok(self.trees.put_user(user, &record)?)
     }
 
     /// Locks the account for good: no login, no tokens. Its name stays
@@ -358,6 +359,6 @@ impl AccountService {
         if let Some(url) = avatar_url {
             record.avatar_url = url;
         }
-        self.trees.put_user(user, &record)
+        Ok(self.trees.put_user(user, &record)?)
     }
 }

@@ -36,12 +36,12 @@ pub fn save(
 ) -> Result<()> {
     let content = serde_json::json!({ "global": ruleset });
     rooms.publish_with(|position| {
-        accounts.trees().put_account_data(
+        Ok(accounts.trees().put_account_data(
             user,
             None,
             PUSH_RULES,
             &AccountData { position, content },
-        )
+        )?)
     })
 }
 

@@ -220,7 +220,7 @@ impl Sender {
             .collect();
         tracing::info!(%destination, dropped = stale.len(), rooms = keep.len(),
             "catching up after an outage: sending the newest event of each room");
-        self.queue.remove(&stale)
+        Ok(self.queue.remove(&stale)?)
     }
 
     /// Sleeps until the destination's retry time, waking early when it

@@ -200,7 +200,7 @@ impl E2eeService {
         self.trees
             .put_key_signatures(uploader, user, key_id, &own)?;
         self.rooms
-            .publish_with(|position| self.trees.mark_changed(user, position))
+            .publish_with(|position| Ok(self.trees.mark_changed(user, position)?))
     }
 
     /// Adds to `answer`'s master keys of other servers' users the
@@ -252,9 +252,9 @@ impl E2eeService {
             keys["signatures"][&signer] = Value::Object(merged);
         }
         if usage == "device" {
-            self.trees.put_device_keys(user, key_id, &keys)
+            Ok(self.trees.put_device_keys(user, key_id, &keys)?)
         } else {
-            self.trees.put_cross_signing(user, usage, &keys)
+            Ok(self.trees.put_cross_signing(user, usage, &keys)?)
         }
     }
 
@@ -282,7 +282,7 @@ impl E2eeService {
     /// when no device is named).
     fn announce(&self, user: &UserId, device: Option<&str>) -> Result<()> {
         self.rooms
-            .publish_with(|position| self.trees.mark_changed(user, position))?;
+            .publish_with(|position| Ok(self.trees.mark_changed(user, position)?))?;
         let servers = self.rooms.servers_sharing_rooms_with(user)?;
         match device {
             Some(device) => {

@@ -130,7 +130,7 @@ impl E2eeService {
         }
         let key_of =
             |field: &str| Some(remote[field][user.as_str()].clone()).filter(Value::is_object);
-        self.trees.put_remote_keys(
+        Ok(self.trees.put_remote_keys(
             user,
             &RemoteKeys {
                 changed_at: wanted.changed_at,
@@ -139,7 +139,7 @@ impl E2eeService {
                 master_key: key_of("master_keys"),
                 self_signing_key: key_of("self_signing_keys"),
             },
-        )
+        )?)
     }
 }
 

@@ -162,11 +162,13 @@ impl EduService {
     /// the user joined to it.
     fn check_member(&self, room: &RoomId, user: &UserId, origin: &ServerName) -> Handled {
         of_origin(user, origin)?;
-        self.rooms.check_acl(room, origin).map_err(|e| e.message)?;
+        self.rooms
+            .check_acl(room, origin)
+            .map_err(|e| e.to_string())?;
         match self
             .rooms
             .membership_of(room, user)
-            .map_err(|e| e.message)?
+            .map_err(|e| e.to_string())?
         {
             Some(MembershipState::Join) => Ok(()),
             _ => Err(format!("{user} is not in {room}")),
@@ -203,7 +205,7 @@ impl EduService {
                         Ok(()) => self
                             .trees
                             .put_receipt(&room, &kind, &user, &receipt)
-                            .map_err(|e| e.message)?,
+                            .map_err(|e| e.to_string())?,
                         Err(reason) => tracing::debug!(%reason, "receipt ignored"),
                     }
                 }
@@ -253,13 +255,13 @@ impl EduService {
                     kind: message.kind.clone(),
                     content: content.clone(),
                 };
-                for device in self.devices_for(user, device).map_err(|e| e.message)? {
+                for device in self.devices_for(user, device).map_err(|e| e.to_string())? {
                     deliveries.push((user.as_ref(), device, item.clone()));
                 }
             }
         }
         self.deliver(origin, &message.message_id, deliveries)
-            .map_err(|e| e.message)
+            .map_err(|e| e.to_string())
     }
 
     /// The devices a to-device message addressed to `device` goes to:
@@ -352,11 +354,11 @@ impl EduService {
         };
         self.trees
             .put_device_update(&update.user_id, &kind, &content)
-            .map_err(|e| e.message)?;
+            .map_err(|e| e.to_string())?;
         // Our clients sharing a room with the user re-query their keys.
         self.rooms
-            .publish_with(|position| self.keys.mark_changed(&update.user_id, position))
-            .map_err(|e| e.message)?;
+            .publish_with(|position| Ok(self.keys.mark_changed(&update.user_id, position)?))
+            .map_err(|e| e.to_string())?;
         self.changed();
         Ok(())
     }

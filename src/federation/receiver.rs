@@ -243,10 +243,10 @@ impl Receiver {
     async fn finish(&self, ticket: Ticket, seq: u64, pdus: usize) {
         let unstaged = async {
             self.rooms.flush().await?;
-            self.store.unstage(seq)
+            Ok::<_, Error>(self.store.unstage(seq)?)
         };
         if let Err(e) = unstaged.await {
-            tracing::error!(seq, error = %e.message, "transaction left staged");
+            tracing::error!(seq, error = %e, "transaction left staged");
         }
         self.stats.taken_in(pdus);
         self.lanes.leave(ticket);

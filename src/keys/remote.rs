@@ -262,7 +262,7 @@ impl KeyService {
         self.store
             .server_keys
             .store_response(server, &stored, &keys)
-            .map_err(|e| e.message)?;
+            .map_err(|e| e.to_string())?;
         Ok(stored)
     }
 
@@ -317,7 +317,7 @@ impl KeyService {
             self.store
                 .server_keys
                 .store_response(server, &stored, &keys)
-                .map_err(|e| e.message)?;
+                .map_err(|e| e.to_string())?;
             stored_any = true;
         }
         if stored_any {
@@ -341,7 +341,7 @@ impl KeyService {
             .ok_or_else(|| format!("{notary} did not sign the response"))?;
         let key = Box::pin(self.key_via(notary, key_id, KeyUse::Request, Route::Direct))
             .await
-            .map_err(|e| e.message)?;
+            .map_err(|e| e.to_string())?;
         signed.verify(notary.as_str(), key_id, &key)
     }
 }

@@ -92,7 +92,7 @@ impl DirectoryService {
                 record.creator
             )));
         }
-        self.aliases.remove(alias)
+        Ok(self.aliases.remove(alias)?)
     }
 
     /// One of our aliases, as we answer other servers.
@@ -129,11 +129,11 @@ impl DirectoryService {
         if self.rooms.membership_of(room, user)? != Some(MembershipState::Join) {
             return Err(Error::forbidden(format!("{user} is not in {room}")));
         }
-        self.public.set(room, public)
+        Ok(self.public.set(room, public)?)
     }
 
     pub fn is_public(&self, room: &RoomId) -> Result<bool> {
-        self.public.contains(room)
+        Ok(self.public.contains(room)?)
     }
 
     /// A page of our public rooms, largest first, optionally filtered by

@@ -171,7 +171,7 @@ impl<'a> Shorts<'a> {
     /// the cache: whoever changes it copies it first.
     pub(in crate::rooms) fn shared(&self, group: u64) -> Result<Arc<ShortState>> {
         if self.groups.contains_key(&group) {
-            return self.trees.load_state(group, &self.groups).map(Arc::new);
+            return Ok(self.trees.load_state(group, &self.groups).map(Arc::new)?);
         }
         if let Some(state) = self.cache.and_then(|c| c.get(group)) {
             return Ok(state);
@@ -199,7 +199,7 @@ impl<'a> Shorts<'a> {
         };
         match self.events.iter().find(|(_, s)| *s == short_event) {
             Some((id, _)) => Ok(Some(id.clone())),
-            None => self.trees.short_event(*short_event).map(Some),
+            None => Ok(self.trees.short_event(*short_event).map(Some)?),
         }
     }
 

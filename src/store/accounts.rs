@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sled::{transaction::ConflictableTransactionError, Transactional, Tree};
 
-use super::{decode, encode};
-use crate::error::{Error, Result};
+use super::{decode, encode, key};
+use crate::store::error::{Result, StoreError};
 
 /// `users`: user ID → JSON [`UserRecord`].
 pub(super) const USERS: &str = "users";
@@ -78,17 +78,12 @@ pub struct AccountTrees {
 }
 
 fn user_key(user: &UserId, rest: &str) -> Vec<u8> {
-    let mut key = user.as_str().as_bytes().to_vec();
-    key.push(0xFF);
-    key.extend_from_slice(rest.as_bytes());
-    key
+    key::join(&[user.as_bytes(), rest.as_bytes()])
 }
 
 fn data_key(user: &UserId, room: Option<&str>, kind: &str) -> Vec<u8> {
-    let mut key = user_key(user, room.unwrap_or_default());
-    key.push(0xFF);
-    key.extend_from_slice(kind.as_bytes());
-    key
+    let room = room.unwrap_or_default();
+    key::join(&[user.as_bytes(), room.as_bytes(), kind.as_bytes()])
 }
 
 impl AccountTrees {
@@ -168,9 +163,9 @@ impl AccountTrees {
                 }
                 devices.insert(key.as_slice(), device_bytes.as_slice())?;
                 tokens.insert(device.token_hash.as_slice(), session_bytes.as_slice())?;
-                Ok::<_, ConflictableTransactionError<Error>>(())
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
-            .map_err(|e| Error::internal(format!("storing device: {e:?}")))?;
+            .map_err(|e| StoreError::data(format!("storing device: {e:?}")))?;
         self.devices.flush()?;
         Ok(())
     }
@@ -185,9 +180,9 @@ impl AccountTrees {
             .transaction(|(devices, tokens)| {
                 tokens.remove(old.token_hash.as_slice())?;
                 devices.remove(key.as_slice())?;
-                Ok::<_, ConflictableTransactionError<Error>>(())
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
-            .map_err(|e| Error::internal(format!("removing device: {e:?}")))?;
+            .map_err(|e| StoreError::data(format!("removing device: {e:?}")))?;
         self.devices.flush()?;
         Ok(())
     }
@@ -224,17 +219,10 @@ impl AccountTrees {
             .scan_prefix(&prefix)
             .map(|entry| {
                 let (key, value) = entry?;
-                let rest = &key[prefix.len()..];
-                let split = rest
-                    .iter()
-                    .position(|b| *b == 0xFF)
-                    .ok_or_else(|| Error::internal("corrupt account data key"))?;
+                let (room, kind) = key::split(&key[prefix.len()..])
+                    .ok_or_else(|| StoreError::data("corrupt account data key"))?;
                 let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-                Ok((
-                    text(&rest[..split]),
-                    text(&rest[split + 1..]),
-                    decode(ACCOUNT_DATA, &value)?,
-                ))
+                Ok((text(room), text(kind), decode(ACCOUNT_DATA, &value)?))
             })
             .collect()
     }
@@ -269,9 +257,7 @@ impl AccountTrees {
         event_id: &str,
     ) -> Result<()> {
         if let Some(echo) = echo {
-            let mut reverse = session.device_id.as_str().as_bytes().to_vec();
-            reverse.push(0xFF);
-            reverse.extend_from_slice(echo.as_bytes());
+            let reverse = key::join(&[session.device_id.as_bytes(), echo.as_bytes()]);
             self.event_txns.insert(event_id.as_bytes(), reverse)?;
         }
         self.txns
@@ -306,7 +292,7 @@ impl AccountTrees {
             return Ok(None);
         };
         let Some((expiry, user)) = value.split_first_chunk::<8>() else {
-            return Err(crate::error::Error::internal("corrupt OpenID token record"));
+            return Err(StoreError::data("corrupt OpenID token record"));
         };
         Ok(Some((
             u64::from_be_bytes(*expiry),
@@ -320,17 +306,15 @@ impl AccountTrees {
         let Some(value) = self.event_txns.get(event_id.as_bytes())? else {
             return Ok(None);
         };
-        let Some(at) = value.iter().position(|&b| b == 0xFF) else {
+        let Some((device, txn)) = key::split(&value) else {
             return Ok(None);
         };
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-        Ok(Some((text(&value[..at]), text(&value[at + 1..]))))
+        Ok(Some((text(device), text(txn))))
     }
 }
 
 fn txn_key(session: &Session, txn: &str) -> Vec<u8> {
-    let mut key = user_key(&session.user_id, session.device_id.as_str());
-    key.push(0xFF);
-    key.extend_from_slice(txn.as_bytes());
-    key
+    let (user, device) = (&session.user_id, &session.device_id);
+    key::join(&[user.as_bytes(), device.as_bytes(), txn.as_bytes()])
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sled::Tree;
 
 use super::{decode, encode};
-use crate::error::Result;
+use crate::store::error::Result;
 
 /// `aliases`: room alias (`#name:ourserver`) → JSON [`AliasRecord`].
 pub(super) const ALIASES: &str = "aliases";

@@ -6,7 +6,7 @@
 use ruma::{EventId, OwnedEventId, RoomId};
 use sled::Tree;
 
-use crate::error::{Error, Result};
+use crate::store::error::{Result, StoreError};
 
 /// `backfilled`: `room_id 0xFF seq (u64 BE)` → event ID, seq counting up
 /// from 1 as history goes further back; and `event_id` → seq (u64 BE) for
@@ -20,13 +20,11 @@ pub struct BackfillTree {
 }
 
 fn prefix(room: &RoomId) -> Vec<u8> {
-    let mut key = room.as_str().as_bytes().to_vec();
-    key.push(0xFF);
-    key
+    super::key::prefix(&[room.as_bytes()])
 }
 
 fn entry(key: &[u8], value: &[u8], prefix_len: usize) -> Result<(u64, OwnedEventId)> {
-    let corrupt = || Error::internal("corrupt backfill index");
+    let corrupt = || StoreError::data("corrupt backfill index");
     let seq = <[u8; 8]>::try_from(&key[prefix_len..]).map_err(|_| corrupt())?;
     let id = std::str::from_utf8(value).map_err(|_| corrupt())?;
     let id = OwnedEventId::try_from(id).map_err(|_| corrupt())?;

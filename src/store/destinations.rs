@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sled::Tree;
 
 use super::{decode, encode};
-use crate::error::{Error, Result};
+use crate::store::error::{Result, StoreError};
 
 /// `destinations`: server name → JSON [`Failing`]; healthy servers have no entry.
 pub(super) const DESTINATIONS: &str = "destinations";
@@ -49,7 +49,7 @@ impl DestinationTree {
                 let name = std::str::from_utf8(&key)
                     .ok()
                     .and_then(|s| OwnedServerName::try_from(s).ok())
-                    .ok_or_else(|| Error::internal("corrupt destination key"))?;
+                    .ok_or_else(|| StoreError::data("corrupt destination key"))?;
                 Ok((name, decode(DESTINATIONS, &value)?))
             })
             .collect()

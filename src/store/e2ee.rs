@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use sled::Tree;
 
 use super::{decode, encode};
-use crate::error::Result;
+use crate::store::error::Result;
 
 /// `device_keys`: `user_id 0xFF device_id` → the signed device keys as uploaded.
 pub(super) const DEVICE_KEYS: &str = "device_keys";
@@ -58,17 +58,15 @@ pub struct E2eeTrees {
 }
 
 fn key(parts: &[&str]) -> Vec<u8> {
-    parts
-        .iter()
-        .map(|p| p.as_bytes())
-        .collect::<Vec<_>>()
-        .join(&0xFF)
+    super::key::join(&bytes_of(parts))
 }
 
 fn prefix(parts: &[&str]) -> Vec<u8> {
-    let mut key = key(parts);
-    key.push(0xFF);
-    key
+    super::key::prefix(&bytes_of(parts))
+}
+
+fn bytes_of<'a>(parts: &[&'a str]) -> Vec<&'a [u8]> {
+    parts.iter().map(|p| p.as_bytes()).collect()
 }
 
 impl E2eeTrees {

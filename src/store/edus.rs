@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sled::Tree;
 
-use super::{decode, encode};
-use crate::error::Result;
+use super::{decode, encode, key::join as key};
+use crate::store::error::Result;
 
 /// `receipts`: `room_id 0xFF receipt_type 0xFF user_id` → JSON receipt
 /// (`event_ids`, `data`): the latest per user, room and type.
@@ -41,16 +41,11 @@ pub struct EduTrees {
     db: sled::Db,
 }
 
-fn key(parts: &[&[u8]]) -> Vec<u8> {
-    parts.join(&0xFF)
-}
-
-/// The text before and after the first 0xFF separator.
+/// The text before and after the first separator.
 fn split_at_ff(bytes: &[u8]) -> (String, String) {
-    let end = bytes.iter().position(|b| *b == 0xFF).unwrap_or(bytes.len());
-    let after = bytes.get(end + 1..).unwrap_or_default();
+    let (before, after) = super::key::split(bytes).unwrap_or((bytes, &[]));
     (
-        String::from_utf8_lossy(&bytes[..end]).into_owned(),
+        String::from_utf8_lossy(before).into_owned(),
         String::from_utf8_lossy(after).into_owned(),
     )
 }
@@ -84,8 +79,7 @@ impl EduTrees {
 
     /// (receipt type, user, receipt) for every receipt in `room`.
     pub fn receipts(&self, room: &RoomId) -> Result<Vec<(String, String, Value)>> {
-        let mut prefix = room.as_str().as_bytes().to_vec();
-        prefix.push(0xFF);
+        let prefix = super::key::prefix(&[room.as_bytes()]);
         self.receipts
             .scan_prefix(&prefix)
             .map(|entry| {
@@ -119,8 +113,7 @@ impl EduTrees {
 
     /// (device, message) for every message waiting for `user`, oldest first per device.
     pub fn to_device_of(&self, user: &UserId) -> Result<Vec<(String, ToDevice)>> {
-        let mut prefix = user.as_str().as_bytes().to_vec();
-        prefix.push(0xFF);
+        let prefix = super::key::prefix(&[user.as_bytes()]);
         self.to_device
             .scan_prefix(&prefix)
             .map(|entry| {
@@ -173,8 +166,7 @@ impl EduTrees {
 
     /// (kind, content) of every update stored for `user`.
     pub fn device_updates(&self, user: &UserId) -> Result<Vec<(String, Value)>> {
-        let mut prefix = user.as_str().as_bytes().to_vec();
-        prefix.push(0xFF);
+        let prefix = super::key::prefix(&[user.as_bytes()]);
         self.device_updates
             .scan_prefix(&prefix)
             .map(|entry| {

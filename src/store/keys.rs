@@ -4,7 +4,7 @@ use ruma::{CanonicalJsonObject, ServerName};
 use serde::{Deserialize, Serialize};
 
 use super::{decode, encode};
-use crate::error::Result;
+use crate::store::error::Result;
 
 /// `signing_keys`: our own ed25519 keys.
 /// key: key id as UTF-8 (`ed25519:AbCdEf`)
@@ -65,7 +65,7 @@ impl SigningKeyTree {
                 tx.insert(id.as_bytes(), value.as_slice())?;
             }
             tx.insert(new.key_id.as_bytes(), new_value.as_slice())?;
-            Ok::<_, sled::transaction::ConflictableTransactionError<crate::error::Error>>(())
+            Ok::<_, sled::transaction::ConflictableTransactionError<crate::store::error::StoreError>>(())
         })?;
         self.tree.flush()?;
         Ok(())
@@ -96,11 +96,7 @@ pub struct ServerKeyTree {
 }
 
 fn remote_key_id(server: &ServerName, key_id: &str) -> Vec<u8> {
-    let mut id = Vec::with_capacity(server.as_str().len() + 1 + key_id.len());
-    id.extend_from_slice(server.as_bytes());
-    id.push(0xFF);
-    id.extend_from_slice(key_id.as_bytes());
-    id
+    super::key::join(&[server.as_bytes(), key_id.as_bytes()])
 }
 
 impl ServerKeyTree {

@@ -4,11 +4,12 @@
 
 pub mod accounts;
 pub mod aliases;
-mod auth_children;
 pub mod backfill;
 pub mod destinations;
 pub mod e2ee;
 pub mod edus;
+pub mod error;
+mod key;
 mod keys;
 pub mod outbound;
 pub mod partial;
@@ -21,7 +22,8 @@ use std::path::Path;
 
 pub use keys::{OwnSigningKey, RemoteKey, ServerKeyTree, SigningKeyTree, StoredKeyResponse};
 
-use crate::error::{Error, Result};
+use error::Result;
+pub use error::StoreError;
 
 /// The opened database and its typed trees.
 #[derive(Clone)]
@@ -119,20 +121,20 @@ impl Store {
 
 /// Serialises a value for storage; our own types always serialise.
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::internal(format!("cannot encode record: {e}")))
+    serde_json::to_vec(value).map_err(|e| StoreError::data(format!("cannot encode record: {e}")))
 }
 
 /// Reads a stored big-endian u64 (a short id, a stream position).
 fn u64_value(tree: &str, bytes: &[u8]) -> Result<u64> {
     <[u8; 8]>::try_from(bytes)
         .map(u64::from_be_bytes)
-        .map_err(|_| Error::internal(format!("corrupt number in tree {tree}")))
+        .map_err(|_| StoreError::data(format!("corrupt number in tree {tree}")))
 }
 
 /// Reads a stored record, reporting corruption rather than panicking.
 fn decode<T: serde::de::DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)
-        .map_err(|e| Error::internal(format!("corrupt record in tree {tree}: {e}")))
+        .map_err(|e| StoreError::data(format!("corrupt record in tree {tree}: {e}")))
 }
 
 /// Opens a store a test has just dropped: sled's background threads let go

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sled::Tree;
 
 use super::{decode, encode};
-use crate::error::{Error, Result};
+use crate::store::error::{Result, StoreError};
 
 /// `outbound`: `destination 0xFF seq (u64 BE)` → JSON [`Queued`]; `seq`
 /// comes from the database's id generator, so a destination's entries sort
@@ -41,17 +41,13 @@ pub struct Entry {
     pub item: Queued,
 }
 
-/// Where `destination`'s entries start: its name and 0xFF.
+/// Where `destination`'s entries start.
 fn prefix(destination: &ServerName) -> Vec<u8> {
-    let mut prefix = destination.as_str().as_bytes().to_vec();
-    prefix.push(0xFF);
-    prefix
+    super::key::prefix(&[destination.as_bytes()])
 }
 
 pub fn key(destination: &ServerName, seq: u64) -> Vec<u8> {
-    let mut key = prefix(destination);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
+    super::key::join(&[destination.as_bytes(), &seq.to_be_bytes()])
 }
 
 pub fn value(item: &Queued) -> Result<Vec<u8>> {
@@ -77,14 +73,14 @@ impl OutboundTree {
         let mut found = Vec::new();
         let mut from = Vec::new();
         while let Some((key, _)) = self.tree.range(from.clone()..).next().transpose()? {
-            let end = key.iter().position(|b| *b == 0xFF).unwrap_or(key.len());
-            let name = std::str::from_utf8(&key[..end])
+            let (name, _) = super::key::split(&key).unwrap_or((&key, &[]));
+            // Skip past every entry of this destination.
+            from = super::key::prefix(&[name]);
+            from.extend_from_slice(&[super::key::SEP; 8]);
+            let name = std::str::from_utf8(name)
                 .ok()
                 .and_then(|s| OwnedServerName::try_from(s).ok())
-                .ok_or_else(|| Error::internal("corrupt outbound key"))?;
-            // Skip past every entry of this destination.
-            from = key[..end].to_vec();
-            from.extend_from_slice(&[0xFF; 9]);
+                .ok_or_else(|| StoreError::data("corrupt outbound key"))?;
             found.push(name);
         }
         Ok(found)

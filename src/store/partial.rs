@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sled::Tree;
 
 use super::{decode, encode};
-use crate::error::Result;
+use crate::store::error::Result;
 
 /// `partial_state`: room ID → JSON [`PartialJoin`].
 pub(super) const PARTIAL_STATE: &str = "partial_state";

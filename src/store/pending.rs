@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sled::Tree;
 
 use super::{decode, encode};
-use crate::error::Result;
+use crate::store::error::Result;
 
 /// `pending_memberships`: `user_id 0xFF room_id` → JSON [`Pending`].
 pub(super) const PENDING: &str = "pending_memberships";
@@ -39,10 +39,7 @@ pub struct PendingTree {
 }
 
 fn key(user: &UserId, room: &RoomId) -> Vec<u8> {
-    let mut key = user.as_str().as_bytes().to_vec();
-    key.push(0xFF);
-    key.extend_from_slice(room.as_str().as_bytes());
-    key
+    super::key::join(&[user.as_bytes(), room.as_bytes()])
 }
 
 impl PendingTree {
@@ -71,8 +68,7 @@ impl PendingTree {
 
     /// Every pending membership of `user`.
     pub fn of_user(&self, user: &UserId) -> Result<Vec<Pending>> {
-        let mut prefix = user.as_str().as_bytes().to_vec();
-        prefix.push(0xFF);
+        let prefix = super::key::prefix(&[user.as_bytes()]);
         self.tree
             .scan_prefix(prefix)
             .map(|entry| decode(PENDING, &entry?.1))

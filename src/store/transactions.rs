@@ -12,7 +12,7 @@ use ruma::{OwnedServerName, ServerName};
 use sled::Tree;
 
 use super::u64_value;
-use crate::error::{Error, Result};
+use crate::store::error::{Result, StoreError};
 
 /// `transactions`: `origin 0xFF txn_id` → the response body we sent (JSON).
 pub(super) const TRANSACTIONS: &str = "transactions";
@@ -37,10 +37,7 @@ pub struct Staged {
 }
 
 fn key(origin: &ServerName, txn_id: &str) -> Vec<u8> {
-    let mut key = origin.as_str().as_bytes().to_vec();
-    key.push(0xFF);
-    key.extend_from_slice(txn_id.as_bytes());
-    key
+    super::key::join(&[origin.as_bytes(), txn_id.as_bytes()])
 }
 
 impl TransactionTree {
@@ -70,10 +67,7 @@ impl TransactionTree {
     /// before replying. Each is numbered after every one still staged.
     pub fn stage(&self, origin: &ServerName, body: &[u8]) -> Result<u64> {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut value = Vec::with_capacity(origin.as_str().len() + 1 + body.len());
-        value.extend_from_slice(origin.as_str().as_bytes());
-        value.push(0xFF);
-        value.extend_from_slice(body);
+        let value = super::key::join(&[origin.as_bytes(), body]);
         self.staged.insert(seq.to_be_bytes(), value)?;
         Ok(seq)
     }
@@ -90,16 +84,16 @@ impl TransactionTree {
             .map(|entry| {
                 let (key, value) = entry?;
                 let seq = u64_value(STAGED, &key)?;
-                let corrupt = || Error::internal(format!("corrupt record in tree {STAGED}"));
-                let split = value.iter().position(|b| *b == 0xFF).ok_or_else(corrupt)?;
-                let origin = std::str::from_utf8(&value[..split])
+                let corrupt = || StoreError::data(format!("corrupt record in tree {STAGED}"));
+                let (origin, body) = super::key::split(&value).ok_or_else(corrupt)?;
+                let origin = std::str::from_utf8(origin)
                     .ok()
                     .and_then(|o| OwnedServerName::try_from(o).ok())
                     .ok_or_else(corrupt)?;
                 Ok(Staged {
                     seq,
                     origin,
-                    body: value[split + 1..].to_vec(),
+                    body: body.to_vec(),
                 })
             })
             .collect()

@@ -87,12 +87,12 @@ pub fn routes(services: ClientServices) -> Route {
                     }
                     let trees = services.accounts.trees();
                     services.rooms.publish_with(|position| {
-                        trees.put_account_data(
+                        Ok(trees.put_account_data(
                             &session.user_id,
                             room.as_ref().map(|r| r.as_str()),
                             &kind,
                             &AccountData { position, content },
-                        )
+                        )?)
                     })?;
                     Ok(json!({}))
                 })

@@ -99,7 +99,7 @@ fn fully_read(
     let id = event_in(services, room, event)?;
     let trees = services.accounts.trees();
     services.rooms.publish_with(|position| {
-        trees.put_account_data(
+        Ok(trees.put_account_data(
             &session.user_id,
             Some(room.as_str()),
             "m.fully_read",
@@ -107,6 +107,6 @@ fn fully_read(
                 position,
                 content: json!({ "event_id": id }),
             },
-        )
+        )?)
     })
 }

@@ -240,7 +240,7 @@ impl RoomService {
 
     /// Every record of `user`, with the leaves that closed one.
     pub fn pending_records_of(&self, user: &UserId) -> Result<Vec<Pending>> {
-        self.pending.of_user(user)
+        Ok(self.pending.of_user(user)?)
     }
 
     /// Replaces an invite or knock of `user` by the leave that rejected or
@@ -265,7 +265,7 @@ impl RoomService {
     /// Forgets a pending membership once the user joined, rejected or retracted.
     pub async fn settle_pending(&self, user: &UserId, room: &RoomId) -> Result<()> {
         self.pending.remove(user, room)?;
-        self.trees.flush().await
+        Ok(self.trees.flush().await?)
     }
 
     /// Records an invite from, or a knock sent to, another server, at a
@@ -275,7 +275,7 @@ impl RoomService {
             pending.position = position;
             self.pending.put(user, &pending)
         })?;
-        self.trees.flush().await
+        Ok(self.trees.flush().await?)
     }
 }
 

@@ -33,18 +33,18 @@ pub struct CompletionLock(tokio::sync::OwnedMutexGuard<()>);
 impl RoomService {
     /// The partial join of `room` still to complete, if any.
     pub fn partial_join(&self, room: &RoomId) -> Result<Option<PartialJoin>> {
-        self.partial.get(room)
+        Ok(self.partial.get(room)?)
     }
 
     /// The stream position at which `room`'s partial state was replaced
     /// by its full state (0 if it never was).
     pub fn state_completed_at(&self, room: &RoomId) -> Result<u64> {
-        self.partial.completed_at(room)
+        Ok(self.partial.completed_at(room)?)
     }
 
     /// Rooms whose partial joins are still to complete.
     pub fn partial_rooms(&self) -> Result<Vec<ruma::OwnedRoomId>> {
-        self.partial.rooms()
+        Ok(self.partial.rooms()?)
     }
 
     /// The room's lock, taken before a partial join returns and handed to

@@ -123,7 +123,7 @@ impl RoomService {
 
     /// Makes every event stored so far durable: call before acknowledging.
     pub async fn flush(&self) -> Result<()> {
-        self.trees.flush().await
+        Ok(self.trees.flush().await?)
     }
 
     /// The servers with joined members in the room's current state; while

@@ -76,7 +76,10 @@ impl RoomService {
         }
         let shorts = Shorts::cached(&self.trees, &self.groups);
         let state = shorts.shared(meta.state_before)?;
-        state.values().map(|e| self.trees.short_event(*e)).collect()
+        Ok(state
+            .values()
+            .map(|e| self.trees.short_event(*e))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Every event in the auth chains of `ids` (not `ids` themselves).
@@ -167,7 +170,7 @@ impl RoomService {
             return Ok(false);
         }
         if meta.outlier {
-            return self.backfilled.contains(id);
+            return Ok(self.backfilled.contains(id)?);
         }
         let shorts = Shorts::cached(&self.trees, &self.groups);
         let before = shorts.shared(meta.state_before)?;

@@ -16,12 +16,12 @@ impl RoomService {
 
     /// Every room this server holds state for.
     pub fn room_ids(&self) -> Result<Vec<OwnedRoomId>> {
-        self.trees.room_ids()
+        Ok(self.trees.room_ids()?)
     }
 
     /// A fresh id from the database's generator (ordering outbound queues).
     pub fn next_id(&self) -> Result<u64> {
-        self.trees.new_id()
+        Ok(self.trees.new_id()?)
     }
 
     /// The highest stream position readable now.
@@ -100,8 +100,9 @@ impl RoomService {
         limit: usize,
         newest: bool,
     ) -> Result<Vec<(u64, OwnedEventId)>> {
-        self.trees
-            .timeline_between(room.as_str(), after, before, limit, newest)
+        Ok(self
+            .trees
+            .timeline_between(room.as_str(), after, before, limit, newest)?)
     }
 
     /// Whether the room is stored here (joined now or before).

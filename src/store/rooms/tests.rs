@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::encode;
 
 fn meta(room: &OwnedRoomId, stream: u64) -> EventMeta {
     EventMeta {
@@ -399,10 +400,10 @@ async fn events_stored_before_the_auth_index_are_indexed_on_open() {
         events.insert("$rejected", rejected).expect("insert");
         // An interrupted indexing left an entry but no completion mark.
         let index = db
-            .open_tree(super::super::auth_children::AUTH_CHILDREN)
+            .open_tree(super::auth_children::AUTH_CHILDREN)
             .expect("index");
         index
-            .insert(super::super::auth_children::key("$pl", "$member"), &[])
+            .insert(super::auth_children::key("$pl", "$member"), &[])
             .expect("insert");
         db.flush().expect("flush");
     }

@@ -16,30 +16,26 @@
 use serde::Deserialize;
 use sled::Tree;
 
-use super::rooms::{split_record, EventMeta, Status};
-use crate::error::{Error, Result};
+use super::{split_record, EventMeta, Status};
+use crate::store::error::{Result, StoreError};
 
 pub(super) const AUTH_CHILDREN: &str = "auth_children";
 /// Present once every stored event is indexed.
 const COMPLETE: &[u8] = b"";
 
 pub(super) fn key(auth_event: &str, child: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(auth_event.len() + 1 + child.len());
-    key.extend_from_slice(auth_event.as_bytes());
-    key.push(0xFF);
-    key.extend_from_slice(child.as_bytes());
-    key
+    crate::store::key::join(&[auth_event.as_bytes(), child.as_bytes()])
 }
 
 pub(super) fn prefix(auth_event: &str) -> Vec<u8> {
-    key(auth_event, "")
+    crate::store::key::prefix(&[auth_event.as_bytes()])
 }
 
 /// The citing event's ID in a key under `prefix`.
 pub(super) fn child_of(prefix: &[u8], key: &[u8]) -> Result<String> {
     std::str::from_utf8(&key[prefix.len()..])
         .map(str::to_owned)
-        .map_err(|_| Error::internal(format!("corrupt key in tree {AUTH_CHILDREN}")))
+        .map_err(|_| StoreError::data(format!("corrupt key in tree {AUTH_CHILDREN}")))
 }
 
 /// The fields of a stored event the index needs. `auth_events` holds IDs
