@@ -17,19 +17,21 @@ use warp::{reply::Response, Filter};
 
 use crate::{
     accounts::{profiles::ProfileService, AccountService},
-    admin::{self, routes::AdminContext},
-    client::ClientServices,
+    admin,
     config::Config,
     delivery::{outbox::Outbox, sender::Sender},
     e2ee::E2eeService,
     edus::EduService,
-    federation::{self, receiver::Receiver, routes::Services},
+    federation::{self, admission::Admission, inbound::InboundStats, receiver::Receiver},
     http_util::recover,
     keys::KeyService,
     net::https::HttpsClient,
     peers::Peers,
-    rooms::directory::DirectoryService,
-    rooms::{inbound::IngestService, membership::MembershipService, RoomService},
+    rooms::{
+        directory::DirectoryService, hierarchy::HierarchyService, history::HistoryService,
+        inbound::IngestService, membership::MembershipService, RoomService,
+    },
+    services::{ServiceSet, Services},
     store::{OpenError, Store},
     sync::SyncService,
 };
@@ -46,26 +48,69 @@ pub async fn run(config: Config) -> Result<(), String> {
         other => other.to_string(),
     })?;
     let token = admin::load_or_create_token(&config.data_dir)?;
-    let client = Arc::new(HttpsClient::new(&config)?);
-    client
-        .backoff()
-        .attach(store.destinations.clone())
-        .map_err(|e| e.to_string())?;
-    let keys = Arc::new(
-        KeyService::new(&config, store.clone(), client.clone()).map_err(|e| e.to_string())?,
-    );
-
     let tls = match (&config.tls.cert, &config.tls.key) {
         (Some(cert), Some(key)) => Some(TlsAcceptor::from(Arc::new(
             crate::net::tls::server_config(cert, key)?,
         ))),
         _ => None,
     };
+    let services = build(&config, &store, token).await?;
+    let well_known = Arc::new(config.well_known.clone());
+    let federation_routes = federation::routes::routes(services.clone())
+        .or(federation::routes::well_known::routes(well_known.clone()))
+        .unify()
+        .recover(recover);
+    let client_routes = admin::routes(services.clone())
+        .or(crate::client::routes(services.clone()))
+        .unify()
+        .or(federation::routes::well_known::routes(well_known))
+        .unify()
+        .or(crate::metrics::route(
+            services.sender.clone(),
+            services.inbound.clone(),
+            config.metrics.enabled,
+        ))
+        .unify()
+        .recover(recover);
+
+    let federation_listener = bind(config.listen.federation, "listen.federation").await?;
+    let client_listener = bind(config.listen.client, "listen.client").await?;
+    tracing::info!(
+        server_name = %config.server_name,
+        federation = %federation_listener.local_addr().map_err(|e| e.to_string())?,
+        tls = tls.is_some(),
+        client = %client_listener.local_addr().map_err(|e| e.to_string())?,
+        key_id = %services.keys.own_keys().current_id,
+        "hearth is listening"
+    );
+    // The background tasks (ARCHITECTURE.md, "Startup order").
+    tokio::select! {
+        _ = services.sender.clone().run() => {}
+        _ = services.edus.run_presence_timers() => {}
+        _ = serve(federation_listener, tls, federation_routes) => {}
+        _ = serve(client_listener, None, client_routes) => {}
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    store.flush().await.map_err(|e| e.to_string())
+}
+
+/// Builds every service once, in the order ARCHITECTURE.md gives, and
+/// takes in what a previous run left: partial joins resume in the
+/// background, staged transactions are taken in before any listener opens.
+async fn build(config: &Config, store: &Store, token: String) -> Result<Services, String> {
+    let client = Arc::new(HttpsClient::new(config)?);
+    client
+        .backoff()
+        .attach(store.destinations.clone())
+        .map_err(|e| e.to_string())?;
+    let keys = Arc::new(
+        KeyService::new(config, store.clone(), client.clone()).map_err(|e| e.to_string())?,
+    );
     let outbound_ready = Arc::new(tokio::sync::Notify::new());
     let rooms = Arc::new(RoomService::new(
         config.server_name.clone(),
         config.rooms.default_version.clone(),
-        &store,
+        store,
         keys.clone(),
         outbound_ready.clone(),
     ));
@@ -77,14 +122,14 @@ pub async fn run(config: Config) -> Result<(), String> {
     ));
     crate::rooms::partial::fetch::resume(&rooms, &peers)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.message)?;
     let sender = Sender::new(
         store.outbound.clone(),
         rooms.clone(),
         peers.clone(),
         client.clone(),
         outbound_ready.clone(),
-        std::time::Duration::from_secs(config.federation.catch_up_after_secs),
+        Duration::from_secs(config.federation.catch_up_after_secs),
     );
     let outbox = Outbox::new(
         config.server_name.clone(),
@@ -103,11 +148,6 @@ pub async fn run(config: Config) -> Result<(), String> {
         config.server_name.clone(),
         store.accounts.clone(),
     ));
-    let profiles = Arc::new(ProfileService::new(
-        accounts.clone(),
-        rooms.clone(),
-        peers.clone(),
-    ));
     let e2ee = Arc::new(E2eeService::new(
         store.e2ee.clone(),
         store.accounts.clone(),
@@ -121,12 +161,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         store.aliases.clone(),
         store.public_rooms.clone(),
     ));
-    let hierarchy = Arc::new(crate::rooms::hierarchy::HierarchyService::new(
-        rooms.clone(),
-        directory.clone(),
-        peers.clone(),
-    ));
-    let inbound = Arc::new(federation::inbound::InboundStats::default());
+    let inbound = Arc::new(InboundStats::default());
     let receiver = Arc::new(Receiver::new(
         Arc::new(IngestService::new(rooms.clone(), peers.clone())),
         edus.clone(),
@@ -135,92 +170,44 @@ pub async fn run(config: Config) -> Result<(), String> {
         inbound.clone(),
     ));
     receiver.resume().map_err(|e| e.to_string())?;
-    let services = Services {
-        keys: keys.clone(),
-        client: client.clone(),
-        rooms: rooms.clone(),
-        directory: directory.clone(),
-        hierarchy: hierarchy.clone(),
-        profiles: profiles.clone(),
-        accounts: accounts.clone(),
-        e2ee: e2ee.clone(),
-        receiver: receiver.clone(),
-        membership: membership.clone(),
-        admission: federation::admission::Admission::new(
+    Ok(Services::new(ServiceSet {
+        profiles: Arc::new(ProfileService::new(
+            accounts.clone(),
+            rooms.clone(),
+            peers.clone(),
+        )),
+        hierarchy: Arc::new(HierarchyService::new(
+            rooms.clone(),
+            directory.clone(),
+            peers.clone(),
+        )),
+        history: Arc::new(HistoryService::new(rooms.clone(), peers)),
+        sync: Arc::new(SyncService::new(
+            rooms.clone(),
+            edus.clone(),
+            e2ee.clone(),
+            store.accounts.clone(),
+            store.edus.clone(),
+        )),
+        admission: Admission::new(
             config.federation.requests_per_server,
             config.federation.waiting_per_server,
             inbound.clone(),
         ),
-    };
-    let well_known = Arc::new(config.well_known.clone());
-    let federation_routes = federation::routes::routes(services)
-        .or(federation::routes::well_known::routes(well_known.clone()))
-        .unify()
-        .recover(recover);
-    let client_services = ClientServices {
-        accounts: accounts.clone(),
-        profiles,
-        rooms: rooms.clone(),
-        membership: membership.clone(),
-        history: Arc::new(crate::rooms::history::HistoryService::new(
-            rooms.clone(),
-            peers,
-        )),
-        directory,
-        hierarchy,
-        edus: edus.clone(),
-        e2ee: e2ee.clone(),
-        sync: Arc::new(SyncService::new(
-            rooms.clone(),
-            edus.clone(),
-            e2ee,
-            store.accounts.clone(),
-            store.edus.clone(),
-        )),
         registration: Arc::new(config.registration.clone()),
-    };
-    let admin_context = AdminContext {
-        token: token.into(),
-        keys: keys.clone(),
+        admin_token: token.into(),
+        keys,
         client,
         rooms,
         membership,
-        sender: sender.clone(),
-        edus: edus.clone(),
+        directory,
         accounts,
-        inbound: inbound.clone(),
-    };
-    let client_routes = admin::routes(admin_context)
-        .or(crate::client::routes(client_services))
-        .unify()
-        .or(federation::routes::well_known::routes(well_known))
-        .unify()
-        .or(crate::metrics::route(
-            sender.clone(),
-            inbound,
-            config.metrics.enabled,
-        ))
-        .unify()
-        .recover(recover);
-
-    let federation_listener = bind(config.listen.federation, "listen.federation").await?;
-    let client_listener = bind(config.listen.client, "listen.client").await?;
-    tracing::info!(
-        server_name = %config.server_name,
-        federation = %federation_listener.local_addr().map_err(|e| e.to_string())?,
-        tls = tls.is_some(),
-        client = %client_listener.local_addr().map_err(|e| e.to_string())?,
-        key_id = %keys.own_keys().current_id,
-        "hearth is listening"
-    );
-    tokio::select! {
-        _ = sender.run() => {}
-        _ = edus.run_presence_timers() => {}
-        _ = serve(federation_listener, tls, federation_routes) => {}
-        _ = serve(client_listener, None, client_routes) => {}
-        _ = shutdown_signal() => tracing::info!("shutting down"),
-    }
-    store.flush().await.map_err(|e| e.to_string())
+        edus,
+        e2ee,
+        sender,
+        receiver,
+        inbound,
+    }))
 }
 
 async fn bind(addr: SocketAddr, name: &str) -> Result<TcpListener, String> {

@@ -1,6 +1,7 @@
 //! Local accounts: registration, passwords (Argon2id), devices and their
 //! access tokens, profiles.
 
+mod data;
 pub mod profiles;
 pub mod push_rules;
 
@@ -129,10 +130,6 @@ impl AccountService {
             .await
             .map_err(|e| Error::internal(e.to_string()))?;
         password_matches(password, hash).await
-    }
-
-    pub fn trees(&self) -> &AccountTrees {
-        &self.trees
     }
 
     /// A user ID of ours from a localpart or a full ID.

@@ -13,14 +13,13 @@ use super::AccountService;
 use crate::{
     error::{Error, Result},
     rooms::RoomService,
-    store::accounts::AccountData,
 };
 
 pub const PUSH_RULES: &str = "m.push_rules";
 
 /// The user's ruleset.
 pub fn ruleset(accounts: &AccountService, user: &UserId) -> Result<Ruleset> {
-    match accounts.trees().account_data(user, None, PUSH_RULES)? {
+    match accounts.trees.account_data(user, None, PUSH_RULES)? {
         Some(data) => serde_json::from_value(data.content["global"].clone())
             .map_err(|e| Error::internal(format!("stored push rules: {e}"))),
         None => Ok(Ruleset::server_default(user)),
@@ -35,14 +34,7 @@ pub fn save(
     ruleset: &Ruleset,
 ) -> Result<()> {
     let content = serde_json::json!({ "global": ruleset });
-    rooms.publish_with(|position| {
-        Ok(accounts.trees().put_account_data(
-            user,
-            None,
-            PUSH_RULES,
-            &AccountData { position, content },
-        )?)
-    })
+    accounts.set_account_data(rooms, user, None, PUSH_RULES, content)
 }
 
 /// One rule as clients see it.

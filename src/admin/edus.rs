@@ -5,13 +5,11 @@
 
 use std::sync::Arc;
 
-use ruma::{OwnedRoomId, OwnedUserId};
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use crate::{
     edus::EduService,
-    error::Error,
-    http_util::{ok_json, percent_decode, reply},
+    http_util::{ok_json, reply},
 };
 
 pub fn routes(edus: Arc<EduService>) -> BoxedFilter<(Response,)> {
@@ -19,10 +17,8 @@ pub fn routes(edus: Arc<EduService>) -> BoxedFilter<(Response,)> {
     let room = warp::path!("rooms" / String / "ephemeral")
         .and(warp::get())
         .map(move |room: String| {
-            let room = percent_decode(&room);
             reply(
-                OwnedRoomId::try_from(room.as_str())
-                    .map_err(|e| Error::invalid_param(format!("{room:?} is not a room ID: {e}")))
+                crate::request::room_id(&room)
                     .and_then(|room| service.room_view(&room))
                     .map(|view| ok_json(&view)),
             )
@@ -30,10 +26,8 @@ pub fn routes(edus: Arc<EduService>) -> BoxedFilter<(Response,)> {
     let user = warp::path!("users" / String / "ephemeral")
         .and(warp::get())
         .map(move |user: String| {
-            let user = percent_decode(&user);
             reply(
-                OwnedUserId::try_from(user.as_str())
-                    .map_err(|e| Error::invalid_param(format!("{user:?} is not a user ID: {e}")))
+                crate::request::user_id(&user)
                     .and_then(|user| edus.user_view(&user))
                     .map(|view| ok_json(&view)),
             )

@@ -6,16 +6,14 @@
 use std::{future::Future, sync::Arc};
 
 use bytes::Bytes;
-use ruma::{
-    CanonicalJsonValue, OwnedEventId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId,
-};
+use ruma::{CanonicalJsonValue, OwnedRoomId, OwnedServerName, OwnedUserId, RoomVersionId};
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{json, Value};
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use crate::{
-    error::{Error, Result},
-    http_util::{body_limited, ok_json, parse_json, percent_decode, reply},
+    error::Result,
+    http_util::{body_limited, ok_json, parse_json, reply},
     rooms::{membership::MembershipService, RoomService},
 };
 
@@ -62,11 +60,7 @@ struct SendEvent {
     content: serde_json::Value,
 }
 
-fn room_id(segment: &str) -> Result<OwnedRoomId> {
-    let decoded = percent_decode(segment);
-    OwnedRoomId::try_from(decoded.as_str())
-        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a room ID: {e}")))
-}
+use crate::request::room_id;
 
 /// `POST rooms/{roomId}/{action}` with a JSON body of type `T`.
 fn room_action<T, F, Fut>(action: &'static str, handler: F) -> BoxedFilter<(Response,)>
@@ -188,10 +182,8 @@ pub fn routes(
     let pending = warp::path!("users" / String / "pending")
         .and(warp::get())
         .map(move |user: String| {
-            let user = percent_decode(&user);
             reply(
-                OwnedUserId::try_from(user.as_str())
-                    .map_err(|e| Error::invalid_param(format!("{user:?} is not a user ID: {e}")))
+                crate::request::user_id(&user)
                     .and_then(|user| service.pending_of(&user))
                     .map(|pending| ok_json(&json!({ "pending": pending }))),
             )
@@ -200,10 +192,8 @@ pub fn routes(
     let event = warp::path!("events" / String)
         .and(warp::get())
         .map(move |event: String| {
-            let event = percent_decode(&event);
             reply(
-                OwnedEventId::try_from(event.as_str())
-                    .map_err(|e| Error::invalid_param(format!("{event:?} is not an event ID: {e}")))
+                crate::request::event_id(&event)
                     .and_then(|id| service.event(None, &id))
                     .map(|(meta, json)| {
                         ok_json(&json!({

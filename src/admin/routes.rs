@@ -14,19 +14,7 @@ use crate::{
     net::https::HttpsClient,
 };
 
-/// What the admin routes need.
-#[derive(Clone)]
-pub struct AdminContext {
-    pub token: Arc<str>,
-    pub keys: Arc<KeyService>,
-    pub client: Arc<HttpsClient>,
-    pub rooms: Arc<crate::rooms::RoomService>,
-    pub membership: Arc<crate::rooms::membership::MembershipService>,
-    pub sender: Arc<crate::delivery::sender::Sender>,
-    pub edus: Arc<crate::edus::EduService>,
-    pub accounts: Arc<crate::accounts::AccountService>,
-    pub inbound: Arc<crate::federation::inbound::InboundStats>,
-}
+pub use crate::services::Services;
 
 fn admin_auth(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
@@ -49,11 +37,11 @@ fn admin_auth(token: Arc<str>) -> impl Filter<Extract = (), Error = Rejection> +
         .untuple_one()
 }
 
-pub fn routes(ctx: AdminContext) -> BoxedFilter<(Response,)> {
+pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
     let base = warp::path("_hearth")
         .and(warp::path("admin"))
         .and(warp::path("v1"))
-        .and(admin_auth(ctx.token.clone()));
+        .and(admin_auth(ctx.admin_token.clone()));
     let keys = ctx.keys.clone();
     let rotate = warp::path!("keys" / "rotate")
         .and(warp::post())
@@ -169,7 +157,7 @@ fn sign_request(keys: &KeyService, body: &[u8]) -> Result<Response> {
 
 /// `POST /_hearth/admin/v1/federation/request`: sends a signed request
 /// and reports what the destination answered.
-async fn send_request(ctx: &AdminContext, body: &[u8]) -> Result<Response> {
+async fn send_request(ctx: &Services, body: &[u8]) -> Result<Response> {
     let (request, method, content) = OutboundRequest::parse(body)?;
     let header = ctx.keys.authorization(
         &request.destination,

@@ -6,39 +6,22 @@ mod routes;
 use std::{future::Future, sync::Arc};
 
 use bytes::Bytes;
-use ruma::{OwnedRoomId, OwnedUserId};
+
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use warp::{filters::BoxedFilter, reply::Response, Filter, Rejection};
 
 use crate::{
-    accounts::{profiles::ProfileService, AccountService},
-    config::Registration,
-    edus::EduService,
+    accounts::AccountService,
     error::{Error, Result},
     http_util::{ok_json, parse_json, percent_decode, reply},
-    rooms::{directory::DirectoryService, membership::MembershipService, RoomService},
+    rooms::RoomService,
     store::accounts::Session,
-    sync::SyncService,
 };
 
-pub use routes::routes;
+pub use crate::services::Services;
 
-/// What the client routes need.
-#[derive(Clone)]
-pub struct ClientServices {
-    pub accounts: Arc<AccountService>,
-    pub profiles: Arc<ProfileService>,
-    pub rooms: Arc<RoomService>,
-    pub membership: Arc<MembershipService>,
-    pub history: Arc<crate::rooms::history::HistoryService>,
-    pub directory: Arc<DirectoryService>,
-    pub hierarchy: Arc<crate::rooms::hierarchy::HierarchyService>,
-    pub edus: Arc<EduService>,
-    pub e2ee: Arc<crate::e2ee::E2eeService>,
-    pub sync: Arc<SyncService>,
-    pub registration: Arc<Registration>,
-}
+pub use routes::routes;
 
 /// `/_matrix/client/v3/…`.
 fn v3() -> impl Filter<Extract = (), Error = Rejection> + Clone {
@@ -122,31 +105,6 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
         return parse_json(b"{}");
     }
     parse_json(bytes)
-}
-
-/// One parameter of a raw query string, decoded.
-fn query_param(query: &str, name: &str) -> Option<String> {
-    query_params(query, name).next()
-}
-
-/// Every value of a repeated query parameter (`via=a&via=b`).
-fn query_params<'a>(query: &'a str, name: &'a str) -> impl Iterator<Item = String> + 'a {
-    query.split('&').filter_map(move |pair| {
-        let (key, value) = pair.split_once('=')?;
-        (key == name).then(|| percent_decode(&value.replace('+', " ")))
-    })
-}
-
-fn room_id(segment: &str) -> Result<OwnedRoomId> {
-    let decoded = percent_decode(segment);
-    OwnedRoomId::try_from(decoded.as_str())
-        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a room ID: {e}")))
-}
-
-fn user_id(segment: &str) -> Result<OwnedUserId> {
-    let decoded = percent_decode(segment);
-    OwnedUserId::try_from(decoded.as_str())
-        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a user ID: {e}")))
 }
 
 /// Refuses a user who is not joined to the room (the room's existence

@@ -8,13 +8,13 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, confirm_password, respond, session, v3, ClientServices, Route},
+    client::{body, confirm_password, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::body_limited,
     store::accounts::Session,
 };
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let for_password = services.clone();
     let password = v3()
         .and(warp::path!("account" / "password"))
@@ -38,7 +38,7 @@ pub fn routes(services: ClientServices) -> Route {
     let threepids = v3()
         .and(warp::path!("account" / "3pid"))
         .and(warp::get())
-        .and(session(services.accounts))
+        .and(session(services.accounts.clone()))
         .then(|_: Session| respond(async { Ok(json!({"threepids": []})) }));
     password
         .or(deactivate)
@@ -50,11 +50,7 @@ pub fn routes(services: ClientServices) -> Route {
 
 /// The new password; every other session ends unless the client asks to
 /// keep them (`logout_devices: false`).
-async fn change_password(
-    services: ClientServices,
-    session: Session,
-    bytes: Bytes,
-) -> Result<Value> {
+async fn change_password(services: Services, session: Session, bytes: Bytes) -> Result<Value> {
     let request: Value = body(&bytes)?;
     confirm_password(&services.accounts, &session, &request["auth"]).await?;
     let new = request["new_password"]
@@ -72,7 +68,7 @@ async fn change_password(
 }
 
 /// Leaves every room, then locks the account for good.
-async fn deactivate(services: ClientServices, session: Session, bytes: Bytes) -> Result<Value> {
+async fn deactivate(services: Services, session: Session, bytes: Bytes) -> Result<Value> {
     let request: Value = body(&bytes)?;
     confirm_password(&services.accounts, &session, &request["auth"]).await?;
     services.membership.leave_all(&session.user_id).await?;

@@ -7,10 +7,11 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, respond, room_id, session, user_id, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, percent_decode},
-    store::accounts::{AccountData, Session},
+    request::{room_id, user_id},
+    store::accounts::Session,
 };
 
 fn own(session: &Session, user: &str) -> Result<()> {
@@ -32,7 +33,7 @@ fn settable(kind: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let global = v3()
         .and(warp::path!("user" / String / "account_data" / String))
         .map(|user, kind| (user, None, kind))
@@ -56,12 +57,10 @@ pub fn routes(services: ClientServices) -> Route {
                     own(&session, &user)?;
                     let room = room.map(|r| room_id(&r)).transpose()?;
                     let kind = percent_decode(&kind);
+                    let room = room.as_ref().map(|r| r.as_str());
                     services
                         .accounts
-                        .trees()
-                        .account_data(&session.user_id, room.as_ref().map(|r| r.as_str()), &kind)?
-                        .map(|data| data.content)
-                        .ok_or_else(|| Error::not_found(format!("no {kind} account data")))
+                        .account_data(&session.user_id, room, &kind)
                 })
             },
         );
@@ -85,15 +84,14 @@ pub fn routes(services: ClientServices) -> Route {
                     if !content.is_object() {
                         return Err(Error::bad_json("account data must be a JSON object"));
                     }
-                    let trees = services.accounts.trees();
-                    services.rooms.publish_with(|position| {
-                        Ok(trees.put_account_data(
-                            &session.user_id,
-                            room.as_ref().map(|r| r.as_str()),
-                            &kind,
-                            &AccountData { position, content },
-                        )?)
-                    })?;
+                    let room = room.as_ref().map(|r| r.as_str());
+                    services.accounts.set_account_data(
+                        &services.rooms,
+                        &session.user_id,
+                        room,
+                        &kind,
+                        content,
+                    )?;
                     Ok(json!({}))
                 })
             },

@@ -4,16 +4,16 @@ use serde_json::json;
 use warp::Filter;
 
 use crate::{
-    client::{session, v3, ClientServices, Route},
+    client::{session, v3, Route, Services},
     http_util::ok_json,
     store::accounts::Session,
 };
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     let default = services.rooms.default_version().to_string();
     v3().and(warp::path!("capabilities"))
         .and(warp::get())
-        .and(session(services.accounts))
+        .and(session(services.accounts.clone()))
         .map(move |_: Session| {
             let available: serde_json::Map<String, serde_json::Value> =
                 (3..=12).map(|v| (v.to_string(), json!("stable"))).collect();

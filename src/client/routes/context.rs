@@ -7,9 +7,10 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{must_be_joined, query_param, respond, room_id, session, v3, ClientServices, Route},
+    client::{must_be_joined, respond, session, v3, Route, Services},
     error::{Error, Result},
-    http_util::{percent_decode, raw_query},
+    http_util::raw_query,
+    request::{param, room_id},
     rooms::client_event::client_event,
     store::accounts::Session,
     sync::Token,
@@ -18,7 +19,7 @@ use crate::{
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 100;
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("rooms" / String / "context" / String))
         .and(warp::get())
         .and(session(services.accounts.clone()))
@@ -33,7 +34,7 @@ pub fn route(services: ClientServices) -> Route {
 }
 
 fn context(
-    services: &ClientServices,
+    services: &Services,
     room: &str,
     event: &str,
     session: &Session,
@@ -42,16 +43,14 @@ fn context(
     let room = room_id(room)?;
     let rooms = &services.rooms;
     must_be_joined(rooms, &room, &session.user_id)?;
-    let decoded = percent_decode(event);
-    let id = OwnedEventId::try_from(decoded.as_str())
-        .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
+    let id = crate::request::event_id(event)?;
     let (meta, _) = rooms.event(Some(&room), &id)?;
     if meta.outlier || meta.stream == 0 || !rooms.visible_to(&id, &session.user_id)? {
         return Err(Error::not_found(format!(
             "{id} is not in the room's timeline"
         )));
     }
-    let limit = query_param(query, "limit")
+    let limit = param(query, "limit")
         .and_then(|l| l.parse::<usize>().ok())
         .unwrap_or(DEFAULT_LIMIT)
         .min(MAX_LIMIT);

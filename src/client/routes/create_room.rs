@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, respond, session, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::body_limited,
     store::accounts::Session,
@@ -40,7 +40,7 @@ struct CreateRoomRequest {
     is_direct: bool,
 }
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("createRoom"))
         .and(warp::post())
         .and(session(services.accounts.clone()))
@@ -60,7 +60,7 @@ fn unsupported(message: String) -> Error {
     )
 }
 
-async fn create(services: ClientServices, session: Session, bytes: Bytes) -> Result<Value> {
+async fn create(services: Services, session: Session, bytes: Bytes) -> Result<Value> {
     let request: CreateRoomRequest = body(&bytes)?;
     let version = request
         .room_version

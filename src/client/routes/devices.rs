@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, confirm_password, respond, session, v3, ClientServices, Route},
-    error::{Error, Result},
+    client::{body, confirm_password, respond, session, v3, Route, Services},
+    error::Result,
     http_util::{body_limited, percent_decode},
     store::accounts::{Device, Session},
 };
@@ -21,7 +21,7 @@ fn describe(id: &str, device: &Device) -> Value {
     })
 }
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let accounts = services.accounts.clone();
     let list = v3()
         .and(warp::path!("devices"))
@@ -31,7 +31,6 @@ pub fn routes(services: ClientServices) -> Route {
             let accounts = accounts.clone();
             respond(async move {
                 let devices: Vec<Value> = accounts
-                    .trees()
                     .devices_of(&session.user_id)?
                     .iter()
                     .map(|(id, d)| describe(id, d))
@@ -48,10 +47,7 @@ pub fn routes(services: ClientServices) -> Route {
             let accounts = accounts.clone();
             respond(async move {
                 let id = percent_decode(&id);
-                let device = accounts
-                    .trees()
-                    .device(&session.user_id, id.as_str().into())?
-                    .ok_or_else(|| Error::not_found(format!("no device {id}")))?;
+                let device = accounts.device(&session.user_id, id.as_str().into())?;
                 Ok(describe(&id, &device))
             })
         });
@@ -93,17 +89,11 @@ pub fn routes(services: ClientServices) -> Route {
 }
 
 /// Needs `auth` with the user's password (user-interactive auth).
-async fn delete(
-    services: ClientServices,
-    id: String,
-    session: Session,
-    bytes: Bytes,
-) -> Result<Value> {
+async fn delete(services: Services, id: String, session: Session, bytes: Bytes) -> Result<Value> {
     let request: Value = body(&bytes)?;
     confirm_password(&services.accounts, &session, &request["auth"]).await?;
     services
         .accounts
-        .trees()
         .remove_device(&session.user_id, id.as_str().into())?;
     services.e2ee.device_removed(&session.user_id, &id)?;
     Ok(json!({}))

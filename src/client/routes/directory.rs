@@ -8,9 +8,9 @@ use serde_json::json;
 use warp::Filter;
 
 use crate::{
-    client::{body, must_be_joined, respond, session, v3, ClientServices, Route},
-    error::{Error, Result},
-    http_util::{body_limited, percent_decode},
+    client::{body, must_be_joined, respond, session, v3, Route, Services},
+    error::Result,
+    http_util::body_limited,
     store::accounts::Session,
 };
 
@@ -20,12 +20,10 @@ struct PutAlias {
 }
 
 fn alias(segment: &str) -> Result<OwnedRoomAliasId> {
-    let decoded = percent_decode(segment);
-    OwnedRoomAliasId::try_from(decoded.as_str())
-        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a room alias: {e}")))
+    crate::request::id("roomAlias", segment)
 }
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let directory = services.directory.clone();
     let get = v3()
         .and(warp::path!("directory" / "room" / String))
@@ -59,7 +57,7 @@ pub fn routes(services: ClientServices) -> Route {
     let delete = v3()
         .and(warp::path!("directory" / "room" / String))
         .and(warp::delete())
-        .and(session(services.accounts))
+        .and(session(services.accounts.clone()))
         .then(move |name: String, session: Session| {
             let directory = directory.clone();
             respond(async move {

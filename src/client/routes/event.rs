@@ -1,18 +1,17 @@
 //! `GET /rooms/{roomId}/event/{eventId}`. Spec: client-server-api
 //! "Getting events for a room"; rooms.yaml.
 
-use ruma::OwnedEventId;
 use warp::Filter;
 
 use crate::{
-    client::{must_be_joined, respond, room_id, session, v3, ClientServices, Route},
+    client::{must_be_joined, respond, session, v3, Route, Services},
     error::Error,
-    http_util::percent_decode,
+    request::room_id,
     rooms::client_event::client_event,
     store::accounts::Session,
 };
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("rooms" / String / "event" / String))
         .and(warp::get())
         .and(session(services.accounts.clone()))
@@ -21,9 +20,7 @@ pub fn route(services: ClientServices) -> Route {
             respond(async move {
                 let room = room_id(&room)?;
                 must_be_joined(&rooms, &room, &session.user_id)?;
-                let decoded = percent_decode(&event);
-                let id = OwnedEventId::try_from(decoded.as_str())
-                    .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
+                let id = crate::request::event_id(&event)?;
                 let (_, pdu) = rooms.event(Some(&room), &id)?;
                 if !rooms.visible_to(&id, &session.user_id)? {
                     return Err(Error::not_found(format!("unknown event {id}")));

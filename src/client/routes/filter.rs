@@ -6,9 +6,10 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, respond, session, user_id, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::body_limited,
+    request::user_id,
     store::accounts::Session,
 };
 
@@ -19,7 +20,7 @@ fn own(session: &Session, user: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let accounts = services.accounts.clone();
     let create = v3()
         .and(warp::path!("user" / String / "filter"))
@@ -35,9 +36,7 @@ pub fn routes(services: ClientServices) -> Route {
                     return Err(Error::bad_json("a filter is a JSON object"));
                 }
                 let id = rand::random::<u32>().to_string();
-                accounts
-                    .trees()
-                    .put_filter(&session.user_id, &id, &filter)?;
+                accounts.put_filter(&session.user_id, &id, &filter)?;
                 Ok(json!({ "filter_id": id }))
             })
         });
@@ -45,15 +44,12 @@ pub fn routes(services: ClientServices) -> Route {
     let get = v3()
         .and(warp::path!("user" / String / "filter" / String))
         .and(warp::get())
-        .and(session(services.accounts))
+        .and(session(services.accounts.clone()))
         .then(move |user: String, id: String, session: Session| {
             let accounts = accounts.clone();
             respond(async move {
                 own(&session, &user)?;
-                accounts
-                    .trees()
-                    .filter(&session.user_id, &id)?
-                    .ok_or_else(|| Error::not_found(format!("no filter {id}")))
+                accounts.filter(&session.user_id, &id)
             })
         });
     create.or(get).unify().boxed()

@@ -5,14 +5,15 @@
 use warp::Filter;
 
 use crate::{
-    client::{query_param, respond, room_id, session, ClientServices, Route},
+    client::{respond, session, Route, Services},
     error::{Error, Result},
     http_util::raw_query,
+    request::{param, room_id},
     rooms::hierarchy::{Walk, MAX_DEPTH, MAX_PAGE},
     store::accounts::Session,
 };
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     warp::path!("_matrix" / "client" / "v1" / "rooms" / String / "hierarchy")
         .and(warp::get())
         .and(session(services.accounts.clone()))
@@ -36,14 +37,14 @@ pub fn route(services: ClientServices) -> Route {
 
 fn walk(query: &str) -> Result<Walk> {
     let number = |name: &str| -> Result<Option<usize>> {
-        query_param(query, name)
+        param(query, name)
             .map(|n| {
                 n.parse::<usize>()
                     .map_err(|_| Error::invalid_param(format!("{name} {n:?} is not a number")))
             })
             .transpose()
     };
-    let from = match query_param(query, "from") {
+    let from = match param(query, "from") {
         Some(token) => token
             .strip_prefix('h')
             .and_then(|n| n.parse().ok())
@@ -51,7 +52,7 @@ fn walk(query: &str) -> Result<Walk> {
         None => 0,
     };
     Ok(Walk {
-        suggested_only: query_param(query, "suggested_only").is_some_and(|v| v == "true"),
+        suggested_only: param(query, "suggested_only").is_some_and(|v| v == "true"),
         max_depth: number("max_depth")?.unwrap_or(MAX_DEPTH).min(MAX_DEPTH),
         limit: number("limit")?.unwrap_or(50).clamp(1, MAX_PAGE),
         from,

@@ -6,11 +6,11 @@ use serde_json::json;
 use warp::Filter;
 
 use crate::{
-    client::{respond, session, v3, ClientServices, Route},
+    client::{respond, session, v3, Route, Services},
     store::accounts::Session,
 };
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("joined_rooms"))
         .and(warp::get())
         .and(session(services.accounts.clone()))

@@ -7,13 +7,14 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{query_params, respond, room_id, session, v3, ClientServices, Route},
-    error::{Error, Result},
+    client::{respond, session, v3, Route, Services},
+    error::Result,
     http_util::{percent_decode, raw_query},
+    request::{params, room_id},
     store::accounts::Session,
 };
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let by_id_or_alias = services.clone();
     let by_target = v3()
         .and(warp::path!("join" / String))
@@ -37,7 +38,7 @@ pub fn routes(services: ClientServices) -> Route {
 }
 
 async fn join(
-    services: ClientServices,
+    services: Services,
     session: Session,
     target: String,
     query: String,
@@ -54,21 +55,20 @@ async fn join(
 /// parameters: the room, and the servers to reach it through (with those
 /// the alias names).
 pub(super) async fn resolve_target(
-    services: &ClientServices,
+    services: &Services,
     target: &str,
     query: &str,
 ) -> Result<(OwnedRoomId, Vec<OwnedServerName>)> {
     let mut servers = Vec::new();
-    for name in query_params(query, "via").chain(query_params(query, "server_name")) {
-        servers.push(
-            OwnedServerName::try_from(name.as_str())
-                .map_err(|e| Error::invalid_param(format!("{name:?}: {e}")))?,
-        );
+    for name in params(query, "via")
+        .into_iter()
+        .chain(params(query, "server_name"))
+    {
+        servers.push(crate::request::parsed("via", &name)?);
     }
     let decoded = percent_decode(target);
     let room = if decoded.starts_with('#') {
-        let alias = OwnedRoomAliasId::try_from(decoded.as_str())
-            .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
+        let alias: OwnedRoomAliasId = crate::request::parsed("roomIdOrAlias", &decoded)?;
         let resolved = services.directory.resolve(&alias).await?;
         servers.extend(resolved.servers);
         resolved.room_id

@@ -8,21 +8,18 @@ use serde_json::{json, Map, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, query_param, respond, session, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, raw_query},
+    request::param,
     store::accounts::Session,
     sync::Token,
 };
 
 /// `POST /keys/{action}` with the session and JSON body.
-fn post<F>(services: &ClientServices, path: &'static [&'static str], handle: F) -> Route
+fn post<F>(services: &Services, path: &'static [&'static str], handle: F) -> Route
 where
-    F: Fn(
-            ClientServices,
-            Session,
-            Value,
-        ) -> futures_util::future::BoxFuture<'static, Result<Value>>
+    F: Fn(Services, Session, Value) -> futures_util::future::BoxFuture<'static, Result<Value>>
         + Clone
         + Send
         + Sync
@@ -60,7 +57,7 @@ fn map(value: &Value, field: &str) -> Result<Map<String, Value>> {
     }
 }
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     use futures_util::FutureExt;
     let upload = post(&services, &["upload"], |s, session, request| {
         async move {
@@ -108,7 +105,7 @@ pub fn routes(services: ClientServices) -> Route {
             let e2ee = e2ee.clone();
             respond(async move {
                 let position = |name: &str| -> Result<u64> {
-                    let token = query_param(&query, name).ok_or_else(|| {
+                    let token = param(&query, name).ok_or_else(|| {
                         Error::new(
                             http::StatusCode::BAD_REQUEST,
                             "M_MISSING_PARAM",

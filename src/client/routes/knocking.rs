@@ -8,13 +8,13 @@ use warp::Filter;
 
 use super::joining::resolve_target;
 use crate::{
-    client::{body, respond, session, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     error::Result,
     http_util::{body_limited, raw_query},
     store::accounts::Session,
 };
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("knock" / String))
         .and(warp::post())
         .and(session(services.accounts.clone()))
@@ -30,7 +30,7 @@ pub fn route(services: ClientServices) -> Route {
 }
 
 async fn knock(
-    services: ClientServices,
+    services: Services,
     session: Session,
     target: String,
     query: String,

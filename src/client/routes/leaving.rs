@@ -7,12 +7,13 @@ use serde_json::json;
 use warp::Filter;
 
 use crate::{
-    client::{respond, room_id, session, v3, ClientServices, Route},
+    client::{respond, session, v3, Route, Services},
     error::Error,
+    request::room_id,
     store::accounts::Session,
 };
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let membership = services.membership.clone();
     let leave = v3()
         .and(warp::path!("rooms" / String / "leave"))
@@ -30,7 +31,7 @@ pub fn routes(services: ClientServices) -> Route {
     let forget = v3()
         .and(warp::path!("rooms" / String / "forget"))
         .and(warp::post())
-        .and(session(services.accounts))
+        .and(session(services.accounts.clone()))
         .then(move |room: String, session: Session| {
             let rooms = rooms.clone();
             respond(async move {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, respond, v3, ClientServices, Route},
+    client::{body, respond, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, ok_json},
 };
@@ -32,7 +32,7 @@ struct LoginRequest {
     initial_device_display_name: Option<String>,
 }
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let flows = v3()
         .and(warp::path!("login"))
         .and(warp::get())
@@ -48,7 +48,7 @@ pub fn routes(services: ClientServices) -> Route {
     flows.or(login).unify().boxed()
 }
 
-async fn login(services: ClientServices, bytes: Bytes) -> Result<Value> {
+async fn login(services: Services, bytes: Bytes) -> Result<Value> {
     let request: LoginRequest = body(&bytes)?;
     if request.kind != "m.login.password" {
         return Err(Error::new(

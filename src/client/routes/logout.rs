@@ -4,11 +4,11 @@ use serde_json::json;
 use warp::Filter;
 
 use crate::{
-    client::{respond, session, v3, ClientServices, Route},
+    client::{respond, session, v3, Route, Services},
     store::accounts::Session,
 };
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let accounts = services.accounts.clone();
     let one = v3()
         .and(warp::path!("logout"))
@@ -22,7 +22,7 @@ pub fn routes(services: ClientServices) -> Route {
     let all = v3()
         .and(warp::path!("logout" / "all"))
         .and(warp::post())
-        .and(session(services.accounts))
+        .and(session(services.accounts.clone()))
         .then(move |session: Session| {
             let accounts = accounts.clone();
             respond(async move { accounts.logout_all(&session.user_id).map(|()| json!({})) })

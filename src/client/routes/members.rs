@@ -6,14 +6,15 @@ use serde_json::{json, Map, Value};
 use warp::Filter;
 
 use crate::{
-    client::{must_be_joined, query_param, respond, room_id, session, v3, ClientServices, Route},
+    client::{must_be_joined, respond, session, v3, Route, Services},
     error::Result,
     http_util::raw_query,
+    request::{param, room_id},
     rooms::client_event::client_event,
     store::accounts::Session,
 };
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let joined_services = services.clone();
     let joined = v3()
         .and(warp::path!("rooms" / String / "joined_members"))
@@ -37,7 +38,7 @@ pub fn routes(services: ClientServices) -> Route {
 
 /// The room's member events, current state.
 fn member_events(
-    services: &ClientServices,
+    services: &Services,
     room: &ruma::RoomId,
 ) -> Result<Vec<(ruma::OwnedEventId, Value)>> {
     let mut events = Vec::new();
@@ -50,7 +51,7 @@ fn member_events(
     Ok(events)
 }
 
-fn joined_members(services: &ClientServices, room: &str, session: &Session) -> Result<Value> {
+fn joined_members(services: &Services, room: &str, session: &Session) -> Result<Value> {
     let room = room_id(room)?;
     must_be_joined(&services.rooms, &room, &session.user_id)?;
     let mut joined = Map::new();
@@ -70,11 +71,11 @@ fn joined_members(services: &ClientServices, room: &str, session: &Session) -> R
     Ok(json!({ "joined": joined }))
 }
 
-fn members(services: &ClientServices, room: &str, session: &Session, query: &str) -> Result<Value> {
+fn members(services: &Services, room: &str, session: &Session, query: &str) -> Result<Value> {
     let room = room_id(room)?;
     must_be_joined(&services.rooms, &room, &session.user_id)?;
-    let only = query_param(query, "membership");
-    let not = query_param(query, "not_membership");
+    let only = param(query, "membership");
+    let not = param(query, "not_membership");
     let chunk: Vec<Value> = member_events(services, &room)?
         .into_iter()
         .map(|(_, event)| event)

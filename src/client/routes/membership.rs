@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, respond, room_id, session, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     error::Result,
     http_util::body_limited,
+    request::room_id,
     store::accounts::Session,
 };
 
@@ -23,7 +24,7 @@ struct Target {
 
 const ACTIONS: [&str; 4] = ["invite", "kick", "ban", "unban"];
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     v3().and(warp::path("rooms"))
         .and(warp::path::param::<String>())
         .and(warp::path::param::<String>())
@@ -49,7 +50,7 @@ pub fn routes(services: ClientServices) -> Route {
 }
 
 async fn act(
-    services: ClientServices,
+    services: Services,
     room: String,
     action: String,
     session: Session,

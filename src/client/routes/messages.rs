@@ -9,14 +9,11 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{must_be_joined, query_param, respond, room_id, session, v3, ClientServices, Route},
+    client::{must_be_joined, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::raw_query,
-    rooms::{
-        client_event::{client_event, echo_transaction_id},
-        history::next_back,
-        history::Page,
-    },
+    request::{param, room_id},
+    rooms::{client_event::client_event, history::next_back, history::Page},
     store::accounts::Session,
     sync::{Filter as SyncFilter, Token},
 };
@@ -24,7 +21,7 @@ use crate::{
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 1000;
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("rooms" / String / "messages"))
         .and(warp::get())
         .and(session(services.accounts.clone()))
@@ -39,7 +36,7 @@ pub fn route(services: ClientServices) -> Route {
 /// A pagination token: `s…` in the timeline (as sync's `prev_batch`),
 /// `b{seq}` in the history fetched from other servers.
 fn page(query: &str, name: &str) -> Result<Option<Page>> {
-    let Some(text) = query_param(query, name) else {
+    let Some(text) = param(query, name) else {
         return Ok(None);
     };
     if let Some(seq) = text.strip_prefix('b') {
@@ -59,7 +56,7 @@ fn token(page: Page) -> String {
 }
 
 async fn messages(
-    services: &ClientServices,
+    services: &Services,
     room: &str,
     session: &Session,
     query: &str,
@@ -67,19 +64,19 @@ async fn messages(
     let room = room_id(room)?;
     let rooms = &services.rooms;
     must_be_joined(rooms, &room, &session.user_id)?;
-    let backwards = match query_param(query, "dir").as_deref() {
+    let backwards = match param(query, "dir").as_deref() {
         Some("b") => true,
         Some("f") => false,
         _ => return Err(Error::invalid_param("dir must be \"b\" or \"f\"")),
     };
-    let limit = match query_param(query, "limit") {
+    let limit = match param(query, "limit") {
         Some(n) => n
             .parse::<usize>()
             .map_err(|_| Error::invalid_param(format!("limit {n:?} is not a number")))?
             .clamp(1, MAX_LIMIT),
         None => DEFAULT_LIMIT,
     };
-    let lazy = query_param(query, "filter")
+    let lazy = param(query, "filter")
         .and_then(|f| serde_json::from_str::<Value>(&f).ok())
         .is_some_and(|f| {
             SyncFilter::from_json(&json!({"room": {"state": f.clone(), "timeline": f}}))
@@ -111,8 +108,7 @@ async fn messages(
             senders.extend(OwnedUserId::try_from(sender).ok());
         }
         let mut event = client_event(id, &pdu, true);
-        echo_transaction_id(
-            services.accounts.trees(),
+        services.accounts.echo_transaction_id(
             &mut event,
             &session.user_id,
             session.device_id.as_str(),

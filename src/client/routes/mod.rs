@@ -40,10 +40,10 @@ mod whoami;
 
 use warp::Filter;
 
-use super::{ClientServices, Route};
+use super::{Route, Services};
 
 /// Every client-server route.
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let all: Vec<Route> = vec![
         versions::route(),
         login::routes(services.clone()),

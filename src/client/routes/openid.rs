@@ -7,13 +7,14 @@ use serde_json::json;
 use warp::Filter;
 
 use crate::{
-    client::{respond, session, user_id, v3, ClientServices, Route},
+    client::{respond, session, v3, Route, Services},
     error::Error,
     http_util::body_limited,
+    request::user_id,
     store::accounts::Session,
 };
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("user" / String / "openid" / "request_token"))
         .and(warp::post())
         .and(session(services.accounts.clone()))

@@ -6,14 +6,15 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, respond, session, user_id, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     edus::is_presence_state,
     error::{Error, Result},
     http_util::body_limited,
+    request::user_id,
     store::accounts::Session,
 };
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let edus = services.edus.clone();
     let get = v3()
         .and(warp::path!("presence" / String / "status"))
@@ -35,7 +36,7 @@ pub fn routes(services: ClientServices) -> Route {
     get.or(put).unify().boxed()
 }
 
-fn set(services: &ClientServices, user: &str, session: &Session, bytes: &Bytes) -> Result<Value> {
+fn set(services: &Services, user: &str, session: &Session, bytes: &Bytes) -> Result<Value> {
     let user = user_id(user)?;
     if user != session.user_id {
         return Err(Error::forbidden("you can only set your own presence"));

@@ -8,9 +8,10 @@ use warp::Filter;
 
 use crate::{
     accounts::profiles::FIELDS,
-    client::{body, respond, session, user_id, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::body_limited,
+    request::user_id,
     store::accounts::Session,
 };
 
@@ -21,7 +22,7 @@ fn field(name: &str) -> Result<&'static str> {
         .ok_or_else(|| Error::unrecognized(format!("profile field {name:?} is not supported")))
 }
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let profiles = services.profiles.clone();
     let whole = v3()
         .and(warp::path!("profile" / String))
@@ -49,7 +50,7 @@ pub fn routes(services: ClientServices) -> Route {
     let set = v3()
         .and(warp::path!("profile" / String / String))
         .and(warp::put())
-        .and(session(services.accounts))
+        .and(session(services.accounts.clone()))
         .and(body_limited())
         .then(
             move |user: String, name: String, session: Session, bytes: Bytes| {

@@ -8,27 +8,27 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, query_param, respond, room_id, session, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, raw_query},
+    request::{param, room_id},
     store::accounts::Session,
 };
 
 /// The filter and paging of a request, from the query or the body.
-async fn list(services: &ClientServices, query: &str, request: Value) -> Result<Value> {
+async fn list(services: &Services, query: &str, request: Value) -> Result<Value> {
     let limit = request["limit"]
         .as_u64()
-        .or_else(|| query_param(query, "limit").and_then(|l| l.parse().ok()))
+        .or_else(|| param(query, "limit").and_then(|l| l.parse().ok()))
         .map(|l| l as usize);
     let since = request["since"]
         .as_str()
         .map(str::to_owned)
-        .or_else(|| query_param(query, "since"));
+        .or_else(|| param(query, "since"));
     let term = request["filter"]["generic_search_term"].as_str();
-    match query_param(query, "server") {
+    match param(query, "server") {
         Some(server) if server != services.rooms.server_name().as_str() => {
-            let server = OwnedServerName::try_from(server.as_str())
-                .map_err(|e| Error::invalid_param(format!("{server:?}: {e}")))?;
+            let server: OwnedServerName = crate::request::parsed("server", &server)?;
             let mut body = json!({ "filter": request["filter"] });
             if let Some(limit) = limit {
                 body["limit"] = json!(limit);
@@ -44,7 +44,7 @@ async fn list(services: &ClientServices, query: &str, request: Value) -> Result<
     }
 }
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let get_services = services.clone();
     let get = v3()
         .and(warp::path!("publicRooms"))

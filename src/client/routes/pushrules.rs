@@ -17,13 +17,14 @@ use warp::Filter;
 
 use crate::{
     accounts::push_rules::{rule_json, ruleset, save},
-    client::{body, query_param, respond, session, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, percent_decode, raw_query},
+    request::param,
     store::accounts::Session,
 };
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let accounts = services.accounts.clone();
     let all = v3()
         .and(warp::path("pushrules"))
@@ -87,7 +88,7 @@ struct RuleRequest {
 }
 
 fn one_rule(
-    services: &ClientServices,
+    services: &Services,
     session: &Session,
     method: http::Method,
     request: RuleRequest,
@@ -157,19 +158,17 @@ fn put_rule(rules: &mut Ruleset, request: &RuleRequest) -> Result<()> {
             NewPushRule::Content(NewPatternedPushRule::new(id, pattern, actions))
         }
         RuleKind::Room => {
-            let room = OwnedRoomId::try_from(id.as_str())
-                .map_err(|e| Error::invalid_param(format!("room rule ID: {e}")))?;
+            let room: OwnedRoomId = crate::request::parsed("ruleId", &id)?;
             NewPushRule::Room(NewSimplePushRule::new(room, actions))
         }
         RuleKind::Sender => {
-            let user = OwnedUserId::try_from(id.as_str())
-                .map_err(|e| Error::invalid_param(format!("sender rule ID: {e}")))?;
+            let user: OwnedUserId = crate::request::parsed("ruleId", &id)?;
             NewPushRule::Sender(NewSimplePushRule::new(user, actions))
         }
         _ => return Err(Error::invalid_param("unknown push rule kind")),
     };
-    let before = query_param(&request.query, "before");
-    let after = query_param(&request.query, "after");
+    let before = param(&request.query, "before");
+    let after = param(&request.query, "after");
     rules
         .insert(new, after.as_deref(), before.as_deref())
         .map_err(|e| Error::invalid_param(e.to_string()))

@@ -8,16 +8,17 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, must_be_joined, respond, room_id, session, v3, ClientServices, Route},
+    client::{body, must_be_joined, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, percent_decode},
-    store::accounts::{AccountData, Session},
+    request::room_id,
+    store::accounts::Session,
     time::now_ms,
 };
 
 const RECEIPT_TYPES: [&str; 2] = ["m.read", "m.read.private"];
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let receipt_services = services.clone();
     let one = v3()
         .and(warp::path!("rooms" / String / "receipt" / String / String))
@@ -62,15 +63,14 @@ pub fn routes(services: ClientServices) -> Route {
     one.or(markers).unify().boxed()
 }
 
-fn event_in(services: &ClientServices, room: &RoomId, event: &str) -> Result<OwnedEventId> {
-    let id = OwnedEventId::try_from(event)
-        .map_err(|e| Error::invalid_param(format!("{event:?}: {e}")))?;
+fn event_in(services: &Services, room: &RoomId, event: &str) -> Result<OwnedEventId> {
+    let id: OwnedEventId = crate::request::parsed("eventId", event)?;
     services.rooms.event(Some(room), &id)?;
     Ok(id)
 }
 
 fn receipt(
-    services: &ClientServices,
+    services: &Services,
     room: &RoomId,
     session: &Session,
     kind: &str,
@@ -89,24 +89,15 @@ fn receipt(
 }
 
 /// The fully-read marker is room account data.
-fn fully_read(
-    services: &ClientServices,
-    room: &RoomId,
-    session: &Session,
-    event: &str,
-) -> Result<()> {
+fn fully_read(services: &Services, room: &RoomId, session: &Session, event: &str) -> Result<()> {
     must_be_joined(&services.rooms, room, &session.user_id)?;
     let id = event_in(services, room, event)?;
-    let trees = services.accounts.trees();
-    services.rooms.publish_with(|position| {
-        Ok(trees.put_account_data(
-            &session.user_id,
-            Some(room.as_str()),
-            "m.fully_read",
-            &AccountData {
-                position,
-                content: json!({ "event_id": id }),
-            },
-        )?)
-    })
+    let content = json!({ "event_id": id });
+    services.accounts.set_account_data(
+        &services.rooms,
+        &session.user_id,
+        Some(room.as_str()),
+        "m.fully_read",
+        content,
+    )
 }

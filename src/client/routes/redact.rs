@@ -2,18 +2,17 @@
 //! and transaction ID. Spec: client-server-api "Redactions"; redaction.yaml.
 
 use bytes::Bytes;
-use ruma::OwnedEventId;
 use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, respond, room_id, session, v3, ClientServices, Route},
-    error::Error,
+    client::{body, respond, session, v3, Route, Services},
     http_util::{body_limited, percent_decode},
+    request::room_id,
     store::accounts::Session,
 };
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("rooms" / String / "redact" / String / String))
         .and(warp::put())
         .and(session(services.accounts.clone()))
@@ -23,13 +22,11 @@ pub fn route(services: ClientServices) -> Route {
                 let services = services.clone();
                 respond(async move {
                     let room = room_id(&room)?;
-                    let decoded = percent_decode(&event);
-                    let target = OwnedEventId::try_from(decoded.as_str())
-                        .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
-                    let trees = services.accounts.trees();
+                    let target = crate::request::event_id(&event)?;
+                    let accounts = &services.accounts;
                     let txn = percent_decode(&txn);
                     let txn_key = format!("redact\u{1}{txn}");
-                    if let Some(event_id) = trees.txn_event(&session, &txn_key)? {
+                    if let Some(event_id) = accounts.txn_event(&session, &txn_key)? {
                         return Ok(json!({ "event_id": event_id }));
                     }
                     let request: Value = body(&bytes)?;
@@ -37,7 +34,7 @@ pub fn route(services: ClientServices) -> Route {
                         .rooms
                         .redact(&room, &session.user_id, &target, request["reason"].as_str())
                         .await?;
-                    trees.put_txn_event(&session, &txn_key, Some(&txn), event_id.as_str())?;
+                    accounts.put_txn_event(&session, &txn_key, Some(&txn), event_id.as_str())?;
                     Ok(json!({ "event_id": event_id }))
                 })
             },

@@ -11,9 +11,10 @@ use warp::Filter;
 
 use crate::{
     admin::tokens_match,
-    client::{body, query_param, respond, v3, ClientServices, Route},
+    client::{body, respond, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, raw_query},
+    request::param,
 };
 
 #[derive(Deserialize)]
@@ -35,7 +36,7 @@ struct RegisterRequest {
     inhibit_login: bool,
 }
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let register_services = services.clone();
     let register = v3()
         .and(warp::path!("register"))
@@ -86,7 +87,7 @@ fn auth_needed(stage: &str, session: Option<String>, failed: Option<&str>) -> Er
 }
 
 /// Checks user-interactive auth: a dummy stage, or the registration token.
-fn check_auth(services: &ClientServices, auth: Option<Auth>) -> Result<()> {
+fn check_auth(services: &Services, auth: Option<Auth>) -> Result<()> {
     let required = services.registration.token.as_deref();
     let stage = if required.is_some() {
         "m.login.registration_token"
@@ -110,11 +111,11 @@ fn check_auth(services: &ClientServices, auth: Option<Auth>) -> Result<()> {
     }
 }
 
-async fn register(services: ClientServices, query: String, bytes: Bytes) -> Result<Value> {
+async fn register(services: Services, query: String, bytes: Bytes) -> Result<Value> {
     if !services.registration.enabled {
         return Err(disabled());
     }
-    if query_param(&query, "kind").is_some_and(|kind| kind == "guest") {
+    if param(&query, "kind").is_some_and(|kind| kind == "guest") {
         return Err(Error::new(
             http::StatusCode::FORBIDDEN,
             "M_GUEST_ACCESS_FORBIDDEN",
@@ -152,11 +153,11 @@ async fn register(services: ClientServices, query: String, bytes: Bytes) -> Resu
     }))
 }
 
-fn available(services: &ClientServices, query: &str) -> Result<Value> {
+fn available(services: &Services, query: &str) -> Result<Value> {
     if !services.registration.enabled {
         return Err(disabled());
     }
-    let name = query_param(query, "username").ok_or_else(|| {
+    let name = param(query, "username").ok_or_else(|| {
         Error::new(
             http::StatusCode::BAD_REQUEST,
             "M_MISSING_PARAM",

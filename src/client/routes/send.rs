@@ -7,13 +7,14 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, respond, room_id, session, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, percent_decode},
+    request::room_id,
     store::accounts::Session,
 };
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("rooms" / String / "send" / String / String))
         .and(warp::put())
         .and(session(services.accounts.clone()))
@@ -28,7 +29,7 @@ pub fn route(services: ClientServices) -> Route {
 }
 
 async fn send(
-    services: ClientServices,
+    services: Services,
     room: String,
     kind: String,
     txn: String,
@@ -38,8 +39,8 @@ async fn send(
     let room = room_id(&room)?;
     let kind = percent_decode(&kind);
     let txn = percent_decode(&txn);
-    let trees = services.accounts.trees();
-    if let Some(event_id) = trees.txn_event(&session, &txn)? {
+    let accounts = &services.accounts;
+    if let Some(event_id) = accounts.txn_event(&session, &txn)? {
         return Ok(json!({ "event_id": event_id }));
     }
     let content: Value = body(&bytes)?;
@@ -50,6 +51,6 @@ async fn send(
         .rooms
         .send(&room, &session.user_id, &kind, None, content)
         .await?;
-    trees.put_txn_event(&session, &txn, Some(&txn), event_id.as_str())?;
+    accounts.put_txn_event(&session, &txn, Some(&txn), event_id.as_str())?;
     Ok(json!({ "event_id": event_id }))
 }

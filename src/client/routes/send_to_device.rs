@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, respond, session, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     http_util::{body_limited, percent_decode},
     store::accounts::Session,
 };
@@ -21,7 +21,7 @@ struct Messages {
     messages: HashMap<OwnedUserId, HashMap<String, Value>>,
 }
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("sendToDevice" / String / String))
         .and(warp::put())
         .and(session(services.accounts.clone()))
@@ -31,10 +31,10 @@ pub fn route(services: ClientServices) -> Route {
                 let services = services.clone();
                 respond(async move {
                     let (kind, txn) = (percent_decode(&kind), percent_decode(&txn));
-                    let trees = services.accounts.trees();
+                    let accounts = &services.accounts;
                     // Shares the send transaction map, under its own namespace.
                     let txn_key = format!("sendToDevice\u{1}{txn}");
-                    if trees.txn_event(&session, &txn_key)?.is_some() {
+                    if accounts.txn_event(&session, &txn_key)?.is_some() {
                         return Ok(json!({}));
                     }
                     let request: Messages = body(&bytes)?;
@@ -45,7 +45,7 @@ pub fn route(services: ClientServices) -> Route {
                         &message_id,
                         request.messages,
                     )?;
-                    trees.put_txn_event(&session, &txn_key, None, "")?;
+                    accounts.put_txn_event(&session, &txn_key, None, "")?;
                     Ok(json!({}))
                 })
             },

@@ -8,14 +8,15 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, must_be_joined, respond, room_id, session, v3, ClientServices, Route},
+    client::{body, must_be_joined, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, percent_decode},
+    request::room_id,
     rooms::client_event::client_event,
     store::accounts::Session,
 };
 
-pub fn routes(services: ClientServices) -> Route {
+pub fn routes(services: Services) -> Route {
     let all_services = services.clone();
     let all = v3()
         .and(warp::path!("rooms" / String / "state"))
@@ -60,7 +61,7 @@ pub fn routes(services: ClientServices) -> Route {
     all.or(get).unify().or(put).unify().boxed()
 }
 
-fn full_state(services: &ClientServices, room: &str, session: &Session) -> Result<Value> {
+fn full_state(services: &Services, room: &str, session: &Session) -> Result<Value> {
     let room = room_id(room)?;
     must_be_joined(&services.rooms, &room, &session.user_id)?;
     let mut events = Vec::new();
@@ -71,7 +72,7 @@ fn full_state(services: &ClientServices, room: &str, session: &Session) -> Resul
 }
 
 fn get_state(
-    services: &ClientServices,
+    services: &Services,
     room: &str,
     kind: &str,
     key: &str,
@@ -92,7 +93,7 @@ fn get_state(
 }
 
 async fn put_state(
-    services: ClientServices,
+    services: Services,
     room: String,
     kind: String,
     key: String,

@@ -5,14 +5,15 @@ use std::time::Duration;
 use warp::Filter;
 
 use crate::{
-    client::{query_param, respond, session, v3, ClientServices, Route},
+    client::{respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::raw_query,
+    request::param,
     store::accounts::Session,
     sync::{Filter as SyncFilter, SyncRequest, Token},
 };
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("sync"))
         .and(warp::get())
         .and(session(services.accounts.clone()))
@@ -23,7 +24,7 @@ pub fn route(services: ClientServices) -> Route {
                 let request = parse(&services, &session, &query)?;
                 // Polling marks the user online unless asked otherwise,
                 // and keeps them so while it lasts.
-                let state = match query_param(&query, "set_presence").as_deref() {
+                let state = match param(&query, "set_presence").as_deref() {
                     None | Some("online") => Some("online"),
                     Some("unavailable") => Some("unavailable"),
                     Some("offline") => None,
@@ -42,18 +43,18 @@ pub fn route(services: ClientServices) -> Route {
         .boxed()
 }
 
-fn parse(services: &ClientServices, session: &Session, query: &str) -> Result<SyncRequest> {
-    let since = query_param(query, "since")
+fn parse(services: &Services, session: &Session, query: &str) -> Result<SyncRequest> {
+    let since = param(query, "since")
         .map(|t| Token::parse(&t))
         .transpose()?;
-    let timeout = match query_param(query, "timeout") {
+    let timeout = match param(query, "timeout") {
         Some(ms) => Duration::from_millis(
             ms.parse()
                 .map_err(|_| Error::invalid_param(format!("timeout {ms:?} is not a number")))?,
         ),
         None => Duration::ZERO,
     };
-    let filter = match query_param(query, "filter") {
+    let filter = match param(query, "filter") {
         None => SyncFilter::default(),
         Some(inline) if inline.trim_start().starts_with('{') => {
             let value: serde_json::Value = serde_json::from_str(&inline)
@@ -61,18 +62,14 @@ fn parse(services: &ClientServices, session: &Session, query: &str) -> Result<Sy
             SyncFilter::from_json(&value)
         }
         Some(id) => {
-            let stored = services
-                .accounts
-                .trees()
-                .filter(&session.user_id, &id)?
-                .ok_or_else(|| Error::not_found(format!("no filter {id}")))?;
+            let stored = services.accounts.filter(&session.user_id, &id)?;
             SyncFilter::from_json(&stored)
         }
     };
     Ok(SyncRequest {
         since,
         timeout,
-        full_state: query_param(query, "full_state").is_some_and(|v| v == "true"),
+        full_state: param(query, "full_state").is_some_and(|v| v == "true"),
         filter,
     })
 }

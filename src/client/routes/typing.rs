@@ -9,9 +9,10 @@ use serde_json::json;
 use warp::Filter;
 
 use crate::{
-    client::{body, must_be_joined, respond, room_id, session, user_id, v3, ClientServices, Route},
+    client::{body, must_be_joined, respond, session, v3, Route, Services},
     error::Error,
     http_util::body_limited,
+    request::{room_id, user_id},
     store::accounts::Session,
 };
 
@@ -21,7 +22,7 @@ struct Typing {
     timeout: Option<u64>,
 }
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("rooms" / String / "typing" / String))
         .and(warp::put())
         .and(session(services.accounts.clone()))

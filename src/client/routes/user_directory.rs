@@ -6,14 +6,14 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, respond, session, v3, ClientServices, Route},
+    client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::body_limited,
     rooms::user_directory::{search, MAX_RESULTS},
     store::accounts::Session,
 };
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("user_directory" / "search"))
         .and(warp::post())
         .and(session(services.accounts.clone()))
@@ -25,7 +25,7 @@ pub fn route(services: ClientServices) -> Route {
         .boxed()
 }
 
-fn answer(services: &ClientServices, session: &Session, bytes: &Bytes) -> Result<Value> {
+fn answer(services: &Services, session: &Session, bytes: &Bytes) -> Result<Value> {
     let request: Value = body(bytes)?;
     let term = request["search_term"]
         .as_str()

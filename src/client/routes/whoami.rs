@@ -4,15 +4,15 @@ use serde_json::json;
 use warp::Filter;
 
 use crate::{
-    client::{session, v3, ClientServices, Route},
+    client::{session, v3, Route, Services},
     http_util::ok_json,
     store::accounts::Session,
 };
 
-pub fn route(services: ClientServices) -> Route {
+pub fn route(services: Services) -> Route {
     v3().and(warp::path!("account" / "whoami"))
         .and(warp::get())
-        .and(session(services.accounts))
+        .and(session(services.accounts.clone()))
         .map(|session: Session| {
             ok_json(&json!({
                 "user_id": session.user_id,

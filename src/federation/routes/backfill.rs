@@ -7,12 +7,13 @@ use std::collections::BTreeSet;
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, event_id, query_values, room_id, visible_pdus, Services};
+use super::{admitted, visible_pdus, Services};
 use crate::{
     blocking::reading_much,
     error::{Error, Result},
     federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
+    request::{event_id, params, room_id},
     rooms::reads::query::{MAX_START_EVENTS, MAX_WALK},
     time::now_ms,
 };
@@ -35,7 +36,7 @@ fn handle(
     request: &Authenticated,
 ) -> Result<Response> {
     let room = room_id(room)?;
-    let from = query_values(query, "v")
+    let from = params(query, "v")
         .iter()
         .map(|v| event_id(v))
         .collect::<Result<Vec<_>>>()?;
@@ -51,7 +52,7 @@ fn handle(
             "v is required",
         ));
     }
-    let limit = match query_values(query, "limit").first() {
+    let limit = match params(query, "limit").first() {
         Some(v) => v
             .parse::<usize>()
             .map_err(|_| Error::invalid_param("limit must be a number"))?,

@@ -2,15 +2,15 @@
 //! transaction holding it.
 //! Spec: server-server-api.md "Retrieving events"; events.yaml.
 
-use ruma::{CanonicalJsonValue, OwnedEventId};
+use ruma::CanonicalJsonValue;
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::{admitted, visible_event, Services};
 use crate::{
-    error::{Error, Result},
+    error::Result,
     federation::auth::Authenticated,
-    http_util::{ok_json, percent_decode, reply},
+    http_util::{ok_json, reply},
     time::now_ms,
 };
 
@@ -25,9 +25,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
 }
 
 fn handle(services: &Services, event: &str, request: &Authenticated) -> Result<Response> {
-    let event = percent_decode(event);
-    let event_id = OwnedEventId::try_from(event.as_str())
-        .map_err(|e| Error::invalid_param(format!("{event:?} is not an event ID: {e}")))?;
+    let event_id = crate::request::event_id(event)?;
     let (_, json) = visible_event(services, None, &event_id, &request.origin)?;
     Ok(ok_json(&json!({
         "origin": services.keys.server_name().as_str(),

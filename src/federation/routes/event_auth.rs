@@ -4,12 +4,13 @@
 
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, event_id, load_events, room_id, visible_event, Services};
+use super::{admitted, load_events, visible_event, Services};
 use crate::{
     blocking::reading_much,
     error::Result,
     federation::auth::Authenticated,
     http_util::{ok_json, reply},
+    request::{event_id, room_id},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {

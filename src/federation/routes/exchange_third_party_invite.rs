@@ -5,11 +5,12 @@
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, room_id, Services};
+use super::{admitted, Services};
 use crate::{
     error::Result,
     federation::auth::Authenticated,
     http_util::{ok_json, parse_json, reply},
+    request::room_id,
     rooms::membership::third_party_invite::PartialInvite,
 };
 

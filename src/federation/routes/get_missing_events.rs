@@ -10,12 +10,13 @@ use serde::Deserialize;
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, room_id, visible_pdus, Services};
+use super::{admitted, visible_pdus, Services};
 use crate::{
     blocking::reading_much,
     error::{Error, Result},
     federation::auth::Authenticated,
     http_util::{ok_json, parse_json, reply},
+    request::room_id,
     rooms::reads::query::{MAX_START_EVENTS, MAX_WALK},
 };
 

@@ -4,10 +4,11 @@
 
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, query_values, room_id, Services};
+use super::{admitted, Services};
 use crate::{
     federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
+    request::{params, room_id},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
@@ -16,7 +17,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(admitted(&services))
         .map(move |room: String, query: String, request: Authenticated| {
-            let suggested_only = query_values(&query, "suggested_only")
+            let suggested_only = params(&query, "suggested_only")
                 .first()
                 .is_some_and(|v| v == "true");
             reply(room_id(&room).and_then(|room| {

@@ -7,7 +7,7 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use crate::{
     error::{Error, Result},
-    http_util::{body_limited, ok_json, parse_json, percent_decode, reply},
+    http_util::{body_limited, ok_json, parse_json, reply},
     keys::KeyService,
 };
 
@@ -41,9 +41,7 @@ async fn query_one(keys: &KeyService, server: &str, minimum: Option<u64>) -> Res
 }
 
 fn parse_server_name(name: &str) -> Result<OwnedServerName> {
-    let decoded = percent_decode(name);
-    OwnedServerName::try_from(decoded.as_str())
-        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a server name: {e}")))
+    crate::request::id("serverName", name)
 }
 
 #[derive(Deserialize)]

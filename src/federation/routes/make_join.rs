@@ -2,15 +2,16 @@
 //! template handler `make_leave` and `make_knock` share with it.
 //! Spec: server-server-api.md "Joining Rooms"; joins-v1.yaml.
 
-use ruma::{CanonicalJsonValue, OwnedUserId};
+use ruma::CanonicalJsonValue;
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, query_values, room_id, Services};
+use super::{admitted, Services};
 use crate::{
-    error::{Error, Result},
+    error::Result,
     federation::auth::Authenticated,
-    http_util::{ok_json, percent_decode, raw_query, reply},
+    http_util::{ok_json, raw_query, reply},
+    request::{params, room_id},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
@@ -40,7 +41,7 @@ pub(super) fn template_route(
             move |room: String, user: String, query: String, request: Authenticated| {
                 let services = services.clone();
                 async move {
-                    let versions = versioned.then(|| query_values(&query, "ver"));
+                    let versions = versioned.then(|| params(&query, "ver"));
                     reply(handle(&services, &room, &user, membership, versions, request).await)
                 }
             },
@@ -57,9 +58,7 @@ async fn handle(
     request: Authenticated,
 ) -> Result<Response> {
     let room = room_id(room)?;
-    let user = percent_decode(user);
-    let user = OwnedUserId::try_from(user.as_str())
-        .map_err(|e| Error::invalid_param(format!("{user:?} is not a user ID: {e}")))?;
+    let user = crate::request::user_id(user)?;
     let (event, version) = services
         .rooms
         .make_membership(

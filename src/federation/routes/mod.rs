@@ -39,28 +39,14 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 use super::auth::{authenticated, Authenticated};
 use crate::{
     error::{Error, Result},
-    http_util::{percent_decode, reply},
+    http_util::reply,
     keys::KeyService,
     net::https::HttpsClient,
-    rooms::RoomService,
+    request::{event_id, parsed, room_id, Query},
     store::rooms::EventMeta,
 };
 
-/// What the federation handlers need.
-#[derive(Clone)]
-pub struct Services {
-    pub keys: Arc<KeyService>,
-    pub client: Arc<HttpsClient>,
-    pub rooms: Arc<RoomService>,
-    pub directory: Arc<crate::rooms::directory::DirectoryService>,
-    pub hierarchy: Arc<crate::rooms::hierarchy::HierarchyService>,
-    pub profiles: Arc<crate::accounts::profiles::ProfileService>,
-    pub accounts: Arc<crate::accounts::AccountService>,
-    pub e2ee: Arc<crate::e2ee::E2eeService>,
-    pub receiver: Arc<crate::federation::receiver::Receiver>,
-    pub membership: Arc<crate::rooms::membership::MembershipService>,
-    pub admission: Arc<crate::federation::admission::Admission>,
-}
+pub use crate::services::Services;
 
 /// Every route the federation listener serves.
 pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
@@ -120,7 +106,10 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .unify()
         .or(openid_userinfo::route(services.clone()))
         .unify()
-        .or(unknown_federation_endpoint(services.keys, services.client))
+        .or(unknown_federation_endpoint(
+            services.keys.clone(),
+            services.client.clone(),
+        ))
         .unify()
         .boxed()
 }
@@ -203,28 +192,6 @@ where
         .boxed()
 }
 
-fn room_id(segment: &str) -> Result<OwnedRoomId> {
-    let decoded = percent_decode(segment);
-    OwnedRoomId::try_from(decoded.as_str())
-        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not a room ID: {e}")))
-}
-
-fn event_id(segment: &str) -> Result<OwnedEventId> {
-    let decoded = percent_decode(segment);
-    OwnedEventId::try_from(decoded.as_str())
-        .map_err(|e| Error::invalid_param(format!("{decoded:?} is not an event ID: {e}")))
-}
-
-/// Every value of `name` in a query string (`ver=1&ver=2`).
-fn query_values(query: &str, name: &str) -> Vec<String> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .filter(|(key, _)| percent_decode(key) == name)
-        .map(|(_, value)| percent_decode(&value.replace('+', " ")))
-        .collect()
-}
-
 /// An event `origin` may see, or 403/404: unknown events, events of
 /// another room and events the server may not see are refused, and so is
 /// a server the room's ACL denies.
@@ -249,15 +216,7 @@ fn state_at(
     query: &str,
     origin: &ServerName,
 ) -> Result<(Vec<OwnedEventId>, Vec<OwnedEventId>)> {
-    let Some(event) = query_values(query, "event_id").into_iter().next() else {
-        return Err(Error::new(
-            http::StatusCode::BAD_REQUEST,
-            "M_MISSING_PARAM",
-            "event_id is required",
-        ));
-    };
-    let event = OwnedEventId::try_from(event.as_str())
-        .map_err(|e| Error::invalid_param(format!("{event:?} is not an event ID: {e}")))?;
+    let event: OwnedEventId = parsed("event_id", Query::parse(query).required("event_id")?)?;
     let (meta, _) = visible_event(services, Some(room), &event, origin)?;
     let state = services.rooms.state_ids_before(&meta)?;
     let chain = services.rooms.auth_chain(room, &state)?;

@@ -6,10 +6,11 @@
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{query_values, Services};
+use super::Services;
 use crate::{
     error::Error,
     http_util::{ok_json, raw_query, reply},
+    request::params,
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
@@ -17,7 +18,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(raw_query())
         .map(move |query: String| {
-            let token = query_values(&query, "access_token").into_iter().next();
+            let token = params(&query, "access_token").into_iter().next();
             reply(
                 token
                     .ok_or_else(|| Error::unknown_token("access_token is required"))

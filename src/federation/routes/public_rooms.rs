@@ -5,10 +5,11 @@
 use serde_json::Value;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, query_values, Services};
+use super::{admitted, Services};
 use crate::{
     federation::auth::Authenticated,
     http_util::{ok_json, parse_json, raw_query, reply},
+    request::params,
 };
 
 pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
@@ -18,7 +19,7 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .and(admitted(&services))
         .map(move |query: String, _: Authenticated| {
-            let first = |name: &str| query_values(&query, name).into_iter().next();
+            let first = |name: &str| params(&query, name).into_iter().next();
             let limit = first("limit").and_then(|l| l.parse().ok());
             reply(
                 get_services

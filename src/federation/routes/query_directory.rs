@@ -6,11 +6,12 @@ use ruma::OwnedRoomAliasId;
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, query_values, Services};
+use super::{admitted, Services};
 use crate::{
     error::{Error, Result},
     federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
+    request::{parsed, Query},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
@@ -23,18 +24,8 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
 }
 
 fn handle(services: &Services, query: &str) -> Result<Response> {
-    let alias = query_values(query, "room_alias")
-        .into_iter()
-        .next()
-        .ok_or_else(|| {
-            Error::new(
-                http::StatusCode::BAD_REQUEST,
-                "M_MISSING_PARAM",
-                "room_alias is required",
-            )
-        })?;
-    let alias = OwnedRoomAliasId::try_from(alias.as_str())
-        .map_err(|e| Error::invalid_param(format!("{alias:?}: {e}")))?;
+    let query = Query::parse(query);
+    let alias: OwnedRoomAliasId = parsed("room_alias", query.required("room_alias")?)?;
     if alias.server_name() != services.rooms.server_name() {
         return Err(Error::not_found(format!(
             "{alias} is not an alias of this server"

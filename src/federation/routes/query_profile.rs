@@ -6,12 +6,13 @@ use ruma::OwnedUserId;
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, query_values, Services};
+use super::{admitted, Services};
 use crate::{
     accounts::profiles::FIELDS,
     error::{Error, Result},
     federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
+    request::{params, parsed, Query},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
@@ -24,25 +25,14 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
 }
 
 fn handle(services: &Services, query: &str) -> Result<Response> {
-    let user = query_values(query, "user_id")
-        .into_iter()
-        .next()
-        .ok_or_else(|| {
-            Error::new(
-                http::StatusCode::BAD_REQUEST,
-                "M_MISSING_PARAM",
-                "user_id is required",
-            )
-        })?;
-    let user = OwnedUserId::try_from(user.as_str())
-        .map_err(|e| Error::invalid_param(format!("{user:?}: {e}")))?;
+    let user: OwnedUserId = parsed("user_id", Query::parse(query).required("user_id")?)?;
     if user.server_name() != services.rooms.server_name() {
         return Err(Error::not_found(format!(
             "{user} is not a user of this server"
         )));
     }
     let profile = services.profiles.local(&user)?;
-    let answer = match query_values(query, "field").into_iter().next() {
+    let answer = match params(query, "field").into_iter().next() {
         None => profile,
         Some(field) if FIELDS.contains(&field.as_str()) => match profile.get(&field) {
             Some(value) => json!({ field: value }),

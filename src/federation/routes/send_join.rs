@@ -5,12 +5,13 @@ use ruma::CanonicalJsonObject;
 use serde_json::value::RawValue;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, event_id, query_values, room_id, Services};
+use super::{admitted, Services};
 use crate::{
     error::Result,
     federation::auth::Authenticated,
     http_util::{ok_json, parse_json, raw_query, reply},
     peers::SendJoinAnswer,
+    request::{event_id, params, room_id},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
@@ -37,7 +38,7 @@ async fn handle(
     let room = room_id(room)?;
     let event_id = event_id(event)?;
     let object: CanonicalJsonObject = parse_json(&request.body)?;
-    let omit_members = query_values(query, "omit_members")
+    let omit_members = params(query, "omit_members")
         .first()
         .is_some_and(|v| v == "true");
     let answer = services

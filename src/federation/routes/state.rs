@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, load_events, room_id, state_at, Services};
+use super::{admitted, load_events, state_at, Services};
 use crate::{
     blocking::reading_much,
     error::Result,
     federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
+    request::room_id,
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {

@@ -5,12 +5,13 @@
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, room_id, state_at, Services};
+use super::{admitted, state_at, Services};
 use crate::{
     blocking::reading_much,
     error::Result,
     federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
+    request::room_id,
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {

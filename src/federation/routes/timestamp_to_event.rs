@@ -4,11 +4,12 @@
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, query_values, room_id, Services};
+use super::{admitted, Services};
 use crate::{
     error::{Error, Result},
     federation::auth::Authenticated,
     http_util::{ok_json, raw_query, reply},
+    request::{params, room_id},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
@@ -36,12 +37,12 @@ fn handle(
             format!("{name} is required"),
         )
     };
-    let ts = query_values(query, "ts")
+    let ts = params(query, "ts")
         .first()
         .ok_or_else(|| missing("ts"))?
         .parse::<u64>()
         .map_err(|_| Error::invalid_param("ts must be a timestamp in milliseconds"))?;
-    let forward = match query_values(query, "dir").first().map(String::as_str) {
+    let forward = match params(query, "dir").first().map(String::as_str) {
         Some("f") => true,
         Some("b") => false,
         Some(_) => return Err(Error::invalid_param("dir must be f or b")),

@@ -2,14 +2,13 @@
 //! devices and keys. Spec: server-server-api.md "Device Management";
 //! user_devices.yaml.
 
-use ruma::OwnedUserId;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::{admitted, Services};
 use crate::{
     error::{Error, Result},
     federation::auth::Authenticated,
-    http_util::{ok_json, percent_decode, reply},
+    http_util::{ok_json, reply},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
@@ -21,9 +20,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
 }
 
 fn handle(services: &Services, user: &str) -> Result<Response> {
-    let decoded = percent_decode(user);
-    let user = OwnedUserId::try_from(decoded.as_str())
-        .map_err(|e| Error::invalid_param(format!("{decoded:?}: {e}")))?;
+    let user = crate::request::user_id(user)?;
     if user.server_name() != services.rooms.server_name() {
         return Err(Error::not_found(format!(
             "{user} is not a user of this server"

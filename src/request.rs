@@ -1,0 +1,126 @@
+//! Reading requests, one way for every route: identifiers named in a path,
+//! a query string or a body, and query strings. A malformed identifier is
+//! refused with `M_INVALID_PARAM` naming the field; a query string is
+//! decoded the same way everywhere (`+` is a space, then percent-decoding,
+//! of names and values alike).
+
+use ruma::{
+    IdParseError, OwnedEventId, OwnedRoomAliasId, OwnedRoomId, OwnedServerName, OwnedUserId,
+};
+
+use crate::{
+    error::{Error, Result},
+    http_util::percent_decode,
+};
+
+/// An identifier type requests name, and what to call it in an error.
+pub trait Id: for<'a> TryFrom<&'a str, Error = IdParseError> {
+    const WHAT: &'static str;
+}
+
+impl Id for OwnedRoomId {
+    const WHAT: &'static str = "room ID";
+}
+impl Id for OwnedUserId {
+    const WHAT: &'static str = "user ID";
+}
+impl Id for OwnedEventId {
+    const WHAT: &'static str = "event ID";
+}
+impl Id for OwnedServerName {
+    const WHAT: &'static str = "server name";
+}
+impl Id for OwnedRoomAliasId {
+    const WHAT: &'static str = "room alias";
+}
+
+/// `text` (as it arrived: percent-encoded in a path) as an identifier;
+/// `field` names it in the error.
+pub fn id<T: Id>(field: &str, text: &str) -> Result<T> {
+    let decoded = percent_decode(text);
+    parsed(field, &decoded)
+}
+
+/// The `{roomId}` of a path.
+pub fn room_id(segment: &str) -> Result<OwnedRoomId> {
+    id("roomId", segment)
+}
+
+/// The `{userId}` of a path.
+pub fn user_id(segment: &str) -> Result<OwnedUserId> {
+    id("userId", segment)
+}
+
+/// The `{eventId}` of a path.
+pub fn event_id(segment: &str) -> Result<OwnedEventId> {
+    id("eventId", segment)
+}
+
+/// An identifier already decoded (a query value, a JSON string).
+pub fn parsed<T: Id>(field: &str, text: &str) -> Result<T> {
+    T::try_from(text).map_err(|e| {
+        Error::invalid_param(format!("{field}: {text:?} is not a valid {}: {e}", T::WHAT))
+    })
+}
+
+/// A query string, decoded once.
+#[derive(Debug, Default, Clone)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(raw: &str) -> Self {
+        let decode = |text: &str| percent_decode(&text.replace('+', " "));
+        Self(
+            raw.split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                    (decode(name), decode(value))
+                })
+                .collect(),
+        )
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let (_, value) = self.0.iter().find(|(key, _)| key == name)?;
+        Some(value)
+    }
+
+    /// Every value of a repeated parameter (`via=a&via=b`).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The first value of `name`, which the endpoint requires.
+    pub fn required(&self, name: &str) -> Result<&str> {
+        self.get(name).ok_or_else(|| {
+            Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_MISSING_PARAM",
+                format!("{name} is required"),
+            )
+        })
+    }
+
+    /// `name` as an identifier, if given.
+    pub fn id<T: Id>(&self, name: &str) -> Result<Option<T>> {
+        self.get(name).map(|text| parsed(name, text)).transpose()
+    }
+}
+
+/// The first value of `name` in a raw query string.
+pub fn param(query: &str, name: &str) -> Option<String> {
+    Query::parse(query).get(name).map(str::to_owned)
+}
+
+/// Every value of `name` in a raw query string.
+pub fn params(query: &str, name: &str) -> Vec<String> {
+    Query::parse(query).all(name).map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,62 @@
+//! Every service, built once by `server::run` and shared by both
+//! listeners: the client routes, the federation routes and the admin API
+//! all take this one handle (cloning it is one reference count).
+
+use std::{ops::Deref, sync::Arc};
+
+use crate::{
+    accounts::{profiles::ProfileService, AccountService},
+    config::Registration,
+    delivery::sender::Sender,
+    e2ee::E2eeService,
+    edus::EduService,
+    federation::{admission::Admission, inbound::InboundStats, receiver::Receiver},
+    keys::KeyService,
+    net::https::HttpsClient,
+    rooms::{
+        directory::DirectoryService, hierarchy::HierarchyService, history::HistoryService,
+        membership::MembershipService, RoomService,
+    },
+    sync::SyncService,
+};
+
+pub struct ServiceSet {
+    pub keys: Arc<KeyService>,
+    /// The outbound HTTPS client (its backoff, for the admin API).
+    pub client: Arc<HttpsClient>,
+    pub rooms: Arc<RoomService>,
+    pub membership: Arc<MembershipService>,
+    pub history: Arc<HistoryService>,
+    pub directory: Arc<DirectoryService>,
+    pub hierarchy: Arc<HierarchyService>,
+    pub accounts: Arc<AccountService>,
+    pub profiles: Arc<ProfileService>,
+    pub edus: Arc<EduService>,
+    pub e2ee: Arc<E2eeService>,
+    pub sync: Arc<SyncService>,
+    pub sender: Arc<Sender>,
+    pub receiver: Arc<Receiver>,
+    pub admission: Arc<Admission>,
+    pub inbound: Arc<InboundStats>,
+    pub registration: Arc<Registration>,
+    /// The admin API's token.
+    pub admin_token: Arc<str>,
+}
+
+/// The shared handle on every service.
+#[derive(Clone)]
+pub struct Services(Arc<ServiceSet>);
+
+impl Services {
+    pub fn new(set: ServiceSet) -> Self {
+        Self(Arc::new(set))
+    }
+}
+
+impl Deref for Services {
+    type Target = ServiceSet;
+
+    fn deref(&self) -> &ServiceSet {
+        &self.0
+    }
+}
