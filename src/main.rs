@@ -190,10 +190,8 @@ async fn federation_status(config: &Config, json: bool) -> Result<(), String> {
             (statuses, Inbound::Stopped(staged))
         }
         Err(OpenError::Locked) => {
-            let token = admin::read_token(&config.data_dir)?;
-            let (status, body) = admin::client::call(
-                config.listen.client,
-                &token,
+            let (status, body) = admin::client::ask_running(
+                config,
                 http::Method::GET,
                 "/_hearth/admin/v1/federation/status",
                 None,
@@ -275,10 +273,8 @@ async fn federation_retry(config: &Config, destination: &str) -> Result<(), Stri
             was_failing
         }
         Err(OpenError::Locked) => {
-            let token = admin::read_token(&config.data_dir)?;
-            let (status, body) = admin::client::call(
-                config.listen.client,
-                &token,
+            let (status, body) = admin::client::ask_running(
+                config,
                 http::Method::POST,
                 "/_hearth/admin/v1/federation/retry",
                 Some(serde_json::json!({ "destination": name })),
@@ -313,10 +309,8 @@ async fn rotate_keys(config: &Config) -> Result<(), String> {
             Ok(())
         }
         Err(OpenError::Locked) => {
-            let token = admin::read_token(&config.data_dir)?;
-            let (status, body) = admin::client::call(
-                config.listen.client,
-                &token,
+            let (status, body) = admin::client::ask_running(
+                config,
                 http::Method::POST,
                 "/_hearth/admin/v1/keys/rotate",
                 Some(serde_json::json!({})),
@@ -398,15 +392,9 @@ async fn user_command(config: &Config, command: UserCommand) -> Result<(), Strin
             done.map_err(|e| e.message)?
         }
         Err(OpenError::Locked) => {
-            let token = admin::read_token(&config.data_dir)?;
-            let (status, answer) = admin::client::call(
-                config.listen.client,
-                &token,
-                http::Method::POST,
-                &path,
-                Some(body.clone()),
-            )
-            .await?;
+            let (status, answer) =
+                admin::client::ask_running(config, http::Method::POST, &path, Some(body.clone()))
+                    .await?;
             match answer.get("user_id").and_then(|u| u.as_str()) {
                 Some(user) if status == 200 => user.to_owned(),
                 _ => {

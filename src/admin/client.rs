@@ -21,6 +21,18 @@ fn loopback_for(listen: SocketAddr) -> SocketAddr {
 }
 
 /// Sends `body` (none for a GET) to `path` and returns the status and JSON answer.
+/// Asks the server running on `config`'s data directory, with the admin
+/// token it left there.
+pub async fn ask_running(
+    config: &crate::config::Config,
+    method: http::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(u16, serde_json::Value), String> {
+    let token = super::read_token(&config.data_dir)?;
+    call(config.listen.client, &token, method, path, body).await
+}
+
 pub async fn call(
     listen: SocketAddr,
     token: &str,

@@ -4,66 +4,46 @@
 
 use std::collections::BTreeSet;
 
+use ruma::{OwnedEventId, OwnedRoomId};
 use serde_json::json;
-use warp::{filters::BoxedFilter, reply::Response, Filter};
+use warp::{filters::BoxedFilter, reply::Response};
 
-use super::{admitted, visible_pdus, Services};
+use super::{room_get, visible_pdus, Services};
 use crate::{
-    blocking::reading_much,
     error::{Error, Result},
     federation::auth::Authenticated,
-    http_util::{ok_json, raw_query, reply},
-    request::{event_id, params, room_id},
+    http_util::ok_json,
+    request::{parsed, Query},
     rooms::reads::query::{MAX_START_EVENTS, MAX_WALK},
     time::now_ms,
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
-    warp::path!("_matrix" / "federation" / "v1" / "backfill" / String)
-        .and(warp::get())
-        .and(raw_query())
-        .and(admitted(&services))
-        .map(move |room: String, query: String, request: Authenticated| {
-            reply(reading_much(|| handle(&services, &room, &query, &request)))
-        })
-        .boxed()
+    room_get(services, "backfill", true, handle)
 }
 
 fn handle(
     services: &Services,
-    room: &str,
-    query: &str,
+    room: OwnedRoomId,
+    query: &Query,
     request: &Authenticated,
 ) -> Result<Response> {
-    let room = room_id(room)?;
-    let from = params(query, "v")
-        .iter()
-        .map(|v| event_id(v))
-        .collect::<Result<Vec<_>>>()?;
+    let from = query
+        .all("v")
+        .map(|v| parsed("v", v))
+        .collect::<Result<Vec<OwnedEventId>>>()?;
     if from.len() > MAX_START_EVENTS {
         return Err(Error::invalid_param(format!(
             "at most {MAX_START_EVENTS} v"
         )));
     }
     if from.is_empty() {
-        return Err(Error::new(
-            http::StatusCode::BAD_REQUEST,
-            "M_MISSING_PARAM",
-            "v is required",
-        ));
+        query.required("v")?;
     }
-    let limit = match params(query, "limit").first() {
-        Some(v) => v
-            .parse::<usize>()
-            .map_err(|_| Error::invalid_param("limit must be a number"))?,
-        None => {
-            return Err(Error::new(
-                http::StatusCode::BAD_REQUEST,
-                "M_MISSING_PARAM",
-                "limit is required",
-            ))
-        }
-    };
+    let limit = query
+        .required("limit")?
+        .parse::<usize>()
+        .map_err(|_| Error::invalid_param("limit must be a number"))?;
     services.rooms.check_acl(&room, &request.origin)?;
     let ids = services
         .rooms

@@ -38,8 +38,9 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::auth::{authenticated, Authenticated};
 use crate::{
+    blocking::reading_much,
     error::{Error, Result},
-    http_util::reply,
+    http_util::{raw_query, reply},
     keys::KeyService,
     net::https::HttpsClient,
     request::{event_id, parsed, room_id, Query},
@@ -152,6 +153,39 @@ fn unknown_federation_endpoint(
         .boxed()
 }
 
+/// `GET /_matrix/federation/v1/{endpoint}/{roomId}?…`, authenticated,
+/// with the room parsed before `handle` runs; `reads_much` handlers run
+/// off the async workers (see [`reading_much`]).
+fn room_get<F>(
+    services: Services,
+    endpoint: &'static str,
+    reads_much: bool,
+    handle: F,
+) -> BoxedFilter<(Response,)>
+where
+    F: Fn(&Services, OwnedRoomId, &Query, &Authenticated) -> Result<Response>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    warp::path("_matrix")
+        .and(warp::path("federation"))
+        .and(warp::path("v1"))
+        .and(warp::path(endpoint))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(raw_query())
+        .and(admitted(&services))
+        .map(move |room: String, query: String, request: Authenticated| {
+            let query = Query::parse(&query);
+            let run = || handle(&services, room_id(&room)?, &query, &request);
+            reply(if reads_much { reading_much(run) } else { run() })
+        })
+        .boxed()
+}
+
 /// `PUT /_matrix/federation/{version}/{endpoint}/{roomId}/{eventId}`,
 /// authenticated, with both IDs parsed before `handle` runs.
 fn room_event_put<F, Fut>(
@@ -213,10 +247,10 @@ fn visible_event(
 fn state_at(
     services: &Services,
     room: &RoomId,
-    query: &str,
+    query: &Query,
     origin: &ServerName,
 ) -> Result<(Vec<OwnedEventId>, Vec<OwnedEventId>)> {
-    let event: OwnedEventId = parsed("event_id", Query::parse(query).required("event_id")?)?;
+    let event: OwnedEventId = parsed("event_id", query.required("event_id")?)?;
     let (meta, _) = visible_event(services, Some(room), &event, origin)?;
     let state = services.rooms.state_ids_before(&meta)?;
     let chain = services.rooms.auth_chain(room, &state)?;

@@ -5,7 +5,6 @@
 //! Spec: server-server-api.md "Joining Rooms".
 
 use ruma::{CanonicalJsonObject, OwnedEventId, OwnedServerName, RoomId, UserId};
-use serde_json::json;
 
 use crate::{
     error::Result,
@@ -23,18 +22,7 @@ impl MembershipService {
         servers: &[OwnedServerName],
     ) -> Result<OwnedEventId> {
         if self.resident(room) {
-            let id = self
-                .rooms
-                .send(
-                    room,
-                    user,
-                    "m.room.member",
-                    Some(user.as_str()),
-                    json!({"membership": "join"}),
-                )
-                .await?;
-            self.rooms.settle_pending(user, room).await?;
-            return Ok(id);
+            return self.own_membership(room, user, "join").await;
         }
         let servers = self.candidates(room, user, servers)?;
         let id = self

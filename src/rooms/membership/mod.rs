@@ -40,6 +40,24 @@ impl MembershipService {
         }
     }
 
+    /// `user`'s join or leave as an event of ours, in a room this server
+    /// is in; an invite or knock it answers is settled.
+    pub(in crate::rooms) async fn own_membership(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        membership: &str,
+    ) -> Result<OwnedEventId> {
+        let content = json!({ "membership": membership });
+        let key = Some(user.as_str());
+        let id = self
+            .rooms
+            .send(room, user, "m.room.member", key, content)
+            .await?;
+        self.rooms.settle_pending(user, room).await?;
+        Ok(id)
+    }
+
     /// Makes `user` leave `room`: an event of ours when this server is in
     /// the room, else (rejecting an invite, retracting a knock) through a
     /// resident: `servers`, or the server that invited us.
@@ -50,18 +68,7 @@ impl MembershipService {
         servers: &[OwnedServerName],
     ) -> Result<OwnedEventId> {
         if self.resident(room) {
-            let id = self
-                .rooms
-                .send(
-                    room,
-                    user,
-                    "m.room.member",
-                    Some(user.as_str()),
-                    json!({"membership": "leave"}),
-                )
-                .await?;
-            self.rooms.settle_pending(user, room).await?;
-            return Ok(id);
+            return self.own_membership(room, user, "leave").await;
         }
         let candidates = self.candidates(room, user, servers)?;
         self.through(room, user, &candidates, |server| async move {
