@@ -75,6 +75,10 @@ impl Error {
         Self::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message)
     }
 
+    pub fn missing_param(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_MISSING_PARAM", message)
+    }
+
     pub fn invalid_username(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "M_INVALID_USERNAME", message)
     }

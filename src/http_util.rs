@@ -96,7 +96,7 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         Error::invalid_param(format!("invalid query string: {e}"))
     } else if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
-        Error::new(StatusCode::BAD_REQUEST, "M_MISSING_PARAM", format!("{e}"))
+        Error::missing_param(format!("{e}"))
     } else {
         Error::new(
             StatusCode::BAD_REQUEST,

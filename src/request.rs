@@ -97,13 +97,8 @@ impl Query {
 
     /// The first value of `name`, which the endpoint requires.
     pub fn required(&self, name: &str) -> Result<&str> {
-        self.get(name).ok_or_else(|| {
-            Error::new(
-                http::StatusCode::BAD_REQUEST,
-                "M_MISSING_PARAM",
-                format!("{name} is required"),
-            )
-        })
+        self.get(name)
+            .ok_or_else(|| Error::missing_param(format!("{name} is required")))
     }
 
     /// `name` as an identifier, if given.

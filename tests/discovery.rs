@@ -448,13 +448,7 @@ async fn a_dead_destination_backs_off_until_it_answers() {
     assert!(still.contains("not trying"), "{still}");
     // Key fetches go through regardless, and an answer clears the record.
     let keys = client
-        .request_now(
-            name(&destination),
-            Method::GET,
-            "/_matrix/key/v2/server",
-            None,
-            None,
-        )
+        .get_now(name(&destination), "/_matrix/key/v2/server")
         .await
         .expect("reachable");
     assert_eq!(keys.status, 200);

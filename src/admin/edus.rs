@@ -1,5 +1,5 @@
-//! Admin reads of what other servers' EDUs left, before the client API's
-//! `/sync` shows them: `GET rooms/{roomId}/ephemeral` (typing, receipts)
+//! Admin reads of what other servers' EDUs left, raw, as the store holds
+//! them (tests read these): `GET rooms/{roomId}/ephemeral` (typing, receipts)
 //! and `GET users/{userId}/ephemeral` (presence, to-device inbox, device
 //! updates).
 

@@ -5,7 +5,6 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use http::Method;
 use ruma::{CanonicalJsonObject, ServerName};
 use serde::Serialize;
 use tokio_rustls::TlsConnector;
@@ -146,7 +145,7 @@ fn hex(bytes: &[u8]) -> String {
 
 async fn fetch_keys(client: &HttpsClient, server: &ServerName) -> Result<Vec<KeyReport>, String> {
     let response = client
-        .request_now(server, Method::GET, "/_matrix/key/v2/server", None, None)
+        .get_now(server, "/_matrix/key/v2/server")
         .await
         .map_err(|e| e.to_string())?;
     if !response.status.is_success() {

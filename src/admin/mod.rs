@@ -1,7 +1,7 @@
 //! The admin API: on the client listener (loopback by default), under
 //! `/_hearth/admin/v1/`, authenticated by the token in `data_dir/admin.token`.
 //! The CLI uses it to change a running server, since only one process can
-//! open the database; tests use it to drive a server before the client API.
+//! open the database; tests and benches use it to drive a server directly.
 
 pub mod client;
 mod edus;

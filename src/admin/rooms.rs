@@ -1,5 +1,5 @@
-//! Admin endpoints that drive rooms before the client API exists:
-//! create a room, send an event as a local user, join, leave, knock and
+//! Admin endpoints that drive rooms directly as any local user (tests and
+//! benches use them to set rooms up without logging in): create a room, send an event as a local user, join, leave, knock and
 //! invite (across servers too), read a room's state and a user's pending
 //! invites and knocks.
 

@@ -107,6 +107,13 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
     parse_json(bytes)
 }
 
+/// The `{roomId}` of a path, if the session's user is joined to it.
+fn joined_room(rooms: &RoomService, segment: &str, session: &Session) -> Result<ruma::OwnedRoomId> {
+    let room = crate::request::room_id(segment)?;
+    must_be_joined(rooms, &room, &session.user_id)?;
+    Ok(room)
+}
+
 /// Refuses a user who is not joined to the room (the room's existence
 /// is not revealed either way).
 fn must_be_joined(rooms: &RoomService, room: &ruma::RoomId, user: &ruma::UserId) -> Result<()> {

@@ -144,9 +144,9 @@ impl KeyService {
         destination: &ServerName,
         method: &Method,
         uri: &str,
-        body: &[u8],
+        canonical: &[u8],
     ) -> Result<String> {
-        let content = (!body.is_empty()).then_some(body);
+        let content = (!canonical.is_empty()).then_some(canonical);
         self.sign_request(destination, method, uri, content)
     }
 

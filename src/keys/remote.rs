@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use http::Method;
 use ruma::{CanonicalJsonObject, CanonicalJsonValue, ServerName};
 
 use super::{verify::SignedJson, KeyService};
@@ -244,7 +243,7 @@ impl KeyService {
     async fn fetch_direct(&self, server: &ServerName) -> Result<StoredKeyResponse, String> {
         let response = self
             .client
-            .request_now(server, Method::GET, "/_matrix/key/v2/server", None, None)
+            .get_now(server, "/_matrix/key/v2/server")
             .await
             .map_err(|e| e.to_string())?;
         if !response.status.is_success() {
@@ -255,13 +254,23 @@ impl KeyService {
         }
         let object = parse_object(&response.body, "key response")?;
         let keys = check_key_response(server, &object)?;
+        self.keep(server, object, &keys)
+    }
+
+    /// Keeps a key response whose signatures checked out.
+    fn keep(
+        &self,
+        server: &ServerName,
+        response: CanonicalJsonObject,
+        keys: &[(String, RemoteKey)],
+    ) -> Result<StoredKeyResponse, String> {
         let stored = StoredKeyResponse {
             fetched_ts: now_ms(),
-            response: object,
+            response,
         };
         self.store
             .server_keys
-            .store_response(server, &stored, &keys)
+            .store_response(server, &stored, keys)
             .map_err(|e| e.to_string())?;
         Ok(stored)
     }
@@ -286,7 +295,7 @@ impl KeyService {
         let uri = format!("/_matrix/key/v2/query/{server}");
         let response = self
             .client
-            .request_now(notary, Method::GET, &uri, None, None)
+            .get_now(notary, &uri)
             .await
             .map_err(|e| e.to_string())?;
         if !response.status.is_success() {
@@ -310,14 +319,7 @@ impl KeyService {
             if notary != server {
                 self.check_notary_signature(notary, &object).await?;
             }
-            let stored = StoredKeyResponse {
-                fetched_ts: now_ms(),
-                response: object,
-            };
-            self.store
-                .server_keys
-                .store_response(server, &stored, &keys)
-                .map_err(|e| e.to_string())?;
+            self.keep(server, object, &keys)?;
             stored_any = true;
         }
         if stored_any {

@@ -47,6 +47,15 @@ use crate::config::Config;
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What is sent to a destination, below its name.
+struct Outgoing<'a> {
+    method: Method,
+    /// Path and query, as signed.
+    uri: &'a str,
+    body: Option<Vec<u8>>,
+    authorization: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach {0}: {1}")]
@@ -155,30 +164,47 @@ impl HttpsClient {
                 state.last_error,
             ));
         }
-        self.request_now(destination, method, uri, body, authorization)
-            .await
+        let outgoing = Outgoing {
+            method,
+            uri,
+            body,
+            authorization,
+        };
+        self.exchange(destination, outgoing).await
     }
 
-    /// Like [`Self::request`] but tries even while backing off: for key
-    /// fetches (a server that contacts us must be able to prove who it is)
-    /// and diagnostics. The outcome still updates the backoff record.
-    pub async fn request_now(
+    /// An unsigned `GET`, tried even while backing off: for key fetches (a
+    /// server that contacts us must be able to prove who it is) and
+    /// diagnostics. The outcome still updates the backoff record.
+    pub async fn get_now(
         &self,
         destination: &ServerName,
-        method: Method,
         uri: &str,
-        body: Option<Vec<u8>>,
-        authorization: Option<String>,
+    ) -> Result<RemoteResponse, ClientError> {
+        let outgoing = Outgoing {
+            method: Method::GET,
+            uri,
+            body: None,
+            authorization: None,
+        };
+        self.exchange(destination, outgoing).await
+    }
+
+    /// Resolves, sends and reads, and records the outcome for backoff.
+    async fn exchange(
+        &self,
+        destination: &ServerName,
+        outgoing: Outgoing<'_>,
     ) -> Result<RemoteResponse, ClientError> {
         let authority = self.resolve(destination).await.authority;
-        let url = format!("https://{authority}{uri}");
+        let url = format!("https://{authority}{}", outgoing.uri);
         let result = self
             .send(
                 destination.as_str(),
                 &url,
-                method,
-                body,
-                authorization,
+                outgoing.method,
+                outgoing.body,
+                outgoing.authorization,
                 MAX_RESPONSE_BYTES,
             )
             .await;

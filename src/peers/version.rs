@@ -2,7 +2,6 @@
 //! (`hearth federation-check`) ask before trusting the server's keys.
 //! Spec: server-server-api.md "Server implementation"; version.yaml.
 
-use http::Method;
 use ruma::ServerName;
 
 use crate::net::https::HttpsClient;
@@ -10,13 +9,7 @@ use crate::net::https::HttpsClient;
 /// `GET /v1/version`, as "name version".
 pub async fn fetch(client: &HttpsClient, server: &ServerName) -> Result<String, String> {
     let response = client
-        .request_now(
-            server,
-            Method::GET,
-            "/_matrix/federation/v1/version",
-            None,
-            None,
-        )
+        .get_now(server, "/_matrix/federation/v1/version")
         .await
         .map_err(|e| e.to_string())?;
     if !response.status.is_success() {

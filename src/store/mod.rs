@@ -10,17 +10,19 @@ pub mod e2ee;
 pub mod edus;
 pub mod error;
 mod key;
-mod keys;
 pub mod outbound;
 pub mod partial;
 pub mod pending;
 mod recent;
 pub mod rooms;
+mod signing_keys;
 pub mod transactions;
 
 use std::path::Path;
 
-pub use keys::{OwnSigningKey, RemoteKey, ServerKeyTree, SigningKeyTree, StoredKeyResponse};
+pub use signing_keys::{
+    OwnSigningKey, RemoteKey, ServerKeyTree, SigningKeyTree, StoredKeyResponse,
+};
 
 use error::Result;
 pub use error::StoreError;
@@ -90,8 +92,11 @@ impl Store {
             rooms: rooms::RoomTrees::open(&db, &outbound)
                 .map_err(|e| OpenError::Other(e.to_string()))?,
             outbound,
-            signing_keys: SigningKeyTree::new(open(keys::SIGNING_KEYS)?),
-            server_keys: ServerKeyTree::new(open(keys::SERVER_KEYS)?, open(keys::KEY_RESPONSES)?),
+            signing_keys: SigningKeyTree::new(open(signing_keys::SIGNING_KEYS)?),
+            server_keys: ServerKeyTree::new(
+                open(signing_keys::SERVER_KEYS)?,
+                open(signing_keys::KEY_RESPONSES)?,
+            ),
             transactions: transactions::TransactionTree::new(
                 open(transactions::TRANSACTIONS)?,
                 open(transactions::STAGED)?,

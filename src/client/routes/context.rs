@@ -7,10 +7,10 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{must_be_joined, respond, session, v3, Route, Services},
+    client::{joined_room, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::raw_query,
-    request::{param, room_id},
+    request::param,
     rooms::client_event::client_event,
     store::accounts::Session,
     sync::Token,
@@ -40,9 +40,8 @@ fn context(
     session: &Session,
     query: &str,
 ) -> Result<Value> {
-    let room = room_id(room)?;
     let rooms = &services.rooms;
-    must_be_joined(rooms, &room, &session.user_id)?;
+    let room = joined_room(rooms, room, session)?;
     let id = crate::request::event_id(event)?;
     let (meta, _) = rooms.event(Some(&room), &id)?;
     if meta.outlier || meta.stream == 0 || !rooms.visible_to(&id, &session.user_id)? {

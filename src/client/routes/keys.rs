@@ -105,13 +105,8 @@ pub fn routes(services: Services) -> Route {
             let e2ee = e2ee.clone();
             respond(async move {
                 let position = |name: &str| -> Result<u64> {
-                    let token = param(&query, name).ok_or_else(|| {
-                        Error::new(
-                            http::StatusCode::BAD_REQUEST,
-                            "M_MISSING_PARAM",
-                            format!("{name} is required"),
-                        )
-                    })?;
+                    let token = param(&query, name)
+                        .ok_or_else(|| Error::missing_param(format!("{name} is required")))?;
                     Ok(Token::parse(&token)?.position)
                 };
                 let changed =

@@ -72,21 +72,13 @@ async fn login(services: Services, bytes: Bytes) -> Result<Value> {
                 format!("identifier type {kind:?} is not supported; use m.id.user"),
             ))
         }
-        _ => request.user.ok_or_else(|| {
-            Error::new(
-                http::StatusCode::BAD_REQUEST,
-                "M_MISSING_PARAM",
-                "no user given",
-            )
-        })?,
+        _ => request
+            .user
+            .ok_or_else(|| Error::missing_param("no user given"))?,
     };
-    let password = request.password.ok_or_else(|| {
-        Error::new(
-            http::StatusCode::BAD_REQUEST,
-            "M_MISSING_PARAM",
-            "no password given",
-        )
-    })?;
+    let password = request
+        .password
+        .ok_or_else(|| Error::missing_param("no password given"))?;
     let login = services
         .accounts
         .login(

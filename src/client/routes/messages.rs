@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{must_be_joined, respond, session, v3, Route, Services},
+    client::{joined_room, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::raw_query,
-    request::{param, room_id},
+    request::param,
     rooms::{client_event::client_event, history::next_back, history::Page},
     store::accounts::Session,
     sync::{Filter as SyncFilter, Token},
@@ -61,9 +61,8 @@ async fn messages(
     session: &Session,
     query: &str,
 ) -> Result<Value> {
-    let room = room_id(room)?;
     let rooms = &services.rooms;
-    must_be_joined(rooms, &room, &session.user_id)?;
+    let room = joined_room(rooms, room, session)?;
     let backwards = match param(query, "dir").as_deref() {
         Some("b") => true,
         Some("f") => false,

@@ -130,13 +130,9 @@ async fn register(services: Services, query: String, bytes: Bytes) -> Result<Val
     // A taken or invalid name fails before the client completes auth.
     services.accounts.check_new_name(&name)?;
     check_auth(&services, request.auth)?;
-    let password = request.password.ok_or_else(|| {
-        Error::new(
-            http::StatusCode::BAD_REQUEST,
-            "M_MISSING_PARAM",
-            "no password given",
-        )
-    })?;
+    let password = request
+        .password
+        .ok_or_else(|| Error::missing_param("no password given"))?;
     let user = services.accounts.register(&name, Some(password)).await?;
     if request.inhibit_login {
         return Ok(json!({ "user_id": user }));
@@ -157,13 +153,7 @@ fn available(services: &Services, query: &str) -> Result<Value> {
     if !services.registration.enabled {
         return Err(disabled());
     }
-    let name = param(query, "username").ok_or_else(|| {
-        Error::new(
-            http::StatusCode::BAD_REQUEST,
-            "M_MISSING_PARAM",
-            "no username given",
-        )
-    })?;
+    let name = param(query, "username").ok_or_else(|| Error::missing_param("no username given"))?;
     services.accounts.check_new_name(&name)?;
     Ok(json!({ "available": true }))
 }

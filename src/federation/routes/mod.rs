@@ -153,6 +153,25 @@ fn unknown_federation_endpoint(
         .boxed()
 }
 
+/// `GET /_matrix/federation/v1/query/{kind}?…`, authenticated.
+fn query_get(
+    services: Services,
+    kind: &'static str,
+    handle: fn(&Services, &Query) -> Result<Response>,
+) -> BoxedFilter<(Response,)> {
+    warp::path("_matrix")
+        .and(warp::path("federation"))
+        .and(warp::path("v1"))
+        .and(warp::path("query"))
+        .and(warp::path(kind))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(raw_query())
+        .and(admitted(&services))
+        .map(move |query: String, _: Authenticated| reply(handle(&services, &Query::parse(&query))))
+        .boxed()
+}
+
 /// `GET /_matrix/federation/v1/{endpoint}/{roomId}?…`, authenticated,
 /// with the room parsed before `handle` runs; `reads_much` handlers run
 /// off the async workers (see [`reading_much`]).

@@ -4,27 +4,20 @@
 
 use ruma::OwnedRoomAliasId;
 use serde_json::json;
-use warp::{filters::BoxedFilter, reply::Response, Filter};
+use warp::{filters::BoxedFilter, reply::Response};
 
-use super::{admitted, Services};
+use super::{query_get, Services};
 use crate::{
     error::{Error, Result},
-    federation::auth::Authenticated,
-    http_util::{ok_json, raw_query, reply},
+    http_util::ok_json,
     request::{parsed, Query},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
-    warp::path!("_matrix" / "federation" / "v1" / "query" / "directory")
-        .and(warp::get())
-        .and(raw_query())
-        .and(admitted(&services))
-        .map(move |query: String, _: Authenticated| reply(handle(&services, &query)))
-        .boxed()
+    query_get(services, "directory", handle)
 }
 
-fn handle(services: &Services, query: &str) -> Result<Response> {
-    let query = Query::parse(query);
+fn handle(services: &Services, query: &Query) -> Result<Response> {
     let alias: OwnedRoomAliasId = parsed("room_alias", query.required("room_alias")?)?;
     if alias.server_name() != services.rooms.server_name() {
         return Err(Error::not_found(format!(

@@ -4,37 +4,31 @@
 
 use ruma::OwnedUserId;
 use serde_json::json;
-use warp::{filters::BoxedFilter, reply::Response, Filter};
+use warp::{filters::BoxedFilter, reply::Response};
 
-use super::{admitted, Services};
+use super::{query_get, Services};
 use crate::{
     accounts::profiles::FIELDS,
     error::{Error, Result},
-    federation::auth::Authenticated,
-    http_util::{ok_json, raw_query, reply},
-    request::{params, parsed, Query},
+    http_util::ok_json,
+    request::{parsed, Query},
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
-    warp::path!("_matrix" / "federation" / "v1" / "query" / "profile")
-        .and(warp::get())
-        .and(raw_query())
-        .and(admitted(&services))
-        .map(move |query: String, _: Authenticated| reply(handle(&services, &query)))
-        .boxed()
+    query_get(services, "profile", handle)
 }
 
-fn handle(services: &Services, query: &str) -> Result<Response> {
-    let user: OwnedUserId = parsed("user_id", Query::parse(query).required("user_id")?)?;
+fn handle(services: &Services, query: &Query) -> Result<Response> {
+    let user: OwnedUserId = parsed("user_id", query.required("user_id")?)?;
     if user.server_name() != services.rooms.server_name() {
         return Err(Error::not_found(format!(
             "{user} is not a user of this server"
         )));
     }
     let profile = services.profiles.local(&user)?;
-    let answer = match params(query, "field").into_iter().next() {
+    let answer = match query.get("field") {
         None => profile,
-        Some(field) if FIELDS.contains(&field.as_str()) => match profile.get(&field) {
+        Some(field) if FIELDS.contains(&field) => match profile.get(field) {
             Some(value) => json!({ field: value }),
             None => json!({}),
         },

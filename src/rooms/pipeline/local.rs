@@ -300,32 +300,24 @@ impl RoomService {
         let power = json!({"users": users, "users_default": 0, "events_default": 0, "state_default": 50,
             "ban": 50, "kick": 50, "redact": 50, "invite": 0,
             "events": {"m.room.power_levels": 100, "m.room.history_visibility": 100, "m.room.tombstone": 100}});
-        self.send(
-            &room_id,
-            creator,
-            "m.room.member",
-            Some(creator.as_str()),
-            json!({"membership": "join"}),
-        )
-        .await?;
-        self.send(&room_id, creator, "m.room.power_levels", Some(""), power)
-            .await?;
-        self.send(
-            &room_id,
-            creator,
-            "m.room.join_rules",
-            Some(""),
-            json!({"join_rule": "invite"}),
-        )
-        .await?;
-        self.send(
-            &room_id,
-            creator,
-            "m.room.history_visibility",
-            Some(""),
-            json!({"history_visibility": "shared"}),
-        )
-        .await?;
+        let initial = [
+            (
+                "m.room.member",
+                creator.as_str(),
+                json!({"membership": "join"}),
+            ),
+            ("m.room.power_levels", "", power),
+            ("m.room.join_rules", "", json!({"join_rule": "invite"})),
+            (
+                "m.room.history_visibility",
+                "",
+                json!({"history_visibility": "shared"}),
+            ),
+        ];
+        for (kind, key, content) in initial {
+            self.send(&room_id, creator, kind, Some(key), content)
+                .await?;
+        }
         Ok(room_id)
     }
 }
