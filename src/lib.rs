@@ -13,6 +13,7 @@ pub mod edus;
 pub mod error;
 pub mod federation;
 pub mod http_util;
+pub mod inbound;
 pub mod keys;
 pub mod metrics;
 pub mod net;

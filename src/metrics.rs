@@ -8,8 +8,8 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use crate::{
     delivery::{sender::Sender, status},
-    federation::inbound::InboundStats,
     http_util::reply,
+    inbound::stats::InboundStats,
     time::now_ms,
 };
 

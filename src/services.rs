@@ -10,7 +10,7 @@ use crate::{
     delivery::sender::Sender,
     e2ee::E2eeService,
     edus::EduService,
-    federation::{admission::Admission, inbound::InboundStats, receiver::Receiver},
+    inbound::{admission::Admission, receiver::Receiver, stats::InboundStats},
     keys::KeyService,
     net::https::HttpsClient,
     rooms::{

@@ -12,7 +12,7 @@ use ruma::{
 };
 use warp::{filters::path::FullPath, Filter, Rejection};
 
-use super::admission::{Admission, Admitted};
+use crate::inbound::admission::{Admission, Admitted};
 use crate::{
     error::{Error, Result},
     http_util::{body_limited, raw_query},

@@ -1,9 +1,6 @@
-//! The server-server API as served: inbound routes, request
-//! authentication (X-Matrix), per-server admission, and the receiver that
-//! takes in other servers' transactions.
+//! The server-server API as served: one route file per endpoint and
+//! request authentication (X-Matrix). What the routes hand on goes to
+//! the services, transactions to `inbound`.
 
-pub mod admission;
 pub mod auth;
-pub mod inbound;
-pub mod receiver;
 pub mod routes;

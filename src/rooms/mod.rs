@@ -9,7 +9,7 @@ pub mod directory;
 pub mod event;
 pub mod hierarchy;
 pub mod history;
-pub mod inbound;
+pub mod ingest;
 pub mod join;
 pub mod membership;
 pub mod outliers;

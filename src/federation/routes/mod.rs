@@ -116,7 +116,7 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
 }
 
 /// An authenticated request, once its origin has a free slot (see
-/// [`crate::federation::admission`]); refused with 429 when too many of
+/// [`crate::inbound::admission`]); refused with 429 when too many of
 /// the origin's requests wait already.
 fn admitted(
     services: &Services,

@@ -1,6 +1,6 @@
 //! Other servers' events: signatures and hashes checked (steps 1-3, in
 //! `checks`), then appended when their prev events are held; the gap
-//! before them is filled by `inbound`.
+//! before them is filled by `ingest`.
 //! Spec: server-server-api.md "Checks performed on receipt of a PDU".
 
 use ruma::{

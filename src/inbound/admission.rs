@@ -17,7 +17,7 @@ use std::{
 use ruma::{OwnedServerName, ServerName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::inbound::InboundStats;
+use super::stats::InboundStats;
 use crate::error::{Error, Result};
 
 /// What a refused request is told to wait before trying again.

@@ -28,13 +28,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::inbound::InboundStats;
+use super::stats::InboundStats;
 use crate::{
     edus::EduService,
     error::{Error, Result},
     http_util::parse_json,
     rooms::{
-        inbound::IngestService,
+        ingest::IngestService,
         pipeline::{RoomService, Verified},
     },
     store::transactions::{Staged, TransactionTree},
