@@ -2,6 +2,8 @@
 //! handler that turns anything warp refuses into a Matrix error, and body
 //! parsing that names what is wrong.
 
+pub mod cors;
+
 use std::convert::Infallible;
 
 use http::StatusCode;

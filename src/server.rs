@@ -23,7 +23,7 @@ use crate::{
     e2ee::E2eeService,
     edus::EduService,
     federation,
-    http_util::recover,
+    http_util::{cors, recover},
     inbound::{admission::Admission, receiver::Receiver, stats::InboundStats},
     keys::KeyService,
     net::https::HttpsClient,
@@ -61,7 +61,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         .or(federation::routes::well_known::routes(well_known.clone()))
         .unify()
         .recover(recover);
-    let client_routes = admin::routes(services.clone())
+    let client_routes = cors::preflight()
+        .or(admin::routes(services.clone()))
+        .unify()
         .or(crate::client::routes(services.clone()))
         .unify()
         .or(federation::routes::well_known::routes(well_known))
@@ -72,7 +74,8 @@ pub async fn run(config: Config) -> Result<(), String> {
             config.metrics.enabled,
         ))
         .unify()
-        .recover(recover);
+        .recover(recover)
+        .map(cors::allow);
 
     let federation_listener = bind(config.listen.federation, "listen.federation").await?;
     let client_listener = bind(config.listen.client, "listen.client").await?;

@@ -460,3 +460,83 @@ async fn sessions_messages_and_sync_positions_survive_kill_9() {
     expected.insert(0, reply["event_id"].clone());
     assert_eq!(ids, expected);
 }
+
+/// Browsers: every answer on the client listener carries the spec's CORS
+/// headers (errors and the client well-known too), and a preflight is
+/// answered without running the endpoint.
+#[tokio::test]
+async fn browsers_get_cors_headers_and_preflights_are_answered() {
+    let ca = TestCa::new();
+    let h = Hearth::start_with(
+        &ca,
+        &[("HEARTH_WELL_KNOWN__CLIENT", "https://matrix.example.org")],
+    );
+    add_user(&h, "alice");
+    let token = token(&h, "alice").await;
+    let cors = |headers: &::http::HeaderMap| -> [String; 3] {
+        [
+            "access-control-allow-origin",
+            "access-control-allow-methods",
+            "access-control-allow-headers",
+        ]
+        .map(|name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        })
+    };
+    let expected = [
+        "*".to_owned(),
+        "GET, POST, PUT, DELETE, OPTIONS".to_owned(),
+        "X-Requested-With, Content-Type, Authorization".to_owned(),
+    ];
+    let target = || http::Target::Plain(h.client);
+    // A preflight of a send: answered at once, and nothing is sent.
+    let preflight = [
+        ("origin", "https://app.element.io"),
+        ("access-control-request-method", "PUT"),
+        (
+            "access-control-request-headers",
+            "authorization, content-type",
+        ),
+    ];
+    let send = "/_matrix/client/v3/rooms/!nowhere:localhost/send/m.room.message/t1";
+    let (status, headers, body) =
+        http::request_full(target(), "OPTIONS", send, &preflight, None).await;
+    assert_eq!(status, 204, "{body:?}");
+    assert_eq!(cors(&headers), expected);
+    // Successes, errors and the client well-known carry them too.
+    let bearer = format!("Bearer {token}");
+    let asked = [
+        ("GET", "/_matrix/client/versions", None, 200),
+        (
+            "GET",
+            "/_matrix/client/v3/account/whoami",
+            Some(bearer.as_str()),
+            200,
+        ),
+        ("GET", "/_matrix/client/v3/account/whoami", None, 401),
+        ("GET", "/_matrix/client/v3/no/such/endpoint", None, 404),
+        ("GET", "/.well-known/matrix/client", None, 200),
+    ];
+    for (method, path, auth, want) in asked {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();
+        let (status, got, body) = http::request_full(target(), method, path, &headers, None).await;
+        assert_eq!(status, want, "{path}: {body:?}");
+        assert_eq!(cors(&got), expected, "{method} {path}");
+    }
+    // The preflight ran nothing: the room is still unknown, not created.
+    let (status, _) = call(&h, "OPTIONS", "/_matrix/client/v3/createRoom", None, None).await;
+    assert_eq!(status, 204);
+    let (_, rooms) = call(
+        &h,
+        "GET",
+        "/_matrix/client/v3/joined_rooms",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(rooms["joined_rooms"], serde_json::json!([]), "{rooms}");
+}

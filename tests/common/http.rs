@@ -53,6 +53,18 @@ pub async fn request_raw(
     headers: &[(&str, &str)],
     body: Option<Vec<u8>>,
 ) -> (u16, Bytes) {
+    let (status, _, bytes) = request_full(target, method, uri, headers, body).await;
+    (status, bytes)
+}
+
+/// [`request_raw`] with the response's headers.
+pub async fn request_full(
+    target: Target,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> (u16, http::HeaderMap, Bytes) {
     let addr = match &target {
         Target::Plain(a) | Target::Tls(a, _) => *a,
     };
@@ -89,11 +101,12 @@ pub async fn request_raw(
         }
     };
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     let bytes = response
         .into_body()
         .collect()
         .await
         .expect("body")
         .to_bytes();
-    (status, bytes)
+    (status, headers, bytes)
 }
