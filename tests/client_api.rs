@@ -540,3 +540,29 @@ async fn browsers_get_cors_headers_and_preflights_are_answered() {
     .await;
     assert_eq!(rooms["joined_rooms"], serde_json::json!([]), "{rooms}");
 }
+
+/// `/versions` claims only what is served (no v1.11: authenticated media
+/// is not), and the unstable features clients gate on (Element offers
+/// cross-signing only with `org.matrix.e2e_cross_signing`).
+#[tokio::test]
+async fn versions_advertise_what_is_served() {
+    let ca = TestCa::new();
+    let h = Hearth::start(&ca);
+    let (status, versions) = call(&h, "GET", "/_matrix/client/versions", None, None).await;
+    assert_eq!(status, 200, "{versions}");
+    let listed: Vec<&str> = versions["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(listed.contains(&"v1.10"), "{versions}");
+    assert!(
+        !listed.contains(&"v1.11") && !listed.contains(&"v1.12"),
+        "{versions}"
+    );
+    assert_eq!(
+        versions["unstable_features"]["org.matrix.e2e_cross_signing"], true,
+        "{versions}"
+    );
+}

@@ -1,4 +1,6 @@
-//! `GET /_matrix/client/versions`. Spec: client-server-api "API Standards".
+//! `GET /_matrix/client/versions`: the spec versions hearth serves, and the
+//! unstable features clients look for that it has.
+//! Spec: client-server-api "API Standards", "GET /_matrix/client/versions".
 
 use serde_json::json;
 use warp::Filter;
@@ -9,10 +11,16 @@ pub fn route() -> Route {
     warp::path!("_matrix" / "client" / "versions")
         .and(warp::get())
         .map(|| {
+            // Not v1.11 or later yet: from v1.11 clients fetch media through
+            // the authenticated endpoints, which hearth does not serve yet.
             ok_json(&json!({
                 "versions": ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6",
-                    "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12"],
-                "unstable_features": {},
+                    "v1.7", "v1.8", "v1.9", "v1.10"],
+                // As Synapse does: Element offers cross-signing only where
+                // this is set, whatever the versions say.
+                "unstable_features": {
+                    "org.matrix.e2e_cross_signing": true,
+                },
             }))
         })
         .boxed()
