@@ -13,7 +13,7 @@ use common::{client::Client, rooms::encode, Hearth, TestCa};
 use serde_json::{json, Value};
 
 /// `inviter` makes a room and `invitee` (of another server) joins it.
-async fn share_a_room(inviter: &Client<'_>, invitee: &Client<'_>) {
+async fn share_a_room(inviter: &Client<'_>, invitee: &Client<'_>) -> String {
     let room = inviter
         .ok("POST", "createRoom", json!({"invite": [invitee.user]}))
         .await["room_id"]
@@ -26,7 +26,7 @@ async fn share_a_room(inviter: &Client<'_>, invitee: &Client<'_>) {
             .call("POST", &format!("join/{}", encode(&room)), json!({}))
             .await;
         if status == 200 {
-            return;
+            return room;
         }
         assert!(Instant::now() < deadline, "could not join: {reply}");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -440,4 +440,75 @@ async fn a_server_answering_for_others_users_is_not_believed() {
         .await;
     assert!(reply["one_time_keys"][mallory].is_object(), "{reply}");
     assert!(reply["one_time_keys"].get(&alice.user).is_none(), "{reply}");
+}
+
+/// A user who starts sharing a room with ours appears in their
+/// `device_lists.changed`, both ways and across servers (else the sender's
+/// client never fetches the joiner's devices, and the joiner cannot
+/// decrypt what is sent after their join); one who no longer shares any
+/// room appears in `left`.
+#[tokio::test]
+async fn users_who_start_sharing_a_room_are_listed_as_changed() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let carol = Client::login(&a, "carol").await;
+    let bob = Client::login(&b, "bob").await;
+    let since = |reply: Value| reply["next_batch"].as_str().expect("batch").to_owned();
+    let alice_since = since(alice.ok("GET", "sync", json!(null)).await);
+    let bob_since = since(bob.ok("GET", "sync", json!(null)).await);
+    let listed = |reply: &Value, field: &str, user: &str| {
+        reply["device_lists"][field]
+            .as_array()
+            .is_some_and(|users| users.iter().any(|u| u == user))
+    };
+
+    // Bob (another server) joins alice's room: each sees the other.
+    let room = share_a_room(&alice, &bob).await;
+    let reply = alice
+        .sync_until(&alice_since, "bob as changed", |r| {
+            listed(r, "changed", &bob.user)
+        })
+        .await;
+    let alice_since = since(reply);
+    bob.sync_until(&bob_since, "alice as changed", |r| {
+        listed(r, "changed", &alice.user)
+    })
+    .await;
+
+    // Carol (alice's server) joins too.
+    let carol_since = since(carol.ok("GET", "sync", json!(null)).await);
+    alice
+        .ok(
+            "POST",
+            &format!("rooms/{}/invite", encode(&room)),
+            json!({"user_id": carol.user}),
+        )
+        .await;
+    carol
+        .ok("POST", &format!("join/{}", encode(&room)), json!({}))
+        .await;
+    let reply = alice
+        .sync_until(&alice_since, "carol as changed", |r| {
+            listed(r, "changed", &carol.user)
+        })
+        .await;
+    let alice_since = since(reply);
+    carol
+        .sync_until(&carol_since, "alice and bob as changed", |r| {
+            listed(r, "changed", &alice.user) && listed(r, "changed", &bob.user)
+        })
+        .await;
+
+    // Carol leaves: she shares no room with alice any more.
+    carol
+        .ok("POST", &format!("rooms/{}/leave", encode(&room)), json!({}))
+        .await;
+    let reply = alice
+        .sync_until(&alice_since, "carol as left", |r| {
+            listed(r, "left", &carol.user)
+        })
+        .await;
+    assert!(!listed(&reply, "changed", &carol.user), "{reply}");
 }

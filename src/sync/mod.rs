@@ -5,7 +5,7 @@
 //! Spec: client-server-api "Syncing".
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     sync::Arc,
     time::Duration,
 };
@@ -122,6 +122,14 @@ impl Filter {
     }
 }
 
+/// Users who started (`joined`) or stopped (`left`) sharing a room with
+/// the syncing user since the token, gathered room by room.
+#[derive(Default)]
+struct Sharing {
+    joined: BTreeSet<OwnedUserId>,
+    left: BTreeSet<OwnedUserId>,
+}
+
 pub struct SyncService {
     rooms: Arc<RoomService>,
     edus: Arc<EduService>,
@@ -205,6 +213,7 @@ impl SyncService {
 
     /// The response for one pass, and whether it holds nothing new.
     fn pass(&self, pass: &Pass<'_>) -> Result<(Value, bool)> {
+        let mut sharing = Sharing::default();
         let mut join = Map::new();
         let mut invite = Map::new();
         let mut leave = Map::new();
@@ -212,7 +221,7 @@ impl SyncService {
         for room in self.rooms.room_ids()? {
             match self.rooms.membership_of(&room, pass.user)? {
                 Some(MembershipState::Join) => {
-                    if let Some(entry) = self.joined_room(pass, &room)? {
+                    if let Some(entry) = self.joined_room(pass, &room, &mut sharing)? {
                         join.insert(room.to_string(), entry);
                     }
                 }
@@ -259,12 +268,9 @@ impl SyncService {
         }
         let account_data = self.account_data(pass)?;
         let (to_device, last_to_device) = self.to_device(pass)?;
-        let changed = match pass.since {
-            Some(since) => {
-                self.e2ee
-                    .changed_between(pass.user, since.position, pass.now.position)?
-            }
-            None => Vec::new(),
+        let (changed, left) = match pass.since {
+            Some(since) => self.device_lists(pass, since, sharing)?,
+            None => (Vec::new(), Vec::new()),
         };
         let presence = if pass.ephemeral_changed() {
             // A token from before a restart: the counter began again.
@@ -284,7 +290,8 @@ impl SyncService {
             && account_data.is_empty()
             && to_device.is_empty()
             && presence.is_empty()
-            && changed.is_empty();
+            && changed.is_empty()
+            && left.is_empty();
         let next = Token {
             to_device: last_to_device,
             ..pass.now
@@ -295,7 +302,7 @@ impl SyncService {
             "account_data": {"events": account_data},
             "presence": {"events": presence},
             "to_device": {"events": to_device},
-            "device_lists": {"changed": changed, "left": []},
+            "device_lists": {"changed": changed, "left": left},
             "device_one_time_keys_count": counts,
             "device_unused_fallback_key_types": fallback,
         });
@@ -317,8 +324,74 @@ impl SyncService {
         Ok((events, last))
     }
 
+    /// `device_lists`: users whose keys changed, or who started sharing a
+    /// room with ours (their client must fetch the newcomer's devices
+    /// before encrypting for them), and users who no longer share any.
+    /// Spec: client-server-api "Tracking the device list for a user".
+    fn device_lists(
+        &self,
+        pass: &Pass<'_>,
+        since: Token,
+        sharing: Sharing,
+    ) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
+        let mut changed: BTreeSet<OwnedUserId> = self
+            .e2ee
+            .changed_between(pass.user, since.position, pass.now.position)?
+            .into_iter()
+            .collect();
+        changed.extend(sharing.joined);
+        let mut left = Vec::new();
+        if !sharing.left.is_empty() {
+            let still = self.rooms.users_sharing_rooms_with(pass.user)?;
+            left = sharing
+                .left
+                .into_iter()
+                .filter(|user| !still.contains(user))
+                .collect();
+        }
+        changed.remove(pass.user);
+        for user in &left {
+            changed.remove(user);
+        }
+        Ok((changed.into_iter().collect(), left))
+    }
+
+    /// Who started or stopped sharing `room` with our user since the
+    /// token: everyone in it when our user joined (or its member events
+    /// arrived after a partial join) since, else the members whose
+    /// membership changed since.
+    fn note_sharing(
+        &self,
+        pass: &Pass<'_>,
+        room: &RoomId,
+        joined_at: u64,
+        sharing: &mut Sharing,
+    ) -> Result<()> {
+        let since = pass.since_position();
+        if joined_at > since || self.rooms.state_completed_at(room)? > since {
+            sharing.joined.extend(self.rooms.joined_members(room)?);
+            return Ok(());
+        }
+        for (user, membership) in self
+            .rooms
+            .membership_changes(room, since, pass.now.position)?
+        {
+            match membership.as_str() {
+                "join" => sharing.joined.insert(user),
+                "leave" | "ban" => sharing.left.insert(user),
+                _ => false,
+            };
+        }
+        Ok(())
+    }
+
     /// A joined room's entry, or none when nothing in it changed.
-    fn joined_room(&self, pass: &Pass<'_>, room: &RoomId) -> Result<Option<Value>> {
+    fn joined_room(
+        &self,
+        pass: &Pass<'_>,
+        room: &RoomId,
+        sharing: &mut Sharing,
+    ) -> Result<Option<Value>> {
         let since = pass.since_position();
         let limit = pass.filter.timeline_limit;
         let mut events =
@@ -368,6 +441,9 @@ impl SyncService {
             let mut event = client_event(id, &pdu, false);
             echo_transaction_id(&self.accounts, &mut event, pass.user, pass.device)?;
             timeline.push(event);
+        }
+        if members_changed && pass.since.is_some() {
+            self.note_sharing(pass, room, joined_at, sharing)?;
         }
         // Counts and heroes, when the members may have changed: all of the
         // timeline since the token is here otherwise, and names none.

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use ruma::{events::StateEventType, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, UserId};
+use ruma::{
+    events::StateEventType, EventId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, UserId,
+};
 
 use crate::error::Result;
 use crate::rooms::RoomService;
@@ -13,20 +15,47 @@ impl RoomService {
     pub fn joined_members(&self, room: &RoomId) -> Result<Vec<OwnedUserId>> {
         let mut joined = Vec::new();
         for ((kind, key), id) in self.current_state_ids(room)? {
-            if kind != StateEventType::RoomMember {
-                continue;
-            }
-            let event = self.event_object(&id)?;
-            let membership = event
-                .get("content")
-                .and_then(|c| c.as_object())
-                .and_then(|c| c.get("membership"))
-                .and_then(|m| m.as_str());
-            if membership == Some("join") {
+            if kind == StateEventType::RoomMember && self.membership_in(&id)? == "join" {
                 joined.extend(OwnedUserId::try_from(key).ok());
             }
         }
         Ok(joined)
+    }
+
+    /// The members whose current membership was set at a stream position in
+    /// `(from, to]`, with that membership: who started or stopped sharing
+    /// the room with its other members in that range.
+    pub fn membership_changes(
+        &self,
+        room: &RoomId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(OwnedUserId, String)>> {
+        let mut changes = Vec::new();
+        for ((kind, key), id) in self.current_state_ids(room)? {
+            if kind != StateEventType::RoomMember {
+                continue;
+            }
+            let position = self.stream_of(&id)?;
+            if position <= from || position > to {
+                continue;
+            }
+            if let Ok(user) = OwnedUserId::try_from(key) {
+                changes.push((user, self.membership_in(&id)?));
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The `membership` of a stored member event.
+    fn membership_in(&self, id: &EventId) -> Result<String> {
+        let event = self.event_object(id)?;
+        let membership = event
+            .get("content")
+            .and_then(|c| c.as_object())
+            .and_then(|c| c.get("membership"))
+            .and_then(|m| m.as_str());
+        Ok(membership.unwrap_or_default().to_owned())
     }
 
     /// Rooms `user` is joined to.
