@@ -479,13 +479,7 @@ async fn users_who_start_sharing_a_room_are_listed_as_changed() {
 
     // Carol (alice's server) joins too.
     let carol_since = since(carol.ok("GET", "sync", json!(null)).await);
-    alice
-        .ok(
-            "POST",
-            &format!("rooms/{}/invite", encode(&room)),
-            json!({"user_id": carol.user}),
-        )
-        .await;
+    alice.invite(&room, &carol.user).await;
     carol
         .ok("POST", &format!("join/{}", encode(&room)), json!({}))
         .await;

@@ -568,13 +568,7 @@ async fn an_unnamed_room_is_summarised_for_lazy_loading_clients() {
     );
 
     // Carol invited: counted, and a hero after bob.
-    alice
-        .ok(
-            "POST",
-            &format!("rooms/{}/invite", encode(&room)),
-            json!({"user_id": carol.user}),
-        )
-        .await;
+    alice.invite(&room, &carol.user).await;
     let after_invite = sync(Some(batch(&first))).await;
     let summary = &after_invite["rooms"]["join"][&room]["summary"];
     assert_eq!(

@@ -65,6 +65,12 @@ impl<'a> Client<'a> {
         .await
     }
 
+    /// Invites `user` to `room` (`!id`, unencoded).
+    pub async fn invite(&self, room: &str, user: &str) {
+        let path = format!("rooms/{}/invite", super::rooms::encode(room));
+        self.ok("POST", &path, json!({ "user_id": user })).await;
+    }
+
     pub async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
         let (status, reply) = self.call(method, path, body).await;
         assert_eq!(status, 200, "{method} {path}: {reply}\n{}", self.h.log());
