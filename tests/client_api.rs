@@ -566,3 +566,85 @@ async fn versions_advertise_what_is_served() {
         "{versions}"
     );
 }
+
+/// Membership and state changes that would change nothing: a kick of
+/// someone not in the room and an unban of someone not banned are
+/// refused; the same state sent twice, or a second join, makes no new
+/// event; a banned user cannot rejoin until unbanned.
+#[tokio::test]
+async fn no_op_kicks_unbans_and_repeated_state_make_no_events() {
+    use common::{client::Client, rooms::encode};
+    let ca = TestCa::new();
+    let h = Hearth::start(&ca);
+    let alice = Client::login(&h, "alice").await;
+    let bob = Client::login(&h, "bob").await;
+    let carol = Client::login(&h, "carol").await;
+    let room = alice
+        .ok("POST", "createRoom", json!({"preset": "public_chat"}))
+        .await["room_id"]
+        .as_str()
+        .expect("room")
+        .to_owned();
+    let at = |action: &str| format!("rooms/{}/{action}", encode(&room));
+    let timeline_length = || async {
+        let path = format!("{}?dir=b&limit=100", at("messages"));
+        alice.ok("GET", &path, json!(null)).await["chunk"]
+            .as_array()
+            .expect("chunk")
+            .len()
+    };
+
+    // Carol never joined: kicking or unbanning her is refused.
+    for action in ["kick", "unban"] {
+        let (status, reply) = alice
+            .call("POST", &at(action), json!({"user_id": carol.user}))
+            .await;
+        assert_eq!(
+            (status, reply["errcode"].as_str()),
+            (403, Some("M_FORBIDDEN")),
+            "{action}: {reply}"
+        );
+    }
+
+    // The same topic twice, and bob joining twice: one event each.
+    let topic = format!("{}/m.room.topic", at("state"));
+    let first = alice.ok("PUT", &topic, json!({"topic": "tea"})).await;
+    let again = alice.ok("PUT", &topic, json!({"topic": "tea"})).await;
+    assert_eq!(first["event_id"], again["event_id"]);
+    let joined = bob
+        .ok("POST", &format!("join/{}", encode(&room)), json!({}))
+        .await;
+    let before = timeline_length().await;
+    let rejoined = bob
+        .ok("POST", &format!("join/{}", encode(&room)), json!({}))
+        .await;
+    assert_eq!(joined["room_id"], rejoined["room_id"]);
+    assert_eq!(
+        timeline_length().await,
+        before,
+        "a second join added an event"
+    );
+    let changed = alice.ok("PUT", &topic, json!({"topic": "coffee"})).await;
+    assert_ne!(changed["event_id"], first["event_id"]);
+
+    // Banned, bob cannot rejoin; unbanned, he can; kicked, he is out.
+    alice
+        .ok("POST", &at("ban"), json!({"user_id": bob.user}))
+        .await;
+    let (status, _) = bob
+        .call("POST", &format!("join/{}", encode(&room)), json!({}))
+        .await;
+    assert_eq!(status, 403);
+    alice
+        .ok("POST", &at("unban"), json!({"user_id": bob.user}))
+        .await;
+    bob.ok("POST", &format!("join/{}", encode(&room)), json!({}))
+        .await;
+    alice
+        .ok("POST", &at("kick"), json!({"user_id": bob.user}))
+        .await;
+    let (status, _) = alice
+        .call("POST", &at("kick"), json!({"user_id": bob.user}))
+        .await;
+    assert_eq!(status, 403, "a second kick");
+}

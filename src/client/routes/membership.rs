@@ -3,14 +3,14 @@
 //! inviting.yaml, kicking.yaml, banning.yaml.
 
 use bytes::Bytes;
-use ruma::OwnedUserId;
+use ruma::{events::room::member::MembershipState, OwnedUserId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
     client::{body, respond, session, v3, Route, Services},
-    error::Result,
+    error::{Error, Result},
     http_util::body_limited,
     request::room_id,
     store::accounts::Session,
@@ -72,6 +72,7 @@ async fn act(
             .await?;
         return Ok(json!({}));
     }
+    check_target(&services, &room, &action, &target.user_id)?;
     let membership = match action.as_str() {
         "ban" => "ban",
         _ => "leave",
@@ -91,4 +92,27 @@ async fn act(
         )
         .await?;
     Ok(json!({}))
+}
+
+/// A kick needs someone in the room (joined, invited or knocking) and an
+/// unban someone banned: otherwise the leave would be a no-op or hide a
+/// mistake. The auth rules allow both; Synapse refuses them (403), and so
+/// do we.
+fn check_target(services: &Services, room: &RoomId, action: &str, target: &UserId) -> Result<()> {
+    let current = services.rooms.membership_of(room, target)?;
+    let allowed = match action {
+        "kick" => matches!(
+            current,
+            Some(MembershipState::Join | MembershipState::Invite | MembershipState::Knock)
+        ),
+        "unban" => current == Some(MembershipState::Ban),
+        _ => true,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(Error::forbidden(format!(
+        "cannot {action} {target}: their membership is {}",
+        current.map_or("none".to_owned(), |m| m.to_string())
+    )))
 }

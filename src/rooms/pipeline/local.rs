@@ -40,6 +40,31 @@ impl RoomService {
             .await
     }
 
+    /// The current state event of `(kind, key)` when it is this one again
+    /// (same sender, same content): sending it twice (the same topic, a
+    /// second join) changes nothing and makes no event, as with Synapse
+    /// (`deduplicate_state_event`); the spec is silent.
+    fn same_state(
+        &self,
+        room: &RoomId,
+        sender: &UserId,
+        kind: &str,
+        key: &str,
+        content: &Value,
+    ) -> Result<Option<OwnedEventId>> {
+        let Some((id, event)) = self.state_event(room, &kind.into(), key)? else {
+            return Ok(None);
+        };
+        let same_sender = matches!(
+            event.get("sender"),
+            Some(CanonicalJsonValue::String(s)) if s == sender.as_str()
+        );
+        let same_content = event
+            .get("content")
+            .is_some_and(|existing| Value::from(existing.clone()) == *content);
+        Ok((same_sender && same_content).then_some(id))
+    }
+
     /// [`Self::send`] with a last touch to the event before it is signed
     /// (a top-level `redacts` before room version 11).
     pub(in crate::rooms) async fn send_with(
@@ -63,6 +88,11 @@ impl RoomService {
             }
         }
         let _guard = self.lock(room).await?;
+        if let Some(key) = state_key {
+            if let Some(same) = self.same_state(room, sender, kind, key, &content)? {
+                return Ok(same);
+            }
+        }
         let record = self.record(room)?;
         let rules = Self::rules_of(&record.version)?;
         let mut object = self.build(room, &record, &rules, sender, kind, state_key, content)?;
