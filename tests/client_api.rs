@@ -626,6 +626,15 @@ async fn no_op_kicks_unbans_and_repeated_state_make_no_events() {
     );
     let changed = alice.ok("PUT", &topic, json!({"topic": "coffee"})).await;
     assert_ne!(changed["event_id"], first["event_id"]);
+    // `format=event` (v1.16): the whole event, not only its content.
+    let content = alice.ok("GET", &topic, json!(null)).await;
+    assert_eq!(content, json!({"topic": "coffee"}));
+    let event = alice
+        .ok("GET", &format!("{topic}?format=event"), json!(null))
+        .await;
+    assert_eq!(event["event_id"], changed["event_id"], "{event}");
+    assert_eq!(event["content"]["topic"], "coffee", "{event}");
+    assert_eq!(event["sender"], json!(alice.user), "{event}");
 
     // Banned, bob cannot rejoin; unbanned, he can; kicked, he is out.
     alice

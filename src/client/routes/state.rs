@@ -10,8 +10,8 @@ use warp::Filter;
 use crate::{
     client::{body, must_be_joined, respond, session, v3, Route, Services},
     error::{Error, Result},
-    http_util::{body_limited, percent_decode},
-    request::room_id,
+    http_util::{body_limited, percent_decode, raw_query},
+    request::{room_id, Query},
     rooms::client_event::client_event,
     store::accounts::Session,
 };
@@ -41,11 +41,13 @@ pub fn routes(services: Services) -> Route {
     let get = one
         .clone()
         .and(warp::get())
+        .and(raw_query())
         .and(session(services.accounts.clone()))
         .then(
-            move |room: String, kind: String, key: String, session: Session| {
+            move |room: String, kind: String, key: String, query: String, session: Session| {
                 let services = get_services.clone();
-                respond(async move { get_state(&services, &room, &kind, &key, &session) })
+                let query = Query::parse(&query);
+                respond(async move { get_state(&services, &room, (&kind, &key), &query, &session) })
             },
         );
     let put = one
@@ -71,20 +73,30 @@ fn full_state(services: &Services, room: &str, session: &Session) -> Result<Valu
     Ok(Value::Array(events))
 }
 
+/// One state event's content, or with `format=event` (v1.16) the whole
+/// event as clients see events.
 fn get_state(
     services: &Services,
     room: &str,
-    kind: &str,
-    key: &str,
+    (kind, key): (&str, &str),
+    query: &Query,
     session: &Session,
 ) -> Result<Value> {
     let room = room_id(room)?;
     must_be_joined(&services.rooms, &room, &session.user_id)?;
+    let whole = match query.get("format") {
+        None | Some("content") => false,
+        Some("event") => true,
+        Some(other) => return Err(Error::invalid_param(format!("unknown format {other:?}"))),
+    };
     let (kind, key) = (percent_decode(kind), percent_decode(key));
-    let (_, pdu) = services
+    let (id, pdu) = services
         .rooms
         .state_event(&room, &kind.as_str().into(), &key)?
         .ok_or_else(|| Error::not_found(format!("no {kind} state with key {key:?}")))?;
+    if whole {
+        return Ok(client_event(&id, &pdu, true));
+    }
     Ok(pdu
         .get("content")
         .cloned()
