@@ -657,3 +657,35 @@ async fn no_op_kicks_unbans_and_repeated_state_make_no_events() {
         .await;
     assert_eq!(status, 403, "a second kick");
 }
+
+/// A new user's display name starts as their localpart, as with Synapse,
+/// whether made by `hearth user add` or by registering.
+#[tokio::test]
+async fn new_users_are_named_after_their_localpart() {
+    use common::{client::Client, rooms::encode};
+    let ca = TestCa::new();
+    let h = Hearth::start_with(&ca, &[("HEARTH_REGISTRATION__ENABLED", "true")]);
+    let alice = Client::login(&h, "alice").await;
+    let profile = alice
+        .ok(
+            "GET",
+            &format!("profile/{}", encode(&alice.user)),
+            json!(null),
+        )
+        .await;
+    assert_eq!(profile["displayname"], "alice", "{profile}");
+    let (status, registered) = call_json(
+        &h,
+        "POST",
+        "/_matrix/client/v3/register",
+        None,
+        json!({"username": "dora", "password": PASSWORD, "auth": {"type": "m.login.dummy"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{registered}");
+    let user = registered["user_id"].as_str().expect("user");
+    let profile = alice
+        .ok("GET", &format!("profile/{}", encode(user)), json!(null))
+        .await;
+    assert_eq!(profile["displayname"], "dora", "{profile}");
+}

@@ -165,7 +165,9 @@ impl AccountService {
         Ok(user)
     }
 
-    /// Creates an account; `M_USER_IN_USE` when the name is taken.
+    /// Creates an account; `M_USER_IN_USE` when the name is taken. Its
+    /// display name starts as its localpart, as Synapse sets it (the spec
+    /// is silent), so clients show a name rather than the full user ID.
     pub async fn register(&self, name: &str, password: Option<String>) -> Result<OwnedUserId> {
         let user = self.check_new_name(name)?;
         let record = UserRecord {
@@ -173,6 +175,7 @@ impl AccountService {
                 Some(password) => Some(self.hash(password).await?),
                 None => None,
             },
+            displayname: Some(user.localpart().to_owned()),
             ..UserRecord::default()
         };
         if !self.trees.create_user(&user, &record)? {
