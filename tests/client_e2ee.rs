@@ -505,4 +505,15 @@ async fn users_who_start_sharing_a_room_are_listed_as_changed() {
         })
         .await;
     assert!(!listed(&reply, "changed", &carol.user), "{reply}");
+    let alice_since = since(reply);
+
+    // Alice leaves: bob, still in the room, shares none with her now.
+    alice
+        .ok("POST", &format!("rooms/{}/leave", encode(&room)), json!({}))
+        .await;
+    alice
+        .sync_until(&alice_since, "bob as left", |r| {
+            listed(r, "left", &bob.user)
+        })
+        .await;
 }

@@ -238,6 +238,8 @@ impl SyncService {
                 Some(MembershipState::Leave | MembershipState::Ban) if pass.since.is_some() => {
                     if let Some(entry) = self.left_room(pass, &room)? {
                         leave.insert(room.to_string(), entry);
+                        // Its members may share no other room with ours.
+                        sharing.left.extend(self.rooms.joined_members(&room)?);
                     }
                 }
                 _ => {}
