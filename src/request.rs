@@ -100,11 +100,6 @@ impl Query {
         self.get(name)
             .ok_or_else(|| Error::missing_param(format!("{name} is required")))
     }
-
-    /// `name` as an identifier, if given.
-    pub fn id<T: Id>(&self, name: &str) -> Result<Option<T>> {
-        self.get(name).map(|text| parsed(name, text)).transpose()
-    }
 }
 
 /// The first value of `name` in a raw query string.

@@ -7,8 +7,9 @@ use ruma::{CanonicalJsonObject, EventId, OwnedEventId, RoomId, ServerName};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{seg, Peers};
+use super::Peers;
 use crate::error::Result;
+use crate::http_util::percent_encode;
 
 /// The answer of `/event` and `/backfill`.
 #[derive(Deserialize)]
@@ -42,7 +43,10 @@ impl Peers {
         server: &ServerName,
         id: &EventId,
     ) -> Result<Option<CanonicalJsonObject>> {
-        let uri = format!("/_matrix/federation/v1/event/{}", seg(id.as_str()));
+        let uri = format!(
+            "/_matrix/federation/v1/event/{}",
+            percent_encode(id.as_str())
+        );
         let answer: Pdus = self.call(server, Method::GET, &uri, None).await?;
         Ok(answer.pdus.into_iter().next())
     }
@@ -57,8 +61,8 @@ impl Peers {
     ) -> Result<Vec<CanonicalJsonObject>> {
         let uri = format!(
             "/_matrix/federation/v1/backfill/{}?v={}&limit={limit}",
-            seg(room.as_str()),
-            seg(from.as_str()),
+            percent_encode(room.as_str()),
+            percent_encode(from.as_str()),
         );
         let answer: Pdus = self.call(server, Method::GET, &uri, None).await?;
         Ok(answer.pdus)
@@ -76,7 +80,7 @@ impl Peers {
     ) -> Result<Vec<CanonicalJsonObject>> {
         let uri = format!(
             "/_matrix/federation/v1/get_missing_events/{}",
-            seg(room.as_str())
+            percent_encode(room.as_str())
         );
         let body = json!({
             "earliest_events": earliest,
@@ -97,8 +101,8 @@ impl Peers {
     ) -> Result<StateIds> {
         let uri = format!(
             "/_matrix/federation/v1/state_ids/{}?event_id={}",
-            seg(room.as_str()),
-            seg(at.as_str())
+            percent_encode(room.as_str()),
+            percent_encode(at.as_str())
         );
         self.call(server, Method::GET, &uri, None).await
     }
@@ -107,8 +111,8 @@ impl Peers {
     pub async fn state(&self, server: &ServerName, room: &RoomId, at: &EventId) -> Result<State> {
         let uri = format!(
             "/_matrix/federation/v1/state/{}?event_id={}",
-            seg(room.as_str()),
-            seg(at.as_str())
+            percent_encode(room.as_str()),
+            percent_encode(at.as_str())
         );
         self.call(server, Method::GET, &uri, None).await
     }

@@ -10,8 +10,9 @@ use ruma::{CanonicalJsonObject, EventId, RoomId, ServerName, UserId};
 use serde::{de::DeserializeOwned, de::IgnoredAny, Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{seg, Peers};
+use super::Peers;
 use crate::error::Result;
+use crate::http_util::percent_encode;
 
 /// Room versions we can join, offered to `make_join` as `ver`.
 const SUPPORTED_VERSIONS: &[&str] = &[
@@ -95,8 +96,8 @@ impl Peers {
         let mut uri = format!(
             "/_matrix/federation/{}/{}/{}",
             kind.make,
-            seg(room.as_str()),
-            seg(user.as_str())
+            percent_encode(room.as_str()),
+            percent_encode(user.as_str())
         );
         if kind.versioned {
             let versions: Vec<String> = SUPPORTED_VERSIONS
@@ -122,8 +123,8 @@ impl Peers {
         let mut uri = format!(
             "/_matrix/federation/{}/{}/{}",
             kind.send,
-            seg(room.as_str()),
-            seg(event_id.as_str())
+            percent_encode(room.as_str()),
+            percent_encode(event_id.as_str())
         );
         if omit_members {
             uri.push_str("?omit_members=true");
@@ -142,8 +143,8 @@ impl Peers {
     ) -> Result<CanonicalJsonObject> {
         let uri = format!(
             "/_matrix/federation/v2/invite/{}/{}",
-            seg(room.as_str()),
-            seg(event_id.as_str())
+            percent_encode(room.as_str()),
+            percent_encode(event_id.as_str())
         );
         let answer: InviteAnswer = self.call(server, Method::PUT, &uri, Some(body)).await?;
         Ok(answer.event)
@@ -159,7 +160,7 @@ impl Peers {
     ) -> Result<()> {
         let uri = format!(
             "/_matrix/federation/v1/exchange_third_party_invite/{}",
-            seg(room.as_str())
+            percent_encode(room.as_str())
         );
         self.call::<IgnoredAny>(server, Method::PUT, &uri, Some(body))
             .await

@@ -28,7 +28,7 @@ use http::Method;
 use ruma::ServerName;
 use serde::de::DeserializeOwned;
 
-use crate::{error::Error, http_util::percent_encode, keys::KeyService, net::https::HttpsClient};
+use crate::{error::Error, keys::KeyService, net::https::HttpsClient};
 
 /// Signs, sends and reads requests to other servers.
 pub struct Peers {
@@ -135,9 +135,4 @@ fn remote_error(destination: &ServerName, status: http::StatusCode, body: &[u8])
         Some(code) if status.is_client_error() => Error::new(status, code, message),
         _ => Error::remote(message),
     }
-}
-
-/// A path segment: IDs are percent-encoded into request paths.
-fn seg(id: &str) -> String {
-    percent_encode(id)
 }

@@ -8,8 +8,9 @@ use ruma::{OwnedRoomId, OwnedServerName, RoomAliasId, RoomId, ServerName, UserId
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{seg, Peers};
+use super::Peers;
 use crate::error::{Error, Result};
+use crate::http_util::percent_encode;
 
 /// Where an alias points, and servers that can let us in: the answer of
 /// `query/directory`, and what our own aliases resolve to.
@@ -32,7 +33,7 @@ impl Peers {
     pub async fn query_directory(&self, alias: &RoomAliasId) -> Result<Resolved> {
         let uri = format!(
             "/_matrix/federation/v1/query/directory?room_alias={}",
-            seg(alias.as_str())
+            percent_encode(alias.as_str())
         );
         self.call(alias.server_name(), Method::GET, &uri, None)
             .await
@@ -42,7 +43,7 @@ impl Peers {
     pub async fn query_profile(&self, user: &UserId) -> Result<Value> {
         let uri = format!(
             "/_matrix/federation/v1/query/profile?user_id={}",
-            seg(user.as_str())
+            percent_encode(user.as_str())
         );
         let profile: Value = self
             .call(user.server_name(), Method::GET, &uri, None)
@@ -71,7 +72,7 @@ impl Peers {
     ) -> Result<Hierarchy> {
         let uri = format!(
             "/_matrix/federation/v1/hierarchy/{}?suggested_only={suggested_only}",
-            seg(room.as_str())
+            percent_encode(room.as_str())
         );
         self.call(server, Method::GET, &uri, None).await
     }

@@ -5,8 +5,9 @@ use http::Method;
 use ruma::ServerName;
 use serde::de::IgnoredAny;
 
-use super::{seg, Peers};
+use super::Peers;
 use crate::error::Result;
+use crate::http_util::percent_encode;
 
 impl Peers {
     /// `PUT /v1/send/{txnId}` with a transaction already in canonical
@@ -17,7 +18,7 @@ impl Peers {
         txn_id: &str,
         body: Vec<u8>,
     ) -> Result<()> {
-        let uri = format!("/_matrix/federation/v1/send/{}", seg(txn_id));
+        let uri = format!("/_matrix/federation/v1/send/{}", percent_encode(txn_id));
         self.call_canonical::<IgnoredAny>(destination, Method::PUT, &uri, body)
             .await
             .map(|_| ())

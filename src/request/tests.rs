@@ -19,11 +19,12 @@ fn queries_decode_names_and_values_alike_and_keep_repeats() {
     assert_eq!(query.all("via").collect::<Vec<_>>(), ["a.org", "b.org"]);
     assert_eq!(query.get("q"), Some("two words"));
     assert_eq!(query.get("flag"), Some(""));
-    let event: Option<OwnedEventId> = query.id("event_id").expect("event");
-    assert_eq!(event.expect("given").as_str(), "$e");
+    let event: OwnedEventId =
+        parsed("event_id", query.required("event_id").expect("given")).expect("event");
+    assert_eq!(event.as_str(), "$e");
     assert_eq!(
         query.required("missing").expect_err("missing").errcode,
         "M_MISSING_PARAM"
     );
-    assert!(query.id::<OwnedEventId>("q").is_err());
+    assert!(parsed::<OwnedEventId>("q", query.get("q").expect("q")).is_err());
 }

@@ -359,18 +359,18 @@ impl SyncService {
     }
 
     /// Who started or stopped sharing `room` with our user since the
-    /// token: everyone in it when our user joined (or its member events
-    /// arrived after a partial join) since, else the members whose
-    /// membership changed since.
+    /// token: everyone in it when the room is `new` to our user (joined,
+    /// or its member events arrived after a partial join, since), else the
+    /// members whose membership changed since.
     fn note_sharing(
         &self,
         pass: &Pass<'_>,
         room: &RoomId,
-        joined_at: u64,
+        new: bool,
         sharing: &mut Sharing,
     ) -> Result<()> {
         let since = pass.since_position();
-        if joined_at > since || self.rooms.state_completed_at(room)? > since {
+        if new {
             sharing.joined.extend(self.rooms.joined_members(room)?);
             return Ok(());
         }
@@ -407,10 +407,8 @@ impl SyncService {
         // Newly joined, or its member events fetched since a partial join
         // (they are outliers, never in the timeline), or asked for
         // everything: the whole state.
-        let fresh = pass.since.is_none()
-            || pass.full_state
-            || joined_at > since
-            || self.rooms.state_completed_at(room)? > since;
+        let new = joined_at > since || self.rooms.state_completed_at(room)? > since;
+        let fresh = pass.since.is_none() || pass.full_state || new;
         if events.is_empty() && !fresh && !pass.ephemeral_changed() {
             return Ok(None);
         }
@@ -445,7 +443,7 @@ impl SyncService {
             timeline.push(event);
         }
         if members_changed && pass.since.is_some() {
-            self.note_sharing(pass, room, joined_at, sharing)?;
+            self.note_sharing(pass, room, new, sharing)?;
         }
         // Counts and heroes, when the members may have changed: all of the
         // timeline since the token is here otherwise, and names none.
