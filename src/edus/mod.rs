@@ -86,6 +86,9 @@ pub struct EduService {
     /// Counts changes clients see (typing, receipts, to-device), so a
     /// long-polling `/sync` wakes for them.
     changes: tokio::sync::watch::Sender<u64>,
+    /// The count at each room's last typing or receipt change, so `/sync`
+    /// sends a room's ephemeral events only when they changed.
+    room_changes: Mutex<HashMap<OwnedRoomId, u64>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,7 +121,20 @@ impl EduService {
             typing: Mutex::default(),
             presence: Mutex::default(),
             changes: tokio::sync::watch::Sender::new(0),
+            room_changes: Mutex::default(),
         }
+    }
+
+    /// Counts a change to a room's typing or receipts.
+    fn room_changed(&self, room: &RoomId) {
+        let count = self.changed();
+        lock(&self.room_changes).insert(room.to_owned(), count);
+    }
+
+    /// The change count at the room's last typing or receipt change (0:
+    /// none since this process started).
+    pub fn last_change_in(&self, room: &RoomId) -> u64 {
+        lock(&self.room_changes).get(room).copied().unwrap_or(0)
     }
 
     /// Counts one change; returns the new count.
@@ -179,14 +195,14 @@ impl EduService {
         let typing: Typing = serde_json::from_value(content).map_err(|e| e.to_string())?;
         self.check_member(&typing.room_id, &typing.user_id, origin)?;
         let mut all = lock(&self.typing);
-        let room = all.entry(typing.room_id).or_default();
+        let room = all.entry(typing.room_id.clone()).or_default();
         if typing.typing {
             room.insert(typing.user_id, Instant::now() + TYPING_TIMEOUT);
         } else {
             room.remove(&typing.user_id);
         }
         drop(all);
-        self.changed();
+        self.room_changed(&typing.room_id);
         Ok(())
     }
 
@@ -210,8 +226,8 @@ impl EduService {
                     }
                 }
             }
+            self.room_changed(&room);
         }
-        self.changed();
         Ok(())
     }
 
@@ -391,7 +407,7 @@ impl EduService {
             }
         }
         drop(all);
-        self.changed();
+        self.room_changed(room);
         Ok(())
     }
 
@@ -415,7 +431,7 @@ impl EduService {
                 None,
             )?;
         }
-        self.changed();
+        self.room_changed(room);
         Ok(())
     }
 

@@ -236,6 +236,11 @@ impl EduService {
             .map_or_else(|| json!({"presence": "offline"}), Presence::content)
     }
 
+    /// A user's presence content, when anything is known of it.
+    pub fn known_presence(&self, user: &UserId) -> Option<Value> {
+        lock(&self.presence).get(user).map(Presence::content)
+    }
+
     /// `m.presence` events of users sharing a room with `user` that
     /// changed after the change counter `since` (all when `None`).
     pub fn presence_events(&self, user: &UserId, since: Option<u64>) -> Result<Vec<Value>> {

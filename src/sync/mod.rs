@@ -4,84 +4,43 @@
 //! changes (typing, receipts) are counted separately.
 //! Spec: client-server-api "Syncing".
 
+mod filter;
+mod lazy;
+mod rooms;
+mod token;
+
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
+    collections::{BTreeSet, HashMap},
     sync::Arc,
     time::Duration,
 };
 
 use ruma::{
     events::{room::member::MembershipState, StateEventType},
-    OwnedEventId, OwnedUserId, RoomId, UserId,
+    OwnedUserId, RoomId, UserId,
 };
 use serde_json::{json, Map, Value};
+
+pub use filter::{EventFilter, Filter};
+pub use token::Token;
 
 use crate::{
     accounts::push_rules::PUSH_RULES,
     e2ee::E2eeService,
     edus::EduService,
-    error::{Error, Result},
+    error::Result,
     rooms::{
-        client_event::{client_event, echo_transaction_id, stripped},
+        client_event::{client_event, stripped},
         RoomService,
     },
     store::{
-        accounts::{AccountTrees, Session},
+        accounts::{AccountData, AccountTrees, Session},
         edus::EduTrees,
     },
 };
 
 /// Longest long-poll a client may ask for.
 const MAX_TIMEOUT: Duration = Duration::from_secs(60);
-/// Most timeline events per room in one response.
-const MAX_TIMELINE: usize = 100;
-const DEFAULT_TIMELINE: usize = 10;
-
-/// Where a client is: the stream position, the ephemeral counter and the
-/// last to-device message it was given (acknowledged by syncing past it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Token {
-    pub position: u64,
-    pub ephemeral: u64,
-    pub to_device: u64,
-}
-
-impl Token {
-    /// `s{position}_{ephemeral}_{to_device}`; missing parts read as 0
-    /// (pagination tokens carry only the position).
-    pub fn parse(text: &str) -> Result<Self> {
-        let bad = || Error::invalid_param(format!("{text:?} is not a sync token of this server"));
-        let rest = text.strip_prefix('s').ok_or_else(bad)?;
-        let mut parts = rest.split('_').map(|p| p.parse::<u64>().map_err(|_| bad()));
-        let token = Self {
-            position: parts.next().ok_or_else(bad)??,
-            ephemeral: parts.next().transpose()?.unwrap_or(0),
-            to_device: parts.next().transpose()?.unwrap_or(0),
-        };
-        if parts.next().is_some() {
-            return Err(bad());
-        }
-        Ok(token)
-    }
-
-    /// A pagination token: just a position.
-    pub fn at(position: u64) -> Self {
-        Self {
-            position,
-            ..Self::default()
-        }
-    }
-}
-
-impl std::fmt::Display for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "s{}_{}_{}",
-            self.position, self.ephemeral, self.to_device
-        )
-    }
-}
 
 /// What the client asked for.
 pub struct SyncRequest {
@@ -89,37 +48,6 @@ pub struct SyncRequest {
     pub timeout: Duration,
     pub full_state: bool,
     pub filter: Filter,
-}
-
-/// The parts of a filter hearth applies.
-/// Spec: client-server-api "Filtering", "Lazy-loading room members".
-#[derive(Debug, Clone, Copy)]
-pub struct Filter {
-    pub timeline_limit: usize,
-    pub lazy_load_members: bool,
-}
-
-impl Default for Filter {
-    fn default() -> Self {
-        Self {
-            timeline_limit: DEFAULT_TIMELINE,
-            lazy_load_members: false,
-        }
-    }
-}
-
-impl Filter {
-    pub fn from_json(filter: &Value) -> Self {
-        let room = &filter["room"];
-        Self {
-            timeline_limit: room["timeline"]["limit"]
-                .as_u64()
-                .map_or(DEFAULT_TIMELINE, |n| (n as usize).clamp(1, MAX_TIMELINE)),
-            lazy_load_members: room["state"]["lazy_load_members"]
-                .as_bool()
-                .unwrap_or(false),
-        }
-    }
 }
 
 /// Users who started (`joined`) or stopped (`left`) sharing a room with
@@ -136,6 +64,7 @@ pub struct SyncService {
     e2ee: Arc<E2eeService>,
     accounts: AccountTrees,
     inbox: EduTrees,
+    lazy: lazy::LazyMembers,
 }
 
 /// Most to-device messages per response.
@@ -148,7 +77,9 @@ struct Pass<'a> {
     since: Option<Token>,
     now: Token,
     full_state: bool,
-    filter: Filter,
+    filter: &'a Filter,
+    /// The user's room account data: room → (type, data).
+    room_data: HashMap<String, Vec<(String, AccountData)>>,
 }
 
 impl Pass<'_> {
@@ -158,6 +89,16 @@ impl Pass<'_> {
 
     fn ephemeral_changed(&self) -> bool {
         self.since.is_none_or(|t| t.ephemeral != self.now.ephemeral)
+    }
+
+    /// Whether a room's typing or receipts changed since the token (the
+    /// counter restarts with the process: then whether it changed at all).
+    fn room_ephemeral_changed(&self, last_change: u64) -> bool {
+        match self.since {
+            None => true,
+            Some(t) if t.ephemeral > self.now.ephemeral => true,
+            Some(t) => last_change > t.ephemeral,
+        }
     }
 }
 
@@ -175,6 +116,7 @@ impl SyncService {
             e2ee,
             accounts,
             inbox,
+            lazy: lazy::LazyMembers::default(),
         }
     }
 
@@ -184,6 +126,10 @@ impl SyncService {
         let deadline = tokio::time::Instant::now() + request.timeout.min(MAX_TIMEOUT);
         let mut positions = self.rooms.watch_position();
         let mut ephemeral = self.edus.watch();
+        if request.since.is_none() || request.full_state {
+            self.lazy
+                .reset(&session.user_id, session.device_id.as_str());
+        }
         loop {
             positions.borrow_and_update();
             ephemeral.borrow_and_update();
@@ -197,9 +143,10 @@ impl SyncService {
                     to_device: request.since.map_or(0, |t| t.to_device),
                 },
                 full_state: request.full_state,
-                filter: request.filter,
+                filter: &request.filter,
+                room_data: HashMap::new(),
             };
-            let (response, empty) = self.pass(&pass)?;
+            let (response, empty) = self.pass(pass)?;
             if !empty || request.since.is_none() {
                 return Ok(response);
             }
@@ -212,13 +159,26 @@ impl SyncService {
     }
 
     /// The response for one pass, and whether it holds nothing new.
-    fn pass(&self, pass: &Pass<'_>) -> Result<(Value, bool)> {
+    fn pass(&self, mut pass: Pass<'_>) -> Result<(Value, bool)> {
+        let mut global_data = Vec::new();
+        for (room, kind, data) in self.accounts.account_data_of(pass.user)? {
+            if room.is_empty() {
+                global_data.push((kind, data));
+            } else {
+                pass.room_data.entry(room).or_default().push((kind, data));
+            }
+        }
+        let pass = &pass;
         let mut sharing = Sharing::default();
         let mut join = Map::new();
         let mut invite = Map::new();
         let mut leave = Map::new();
         let mut knock = Map::new();
+        let include_leave = pass.since.is_some() || pass.filter.include_leave();
         for room in self.rooms.room_ids()? {
+            if !pass.filter.room_allowed(&room) {
+                continue;
+            }
             match self.rooms.membership_of(&room, pass.user)? {
                 Some(MembershipState::Join) => {
                     if let Some(entry) = self.joined_room(pass, &room, &mut sharing)? {
@@ -235,7 +195,7 @@ impl SyncService {
                         knock.insert(room.to_string(), json!({"knock_state": {"events": state}}));
                     }
                 }
-                Some(MembershipState::Leave | MembershipState::Ban) if pass.since.is_some() => {
+                Some(MembershipState::Leave | MembershipState::Ban) if include_leave => {
                     if let Some(entry) = self.left_room(pass, &room)? {
                         leave.insert(room.to_string(), entry);
                         // Its members may share no other room with ours.
@@ -248,7 +208,10 @@ impl SyncService {
         for pending in self.rooms.pending_records_of(pass.user)? {
             let new =
                 pending.position > pass.since_position() && pending.position <= pass.now.position;
-            if !new || join.contains_key(pending.room_id.as_str()) {
+            if !new
+                || join.contains_key(pending.room_id.as_str())
+                || !pass.filter.room_allowed(&pending.room_id)
+            {
                 continue;
             }
             let mut state: Vec<Value> = pending.room_state.iter().map(stripped).collect();
@@ -268,21 +231,12 @@ impl SyncService {
                 _ => {}
             }
         }
-        let account_data = self.account_data(pass)?;
+        let account_data = self.account_data(pass, global_data);
         let (to_device, last_to_device) = self.to_device(pass)?;
+        let presence = self.presence(pass, &sharing.joined)?;
         let (changed, left) = match pass.since {
             Some(since) => self.device_lists(pass, since, sharing)?,
             None => (Vec::new(), Vec::new()),
-        };
-        let presence = if pass.ephemeral_changed() {
-            // A token from before a restart: the counter began again.
-            let since = pass
-                .since
-                .map(|t| t.ephemeral)
-                .filter(|&e| e <= pass.now.ephemeral);
-            self.edus.presence_events(pass.user, since)?
-        } else {
-            Vec::new()
         };
         let (counts, fallback) = self.e2ee.counts(pass.user, pass.device)?;
         let empty = join.is_empty()
@@ -309,6 +263,38 @@ impl SyncService {
             "device_unused_fallback_key_types": fallback,
         });
         Ok((response, empty))
+    }
+
+    /// Presence that changed since the token, and that of users who newly
+    /// share a room with ours, as the filter allows.
+    fn presence(&self, pass: &Pass<'_>, newcomers: &BTreeSet<OwnedUserId>) -> Result<Vec<Value>> {
+        let mut events = if pass.ephemeral_changed() {
+            // A token from before a restart: the counter began again.
+            let since = pass
+                .since
+                .map(|t| t.ephemeral)
+                .filter(|&e| e <= pass.now.ephemeral);
+            self.edus.presence_events(pass.user, since)?
+        } else {
+            Vec::new()
+        };
+        let listed: BTreeSet<String> = events
+            .iter()
+            .filter_map(|e| e["sender"].as_str().map(str::to_owned))
+            .collect();
+        for user in newcomers {
+            if user != pass.user && !listed.contains(user.as_str()) {
+                if let Some(content) = self.edus.known_presence(user) {
+                    events.push(json!({"type": "m.presence", "sender": user, "content": content}));
+                }
+            }
+        }
+        events.retain(|e| {
+            e["sender"]
+                .as_str()
+                .is_some_and(|u| pass.filter.presence_allows(u))
+        });
+        Ok(events)
     }
 
     /// The device's to-device messages after those it acknowledged, and
@@ -387,140 +373,6 @@ impl SyncService {
         Ok(())
     }
 
-    /// A joined room's entry, or none when nothing in it changed.
-    fn joined_room(
-        &self,
-        pass: &Pass<'_>,
-        room: &RoomId,
-        sharing: &mut Sharing,
-    ) -> Result<Option<Value>> {
-        let since = pass.since_position();
-        let limit = pass.filter.timeline_limit;
-        let mut events =
-            self.rooms
-                .timeline_between(room, since, pass.now.position + 1, limit + 1, true)?;
-        let limited = events.len() > limit;
-        if limited {
-            events.remove(0);
-        }
-        let joined_at = self.member_position(room, pass.user)?;
-        // Newly joined, or its member events fetched since a partial join
-        // (they are outliers, never in the timeline), or asked for
-        // everything: the whole state.
-        let new = joined_at > since || self.rooms.state_completed_at(room)? > since;
-        let fresh = pass.since.is_none() || pass.full_state || new;
-        if events.is_empty() && !fresh && !pass.ephemeral_changed() {
-            return Ok(None);
-        }
-        let ephemeral = if pass.ephemeral_changed() {
-            self.ephemeral(room)?
-        } else {
-            Vec::new()
-        };
-        if events.is_empty() && !fresh && ephemeral.is_empty() {
-            return Ok(None);
-        }
-        let in_timeline: HashSet<&OwnedEventId> = events.iter().map(|(_, id)| id).collect();
-        let timeline_start = events.first().map_or(pass.now.position + 1, |(p, _)| *p);
-        let mut senders: HashSet<OwnedUserId> = HashSet::from([pass.user.to_owned()]);
-        let mut timeline = Vec::new();
-        let mut members_changed = fresh || limited;
-        for (_, id) in &events {
-            if !self.rooms.visible_to(id, pass.user)? {
-                continue;
-            }
-            let pdu = self.rooms.event_object(id)?;
-            members_changed |= pdu.get("type").and_then(|t| t.as_str()) == Some("m.room.member");
-            if let Some(sender) = pdu
-                .get("sender")
-                .and_then(|s| s.as_str())
-                .and_then(|s| OwnedUserId::try_from(s).ok())
-            {
-                senders.insert(sender);
-            }
-            let mut event = client_event(id, &pdu, false);
-            echo_transaction_id(&self.accounts, &mut event, pass.user, pass.device)?;
-            timeline.push(event);
-        }
-        if members_changed && pass.since.is_some() {
-            self.note_sharing(pass, room, new, sharing)?;
-        }
-        // Counts and heroes, when the members may have changed: all of the
-        // timeline since the token is here otherwise, and names none.
-        let summary = if members_changed {
-            let summary = self.rooms.summary(room, pass.user)?;
-            // A lazy-loading client needs the heroes' names too.
-            senders.extend(summary.heroes.iter().cloned());
-            summary_json(&summary)
-        } else {
-            json!({})
-        };
-        let mut state = Vec::new();
-        for ((kind, key), id) in self.rooms.current_state_ids(room)? {
-            if in_timeline.contains(&id) {
-                continue;
-            }
-            let lazy_skip = pass.filter.lazy_load_members
-                && kind == StateEventType::RoomMember
-                && !<&UserId>::try_from(key.as_str()).is_ok_and(|u| senders.contains(u));
-            if lazy_skip {
-                continue;
-            }
-            // Incremental: only state that changed since, before the timeline.
-            if !fresh {
-                let position = self.rooms.stream_of(&id)?;
-                if position <= since || position >= timeline_start {
-                    continue;
-                }
-            }
-            state.push(client_event(&id, &self.rooms.event_object(&id)?, false));
-        }
-        let prev_batch = Token::at(timeline_start.saturating_sub(1));
-        Ok(Some(json!({
-            "timeline": {"events": timeline, "limited": limited, "prev_batch": prev_batch.to_string()},
-            "state": {"events": state},
-            "ephemeral": {"events": ephemeral},
-            "account_data": {"events": []},
-            "unread_notifications": {},
-            "summary": summary,
-        })))
-    }
-
-    /// A room the user left or was banned from since the token: the
-    /// timeline up to and including their leave.
-    fn left_room(&self, pass: &Pass<'_>, room: &RoomId) -> Result<Option<Value>> {
-        let left_at = self.member_position(room, pass.user)?;
-        if left_at <= pass.since_position() || left_at > pass.now.position {
-            return Ok(None);
-        }
-        let limit = pass.filter.timeline_limit;
-        let events =
-            self.rooms
-                .timeline_between(room, pass.since_position(), left_at + 1, limit, true)?;
-        let mut timeline = Vec::new();
-        for (_, id) in &events {
-            if self.rooms.visible_to(id, pass.user)? {
-                timeline.push(client_event(id, &self.rooms.event_object(id)?, false));
-            }
-        }
-        Ok(Some(json!({
-            "timeline": {"events": timeline, "limited": false},
-            "state": {"events": []},
-            "account_data": {"events": []},
-        })))
-    }
-
-    /// The stream position of the user's current member event.
-    fn member_position(&self, room: &RoomId, user: &UserId) -> Result<u64> {
-        match self
-            .rooms
-            .state_event_id(room, &StateEventType::RoomMember, user.as_str())?
-        {
-            Some(id) => self.rooms.stream_of(&id),
-            None => Ok(0),
-        }
-    }
-
     /// Stripped state of a room we hold, for an invite or knock that is
     /// new since the token.
     fn local_stripped(&self, pass: &Pass<'_>, room: &RoomId) -> Result<Option<Vec<Value>>> {
@@ -543,54 +395,25 @@ impl SyncService {
         Ok(Some(state))
     }
 
-    /// Typing and receipts of a room, as `m.typing` and `m.receipt`.
-    fn ephemeral(&self, room: &RoomId) -> Result<Vec<Value>> {
-        let view = self.edus.room_view(room)?;
-        let mut events = vec![json!({"type": "m.typing", "content": {"user_ids": view["typing"]}})];
-        let mut receipts: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-        for entry in view["receipts"].as_array().into_iter().flatten() {
-            let (Some(kind), Some(user), Some(receipt)) =
-                (entry[0].as_str(), entry[1].as_str(), entry.get(2))
-            else {
-                continue;
-            };
-            // Stored per user and type; clients want event → type → user.
-            let Some(events) = receipt.get("event_ids").and_then(Value::as_array) else {
-                continue;
-            };
-            for event in events.iter().filter_map(Value::as_str) {
-                let by_type = receipts.entry(event.to_owned()).or_default();
-                let users = by_type.entry(kind.to_owned()).or_insert_with(|| json!({}));
-                users[user] = receipt.get("data").cloned().unwrap_or(json!({}));
-            }
-        }
-        if !receipts.is_empty() {
-            events.push(json!({"type": "m.receipt", "content": receipts}));
-        }
-        Ok(events)
-    }
-
     /// Global account data written since the token; an initial sync also
     /// carries the default push rules until the user changed them, since
     /// clients read them from here.
-    fn account_data(&self, pass: &Pass<'_>) -> Result<Vec<Value>> {
-        let mut events: Vec<Value> = self
-            .accounts
-            .account_data_of(pass.user)?
+    fn account_data(&self, pass: &Pass<'_>, global: Vec<(String, AccountData)>) -> Vec<Value> {
+        let mut events: Vec<Value> = global
             .into_iter()
-            .filter(|(room, _, data)| {
-                room.is_empty()
+            .filter(|(kind, data)| {
+                pass.filter.account_data_allows(kind)
                     && data.position > pass.since_position()
                     && data.position <= pass.now.position
             })
-            .map(|(_, kind, data)| json!({"type": kind, "content": data.content}))
+            .map(|(kind, data)| json!({"type": kind, "content": data.content}))
             .collect();
         let has_rules = events.iter().any(|e| e["type"] == PUSH_RULES);
-        if pass.since.is_none() && !has_rules {
+        if pass.since.is_none() && !has_rules && pass.filter.account_data_allows(PUSH_RULES) {
             let rules = ruma::push::Ruleset::server_default(pass.user);
             events.push(json!({"type": PUSH_RULES, "content": {"global": rules}}));
         }
-        Ok(events)
+        events
     }
 }
 
@@ -607,16 +430,4 @@ fn rejected(pending: &crate::store::pending::Pending) -> Value {
         "state": {"events": []},
         "account_data": {"events": []},
     })
-}
-
-/// A room's `summary`: `m.heroes` only when the room has no name to show.
-fn summary_json(summary: &crate::rooms::reads::summary::Summary) -> Value {
-    let mut json = json!({
-        "m.joined_member_count": summary.joined,
-        "m.invited_member_count": summary.invited,
-    });
-    if !summary.heroes.is_empty() {
-        json["m.heroes"] = json!(summary.heroes);
-    }
-    json
 }

@@ -35,6 +35,8 @@ pub fn routes(services: Services) -> Route {
                 if !filter.is_object() {
                     return Err(Error::bad_json("a filter is a JSON object"));
                 }
+                // Refused now rather than at every sync that names it.
+                crate::sync::Filter::parse(&filter)?;
                 let id = rand::random::<u32>().to_string();
                 accounts.put_filter(&session.user_id, &id, &filter)?;
                 Ok(json!({ "filter_id": id }))

@@ -15,7 +15,7 @@ use crate::{
     request::param,
     rooms::{client_event::client_event, history::next_back, history::Page},
     store::accounts::Session,
-    sync::{Filter as SyncFilter, Token},
+    sync::{EventFilter, Token},
 };
 
 const DEFAULT_LIMIT: usize = 10;
@@ -75,12 +75,10 @@ async fn messages(
             .clamp(1, MAX_LIMIT),
         None => DEFAULT_LIMIT,
     };
-    let lazy = param(query, "filter")
-        .and_then(|f| serde_json::from_str::<Value>(&f).ok())
-        .is_some_and(|f| {
-            SyncFilter::from_json(&json!({"room": {"state": f.clone(), "timeline": f}}))
-                .lazy_load_members
-        });
+    let filter = param(query, "filter")
+        .map(|f| EventFilter::parse(&f))
+        .transpose()?
+        .unwrap_or_default();
     let from =
         page(query, "from")?.unwrap_or(Page::Stream(if backwards { rooms.position() } else { 0 }));
     let to = page(query, "to")?;
@@ -103,6 +101,9 @@ async fn messages(
             continue;
         }
         let pdu = rooms.event_object(id)?;
+        if !filter.allows(&room, &pdu) {
+            continue;
+        }
         if let Some(sender) = pdu.get("sender").and_then(|s| s.as_str()) {
             senders.extend(OwnedUserId::try_from(sender).ok());
         }
@@ -115,7 +116,7 @@ async fn messages(
         chunk.push(event);
     }
     let mut state = Vec::new();
-    if lazy {
+    if filter.lazy_members() {
         for sender in &senders {
             if let Some((id, pdu)) =
                 rooms.state_event(&room, &StateEventType::RoomMember, sender.as_str())?

@@ -54,17 +54,16 @@ fn parse(services: &Services, session: &Session, query: &str) -> Result<SyncRequ
         ),
         None => Duration::ZERO,
     };
+    // A filter ID, or the filter itself as JSON (as Synapse, whatever
+    // starts with `{`).
     let filter = match param(query, "filter") {
         None => SyncFilter::default(),
         Some(inline) if inline.trim_start().starts_with('{') => {
             let value: serde_json::Value = serde_json::from_str(&inline)
-                .map_err(|e| Error::bad_json(format!("filter: {e}")))?;
-            SyncFilter::from_json(&value)
+                .map_err(|e| Error::not_json(format!("filter: {e}")))?;
+            SyncFilter::parse(&value)?
         }
-        Some(id) => {
-            let stored = services.accounts.filter(&session.user_id, &id)?;
-            SyncFilter::from_json(&stored)
-        }
+        Some(id) => SyncFilter::parse(&services.accounts.filter(&session.user_id, &id)?)?,
     };
     Ok(SyncRequest {
         since,

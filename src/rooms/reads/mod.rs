@@ -5,4 +5,5 @@
 pub mod query;
 mod sharing;
 pub mod summary;
+pub mod sync_state;
 mod views;
