@@ -28,6 +28,13 @@ impl Error {
         }
     }
 
+    /// An answer with this status whose body is only the fields added
+    /// with [`Self::with_field`]: user-interactive auth's first 401 has
+    /// no `errcode`.
+    pub fn bare(status: StatusCode) -> Self {
+        Self::new(status, "", "")
+    }
+
     /// Adds a field to the error body.
     pub fn with_field(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
         self.extra
@@ -98,7 +105,11 @@ impl Error {
     }
 
     pub fn into_response(self) -> Response {
-        let mut body = json!({ "errcode": self.errcode, "error": self.message });
+        let mut body = if self.errcode.is_empty() {
+            json!({})
+        } else {
+            json!({ "errcode": self.errcode, "error": self.message })
+        };
         if let (Some(extra), Some(object)) = (self.extra, body.as_object_mut()) {
             object.extend(*extra);
         }

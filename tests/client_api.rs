@@ -183,7 +183,7 @@ async fn bad_input_gets_the_spec_errcodes() {
         "PUT",
         &format!("/_matrix/client/v3/rooms/{room_id}/send/m.room.message/1"),
         Some(&mallory),
-        json!({"body": "hi"}),
+        json!({"msgtype": "m.text", "body": "hi"}),
     )
     .await;
     assert_eq!((status, errcode(&reply)), (403, "M_FORBIDDEN"), "{reply}");

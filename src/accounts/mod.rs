@@ -4,6 +4,7 @@
 mod data;
 pub mod profiles;
 pub mod push_rules;
+pub mod uia;
 
 use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
@@ -26,6 +27,7 @@ pub struct AccountService {
     server_name: OwnedServerName,
     trees: AccountTrees,
     hashing: tokio::sync::Semaphore,
+    uia: uia::UiaSessions,
 }
 
 /// A new login: the device and the token that authenticates it.
@@ -111,7 +113,13 @@ impl AccountService {
             server_name,
             trees,
             hashing: tokio::sync::Semaphore::new(MAX_HASHING),
+            uia: uia::UiaSessions::default(),
         }
+    }
+
+    /// User-interactive auth sessions in progress.
+    pub fn uia(&self) -> &uia::UiaSessions {
+        &self.uia
     }
 
     async fn hash(&self, password: String) -> Result<String> {

@@ -14,7 +14,10 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 use crate::{
     error::Result,
     http_util::{body_limited, ok_json, parse_json, reply},
-    rooms::{membership::MembershipService, RoomService},
+    rooms::{
+        membership::{Content, MembershipService},
+        RoomService,
+    },
 };
 
 #[derive(Deserialize)]
@@ -139,7 +142,7 @@ pub fn routes(
         let membership = service.clone();
         async move {
             let event_id = membership
-                .join(&room, &request.user, &request.servers)
+                .join(&room, &request.user, &request.servers, &Content::new())
                 .await?;
             Ok(json!({ "event_id": event_id }))
         }
@@ -149,7 +152,7 @@ pub fn routes(
         let membership = service.clone();
         async move {
             let event_id = membership
-                .leave(&room, &request.user, &request.servers)
+                .leave(&room, &request.user, &request.servers, &Content::new())
                 .await?;
             Ok(json!({ "event_id": event_id }))
         }
@@ -158,13 +161,12 @@ pub fn routes(
     let knock = room_action("knock", move |room, request: Knock| {
         let membership = service.clone();
         async move {
+            let mut content = Content::new();
+            if let Some(reason) = request.reason {
+                content.insert("reason".into(), reason.into());
+            }
             let event_id = membership
-                .knock(
-                    &room,
-                    &request.user,
-                    &request.servers,
-                    request.reason.as_deref(),
-                )
+                .knock(&room, &request.user, &request.servers, &content)
                 .await?;
             Ok(json!({ "event_id": event_id }))
         }

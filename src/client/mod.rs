@@ -8,7 +8,7 @@ use std::{future::Future, sync::Arc};
 use bytes::Bytes;
 
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 use warp::{filters::BoxedFilter, reply::Response, Filter, Rejection};
 
 use crate::{
@@ -67,29 +67,42 @@ fn session(
     })
 }
 
-/// User-interactive auth by password, for destructive requests: passes
-/// when `auth` holds the user's password, else answers 401 with the one
-/// flow we offer. Spec: client-server-api "User-Interactive Authentication API".
+/// User-interactive auth by password, for destructive requests of the
+/// session's user: passes once a UIA session started for this very
+/// `operation` (method and path) holds the user's password, else answers
+/// 401 with the one flow we offer and the session's progress.
+/// Spec: client-server-api "User-Interactive Authentication API".
 async fn confirm_password(
     accounts: &AccountService,
     session: &Session,
-    auth: &Value,
+    operation: &str,
+    request: &serde_json::Map<String, Value>,
 ) -> Result<()> {
-    let flow = |errcode: &'static str, error: &'static str| {
-        Error::new(http::StatusCode::UNAUTHORIZED, errcode, error)
-            .with_field("flows", json!([{"stages": ["m.login.password"]}]))
-            .with_field("params", json!({}))
-            .with_field("session", auth["session"].as_str().unwrap_or("password"))
-    };
-    let Some(password) = auth["password"].as_str() else {
-        return Err(flow("M_FORBIDDEN", "confirm with your password"));
-    };
-    if !accounts
-        .password_matches(&session.user_id, password.to_owned())
-        .await?
-    {
-        return Err(flow("M_FORBIDDEN", "wrong password"));
-    }
+    let operation = format!("{operation} as {}", session.user_id);
+    let user = &session.user_id;
+    accounts
+        .uia()
+        .authenticate(&operation, "m.login.password", request, |auth| async move {
+            use crate::accounts::uia::Verdict;
+            let claimed = auth["identifier"]["user"]
+                .as_str()
+                .or(auth["user"].as_str());
+            let is_user = |c: &str| c == user.as_str() || c == user.localpart();
+            if claimed.is_some_and(|c| !is_user(c)) {
+                return Ok(Verdict::Failed("authenticate as yourself".into()));
+            }
+            let Some(password) = auth["password"].as_str() else {
+                return Ok(Verdict::Failed("no password given".into()));
+            };
+            Ok(
+                if accounts.password_matches(user, password.to_owned()).await? {
+                    Verdict::Passed
+                } else {
+                    Verdict::Failed("wrong password".into())
+                },
+            )
+        })
+        .await?;
     Ok(())
 }
 
@@ -98,20 +111,19 @@ async fn respond(result: impl Future<Output = Result<Value>>) -> Response {
     reply(result.await.map(|value| ok_json(&value)))
 }
 
-/// A JSON body; an empty body reads as `{}` (clients send none for
+/// A JSON body, which in the client-server API is always an object
+/// (`M_NOT_JSON` when it is not JSON, `M_BAD_JSON` when it is JSON of
+/// another kind); an empty body reads as `{}` (clients send none for
 /// `POST …/leave`).
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return parse_json(b"{}");
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => parse_json(b"{}"),
+        Some(b'{') => parse_json(bytes),
+        Some(_) => match parse_json::<serde::de::IgnoredAny>(bytes) {
+            Ok(_) => Err(Error::bad_json("the request body must be a JSON object")),
+            Err(not_json) => Err(not_json),
+        },
     }
-    parse_json(bytes)
-}
-
-/// The `{roomId}` of a path, if the session's user is joined to it.
-fn joined_room(rooms: &RoomService, segment: &str, session: &Session) -> Result<ruma::OwnedRoomId> {
-    let room = crate::request::room_id(segment)?;
-    must_be_joined(rooms, &room, &session.user_id)?;
-    Ok(room)
 }
 
 /// Refuses a user who is not joined to the room (the room's existence

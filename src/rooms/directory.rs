@@ -24,6 +24,10 @@ pub struct DirectoryService {
     public: PublicRoomTree,
 }
 
+/// Most alternative aliases a canonical alias event may name (each is
+/// resolved, perhaps over federation, before it is accepted).
+const MAX_ALT_ALIASES: usize = 50;
+
 /// Most rooms in one page of the public room list.
 const MAX_PAGE: usize = 100;
 
@@ -80,19 +84,109 @@ impl DirectoryService {
         Ok(())
     }
 
-    /// Removes one of our aliases; only its creator may.
-    pub fn remove_alias(&self, alias: &RoomAliasId, user: &UserId) -> Result<()> {
+    /// Removes one of our aliases: its creator may, and so may whoever
+    /// may change the room's canonical alias (Synapse's "room admins").
+    /// When it was the room's canonical or an alternative alias, the
+    /// remover also clears it there if their power allows, as Synapse does.
+    pub async fn remove_alias(&self, alias: &RoomAliasId, user: &UserId) -> Result<()> {
         let record = self
             .aliases
             .get(alias)?
             .ok_or_else(|| Error::not_found(format!("no alias {alias}")))?;
-        if record.creator != user {
+        let room = &record.room_id;
+        let admin = self.rooms.is_known(room)?
+            && self
+                .rooms
+                .power_levels(room)?
+                .user_can_send_state(user, StateEventType::RoomCanonicalAlias);
+        if record.creator != user && !admin {
             return Err(Error::forbidden(format!(
-                "only {} may remove {alias}",
+                "only {} or the room's admins may remove {alias}",
                 record.creator
             )));
         }
-        Ok(self.aliases.remove(alias)?)
+        self.aliases.remove(alias)?;
+        if let Err(e) = self.drop_from_canonical(room, alias, user).await {
+            tracing::info!(%alias, error = %e.message, "canonical alias left as it was");
+        }
+        Ok(())
+    }
+
+    /// Rewrites the room's `m.room.canonical_alias` without `alias`.
+    async fn drop_from_canonical(
+        &self,
+        room: &RoomId,
+        alias: &RoomAliasId,
+        user: &UserId,
+    ) -> Result<()> {
+        let Some((_, event)) =
+            self.rooms
+                .state_event(room, &StateEventType::RoomCanonicalAlias, "")?
+        else {
+            return Ok(());
+        };
+        let mut content: Value = event.get("content").cloned().map_or(json!({}), Value::from);
+        let mut changed = false;
+        if content["alias"] == alias.as_str() {
+            content.as_object_mut().map(|c| c.remove("alias"));
+            changed = true;
+        }
+        if let Some(alt) = content["alt_aliases"].as_array_mut() {
+            let before = alt.len();
+            alt.retain(|a| a != alias.as_str());
+            changed |= alt.len() != before;
+        }
+        if changed {
+            self.rooms
+                .send(room, user, "m.room.canonical_alias", Some(""), content)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Refuses an `m.room.canonical_alias` naming an alias that does not
+    /// point to the room (400 `M_BAD_ALIAS`), as `alias` or among
+    /// `alt_aliases`. Spec: client-server-api "m.room.canonical_alias".
+    pub async fn check_canonical_alias(&self, room: &RoomId, content: &Value) -> Result<()> {
+        let mut named = Vec::new();
+        match &content["alias"] {
+            Value::Null => {}
+            Value::String(alias) => named.push(alias.clone()),
+            _ => return Err(Error::bad_json("alias must be a string")),
+        }
+        match &content["alt_aliases"] {
+            Value::Null => {}
+            Value::Array(alt) if alt.len() <= MAX_ALT_ALIASES => {
+                for alias in alt {
+                    let alias = alias
+                        .as_str()
+                        .ok_or_else(|| Error::bad_json("alt_aliases holds strings"))?;
+                    named.push(alias.to_owned());
+                }
+            }
+            _ => {
+                return Err(Error::bad_json(
+                    "alt_aliases must be a list of at most 50 aliases",
+                ))
+            }
+        }
+        for alias in named {
+            let alias: OwnedRoomAliasId = crate::request::parsed("alias", &alias)?;
+            let points_here = self.resolve(&alias).await.is_ok_and(|r| r.room_id == room);
+            if !points_here {
+                return Err(Error::new(
+                    http::StatusCode::BAD_REQUEST,
+                    "M_BAD_ALIAS",
+                    format!("{alias} does not point to {room}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Our aliases pointing at a room.
+    pub fn aliases_of(&self, room: &RoomId) -> Result<Vec<String>> {
+        Ok(self.aliases.of_room(room)?)
     }
 
     /// One of our aliases, as we answer other servers.

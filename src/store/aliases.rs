@@ -45,6 +45,19 @@ impl AliasTree {
         Ok(created)
     }
 
+    /// Our aliases pointing at `room` (a scan: a home server has few).
+    pub fn of_room(&self, room: &ruma::RoomId) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        for entry in self.tree.iter() {
+            let (alias, value) = entry?;
+            let record: AliasRecord = decode(ALIASES, &value)?;
+            if record.room_id == room {
+                found.push(String::from_utf8_lossy(&alias).into_owned());
+            }
+        }
+        Ok(found)
+    }
+
     pub fn remove(&self, alias: &RoomAliasId) -> Result<()> {
         self.tree.remove(alias.as_str())?;
         self.tree.flush()?;

@@ -4,7 +4,7 @@
 //! administrative_contact.yaml.
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use warp::Filter;
 
 use crate::{
@@ -51,17 +51,28 @@ pub fn routes(services: Services) -> Route {
 /// The new password; every other session ends unless the client asks to
 /// keep them (`logout_devices: false`).
 async fn change_password(services: Services, session: Session, bytes: Bytes) -> Result<Value> {
-    let request: Value = body(&bytes)?;
-    confirm_password(&services.accounts, &session, &request["auth"]).await?;
-    let new = request["new_password"]
-        .as_str()
+    let request: Map<String, Value> = body(&bytes)?;
+    confirm_password(
+        &services.accounts,
+        &session,
+        "POST /account/password",
+        &request,
+    )
+    .await?;
+    let new = request
+        .get("new_password")
+        .and_then(Value::as_str)
         .filter(|p| !p.is_empty())
         .ok_or_else(|| Error::bad_json("new_password must be a non-empty string"))?;
     services
         .accounts
         .set_password(&session.user_id, new.to_owned())
         .await?;
-    if request["logout_devices"].as_bool().unwrap_or(true) {
+    if request
+        .get("logout_devices")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+    {
         services.accounts.logout_others(&session)?;
     }
     Ok(json!({}))
@@ -69,8 +80,14 @@ async fn change_password(services: Services, session: Session, bytes: Bytes) -> 
 
 /// Leaves every room, then locks the account for good.
 async fn deactivate(services: Services, session: Session, bytes: Bytes) -> Result<Value> {
-    let request: Value = body(&bytes)?;
-    confirm_password(&services.accounts, &session, &request["auth"]).await?;
+    let request: Map<String, Value> = body(&bytes)?;
+    confirm_password(
+        &services.accounts,
+        &session,
+        "POST /account/deactivate",
+        &request,
+    )
+    .await?;
     services.membership.leave_all(&session.user_id).await?;
     services.accounts.deactivate(&session.user_id)?;
     Ok(json!({"id_server_unbind_result": "no-support"}))

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{joined_room, respond, session, v3, Route, Services},
+    client::{respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::raw_query,
     request::param,
@@ -41,10 +41,12 @@ fn context(
     query: &str,
 ) -> Result<Value> {
     let rooms = &services.rooms;
-    let room = joined_room(rooms, room, session)?;
+    let room = crate::request::room_id(room)?;
+    let access = rooms.read_access(&room, &session.user_id)?;
     let id = crate::request::event_id(event)?;
     let (meta, _) = rooms.event(Some(&room), &id)?;
-    if meta.outlier || meta.stream == 0 || !rooms.visible_to(&id, &session.user_id)? {
+    let user = &session.user_id;
+    if meta.outlier || meta.stream == 0 || !rooms.readable_event(&id, user, &access)? {
         return Err(Error::not_found(format!(
             "{id} is not in the room's timeline"
         )));
@@ -56,7 +58,7 @@ fn context(
     let visible = |entries: Vec<(u64, OwnedEventId)>| -> Result<Vec<(u64, OwnedEventId)>> {
         let mut kept = Vec::with_capacity(entries.len());
         for entry in entries {
-            if rooms.visible_to(&entry.1, &session.user_id)? {
+            if rooms.readable_event(&entry.1, user, &access)? {
                 kept.push(entry);
             }
         }
@@ -82,7 +84,7 @@ fn context(
     let event = render(&[(meta.stream, id.clone())])?.remove(0);
     // The room's state, with only the members these events need.
     let mut state = Vec::new();
-    for ((kind, key), state_id) in rooms.current_state_ids(&room)? {
+    for ((kind, key), state_id) in rooms.readable_state_ids(&room, &access)? {
         if kind == StateEventType::RoomMember && !senders.contains(&key) {
             continue;
         }

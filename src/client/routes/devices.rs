@@ -1,14 +1,15 @@
-//! `GET /devices`, `GET`/`PUT`/`DELETE /devices/{deviceId}`: a user's
-//! sessions. Deleting one needs the password again (user-interactive auth).
+//! `GET /devices`, `GET`/`PUT`/`DELETE /devices/{deviceId}` and
+//! `POST /delete_devices`: a user's sessions. Deleting needs the password
+//! again (user-interactive auth).
 //! Spec: client-server-api "Device Management"; device_management.yaml.
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use warp::Filter;
 
 use crate::{
     client::{body, confirm_password, respond, session, v3, Route, Services},
-    error::Result,
+    error::{Error, Result},
     http_util::{body_limited, percent_decode},
     store::accounts::{Device, Session},
 };
@@ -70,6 +71,16 @@ pub fn routes(services: Services) -> Route {
                 Ok(json!({}))
             })
         });
+    let bulk_services = services.clone();
+    let delete_many = v3()
+        .and(warp::path!("delete_devices"))
+        .and(warp::post())
+        .and(session(services.accounts.clone()))
+        .and(body_limited())
+        .then(move |session: Session, bytes: Bytes| {
+            let services = bulk_services.clone();
+            async move { respond(delete_many(services, session, bytes)).await }
+        });
     let delete = v3()
         .and(warp::path!("devices" / String))
         .and(warp::delete())
@@ -85,16 +96,52 @@ pub fn routes(services: Services) -> Route {
         .unify()
         .or(delete)
         .unify()
+        .or(delete_many)
+        .unify()
         .boxed()
 }
 
 /// Needs `auth` with the user's password (user-interactive auth).
 async fn delete(services: Services, id: String, session: Session, bytes: Bytes) -> Result<Value> {
-    let request: Value = body(&bytes)?;
-    confirm_password(&services.accounts, &session, &request["auth"]).await?;
+    let request: Map<String, Value> = body(&bytes)?;
+    let operation = format!("DELETE /devices/{id}");
+    confirm_password(&services.accounts, &session, &operation, &request).await?;
+    remove(&services, &session, &id)?;
+    Ok(json!({}))
+}
+
+/// Most devices one request deletes.
+const MAX_BULK: usize = 1_000;
+
+/// Several devices at once (what Element's session manager sends); the
+/// UIA session covers this list of devices only.
+async fn delete_many(services: Services, session: Session, bytes: Bytes) -> Result<Value> {
+    let request: Map<String, Value> = body(&bytes)?;
+    let devices: Vec<String> = request
+        .get("devices")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| Error::bad_json(format!("devices: {e}")))?
+        .ok_or_else(|| Error::missing_param("devices is required"))?;
+    if devices.len() > MAX_BULK {
+        return Err(Error::too_large(format!(
+            "at most {MAX_BULK} devices at once"
+        )));
+    }
+    let mut sorted = devices.clone();
+    sorted.sort();
+    let operation = format!("POST /delete_devices {}", sorted.join(","));
+    confirm_password(&services.accounts, &session, &operation, &request).await?;
+    for id in &devices {
+        remove(&services, &session, id)?;
+    }
+    Ok(json!({}))
+}
+
+fn remove(services: &Services, session: &Session, id: &str) -> Result<()> {
     services
         .accounts
-        .remove_device(&session.user_id, id.as_str().into())?;
-    services.e2ee.device_removed(&session.user_id, &id)?;
-    Ok(json!({}))
+        .remove_device(&session.user_id, id.into())?;
+    services.e2ee.device_removed(&session.user_id, id)
 }

@@ -1,4 +1,6 @@
-//! `GET`/`PUT`/`DELETE /directory/room/{roomAlias}`.
+//! `GET`/`PUT`/`DELETE /directory/room/{roomAlias}` and
+//! `GET /rooms/{roomId}/aliases` (this server's aliases of a room, for
+//! whoever may read it).
 //! Spec: client-server-api "Room aliases"; directory.yaml.
 
 use bytes::Bytes;
@@ -61,9 +63,29 @@ pub fn routes(services: Services) -> Route {
         .then(move |name: String, session: Session| {
             let directory = directory.clone();
             respond(async move {
-                directory.remove_alias(&alias(&name)?, &session.user_id)?;
+                directory
+                    .remove_alias(&alias(&name)?, &session.user_id)
+                    .await?;
                 Ok(json!({}))
             })
         });
-    get.or(put).unify().or(delete).unify().boxed()
+    let room_aliases = v3()
+        .and(warp::path!("rooms" / String / "aliases"))
+        .and(warp::get())
+        .and(session(services.accounts.clone()))
+        .then(move |room: String, session: Session| {
+            let services = services.clone();
+            respond(async move {
+                let room = crate::request::room_id(&room)?;
+                services.rooms.read_access(&room, &session.user_id)?;
+                Ok(json!({ "aliases": services.directory.aliases_of(&room)? }))
+            })
+        });
+    get.or(put)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(room_aliases)
+        .unify()
+        .boxed()
 }

@@ -4,7 +4,7 @@
 use warp::Filter;
 
 use crate::{
-    client::{must_be_joined, respond, session, v3, Route, Services},
+    client::{respond, session, v3, Route, Services},
     error::Error,
     request::room_id,
     rooms::client_event::client_event,
@@ -19,10 +19,10 @@ pub fn route(services: Services) -> Route {
             let rooms = services.rooms.clone();
             respond(async move {
                 let room = room_id(&room)?;
-                must_be_joined(&rooms, &room, &session.user_id)?;
+                let access = rooms.read_access(&room, &session.user_id)?;
                 let id = crate::request::event_id(&event)?;
                 let (_, pdu) = rooms.event(Some(&room), &id)?;
-                if !rooms.visible_to(&id, &session.user_id)? {
+                if !rooms.readable_event(&id, &session.user_id, &access)? {
                     return Err(Error::not_found(format!("unknown event {id}")));
                 }
                 Ok(client_event(&id, &pdu, true))

@@ -2,15 +2,17 @@
 //! one of our users is in the room, else through a resident server.
 //! Spec: client-server-api "Joining rooms"; joining.yaml.
 
+use bytes::Bytes;
 use ruma::{OwnedRoomAliasId, OwnedRoomId, OwnedServerName};
 use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{respond, session, v3, Route, Services},
-    error::Result,
-    http_util::{percent_decode, raw_query},
+    client::{body, respond, session, v3, Route, Services},
+    error::{Error, Result},
+    http_util::{body_limited, percent_decode, raw_query},
     request::{params, room_id},
+    rooms::membership::Content,
     store::accounts::Session,
 };
 
@@ -21,19 +23,25 @@ pub fn routes(services: Services) -> Route {
         .and(warp::post())
         .and(session(services.accounts.clone()))
         .and(raw_query())
-        .then(move |target: String, session: Session, query: String| {
-            let services = by_id_or_alias.clone();
-            async move { respond(join(services, session, target, query)).await }
-        });
+        .and(body_limited())
+        .then(
+            move |target: String, session: Session, query: String, bytes: Bytes| {
+                let services = by_id_or_alias.clone();
+                async move { respond(join(services, session, target, query, bytes)).await }
+            },
+        );
     let room_join = v3()
         .and(warp::path!("rooms" / String / "join"))
         .and(warp::post())
         .and(session(services.accounts.clone()))
         .and(raw_query())
-        .then(move |room: String, session: Session, query: String| {
-            let services = services.clone();
-            async move { respond(join(services, session, room, query)).await }
-        });
+        .and(body_limited())
+        .then(
+            move |room: String, session: Session, query: String, bytes: Bytes| {
+                let services = services.clone();
+                async move { respond(join(services, session, room, query, bytes)).await }
+            },
+        );
     by_target.or(room_join).unify().boxed()
 }
 
@@ -42,11 +50,20 @@ async fn join(
     session: Session,
     target: String,
     query: String,
+    bytes: Bytes,
 ) -> Result<Value> {
+    // The body's fields (a reason, or anything else) go into the member
+    // event, as Synapse does; third_party_signed is not supported.
+    let content: Content = body(&bytes)?;
+    for field in ["reason", "displayname", "avatar_url"] {
+        if content.get(field).is_some_and(|v| !v.is_string()) {
+            return Err(Error::bad_json(format!("{field} must be a string")));
+        }
+    }
     let (room, servers) = resolve_target(&services, &target, &query).await?;
     services
         .membership
-        .join(&room, &session.user_id, &servers)
+        .join(&room, &session.user_id, &servers, &content)
         .await?;
     Ok(json!({ "room_id": room }))
 }

@@ -9,8 +9,9 @@ use warp::Filter;
 use super::joining::resolve_target;
 use crate::{
     client::{body, respond, session, v3, Route, Services},
-    error::Result,
+    error::{Error, Result},
     http_util::{body_limited, raw_query},
+    rooms::membership::Content,
     store::accounts::Session,
 };
 
@@ -37,15 +38,18 @@ async fn knock(
     bytes: Bytes,
 ) -> Result<Value> {
     let request: Value = body(&bytes)?;
+    let mut content = Content::new();
+    match &request["reason"] {
+        Value::Null => {}
+        Value::String(reason) => {
+            content.insert("reason".into(), reason.clone().into());
+        }
+        _ => return Err(Error::bad_json("reason must be a string")),
+    }
     let (room, servers) = resolve_target(&services, &target, &query).await?;
     services
         .membership
-        .knock(
-            &room,
-            &session.user_id,
-            &servers,
-            request["reason"].as_str(),
-        )
+        .knock(&room, &session.user_id, &servers, &content)
         .await?;
     Ok(json!({ "room_id": room }))
 }

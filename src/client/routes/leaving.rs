@@ -2,14 +2,17 @@
 //! knock) and `POST /rooms/{roomId}/forget`.
 //! Spec: client-server-api "Leaving rooms"; leaving.yaml.
 
+use bytes::Bytes;
 use ruma::events::room::member::MembershipState;
 use serde_json::json;
 use warp::Filter;
 
 use crate::{
-    client::{respond, session, v3, Route, Services},
+    client::{body, respond, session, v3, Route, Services},
     error::Error,
+    http_util::body_limited,
     request::room_id,
+    rooms::membership::Content,
     store::accounts::Session,
 };
 
@@ -19,11 +22,23 @@ pub fn routes(services: Services) -> Route {
         .and(warp::path!("rooms" / String / "leave"))
         .and(warp::post())
         .and(session(services.accounts.clone()))
-        .then(move |room: String, session: Session| {
+        .and(body_limited())
+        .then(move |room: String, session: Session, bytes: Bytes| {
             let membership = membership.clone();
             respond(async move {
                 let room = room_id(&room)?;
-                membership.leave(&room, &session.user_id, &[]).await?;
+                // Only the reason is kept: a leave is not a profile.
+                let request: Content = body(&bytes)?;
+                let mut content = Content::new();
+                if let Some(reason) = request.get("reason") {
+                    if !reason.is_string() {
+                        return Err(Error::bad_json("reason must be a string"));
+                    }
+                    content.insert("reason".into(), reason.clone());
+                }
+                membership
+                    .leave(&room, &session.user_id, &[], &content)
+                    .await?;
                 Ok(json!({}))
             })
         });

@@ -7,11 +7,12 @@ use warp::Filter;
 
 use crate::{
     client::{must_be_joined, respond, session, v3, Route, Services},
-    error::Result,
+    error::{Error, Result},
     http_util::raw_query,
     request::{param, room_id},
-    rooms::client_event::client_event,
+    rooms::{client_event::client_event, reads::sync_state::StateEntries},
     store::accounts::Session,
+    sync::Token,
 };
 
 pub fn routes(services: Services) -> Route {
@@ -36,13 +37,13 @@ pub fn routes(services: Services) -> Route {
     joined.or(all).unify().boxed()
 }
 
-/// The room's member events, current state.
+/// The room's member events in `state`.
 fn member_events(
     services: &Services,
-    room: &ruma::RoomId,
+    state: StateEntries,
 ) -> Result<Vec<(ruma::OwnedEventId, Value)>> {
     let mut events = Vec::new();
-    for ((kind, _), id) in services.rooms.current_state_ids(room)? {
+    for ((kind, _), id) in state {
         if kind == StateEventType::RoomMember {
             let pdu = services.rooms.event_object(&id)?;
             events.push((id.clone(), client_event(&id, &pdu, true)));
@@ -55,7 +56,7 @@ fn joined_members(services: &Services, room: &str, session: &Session) -> Result<
     let room = room_id(room)?;
     must_be_joined(&services.rooms, &room, &session.user_id)?;
     let mut joined = Map::new();
-    for (_, event) in member_events(services, &room)? {
+    for (_, event) in member_events(services, services.rooms.current_state_ids(&room)?)? {
         if event["content"]["membership"] == "join" {
             if let Some(user) = event["state_key"].as_str() {
                 joined.insert(
@@ -71,12 +72,30 @@ fn joined_members(services: &Services, room: &str, session: &Session) -> Result<
     Ok(json!({ "joined": joined }))
 }
 
+/// The members as the reader may see them: now, as of their leave, or
+/// with `at` as of a sync token, when the history visibility shows the
+/// reader the room at that point.
 fn members(services: &Services, room: &str, session: &Session, query: &str) -> Result<Value> {
     let room = room_id(room)?;
-    must_be_joined(&services.rooms, &room, &session.user_id)?;
+    let rooms = &services.rooms;
+    let access = rooms.read_access(&room, &session.user_id)?;
+    let state = match param(query, "at") {
+        None => rooms.readable_state_ids(&room, &access)?,
+        Some(at) => {
+            let position = Token::parse(&at)?
+                .position
+                .min(access.latest_position(rooms.position()));
+            let hidden = || Error::forbidden("the history visibility hides the room at that point");
+            let last = rooms.last_event_at(&room, position)?.ok_or_else(hidden)?;
+            if !rooms.readable_event(&last, &session.user_id, &access)? {
+                return Err(hidden());
+            }
+            rooms.state_ids_after(&last)?
+        }
+    };
     let only = param(query, "membership");
     let not = param(query, "not_membership");
-    let chunk: Vec<Value> = member_events(services, &room)?
+    let chunk: Vec<Value> = member_events(services, state)?
         .into_iter()
         .map(|(_, event)| event)
         .filter(|event| {

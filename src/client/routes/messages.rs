@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{joined_room, respond, session, v3, Route, Services},
+    client::{respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::raw_query,
     request::param,
@@ -62,7 +62,8 @@ async fn messages(
     query: &str,
 ) -> Result<Value> {
     let rooms = &services.rooms;
-    let room = joined_room(rooms, room, session)?;
+    let room = crate::request::room_id(room)?;
+    let access = rooms.read_access(&room, &session.user_id)?;
     let backwards = match param(query, "dir").as_deref() {
         Some("b") => true,
         Some("f") => false,
@@ -79,8 +80,11 @@ async fn messages(
         .map(|f| EventFilter::parse(&f))
         .transpose()?
         .unwrap_or_default();
-    let from =
-        page(query, "from")?.unwrap_or(Page::Stream(if backwards { rooms.position() } else { 0 }));
+    let from = page(query, "from")?.unwrap_or(Page::Stream(if backwards {
+        access.latest_position(rooms.position())
+    } else {
+        0
+    }));
     let to = page(query, "to")?;
     let events = if backwards {
         services.history.page_back(&room, from, to, limit).await?
@@ -97,7 +101,7 @@ async fn messages(
     let mut senders: HashSet<OwnedUserId> = HashSet::new();
     let mut chunk = Vec::new();
     for (_, id) in &events {
-        if !rooms.visible_to(id, &session.user_id)? {
+        if !rooms.readable_event(id, &session.user_id, &access)? {
             continue;
         }
         let pdu = rooms.event_object(id)?;

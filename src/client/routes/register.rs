@@ -6,10 +6,11 @@
 use bytes::Bytes;
 use ruma::OwnedDeviceId;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use warp::Filter;
 
 use crate::{
+    accounts::uia::Verdict,
     admin::tokens_match,
     client::{body, respond, v3, Route, Services},
     error::{Error, Result},
@@ -17,17 +18,10 @@ use crate::{
     request::param,
 };
 
-#[derive(Deserialize)]
-struct Auth {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    token: Option<String>,
-    session: Option<String>,
-}
-
+/// The fields of a registration, from the request that completes it or
+/// the earlier ones of its UIA session.
 #[derive(Deserialize)]
 struct RegisterRequest {
-    auth: Option<Auth>,
     username: Option<String>,
     password: Option<String>,
     device_id: Option<OwnedDeviceId>,
@@ -62,55 +56,19 @@ fn disabled() -> Error {
     Error::forbidden("registration is disabled on this server")
 }
 
-/// The single stage this server asks for, as a 401 the client can follow.
-fn auth_needed(stage: &str, session: Option<String>, failed: Option<&str>) -> Error {
-    let session = session.unwrap_or_else(|| {
-        use rand::Rng;
-        rand::thread_rng()
-            .sample_iter(&rand::distributions::Alphanumeric)
-            .take(16)
-            .map(char::from)
-            .collect()
-    });
-    let (errcode, message) = match failed {
-        Some(message) => ("M_FORBIDDEN", message.to_owned()),
-        None => ("M_FORBIDDEN", "more authentication is needed".to_owned()),
-    };
-    let mut error = Error::new(http::StatusCode::UNAUTHORIZED, errcode, message)
-        .with_field("flows", json!([{"stages": [stage]}]))
-        .with_field("params", json!({}))
-        .with_field("session", session);
-    if failed.is_none() {
-        error = error.with_field("completed", json!([]));
-    }
-    error
-}
-
-/// Checks user-interactive auth: a dummy stage, or the registration token.
-fn check_auth(services: &Services, auth: Option<Auth>) -> Result<()> {
-    let required = services.registration.token.as_deref();
-    let stage = if required.is_some() {
+/// The one stage this server asks for: the registration token when one
+/// is configured, else the dummy stage.
+fn stage(services: &Services) -> &'static str {
+    if services.registration.token.is_some() {
         "m.login.registration_token"
     } else {
         "m.login.dummy"
-    };
-    let Some(auth) = auth else {
-        return Err(auth_needed(stage, None, None));
-    };
-    match (auth.kind.as_deref(), required) {
-        (Some("m.login.dummy"), None) => Ok(()),
-        (Some("m.login.registration_token"), Some(expected)) => match auth.token.as_deref() {
-            Some(given) if tokens_match(given, expected) => Ok(()),
-            _ => Err(auth_needed(
-                stage,
-                auth.session,
-                Some("wrong registration token"),
-            )),
-        },
-        _ => Err(auth_needed(stage, auth.session, None)),
     }
 }
 
+/// Creates the account once the session's stage is complete, with the
+/// username and password of whichever of its requests gave them; the
+/// same session completed again logs in to the same account.
 async fn register(services: Services, query: String, bytes: Bytes) -> Result<Value> {
     if !services.registration.enabled {
         return Err(disabled());
@@ -122,25 +80,63 @@ async fn register(services: Services, query: String, bytes: Bytes) -> Result<Val
             "guest accounts are not offered here",
         ));
     }
-    let request: RegisterRequest = body(&bytes)?;
-    let name = match &request.username {
-        Some(name) => name.clone(),
-        None => format!("user{}", rand::random::<u32>()),
-    };
+    let request: Map<String, Value> = body(&bytes)?;
+    let first: RegisterRequest = serde_json::from_value(Value::Object(request.clone()))
+        .map_err(|e| Error::bad_json(format!("request body: {e}")))?;
     // A taken or invalid name fails before the client completes auth.
-    services.accounts.check_new_name(&name)?;
-    check_auth(&services, request.auth)?;
-    let password = request
-        .password
-        .ok_or_else(|| Error::missing_param("no password given"))?;
-    let user = services.accounts.register(&name, Some(password)).await?;
-    if request.inhibit_login {
+    let starting = request
+        .get("auth")
+        .is_none_or(|a| a.get("session").is_none());
+    if let (true, Some(name)) = (starting, &first.username) {
+        services.accounts.check_new_name(name)?;
+    }
+    let expected = services.registration.token.clone();
+    let passed = services
+        .accounts
+        .uia()
+        .authenticate(
+            "POST /register",
+            stage(&services),
+            &request,
+            |auth| async move {
+                Ok(match expected {
+                    None => Verdict::Passed,
+                    Some(expected) => match auth["token"].as_str() {
+                        Some(given) if tokens_match(given, &expected) => Verdict::Passed,
+                        _ => Verdict::Failed("wrong registration token".into()),
+                    },
+                })
+            },
+        )
+        .await?;
+    let fields: RegisterRequest = serde_json::from_value(Value::Object(passed.params))
+        .map_err(|e| Error::bad_json(format!("request body: {e}")))?;
+    let user = match passed.outcome.as_ref().and_then(Value::as_str) {
+        Some(done) => crate::request::user_id(done)?,
+        None => {
+            let name = match &fields.username {
+                Some(name) => name.clone(),
+                None => format!("user{}", rand::random::<u32>()),
+            };
+            services.accounts.check_new_name(&name)?;
+            let password = fields
+                .password
+                .ok_or_else(|| Error::missing_param("no password given"))?;
+            let user = services.accounts.register(&name, Some(password)).await?;
+            services
+                .accounts
+                .uia()
+                .set_outcome(&passed.session, json!(user));
+            user
+        }
+    };
+    if fields.inhibit_login {
         return Ok(json!({ "user_id": user }));
     }
     let login = services.accounts.open_session(
         &user,
-        request.device_id,
-        request.initial_device_display_name,
+        fields.device_id,
+        fields.initial_device_display_name,
     )?;
     Ok(json!({
         "user_id": login.user_id,

@@ -3,6 +3,7 @@
 //! room_send.yaml.
 
 use bytes::Bytes;
+use ruma::RoomId;
 use serde_json::{json, Value};
 use warp::Filter;
 
@@ -44,13 +45,50 @@ async fn send(
         return Ok(json!({ "event_id": event_id }));
     }
     let content: Value = body(&bytes)?;
-    if !content.is_object() {
-        return Err(Error::bad_json("event content must be a JSON object"));
-    }
+    check_content(&room, &kind, &content)?;
     let event_id = services
         .rooms
         .send(&room, &session.user_id, &kind, None, content)
         .await?;
     accounts.put_txn_event(&session, &txn, Some(&txn), event_id.as_str())?;
     Ok(json!({ "event_id": event_id }))
+}
+
+/// The fields clients rely on in the events everyone renders, checked
+/// before anything is sent, as Synapse's event validator does (it answers
+/// 400 too): a message's `body` and `msgtype`, a topic, a name, a known
+/// membership, a tombstone pointing elsewhere.
+pub(super) fn check_content(room: &RoomId, kind: &str, content: &Value) -> Result<()> {
+    let strings: &[&str] = match kind {
+        "m.room.message" => &["body", "msgtype"],
+        "m.room.topic" => &["topic"],
+        "m.room.name" => &["name"],
+        "m.room.tombstone" => &["replacement_room"],
+        _ => &[],
+    };
+    for field in strings {
+        if !content[field].is_string() {
+            return Err(Error::bad_json(format!(
+                "{kind} needs {field:?} as a string"
+            )));
+        }
+    }
+    match kind {
+        "m.room.member" => {
+            let known = ["invite", "join", "leave", "ban", "knock"];
+            if !content["membership"]
+                .as_str()
+                .is_some_and(|m| known.contains(&m))
+            {
+                return Err(Error::bad_json(
+                    "membership must be invite, join, leave, ban or knock",
+                ));
+            }
+        }
+        "m.room.tombstone" if content["replacement_room"] == room.as_str() => {
+            return Err(Error::bad_json("a tombstone cannot point at its own room"));
+        }
+        _ => {}
+    }
+    Ok(())
 }

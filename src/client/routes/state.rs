@@ -8,11 +8,11 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    client::{body, must_be_joined, respond, session, v3, Route, Services},
+    client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, percent_decode, raw_query},
     request::{room_id, Query},
-    rooms::client_event::client_event,
+    rooms::{client_event::client_event, reads::access::ReadAccess},
     store::accounts::Session,
 };
 
@@ -65,9 +65,9 @@ pub fn routes(services: Services) -> Route {
 
 fn full_state(services: &Services, room: &str, session: &Session) -> Result<Value> {
     let room = room_id(room)?;
-    must_be_joined(&services.rooms, &room, &session.user_id)?;
+    let access = services.rooms.read_access(&room, &session.user_id)?;
     let mut events = Vec::new();
-    for (_, id) in services.rooms.current_state_ids(&room)? {
+    for (_, id) in services.rooms.readable_state_ids(&room, &access)? {
         events.push(client_event(&id, &services.rooms.event_object(&id)?, true));
     }
     Ok(Value::Array(events))
@@ -83,17 +83,25 @@ fn get_state(
     session: &Session,
 ) -> Result<Value> {
     let room = room_id(room)?;
-    must_be_joined(&services.rooms, &room, &session.user_id)?;
+    let access = services.rooms.read_access(&room, &session.user_id)?;
     let whole = match query.get("format") {
         None | Some("content") => false,
         Some("event") => true,
         Some(other) => return Err(Error::invalid_param(format!("unknown format {other:?}"))),
     };
     let (kind, key) = (percent_decode(kind), percent_decode(key));
-    let (id, pdu) = services
-        .rooms
-        .state_event(&room, &kind.as_str().into(), &key)?
-        .ok_or_else(|| Error::not_found(format!("no {kind} state with key {key:?}")))?;
+    let kind = ruma::events::StateEventType::from(kind);
+    let found = match access {
+        ReadAccess::Former { .. } => services
+            .rooms
+            .readable_state_ids(&room, &access)?
+            .into_iter()
+            .find(|((k, s), _)| *k == kind && *s == key)
+            .map(|(_, id)| id),
+        _ => services.rooms.state_event_id(&room, &kind, &key)?,
+    };
+    let id = found.ok_or_else(|| Error::not_found(format!("no {kind} state with key {key:?}")))?;
+    let pdu = services.rooms.event_object(&id)?;
     if whole {
         return Ok(client_event(&id, &pdu, true));
     }
@@ -115,8 +123,12 @@ async fn put_state(
     let room = room_id(&room)?;
     let (kind, key) = (percent_decode(&kind), percent_decode(&key));
     let content: Value = body(&bytes)?;
-    if !content.is_object() {
-        return Err(Error::bad_json("state content must be a JSON object"));
+    super::send::check_content(&room, &kind, &content)?;
+    if kind == "m.room.canonical_alias" {
+        services
+            .directory
+            .check_canonical_alias(&room, &content)
+            .await?;
     }
     let event_id = services
         .rooms

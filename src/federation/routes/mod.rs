@@ -107,6 +107,8 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .unify()
         .or(openid_userinfo::route(services.clone()))
         .unify()
+        .recover(answer_own_errors)
+        .unify()
         .or(unknown_federation_endpoint(
             services.keys.clone(),
             services.client.clone(),
@@ -133,6 +135,16 @@ fn admitted(
             }
         },
     )
+}
+
+/// A route's own refusal (a bad signature, a bad parameter) is the
+/// answer: trying the catch-all below as well would read a body the
+/// route already took (warp logs "request body already taken").
+async fn answer_own_errors(rejection: warp::Rejection) -> Result<Response, warp::Rejection> {
+    match rejection.find::<Error>() {
+        Some(error) => Ok(error.clone().into_response()),
+        None => Err(rejection),
+    }
 }
 
 /// Any other `/_matrix/federation/…` path is authenticated first and then

@@ -9,7 +9,10 @@ use ruma::{CanonicalJsonObject, OwnedEventId, OwnedServerName, RoomId, UserId};
 use crate::{
     error::Result,
     peers::{SendJoinAnswer, JOIN},
-    rooms::{membership::MembershipService, partial::fetch},
+    rooms::{
+        membership::{Content, MembershipService},
+        partial::fetch,
+    },
 };
 
 impl MembershipService {
@@ -20,16 +23,17 @@ impl MembershipService {
         room: &RoomId,
         user: &UserId,
         servers: &[OwnedServerName],
+        extra: &Content,
     ) -> Result<OwnedEventId> {
         if self.resident(room) {
-            return self.own_membership(room, user, "join").await;
+            return self.own_membership(room, user, "join", extra).await;
         }
         let servers = self.candidates(room, user, servers)?;
         let id = self
             .through(room, user, &servers, |server| async move {
                 let (mut join, version, answer) = self
                     .handshake::<SendJoinAnswer<CanonicalJsonObject>>(
-                        &JOIN, room, user, &server, None,
+                        &JOIN, room, user, &server, extra,
                     )
                     .await?;
                 if let Some(signed) = answer.event {

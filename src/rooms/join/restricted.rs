@@ -85,45 +85,10 @@ impl RoomService {
 
     /// One of our users joined to `room` with the power to invite.
     pub(in crate::rooms) fn local_inviter(&self, room: &RoomId) -> Result<Option<OwnedUserId>> {
-        let rules = Self::rules_of(&self.record(room)?.version)?;
-        let power = self.current_content(room, &StateEventType::RoomPowerLevels, "")?;
-        let create = self.current_content(room, &StateEventType::RoomCreate, "")?;
-        let creators: Vec<String> = if rules.authorization.explicitly_privilege_room_creators {
-            let mut creators = vec![self.creator_of(room)?];
-            creators.extend(
-                create["additional_creators"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|u| u.as_str().map(str::to_owned)),
-            );
-            creators
-        } else {
-            Vec::new()
-        };
-        let level = |value: &Value| -> i64 {
-            value
-                .as_i64()
-                .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-                .unwrap_or(0)
-        };
-        let invite = if power["invite"].is_null() {
-            0
-        } else {
-            level(&power["invite"])
-        };
-        let default = level(&power["users_default"]);
-        for member in self.joined_members(room)? {
-            if member.server_name() != self.server_name {
-                continue;
-            }
-            let mine = &power["users"][member.as_str()];
-            let has = if mine.is_null() { default } else { level(mine) };
-            if creators.iter().any(|c| c == member.as_str()) || has >= invite {
-                return Ok(Some(member));
-            }
-        }
-        Ok(None)
+        let power = self.power_levels(room)?;
+        Ok(self.joined_members(room)?.into_iter().find(|member| {
+            member.server_name() == self.server_name && power.user_can_invite(member)
+        }))
     }
 
     /// The sender of the room's create event.

@@ -15,7 +15,11 @@ use ruma::{
     OwnedServerName, RoomId, RoomVersionId, UserId,
 };
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{json, Value};
+
+/// What a client adds to its own member event: a `reason`, and any
+/// other fields it likes (Synapse keeps them too); `membership` is ours.
+pub type Content = serde_json::Map<String, Value>;
 
 use crate::rooms::{checks::CheckedPdu, RoomService};
 use crate::{
@@ -47,8 +51,11 @@ impl MembershipService {
         room: &RoomId,
         user: &UserId,
         membership: &str,
+        extra: &Content,
     ) -> Result<OwnedEventId> {
-        let content = json!({ "membership": membership });
+        let mut content = extra.clone();
+        content.insert("membership".into(), membership.into());
+        let content = Value::Object(content);
         let key = Some(user.as_str());
         let id = self
             .rooms
@@ -66,14 +73,15 @@ impl MembershipService {
         room: &RoomId,
         user: &UserId,
         servers: &[OwnedServerName],
+        extra: &Content,
     ) -> Result<OwnedEventId> {
         if self.resident(room) {
-            return self.own_membership(room, user, "leave").await;
+            return self.own_membership(room, user, "leave", extra).await;
         }
         let candidates = self.candidates(room, user, servers)?;
         self.through(room, user, &candidates, |server| async move {
             let (leave, _, _) = self
-                .handshake::<serde_json::Value>(&LEAVE, room, user, &server, None)
+                .handshake::<serde_json::Value>(&LEAVE, room, user, &server, extra)
                 .await?;
             self.rooms
                 .close_pending(user, room, &leave.event_id, leave.object)
@@ -96,7 +104,7 @@ impl MembershipService {
         }
         rooms.extend(self.rooms.pending_of(user)?.into_iter().map(|p| p.room_id));
         for room in rooms {
-            if let Err(error) = self.leave(&room, user, &[]).await {
+            if let Err(error) = self.leave(&room, user, &[], &Content::new()).await {
                 tracing::warn!(%room, %user, %error, "could not leave on deactivation");
             }
         }
@@ -142,21 +150,25 @@ impl MembershipService {
         room: &RoomId,
         user: &UserId,
         servers: &[OwnedServerName],
-        reason: Option<&str>,
+        extra: &Content,
     ) -> Result<OwnedEventId> {
         if self.resident(room) {
-            let mut content = json!({"membership": "knock"});
-            if let Some(reason) = reason {
-                content["reason"] = json!(reason);
-            }
+            let mut content = extra.clone();
+            content.insert("membership".into(), "knock".into());
             return self
                 .rooms
-                .send(room, user, "m.room.member", Some(user.as_str()), content)
+                .send(
+                    room,
+                    user,
+                    "m.room.member",
+                    Some(user.as_str()),
+                    Value::Object(content),
+                )
                 .await;
         }
         self.through(room, user, servers, |server| async move {
             let (knock, version, answer) = self
-                .handshake::<SendKnockAnswer>(&KNOCK, room, user, &server, reason)
+                .handshake::<SendKnockAnswer>(&KNOCK, room, user, &server, extra)
                 .await?;
             let pending = Pending {
                 room_id: room.to_owned(),
@@ -277,7 +289,7 @@ impl MembershipService {
         room: &RoomId,
         user: &UserId,
         server: &OwnedServerName,
-        reason: Option<&str>,
+        extra: &Content,
     ) -> Result<(CheckedPdu, RoomVersionId, T)> {
         let answer = self.peers.make_membership(server, kind, room, user).await?;
         let version = RoomVersionId::try_from(answer.room_version.as_deref().unwrap_or("1"))
@@ -286,15 +298,17 @@ impl MembershipService {
         check_template(&template, room, user, kind.membership)
             .map_err(|e| Error::remote(format!("{server}'s {} template: {e}", kind.membership)))?;
         if let Some(CanonicalJsonValue::Object(content)) = template.get_mut("content") {
-            if let Some(reason) = reason {
-                content.insert("reason".into(), reason.into());
+            for (field, value) in extra.iter().filter(|(f, _)| *f != "membership") {
+                let value = CanonicalJsonValue::try_from(value.clone())
+                    .map_err(|e| Error::bad_json(format!("{field}: {e}")))?;
+                content.insert(field.clone(), value);
             }
             if kind.membership == "join" {
                 let mut profile = serde_json::json!({});
                 self.rooms.add_profile(user, &mut profile)?;
                 for (field, value) in profile.as_object().into_iter().flatten() {
                     if let Some(value) = value.as_str() {
-                        content.insert(field.clone(), value.into());
+                        content.entry(field.clone()).or_insert(value.into());
                     }
                 }
             }

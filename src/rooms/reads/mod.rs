@@ -2,6 +2,8 @@
 //! ranges, events and the state at them, who shares rooms with whom, and
 //! room summaries.
 
+pub mod access;
+pub mod power;
 pub mod query;
 mod sharing;
 pub mod summary;

@@ -163,6 +163,24 @@ impl RoomService {
     /// outliers, rejected and soft-failed events are not shown.
     /// Spec: client-server-api "History visibility".
     pub fn visible_to(&self, id: &EventId, user: &UserId) -> Result<bool> {
+        self.visible(id, user, u64::MAX)
+    }
+
+    /// Whether `user`, not joined to the room now, may see an event:
+    /// `world_readable` history, what came while they were joined (or
+    /// invited, for `invited`), and `shared` history up to stream position
+    /// `joined_until` (their leave, for a former member: they joined after
+    /// it was sent; 0 for someone never in the room).
+    pub fn visible_to_outsider(
+        &self,
+        id: &EventId,
+        user: &UserId,
+        joined_until: u64,
+    ) -> Result<bool> {
+        self.visible(id, user, joined_until)
+    }
+
+    fn visible(&self, id: &EventId, user: &UserId, shared_until: u64) -> Result<bool> {
         let Some(meta) = self.trees.event_meta(id.as_str())? else {
             return Ok(false);
         };
@@ -182,10 +200,8 @@ impl RoomService {
                 "",
             )?
             .map_or(HistoryVisibility::Shared, |c| c.history_visibility);
-        if matches!(
-            visibility,
-            HistoryVisibility::Shared | HistoryVisibility::WorldReadable
-        ) {
+        let shared = visibility == HistoryVisibility::Shared && meta.stream <= shared_until;
+        if shared || visibility == HistoryVisibility::WorldReadable {
             return Ok(true);
         }
         #[derive(serde::Deserialize)]
