@@ -57,8 +57,9 @@ async fn keys_and_to_device_messages_cross_servers() {
     let counts = alice
         .ok("POST", "keys/upload", json!({
             "device_keys": alice.device_keys("curve-1"),
-            "one_time_keys": {"signed_curve25519:AAAA": {"key": "otk-a"}, "signed_curve25519:AAAB": {"key": "otk-b"}},
-            "fallback_keys": {"signed_curve25519:FFFF": {"key": "fallback", "fallback": true}},
+            "one_time_keys": {"signed_curve25519:AAAA": {"key": "otk-a", "signatures": {}},
+                              "signed_curve25519:AAAB": {"key": "otk-b", "signatures": {}}},
+            "fallback_keys": {"signed_curve25519:FFFF": {"key": "fallback", "fallback": true, "signatures": {}}},
         }))
         .await;
     assert_eq!(

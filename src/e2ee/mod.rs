@@ -8,11 +8,13 @@
 //! Management", "End-to-End Encryption".
 
 mod remote;
+mod shapes;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use ruma::{OwnedServerName, OwnedUserId, ServerName, UserId};
 use serde_json::{json, Map, Value};
+use shapes::shaped;
 
 use crate::{
     delivery::outbox::Outbox,
@@ -70,6 +72,13 @@ pub struct E2eeService {
     outbox: Outbox,
 }
 
+/// Which of our user's keys a signature upload signed.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum Signed {
+    Device(String),
+    CrossSigning,
+}
+
 /// `{user: {device: value}}`, as queries and claims are shaped.
 pub type PerDevice = Map<String, Value>;
 
@@ -102,65 +111,86 @@ impl E2eeService {
         self.rooms.server_name()
     }
 
-    /// `POST /keys/upload`: a device's keys, one-time and fallback keys.
+    /// `POST /keys/upload`: a device's keys, one-time and fallback keys,
+    /// each checked for its shape before any is kept. Device keys that
+    /// differ from those held are announced.
     pub fn upload(&self, user: &UserId, device: &str, body: &Value) -> Result<Value> {
-        if let Some(keys) = body.get("device_keys").filter(|k| !k.is_null()) {
-            if keys["user_id"] != user.as_str() || keys["device_id"] != device {
+        let device_keys = body.get("device_keys").filter(|k| !k.is_null());
+        if let Some(keys) = device_keys {
+            let parsed: shapes::DeviceKeys = shaped(keys, "device_keys")?;
+            if parsed.user_id != user || parsed.device_id != device {
                 return Err(Error::invalid_param(
                     "device_keys must name this user and device",
                 ));
             }
-            self.trees.put_device_keys(user, device, keys)?;
-            self.announce(user, Some(device))?;
         }
-        for (id, key) in object(&body["one_time_keys"], "one_time_keys")? {
-            if !id.contains(':') {
-                return Err(Error::invalid_param(format!(
-                    "one-time key ID {id:?} lacks an algorithm"
-                )));
+        let one_time = object(&body["one_time_keys"], "one_time_keys")?;
+        let fallback = object(&body["fallback_keys"], "fallback_keys")?;
+        for (id, key) in one_time.iter().chain(&fallback) {
+            shapes::key_id(id)?;
+            shaped::<shapes::OneTimeKey>(key, "a one-time key")?;
+        }
+        if let Some(keys) = device_keys {
+            if self.trees.device_keys(user, device)?.as_ref() != Some(keys) {
+                self.trees.put_device_keys(user, device, keys)?;
+                self.announce(user, Some(device))?;
             }
-            self.trees.put_one_time_key(user, device, &id, &key)?;
         }
-        for (id, key) in object(&body["fallback_keys"], "fallback_keys")? {
-            let (algorithm, _) = id.split_once(':').ok_or_else(|| {
-                Error::invalid_param(format!("fallback key ID {id:?} lacks an algorithm"))
-            })?;
+        for (id, key) in &one_time {
+            self.trees.put_one_time_key(user, device, id, key)?;
+        }
+        for (id, key) in fallback {
+            let algorithm = id.split_once(':').map_or("", |(a, _)| a).to_owned();
             self.trees
-                .put_fallback_key(user, device, algorithm, &json!({ id.clone(): key }))?;
+                .put_fallback_key(user, device, &algorithm, &json!({ id: key }))?;
         }
         self.trees.flush()?;
         Ok(json!({ "one_time_key_counts": self.trees.one_time_key_counts(user, device)? }))
     }
 
-    /// `POST /keys/device_signing/upload`: the user's cross-signing keys.
+    /// `POST /keys/device_signing/upload`: the user's cross-signing keys,
+    /// each of the shape and usage its field says.
     pub fn upload_cross_signing(&self, user: &UserId, body: &Value) -> Result<()> {
+        let mut given = Vec::new();
         for (usage, field) in [
             ("master", "master_key"),
             ("self_signing", "self_signing_key"),
             ("user_signing", "user_signing_key"),
         ] {
             if let Some(key) = body.get(field).filter(|k| !k.is_null()) {
-                if key["user_id"] != user.as_str() {
-                    return Err(Error::invalid_param(format!("{field} must name this user")));
+                let parsed: shapes::CrossSigningKey = shaped(key, field)?;
+                if parsed.user_id != user || !parsed.usage.iter().any(|u| u == usage) {
+                    return Err(Error::invalid_param(format!(
+                        "{field} must name this user and its usage"
+                    )));
                 }
-                self.trees.put_cross_signing(user, usage, key)?;
+                if parsed.keys.len() != 1 {
+                    return Err(Error::invalid_param(format!("{field} must hold one key")));
+                }
+                given.push((usage, key));
             }
+        }
+        for (usage, key) in given {
+            self.trees.put_cross_signing(user, usage, key)?;
         }
         self.trees.flush()?;
         self.announce(user, None)
     }
 
-    /// `POST /keys/signatures/upload`: signatures merged into the signed
-    /// keys (our users' devices and cross-signing keys), or kept for the
-    /// signer (other servers' users' keys).
+    /// `POST /keys/signatures/upload`: signatures merged into the
+    /// uploader's own keys (devices and cross-signing keys), or kept for
+    /// the signer (anyone else's keys).
     pub fn upload_signatures(&self, uploader: &UserId, body: &Value) -> Result<Value> {
         let mut failures = Map::new();
+        let mut changed = BTreeSet::new();
         for (user, keys) in object(body, "signatures")? {
             let Ok(user) = OwnedUserId::try_from(user.as_str()) else {
                 continue;
             };
             for (key_id, signed) in object(&keys, "keys")? {
-                if user.server_name() != self.own() {
+                // Signatures of someone else's key (their user-signing
+                // key's, of a master key) are the signer's to see alone.
+                if user != uploader {
                     match self.keep_signatures(uploader, &user, &key_id, &signed) {
                         Err(e) if e.status == http::StatusCode::BAD_REQUEST => {
                             failures.insert(
@@ -172,15 +202,24 @@ impl E2eeService {
                     }
                     continue;
                 }
-                self.merge_signatures(&user, &key_id, &signed)?;
+                if let Some(what) = self.merge_signatures(&user, &key_id, &signed)? {
+                    changed.insert((user.clone(), what));
+                }
             }
         }
         self.trees.flush()?;
-        self.announce(uploader, None)?;
+        // A signed device is a device list update (its keys changed); a
+        // signed cross-signing key is a signing key update.
+        for (user, signed) in changed {
+            match signed {
+                Signed::Device(device) => self.announce(&user, Some(&device))?,
+                Signed::CrossSigning => self.announce(&user, None)?,
+            }
+        }
         Ok(json!({ "failures": failures }))
     }
 
-    /// The uploader's signatures of another server's user's key (their
+    /// The uploader's signatures of another user's key (their
     /// user-signing key's, of the user's master key, once verified). The
     /// spec shows them only to the signer: they stay here, and the
     /// signer's devices see the user as changed and ask again.
@@ -200,11 +239,12 @@ impl E2eeService {
         self.trees
             .put_key_signatures(uploader, user, key_id, &own)?;
         self.rooms
-            .publish_with(|position| Ok(self.trees.mark_changed(user, position)?))
+            .publish_with(|position| Ok(self.trees.mark_changed(user, position)?))?;
+        Ok(())
     }
 
-    /// Adds to `answer`'s master keys of other servers' users the
-    /// signatures `requester` made of them.
+    /// Adds to `answer`'s master keys of other users the signatures
+    /// `requester` made of them.
     fn add_own_signatures(&self, requester: &UserId, answer: &mut Value) -> Result<()> {
         let Some(masters) = answer["master_keys"].as_object_mut() else {
             return Ok(());
@@ -213,7 +253,7 @@ impl E2eeService {
             let Ok(user) = OwnedUserId::try_from(user.as_str()) else {
                 continue;
             };
-            if user.server_name() == self.own() {
+            if user == requester {
                 continue;
             }
             for (key_id, signatures) in self.trees.key_signatures(requester, &user)? {
@@ -234,13 +274,19 @@ impl E2eeService {
         Ok(())
     }
 
-    fn merge_signatures(&self, user: &UserId, key_id: &str, signed: &Value) -> Result<()> {
+    /// Adds `signed`'s signatures to our user's key `key_id`, if known.
+    fn merge_signatures(
+        &self,
+        user: &UserId,
+        key_id: &str,
+        signed: &Value,
+    ) -> Result<Option<Signed>> {
         let stored = match self.trees.device_keys(user, key_id)? {
             Some(keys) => Some(("device", keys)),
             None => self.find_cross_signing(user, key_id)?,
         };
         let Some((usage, mut keys)) = stored else {
-            return Ok(());
+            return Ok(None);
         };
         for (signer, sigs) in object(&signed["signatures"], "signatures")? {
             let entry = keys["signatures"][&signer]
@@ -252,9 +298,11 @@ impl E2eeService {
             keys["signatures"][&signer] = Value::Object(merged);
         }
         if usage == "device" {
-            Ok(self.trees.put_device_keys(user, key_id, &keys)?)
+            self.trees.put_device_keys(user, key_id, &keys)?;
+            Ok(Some(Signed::Device(key_id.to_owned())))
         } else {
-            Ok(self.trees.put_cross_signing(user, usage, &keys)?)
+            self.trees.put_cross_signing(user, usage, &keys)?;
+            Ok(Some(Signed::CrossSigning))
         }
     }
 
@@ -281,8 +329,13 @@ impl E2eeService {
     /// room with them (`m.device_list_update`, or `m.signing_key_update`
     /// when no device is named).
     fn announce(&self, user: &UserId, device: Option<&str>) -> Result<()> {
-        self.rooms
-            .publish_with(|position| Ok(self.trees.mark_changed(user, position)?))?;
+        // The change's position is its stream ID, as `GET /user/devices`
+        // reports it: a server that holds the previous one applies the
+        // update as it comes instead of asking for the whole list again.
+        let (stream_id, previous) = self
+            .rooms
+            .publish_with(|position| Ok((position, self.trees.mark_changed(user, position)?)))?;
+        let prev_id: Vec<u64> = (previous != 0).then_some(previous).into_iter().collect();
         let servers = self.rooms.servers_sharing_rooms_with(user)?;
         match device {
             Some(device) => {
@@ -296,7 +349,7 @@ impl E2eeService {
                     "m.device_list_update",
                     json!({
                         "user_id": user, "device_id": device, "device_display_name": display_name,
-                        "stream_id": self.rooms.next_id()?, "prev_id": [], "deleted": keys.is_none(),
+                        "stream_id": stream_id, "prev_id": prev_id, "deleted": keys.is_none(),
                         "keys": keys,
                     }),
                     None,
@@ -334,6 +387,28 @@ impl E2eeService {
             }
         }
         Ok(changed)
+    }
+
+    /// `GET /keys/changes`: users whose keys changed, or who started
+    /// sharing a room with `user`, in `(from, to]`; and those who share
+    /// none any more (`left`), as /sync's `device_lists` has them.
+    pub fn changes(
+        &self,
+        user: &UserId,
+        from: u64,
+        to: u64,
+    ) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
+        let (started, stopped) = self.rooms.sharing_changes(user, from, to)?;
+        let mut changed: BTreeSet<OwnedUserId> =
+            self.changed_between(user, from, to)?.into_iter().collect();
+        changed.extend(started);
+        let still = self.rooms.users_sharing_rooms_with(user)?;
+        let left: Vec<OwnedUserId> = stopped.into_iter().filter(|u| !still.contains(u)).collect();
+        changed.remove(user);
+        for gone in &left {
+            changed.remove(gone);
+        }
+        Ok((changed.into_iter().collect(), left))
     }
 
     /// Unused one-time keys per algorithm, and fallback key algorithms.

@@ -217,11 +217,18 @@ impl E2eeTrees {
             .transpose()
     }
 
-    /// Records that `user`'s keys changed at `position`.
-    pub fn mark_changed(&self, user: &UserId, position: u64) -> Result<()> {
-        self.changes
-            .insert(user.as_str(), &position.to_be_bytes())?;
-        Ok(())
+    /// Records that `user`'s keys changed at `position` and returns the
+    /// change before it (0 if none). Atomic, and never moves back, so two
+    /// announcements racing still chain: each names the one it follows.
+    pub fn mark_changed(&self, user: &UserId, position: u64) -> Result<u64> {
+        let decode = |v: Option<&[u8]>| {
+            v.and_then(|v| <[u8; 8]>::try_from(v).ok())
+                .map_or(0, u64::from_be_bytes)
+        };
+        let before = self.changes.fetch_and_update(user.as_str(), |old| {
+            Some(decode(old).max(position).to_be_bytes().to_vec())
+        })?;
+        Ok(decode(before.as_deref()))
     }
 
     /// The position of `user`'s latest key change (0 if never).

@@ -376,7 +376,7 @@ impl SyncService {
     /// Stripped state of a room we hold, for an invite or knock that is
     /// new since the token.
     fn local_stripped(&self, pass: &Pass<'_>, room: &RoomId) -> Result<Option<Vec<Value>>> {
-        let at = self.member_position(room, pass.user)?;
+        let at = self.rooms.member_position(room, pass.user)?;
         if at <= pass.since_position() {
             return Ok(None);
         }

@@ -110,7 +110,7 @@ impl SyncService {
     /// on an initial sync with `include_leave`): the timeline up to and
     /// including their leave, and the state before it.
     pub(super) fn left_room(&self, pass: &Pass<'_>, room: &RoomId) -> Result<Option<Value>> {
-        let left_at = self.member_position(room, pass.user)?;
+        let left_at = self.rooms.member_position(room, pass.user)?;
         let since = pass.since_position();
         if (pass.since.is_some() && left_at <= since) || left_at > pass.now.position {
             return Ok(None);
@@ -305,17 +305,6 @@ impl SyncService {
             serde_json::to_value(pdu).unwrap_or(Value::Null)
         } else {
             client_event(id, pdu, false)
-        }
-    }
-
-    /// The stream position of the user's current member event.
-    pub(super) fn member_position(&self, room: &RoomId, user: &UserId) -> Result<u64> {
-        match self
-            .rooms
-            .state_event_id(room, &StateEventType::RoomMember, user.as_str())?
-        {
-            Some(id) => self.rooms.stream_of(&id),
-            None => Ok(0),
         }
     }
 

@@ -109,9 +109,9 @@ pub fn routes(services: Services) -> Route {
                         .ok_or_else(|| Error::missing_param(format!("{name} is required")))?;
                     Ok(Token::parse(&token)?.position)
                 };
-                let changed =
-                    e2ee.changed_between(&session.user_id, position("from")?, position("to")?)?;
-                Ok(json!({ "changed": changed, "left": [] }))
+                let (changed, left) =
+                    e2ee.changes(&session.user_id, position("from")?, position("to")?)?;
+                Ok(json!({ "changed": changed, "left": left }))
             })
         });
     [upload, query, claim, cross_signing, signatures]

@@ -4,11 +4,15 @@
 use std::collections::BTreeSet;
 
 use ruma::{
-    events::StateEventType, EventId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, UserId,
+    events::{room::member::MembershipState, StateEventType},
+    EventId, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, UserId,
 };
 
 use crate::error::Result;
 use crate::rooms::RoomService;
+
+/// Events of one room read to find who started or stopped sharing it.
+const SCAN_LIMIT: usize = 10_000;
 
 impl RoomService {
     /// Users joined to `room` now.
@@ -58,14 +62,83 @@ impl RoomService {
         Ok(membership.unwrap_or_default().to_owned())
     }
 
+    /// The stream position of `user`'s current membership of `room` (0 if
+    /// none).
+    pub fn member_position(&self, room: &RoomId, user: &UserId) -> Result<u64> {
+        match self.state_event_id(room, &StateEventType::RoomMember, user.as_str())? {
+            Some(id) => self.stream_of(&id),
+            None => Ok(0),
+        }
+    }
+
+    /// Who started and who stopped sharing a room with `user` at stream
+    /// positions in `(from, to]`, read from the member events of that
+    /// range (the current state cannot say what happened between two
+    /// past tokens): all members of a room `user` joined or left then, and
+    /// the others' joins and leaves in `user`'s rooms. Someone who stopped
+    /// may still share another room. A room with more than
+    /// [`SCAN_LIMIT`] events in the range counts all its members as
+    /// started: being listed only makes a client ask for keys again.
+    pub fn sharing_changes(
+        &self,
+        user: &UserId,
+        from: u64,
+        to: u64,
+    ) -> Result<(BTreeSet<OwnedUserId>, BTreeSet<OwnedUserId>)> {
+        let (mut started, mut stopped) = (BTreeSet::new(), BTreeSet::new());
+        for room in self.room_ids()? {
+            if !matches!(
+                self.membership_of(&room, user)?,
+                Some(MembershipState::Join | MembershipState::Leave | MembershipState::Ban)
+            ) {
+                continue;
+            }
+            let range =
+                self.timeline_between(&room, from, to.saturating_add(1), SCAN_LIMIT + 1, false)?;
+            if range.len() > SCAN_LIMIT {
+                started.extend(self.joined_members(&room)?);
+                continue;
+            }
+            for (_, id) in range {
+                let Some((member, membership)) = self.member_change(&id)? else {
+                    continue;
+                };
+                let joined = membership == "join";
+                let into = if joined { &mut started } else { &mut stopped };
+                if member == user {
+                    into.extend(self.joined_members(&room)?);
+                } else if joined || membership == "leave" || membership == "ban" {
+                    into.insert(member);
+                }
+            }
+        }
+        Ok((started, stopped))
+    }
+
+    /// The user and `membership` of a member event (None for others).
+    fn member_change(&self, id: &EventId) -> Result<Option<(OwnedUserId, String)>> {
+        let event = self.event_object(id)?;
+        let field = |name: &str| event.get(name).and_then(|v| v.as_str());
+        if field("type") != Some("m.room.member") {
+            return Ok(None);
+        }
+        let Some(Ok(member)) = field("state_key").map(OwnedUserId::try_from) else {
+            return Ok(None);
+        };
+        let membership = event
+            .get("content")
+            .and_then(|c| c.as_object())
+            .and_then(|c| c.get("membership"))
+            .and_then(|m| m.as_str());
+        Ok(Some((member, membership.unwrap_or_default().to_owned())))
+    }
+
     /// Rooms `user` is joined to.
     pub fn rooms_joined_by(&self, user: &UserId) -> Result<Vec<OwnedRoomId>> {
         let mut rooms = self.room_ids()?;
         let mut joined = Vec::with_capacity(rooms.len());
         for room in rooms.drain(..) {
-            if self.membership_of(&room, user)?
-                == Some(ruma::events::room::member::MembershipState::Join)
-            {
+            if self.membership_of(&room, user)? == Some(MembershipState::Join) {
                 joined.push(room);
             }
         }

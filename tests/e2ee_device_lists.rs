@@ -1,0 +1,187 @@
+//! Device lists as other servers and clients follow them, between real
+//! hearth processes: each `m.device_list_update` names the update it
+//! follows (`prev_id`), with the stream ID `GET /user/devices` reports,
+//! so a server holding the previous one applies it without asking for
+//! the whole list again (Synapse resyncs on every empty `prev_id`);
+//! keys that did not change are not announced; a signed device is a
+//! device list update; `/keys/changes` lists who started and stopped
+//! sharing a room, as `/sync` does; malformed keys are refused whole,
+//! and no user signs their signature into another's keys.
+
+mod common;
+
+use common::{
+    client::Client,
+    rooms::{encode, federation, shared_room},
+    Hearth, TestCa,
+};
+use serde_json::{json, Value};
+
+/// Bob's server's record of alice's device updates, once `ready` holds.
+async fn updates_when(b: &Hearth, alice: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let path = format!("users/{}/ephemeral", encode(alice));
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = b.admin_get(&path).await;
+        if status == 200 && ready(&body["device_updates"]) {
+            return body["device_updates"].clone();
+        }
+        last = body;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{path} never got there: {last}\n{}", b.log());
+}
+
+#[tokio::test]
+async fn device_list_updates_chain_and_match_the_device_list() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let _bob = Client::login(&b, "bob").await;
+    shared_room(&a, &b).await;
+    let device = alice.device.clone();
+
+    alice
+        .ok(
+            "POST",
+            "keys/upload",
+            json!({"device_keys": alice.device_keys("curve-1")}),
+        )
+        .await;
+    let first = updates_when(&b, &alice.user, |u| u[&device]["keys"].is_object()).await;
+    let first_id = first[&device]["stream_id"].as_u64().expect("stream_id");
+
+    // The same keys again (clients re-upload on start): nothing to say.
+    alice
+        .ok(
+            "POST",
+            "keys/upload",
+            json!({"device_keys": alice.device_keys("curve-1")}),
+        )
+        .await;
+    // New keys: the update names the first as the one it follows.
+    alice
+        .ok(
+            "POST",
+            "keys/upload",
+            json!({"device_keys": alice.device_keys("curve-2")}),
+        )
+        .await;
+    let second = updates_when(&b, &alice.user, |u| {
+        u[&device]["keys"]["keys"][format!("curve25519:{device}")] == "curve-2"
+    })
+    .await;
+    let second_id = second[&device]["stream_id"].as_u64().expect("stream_id");
+    assert!(second_id > first_id, "{first} then {second}");
+    assert_eq!(second[&device]["prev_id"], json!([first_id]), "{second}");
+
+    // The device list names the latest update, as the chain does.
+    let uri = format!(
+        "/_matrix/federation/v1/user/devices/{}",
+        encode(&alice.user)
+    );
+    let (status, list) = federation(&b, &a, "GET", &uri, None).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["stream_id"], second_id, "{list}");
+
+    // Signing her own device (as a self-signing key does) changes its
+    // keys: a device list update that follows the second.
+    let signed = json!({alice.user.clone(): {device.clone(): {
+        "signatures": {alice.user.clone(): {"ed25519:self-signing": "sig"}}}}});
+    alice.ok("POST", "keys/signatures/upload", signed).await;
+    let third = updates_when(&b, &alice.user, |u| {
+        u[&device]["keys"]["signatures"][&alice.user]["ed25519:self-signing"] == "sig"
+    })
+    .await;
+    assert_eq!(third[&device]["prev_id"], json!([second_id]), "{third}");
+}
+
+#[tokio::test]
+async fn keys_changes_lists_who_started_and_stopped_sharing() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let carol = Client::login(&a, "carol").await;
+    let since = |reply: Value| reply["next_batch"].as_str().expect("batch").to_owned();
+    let room = alice
+        .ok("POST", "createRoom", json!({"invite": [carol.user]}))
+        .await["room_id"]
+        .as_str()
+        .expect("room")
+        .to_owned();
+    let before_join = since(alice.ok("GET", "sync", json!(null)).await);
+    carol
+        .ok("POST", &format!("join/{}", encode(&room)), json!({}))
+        .await;
+    let after_join = since(alice.ok("GET", "sync", json!(null)).await);
+    carol
+        .ok("POST", &format!("rooms/{}/leave", encode(&room)), json!({}))
+        .await;
+    let after_leave = since(alice.ok("GET", "sync", json!(null)).await);
+
+    let changes = |from: &str, to: &str| format!("keys/changes?from={from}&to={to}");
+    let joined = alice
+        .ok("GET", &changes(&before_join, &after_join), json!(null))
+        .await;
+    assert_eq!(joined, json!({"changed": [carol.user], "left": []}));
+    let left = alice
+        .ok("GET", &changes(&after_join, &after_leave), json!(null))
+        .await;
+    assert_eq!(left, json!({"changed": [], "left": [carol.user]}));
+}
+
+#[tokio::test]
+async fn malformed_keys_are_refused_and_none_kept() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let mut no_algorithms = alice.device_keys("curve-1");
+    no_algorithms["algorithms"] = json!("m.megolm.v1.aes-sha2");
+    let mut bad_key = alice.device_keys("curve-1");
+    bad_key["keys"] = json!({"curve25519:X": 5});
+    let bad_uploads = [
+        json!({"device_keys": no_algorithms}),
+        json!({"device_keys": bad_key}),
+        json!({"device_keys": alice.device_keys("curve-1"), "one_time_keys": {"nocolon": "k"}}),
+        json!({"device_keys": alice.device_keys("curve-1"),
+               "one_time_keys": {"signed_curve25519:AAAA": {"key": "k"}}}),
+        json!({"fallback_keys": {"signed_curve25519:AAAB": ["not", "a", "key"]}}),
+    ];
+    for body in bad_uploads {
+        let (status, reply) = alice.call("POST", "keys/upload", body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {reply}");
+        assert_eq!(reply["errcode"], "M_BAD_JSON", "{body} -> {reply}");
+    }
+    let query = json!({"device_keys": {alice.user.clone(): []}});
+    let keys = alice.ok("POST", "keys/query", query).await;
+    assert_eq!(keys["device_keys"][&alice.user], json!({}), "{keys}");
+
+    let (status, reply) = alice
+        .call(
+            "POST",
+            "keys/device_signing/upload",
+            json!({"master_key": {
+            "user_id": alice.user, "usage": ["self_signing"], "keys": {"ed25519:m": "m"}}}),
+        )
+        .await;
+    assert_eq!(status, 400, "a master key of another usage: {reply}");
+
+    // Another user's signature of alice's device is kept for its signer,
+    // never merged into the keys everyone is given.
+    alice
+        .ok(
+            "POST",
+            "keys/upload",
+            json!({"device_keys": alice.device_keys("curve-1")}),
+        )
+        .await;
+    let mallory = Client::login(&a, "mallory").await;
+    let forged = json!({alice.user.clone(): {alice.device.clone(): {
+        "signatures": {mallory.user.clone(): {"ed25519:forged": "sig"}}}}});
+    mallory.ok("POST", "keys/signatures/upload", forged).await;
+    let query = json!({"device_keys": {alice.user.clone(): []}});
+    let keys = alice.ok("POST", "keys/query", query).await;
+    let signers = &keys["device_keys"][&alice.user][&alice.device]["signatures"];
+    assert!(signers.get(&mallory.user).is_none(), "{keys}");
+}
