@@ -104,6 +104,37 @@ async fn an_invite_to_a_server_outside_the_room_is_rejected_through_make_leave()
     assert_eq!(status, 403, "{reply}");
 }
 
+/// A server whose users have all left a room sends no join template: it
+/// could not vouch for the room's state nor reach its members. The
+/// joining user sees the resident's error (404), not a gateway error.
+#[tokio::test]
+async fn a_server_no_longer_in_a_room_does_not_let_others_join_through_it() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let (alice, erin) = (user(&a, "alice"), user(&b, "erin"));
+    let room = create(&a, &alice, "12").await;
+    make_public(&a, &room, &alice).await;
+    let (status, reply) = leave(&a, &room, &alice, &[]).await;
+    assert_eq!(status, 200, "{reply}");
+    for make in ["make_join", "make_knock"] {
+        let uri = format!(
+            "/_matrix/federation/v1/{make}/{}/{}?ver=12",
+            encode(&room),
+            encode(&erin)
+        );
+        let (status, reply) = federation(&b, &a, "GET", &uri, None).await;
+        assert_eq!(status, 404, "{make}: {reply}");
+        assert_eq!(reply["errcode"], "M_NOT_FOUND", "{make}: {reply}");
+    }
+    let (status, reply) = join(&b, &room, &erin, &[&a.server_name]).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (404, Some("M_NOT_FOUND")),
+        "{reply}"
+    );
+}
+
 #[tokio::test]
 async fn a_knock_is_let_in_by_an_invite() {
     let ca = TestCa::new();

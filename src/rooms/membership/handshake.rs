@@ -53,6 +53,14 @@ impl RoomService {
         self.check_acl(room, origin)?;
         let _guard = self.lock(room).await?;
         let record = self.record(room)?;
+        // A server that has left a room can no longer vouch for its state
+        // or reach its members: joins and knocks go to one still in it
+        // (Synapse: "Not an active room on this server").
+        if membership != "leave" && !self.joined_servers(room)?.contains(&self.server_name) {
+            return Err(Error::not_found(format!(
+                "{room} is not an active room on this server"
+            )));
+        }
         if let Some(supported) = supported {
             // Spec: without `ver` the other server supports only version 1.
             let compatible = supported.contains(&record.version)

@@ -145,6 +145,15 @@ async fn an_event_its_auth_events_forbid_is_stored_as_rejected() {
     };
     assert!(!citing(id.as_str()));
     assert!(citing(bob.as_str()));
+    // Nor has it a state to give out (federation /state and /state_ids).
+    let meta = f
+        .rooms
+        .trees
+        .event_meta(id.as_str())
+        .expect("meta")
+        .expect("stored");
+    let error = f.rooms.state_ids_before(&meta).expect_err("no state");
+    assert_eq!(error.status, http::StatusCode::NOT_FOUND, "{error:?}");
     // A second delivery is answered from the store.
     let again = f.event(
         "bob",

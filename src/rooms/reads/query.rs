@@ -69,7 +69,9 @@ impl RoomService {
 
     /// The state before a (non-outlier) event, as event IDs.
     pub fn state_ids_before(&self, meta: &EventMeta) -> Result<Vec<OwnedEventId>> {
-        if meta.outlier {
+        // A rejected event has no place in the room's history, so no
+        // state; Synapse answers 404 for it too.
+        if meta.outlier || matches!(meta.status, Status::Rejected(_)) {
             return Err(Error::not_found(
                 "the state at that event is not known here",
             ));
