@@ -23,11 +23,12 @@ pub use crate::services::Services;
 
 pub use routes::routes;
 
-/// `/_matrix/client/v3/…`.
+/// `/_matrix/client/v3/…`, and `r0/…`: `/versions` lists r0.6.1, whose
+/// clients and bots use those paths (Synapse serves both).
 fn v3() -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::path("_matrix")
         .and(warp::path("client"))
-        .and(warp::path("v3"))
+        .and(warp::path("v3").or(warp::path("r0")).unify())
 }
 
 /// The access token from `Authorization: Bearer` or, deprecated but still

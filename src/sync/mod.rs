@@ -6,6 +6,7 @@
 
 mod filter;
 mod lazy;
+mod legacy;
 mod rooms;
 mod token;
 
@@ -22,6 +23,7 @@ use ruma::{
 use serde_json::{json, Map, Value};
 
 pub use filter::{EventFilter, Filter};
+pub use legacy::RoomSnapshot;
 pub use token::Token;
 
 use crate::{

@@ -9,8 +9,10 @@ mod create_room;
 mod devices;
 mod directory;
 mod event;
+mod events;
 mod filter;
 mod hierarchy;
+mod initial_sync;
 mod joined_rooms;
 mod joining;
 mod keys;
@@ -59,6 +61,8 @@ pub fn routes(services: Services) -> Route {
         account_data::routes(services.clone()),
         profile::routes(services.clone()),
         sync::route(services.clone()),
+        events::route(services.clone()),
+        initial_sync::routes(services.clone()),
         create_room::route(services.clone()),
         directory::routes(services.clone()),
         public_rooms::routes(services.clone()),

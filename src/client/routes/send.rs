@@ -1,6 +1,6 @@
 //! `PUT /rooms/{roomId}/send/{eventType}/{txnId}`: idempotent per device
-//! and transaction ID. Spec: client-server-api "Sending events to a room";
-//! room_send.yaml.
+//! and transaction ID; and r0's `POST /rooms/{roomId}/send/{eventType}`.
+//! Spec: client-server-api "Sending events to a room"; room_send.yaml.
 
 use bytes::Bytes;
 use ruma::RoomId;
@@ -16,33 +16,50 @@ use crate::{
 };
 
 pub fn route(services: Services) -> Route {
-    v3().and(warp::path!("rooms" / String / "send" / String / String))
+    let put_services = services.clone();
+    let put = v3()
+        .and(warp::path!("rooms" / String / "send" / String / String))
         .and(warp::put())
         .and(session(services.accounts.clone()))
         .and(body_limited())
         .then(
             move |room: String, kind: String, txn: String, session: Session, bytes: Bytes| {
-                let services = services.clone();
-                async move { respond(send(services, room, kind, txn, session, bytes)).await }
+                let services = put_services.clone();
+                async move { respond(send(services, room, kind, Some(txn), session, bytes)).await }
             },
-        )
-        .boxed()
+        );
+    // r0's `POST` without a transaction ID: not idempotent, still sent by
+    // older bots and tools (Synapse keeps it too).
+    let post = v3()
+        .and(warp::path!("rooms" / String / "send" / String))
+        .and(warp::post())
+        .and(session(services.accounts.clone()))
+        .and(body_limited())
+        .then(
+            move |room: String, kind: String, session: Session, bytes: Bytes| {
+                let services = services.clone();
+                async move { respond(send(services, room, kind, None, session, bytes)).await }
+            },
+        );
+    put.or(post).unify().boxed()
 }
 
 async fn send(
     services: Services,
     room: String,
     kind: String,
-    txn: String,
+    txn: Option<String>,
     session: Session,
     bytes: Bytes,
 ) -> Result<Value> {
     let room = room_id(&room)?;
     let kind = percent_decode(&kind);
-    let txn = percent_decode(&txn);
+    let txn = txn.map(|t| percent_decode(&t));
     let accounts = &services.accounts;
-    if let Some(event_id) = accounts.txn_event(&session, &txn)? {
-        return Ok(json!({ "event_id": event_id }));
+    if let Some(txn) = &txn {
+        if let Some(event_id) = accounts.txn_event(&session, txn)? {
+            return Ok(json!({ "event_id": event_id }));
+        }
     }
     let content: Value = body(&bytes)?;
     check_content(&room, &kind, &content)?;
@@ -50,7 +67,9 @@ async fn send(
         .rooms
         .send(&room, &session.user_id, &kind, None, content)
         .await?;
-    accounts.put_txn_event(&session, &txn, Some(&txn), event_id.as_str())?;
+    if let Some(txn) = &txn {
+        accounts.put_txn_event(&session, txn, Some(txn), event_id.as_str())?;
+    }
     Ok(json!({ "event_id": event_id }))
 }
 

@@ -43,17 +43,21 @@ pub fn route(services: Services) -> Route {
         .boxed()
 }
 
+/// `?timeout=` in milliseconds (none: answer at once).
+pub(super) fn timeout(query: &str) -> Result<Duration> {
+    match param(query, "timeout") {
+        Some(ms) => Ok(Duration::from_millis(ms.parse().map_err(|_| {
+            Error::invalid_param(format!("timeout {ms:?} is not a number"))
+        })?)),
+        None => Ok(Duration::ZERO),
+    }
+}
+
 fn parse(services: &Services, session: &Session, query: &str) -> Result<SyncRequest> {
     let since = param(query, "since")
         .map(|t| Token::parse(&t))
         .transpose()?;
-    let timeout = match param(query, "timeout") {
-        Some(ms) => Duration::from_millis(
-            ms.parse()
-                .map_err(|_| Error::invalid_param(format!("timeout {ms:?} is not a number")))?,
-        ),
-        None => Duration::ZERO,
-    };
+    let timeout = timeout(query)?;
     // A filter ID, or the filter itself as JSON (as Synapse, whatever
     // starts with `{`).
     let filter = match param(query, "filter") {
