@@ -19,10 +19,17 @@ struct QueryParams {
     minimum_valid_until_ts: Option<u64>,
 }
 
-/// `GET /_matrix/key/v2/query/{serverName}`
+/// `GET /_matrix/key/v2/query/{serverName}`, and the older
+/// `…/{serverName}/{keyId}` that some servers still send: the key ID is
+/// deprecated and all the server's keys are given either way.
 /// Spec: server-server-api.md "Querying Keys Through Another Server".
 pub fn get_route(keys: Arc<KeyService>) -> BoxedFilter<(Response,)> {
-    warp::path!("_matrix" / "key" / "v2" / "query" / String)
+    let server = warp::path!("_matrix" / "key" / "v2" / "query" / String);
+    let with_key_id = warp::path!("_matrix" / "key" / "v2" / "query" / String / String)
+        .map(|server: String, _key_id: String| server);
+    server
+        .or(with_key_id)
+        .unify()
         .and(warp::get())
         .and(warp::query::<QueryParams>())
         .then(move |server: String, params: QueryParams| {

@@ -1,11 +1,13 @@
-//! `PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}`.
-//! Spec: server-server-api.md "Joining Rooms"; joins-v2.yaml.
+//! `PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}`, and the v1
+//! endpoint older servers still use: the same checks, its answer wrapped
+//! as `[200, answer]`, never with members omitted.
+//! Spec: server-server-api.md "Joining Rooms"; joins-v2.yaml, joins-v1.yaml.
 
-use ruma::CanonicalJsonObject;
-use serde_json::value::RawValue;
+use ruma::{CanonicalJsonObject, OwnedEventId, OwnedRoomId};
+use serde_json::{json, value::RawValue};
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::{admitted, Services};
+use super::{admitted, room_event_put, Services};
 use crate::{
     error::Result,
     federation::auth::Authenticated,
@@ -15,42 +17,60 @@ use crate::{
 };
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
-    warp::path!("_matrix" / "federation" / "v2" / "send_join" / String / String)
+    let v2_services = services.clone();
+    let v2 = warp::path!("_matrix" / "federation" / "v2" / "send_join" / String / String)
         .and(warp::put())
         .and(raw_query())
         .and(admitted(&services))
         .then(
             move |room: String, event: String, query: String, request: Authenticated| {
-                let services = services.clone();
-                async move { reply(handle(&services, &room, &event, &query, request).await) }
+                let services = v2_services.clone();
+                async move {
+                    let omit_members = params(&query, "omit_members")
+                        .first()
+                        .is_some_and(|v| v == "true");
+                    reply(
+                        async {
+                            let (room, event) = (room_id(&room)?, event_id(&event)?);
+                            let answer =
+                                handle(&services, room, event, request, omit_members).await?;
+                            Ok(ok_json(&answer))
+                        }
+                        .await,
+                    )
+                }
             },
-        )
-        .boxed()
+        );
+    let v1 = room_event_put(
+        services,
+        "v1",
+        "send_join",
+        |services, room, event, request| async move {
+            let answer = handle(&services, room, event, request, false).await?;
+            Ok(ok_json(&json!([200, answer])))
+        },
+    );
+    v2.or(v1).unify().boxed()
 }
 
 async fn handle(
     services: &Services,
-    room: &str,
-    event: &str,
-    query: &str,
+    room: OwnedRoomId,
+    event_id: OwnedEventId,
     request: Authenticated,
-) -> Result<Response> {
-    let room = room_id(room)?;
-    let event_id = event_id(event)?;
+    omit_members: bool,
+) -> Result<SendJoinAnswer<Box<RawValue>>> {
     let object: CanonicalJsonObject = parse_json(&request.body)?;
-    let omit_members = params(query, "omit_members")
-        .first()
-        .is_some_and(|v| v == "true");
     let answer = services
         .rooms
         .send_join(&room, &event_id, &request.origin, object, omit_members)
         .await?;
-    Ok(ok_json(&SendJoinAnswer::<Box<RawValue>> {
+    Ok(SendJoinAnswer::<Box<RawValue>> {
         origin: services.keys.server_name().to_string(),
         state: answer.state,
         auth_chain: answer.auth_chain,
         members_omitted: answer.members_omitted,
         servers_in_room: answer.servers_in_room,
         event: answer.event,
-    }))
+    })
 }
