@@ -91,6 +91,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::select! {
         _ = services.sender.clone().run() => {}
         _ = services.edus.run_presence_timers() => {}
+        _ = services.edus.run_typing_timers() => {}
         _ = serve(federation_listener, tls, federation_routes) => {}
         _ = serve(client_listener, None, client_routes) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),

@@ -498,3 +498,49 @@ async fn read_markers_receipts_and_room_account_data_reach_sync() {
     assert!(ephemeral.contains("m.read\""), "{reply}");
     assert!(!ephemeral.contains("m.read.private"), "{reply}");
 }
+
+/// A typing notification that lapses is a change: a long-polling `/sync`
+/// wakes for it and shows the user no longer typing, though nothing else
+/// happened in the room.
+#[tokio::test]
+async fn a_lapsed_typing_notification_reaches_sync() {
+    let ca = TestCa::new();
+    let h = Hearth::start(&ca);
+    let alice = Client::login(&h, "alice").await;
+    let bob = Client::login(&h, "bob").await;
+    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    bob.ok("POST", &format!("join/{}", encode(&room)), json!({}))
+        .await;
+    let since = batch(&bob.ok("GET", "sync", json!(null)).await);
+    let path = format!("rooms/{}/typing/{}", encode(&room), encode(&alice.user));
+    alice
+        .ok("PUT", &path, json!({"typing": true, "timeout": 1500}))
+        .await;
+    let typing = |reply: &Value| -> Option<Value> {
+        reply["rooms"]["join"][&room]["ephemeral"]["events"]
+            .as_array()?
+            .iter()
+            .find(|e| e["type"] == "m.typing")
+            .map(|e| e["content"]["user_ids"].clone())
+    };
+    let reply = bob
+        .sync_until(&since, "alice typing", |r| {
+            typing(r) == Some(json!([alice.user]))
+        })
+        .await;
+    let since = batch(&reply);
+    // One long poll, woken by the lapse alone.
+    let started = std::time::Instant::now();
+    let reply = bob
+        .ok(
+            "GET",
+            &format!("sync?since={since}&timeout=10000"),
+            json!(null),
+        )
+        .await;
+    let (_, view) = h
+        .admin_get(&format!("rooms/{}/ephemeral", encode(&room)))
+        .await;
+    assert_eq!(typing(&reply), Some(json!([])), "{since} {reply} {view}");
+    assert!(started.elapsed().as_secs() < 8, "woken late: {reply}");
+}

@@ -12,7 +12,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use ruma::{
@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 mod presence;
+mod typing;
 
 pub use presence::is_state as is_presence_state;
 use presence::Presence;
@@ -36,22 +37,11 @@ use crate::{
     },
 };
 
-/// A typing notification lapses after this without a renewal (the EDU
-/// carries no timeout; Synapse uses the same).
-const TYPING_TIMEOUT: Duration = Duration::from_secs(30);
-
 #[derive(Deserialize)]
 struct Edu {
     edu_type: String,
     #[serde(default)]
     content: Value,
-}
-
-#[derive(Deserialize)]
-struct Typing {
-    room_id: OwnedRoomId,
-    user_id: OwnedUserId,
-    typing: bool,
 }
 
 #[derive(Deserialize)]
@@ -189,21 +179,6 @@ impl EduService {
             Some(MembershipState::Join) => Ok(()),
             _ => Err(format!("{user} is not in {room}")),
         }
-    }
-
-    fn typing(&self, origin: &ServerName, content: Value) -> Handled {
-        let typing: Typing = serde_json::from_value(content).map_err(|e| e.to_string())?;
-        self.check_member(&typing.room_id, &typing.user_id, origin)?;
-        let mut all = lock(&self.typing);
-        let room = all.entry(typing.room_id.clone()).or_default();
-        if typing.typing {
-            room.insert(typing.user_id, Instant::now() + TYPING_TIMEOUT);
-        } else {
-            room.remove(&typing.user_id);
-        }
-        drop(all);
-        self.room_changed(&typing.room_id);
-        Ok(())
     }
 
     /// Only the receipts listed change; a room the server may not speak
@@ -379,38 +354,6 @@ impl EduService {
         Ok(())
     }
 
-    /// One of our users starts or stops typing (for `timeout`, capped);
-    /// the room's other servers are told, unless it is stale by then.
-    pub fn set_typing(
-        &self,
-        room: &RoomId,
-        user: &UserId,
-        typing: Option<Duration>,
-    ) -> crate::error::Result<()> {
-        self.outbox.queue_edu(
-            self.rooms.joined_servers(room)?,
-            "m.typing",
-            serde_json::json!({"room_id": room, "user_id": user, "typing": typing.is_some()}),
-            Some(TYPING_TIMEOUT),
-        )?;
-        let mut all = lock(&self.typing);
-        let users = all.entry(room.to_owned()).or_default();
-        match typing {
-            Some(timeout) => {
-                users.insert(
-                    user.to_owned(),
-                    Instant::now() + timeout.min(TYPING_TIMEOUT),
-                );
-            }
-            None => {
-                users.remove(user);
-            }
-        }
-        drop(all);
-        self.room_changed(room);
-        Ok(())
-    }
-
     /// One of our users' read receipt, kept as other servers' are; public
     /// ones (`m.read`) also go to the room's other servers.
     pub fn set_receipt(
@@ -433,19 +376,6 @@ impl EduService {
         }
         self.room_changed(room);
         Ok(())
-    }
-
-    /// Users typing in `room` now.
-    pub fn typing_in(&self, room: &RoomId) -> Vec<OwnedUserId> {
-        let now = Instant::now();
-        let mut all = lock(&self.typing);
-        let Some(users) = all.get_mut(room) else {
-            return Vec::new();
-        };
-        users.retain(|_, until| *until > now);
-        let mut typing: Vec<OwnedUserId> = users.keys().cloned().collect();
-        typing.sort();
-        typing
     }
 
     /// What a client of ours sees of a room's ephemeral data.

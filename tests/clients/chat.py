@@ -2,8 +2,9 @@
 
 usage: chat.py HS_A USER_A PW_A HS_B USER_B PW_B [--restart-file PATH]
 
-A creates a room and invites B; B sees the invite in /sync and joins; both
-send messages and each sees the other's; B sees A typing and stopping, A
+A creates a room and invites B; B sees the invite in /sync and joins; each
+sees the other in device_lists.changed (whose devices an encrypting client
+must then fetch); both send messages and each sees the other's; B sees A typing and stopping, A
 sees B's read receipt; A redacts a message and B sees it redacted, live
 and in history; B reads the history back with
 /messages; B changes its display name and A sees it through the profile
@@ -30,6 +31,7 @@ from nio import (
     RoomMessagesResponse,
     RoomMessageText,
     RoomSendResponse,
+    SyncResponse,
 )
 
 STEP_TIMEOUT = 30
@@ -67,8 +69,17 @@ async def login(homeserver, user, password):
         client.redactions.add((room.room_id, event.redacts))
 
     client.add_event_callback(on_redaction, RedactionEvent)
-    await client.sync(timeout=0)
+    client.device_changes = set()
+    await sync(client, 0)
     return client
+
+
+async def sync(client, timeout):
+    """One /sync; notes who is in its device_lists.changed (nio runs its
+    response callbacks only in sync_forever)."""
+    response = await client.sync(timeout=timeout)
+    if isinstance(response, SyncResponse):
+        client.device_changes.update(response.device_list.changed)
 
 
 async def until(client, what, predicate):
@@ -76,7 +87,7 @@ async def until(client, what, predicate):
     deadline = time.monotonic() + STEP_TIMEOUT
     while not predicate():
         check(time.monotonic() < deadline, f"{client.user_id}: timed out waiting for {what}")
-        await client.sync(timeout=1000)
+        await sync(client, 1000)
 
 
 async def say(client, room, body):
@@ -105,6 +116,10 @@ async def main(args):
         check(isinstance(joined, JoinResponse), f"join: {joined}")
         await until(b, "the joined room", lambda: room in b.rooms)
         await until(a, "B's join", lambda: room in a.rooms and b.user_id in a.rooms[room].users)
+        # Each now shares a room with the other: an encrypting client must
+        # fetch the other's devices, which device_lists.changed tells it.
+        await until(a, "B in device_lists.changed", lambda: b.user_id in a.device_changes)
+        await until(b, "A in device_lists.changed", lambda: a.user_id in b.device_changes)
 
         await say(a, room, "hello from A")
         await until(b, "A's message", saw(b, room, a.user_id, "hello from A"))
