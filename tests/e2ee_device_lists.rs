@@ -6,7 +6,8 @@
 //! keys that did not change are not announced; a signed device is a
 //! device list update; `/keys/changes` lists who started and stopped
 //! sharing a room, as `/sync` does; malformed keys are refused whole,
-//! and no user signs their signature into another's keys.
+//! and no user signs their signature into another's keys; a fallback key
+//! handed out is reported used until the device replaces it.
 
 mod common;
 
@@ -184,4 +185,38 @@ async fn malformed_keys_are_refused_and_none_kept() {
     let keys = alice.ok("POST", "keys/query", query).await;
     let signers = &keys["device_keys"][&alice.user][&alice.device]["signatures"];
     assert!(signers.get(&mallory.user).is_none(), "{keys}");
+}
+
+/// Once a claim hands out a device's fallback key, /sync stops listing it
+/// in `device_unused_fallback_key_types`, so the client uploads a new one
+/// (and the old one is not given out forever); a new one is listed again.
+#[tokio::test]
+async fn a_claimed_fallback_key_is_reported_used_until_replaced() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&a, "bob").await;
+    let fallback = |id: &str| {
+        json!({"fallback_keys": {format!("signed_curve25519:{id}"):
+            {"key": id, "fallback": true, "signatures": {}}}})
+    };
+    let unused = |reply: Value| reply["device_unused_fallback_key_types"].clone();
+    alice.ok("POST", "keys/upload", fallback("F1")).await;
+    let reply = alice.ok("GET", "sync", json!(null)).await;
+    assert_eq!(unused(reply), json!(["signed_curve25519"]));
+
+    let claim =
+        json!({"one_time_keys": {alice.user.clone(): {alice.device.clone(): "signed_curve25519"}}});
+    let claimed = bob.ok("POST", "keys/claim", claim.clone()).await;
+    let keys = &claimed["one_time_keys"][&alice.user][&alice.device];
+    assert_eq!(keys["signed_curve25519:F1"]["key"], "F1", "{claimed}");
+    let reply = alice.ok("GET", "sync", json!(null)).await;
+    assert_eq!(unused(reply), json!([]));
+
+    alice.ok("POST", "keys/upload", fallback("F2")).await;
+    let reply = alice.ok("GET", "sync", json!(null)).await;
+    assert_eq!(unused(reply), json!(["signed_curve25519"]));
+    let claimed = bob.ok("POST", "keys/claim", claim).await;
+    let keys = &claimed["one_time_keys"][&alice.user][&alice.device];
+    assert_eq!(keys["signed_curve25519:F2"]["key"], "F2", "{claimed}");
 }

@@ -16,6 +16,10 @@ pub(super) const DEVICE_KEYS: &str = "device_keys";
 pub(super) const ONE_TIME_KEYS: &str = "one_time_keys";
 /// `fallback_keys`: `user_id 0xFF device_id 0xFF algorithm` → `{"algorithm:key_id": key}`.
 pub(super) const FALLBACK_KEYS: &str = "fallback_keys";
+/// `fallback_used`: `user_id 0xFF device_id 0xFF algorithm` → empty: the
+/// device's fallback key of that algorithm was handed out since uploaded,
+/// so the client is told to replace it.
+pub(super) const FALLBACK_USED: &str = "fallback_used";
 /// `cross_signing_keys`: `user_id 0xFF usage` (`master`, `self_signing`,
 /// `user_signing`) → the key JSON.
 pub(super) const CROSS_SIGNING_KEYS: &str = "cross_signing_keys";
@@ -51,6 +55,7 @@ pub struct E2eeTrees {
     device_keys: Tree,
     one_time_keys: Tree,
     fallback_keys: Tree,
+    fallback_used: Tree,
     cross_signing: Tree,
     changes: Tree,
     remote: Tree,
@@ -75,6 +80,7 @@ impl E2eeTrees {
             device_keys: db.open_tree(DEVICE_KEYS)?,
             one_time_keys: db.open_tree(ONE_TIME_KEYS)?,
             fallback_keys: db.open_tree(FALLBACK_KEYS)?,
+            fallback_used: db.open_tree(FALLBACK_USED)?,
             cross_signing: db.open_tree(CROSS_SIGNING_KEYS)?,
             changes: db.open_tree(KEY_CHANGES)?,
             remote: db.open_tree(REMOTE_KEYS)?,
@@ -111,7 +117,11 @@ impl E2eeTrees {
     /// Forgets a deleted device's keys.
     pub fn remove_device(&self, user: &UserId, device: &str) -> Result<()> {
         self.device_keys.remove(key(&[user.as_str(), device]))?;
-        for tree in [&self.one_time_keys, &self.fallback_keys] {
+        for tree in [
+            &self.one_time_keys,
+            &self.fallback_keys,
+            &self.fallback_used,
+        ] {
             for k in tree.scan_prefix(prefix(&[user.as_str(), device])).keys() {
                 tree.remove(k?)?;
             }
@@ -150,11 +160,15 @@ impl E2eeTrees {
                 return Ok(Some((id, decode(ONE_TIME_KEYS, &v)?)));
             }
         }
+        let fallback_key = key(&[user.as_str(), device, algorithm]);
         let fallback: Option<Value> = self
             .fallback_keys
-            .get(key(&[user.as_str(), device, algorithm]))?
+            .get(&fallback_key)?
             .map(|v| decode(FALLBACK_KEYS, &v))
             .transpose()?;
+        if fallback.is_some() {
+            self.fallback_used.insert(fallback_key, &[])?;
+        }
         Ok(fallback.and_then(|f| {
             f.as_object()
                 .and_then(|o| o.iter().next().map(|(k, v)| (k.clone(), v.clone())))
@@ -189,19 +203,23 @@ impl E2eeTrees {
         algorithm: &str,
         keys: &Value,
     ) -> Result<()> {
-        self.fallback_keys
-            .insert(key(&[user.as_str(), device, algorithm]), encode(keys)?)?;
+        let at = key(&[user.as_str(), device, algorithm]);
+        self.fallback_keys.insert(&at, encode(keys)?)?;
+        self.fallback_used.remove(at)?;
         Ok(())
     }
 
-    /// Algorithms a device has a fallback key for.
+    /// Algorithms a device has an unused fallback key for.
     pub fn fallback_algorithms(&self, user: &UserId, device: &str) -> Result<Vec<String>> {
         let prefix = prefix(&[user.as_str(), device]);
-        self.fallback_keys
-            .scan_prefix(&prefix)
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k?[prefix.len()..]).into_owned()))
-            .collect()
+        let mut unused = Vec::new();
+        for k in self.fallback_keys.scan_prefix(&prefix).keys() {
+            let k = k?;
+            if !self.fallback_used.contains_key(&k)? {
+                unused.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            }
+        }
+        Ok(unused)
     }
 
     pub fn put_cross_signing(&self, user: &UserId, usage: &str, keys: &Value) -> Result<()> {
