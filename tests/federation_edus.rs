@@ -188,3 +188,80 @@ async fn a_backlog_of_receipts_goes_in_one_transaction() {
         "{RECEIPTS} receipts of one user in one room are one EDU in one transaction"
     );
 }
+
+/// A joined remote user cannot make every member's `/sync` huge through
+/// receipts: only `m.read` is kept, cut to its event IDs, `ts` and
+/// `thread_id`; and an incremental `/sync` carries only the receipts that
+/// changed since its token, not every receipt of the room.
+#[tokio::test]
+async fn remote_receipts_are_cut_to_the_spec_and_synced_once() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let (room, _, bob) = shared_room(&a, &b).await;
+    let alice = Client::login(&a, "alice").await;
+    let message = say(&a, &room, &alice.user, "read me").await;
+    wait_for_events(&b, &room, std::slice::from_ref(&message), 10).await;
+
+    let mut kinds = serde_json::Map::new();
+    for n in 0..50 {
+        kinds.insert(
+            format!("org.example.made_up.{n}"),
+            json!({bob.clone(): {"event_ids": [message]}}),
+        );
+    }
+    kinds.insert(
+        "m.read".into(),
+        json!({bob.clone(): {"event_ids": [message],
+        "data": {"ts": 7, "thread_id": "main", "junk": "x".repeat(50_000)}}}),
+    );
+    send_edus(
+        &b,
+        &a,
+        "receipts-1",
+        json!([{"edu_type": "m.receipt", "content": {room.clone(): kinds}}]),
+    )
+    .await;
+    let path = format!("rooms/{}/ephemeral", encode(&room));
+    let view = admin_when(&a, &path, |v| {
+        v["receipts"].as_array().is_some_and(|r| !r.is_empty())
+    })
+    .await;
+    assert_eq!(
+        view["receipts"],
+        json!([["m.read", bob, {"event_ids": [message], "data": {"ts": 7, "thread_id": "main"}}]]),
+        "{view}"
+    );
+
+    // Alice's own receipt changes; her incremental sync names only it.
+    let since = alice.ok("GET", "sync", json!(null)).await["next_batch"]
+        .as_str()
+        .expect("batch")
+        .to_owned();
+    let receipt = format!(
+        "rooms/{}/receipt/m.read/{}",
+        encode(&room),
+        encode(&message)
+    );
+    alice.ok("POST", &receipt, json!({})).await;
+    let reply = alice
+        .sync_until(&since, "alice's receipt", |r| {
+            r["rooms"]["join"][&room]["ephemeral"]["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["type"] == "m.receipt"))
+        })
+        .await;
+    let events = &reply["rooms"]["join"][&room]["ephemeral"]["events"];
+    let receipt = events
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["type"] == "m.receipt"))
+        .expect("receipt");
+    let readers = receipt["content"][&message]["m.read"]
+        .as_object()
+        .expect("readers");
+    assert_eq!(
+        readers.keys().collect::<Vec<_>>(),
+        [&alice.user],
+        "{receipt}"
+    );
+}

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 mod presence;
+mod receipts;
 mod typing;
 
 pub use presence::is_state as is_presence_state;
@@ -79,6 +80,9 @@ pub struct EduService {
     /// The count at each room's last typing or receipt change, so `/sync`
     /// sends a room's ephemeral events only when they changed.
     room_changes: Mutex<HashMap<OwnedRoomId, u64>>,
+    /// The count at each receipt's last change (room, type, user), so
+    /// `/sync` sends only the receipts that changed since its token.
+    receipt_changes: Mutex<HashMap<receipts::ReceiptKey, u64>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -112,13 +116,15 @@ impl EduService {
             presence: Mutex::default(),
             changes: tokio::sync::watch::Sender::new(0),
             room_changes: Mutex::default(),
+            receipt_changes: Mutex::default(),
         }
     }
 
-    /// Counts a change to a room's typing or receipts.
-    fn room_changed(&self, room: &RoomId) {
+    /// Counts a change to a room's typing or receipts; the new count.
+    fn room_changed(&self, room: &RoomId) -> u64 {
         let count = self.changed();
         lock(&self.room_changes).insert(room.to_owned(), count);
+        count
     }
 
     /// The change count at the room's last typing or receipt change (0:
@@ -179,31 +185,6 @@ impl EduService {
             Some(MembershipState::Join) => Ok(()),
             _ => Err(format!("{user} is not in {room}")),
         }
-    }
-
-    /// Only the receipts listed change; a room the server may not speak
-    /// for is skipped whole.
-    fn receipts(&self, origin: &ServerName, content: Value) -> Handled {
-        let rooms: HashMap<OwnedRoomId, HashMap<String, HashMap<OwnedUserId, Value>>> =
-            serde_json::from_value(content).map_err(|e| e.to_string())?;
-        for (room, kinds) in rooms {
-            if self.rooms.check_acl(&room, origin).is_err() {
-                continue;
-            }
-            for (kind, users) in kinds {
-                for (user, receipt) in users {
-                    match self.check_member(&room, &user, origin) {
-                        Ok(()) => self
-                            .trees
-                            .put_receipt(&room, &kind, &user, &receipt)
-                            .map_err(|e| e.to_string())?,
-                        Err(reason) => tracing::debug!(%reason, "receipt ignored"),
-                    }
-                }
-            }
-            self.room_changed(&room);
-        }
-        Ok(())
     }
 
     fn presence(&self, origin: &ServerName, content: Value) -> Handled {
@@ -351,30 +332,6 @@ impl EduService {
             .publish_with(|position| Ok(self.keys.mark_changed(&update.user_id, position)?))
             .map_err(|e| e.to_string())?;
         self.changed();
-        Ok(())
-    }
-
-    /// One of our users' read receipt, kept as other servers' are; public
-    /// ones (`m.read`) also go to the room's other servers.
-    pub fn set_receipt(
-        &self,
-        room: &RoomId,
-        kind: &str,
-        user: &UserId,
-        event: &ruma::EventId,
-        ts: u64,
-    ) -> crate::error::Result<()> {
-        let receipt = serde_json::json!({"data": {"ts": ts}, "event_ids": [event]});
-        self.trees.put_receipt(room, kind, user, &receipt)?;
-        if kind == "m.read" {
-            self.outbox.queue_edu(
-                self.rooms.joined_servers(room)?,
-                "m.receipt",
-                serde_json::json!({ room.as_str(): { kind: { user.as_str(): receipt } } }),
-                None,
-            )?;
-        }
-        self.room_changed(room);
         Ok(())
     }
 

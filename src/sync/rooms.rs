@@ -327,21 +327,23 @@ impl SyncService {
     /// Typing and receipts of a room, as `m.typing` and `m.receipt`, as
     /// the filter allows; private receipts only the user's own.
     fn ephemeral(&self, pass: &Pass<'_>, room: &RoomId) -> Result<Vec<Value>> {
-        let view = self.edus.room_view(room)?;
         let mut events = Vec::new();
         if pass.filter.ephemeral_allows(room, "m.typing") {
-            events.push(json!({"type": "m.typing", "content": {"user_ids": view["typing"]}}));
+            let typing = self.edus.typing_in(room);
+            events.push(json!({"type": "m.typing", "content": {"user_ids": typing}}));
         }
         if !pass.filter.ephemeral_allows(room, "m.receipt") {
             return Ok(events);
         }
+        // Only what changed since the token (all of it on an initial or
+        // full-state sync, or when the counter restarted with the process).
+        let since = match pass.since {
+            Some(t) if !pass.full_state && t.ephemeral <= pass.now.ephemeral => Some(t.ephemeral),
+            _ => None,
+        };
         let mut receipts: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-        for entry in view["receipts"].as_array().into_iter().flatten() {
-            let (Some(kind), Some(user), Some(receipt)) =
-                (entry[0].as_str(), entry[1].as_str(), entry.get(2))
-            else {
-                continue;
-            };
+        for (kind, user, receipt) in self.edus.receipts_since(room, since)? {
+            let (kind, user, receipt) = (kind.as_str(), user.as_str(), &receipt);
             if kind == "m.read.private" && user != pass.user.as_str() {
                 continue;
             }
