@@ -6,15 +6,12 @@
 
 mod common;
 
-use common::{client::Client, rooms::encode, Hearth, TestCa};
+use common::{
+    client::{bodies, Client},
+    rooms::encode,
+    Hearth, TestCa,
+};
 use serde_json::{json, Value};
-
-async fn create_room(client: &Client<'_>, body: Value) -> String {
-    client.ok("POST", "createRoom", body).await["room_id"]
-        .as_str()
-        .expect("room")
-        .to_owned()
-}
 
 async fn send(client: &Client<'_>, room: &str, text: &str) -> String {
     let path = format!(
@@ -30,15 +27,6 @@ async fn send(client: &Client<'_>, room: &str, text: &str) -> String {
         .to_owned()
 }
 
-fn bodies(chunk: &Value) -> Vec<String> {
-    chunk
-        .as_array()
-        .expect("chunk")
-        .iter()
-        .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
-        .collect()
-}
-
 async fn status(client: &Client<'_>, path: &str) -> u16 {
     client.call("GET", path, json!(null)).await.0
 }
@@ -51,7 +39,9 @@ async fn former_members_and_strangers_read_what_the_visibility_allows() {
     let bob = Client::login(&h, "bob").await;
     let carol = Client::login(&h, "carol").await;
     let dave = Client::login(&h, "dave").await;
-    let room = create_room(&alice, json!({"preset": "public_chat", "topic": "before"})).await;
+    let room = alice
+        .create_room(json!({"preset": "public_chat", "topic": "before"}))
+        .await;
     let r = encode(&room);
     let m1 = send(&alice, &room, "m1").await;
     let before_bob = alice.ok("GET", "sync", json!(null)).await["next_batch"]
@@ -173,7 +163,7 @@ async fn redacting_others_needs_the_power_and_a_ban_holds_until_lifted() {
     let h = Hearth::start(&ca);
     let alice = Client::login(&h, "alice").await;
     let bob = Client::login(&h, "bob").await;
-    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    let room = alice.create_room(json!({"preset": "public_chat"})).await;
     let r = encode(&room);
     bob.ok("POST", &format!("join/{r}"), json!({})).await;
     let alices = send(&alice, &room, "alice's").await;
@@ -253,8 +243,8 @@ async fn a_canonical_alias_must_point_to_its_room() {
     let alice = Client::login(&h, "alice").await;
     let bob = Client::login(&h, "bob").await;
     let carol = Client::login(&h, "carol").await;
-    let here = create_room(&alice, json!({"preset": "public_chat"})).await;
-    let there = create_room(&alice, json!({})).await;
+    let here = alice.create_room(json!({"preset": "public_chat"})).await;
+    let there = alice.create_room(json!({})).await;
     let name = |local: &str| format!("#{local}:{}", h.server_name);
     for (local, room) in [("here", &here), ("there", &there)] {
         alice

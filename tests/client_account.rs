@@ -17,13 +17,6 @@ fn batch(reply: &Value) -> String {
     reply["next_batch"].as_str().expect("next_batch").to_owned()
 }
 
-async fn create_room(client: &Client<'_>, body: Value) -> String {
-    client.ok("POST", "createRoom", body).await["room_id"]
-        .as_str()
-        .expect("room_id")
-        .to_owned()
-}
-
 #[tokio::test]
 async fn password_change_and_deactivation() {
     let ca = TestCa::new();
@@ -128,7 +121,7 @@ async fn password_change_and_deactivation() {
     assert_eq!(status, 403);
 
     // Bob is in alice's room, then deactivates: he leaves, and is locked out.
-    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    let room = alice.create_room(json!({"preset": "public_chat"})).await;
     bob.ok("POST", &format!("join/{}", encode(&room)), json!({}))
         .await;
     let (status, _) = bob
@@ -257,7 +250,7 @@ async fn push_rules_presence_directory_knock_and_transaction_ids() {
             json!({"displayname": "Alice Liddell"}),
         )
         .await;
-    let room = create_room(&alice, json!({"invite": [bob.user]})).await;
+    let room = alice.create_room(json!({"invite": [bob.user]})).await;
     bob.ok("POST", &format!("join/{}", encode(&room)), json!({}))
         .await;
     let found = bob
@@ -334,9 +327,7 @@ async fn push_rules_presence_directory_knock_and_transaction_ids() {
     assert_eq!(status, 400);
 
     // Knocking on a local room that asks for it.
-    let knock_room = create_room(
-        &alice,
-        json!({"initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]}),
+    let knock_room = alice.create_room(json!({"initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]}),
     )
     .await;
     let (status, _) = carol
@@ -433,8 +424,8 @@ async fn history_visibility_hides_what_came_before_joining() {
         }
     };
     let visibility = |v: &str| json!({"preset": "public_chat", "initial_state": [{"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": v}}]});
-    let joined_only = create_room(&alice, visibility("joined")).await;
-    let shared = create_room(&alice, visibility("shared")).await;
+    let joined_only = alice.create_room(visibility("joined")).await;
+    let shared = alice.create_room(visibility("shared")).await;
     let secret = say(joined_only.clone(), "before bob").await;
     let open = say(shared.clone(), "before bob, shared").await;
     for room in [&joined_only, &shared] {

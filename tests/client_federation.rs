@@ -15,13 +15,6 @@ fn batch(reply: &Value) -> String {
     reply["next_batch"].as_str().expect("next_batch").to_owned()
 }
 
-async fn create_room(client: &Client<'_>, body: Value) -> String {
-    client.ok("POST", "createRoom", body).await["room_id"]
-        .as_str()
-        .expect("room_id")
-        .to_owned()
-}
-
 /// Pages back from `from` until the server gives no `end`; the events,
 /// newest first.
 async fn page_back(client: &Client<'_>, room: &str, from: &str) -> Vec<Value> {
@@ -60,7 +53,9 @@ async fn history_from_before_a_join_is_backfilled_and_kept() {
     let alice = Client::login(&a, "alice").await;
     let bob = Client::login(&b, "bob").await;
 
-    let room = create_room(&alice, json!({"preset": "public_chat", "name": "History"})).await;
+    let room = alice
+        .create_room(json!({"preset": "public_chat", "name": "History"}))
+        .await;
     for i in 1..=25 {
         alice
             .ok(
@@ -127,7 +122,7 @@ async fn presence_rejected_invites_and_knocks_cross_servers() {
     let carol = Client::login(&b, "carol").await;
 
     // A shared room, so alice's presence reaches bob's server.
-    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    let room = alice.create_room(json!({"preset": "public_chat"})).await;
     bob.ok(
         "POST",
         &format!("join/{}?server_name={}", encode(&room), a.server_name),
@@ -156,7 +151,7 @@ async fn presence_rejected_invites_and_knocks_cross_servers() {
     assert_eq!(seen["presence"], "online", "{seen}");
 
     // Carol rejects a remote invite: her sync shows the room as left.
-    let private = create_room(&alice, json!({"invite": [carol.user]})).await;
+    let private = alice.create_room(json!({"invite": [carol.user]})).await;
     // From the start of the stream: the invite may already be there.
     let invited = carol
         .sync_until("s0_0_0", "the invite", |r| {
@@ -201,9 +196,7 @@ async fn presence_rejected_invites_and_knocks_cross_servers() {
     assert_eq!(member["membership"], "leave", "{member}");
 
     // Carol knocks on a room on A; alice sees it, carol's sync lists it.
-    let knock_room = create_room(
-        &alice,
-        json!({"initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]}),
+    let knock_room = alice.create_room(json!({"initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]}),
     )
     .await;
     let carol_since = batch(&fresh);
@@ -258,19 +251,17 @@ async fn restricted_room_joined_through_a_space_on_another_server() {
     let bob = Client::login(&b, "bob").await;
     let carol = Client::login(&b, "carol").await;
 
-    let space = create_room(
-        &alice,
-        json!({"preset": "public_chat", "creation_content": {"type": "m.space"}}),
-    )
-    .await;
-    let restricted = create_room(
-        &alice,
-        json!({"initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {
-            "join_rule": "restricted",
-            "allow": [{"type": "m.room_membership", "room_id": space}],
-        }}]}),
-    )
-    .await;
+    let space = alice
+        .create_room(json!({"preset": "public_chat", "creation_content": {"type": "m.space"}}))
+        .await;
+    let restricted = alice
+        .create_room(
+            json!({"initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {
+                "join_rule": "restricted",
+                "allow": [{"type": "m.room_membership", "room_id": space}],
+            }}]}),
+        )
+        .await;
     let path = format!("join/{}?via={}", encode(&restricted), a.server_name);
 
     // Not in the space: refused, on either server.
@@ -362,21 +353,15 @@ async fn space_hierarchy_spans_servers() {
     let alice = Client::login(&a, "alice").await;
     let bob = Client::login(&b, "bob").await;
 
-    let space = create_room(
-        &alice,
-        json!({"preset": "public_chat", "name": "Space", "creation_content": {"type": "m.space"}}),
+    let space = alice.create_room(json!({"preset": "public_chat", "name": "Space", "creation_content": {"type": "m.space"}}),
     )
     .await;
-    let open = create_room(
-        &alice,
-        json!({"preset": "public_chat", "name": "Public child"}),
-    )
-    .await;
-    let secret = create_room(
-        &alice,
-        json!({"preset": "private_chat", "name": "Secret child"}),
-    )
-    .await;
+    let open = alice
+        .create_room(json!({"preset": "public_chat", "name": "Public child"}))
+        .await;
+    let secret = alice
+        .create_room(json!({"preset": "private_chat", "name": "Secret child"}))
+        .await;
     for child in [&open, &secret] {
         alice
             .ok(
@@ -459,7 +444,9 @@ async fn members_fetched_after_a_partial_join_reach_an_incremental_sync() {
     let b = Hearth::start(&ca);
     let alice = Client::login(&a, "alice").await;
     let bob = Client::login(&b, "bob").await;
-    let room = create_room(&alice, json!({"preset": "public_chat", "name": "Crowd"})).await;
+    let room = alice
+        .create_room(json!({"preset": "public_chat", "name": "Crowd"}))
+        .await;
     let alice = alice.user.clone();
     let members = 300;
     let names = common::rooms::add_members(&a, &room, members).await;
@@ -522,7 +509,9 @@ async fn an_unnamed_room_is_summarised_for_lazy_loading_clients() {
     let alice = Client::login(&a, "alice").await;
     let bob = Client::login(&b, "bob").await;
     let carol = Client::login(&a, "carol").await;
-    let room = create_room(&alice, json!({"is_direct": true, "invite": [bob.user]})).await;
+    let room = alice
+        .create_room(json!({"is_direct": true, "invite": [bob.user]}))
+        .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while bob
         .call("POST", &format!("join/{}", encode(&room)), json!({}))

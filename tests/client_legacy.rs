@@ -7,15 +7,13 @@
 
 mod common;
 
-use common::{client::Client, http, rooms::encode, Hearth, TestCa};
+use common::{
+    client::{bodies, Client},
+    http,
+    rooms::encode,
+    Hearth, TestCa,
+};
 use serde_json::{json, Value};
-
-async fn create_room(client: &Client<'_>, body: Value) -> String {
-    client.ok("POST", "createRoom", body).await["room_id"]
-        .as_str()
-        .expect("room")
-        .to_owned()
-}
 
 /// Sends a message the r0 way: `POST`, no transaction ID.
 async fn post(client: &Client<'_>, room: &str, text: &str) -> String {
@@ -26,15 +24,6 @@ async fn post(client: &Client<'_>, room: &str, text: &str) -> String {
         .as_str()
         .expect("event id")
         .to_owned()
-}
-
-fn bodies(chunk: &Value) -> Vec<String> {
-    chunk
-        .as_array()
-        .expect("chunk")
-        .iter()
-        .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
-        .collect()
 }
 
 /// The entry of `room` in an `/initialSync` answer.
@@ -66,7 +55,7 @@ async fn r0_paths_and_posts_without_a_transaction_id() {
         "{reply}"
     );
 
-    let room = create_room(&alice, json!({})).await;
+    let room = alice.create_room(json!({})).await;
     // Not idempotent: the same body twice is two events.
     let first = post(&alice, &room, "same").await;
     let second = post(&alice, &room, "same").await;
@@ -99,16 +88,14 @@ async fn initial_sync_shows_joined_invited_and_archived_rooms() {
     let h = Hearth::start(&ca);
     let alice = Client::login(&h, "alice").await;
     let bob = Client::login(&h, "bob").await;
-    let joined = create_room(
-        &alice,
-        json!({"preset": "public_chat", "visibility": "public"}),
-    )
-    .await;
+    let joined = alice
+        .create_room(json!({"preset": "public_chat", "visibility": "public"}))
+        .await;
     for text in ["one", "two", "three"] {
         post(&alice, &joined, text).await;
     }
-    let invited = create_room(&bob, json!({"invite": [alice.user]})).await;
-    let left = create_room(&bob, json!({"preset": "public_chat"})).await;
+    let invited = bob.create_room(json!({"invite": [alice.user]})).await;
+    let left = bob.create_room(json!({"preset": "public_chat"})).await;
     alice
         .ok("POST", &format!("join/{}", encode(&left)), json!({}))
         .await;
@@ -180,14 +167,12 @@ async fn room_initial_sync_and_events_follow_the_access_rules() {
     let h = Hearth::start(&ca);
     let alice = Client::login(&h, "alice").await;
     let eve = Client::login(&h, "eve").await;
-    let private = create_room(&alice, json!({})).await;
-    let open = create_room(
-        &alice,
-        json!({"preset": "public_chat", "initial_state": [
+    let private = alice.create_room(json!({})).await;
+    let open = alice
+        .create_room(json!({"preset": "public_chat", "initial_state": [
         {"type": "m.room.history_visibility", "state_key": "",
-         "content": {"history_visibility": "world_readable"}}]}),
-    )
-    .await;
+         "content": {"history_visibility": "world_readable"}}]}))
+        .await;
     post(&alice, &open, "for everyone").await;
 
     let one = alice

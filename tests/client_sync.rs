@@ -14,13 +14,6 @@ fn batch(reply: &Value) -> String {
     reply["next_batch"].as_str().expect("next_batch").to_owned()
 }
 
-async fn create_room(client: &Client<'_>, body: Value) -> String {
-    client.ok("POST", "createRoom", body).await["room_id"]
-        .as_str()
-        .expect("room")
-        .to_owned()
-}
-
 async fn send_text(client: &Client<'_>, room: &str, text: &str) -> String {
     let path = format!("rooms/{}/send/m.room.message/{}", encode(room), rand_txn());
     client
@@ -96,7 +89,7 @@ async fn state_is_the_state_at_the_timeline_start_and_never_repeats_it() {
     let ca = TestCa::new();
     let h = Hearth::start(&ca);
     let alice = Client::login(&h, "alice").await;
-    let room = create_room(&alice, json!({})).await;
+    let room = alice.create_room(json!({})).await;
     set_topic(&alice, &room, "one").await;
     for i in 0..3 {
         send_text(&alice, &room, &format!("m{i}")).await;
@@ -169,13 +162,11 @@ async fn a_room_joined_since_the_token_comes_whole_from_the_join_on() {
     let h = Hearth::start(&ca);
     let alice = Client::login(&h, "alice").await;
     let bob = Client::login(&h, "bob").await;
-    let room = create_room(
-        &alice,
-        json!({"preset": "public_chat", "initial_state": [{
+    let room = alice
+        .create_room(json!({"preset": "public_chat", "initial_state": [{
             "type": "m.room.history_visibility", "state_key": "",
-            "content": {"history_visibility": "joined"}}]}),
-    )
-    .await;
+            "content": {"history_visibility": "joined"}}]}))
+        .await;
     send_text(&alice, &room, "before bob").await;
     alice
         .ok(
@@ -228,7 +219,7 @@ async fn left_rooms_come_with_their_history_up_to_the_leave() {
     let h = Hearth::start(&ca);
     let alice = Client::login(&h, "alice").await;
     let bob = Client::login(&h, "bob").await;
-    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    let room = alice.create_room(json!({"preset": "public_chat"})).await;
     let since = batch(&sync(&bob, None, None, "").await);
 
     // Joined and left within one batch, then the room goes on.
@@ -260,7 +251,7 @@ async fn left_rooms_come_with_their_history_up_to_the_leave() {
     let since = batch(&reply);
 
     // Banned: in leave, with the ban.
-    let room2 = create_room(&alice, json!({"preset": "public_chat"})).await;
+    let room2 = alice.create_room(json!({"preset": "public_chat"})).await;
     bob.ok("POST", &format!("join/{}", encode(&room2)), json!({}))
         .await;
     let since = batch(&sync(&bob, Some(&since), None, "").await);
@@ -303,7 +294,9 @@ async fn lazy_loading_sends_the_members_the_timeline_needs() {
     let alice = Client::login(&h, "alice").await;
     let bob = Client::login(&h, "bob").await;
     let carol = Client::login(&h, "carol").await;
-    let room = create_room(&alice, json!({"preset": "public_chat", "name": "named"})).await;
+    let room = alice
+        .create_room(json!({"preset": "public_chat", "name": "named"}))
+        .await;
     for who in [&bob, &carol] {
         who.ok("POST", &format!("join/{}", encode(&room)), json!({}))
             .await;
@@ -387,8 +380,8 @@ async fn filters_inline_or_stored_shape_events_and_formats() {
     let ca = TestCa::new();
     let h = Hearth::start(&ca);
     let alice = Client::login(&h, "alice").await;
-    let room = create_room(&alice, json!({})).await;
-    let other = create_room(&alice, json!({})).await;
+    let room = alice.create_room(json!({})).await;
+    let other = alice.create_room(json!({})).await;
     send_text(&alice, &room, "hello").await;
     set_topic(&alice, &room, "topic").await;
 
@@ -444,7 +437,7 @@ async fn read_markers_receipts_and_room_account_data_reach_sync() {
     let h = Hearth::start(&ca);
     let alice = Client::login(&h, "alice").await;
     let bob = Client::login(&h, "bob").await;
-    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    let room = alice.create_room(json!({"preset": "public_chat"})).await;
     bob.ok("POST", &format!("join/{}", encode(&room)), json!({}))
         .await;
     let event = send_text(&alice, &room, "read me").await;
@@ -508,7 +501,7 @@ async fn a_lapsed_typing_notification_reaches_sync() {
     let h = Hearth::start(&ca);
     let alice = Client::login(&h, "alice").await;
     let bob = Client::login(&h, "bob").await;
-    let room = create_room(&alice, json!({"preset": "public_chat"})).await;
+    let room = alice.create_room(json!({"preset": "public_chat"})).await;
     bob.ok("POST", &format!("join/{}", encode(&room)), json!({}))
         .await;
     let since = batch(&bob.ok("GET", "sync", json!(null)).await);

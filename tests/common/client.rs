@@ -106,6 +106,14 @@ impl<'a> Client<'a> {
         }
     }
 
+    /// `POST /createRoom` with `body`; the new room's ID.
+    pub async fn create_room(&self, body: Value) -> String {
+        self.ok("POST", "createRoom", body).await["room_id"]
+            .as_str()
+            .expect("room_id")
+            .to_owned()
+    }
+
     pub fn device_keys(&self, curve: &str) -> Value {
         json!({
             "user_id": self.user, "device_id": self.device,
@@ -137,4 +145,14 @@ impl<'a> Client<'a> {
         client.device = reply["device_id"].as_str().expect("device").to_owned();
         client
     }
+}
+
+/// The `body` of each message in a chunk of events.
+pub fn bodies(chunk: &Value) -> Vec<String> {
+    chunk
+        .as_array()
+        .expect("chunk")
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+        .collect()
 }
