@@ -265,3 +265,39 @@ async fn remote_receipts_are_cut_to_the_spec_and_synced_once() {
         "{receipt}"
     );
 }
+
+/// Presence is kept only for users who share a room with one of ours, and
+/// a status message only up to 1 KiB: a stranger cannot fill memory (or
+/// every `/sync`) with made-up users or huge messages.
+#[tokio::test]
+async fn remote_presence_is_kept_only_for_room_sharers_and_bounded() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let (_, _, bob) = shared_room(&a, &b).await;
+    let ghost = user(&b, "ghost");
+    let long = "é".repeat(5_000);
+    send_edus(
+        &b,
+        &a,
+        "presence-1",
+        json!([{"edu_type": "m.presence", "content": {"push": [
+        {"user_id": ghost, "presence": "online", "last_active_ago": 1},
+        {"user_id": bob, "presence": "online", "last_active_ago": 1, "status_msg": long}]}}]),
+    )
+    .await;
+    let bob_path = format!("users/{}/ephemeral", encode(&bob));
+    let on_bob = admin_when(&a, &bob_path, |v| v["presence"]["presence"] == "online").await;
+    let kept = on_bob["presence"]["status_msg"]
+        .as_str()
+        .expect("status_msg");
+    assert!(
+        kept.len() <= 1024 && long.starts_with(kept),
+        "{} bytes",
+        kept.len()
+    );
+    let (_, on_ghost) = a
+        .admin_get(&format!("users/{}/ephemeral", encode(&ghost)))
+        .await;
+    assert!(on_ghost["presence"].is_null(), "{on_ghost}");
+}

@@ -38,6 +38,9 @@ use crate::{
     },
 };
 
+/// Presence updates read from one `m.presence` EDU; the rest are dropped.
+const MAX_PRESENCE_PUSH: usize = 1_000;
+
 #[derive(Deserialize)]
 struct Edu {
     edu_type: String,
@@ -187,12 +190,17 @@ impl EduService {
         }
     }
 
+    /// Presence of the origin's users, kept only for those who share a
+    /// room with one of ours (no one else's is ever shown, and a stranger
+    /// could otherwise fill memory with made-up users); at most
+    /// [`MAX_PRESENCE_PUSH`] entries an EDU.
     fn presence(&self, origin: &ServerName, content: Value) -> Handled {
         let push = content
             .get("push")
             .and_then(Value::as_array)
             .ok_or("no push list")?;
-        for update in push {
+        let shared = self.rooms_shared_with(origin).map_err(|e| e.to_string())?;
+        for update in push.iter().take(MAX_PRESENCE_PUSH) {
             let Some(user) = update
                 .get("user_id")
                 .and_then(Value::as_str)
@@ -200,7 +208,7 @@ impl EduService {
             else {
                 continue;
             };
-            if of_origin(&user, origin).is_err() {
+            if of_origin(&user, origin).is_err() || !self.in_any(&shared, &user)? {
                 continue;
             }
             if let Some(presence) = Presence::from_edu(update, self.version() + 1) {
@@ -209,6 +217,33 @@ impl EduService {
             }
         }
         Ok(())
+    }
+
+    /// Rooms where both `server` and this server have joined users.
+    fn rooms_shared_with(&self, server: &ServerName) -> crate::error::Result<Vec<OwnedRoomId>> {
+        let own = self.rooms.server_name();
+        let mut shared = Vec::new();
+        for room in self.rooms.room_ids()? {
+            let servers = self.rooms.joined_servers(&room)?;
+            if servers.contains(server) && servers.contains(own) {
+                shared.push(room);
+            }
+        }
+        Ok(shared)
+    }
+
+    /// Whether `user` is joined to one of `rooms`.
+    fn in_any(&self, rooms: &[OwnedRoomId], user: &UserId) -> Result<bool, String> {
+        for room in rooms {
+            let membership = self
+                .rooms
+                .membership_of(room, user)
+                .map_err(|e| e.to_string())?;
+            if membership == Some(MembershipState::Join) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Durable and taken once per message ID; only our users' messages are kept.

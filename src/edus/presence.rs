@@ -28,6 +28,17 @@ const ANNOUNCE_EVERY_MS: u64 = 25 * 60_000;
 const REMOTE_TIMEOUT_MS: u64 = 30 * 60_000;
 /// How often presence is checked for running out.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Longest status message kept (bytes); a longer one is cut.
+const MAX_STATUS_MSG: usize = 1_024;
+
+/// `msg` cut to [`MAX_STATUS_MSG`] bytes, at a character boundary.
+fn bounded_status(msg: &str) -> String {
+    let mut end = msg.len().min(MAX_STATUS_MSG);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    msg[..end].to_owned()
+}
 
 /// A user's presence, as last set or received.
 #[derive(Debug, Clone)]
@@ -82,7 +93,7 @@ impl Presence {
             status_msg: update
                 .get("status_msg")
                 .and_then(Value::as_str)
-                .map(str::to_owned),
+                .map(bounded_status),
             last_active_ms: ago.map_or(0, |ago| now_ms().saturating_sub(ago)),
             currently_active: update
                 .get("currently_active")
@@ -128,8 +139,9 @@ impl EduService {
         let now = now_ms();
         let mut all = lock(&self.presence);
         let previous = all.get(user).cloned();
-        let status_msg =
-            status_msg.unwrap_or_else(|| previous.as_ref().and_then(|p| p.status_msg.clone()));
+        let status_msg = status_msg
+            .map(|msg| msg.as_deref().map(bounded_status))
+            .unwrap_or_else(|| previous.as_ref().and_then(|p| p.status_msg.clone()));
         let unchanged = previous
             .as_ref()
             .is_some_and(|p| p.state == state && p.status_msg == status_msg);
