@@ -4,15 +4,16 @@
 //! so a server holding the previous one applies it without asking for
 //! the whole list again (Synapse resyncs on every empty `prev_id`);
 //! keys that did not change are not announced; a signed device is a
-//! device list update; `/keys/changes` lists who started and stopped
-//! sharing a room, as `/sync` does; malformed keys are refused whole,
-//! and no user signs their signature into another's keys; a fallback key
-//! handed out is reported used until the device replaces it.
+//! device list update, and so is a deleted one; `/keys/changes` lists
+//! who started and stopped sharing a room, as `/sync` does; malformed
+//! keys are refused whole, and no user signs their signature into
+//! another's keys; a fallback key handed out is reported used until the
+//! device replaces it.
 
 mod common;
 
 use common::{
-    client::Client,
+    client::{Client, PASSWORD},
     rooms::{encode, federation, shared_room},
     Hearth, TestCa,
 };
@@ -96,6 +97,36 @@ async fn device_list_updates_chain_and_match_the_device_list() {
     })
     .await;
     assert_eq!(third[&device]["prev_id"], json!([second_id]), "{third}");
+    let third_id = third[&device]["stream_id"].as_u64().expect("stream_id");
+
+    // A second device with keys, then deleted: the other server is told,
+    // and the update follows the last one.
+    let phone = Client::login_again(&a, "alice").await;
+    phone
+        .ok(
+            "POST",
+            "keys/upload",
+            json!({"device_keys": phone.device_keys("phone")}),
+        )
+        .await;
+    let with_phone = updates_when(&b, &alice.user, |u| u[&phone.device]["keys"].is_object()).await;
+    let phone_id = with_phone[&phone.device]["stream_id"]
+        .as_u64()
+        .expect("stream_id");
+    assert_eq!(
+        with_phone[&phone.device]["prev_id"],
+        json!([third_id]),
+        "{with_phone}"
+    );
+    let devices = json!({"devices": [phone.device]});
+    let (status, challenge) = alice.call("POST", "delete_devices", devices.clone()).await;
+    assert_eq!(status, 401, "{challenge}");
+    let mut confirmed = json!({"auth": {"type": "m.login.password", "password": PASSWORD,
+        "session": challenge["session"], "identifier": {"type": "m.id.user", "user": alice.user}}});
+    confirmed["devices"] = devices["devices"].clone();
+    alice.ok("POST", "delete_devices", confirmed).await;
+    let gone = updates_when(&b, &alice.user, |u| u[&phone.device]["deleted"] == true).await;
+    assert_eq!(gone[&phone.device]["prev_id"], json!([phone_id]), "{gone}");
 }
 
 #[tokio::test]

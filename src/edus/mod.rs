@@ -123,11 +123,20 @@ impl EduService {
         }
     }
 
-    /// Counts a change to a room's typing or receipts; the new count.
-    fn room_changed(&self, room: &RoomId) -> u64 {
-        let count = self.changed();
-        lock(&self.room_changes).insert(room.to_owned(), count);
-        count
+    /// Counts a change to a room's typing or receipts.
+    fn room_changed(&self, room: &RoomId) {
+        self.room_changed_with(room, |_| {});
+    }
+
+    /// Counts a change to a room, recording it (and whatever `also`
+    /// records) before a waiting `/sync` can wake: one woken in between
+    /// would see the new count but not the room's change, and miss it.
+    fn room_changed_with(&self, room: &RoomId, also: impl FnOnce(u64)) {
+        self.changes.send_modify(|count| {
+            *count += 1;
+            lock(&self.room_changes).insert(room.to_owned(), *count);
+            also(*count);
+        });
     }
 
     /// The change count at the room's last typing or receipt change (0:

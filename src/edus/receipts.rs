@@ -95,9 +95,10 @@ impl EduService {
     }
 
     fn receipt_changed(&self, room: &RoomId, kind: &str, user: &UserId) {
-        let count = self.room_changed(room);
         let key = (room.to_owned(), kind.to_owned(), user.to_owned());
-        lock(&self.receipt_changes).insert(key, count);
+        self.room_changed_with(room, |count| {
+            lock(&self.receipt_changes).insert(key, count);
+        });
     }
 
     /// (type, user, receipt) of the room's receipts changed after the
