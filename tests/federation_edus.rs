@@ -46,9 +46,14 @@ async fn edus_are_kept_for_clients_and_checked_against_their_origin() {
     let message = say(&a, &room, &alice, "read me").await;
     wait_for_events(&b, &room, std::slice::from_ref(&message), 10).await;
 
+    let device = Client::login(&a, "alice").await.device;
+    let ghost = user(&a, "ghost");
+    // Only the device that exists gets a message: the others would wait
+    // forever for a sync that never comes.
     let to_device = json!({"edu_type": "m.direct_to_device", "content": {
         "sender": bob, "type": "m.room_key_request", "message_id": "m1",
-        "messages": {alice.clone(): {"DEVICE1": {"secret": 1}}}}});
+        "messages": {alice.clone(): {device.clone(): {"secret": 1}, "NOSUCHDEVICE": {"secret": 2}},
+                     ghost: {"*": {"secret": 3}, "GHOSTDEVICE": {"secret": 4}}}}});
     send_edus(&b, &a, "edus-1", json!([
         {"edu_type": "m.typing", "content": {"room_id": room, "user_id": bob, "typing": true}},
         // Not B's user, and not in the room: ignored.
@@ -103,7 +108,7 @@ async fn edus_are_kept_for_clients_and_checked_against_their_origin() {
         .await;
     assert_eq!(
         on_alice["to_device"],
-        json!([{"device_id": "DEVICE1", "message": {"sender": bob, "type": "m.room_key_request", "content": {"secret": 1}}}]),
+        json!([{"device_id": device, "message": {"sender": bob, "type": "m.room_key_request", "content": {"secret": 1}}}]),
         "{on_alice}"
     );
     assert!(

@@ -291,7 +291,10 @@ impl EduService {
                 .map(|(d, _)| d)
                 .collect());
         }
-        Ok(vec![device.to_owned()])
+        // A message for a device that does not exist would wait forever
+        // for a sync that never comes: dropped, as Synapse does.
+        let exists = self.accounts.device(user, device.into())?.is_some();
+        Ok(exists.then(|| device.to_owned()).into_iter().collect())
     }
 
     /// Durably stores to-device messages for our users' devices, once
