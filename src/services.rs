@@ -51,6 +51,21 @@ impl Services {
     pub fn new(set: ServiceSet) -> Self {
         Self(Arc::new(set))
     }
+
+    /// After `user`'s `devices` were removed (logout, deletion): their keys
+    /// are dropped and the servers sharing a room are told (clients stop
+    /// encrypting for them), and their to-device inboxes are emptied.
+    pub fn devices_removed(
+        &self,
+        user: &ruma::UserId,
+        devices: &[String],
+    ) -> crate::error::Result<()> {
+        for device in devices {
+            self.e2ee.device_removed(user, device)?;
+            self.edus.drop_inbox(user, device)?;
+        }
+        Ok(())
+    }
 }
 
 impl Deref for Services {

@@ -251,3 +251,41 @@ async fn a_claimed_fallback_key_is_reported_used_until_replaced() {
     let keys = &claimed["one_time_keys"][&alice.user][&alice.device];
     assert_eq!(keys["signed_curve25519:F2"]["key"], "F2", "{claimed}");
 }
+
+/// Logging out removes the device: its keys leave key queries, so other
+/// users' clients stop encrypting for a device that is gone.
+#[tokio::test]
+async fn a_logged_out_device_leaves_the_key_queries() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&a, "bob").await;
+    let phone = Client::login_again(&a, "alice").await;
+    for client in [&alice, &phone] {
+        client
+            .ok(
+                "POST",
+                "keys/upload",
+                json!({"device_keys": client.device_keys("k")}),
+            )
+            .await;
+    }
+    let query = json!({"device_keys": {alice.user.clone(): []}});
+    let devices = |keys: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = keys["device_keys"][&alice.user]
+            .as_object()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    let mut both = vec![alice.device.clone(), phone.device.clone()];
+    both.sort();
+    assert_eq!(
+        devices(&bob.ok("POST", "keys/query", query.clone()).await),
+        both
+    );
+    phone.ok("POST", "logout", json!({})).await;
+    let keys = bob.ok("POST", "keys/query", query).await;
+    assert_eq!(devices(&keys), vec![alice.device.clone()], "{keys}");
+}

@@ -286,18 +286,22 @@ impl AccountService {
         Ok(session)
     }
 
-    pub fn logout(&self, session: &Session) -> Result<()> {
-        Ok(self
-            .trees
-            .remove_device(&session.user_id, &session.device_id)?)
+    /// Ends the session and removes its device; the device removed.
+    pub fn logout(&self, session: &Session) -> Result<Vec<String>> {
+        self.trees
+            .remove_device(&session.user_id, &session.device_id)?;
+        Ok(vec![session.device_id.to_string()])
     }
 
-    pub fn logout_all(&self, user: &UserId) -> Result<()> {
+    /// Removes every device of the user; the devices removed.
+    pub fn logout_all(&self, user: &UserId) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
         for (device, _) in self.trees.devices_of(user)? {
             self.trees
                 .remove_device(user, <&DeviceId>::from(device.as_str()))?;
+            removed.push(device);
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// A token that proves to another service, through our
@@ -321,15 +325,17 @@ impl AccountService {
         OwnedUserId::try_from(user).map_err(|_| unknown())
     }
 
-    /// Ends every session of the user but this one.
-    pub fn logout_others(&self, session: &Session) -> Result<()> {
+    /// Ends every session of the user but this one; the devices removed.
+    pub fn logout_others(&self, session: &Session) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
         for (device, _) in self.trees.devices_of(&session.user_id)? {
             if device != session.device_id.as_str() {
                 self.trees
                     .remove_device(&session.user_id, <&DeviceId>::from(device.as_str()))?;
+                removed.push(device);
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     pub async fn set_password(&self, user: &UserId, password: String) -> Result<()> {
@@ -345,7 +351,7 @@ impl AccountService {
         record.deactivated = true;
         record.password_hash = None;
         self.trees.put_user(user, &record)?;
-        self.logout_all(user)
+        self.logout_all(user).map(drop)
     }
 
     /// A local user's profile: (displayname, avatar_url).

@@ -280,6 +280,12 @@ impl EduService {
             .map_err(|e| e.to_string())
     }
 
+    /// Forgets what waits for a removed device.
+    pub fn drop_inbox(&self, user: &UserId, device: &str) -> crate::error::Result<()> {
+        self.trees.drop_inbox(user, device)?;
+        Ok(self.trees.flush()?)
+    }
+
     /// The devices a to-device message addressed to `device` goes to:
     /// `*` means every device the user has now.
     fn devices_for(&self, user: &UserId, device: &str) -> crate::error::Result<Vec<String>> {

@@ -152,6 +152,15 @@ impl EduTrees {
         Ok(messages)
     }
 
+    /// Drops every message waiting for a device (it is gone).
+    pub fn drop_inbox(&self, user: &UserId, device: &str) -> Result<()> {
+        let prefix = key(&[user.as_str().as_bytes(), device.as_bytes(), &[]]);
+        for k in self.to_device.scan_prefix(&prefix).keys() {
+            self.to_device.remove(k?)?;
+        }
+        Ok(())
+    }
+
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;

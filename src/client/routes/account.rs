@@ -73,7 +73,8 @@ async fn change_password(services: Services, session: Session, bytes: Bytes) -> 
         .and_then(Value::as_bool)
         .unwrap_or(true)
     {
-        services.accounts.logout_others(&session)?;
+        let removed = services.accounts.logout_others(&session)?;
+        services.devices_removed(&session.user_id, &removed)?;
     }
     Ok(json!({}))
 }

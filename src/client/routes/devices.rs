@@ -143,5 +143,5 @@ fn remove(services: &Services, session: &Session, id: &str) -> Result<()> {
     services
         .accounts
         .remove_device(&session.user_id, id.into())?;
-    services.e2ee.device_removed(&session.user_id, id)
+    services.devices_removed(&session.user_id, &[id.to_owned()])
 }

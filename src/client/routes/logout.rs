@@ -9,23 +9,30 @@ use crate::{
 };
 
 pub fn routes(services: Services) -> Route {
-    let accounts = services.accounts.clone();
+    let one_services = services.clone();
     let one = v3()
         .and(warp::path!("logout"))
         .and(warp::post())
         .and(session(services.accounts.clone()))
         .then(move |session: Session| {
-            let accounts = accounts.clone();
-            respond(async move { accounts.logout(&session).map(|()| json!({})) })
+            let services = one_services.clone();
+            respond(async move {
+                let removed = services.accounts.logout(&session)?;
+                services.devices_removed(&session.user_id, &removed)?;
+                Ok(json!({}))
+            })
         });
-    let accounts = services.accounts.clone();
     let all = v3()
         .and(warp::path!("logout" / "all"))
         .and(warp::post())
         .and(session(services.accounts.clone()))
         .then(move |session: Session| {
-            let accounts = accounts.clone();
-            respond(async move { accounts.logout_all(&session.user_id).map(|()| json!({})) })
+            let services = services.clone();
+            respond(async move {
+                let removed = services.accounts.logout_all(&session.user_id)?;
+                services.devices_removed(&session.user_id, &removed)?;
+                Ok(json!({}))
+            })
         });
     one.or(all).unify().boxed()
 }
