@@ -22,16 +22,9 @@ use serde_json::{json, Value};
 /// Bob's server's record of alice's device updates, once `ready` holds.
 async fn updates_when(b: &Hearth, alice: &str, ready: impl Fn(&Value) -> bool) -> Value {
     let path = format!("users/{}/ephemeral", encode(alice));
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        let (status, body) = b.admin_get(&path).await;
-        if status == 200 && ready(&body["device_updates"]) {
-            return body["device_updates"].clone();
-        }
-        last = body;
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{path} never got there: {last}\n{}", b.log());
+    b.admin_get_when(&path, |body| ready(&body["device_updates"]))
+        .await["device_updates"]
+        .clone()
 }
 
 #[tokio::test]

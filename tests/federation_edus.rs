@@ -21,21 +21,6 @@ async fn send_edus(from: &Hearth, to: &Hearth, txn: &str, edus: Value) {
     assert_eq!(status, 200, "{reply}\n{}", to.log());
 }
 
-/// An admin read of `path` on `h` once `ready` holds for it: EDUs are
-/// taken in after the transaction is answered.
-async fn admin_when(h: &Hearth, path: &str, ready: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        let (status, body) = h.admin_get(path).await;
-        if status == 200 && ready(&body) {
-            return body;
-        }
-        last = body;
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{path} never got there: {last}\n{}", h.log());
-}
-
 #[tokio::test]
 async fn edus_are_kept_for_clients_and_checked_against_their_origin() {
     let ca = TestCa::new();
@@ -87,10 +72,9 @@ async fn edus_are_kept_for_clients_and_checked_against_their_origin() {
     )
     .await;
     let bob_path = format!("users/{}/ephemeral", encode(&bob));
-    let on_bob = admin_when(&a, &bob_path, |v| {
-        v["presence"]["presence"] == "unavailable"
-    })
-    .await;
+    let on_bob = a
+        .admin_get_when(&bob_path, |v| v["presence"]["presence"] == "unavailable")
+        .await;
 
     let (status, ephemeral) = a
         .admin_get(&format!("rooms/{}/ephemeral", encode(&room)))
@@ -130,7 +114,8 @@ async fn edus_are_kept_for_clients_and_checked_against_their_origin() {
     )
     .await;
     let room_path = format!("rooms/{}/ephemeral", encode(&room));
-    admin_when(&a, &room_path, |v| v["typing"] == json!([])).await;
+    a.admin_get_when(&room_path, |v| v["typing"] == json!([]))
+        .await;
 }
 
 #[tokio::test]
@@ -228,10 +213,11 @@ async fn remote_receipts_are_cut_to_the_spec_and_synced_once() {
     )
     .await;
     let path = format!("rooms/{}/ephemeral", encode(&room));
-    let view = admin_when(&a, &path, |v| {
-        v["receipts"].as_array().is_some_and(|r| !r.is_empty())
-    })
-    .await;
+    let view = a
+        .admin_get_when(&path, |v| {
+            v["receipts"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await;
     assert_eq!(
         view["receipts"],
         json!([["m.read", bob, {"event_ids": [message], "data": {"ts": 7, "thread_id": "main"}}]]),
@@ -292,7 +278,9 @@ async fn remote_presence_is_kept_only_for_room_sharers_and_bounded() {
     )
     .await;
     let bob_path = format!("users/{}/ephemeral", encode(&bob));
-    let on_bob = admin_when(&a, &bob_path, |v| v["presence"]["presence"] == "online").await;
+    let on_bob = a
+        .admin_get_when(&bob_path, |v| v["presence"]["presence"] == "online")
+        .await;
     let kept = on_bob["presence"]["status_msg"]
         .as_str()
         .expect("status_msg");

@@ -326,6 +326,25 @@ impl Hearth {
         .await
     }
 
+    /// An admin read of `path` once `ready` holds for it (EDUs and other
+    /// servers' answers are taken in after the request that brought them).
+    pub async fn admin_get_when(
+        &self,
+        path: &str,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..100 {
+            let (status, body) = self.admin_get(path).await;
+            if status == 200 && ready(&body) {
+                return body;
+            }
+            last = body;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{path} never got there: {last}\n{}", self.log());
+    }
+
     /// `GET /metrics` on the client listener: the text, or `None` on a 404.
     pub async fn metrics(&self) -> Option<String> {
         let (status, body) = http::request_raw(
