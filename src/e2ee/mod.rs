@@ -378,7 +378,7 @@ impl E2eeService {
     }
 
     /// Users sharing a room with `user` whose keys changed in `(from, to]`.
-    pub fn changed_between(&self, user: &UserId, from: u64, to: u64) -> Result<Vec<OwnedUserId>> {
+    fn changed_between(&self, user: &UserId, from: u64, to: u64) -> Result<Vec<OwnedUserId>> {
         let mut changed = Vec::new();
         for other in self.rooms.users_sharing_rooms_with(user)? {
             let at = self.trees.changed_at(&other)?;
@@ -399,11 +399,29 @@ impl E2eeService {
         to: u64,
     ) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
         let (started, stopped) = self.rooms.sharing_changes(user, from, to)?;
+        self.device_list(user, from, to, started, stopped)
+    }
+
+    /// `device_lists` as `/sync` and `/keys/changes` give them: users
+    /// whose keys changed in `(from, to]` or who `started` sharing a room
+    /// with `user` (`changed`), and those of `stopped` who share none now
+    /// (`left`).
+    pub fn device_list(
+        &self,
+        user: &UserId,
+        from: u64,
+        to: u64,
+        started: BTreeSet<OwnedUserId>,
+        stopped: BTreeSet<OwnedUserId>,
+    ) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
         let mut changed: BTreeSet<OwnedUserId> =
             self.changed_between(user, from, to)?.into_iter().collect();
         changed.extend(started);
-        let still = self.rooms.users_sharing_rooms_with(user)?;
-        let left: Vec<OwnedUserId> = stopped.into_iter().filter(|u| !still.contains(u)).collect();
+        let mut left = Vec::new();
+        if !stopped.is_empty() {
+            let still = self.rooms.users_sharing_rooms_with(user)?;
+            left = stopped.into_iter().filter(|u| !still.contains(u)).collect();
+        }
         changed.remove(user);
         for gone in &left {
             changed.remove(gone);

@@ -7,7 +7,7 @@
 //! Spec: client-server-api old_sync.yaml, room_initial_sync.yaml,
 //! peeking_events.yaml.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use ruma::{events::StateEventType, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, UserId};
 use serde_json::{json, Value};
@@ -40,15 +40,19 @@ impl SyncService {
         limit: usize,
         archived: bool,
     ) -> Result<(Value, Vec<RoomSnapshot>)> {
+        let mut data = self.account_data_by_room(user)?;
         let mut rooms = Vec::new();
         for room in self.rooms.room_ids()? {
             let membership = self.rooms.membership_of(&room, user)?;
+            let room_data = data.remove(room.as_str()).unwrap_or_default();
             let body = match membership.as_ref().map(|m| m.as_str()) {
-                Some("join") => self.room_body(user, &room, &ReadAccess::Member, limit)?,
+                Some("join") => {
+                    self.room_body(user, &room, &ReadAccess::Member, limit, room_data)?
+                }
                 Some("invite") => self.invite_body(user, &room)?,
                 Some("leave" | "ban") if archived => {
                     let access = self.rooms.read_access(&room, user)?;
-                    self.room_body(user, &room, &access, limit)?
+                    self.room_body(user, &room, &access, limit, room_data)?
                 }
                 _ => continue,
             };
@@ -70,13 +74,7 @@ impl SyncService {
                 });
             }
         }
-        let global: Vec<Value> = self
-            .accounts
-            .account_data_of(user)?
-            .into_iter()
-            .filter(|(room, _, _)| room.is_empty())
-            .map(|(_, kind, data)| json!({"type": kind, "content": data.content}))
-            .collect();
+        let global = data.remove("").unwrap_or_default();
         let top = json!({
             "end": self.now().to_string(),
             "presence": self.edus.presence_events(user, None)?,
@@ -89,7 +87,11 @@ impl SyncService {
     /// with its members' presence and receipts.
     pub fn room_initial_sync(&self, user: &UserId, room: &RoomId, limit: usize) -> Result<Value> {
         let access = self.rooms.read_access(room, user)?;
-        let mut body = self.room_body(user, room, &access, limit)?;
+        let room_data = self
+            .account_data_by_room(user)?
+            .remove(room.as_str())
+            .unwrap_or_default();
+        let mut body = self.room_body(user, room, &access, limit, room_data)?;
         let mut presence = Vec::new();
         for member in self.rooms.joined_members(room)? {
             if let Some(content) = self.edus.known_presence(&member) {
@@ -180,13 +182,14 @@ impl SyncService {
     }
 
     /// A room the user may read: membership, latest events, the state
-    /// they see and the room's account data.
+    /// they see, and its `account_data` events.
     fn room_body(
         &self,
         user: &UserId,
         room: &RoomId,
         access: &ReadAccess,
         limit: usize,
+        account_data: Vec<Value>,
     ) -> Result<Value> {
         let latest = access.latest_position(self.rooms.position());
         let recent =
@@ -217,13 +220,6 @@ impl SyncService {
             .rooms
             .membership_of(room, user)?
             .map_or_else(|| "leave".to_owned(), |m| m.to_string());
-        let account_data: Vec<Value> = self
-            .accounts
-            .account_data_of(user)?
-            .into_iter()
-            .filter(|(of, _, _)| of == room.as_str())
-            .map(|(_, kind, data)| json!({"type": kind, "content": data.content}))
-            .collect();
         Ok(json!({
             "room_id": room,
             "membership": membership,
@@ -247,6 +243,17 @@ impl SyncService {
             body["invite"] = client_event(&id, &pdu, true);
         }
         Ok(body)
+    }
+
+    /// The user's account data as events, read once: room ID ("" for
+    /// the global ones) → events.
+    fn account_data_by_room(&self, user: &UserId) -> Result<HashMap<String, Vec<Value>>> {
+        let mut by_room: HashMap<String, Vec<Value>> = HashMap::new();
+        for (room, kind, data) in self.accounts.account_data_of(user)? {
+            let event = json!({"type": kind, "content": data.content});
+            by_room.entry(room).or_default().push(event);
+        }
+        Ok(by_room)
     }
 
     fn now(&self) -> Token {

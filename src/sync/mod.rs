@@ -96,11 +96,16 @@ impl Pass<'_> {
     /// Whether a room's typing or receipts changed since the token (the
     /// counter restarts with the process: then whether it changed at all).
     fn room_ephemeral_changed(&self, last_change: u64) -> bool {
-        match self.since {
-            None => true,
-            Some(t) if t.ephemeral > self.now.ephemeral => true,
-            Some(t) => last_change > t.ephemeral,
-        }
+        self.ephemeral_since()
+            .is_none_or(|since| last_change > since)
+    }
+
+    /// The change count the client's ephemeral data stands at; `None`
+    /// when it needs all of it (initial sync, or the counter restarted).
+    fn ephemeral_since(&self) -> Option<u64> {
+        self.since
+            .map(|t| t.ephemeral)
+            .filter(|since| *since <= self.now.ephemeral)
     }
 }
 
@@ -324,26 +329,13 @@ impl SyncService {
         since: Token,
         sharing: Sharing,
     ) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
-        let mut changed: BTreeSet<OwnedUserId> = self
-            .e2ee
-            .changed_between(pass.user, since.position, pass.now.position)?
-            .into_iter()
-            .collect();
-        changed.extend(sharing.joined);
-        let mut left = Vec::new();
-        if !sharing.left.is_empty() {
-            let still = self.rooms.users_sharing_rooms_with(pass.user)?;
-            left = sharing
-                .left
-                .into_iter()
-                .filter(|user| !still.contains(user))
-                .collect();
-        }
-        changed.remove(pass.user);
-        for user in &left {
-            changed.remove(user);
-        }
-        Ok((changed.into_iter().collect(), left))
+        self.e2ee.device_list(
+            pass.user,
+            since.position,
+            pass.now.position,
+            sharing.joined,
+            sharing.left,
+        )
     }
 
     /// Who started or stopped sharing `room` with our user since the

@@ -337,10 +337,7 @@ impl SyncService {
         }
         // Only what changed since the token (all of it on an initial or
         // full-state sync, or when the counter restarted with the process).
-        let since = match pass.since {
-            Some(t) if !pass.full_state && t.ephemeral <= pass.now.ephemeral => Some(t.ephemeral),
-            _ => None,
-        };
+        let since = pass.ephemeral_since().filter(|_| !pass.full_state);
         let mut receipts: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
         for (kind, user, receipt) in self.edus.receipts_since(room, since)? {
             let (kind, user, receipt) = (kind.as_str(), user.as_str(), &receipt);

@@ -53,13 +53,7 @@ impl RoomService {
 
     /// The `membership` of a stored member event.
     fn membership_in(&self, id: &EventId) -> Result<String> {
-        let event = self.event_object(id)?;
-        let membership = event
-            .get("content")
-            .and_then(|c| c.as_object())
-            .and_then(|c| c.get("membership"))
-            .and_then(|m| m.as_str());
-        Ok(membership.unwrap_or_default().to_owned())
+        Ok(membership_field(&self.event_object(id)?))
     }
 
     /// The stream position of `user`'s current membership of `room` (0 if
@@ -125,12 +119,7 @@ impl RoomService {
         let Some(Ok(member)) = field("state_key").map(OwnedUserId::try_from) else {
             return Ok(None);
         };
-        let membership = event
-            .get("content")
-            .and_then(|c| c.as_object())
-            .and_then(|c| c.get("membership"))
-            .and_then(|m| m.as_str());
-        Ok(Some((member, membership.unwrap_or_default().to_owned())))
+        Ok(Some((member, membership_field(&event))))
     }
 
     /// Rooms `user` is joined to.
@@ -162,4 +151,14 @@ impl RoomService {
         }
         Ok(servers)
     }
+}
+
+/// The `content.membership` of a member event ("" if it has none).
+fn membership_field(event: &ruma::CanonicalJsonObject) -> String {
+    let membership = event
+        .get("content")
+        .and_then(|c| c.as_object())
+        .and_then(|c| c.get("membership"))
+        .and_then(|m| m.as_str());
+    membership.unwrap_or_default().to_owned()
 }
