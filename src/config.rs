@@ -34,6 +34,7 @@ pub struct Config {
     pub rooms: Rooms,
     pub metrics: Metrics,
     pub registration: Registration,
+    pub limits: Limits,
     /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
     pub log: String,
 }
@@ -102,6 +103,48 @@ fn yes() -> bool {
 pub struct Metrics {
     /// Serve Prometheus metrics at `GET /metrics` on the client listener.
     pub enabled: bool,
+}
+
+/// What a stranger may hold of this server: connections, time, memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Open connections on both listeners together; more are closed at once.
+    pub max_connections: usize,
+    /// Open connections from one address (an IPv6 /64 counts as one).
+    pub connections_per_ip: usize,
+    /// Addresses not capped per address (a reverse proxy on this machine).
+    /// Their requests are attributed to the last `X-Forwarded-For` hop.
+    pub proxy_addresses: Vec<std::net::IpAddr>,
+    /// A connection with no request in progress and no bytes moving for
+    /// this long is closed (seconds).
+    pub idle_timeout_secs: u64,
+    /// Longest wait for a request's headers, once they have begun (seconds).
+    pub header_timeout_secs: u64,
+    /// Longest time to receive a whole request body (seconds).
+    pub body_timeout_secs: u64,
+    /// Request body bytes being received at once, across all requests (MiB).
+    pub body_mib_in_flight: usize,
+    /// Logins allowed per address and per account in a burst, refilling at
+    /// `login_per_minute`.
+    pub login_burst: u32,
+    pub login_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1000,
+            connections_per_ip: 64,
+            proxy_addresses: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
+            idle_timeout_secs: 30,
+            header_timeout_secs: 10,
+            body_timeout_secs: 60,
+            body_mib_in_flight: 64,
+            login_burst: 5,
+            login_per_minute: 6,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -221,6 +264,7 @@ impl Default for Config {
             },
             metrics: Metrics::default(),
             registration: Registration::default(),
+            limits: Limits::default(),
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },
@@ -265,6 +309,27 @@ impl Config {
         }
         if self.federation.requests_per_server == 0 {
             return Err("federation.requests_per_server must be at least 1".into());
+        }
+        let limits = &self.limits;
+        for (name, value) in [
+            ("limits.max_connections", limits.max_connections as u64),
+            (
+                "limits.connections_per_ip",
+                limits.connections_per_ip as u64,
+            ),
+            ("limits.idle_timeout_secs", limits.idle_timeout_secs),
+            ("limits.header_timeout_secs", limits.header_timeout_secs),
+            ("limits.body_timeout_secs", limits.body_timeout_secs),
+            (
+                "limits.body_mib_in_flight",
+                limits.body_mib_in_flight as u64,
+            ),
+            ("limits.login_burst", limits.login_burst.into()),
+            ("limits.login_per_minute", limits.login_per_minute.into()),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
         }
         Ok(())
     }

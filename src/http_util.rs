@@ -117,35 +117,126 @@ pub fn raw_query(
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
-/// The request body, refused with `M_TOO_LARGE` past [`MAX_BODY_BYTES`]
-/// whether or not the sender declared a length.
-pub fn body_limited() -> impl warp::Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
-    use warp::Filter;
-    warp::body::stream().and_then(collect_limited)
+/// How request bodies are received: `budget` bytes of bodies still
+/// arriving may be held across all requests (a permit per byte, given
+/// back when the body is complete), and each must arrive within
+/// `deadline`. A stranger trickling bodies then pins a bounded amount of
+/// memory for a bounded time. The listener hands every request these.
+#[derive(Clone)]
+pub struct BodyLimits {
+    budget: std::sync::Arc<tokio::sync::Semaphore>,
+    deadline: std::time::Duration,
 }
 
-async fn collect_limited<S, B>(stream: S) -> Result<bytes::Bytes, Rejection>
+impl BodyLimits {
+    pub fn new(budget_bytes: usize, deadline: std::time::Duration) -> Self {
+        Self {
+            budget: std::sync::Arc::new(tokio::sync::Semaphore::new(budget_bytes)),
+            deadline,
+        }
+    }
+
+    /// Takes `bytes` more of the budget, or says the server is full.
+    fn reserve(
+        &self,
+        held: &mut Option<tokio::sync::OwnedSemaphorePermit>,
+        bytes: usize,
+    ) -> Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let permit = u32::try_from(bytes)
+            .ok()
+            .and_then(|n| self.budget.clone().try_acquire_many_owned(n).ok())
+            .ok_or_else(|| {
+                Error::limit_exceeded(
+                    "the server is receiving too many request bodies; try again",
+                    1000,
+                )
+            })?;
+        match held {
+            Some(held) => held.merge(permit),
+            None => *held = Some(permit),
+        }
+        Ok(())
+    }
+}
+
+/// The request body, refused with `M_TOO_LARGE` past [`MAX_BODY_BYTES`]
+/// whether or not the sender declared a length (a declared one is refused
+/// before anything is read), and bounded by the listener's [`BodyLimits`].
+pub fn body_limited() -> impl warp::Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
+    use warp::Filter;
+    declared_size_fits()
+        .and(warp::ext::optional::<BodyLimits>())
+        .and(warp::body::stream())
+        .and_then(|limits: Option<BodyLimits>, stream| async move {
+            let Some(limits) = limits else {
+                return collect_limited(stream, None)
+                    .await
+                    .map_err(warp::reject::custom);
+            };
+            match tokio::time::timeout(limits.deadline, collect_limited(stream, Some(&limits)))
+                .await
+            {
+                Ok(body) => body.map_err(warp::reject::custom),
+                Err(_) => Err(warp::reject::custom(Error::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "M_UNKNOWN",
+                    format!(
+                        "the request body did not arrive within {} s",
+                        limits.deadline.as_secs()
+                    ),
+                ))),
+            }
+        })
+}
+
+/// Refuses a request whose declared `Content-Length` is over
+/// [`MAX_BODY_BYTES`], before anything else is done for it.
+pub fn declared_size_fits() -> impl warp::Filter<Extract = (), Error = Rejection> + Clone {
+    use warp::Filter;
+    warp::header::optional::<u64>("content-length")
+        .and_then(|declared: Option<u64>| async move {
+            match declared {
+                Some(length) if length > MAX_BODY_BYTES => Err(warp::reject::custom(too_large())),
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+}
+
+fn too_large() -> Error {
+    Error::too_large(format!(
+        "request body is larger than {MAX_BODY_BYTES} bytes"
+    ))
+}
+
+async fn collect_limited<S, B>(stream: S, limits: Option<&BodyLimits>) -> Result<bytes::Bytes>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: warp::Buf,
 {
     use futures_util::TryStreamExt;
     let mut body = bytes::BytesMut::new();
+    let mut held = None;
     let mut stream = std::pin::pin!(stream);
     loop {
         let chunk = stream.try_next().await.map_err(|e| {
-            warp::reject::custom(Error::new(
+            Error::new(
                 StatusCode::BAD_REQUEST,
                 "M_UNKNOWN",
                 format!("reading body: {e}"),
-            ))
+            )
         })?;
         let Some(mut chunk) = chunk else {
             return Ok(body.freeze());
         };
         if body.len() + chunk.remaining() > MAX_BODY_BYTES as usize {
-            let message = format!("request body is larger than {MAX_BODY_BYTES} bytes");
-            return Err(warp::reject::custom(Error::too_large(message)));
+            return Err(too_large());
+        }
+        if let Some(limits) = limits {
+            limits.reserve(&mut held, chunk.remaining())?;
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();

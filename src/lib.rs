@@ -15,6 +15,7 @@ pub mod federation;
 pub mod http_util;
 pub mod inbound;
 pub mod keys;
+pub mod listener;
 pub mod metrics;
 pub mod net;
 pub mod peers;

@@ -10,6 +10,7 @@ use crate::{
     delivery::{sender::Sender, status},
     http_util::reply,
     inbound::stats::InboundStats,
+    listener::Connections,
     time::now_ms,
 };
 
@@ -17,6 +18,7 @@ use crate::{
 pub fn route(
     sender: Arc<Sender>,
     inbound: Arc<InboundStats>,
+    connections: Arc<Connections>,
     enabled: bool,
 ) -> BoxedFilter<(Response,)> {
     warp::path!("metrics")
@@ -33,6 +35,7 @@ pub fn route(
             reply(sender.status().map(|statuses| {
                 let mut text = status::to_prometheus(&statuses, now_ms());
                 text.push_str(&inbound.to_prometheus());
+                text.push_str(&connections_text(&connections));
                 let mut response = Response::new(text.into());
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,
@@ -42,4 +45,19 @@ pub fn route(
             }))
         })
         .boxed()
+}
+
+/// Open connections, and those closed unread for each cap.
+fn connections_text(connections: &Connections) -> String {
+    let (per_address, total) = connections.refused();
+    format!(
+        "# HELP hearth_connections_open Inbound connections open on both listeners.\n\
+         # TYPE hearth_connections_open gauge\n\
+         hearth_connections_open {}\n\
+         # HELP hearth_connections_refused_total Inbound connections closed unread, by cap.\n\
+         # TYPE hearth_connections_refused_total counter\n\
+         hearth_connections_refused_total{{reason=\"per_address\"}} {per_address}\n\
+         hearth_connections_refused_total{{reason=\"total\"}} {total}\n",
+        connections.open_now()
+    )
 }

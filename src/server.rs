@@ -1,19 +1,11 @@
 //! Starting the server: open the store, build the services, bind the
 //! federation and client listeners, serve until told to stop.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto,
-    service::TowerToHyperService,
-};
-use tokio::{
-    io::{AsyncRead, AsyncWrite},
-    net::TcpListener,
-};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use warp::{reply::Response, Filter};
+use warp::Filter;
 
 use crate::{
     accounts::{profiles::ProfileService, AccountService},
@@ -26,6 +18,7 @@ use crate::{
     http_util::{cors, recover},
     inbound::{admission::Admission, receiver::Receiver, stats::InboundStats},
     keys::KeyService,
+    listener::{serve, Listening},
     net::https::HttpsClient,
     peers::Peers,
     rooms::{
@@ -36,9 +29,6 @@ use crate::{
     store::{OpenError, Store},
     sync::SyncService,
 };
-
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn run(config: Config) -> Result<(), String> {
     let store = Store::open(&config.data_dir).map_err(|e| match e {
@@ -55,6 +45,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         ))),
         _ => None,
     };
+    let listening = Listening::new(&config.limits);
     let services = build(&config, &store, token).await?;
     let well_known = Arc::new(config.well_known.clone());
     let federation_routes = federation::routes::routes(services.clone())
@@ -71,6 +62,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         .or(crate::metrics::route(
             services.sender.clone(),
             services.inbound.clone(),
+            listening.connections.clone(),
             config.metrics.enabled,
         ))
         .unify()
@@ -92,8 +84,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ = services.sender.clone().run() => {}
         _ = services.edus.run_presence_timers() => {}
         _ = services.edus.run_typing_timers() => {}
-        _ = serve(federation_listener, tls, federation_routes) => {}
-        _ = serve(client_listener, None, client_routes) => {}
+        _ = serve(federation_listener, tls, federation_routes, listening.clone()) => {}
+        _ = serve(client_listener, None, client_routes, listening) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
     store.flush().await.map_err(|e| e.to_string())
@@ -234,67 +226,4 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Accepts connections forever, each served on its own task.
-async fn serve<F>(listener: TcpListener, tls: Option<TlsAcceptor>, filter: F)
-where
-    F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
-    F::Extract: warp::Reply,
-{
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Typically out of file descriptors: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let service = warp::service(filter.clone());
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => serve_connection(stream, service).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, service).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-            }
-        });
-    }
-}
-
-async fn serve_connection<IO, S>(io: IO, service: S)
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: tower_service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(64);
-    if let Err(e) = builder
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
-        .await
-    {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
 }

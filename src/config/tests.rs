@@ -61,3 +61,16 @@ fn missing_named_file_is_an_error_but_default_path_is_not() {
         Ok(())
     });
 }
+
+/// The shipped `config.toml` says what the defaults are: it must say so
+/// truly (a limit changed in one place and not the other fails here).
+#[test]
+fn the_shipped_config_shows_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+    let shipped: Config = Figment::new()
+        .merge(Toml::file(path))
+        .extract()
+        .expect("config.toml parses");
+    let as_json = |c: &Config| serde_json::to_value(c).expect("serialises");
+    assert_eq!(as_json(&shipped), as_json(&Config::default()));
+}

@@ -15,7 +15,7 @@ use warp::{filters::path::FullPath, Filter, Rejection};
 use crate::inbound::admission::{Admission, Admitted};
 use crate::{
     error::{Error, Result},
-    http_util::{body_limited, raw_query},
+    http_util::{body_limited, declared_size_fits, raw_query},
     keys::{remote::KeyUse, verify::verify_bytes, KeyService},
     net::https::HttpsClient,
 };
@@ -37,22 +37,38 @@ impl Authenticated {
 }
 
 /// Rejects the request unless it carries a valid `X-Matrix` signature from
-/// the server it claims to come from, addressed to us. A server that
-/// reaches us is up: its outbound backoff is cleared, as Synapse does.
+/// the server it claims to come from, addressed to us. The header is
+/// checked and the origin's key found before the body is read, so a
+/// stranger's body is never taken in. A server that reaches us is up: its
+/// outbound backoff is cleared, as Synapse does.
 pub fn authenticated(
     keys: Arc<KeyService>,
     client: Arc<HttpsClient>,
 ) -> impl Filter<Extract = (Authenticated,), Error = Rejection> + Clone {
+    let claimed = {
+        let keys = keys.clone();
+        declared_size_fits()
+            .and(warp::header::headers_cloned())
+            .and_then(move |headers: HeaderMap| {
+                let keys = keys.clone();
+                async move {
+                    let public_key = claimed_key(&keys, &headers)
+                        .await
+                        .map_err(warp::reject::custom)?;
+                    Ok::<_, Rejection>((headers, public_key))
+                }
+            })
+    };
     warp::method()
         .and(warp::path::full())
         .and(raw_query())
-        .and(warp::header::headers_cloned())
+        .and(claimed)
         .and(body_limited())
         .and_then(
             move |method: Method,
                   path: FullPath,
                   query: String,
-                  headers: HeaderMap,
+                  (headers, public_key): (HeaderMap, String),
                   body: Bytes| {
                 let (keys, client) = (keys.clone(), client.clone());
                 async move {
@@ -61,14 +77,37 @@ pub fn authenticated(
                     } else {
                         format!("{}?{query}", path.as_str())
                     };
-                    let request = verify_request(&keys, &method, &uri, &headers, body)
-                        .await
-                        .map_err(warp::reject::custom)?;
-                    client.backoff().record_success(&request.origin);
-                    Ok::<_, Rejection>(request)
+                    let request =
+                        SignedRequest::new(&headers, &method, &uri, keys.server_name(), body)
+                            .map_err(warp::reject::custom)?;
+                    request.verify(&public_key).map_err(warp::reject::custom)?;
+                    client.backoff().record_success(&request.x_matrix.origin);
+                    Ok::<_, Rejection>(Authenticated {
+                        origin: request.x_matrix.origin,
+                        body: request.body,
+                        admitted: None,
+                    })
                 }
             },
         )
+}
+
+/// The public key of the key the `X-Matrix` header names, if the header
+/// is addressed to us.
+async fn claimed_key(keys: &KeyService, headers: &HeaderMap) -> Result<String> {
+    let x_matrix = parse_x_matrix(headers)?;
+    addressed_to(&x_matrix, keys.server_name())?;
+    keys.remote_key(&x_matrix.origin, x_matrix.key.as_str(), KeyUse::Request)
+        .await
+}
+
+fn addressed_to(x_matrix: &XMatrix, us: &ServerName) -> Result<()> {
+    match &x_matrix.destination {
+        Some(destination) if destination != us => Err(Error::unauthorized(format!(
+            "request is for {destination}, but this server is {us}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Parses the `Authorization` header. ruma's parser follows RFC 9110
@@ -118,29 +157,6 @@ fn is_token(value: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-async fn verify_request(
-    keys: &KeyService,
-    method: &Method,
-    uri: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<Authenticated> {
-    let request = SignedRequest::new(headers, method, uri, keys.server_name(), body.clone())?;
-    let public_key = keys
-        .remote_key(
-            request.origin(),
-            request.x_matrix.key.as_str(),
-            KeyUse::Request,
-        )
-        .await?;
-    request.verify(&public_key)?;
-    Ok(Authenticated {
-        origin: request.x_matrix.origin,
-        body,
-        admitted: None,
-    })
-}
-
 /// A request's claimed signature and the JSON it should cover, built
 /// before the origin's key is looked up.
 pub struct SignedRequest {
@@ -161,13 +177,7 @@ impl SignedRequest {
         body: Bytes,
     ) -> Result<Self> {
         let x_matrix = parse_x_matrix(headers)?;
-        if let Some(destination) = &x_matrix.destination {
-            if destination != us {
-                return Err(Error::unauthorized(format!(
-                    "request is for {destination}, but this server is {us}"
-                )));
-            }
-        }
+        addressed_to(&x_matrix, us)?;
         let fields = CanonicalJsonObject::from([
             ("method".to_owned(), method.as_str().into()),
             ("uri".to_owned(), uri.into()),

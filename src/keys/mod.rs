@@ -31,6 +31,9 @@ use own::OwnKeys;
 
 /// Keys and everything done with them. One per process, shared by the
 /// routes and services that sign or verify.
+/// Key fetches at a time, to any servers.
+const MAX_FETCHES: usize = 16;
+
 pub struct KeyService {
     server_name: OwnedServerName,
     validity: Duration,
@@ -40,6 +43,10 @@ pub struct KeyService {
     trusted_key_servers: Vec<OwnedServerName>,
     /// One fetch at a time per server, and when it last happened.
     fetch_gates: Mutex<HashMap<OwnedServerName, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
+    /// Key fetches in progress, across all servers: a request naming a
+    /// made-up origin costs a fetch, and strangers must not be able to
+    /// make this server open connections without bound.
+    fetches: tokio::sync::Semaphore,
 }
 
 impl KeyService {
@@ -53,6 +60,7 @@ impl KeyService {
             client,
             trusted_key_servers: config.federation.trusted_key_servers.clone(),
             fetch_gates: Mutex::new(HashMap::new()),
+            fetches: tokio::sync::Semaphore::new(MAX_FETCHES),
         })
     }
 

@@ -227,6 +227,11 @@ impl KeyService {
         if last.is_some_and(|t| t.elapsed() < MIN_REFETCH) {
             return Ok(());
         }
+        let _fetching = self
+            .fetches
+            .acquire()
+            .await
+            .map_err(|_| "key fetching has stopped".to_owned())?;
         let result = if self.trusted_key_servers.is_empty() || matches!(route, Route::Direct) {
             self.fetch_direct(server).await.map(|_| ())
         } else {

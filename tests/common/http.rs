@@ -30,6 +30,19 @@ fn tls_connector(ca: &PathBuf) -> tokio_rustls::TlsConnector {
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
+/// A TLS connection to `addr` trusting only the CA in `ca`, for tests
+/// that write the bytes of a request themselves.
+pub async fn connect_tls(
+    addr: SocketAddr,
+    ca: &PathBuf,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tls_connector(ca)
+        .connect(ServerName::IpAddress(addr.ip().into()), tcp)
+        .await
+        .expect("TLS handshake")
+}
+
 /// Sends one request; returns the status and the body parsed as JSON (or
 /// `null` when it is not JSON).
 pub async fn request(
