@@ -19,6 +19,7 @@ pub mod listener;
 pub mod metrics;
 pub mod net;
 pub mod peers;
+pub mod rate_limit;
 pub mod request;
 pub mod rooms;
 pub mod server;

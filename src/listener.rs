@@ -35,7 +35,8 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// The address a request came from, as far as the server can tell: the
-/// peer, or for a configured proxy the last `X-Forwarded-For` hop.
+/// peer, or for a configured proxy the last `X-Forwarded-For` hop (absent
+/// when the proxy names none).
 #[derive(Clone, Copy, Debug)]
 pub struct PeerIp(pub IpAddr);
 
@@ -174,12 +175,15 @@ impl Connection {
     /// counts it as activity while it runs.
     fn prepare(&self, request: &mut http::Request<hyper::body::Incoming>) -> idle::Running {
         let peer = self.peer;
+        // A proxy that does not say whom it forwards for: nobody known.
         let ip = if self.listening.connections.is_proxy(peer) {
-            forwarded_for(request.headers()).unwrap_or(peer)
+            forwarded_for(request.headers())
         } else {
-            peer
+            Some(peer)
         };
-        request.extensions_mut().insert(PeerIp(ip));
+        if let Some(ip) = ip {
+            request.extensions_mut().insert(PeerIp(ip));
+        }
         request
             .extensions_mut()
             .insert(self.listening.bodies.clone());

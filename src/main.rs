@@ -380,7 +380,11 @@ async fn user_command(config: &Config, command: UserCommand) -> Result<(), Strin
     };
     let user = match Store::open(&config.data_dir) {
         Ok(store) => {
-            let accounts = AccountService::new(config.server_name.clone(), store.accounts.clone());
+            let accounts = AccountService::new(
+                config.server_name.clone(),
+                store.accounts.clone(),
+                &config.limits,
+            );
             let password = || body["password"].as_str().unwrap_or_default().to_owned();
             let done = match &command {
                 UserCommand::Add { name, .. } => users::add(&accounts, name, password()).await,

@@ -144,6 +144,7 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
     let accounts = Arc::new(AccountService::new(
         config.server_name.clone(),
         store.accounts.clone(),
+        &config.limits,
     ));
     let e2ee = Arc::new(E2eeService::new(
         store.e2ee.clone(),

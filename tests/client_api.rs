@@ -146,8 +146,15 @@ async fn bad_input_gets_the_spec_errcodes() {
         (400, "M_UNSUPPORTED_ROOM_VERSION"),
         "{reply}"
     );
-    let huge = vec![b' '; 9 * 1024 * 1024];
-    let (status, reply) = call(&h, "POST", create, Some(&token), Some(huge)).await;
+    let bearer = format!("Bearer {token}");
+    let (status, reply) = http::declare_body(
+        http::Target::Plain(h.client),
+        "POST",
+        create,
+        &[("authorization", &bearer)],
+        9 * 1024 * 1024,
+    )
+    .await;
     assert_eq!((status, errcode(&reply)), (413, "M_TOO_LARGE"), "{reply}");
 
     for path in [

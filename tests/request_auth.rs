@@ -307,11 +307,15 @@ async fn bad_requests_are_refused_with_the_right_codes() {
 async fn oversized_bodies_are_refused_before_verification() {
     let ca = TestCa::new();
     let b = Hearth::start(&ca);
-    let huge = vec![b'a'; 9 * 1024 * 1024];
     let header = "X-Matrix origin=\"127.0.0.1:1\",key=\"ed25519:x\",sig=\"K8280/U9SSy9IVtjBuVeLr+HpOB4BQFWbg+UZaADMtTdGYI7Geitb76LTrr5QV/7Xg4ahLwYGYZzuHGZKM5ZAQ\"";
-    let (status, reply) = b
-        .federation_request(&ca, "PUT", PROBE, &[("authorization", header)], Some(huge))
-        .await;
+    let (status, reply) = common::http::declare_body(
+        common::http::Target::Tls(b.federation, ca.ca_pem()),
+        "PUT",
+        PROBE,
+        &[("authorization", header)],
+        9 * 1024 * 1024,
+    )
+    .await;
     assert_eq!((status, errcode(&reply)), (413, "M_TOO_LARGE"), "{reply}");
 }
 

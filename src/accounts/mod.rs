@@ -10,11 +10,15 @@ use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
 };
+use std::net::IpAddr;
+
 use rand::{distributions::Alphanumeric, Rng};
 use ruma::{DeviceId, OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
 
 use crate::{
+    config::Limits,
     error::{Error, Result},
+    rate_limit::{too_many, RateLimiter},
     store::accounts::{AccountTrees, Device, Session, UserRecord},
     time::now_ms,
 };
@@ -28,6 +32,15 @@ pub struct AccountService {
     trees: AccountTrees,
     hashing: tokio::sync::Semaphore,
     uia: uia::UiaSessions,
+    /// Login attempts per address, and failed ones per account.
+    logins_by_address: RateLimiter<IpAddr>,
+    failed_logins: RateLimiter<OwnedUserId>,
+}
+
+/// The device a login asks for: an ID to reuse, a name for a new one.
+pub struct NewDevice {
+    pub id: Option<OwnedDeviceId>,
+    pub display_name: Option<String>,
 }
 
 /// A new login: the device and the token that authenticates it.
@@ -57,6 +70,10 @@ const OPENID_LIFETIME_MS: u64 = 3600 * 1000;
 /// Hashes at once: each takes 19 MiB for ~50 ms, so a flood of logins
 /// queues instead of exhausting a Raspberry Pi's memory.
 const MAX_HASHING: usize = 2;
+
+/// Checked in place of an unknown account's hash, with the same cost.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$2xSVWKFdG8nwnxYgOAyk/rprBP1sbJltrXqeFO/JCwk";
 
 async fn hash_password(password: String) -> Result<String> {
     check_password_length(&password)?;
@@ -108,12 +125,14 @@ fn wrong_login() -> Error {
 }
 
 impl AccountService {
-    pub fn new(server_name: OwnedServerName, trees: AccountTrees) -> Self {
+    pub fn new(server_name: OwnedServerName, trees: AccountTrees, limits: &Limits) -> Self {
         Self {
             server_name,
             trees,
             hashing: tokio::sync::Semaphore::new(MAX_HASHING),
             uia: uia::UiaSessions::default(),
+            logins_by_address: RateLimiter::new(limits.login_burst, limits.login_per_minute),
+            failed_logins: RateLimiter::new(limits.login_burst, limits.login_per_minute),
         }
     }
 
@@ -201,20 +220,41 @@ impl AccountService {
     }
 
     /// Checks a password and opens a session on a new or given device.
+    /// A password login from `from` (when known). Attempts are limited per
+    /// address and failures per account, before any hashing; an unknown
+    /// account costs the same hash as a known one, so the answer's time
+    /// does not tell which it is.
     pub async fn login(
         &self,
         name: &str,
         password: String,
-        device_id: Option<OwnedDeviceId>,
-        display_name: Option<String>,
+        device: NewDevice,
+        from: Option<IpAddr>,
     ) -> Result<Login> {
-        let user = self.user_id(name).map_err(|_| wrong_login())?;
-        let record = self.active_user(&user).map_err(|_| wrong_login())?;
-        let hash = record.password_hash.ok_or_else(wrong_login)?;
+        if let Some(address) = from {
+            self.logins_by_address
+                .take(&address)
+                .map_err(|wait| too_many("login attempts from this address", wait))?;
+        }
+        let user = self.user_id(name).ok();
+        if let Some(user) = &user {
+            self.failed_logins
+                .allows(user)
+                .map_err(|wait| too_many("failed logins for this account", wait))?;
+        }
+        let hash = user
+            .as_ref()
+            .and_then(|user| self.active_user(user).ok())
+            .and_then(|record| record.password_hash);
+        let (Some(user), Some(hash)) = (user, hash) else {
+            self.matches(password, DUMMY_HASH.to_owned()).await?;
+            return Err(wrong_login());
+        };
         if !self.matches(password, hash).await? {
+            let _ = self.failed_logins.take(&user);
             return Err(wrong_login());
         }
-        self.open_session(&user, device_id, display_name)
+        self.open_session(&user, device.id, device.display_name)
     }
 
     /// Whether `password` is the user's (for re-authentication).
@@ -376,3 +416,6 @@ impl AccountService {
         Ok(self.trees.put_user(user, &record)?)
     }
 }
+
+#[cfg(test)]
+mod tests;

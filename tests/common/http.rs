@@ -123,3 +123,50 @@ pub async fn request_full(
         .to_bytes();
     (status, headers, bytes)
 }
+
+/// Sends only the head of a request whose `content-length` declares a body
+/// of `length` bytes, and reads the answer: a server must refuse a body
+/// too large without waiting for it.
+pub async fn declare_body(
+    target: Target,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    length: usize,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = format!("{method} {uri} HTTP/1.1\r\nhost: x\r\ncontent-length: {length}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut answer = Vec::new();
+    let read = async {
+        match target {
+            Target::Plain(addr) => {
+                let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                stream.write_all(head.as_bytes()).await.expect("head");
+                let _ = stream.read_to_end(&mut answer).await;
+            }
+            Target::Tls(addr, ca) => {
+                let mut stream = connect_tls(addr, &ca).await;
+                stream.write_all(head.as_bytes()).await.expect("head");
+                let _ = stream.read_to_end(&mut answer).await;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("answered without the body");
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (status, body)
+}

@@ -1,6 +1,8 @@
 //! `GET`/`POST /login` with `m.login.password`.
 //! Spec: client-server-api "Login"; login.yaml.
 
+use std::net::IpAddr;
+
 use bytes::Bytes;
 use ruma::OwnedDeviceId;
 use serde::Deserialize;
@@ -8,9 +10,11 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
+    accounts::NewDevice,
     client::{body, respond, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, ok_json},
+    listener::PeerIp,
 };
 
 #[derive(Deserialize)]
@@ -40,15 +44,16 @@ pub fn routes(services: Services) -> Route {
     let login = v3()
         .and(warp::path!("login"))
         .and(warp::post())
+        .and(warp::ext::optional::<PeerIp>())
         .and(body_limited())
-        .then(move |bytes: Bytes| {
+        .then(move |from: Option<PeerIp>, bytes: Bytes| {
             let services = services.clone();
-            async move { respond(login(services, bytes)).await }
+            async move { respond(login(services, bytes, from.map(|p| p.0))).await }
         });
     flows.or(login).unify().boxed()
 }
 
-async fn login(services: Services, bytes: Bytes) -> Result<Value> {
+async fn login(services: Services, bytes: Bytes, from: Option<IpAddr>) -> Result<Value> {
     let request: LoginRequest = body(&bytes)?;
     if request.kind != "m.login.password" {
         return Err(Error::new(
@@ -84,8 +89,11 @@ async fn login(services: Services, bytes: Bytes) -> Result<Value> {
         .login(
             &name,
             password,
-            request.device_id,
-            request.initial_device_display_name,
+            NewDevice {
+                id: request.device_id,
+                display_name: request.initial_device_display_name,
+            },
+            from,
         )
         .await?;
     Ok(json!({
