@@ -114,3 +114,26 @@ pub fn params(query: &str, name: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Refuses `text` longer than `max` bytes (`M_INVALID_PARAM` naming
+/// `field`): what a user may store is bounded, as the events it ends up
+/// in are.
+pub fn at_most(field: &str, text: &str, max: usize) -> Result<()> {
+    if text.len() > max {
+        return Err(Error::invalid_param(format!(
+            "{field} is longer than {max} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a JSON value whose encoding is over `max` bytes (`M_TOO_LARGE`).
+pub fn json_at_most(what: &str, value: &serde_json::Value, max: usize) -> Result<()> {
+    let size = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+    if size > max {
+        return Err(Error::too_large(format!(
+            "{what} is larger than {max} bytes"
+        )));
+    }
+    Ok(())
+}

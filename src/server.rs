@@ -194,6 +194,7 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
         ),
         registration: Arc::new(config.registration.clone()),
         admin_token: token.into(),
+        strangers: Default::default(),
         keys,
         client,
         rooms,

@@ -2,7 +2,7 @@
 //! listeners: the client routes, the federation routes and the admin API
 //! all take this one handle (cloning it is one reference count).
 
-use std::{ops::Deref, sync::Arc};
+use std::{net::IpAddr, ops::Deref, sync::Arc};
 
 use crate::{
     accounts::{profiles::ProfileService, AccountService},
@@ -12,7 +12,9 @@ use crate::{
     edus::EduService,
     inbound::{admission::Admission, receiver::Receiver, stats::InboundStats},
     keys::KeyService,
+    listener::PeerIp,
     net::https::HttpsClient,
+    rate_limit::{too_many, RateLimiter},
     rooms::{
         directory::DirectoryService, hierarchy::HierarchyService, history::HistoryService,
         membership::MembershipService, RoomService,
@@ -41,6 +43,47 @@ pub struct ServiceSet {
     pub registration: Arc<Registration>,
     /// The admin API's token.
     pub admin_token: Arc<str>,
+    pub strangers: Strangers,
+}
+
+/// Requests without credentials that make this server contact others (key
+/// queries its cache cannot answer, third-party bindings), limited per
+/// address: a stranger must not be able to use us to send requests.
+#[derive(Clone)]
+pub struct Strangers(Arc<RateLimiter<IpAddr>>);
+
+/// Outbound requests one address may cause at once, then per minute.
+const STRANGER_BURST: u32 = 10;
+const STRANGER_PER_MINUTE: u32 = 10;
+
+impl Default for Strangers {
+    fn default() -> Self {
+        Self(Arc::new(RateLimiter::new(
+            STRANGER_BURST,
+            STRANGER_PER_MINUTE,
+        )))
+    }
+}
+
+impl Strangers {
+    /// Asks, each time, whether the asker at `from` may cause one more
+    /// outbound request. An address we do not know (a proxy that does not
+    /// say) is not limited.
+    pub fn allowance(&self, from: Option<PeerIp>) -> impl Fn() -> bool + Send + Sync + 'static {
+        let limiter = self.0.clone();
+        move || from.is_none_or(|PeerIp(ip)| limiter.take(&ip).is_ok())
+    }
+
+    /// One outbound request for the asker at `from`, or 429.
+    pub fn take(&self, from: Option<PeerIp>) -> crate::error::Result<()> {
+        match from {
+            Some(PeerIp(ip)) => self
+                .0
+                .take(&ip)
+                .map_err(|wait| too_many("requests that make this server contact others", wait)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The shared handle on every service.

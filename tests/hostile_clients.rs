@@ -5,7 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client::PASSWORD, http, Hearth, TestCa};
+use common::{
+    client::{Client, PASSWORD},
+    http,
+    rooms::{encode, user},
+    Hearth, TestCa,
+};
 use serde_json::{json, Value};
 
 /// A password login for `user`, as if forwarded by a proxy on this
@@ -26,23 +31,11 @@ async fn login(hearth: &Hearth, user: &str, password: &str, address: &str) -> (u
     .await
 }
 
-fn add_user(hearth: &Hearth, name: &str) {
-    let out = hearth
-        .command(&["user", "add", name, "--password", PASSWORD])
-        .output()
-        .expect("user add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test]
 async fn logins_are_limited_per_address_and_failures_per_account() {
     let ca = TestCa::new();
     let hearth = Hearth::start(&ca);
-    add_user(&hearth, "alice");
+    user(&hearth, "alice");
     // One address: a burst of 5 attempts, then 429 with a wait.
     for i in 0..5 {
         let (status, reply) = login(&hearth, &format!("nobody{i}"), "guess", "203.0.113.5").await;
@@ -74,7 +67,7 @@ async fn logins_are_limited_per_address_and_failures_per_account() {
 async fn an_unknown_account_answers_as_slowly_as_a_wrong_password() {
     let ca = TestCa::new();
     let hearth = Hearth::start_with(&ca, &[("HEARTH_LIMITS__LOGIN_BURST", "100")]);
-    add_user(&hearth, "alice");
+    user(&hearth, "alice");
     let mut known = Duration::ZERO;
     let mut unknown = Duration::ZERO;
     // Alternated, so that the machine's drift falls on both alike.
@@ -91,4 +84,96 @@ async fn an_unknown_account_answers_as_slowly_as_a_wrong_password() {
         unknown * 2 > known && known * 2 > unknown,
         "wrong password took {known:?}, unknown account {unknown:?}"
     );
+}
+
+/// `PUT`/`POST` as a logged-in user; the status and errcode.
+async fn put(client: &Client<'_>, method: &str, path: &str, body: Value) -> (u16, String) {
+    let (status, reply) = client.call(method, path, body).await;
+    (status, reply["errcode"].as_str().unwrap_or("").to_owned())
+}
+
+#[tokio::test]
+async fn what_a_user_stores_is_bounded() {
+    let ca = TestCa::new();
+    let hearth = Hearth::start(&ca);
+    let alice = Client::login(&hearth, "alice").await;
+    let me = encode(&alice.user);
+    let name = |n: usize| json!({"displayname": "n".repeat(n)});
+    let path = format!("profile/{me}/displayname");
+    assert_eq!(put(&alice, "PUT", &path, name(200)).await.0, 200);
+    assert_eq!(
+        put(&alice, "PUT", &path, name(100_000)).await,
+        (400, "M_INVALID_PARAM".into())
+    );
+    let path = format!("profile/{me}/avatar_url");
+    let avatar = json!({"avatar_url": format!("mxc://x/{}", "a".repeat(5000))});
+    assert_eq!(
+        put(&alice, "PUT", &path, avatar).await,
+        (400, "M_INVALID_PARAM".into())
+    );
+
+    let not_rooms: Vec<String> = (0..5000).map(|i| format!("!room{i}:example.org")).collect();
+    let filter = json!({"room": {"not_rooms": not_rooms}});
+    let path = format!("user/{me}/filter");
+    assert_eq!(
+        put(&alice, "POST", &path, filter).await,
+        (413, "M_TOO_LARGE".into())
+    );
+
+    let path = format!("user/{me}/account_data/org.example.big");
+    let big = json!({"blob": "b".repeat(300_000)});
+    assert_eq!(
+        put(&alice, "PUT", &path, big).await,
+        (413, "M_TOO_LARGE".into())
+    );
+    assert_eq!(put(&alice, "PUT", &path, json!({"small": 1})).await.0, 200);
+
+    let (status, reply) = http::request(
+        http::Target::Plain(hearth.client),
+        "POST",
+        "/_matrix/client/v3/login",
+        &[],
+        Some(
+            json!({"type": "m.login.password", "user": "alice", "password": PASSWORD,
+                   "device_id": "D".repeat(1000)})
+            .to_string()
+            .into_bytes(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (400, Some("M_INVALID_PARAM")),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn a_remote_profile_needs_a_token() {
+    let ca = TestCa::new();
+    let hearth = Hearth::start(&ca);
+    // A server that counts the connections made to it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let remote = listener.local_addr().expect("addr");
+    let path = format!(
+        "/_matrix/client/v3/profile/{}",
+        encode(&format!("@a:{remote}"))
+    );
+    let (status, reply) =
+        http::request(http::Target::Plain(hearth.client), "GET", &path, &[], None).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (401, Some("M_MISSING_TOKEN")),
+        "{reply}"
+    );
+    let contacted = tokio::time::timeout(Duration::from_millis(500), listener.accept()).await;
+    assert!(contacted.is_err(), "the server was contacted");
+    // Our own users' profiles stay public.
+    let alice = user(&hearth, "alice");
+    let path = format!("/_matrix/client/v3/profile/{}", encode(&alice));
+    let (status, _) =
+        http::request(http::Target::Plain(hearth.client), "GET", &path, &[], None).await;
+    assert_eq!(status, 200);
 }

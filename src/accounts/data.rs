@@ -10,9 +10,18 @@ use serde_json::Value;
 use super::AccountService;
 use crate::{
     error::{Error, Result},
+    request::{at_most, json_at_most},
     rooms::RoomService,
     store::accounts::{AccountData, Device, Session},
 };
+
+/// One account data item: `m.direct` for a thousand conversations is
+/// ~100 kB; Element's largest settings are a few kB.
+const MAX_ACCOUNT_DATA_BYTES: usize = 256 * 1024;
+/// An event type's length, as for room events.
+const MAX_TYPE_BYTES: usize = 255;
+/// A filter: a long list of rooms to leave out still fits.
+const MAX_FILTER_BYTES: usize = 64 * 1024;
 
 impl AccountService {
     /// One kind of the user's account data (global, or for `room`).
@@ -32,6 +41,8 @@ impl AccountService {
         kind: &str,
         content: Value,
     ) -> Result<()> {
+        at_most("account data type", kind, MAX_TYPE_BYTES)?;
+        json_at_most("account data", &content, MAX_ACCOUNT_DATA_BYTES)?;
         rooms.publish_with(|position| {
             let data = AccountData { position, content };
             Ok(self.trees.put_account_data(user, room, kind, &data)?)
@@ -39,6 +50,7 @@ impl AccountService {
     }
 
     pub fn put_filter(&self, user: &UserId, id: &str, filter: &Value) -> Result<()> {
+        json_at_most("a filter", filter, MAX_FILTER_BYTES)?;
         Ok(self.trees.put_filter(user, id, filter)?)
     }
 

@@ -19,6 +19,7 @@ use crate::{
     config::Limits,
     error::{Error, Result},
     rate_limit::{too_many, RateLimiter},
+    request::at_most,
     store::accounts::{AccountTrees, Device, Session, UserRecord},
     time::now_ms,
 };
@@ -66,6 +67,11 @@ fn token_hash(token: &str) -> Vec<u8> {
 
 /// How long an OpenID token is good for.
 const OPENID_LIFETIME_MS: u64 = 3600 * 1000;
+
+/// A device ID a client picks (they are ten letters when we pick).
+const MAX_DEVICE_ID_BYTES: usize = 255;
+/// A device's name ("Element Desktop (Linux)"), as Synapse bounds it.
+const MAX_DEVICE_NAME_BYTES: usize = 100;
 
 /// Hashes at once: each takes 19 MiB for ~50 ms, so a flood of logins
 /// queues instead of exhausting a Raspberry Pi's memory.
@@ -212,6 +218,14 @@ impl AccountService {
         Ok(user)
     }
 
+    /// Whether `user` is an account here that is not deactivated.
+    pub fn exists(&self, user: &UserId) -> Result<bool> {
+        Ok(self
+            .trees
+            .user(user)?
+            .is_some_and(|record| !record.deactivated))
+    }
+
     fn active_user(&self, user: &UserId) -> Result<UserRecord> {
         match self.trees.user(user)? {
             Some(record) if !record.deactivated => Ok(record),
@@ -219,7 +233,6 @@ impl AccountService {
         }
     }
 
-    /// Checks a password and opens a session on a new or given device.
     /// A password login from `from` (when known). Attempts are limited per
     /// address and failures per account, before any hashing; an unknown
     /// account costs the same hash as a known one, so the answer's time
@@ -272,6 +285,11 @@ impl AccountService {
         device: &DeviceId,
         name: Option<String>,
     ) -> Result<()> {
+        at_most(
+            "display_name",
+            name.as_deref().unwrap_or(""),
+            MAX_DEVICE_NAME_BYTES,
+        )?;
         let mut record = self
             .trees
             .device(user, device)?
@@ -293,6 +311,16 @@ impl AccountService {
         device_id: Option<OwnedDeviceId>,
         display_name: Option<String>,
     ) -> Result<Login> {
+        at_most(
+            "device_id",
+            device_id.as_ref().map_or("", |d| d.as_str()),
+            MAX_DEVICE_ID_BYTES,
+        )?;
+        at_most(
+            "initial_device_display_name",
+            display_name.as_deref().unwrap_or(""),
+            MAX_DEVICE_NAME_BYTES,
+        )?;
         let device_id = device_id.unwrap_or_else(|| random(10).to_uppercase().into());
         let access_token = format!("hth_{}", random(40));
         let old = self.trees.device(user, &device_id)?;

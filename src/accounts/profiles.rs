@@ -12,8 +12,14 @@ use super::AccountService;
 use crate::{
     error::{Error, Result},
     peers::Peers,
+    request::at_most,
     rooms::RoomService,
 };
+
+/// Longest display name and avatar URL, as Synapse bounds them: both are
+/// copied into a member event in every room the user is in.
+const MAX_DISPLAYNAME_BYTES: usize = 256;
+const MAX_AVATAR_URL_BYTES: usize = 1000;
 
 /// The profile fields hearth keeps.
 pub const FIELDS: [&str; 2] = ["displayname", "avatar_url"];
@@ -47,6 +53,10 @@ impl ProfileService {
     }
 
     /// Anyone's profile: ours locally, others' from their server.
+    pub fn server_name(&self) -> &ruma::ServerName {
+        self.rooms.server_name()
+    }
+
     pub async fn get(&self, user: &UserId) -> Result<Value> {
         if user.server_name() == self.rooms.server_name() {
             return self.local(user);
@@ -56,6 +66,12 @@ impl ProfileService {
 
     /// Sets one field (`None` clears it) and announces it in every joined room.
     pub async fn set(&self, user: &UserId, field: &str, value: Option<String>) -> Result<()> {
+        let max = if field == "displayname" {
+            MAX_DISPLAYNAME_BYTES
+        } else {
+            MAX_AVATAR_URL_BYTES
+        };
+        at_most(field, value.as_deref().unwrap_or(""), max)?;
         match field {
             "displayname" => self.accounts.set_profile(user, Some(value.clone()), None)?,
             "avatar_url" => self.accounts.set_profile(user, None, Some(value.clone()))?,

@@ -68,6 +68,22 @@ fn session(
     })
 }
 
+/// The session of the request's access token when it has one (401 for
+/// a token we do not know); `None` without one.
+fn optional_session(
+    accounts: Arc<AccountService>,
+) -> impl Filter<Extract = (Option<Session>,), Error = Rejection> + Clone {
+    token().and_then(move |token: Option<String>| {
+        let accounts = accounts.clone();
+        async move {
+            token
+                .map(|token| accounts.authenticate(&token))
+                .transpose()
+                .map_err(warp::reject::custom)
+        }
+    })
+}
+
 /// User-interactive auth by password, for destructive requests of the
 /// session's user: passes once a UIA session started for this very
 /// `operation` (method and path) holds the user's password, else answers

@@ -27,11 +27,15 @@ fn is_fresh(cached: &StoredKeyResponse, minimum_valid_until_ts: u64, now: u64) -
 impl KeyService {
     /// `server`'s key response countersigned by us, or `None` if we have
     /// never been able to get one. When the server cannot be reached the
-    /// last response we received is returned, so old signatures stay checkable.
+    /// last response we received is returned, so old signatures stay
+    /// checkable; so it is when `may_fetch` says the asker has made us
+    /// fetch enough for now (anyone may ask, and each fetch is a request
+    /// of ours to a server they name).
     pub async fn notary_lookup(
         &self,
         server: &ServerName,
         minimum_valid_until_ts: Option<u64>,
+        may_fetch: &(dyn Fn() -> bool + Sync),
     ) -> Result<Option<CanonicalJsonObject>> {
         if server == self.server_name() {
             return self.server_key_response().map(Some);
@@ -41,6 +45,7 @@ impl KeyService {
         let cached = self.store.server_keys.response(server)?;
         let chosen = match cached {
             Some(c) if is_fresh(&c, minimum, now) => Some(c),
+            cached if !may_fetch() => cached,
             _ => {
                 // Gated like every key fetch: a flood of queries for one
                 // server costs it at most one request per few seconds.
@@ -61,9 +66,12 @@ impl KeyService {
     pub async fn notary_batch(
         &self,
         queries: Vec<(ruma::OwnedServerName, Option<u64>)>,
+        may_fetch: &(dyn Fn() -> bool + Sync),
     ) -> Result<Vec<CanonicalJsonObject>> {
         let results: Vec<Result<Option<CanonicalJsonObject>>> = stream::iter(queries)
-            .map(|(server, minimum)| async move { self.notary_lookup(&server, minimum).await })
+            .map(|(server, minimum)| async move {
+                self.notary_lookup(&server, minimum, may_fetch).await
+            })
             .buffered(BATCH_CONCURRENCY)
             .collect()
             .await;

@@ -10,7 +10,11 @@ use sled::Tree;
 use super::{decode, encode};
 use crate::store::error::Result;
 
-/// `pending_memberships`: `user_id 0xFF room_id` → JSON [`Pending`].
+/// `pending_memberships`: `user_id 0xFF room_id 0xFF server` → JSON
+/// [`Pending`], `server` being the event sender's: two servers' invites
+/// to one room are kept apart, so a second cannot replace the first.
+/// (Records written before the server was in the key have none:
+/// `user_id 0xFF room_id`.)
 pub(super) const PENDING: &str = "pending_memberships";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,7 +42,22 @@ pub struct PendingTree {
     tree: Tree,
 }
 
-fn key(user: &UserId, room: &RoomId) -> Vec<u8> {
+fn key(user: &UserId, pending: &Pending) -> Vec<u8> {
+    let server = match pending.event.get("sender") {
+        Some(ruma::CanonicalJsonValue::String(sender)) => {
+            sender.split_once(':').map_or("", |(_, server)| server)
+        }
+        _ => "",
+    };
+    super::key::join(&[
+        user.as_bytes(),
+        pending.room_id.as_bytes(),
+        server.as_bytes(),
+    ])
+}
+
+/// The key records of `room` had before the server was part of it.
+fn unsuffixed_key(user: &UserId, room: &RoomId) -> Vec<u8> {
     super::key::join(&[user.as_bytes(), room.as_bytes()])
 }
 
@@ -49,21 +68,41 @@ impl PendingTree {
 
     /// Durable once the store is flushed.
     pub fn put(&self, user: &UserId, pending: &Pending) -> Result<()> {
-        self.tree
-            .insert(key(user, &pending.room_id), encode(pending)?)?;
+        self.tree.insert(key(user, pending), encode(pending)?)?;
         Ok(())
     }
 
-    pub fn get(&self, user: &UserId, room: &RoomId) -> Result<Option<Pending>> {
-        self.tree
-            .get(key(user, room))?
-            .map(|v| decode(PENDING, &v))
-            .transpose()
+    /// Every record of `user` in `room` (one per server that sent one).
+    pub fn of_room(&self, user: &UserId, room: &RoomId) -> Result<Vec<Pending>> {
+        self.keys_of_room(user, room)?
+            .into_iter()
+            .filter_map(|key| self.tree.get(key).transpose())
+            .map(|value| decode(PENDING, &value?))
+            .collect()
     }
 
+    /// Forgets one record.
+    pub fn remove_one(&self, user: &UserId, pending: &Pending) -> Result<()> {
+        self.tree.remove(key(user, pending))?;
+        self.tree.remove(unsuffixed_key(user, &pending.room_id))?;
+        Ok(())
+    }
+
+    /// Forgets every record of `user` in `room`.
     pub fn remove(&self, user: &UserId, room: &RoomId) -> Result<()> {
-        self.tree.remove(key(user, room))?;
+        for key in self.keys_of_room(user, room)? {
+            self.tree.remove(key)?;
+        }
         Ok(())
+    }
+
+    fn keys_of_room(&self, user: &UserId, room: &RoomId) -> Result<Vec<sled::IVec>> {
+        let prefix = super::key::prefix(&[user.as_bytes(), room.as_bytes()]);
+        let mut keys = vec![sled::IVec::from(unsuffixed_key(user, room))];
+        for entry in self.tree.scan_prefix(prefix) {
+            keys.push(entry?.0);
+        }
+        Ok(keys)
     }
 
     /// Every pending membership of `user`.

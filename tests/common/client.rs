@@ -18,15 +18,7 @@ pub struct Client<'a> {
 
 impl<'a> Client<'a> {
     pub async fn login(h: &'a Hearth, name: &str) -> Self {
-        let out = h
-            .command(&["user", "add", name, "--password", PASSWORD])
-            .output()
-            .expect("user add");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::rooms::user(h, name);
         let mut client = Self {
             h,
             token: String::new(),

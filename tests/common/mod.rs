@@ -12,6 +12,7 @@ pub mod nio;
 pub mod presigned;
 pub mod proc;
 pub mod rooms;
+pub mod signing;
 pub mod synapse;
 pub mod web;
 

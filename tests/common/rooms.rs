@@ -20,7 +20,18 @@ pub fn encode(id: &str) -> String {
         .collect()
 }
 
+/// `@name:server` of `h`, an account there (made unless it exists: a
+/// server keeps invites only for users it has).
 pub fn user(h: &Hearth, name: &str) -> String {
+    let out = h
+        .command(&["user", "add", name, "--password", super::client::PASSWORD])
+        .output()
+        .expect("user add");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || stderr.contains("taken") || stderr.contains("exists"),
+        "user add {name}: {stderr}"
+    );
     format!("@{name}:{}", h.server_name)
 }
 

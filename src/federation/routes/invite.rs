@@ -6,12 +6,13 @@
 //! Spec: server-server-api.md "Inviting to a room"; invites-v2.yaml,
 //! invites-v1.yaml.
 
-use ruma::{CanonicalJsonObject, CanonicalJsonValue};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, EventId, RoomId, ServerName, UserId};
 use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::{room_event_put, Services};
 use crate::{
+    error::{Error, Result},
     http_util::{ok_json, parse_json},
     rooms::membership::invite::InviteRequest,
 };
@@ -23,10 +24,7 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
         "invite",
         |services, room, event, request| async move {
             let body: InviteRequest = parse_json(&request.body)?;
-            let signed = services
-                .rooms
-                .receive_invite(&request.origin, &room, &event, body)
-                .await?;
+            let signed = receive(&services, &request.origin, &room, &event, body).await?;
             Ok(ok_json(
                 &json!({ "event": CanonicalJsonValue::Object(signed) }),
             ))
@@ -43,16 +41,36 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
                 invite_room_state: invite_room_state(&event_object),
                 event: event_object,
             };
-            let signed = services
-                .rooms
-                .receive_invite(&request.origin, &room, &event, body)
-                .await?;
+            let signed = receive(&services, &request.origin, &room, &event, body).await?;
             Ok(ok_json(
                 &json!([200, { "event": CanonicalJsonValue::Object(signed) }]),
             ))
         },
     );
     v2.or(v1).unify().boxed()
+}
+
+/// An invite of a user we have (an invite of anyone else would be kept
+/// for nobody), checked and co-signed.
+async fn receive(
+    services: &Services,
+    origin: &ServerName,
+    room: &RoomId,
+    event: &EventId,
+    body: InviteRequest,
+) -> Result<CanonicalJsonObject> {
+    let invited = match body.event.get("state_key") {
+        Some(CanonicalJsonValue::String(key)) => UserId::parse(key.as_str()).ok(),
+        _ => None,
+    };
+    match invited {
+        Some(user) if services.accounts.exists(&user)? => {}
+        _ => return Err(Error::not_found("the invited user does not exist here")),
+    }
+    services
+        .rooms
+        .receive_invite(origin, room, event, body)
+        .await
 }
 
 /// The stripped state a v1 invite carries in its `unsigned` section.

@@ -9,6 +9,8 @@ use crate::{
     error::{Error, Result},
     http_util::{body_limited, ok_json, parse_json, reply},
     keys::KeyService,
+    listener::PeerIp,
+    services::Strangers,
 };
 
 /// Servers one batch query may name; each may cost an outbound fetch.
@@ -23,7 +25,7 @@ struct QueryParams {
 /// `…/{serverName}/{keyId}` that some servers still send: the key ID is
 /// deprecated and all the server's keys are given either way.
 /// Spec: server-server-api.md "Querying Keys Through Another Server".
-pub fn get_route(keys: Arc<KeyService>) -> BoxedFilter<(Response,)> {
+pub fn get_route(keys: Arc<KeyService>, strangers: Strangers) -> BoxedFilter<(Response,)> {
     let server = warp::path!("_matrix" / "key" / "v2" / "query" / String);
     let with_key_id = warp::path!("_matrix" / "key" / "v2" / "query" / String / String)
         .map(|server: String, _key_id: String| server);
@@ -32,16 +34,29 @@ pub fn get_route(keys: Arc<KeyService>) -> BoxedFilter<(Response,)> {
         .unify()
         .and(warp::get())
         .and(warp::query::<QueryParams>())
-        .then(move |server: String, params: QueryParams| {
-            let keys = keys.clone();
-            async move { reply(query_one(&keys, &server, params.minimum_valid_until_ts).await) }
-        })
+        .and(warp::ext::optional::<PeerIp>())
+        .then(
+            move |server: String, params: QueryParams, from: Option<PeerIp>| {
+                let keys = keys.clone();
+                let may_fetch = strangers.allowance(from);
+                async move {
+                    reply(
+                        query_one(&keys, &server, params.minimum_valid_until_ts, &may_fetch).await,
+                    )
+                }
+            },
+        )
         .boxed()
 }
 
-async fn query_one(keys: &KeyService, server: &str, minimum: Option<u64>) -> Result<Response> {
+async fn query_one(
+    keys: &KeyService,
+    server: &str,
+    minimum: Option<u64>,
+    may_fetch: &(dyn Fn() -> bool + Sync),
+) -> Result<Response> {
     let server = parse_server_name(server)?;
-    let found = keys.notary_lookup(&server, minimum).await?;
+    let found = keys.notary_lookup(&server, minimum, may_fetch).await?;
     Ok(ok_json(
         &serde_json::json!({ "server_keys": found.into_iter().collect::<Vec<_>>() }),
     ))
@@ -63,18 +78,24 @@ struct Criteria {
 
 /// `POST /_matrix/key/v2/query`
 /// Spec: server-server-api.md "Querying Keys Through Another Server".
-pub fn post_route(keys: Arc<KeyService>) -> BoxedFilter<(Response,)> {
+pub fn post_route(keys: Arc<KeyService>, strangers: Strangers) -> BoxedFilter<(Response,)> {
     warp::path!("_matrix" / "key" / "v2" / "query")
         .and(warp::post())
+        .and(warp::ext::optional::<PeerIp>())
         .and(body_limited())
-        .then(move |body: Bytes| {
+        .then(move |from: Option<PeerIp>, body: Bytes| {
             let keys = keys.clone();
-            async move { reply(query_batch(&keys, &body).await) }
+            let may_fetch = strangers.allowance(from);
+            async move { reply(query_batch(&keys, &body, &may_fetch).await) }
         })
         .boxed()
 }
 
-async fn query_batch(keys: &KeyService, body: &[u8]) -> Result<Response> {
+async fn query_batch(
+    keys: &KeyService,
+    body: &[u8],
+    may_fetch: &(dyn Fn() -> bool + Sync),
+) -> Result<Response> {
     let query: BatchQuery = parse_json(body)?;
     if query.server_keys.len() > MAX_SERVERS_PER_QUERY {
         return Err(Error::invalid_param(format!(
@@ -90,7 +111,7 @@ async fn query_batch(keys: &KeyService, body: &[u8]) -> Result<Response> {
             .max();
         lookups.push((parse_server_name(&server)?, minimum));
     }
-    let found = keys.notary_batch(lookups).await?;
+    let found = keys.notary_batch(lookups, may_fetch).await?;
     Ok(ok_json(&serde_json::json!({ "server_keys": found })))
 }
 

@@ -55,9 +55,12 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
     version::route()
         .or(server_keys::route(keys.clone()))
         .unify()
-        .or(key_query::get_route(keys.clone()))
+        .or(key_query::get_route(
+            keys.clone(),
+            services.strangers.clone(),
+        ))
         .unify()
-        .or(key_query::post_route(keys))
+        .or(key_query::post_route(keys, services.strangers.clone()))
         .unify()
         .or(send::route(services.clone()))
         .unify()

@@ -30,6 +30,12 @@ pub struct InviteRequest {
     pub invite_room_state: Vec<CanonicalJsonObject>,
 }
 
+/// The room state an invite or knock may carry: the spec's list is ten
+/// event types (create, join rules, name, avatar, topic, encryption, …),
+/// each a PDU of at most 64 KiB from room version 12, but usually small.
+const MAX_ROOM_STATE_EVENTS: usize = 50;
+const MAX_ROOM_STATE_BYTES: usize = 256 * 1024;
+
 /// An invite of ours, signed by us, awaiting the invited server's signature.
 pub struct PreparedInvite {
     pub event: CheckedPdu,
@@ -183,6 +189,17 @@ impl RoomService {
         room: &RoomId,
         state: &[CanonicalJsonObject],
     ) -> Result<()> {
+        let size: usize = state
+            .iter()
+            .map(|event| CanonicalJsonValue::Object(event.clone()).to_string().len())
+            .sum();
+        if state.len() > MAX_ROOM_STATE_EVENTS || size > MAX_ROOM_STATE_BYTES {
+            return Err(Error::too_large(format!(
+                "the room state sent is {} events of {size} bytes; at most \
+                 {MAX_ROOM_STATE_EVENTS} events of {MAX_ROOM_STATE_BYTES} bytes are kept",
+                state.len()
+            )));
+        }
         let rules = checks::rules(version).map_err(|e| Error::internal(e.0))?;
         let enforce = rules.room_id_format == ruma::room_version_rules::RoomIdFormatVersion::V2;
         let mut problems = Vec::new();
@@ -233,14 +250,35 @@ impl RoomService {
 
     /// Our users' open invites and knocks in rooms we may not be in.
     pub fn pending_of(&self, user: &UserId) -> Result<Vec<Pending>> {
-        let mut records = self.pending.of_user(user)?;
+        let mut records = self.pending_records_of(user)?;
         records.retain(|p| p.membership != "leave");
         Ok(records)
     }
 
-    /// Every record of `user`, with the leaves that closed one.
+    /// Every record of `user`, with the leaves that closed one: for a
+    /// room invited to by several servers, the first invite (a later one
+    /// from another server does not replace what the user was shown).
     pub fn pending_records_of(&self, user: &UserId) -> Result<Vec<Pending>> {
-        Ok(self.pending.of_user(user)?)
+        let mut records = self.pending.of_user(user)?;
+        records.sort_by_key(|p| p.position);
+        let mut seen = std::collections::HashSet::new();
+        records.retain(|p| seen.insert(p.room_id.clone()));
+        Ok(records)
+    }
+
+    /// The servers that invited `user` to `room`, first first.
+    pub fn inviting_servers(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+    ) -> Result<Vec<ruma::OwnedServerName>> {
+        let mut records = self.pending.of_room(user, room)?;
+        records.retain(|p| p.membership == "invite");
+        records.sort_by_key(|p| p.position);
+        Ok(records
+            .iter()
+            .filter_map(|p| super::inviting_server(&p.event))
+            .collect())
     }
 
     /// Replaces an invite or knock of `user` by the leave that rejected or
@@ -252,14 +290,22 @@ impl RoomService {
         leave_id: &ruma::EventId,
         leave: ruma::CanonicalJsonObject,
     ) -> Result<()> {
-        let Some(mut pending) = self.pending.get(user, room)? else {
+        let Some(first) = self.pending.of_room(user, room)?.into_iter().next() else {
             return Ok(());
         };
-        pending.membership = "leave".into();
-        pending.event = leave;
-        pending.event_id = Some(leave_id.to_string());
-        pending.room_state.clear();
-        self.record_pending(user, pending).await
+        let mut pending = Pending {
+            membership: "leave".into(),
+            event: leave,
+            event_id: Some(leave_id.to_string()),
+            room_state: Vec::new(),
+            ..first
+        };
+        self.trees.advance_with(|position| {
+            pending.position = position;
+            self.pending.remove(user, room)?;
+            self.pending.put(user, &pending)
+        })?;
+        Ok(self.trees.flush().await?)
     }
 
     /// Forgets a pending membership once the user joined, rejected or retracted.
@@ -270,9 +316,20 @@ impl RoomService {
 
     /// Records an invite from, or a knock sent to, another server, at a
     /// fresh stream position so syncing clients see it.
+    /// It replaces the user's own knock or leave there, and an invite from
+    /// the same server, but not another server's invite.
     pub async fn record_pending(&self, user: &UserId, mut pending: Pending) -> Result<()> {
+        let replaced: Vec<Pending> = self
+            .pending
+            .of_room(user, &pending.room_id)?
+            .into_iter()
+            .filter(|p| p.membership != "invite")
+            .collect();
         self.trees.advance_with(|position| {
             pending.position = position;
+            for old in &replaced {
+                self.pending.remove_one(user, old)?;
+            }
             self.pending.put(user, &pending)
         })?;
         Ok(self.trees.flush().await?)

@@ -128,14 +128,7 @@ impl MembershipService {
         servers: &[OwnedServerName],
     ) -> Result<Vec<OwnedServerName>> {
         let mut candidates = servers.to_vec();
-        if let Some(pending) = self
-            .rooms
-            .pending_of(user)?
-            .into_iter()
-            .find(|p| p.room_id == room)
-        {
-            candidates.extend(inviting_server(&pending.event));
-        }
+        candidates.extend(self.rooms.inviting_servers(user, room)?);
         candidates.extend(room.server_name().map(ToOwned::to_owned));
         let mut seen = std::collections::HashSet::new();
         candidates.retain(|s| seen.insert(s.clone()));
@@ -358,7 +351,7 @@ fn check_template(
 }
 
 /// The server of the user who sent an invite: a resident to reject it through.
-fn inviting_server(invite: &CanonicalJsonObject) -> Option<OwnedServerName> {
+pub(in crate::rooms) fn inviting_server(invite: &CanonicalJsonObject) -> Option<OwnedServerName> {
     match invite.get("sender") {
         Some(CanonicalJsonValue::String(sender)) => <&UserId>::try_from(sender.as_str())
             .ok()
