@@ -84,6 +84,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ = services.sender.clone().run() => {}
         _ = services.edus.run_presence_timers() => {}
         _ = services.edus.run_typing_timers() => {}
+        _ = prune_idempotency_records(store.clone()) => {}
         _ = serve(federation_listener, tls, federation_routes, listening.clone()) => {}
         _ = serve(client_listener, None, client_routes, listening) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
@@ -207,6 +208,24 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
         receiver,
         inbound,
     }))
+}
+
+/// How long answers to transactions and to-device message IDs are kept.
+const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Forgets idempotency records older than a day, every hour.
+async fn prune_idempotency_records(store: Store) {
+    loop {
+        tokio::time::sleep(PRUNE_EVERY).await;
+        let cutoff = crate::time::now_ms().saturating_sub(IDEMPOTENCY_WINDOW.as_millis() as u64);
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.prune_idempotency_records(cutoff)).await {
+            Ok(Ok(pruned)) => tracing::debug!(pruned, "pruned old idempotency records"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "pruning idempotency records failed"),
+            Err(e) => tracing::warn!(error = %e, "pruning idempotency records panicked"),
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr, name: &str) -> Result<TcpListener, String> {

@@ -53,6 +53,9 @@ async fn edus_are_kept_for_clients_and_checked_against_their_origin() {
         to_device.clone(),
         {"edu_type": "m.device_list_update", "content": {"user_id": bob, "device_id": "BOBPHONE",
             "stream_id": 3, "prev_id": [2], "deleted": false}},
+        // carol shares no room with A's users: nobody there needs her keys.
+        {"edu_type": "m.device_list_update", "content": {"user_id": carol, "device_id": "CAROLPC",
+            "stream_id": 1, "prev_id": [], "deleted": false}},
         {"edu_type": "org.example.unknown", "content": {"x": 1}},
         {"not": "an edu"},
     ]))
@@ -103,6 +106,10 @@ async fn edus_are_kept_for_clients_and_checked_against_their_origin() {
         on_bob["device_updates"]["BOBPHONE"]["stream_id"], 3,
         "{on_bob}"
     );
+    let (_, on_carol) = a
+        .admin_get(&format!("users/{}/ephemeral", encode(&carol)))
+        .await;
+    assert_eq!(on_carol["device_updates"], json!({}), "{on_carol}");
 
     // Typing stops when told.
     send_edus(

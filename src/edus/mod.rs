@@ -367,11 +367,20 @@ impl EduService {
         Ok(())
     }
 
-    /// The latest update per remote device (or the user's signing keys).
+    /// The latest update per remote device (or the user's signing keys),
+    /// for users who share a room with ours (nobody here would ask for
+    /// anyone else's keys: updates about them are dropped, not kept).
     fn device_update(&self, origin: &ServerName, content: Value, signing_keys: bool) -> Handled {
         let update: DeviceUpdate =
             serde_json::from_value(content.clone()).map_err(|e| e.to_string())?;
         of_origin(&update.user_id, origin)?;
+        if !self
+            .rooms
+            .shares_room_with_us(&update.user_id)
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(());
+        }
         let kind = match (signing_keys, update.device_id) {
             (true, _) => "signing_keys".to_owned(),
             (false, Some(device)) => device,

@@ -17,7 +17,9 @@ pub(super) const RECEIPTS: &str = "receipts";
 /// `to_device`: `user_id 0xFF device_id 0xFF seq (u64 BE)` → JSON
 /// [`ToDevice`]; device `*` means every device of the user.
 pub(super) const TO_DEVICE: &str = "to_device";
-/// `to_device_ids`: `origin 0xFF message_id` → empty: messages already taken.
+/// `to_device_ids`: `origin 0xFF message_id` → when it was taken (ms, u64
+/// BE; empty in records from before that was kept): messages already
+/// taken, kept for a day (what a retried transaction needs), then pruned.
 pub(super) const TO_DEVICE_IDS: &str = "to_device_ids";
 /// `device_updates`: `user_id 0xFF kind` → JSON content of the latest
 /// `m.device_list_update` (kind = device ID) or `m.signing_key_update`
@@ -107,7 +109,8 @@ impl EduTrees {
             let key = key(&[user.as_str().as_bytes(), device.as_bytes(), &seq]);
             self.to_device.insert(key, encode(message)?)?;
         }
-        self.to_device_ids.insert(id_key, &[])?;
+        self.to_device_ids
+            .insert(id_key, &crate::time::now_ms().to_be_bytes())?;
         Ok(true)
     }
 
@@ -165,6 +168,20 @@ impl EduTrees {
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Forgets to-device message IDs taken before `cutoff_ms`; how many.
+    pub fn prune_message_ids(&self, cutoff_ms: u64) -> Result<usize> {
+        let mut pruned = 0;
+        for entry in self.to_device_ids.iter() {
+            let (key, value) = entry?;
+            let taken = <[u8; 8]>::try_from(value.as_ref()).map_or(0, u64::from_be_bytes);
+            if taken < cutoff_ms {
+                self.to_device_ids.remove(key)?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 
     pub fn put_device_update(&self, user: &UserId, kind: &str, content: &Value) -> Result<()> {

@@ -122,6 +122,13 @@ impl Store {
     pub async fn flush(&self) -> Result<()> {
         self.rooms.flush().await
     }
+
+    /// Forgets the idempotency records older than `cutoff_ms` (answers to
+    /// transactions, to-device message IDs): a retry comes within
+    /// minutes, and they would otherwise grow without end.
+    pub fn prune_idempotency_records(&self, cutoff_ms: u64) -> Result<usize> {
+        Ok(self.transactions.prune(cutoff_ms)? + self.edus.prune_message_ids(cutoff_ms)?)
+    }
 }
 
 /// Serialises a value for storage; our own types always serialise.

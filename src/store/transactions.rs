@@ -14,7 +14,10 @@ use sled::Tree;
 use super::u64_value;
 use crate::store::error::{Result, StoreError};
 
-/// `transactions`: `origin 0xFF txn_id` → the response body we sent (JSON).
+/// `transactions`: `origin 0xFF txn_id` → 0x00, when it was answered (ms,
+/// u64 BE), the response body we sent (JSON). Kept for a day (what a
+/// retry needs), then pruned; records from before the time was kept are
+/// the JSON alone and pruned first.
 pub(super) const TRANSACTIONS: &str = "transactions";
 /// `transactions_staged`: big-endian u64 sequence → `origin 0xFF body`,
 /// the request body as received. Removed once its PDUs and EDUs are
@@ -54,13 +57,33 @@ impl TransactionTree {
     }
 
     pub fn response(&self, origin: &ServerName, txn_id: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree.get(key(origin, txn_id))?.map(|v| v.to_vec()))
+        Ok(self
+            .tree
+            .get(key(origin, txn_id))?
+            .map(|v| answer_of(&v).1.to_vec()))
     }
 
     /// Records the answer; the caller flushes before replying.
     pub fn record(&self, origin: &ServerName, txn_id: &str, response: &[u8]) -> Result<()> {
-        self.tree.insert(key(origin, txn_id), response)?;
+        let mut value = Vec::with_capacity(9 + response.len());
+        value.push(0);
+        value.extend_from_slice(&crate::time::now_ms().to_be_bytes());
+        value.extend_from_slice(response);
+        self.tree.insert(key(origin, txn_id), value)?;
         Ok(())
+    }
+
+    /// Forgets answers given before `cutoff_ms`; how many.
+    pub fn prune(&self, cutoff_ms: u64) -> Result<usize> {
+        let mut pruned = 0;
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            if answer_of(&value).0 < cutoff_ms {
+                self.tree.remove(key)?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 
     /// Keeps a transaction until [`Self::unstage`]; the caller flushes
@@ -108,6 +131,21 @@ impl TransactionTree {
     pub async fn flush(&self) -> Result<()> {
         self.staged.flush_async().await?;
         Ok(())
+    }
+}
+
+/// (when it was answered, the answer) of a stored record; 0 for a
+/// record from before the time was kept.
+fn answer_of(value: &[u8]) -> (u64, &[u8]) {
+    match value.split_first() {
+        Some((0, rest)) if rest.len() >= 8 => {
+            let (ts, answer) = rest.split_at(8);
+            (
+                u64::from_be_bytes(ts.try_into().unwrap_or_default()),
+                answer,
+            )
+        }
+        _ => (0, value),
     }
 }
 

@@ -58,18 +58,29 @@ async fn send(
     let accounts = &services.accounts;
     if let Some(txn) = &txn {
         if let Some(event_id) = accounts.txn_event(&session, txn)? {
-            return Ok(json!({ "event_id": event_id }));
+            // A record without its event: the server stopped in between.
+            if services.rooms.has_event(&event_id)? {
+                return Ok(json!({ "event_id": event_id }));
+            }
         }
     }
     let content: Value = body(&bytes)?;
     check_content(&room, &kind, &content)?;
-    let event_id = services
-        .rooms
-        .send(&room, &session.user_id, &kind, None, content)
-        .await?;
-    if let Some(txn) = &txn {
-        accounts.put_txn_event(&session, txn, Some(txn), event_id.as_str())?;
-    }
+    let rooms = &services.rooms;
+    let event_id = match &txn {
+        Some(txn) => {
+            rooms
+                .send_once(&room, &session.user_id, &kind, content, |id| {
+                    accounts.put_txn_event(&session, txn, Some(txn), id.as_str())
+                })
+                .await?
+        }
+        None => {
+            rooms
+                .send(&room, &session.user_id, &kind, None, content)
+                .await?
+        }
+    };
     Ok(json!({ "event_id": event_id }))
 }
 

@@ -36,8 +36,31 @@ impl RoomService {
         state_key: Option<&str>,
         content: Value,
     ) -> Result<OwnedEventId> {
-        self.send_with(room, sender, kind, state_key, content, |_| {})
+        self.send_with(room, sender, (kind, state_key, content), |_| {}, |_| Ok(()))
             .await
+    }
+
+    /// [`Self::send`] for a client's transaction: `record` notes the
+    /// transaction's event ID before the event is written. sled makes
+    /// writes durable in order (one log), so after a crash the event
+    /// exists only if its record does: a retry finds the record, and sends
+    /// again only when the event is missing ([`Self::has_event`]). Either
+    /// way the transaction makes one event.
+    pub async fn send_once(
+        &self,
+        room: &RoomId,
+        sender: &UserId,
+        kind: &str,
+        content: Value,
+        record: impl FnOnce(&ruma::EventId) -> Result<()>,
+    ) -> Result<OwnedEventId> {
+        self.send_with(room, sender, (kind, None, content), |_| {}, record)
+            .await
+    }
+
+    /// Whether the event is stored (not only referred to).
+    pub fn has_event(&self, id: &str) -> Result<bool> {
+        Ok(self.trees.event_meta(id)?.is_some())
     }
 
     /// The current state event of `(kind, key)` when it is this one again
@@ -66,15 +89,15 @@ impl RoomService {
     }
 
     /// [`Self::send`] with a last touch to the event before it is signed
-    /// (a top-level `redacts` before room version 11).
+    /// (a top-level `redacts` before room version 11), and a step run with
+    /// its ID before it is written.
     pub(in crate::rooms) async fn send_with(
         &self,
         room: &RoomId,
         sender: &UserId,
-        kind: &str,
-        state_key: Option<&str>,
-        content: Value,
+        (kind, state_key, content): (&str, Option<&str>, Value),
         finish: impl FnOnce(&mut CanonicalJsonObject),
+        before_append: impl FnOnce(&ruma::EventId) -> Result<()>,
     ) -> Result<OwnedEventId> {
         self.ensure_local(sender)?;
         let mut content = content;
@@ -98,6 +121,7 @@ impl RoomService {
         let mut object = self.build(room, &record, &rules, sender, kind, state_key, content)?;
         finish(&mut object);
         let checked = self.sign(object, &rules)?;
+        before_append(&checked.event_id)?;
         let (event_id, _) = self
             .append(room, &record.version, checked, Source::Local, None)
             .await?;

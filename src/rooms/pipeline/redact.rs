@@ -55,9 +55,15 @@ impl RoomService {
                 .send(room, sender, "m.room.redaction", None, content)
                 .await;
         }
-        self.send_with(room, sender, "m.room.redaction", None, content, |object| {
-            object.insert("redacts".into(), target.as_str().into());
-        })
+        self.send_with(
+            room,
+            sender,
+            ("m.room.redaction", None, content),
+            |object| {
+                object.insert("redacts".into(), target.as_str().into());
+            },
+            |_| Ok(()),
+        )
         .await
     }
 

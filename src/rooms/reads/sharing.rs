@@ -143,6 +143,16 @@ impl RoomService {
         Ok(users)
     }
 
+    /// Whether `user` is joined to a room one of our users is joined to.
+    pub fn shares_room_with_us(&self, user: &UserId) -> Result<bool> {
+        for room in self.rooms_joined_by(user)? {
+            if self.joined_servers(&room)?.contains(self.server_name()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Every server with a user in a room `user` is joined to.
     pub fn servers_sharing_rooms_with(&self, user: &UserId) -> Result<BTreeSet<OwnedServerName>> {
         let mut servers = BTreeSet::new();

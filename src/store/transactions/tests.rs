@@ -31,3 +31,30 @@ fn staged_transactions_survive_a_reopen_in_order_until_unstaged() {
         seqs[2]
     );
 }
+
+#[test]
+fn answers_are_kept_until_pruned_and_old_ones_read_as_they_were() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let origin = <&ServerName>::try_from("a.example").expect("name");
+    let store = crate::store::reopen(dir.path());
+    let tree = &store.transactions;
+    // A record from before answers were timed: the JSON alone.
+    tree.tree
+        .insert(key(origin, "old"), &b"{\"pdus\":{}}"[..])
+        .expect("insert");
+    tree.record(origin, "new", b"{\"pdus\":{\"$a\":{}}}")
+        .expect("record");
+    assert_eq!(
+        tree.response(origin, "old").expect("read").as_deref(),
+        Some(&b"{\"pdus\":{}}"[..])
+    );
+    assert_eq!(
+        tree.response(origin, "new").expect("read").as_deref(),
+        Some(&b"{\"pdus\":{\"$a\":{}}}"[..])
+    );
+    let an_hour_ago = crate::time::now_ms() - 3_600_000;
+    assert_eq!(tree.prune(an_hour_ago).expect("pruned"), 1);
+    assert!(tree.response(origin, "old").expect("read").is_none());
+    assert!(tree.response(origin, "new").expect("read").is_some());
+    assert_eq!(tree.prune(u64::MAX).expect("pruned"), 1);
+}
