@@ -44,8 +44,15 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Quiet, and without the per-user limits a bench would run into.
+const UNLIMITED: [(&str, &str); 3] = [
+    ("HEARTH_LOG", "error"),
+    ("HEARTH_LIMITS__MESSAGES_BURST", "1000000"),
+    ("HEARTH_LIMITS__JOINS_BURST", "1000000"),
+];
+
 async fn federated_chat(ca: &TestCa, messages: usize) {
-    let quiet = [("HEARTH_LOG", "error")];
+    let quiet = UNLIMITED;
     let a = Hearth::start_with(ca, &quiet);
     let b = Hearth::start_with(ca, &quiet);
     let alice = Client::login(&a, "alice").await;
@@ -142,7 +149,7 @@ async fn federated_chat(ca: &TestCa, messages: usize) {
 }
 
 async fn memory(ca: &TestCa) {
-    let h = Hearth::start_with(ca, &[("HEARTH_LOG", "error")]);
+    let h = Hearth::start_with(ca, &UNLIMITED);
     let pid = h.pid().expect("pid");
     println!("idle: {} KiB resident", rss_kib(pid));
     let mut users = Vec::new();

@@ -129,6 +129,15 @@ pub struct Limits {
     /// `login_per_minute`.
     pub login_burst: u32,
     pub login_per_minute: u32,
+    /// Room messages one user may send in a burst, refilling per minute.
+    pub messages_burst: u32,
+    pub messages_per_minute: u32,
+    /// Rooms one user may join in a burst, refilling per minute.
+    pub joins_burst: u32,
+    pub joins_per_minute: u32,
+    /// Accounts one address may register in a burst, refilling per minute.
+    pub registrations_burst: u32,
+    pub registrations_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -143,6 +152,12 @@ impl Default for Limits {
             body_mib_in_flight: 64,
             login_burst: 5,
             login_per_minute: 6,
+            messages_burst: 100,
+            messages_per_minute: 600,
+            joins_burst: 20,
+            joins_per_minute: 30,
+            registrations_burst: 3,
+            registrations_per_minute: 1,
         }
     }
 }
@@ -326,6 +341,21 @@ impl Config {
             ),
             ("limits.login_burst", limits.login_burst.into()),
             ("limits.login_per_minute", limits.login_per_minute.into()),
+            ("limits.messages_burst", limits.messages_burst.into()),
+            (
+                "limits.messages_per_minute",
+                limits.messages_per_minute.into(),
+            ),
+            ("limits.joins_burst", limits.joins_burst.into()),
+            ("limits.joins_per_minute", limits.joins_per_minute.into()),
+            (
+                "limits.registrations_burst",
+                limits.registrations_burst.into(),
+            ),
+            (
+                "limits.registrations_per_minute",
+                limits.registrations_per_minute.into(),
+            ),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));

@@ -180,14 +180,17 @@ pub fn body_limited() -> impl warp::Filter<Extract = (bytes::Bytes,), Error = Re
                 .await
             {
                 Ok(body) => body.map_err(warp::reject::custom),
-                Err(_) => Err(warp::reject::custom(Error::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "M_UNKNOWN",
-                    format!(
-                        "the request body did not arrive within {} s",
-                        limits.deadline.as_secs()
-                    ),
-                ))),
+                Err(_) => {
+                    crate::rate_limit::count_refusal("request bodies too slow");
+                    Err(warp::reject::custom(Error::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "M_UNKNOWN",
+                        format!(
+                            "the request body did not arrive within {} s",
+                            limits.deadline.as_secs()
+                        ),
+                    )))
+                }
             }
         })
 }

@@ -36,6 +36,7 @@ pub fn route(
                 let mut text = status::to_prometheus(&statuses, now_ms());
                 text.push_str(&inbound.to_prometheus());
                 text.push_str(&connections_text(&connections));
+                text.push_str(&refusals_text());
                 let mut response = Response::new(text.into());
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,
@@ -60,4 +61,18 @@ fn connections_text(connections: &Connections) -> String {
          hearth_connections_refused_total{{reason=\"total\"}} {total}\n",
         connections.open_now()
     )
+}
+
+/// Requests refused by a limit, per limit.
+fn refusals_text() -> String {
+    let mut text = String::from(
+        "# HELP hearth_requests_refused_total Requests refused by a limit (429, 408), by limit.\n\
+         # TYPE hearth_requests_refused_total counter\n",
+    );
+    for (reason, count) in crate::rate_limit::refusals() {
+        text.push_str(&format!(
+            "hearth_requests_refused_total{{reason=\"{reason}\"}} {count}\n"
+        ));
+    }
+    text
 }

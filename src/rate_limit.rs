@@ -76,12 +76,31 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     }
 }
 
-/// 429 `M_LIMIT_EXCEEDED` with `retry_after_ms`.
-pub fn too_many(what: &str, wait: Duration) -> Error {
+/// 429 `M_LIMIT_EXCEEDED` with `retry_after_ms`, counted as a refusal
+/// for `what`.
+pub fn too_many(what: &'static str, wait: Duration) -> Error {
+    count_refusal(what);
     Error::limit_exceeded(
         format!("too many {what}; try again in {} s", wait.as_secs().max(1)),
         wait.as_millis().max(1) as u64,
     )
+}
+
+/// Requests refused so far, by what there were too many of (for
+/// `/metrics`). One count for the process, as the limits are.
+static REFUSALS: Mutex<Vec<(&'static str, u64)>> = Mutex::new(Vec::new());
+
+pub fn count_refusal(what: &'static str) {
+    let mut refusals = REFUSALS.lock().unwrap_or_else(|e| e.into_inner());
+    match refusals.iter_mut().find(|(reason, _)| *reason == what) {
+        Some((_, count)) => *count += 1,
+        None => refusals.push((what, 1)),
+    }
+}
+
+/// (reason, count) of every refusal so far.
+pub fn refusals() -> Vec<(&'static str, u64)> {
+    REFUSALS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 #[cfg(test)]

@@ -196,6 +196,7 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
         registration: Arc::new(config.registration.clone()),
         admin_token: token.into(),
         strangers: Default::default(),
+        user_limits: Arc::new(crate::services::UserLimits::new(&config.limits)),
         keys,
         client,
         rooms,

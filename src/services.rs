@@ -4,9 +4,11 @@
 
 use std::{net::IpAddr, ops::Deref, sync::Arc};
 
+use ruma::{OwnedUserId, UserId};
+
 use crate::{
     accounts::{profiles::ProfileService, AccountService},
-    config::Registration,
+    config::{Limits, Registration},
     delivery::sender::Sender,
     e2ee::E2eeService,
     edus::EduService,
@@ -44,6 +46,60 @@ pub struct ServiceSet {
     /// The admin API's token.
     pub admin_token: Arc<str>,
     pub strangers: Strangers,
+    pub user_limits: Arc<UserLimits>,
+}
+
+/// What one user (or, for registration, one address) may do per minute,
+/// as `[limits]` says: messages, joins, new accounts.
+pub struct UserLimits {
+    messages: RateLimiter<OwnedUserId>,
+    joins: RateLimiter<OwnedUserId>,
+    registrations: RateLimiter<IpAddr>,
+}
+
+impl UserLimits {
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            messages: RateLimiter::new(limits.messages_burst, limits.messages_per_minute),
+            joins: RateLimiter::new(limits.joins_burst, limits.joins_per_minute),
+            registrations: RateLimiter::new(
+                limits.registrations_burst,
+                limits.registrations_per_minute,
+            ),
+        }
+    }
+
+    /// One more room message from `user`, or 429.
+    pub fn message(&self, user: &UserId) -> crate::error::Result<()> {
+        self.messages
+            .take(&user.to_owned())
+            .map_err(|wait| too_many("messages", wait))
+    }
+
+    /// One more join by `user`, or 429.
+    pub fn join(&self, user: &UserId) -> crate::error::Result<()> {
+        self.joins
+            .take(&user.to_owned())
+            .map_err(|wait| too_many("joins", wait))
+    }
+
+    /// Whether the address may register another account (429 if not).
+    pub fn may_register(&self, from: Option<PeerIp>) -> crate::error::Result<()> {
+        match from {
+            Some(PeerIp(ip)) => self
+                .registrations
+                .allows(&ip)
+                .map_err(|wait| too_many("registrations from this address", wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts an account registered from the address.
+    pub fn registered(&self, from: Option<PeerIp>) {
+        if let Some(PeerIp(ip)) = from {
+            let _ = self.registrations.take(&ip);
+        }
+    }
 }
 
 /// Requests without credentials that make this server contact others (key
@@ -71,7 +127,13 @@ impl Strangers {
     /// say) is not limited.
     pub fn allowance(&self, from: Option<PeerIp>) -> impl Fn() -> bool + Send + Sync + 'static {
         let limiter = self.0.clone();
-        move || from.is_none_or(|PeerIp(ip)| limiter.take(&ip).is_ok())
+        move || {
+            let allowed = from.is_none_or(|PeerIp(ip)| limiter.take(&ip).is_ok());
+            if !allowed {
+                crate::rate_limit::count_refusal("requests that make this server contact others");
+            }
+            allowed
+        }
     }
 
     /// One outbound request for the asker at `from`, or 429.

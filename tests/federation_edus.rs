@@ -301,3 +301,33 @@ async fn remote_presence_is_kept_only_for_room_sharers_and_bounded() {
         .await;
     assert!(on_ghost["presence"].is_null(), "{on_ghost}");
 }
+
+#[tokio::test]
+async fn another_server_cannot_fill_a_devices_inbox() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let (_, alice, bob) = shared_room(&a, &b).await;
+    let device = Client::login(&a, "alice").await.device;
+    for batch in 0..11 {
+        let edus: Vec<Value> = (0..100)
+            .map(|i| {
+                json!({"edu_type": "m.direct_to_device", "content": {
+                    "sender": bob, "type": "m.room_key", "message_id": format!("m{batch}-{i}"),
+                    "messages": {alice.clone(): {device.clone(): {"n": batch * 100 + i}}}}})
+            })
+            .collect();
+        send_edus(&b, &a, &format!("inbox-{batch}"), Value::Array(edus)).await;
+    }
+    let path = format!("users/{}/ephemeral", encode(&alice));
+    let view = a
+        .admin_get_when(&path, |v| {
+            v["to_device"].as_array().is_some_and(|m| m.len() >= 1000)
+        })
+        .await;
+    // Give the last transaction time to be taken in, then count again.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (_, view_after) = a.admin_get(&path).await;
+    assert_eq!(view["to_device"].as_array().map(Vec::len), Some(1000));
+    assert_eq!(view_after["to_device"].as_array().map(Vec::len), Some(1000));
+}

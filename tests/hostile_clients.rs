@@ -177,3 +177,83 @@ async fn a_remote_profile_needs_a_token() {
         http::request(http::Target::Plain(hearth.client), "GET", &path, &[], None).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn messages_and_joins_are_limited_per_user_and_counted() {
+    let ca = TestCa::new();
+    let hearth = Hearth::start_with(
+        &ca,
+        &[
+            ("HEARTH_LIMITS__MESSAGES_BURST", "5"),
+            ("HEARTH_LIMITS__JOINS_BURST", "2"),
+            ("HEARTH_METRICS__ENABLED", "true"),
+        ],
+    );
+    let alice = Client::login(&hearth, "alice").await;
+    let bob = Client::login(&hearth, "bob").await;
+    let room = alice.create_room(json!({"preset": "public_chat"})).await;
+    let body = json!({"msgtype": "m.text", "body": "hi"});
+    for i in 0..5 {
+        let path = format!("rooms/{}/send/m.room.message/t{i}", encode(&room));
+        assert_eq!(put(&alice, "PUT", &path, body.clone()).await.0, 200);
+    }
+    let path = format!("rooms/{}/send/m.room.message/t5", encode(&room));
+    assert_eq!(
+        put(&alice, "PUT", &path, body.clone()).await,
+        (429, "M_LIMIT_EXCEEDED".into())
+    );
+    // A retried transaction is an answer, not another message.
+    let path = format!("rooms/{}/send/m.room.message/t0", encode(&room));
+    assert_eq!(put(&alice, "PUT", &path, body.clone()).await.0, 200);
+    // bob has his own allowance.
+    assert_eq!(
+        put(&bob, "POST", &format!("join/{}", encode(&room)), json!({}))
+            .await
+            .0,
+        200
+    );
+    let path = format!("rooms/{}/send/m.room.message/b0", encode(&room));
+    assert_eq!(put(&bob, "PUT", &path, body).await.0, 200);
+
+    let rooms = [
+        alice.create_room(json!({"preset": "public_chat"})).await,
+        alice.create_room(json!({"preset": "public_chat"})).await,
+    ];
+    assert_eq!(
+        put(
+            &bob,
+            "POST",
+            &format!("join/{}", encode(&rooms[0])),
+            json!({})
+        )
+        .await
+        .0,
+        200
+    );
+    let third = put(
+        &bob,
+        "POST",
+        &format!("join/{}", encode(&rooms[1])),
+        json!({}),
+    )
+    .await;
+    assert_eq!(third, (429, "M_LIMIT_EXCEEDED".into()));
+
+    let (status, metrics) = http::request_raw(
+        http::Target::Plain(hearth.client),
+        "GET",
+        "/metrics",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8_lossy(&metrics);
+    for line in [
+        "hearth_requests_refused_total{reason=\"messages\"} 1",
+        "hearth_requests_refused_total{reason=\"joins\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    assert!(metrics.contains("hearth_connections_open "), "{metrics}");
+}

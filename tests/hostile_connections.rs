@@ -186,6 +186,24 @@ async fn a_federation_body_is_not_read_before_the_header_checks_out() {
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(answer.contains("M_UNAUTHORIZED"), "{answer}");
+    // Requests without a signature are refused too, and none of it is an
+    // error of the server's own (it used to log one per request).
+    for (method, path) in [
+        ("PUT", "/_matrix/federation/v1/send/t2"),
+        ("GET", "/_matrix/federation/v1/state/!r:x?event_id=$e"),
+        ("POST", "/_matrix/federation/v1/user/keys/query"),
+    ] {
+        let (status, _) = common::http::request(
+            common::http::Target::Tls(hearth.federation, ca.ca_pem()),
+            method,
+            path,
+            &[],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+        assert_eq!(status, 401, "{method} {path}");
+    }
+    assert!(!hearth.log().contains("ERROR"), "{}", hearth.log());
 }
 
 /// A GET written by hand on a fresh connection; the whole answer.

@@ -41,6 +41,10 @@ use crate::{
 /// Presence updates read from one `m.presence` EDU; the rest are dropped.
 const MAX_PRESENCE_PUSH: usize = 1_000;
 
+/// To-device messages from other servers one device may have waiting: a
+/// month offline in a busy encrypted household is a few hundred room keys.
+const MAX_INBOX: usize = 1_000;
+
 #[derive(Deserialize)]
 struct Edu {
     edu_type: String,
@@ -305,16 +309,25 @@ impl EduService {
 
     /// Durably stores to-device messages for our users' devices, once
     /// per (origin, message ID), and wakes their syncs.
+    /// Stores to-device messages; from another server, only for devices
+    /// with fewer than [`MAX_INBOX`] waiting.
     fn deliver(
         &self,
         origin: &ServerName,
         message_id: &str,
         deliveries: Vec<(&UserId, String, ToDevice)>,
     ) -> crate::error::Result<()> {
-        let deliveries: Vec<(&UserId, &str, ToDevice)> = deliveries
-            .iter()
-            .map(|(u, d, m)| (*u, d.as_str(), m.clone()))
-            .collect();
+        let remote = origin != self.rooms.server_name();
+        let mut kept = Vec::with_capacity(deliveries.len());
+        for (user, device, message) in &deliveries {
+            // Another server cannot fill a device's inbox without end.
+            if remote && self.trees.inbox_len(user, device, MAX_INBOX)? >= MAX_INBOX {
+                tracing::debug!(%origin, %user, %device, "to-device inbox full; message dropped");
+                continue;
+            }
+            kept.push((*user, device.as_str(), message.clone()));
+        }
+        let deliveries = kept;
         self.trees.push_to_device(origin, message_id, &deliveries)?;
         self.trees.flush()?;
         self.changed();

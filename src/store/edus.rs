@@ -114,6 +114,17 @@ impl EduTrees {
         Ok(true)
     }
 
+    /// Messages waiting for one device, counted up to `at_most`.
+    pub fn inbox_len(&self, user: &UserId, device: &str, at_most: usize) -> Result<usize> {
+        let prefix = super::key::prefix(&[user.as_bytes(), device.as_bytes()]);
+        Ok(self
+            .to_device
+            .scan_prefix(prefix)
+            .keys()
+            .take(at_most)
+            .count())
+    }
+
     /// (device, message) for every message waiting for `user`, oldest first per device.
     pub fn to_device_of(&self, user: &UserId) -> Result<Vec<(String, ToDevice)>> {
         let prefix = super::key::prefix(&[user.as_bytes()]);

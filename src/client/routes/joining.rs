@@ -61,6 +61,7 @@ async fn join(
         }
     }
     let (room, servers) = resolve_target(&services, &target, &query).await?;
+    services.user_limits.join(&session.user_id)?;
     services
         .membership
         .join(&room, &session.user_id, &servers, &content)

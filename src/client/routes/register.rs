@@ -15,6 +15,7 @@ use crate::{
     client::{body, respond, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, raw_query},
+    listener::PeerIp,
     request::param,
 };
 
@@ -36,10 +37,11 @@ pub fn routes(services: Services) -> Route {
         .and(warp::path!("register"))
         .and(warp::post())
         .and(raw_query())
+        .and(warp::ext::optional::<PeerIp>())
         .and(body_limited())
-        .then(move |query: String, bytes: Bytes| {
+        .then(move |query: String, from: Option<PeerIp>, bytes: Bytes| {
             let services = register_services.clone();
-            async move { respond(register(services, query, bytes)).await }
+            async move { respond(register(services, query, from, bytes)).await }
         });
     let available = v3()
         .and(warp::path!("register" / "available"))
@@ -69,7 +71,12 @@ fn stage(services: &Services) -> &'static str {
 /// Creates the account once the session's stage is complete, with the
 /// username and password of whichever of its requests gave them; the
 /// same session completed again logs in to the same account.
-async fn register(services: Services, query: String, bytes: Bytes) -> Result<Value> {
+async fn register(
+    services: Services,
+    query: String,
+    from: Option<PeerIp>,
+    bytes: Bytes,
+) -> Result<Value> {
     if !services.registration.enabled {
         return Err(disabled());
     }
@@ -122,7 +129,9 @@ async fn register(services: Services, query: String, bytes: Bytes) -> Result<Val
             let password = fields
                 .password
                 .ok_or_else(|| Error::missing_param("no password given"))?;
+            services.user_limits.may_register(from)?;
             let user = services.accounts.register(&name, Some(password)).await?;
+            services.user_limits.registered(from);
             services
                 .accounts
                 .uia()

@@ -66,6 +66,7 @@ async fn send(
     }
     let content: Value = body(&bytes)?;
     check_content(&room, &kind, &content)?;
+    services.user_limits.message(&session.user_id)?;
     let rooms = &services.rooms;
     let event_id = match &txn {
         Some(txn) => {
