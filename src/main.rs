@@ -300,8 +300,11 @@ async fn federation_retry(config: &Config, destination: &str) -> Result<(), Stri
 async fn rotate_keys(config: &Config) -> Result<(), String> {
     match Store::open(&config.data_dir) {
         Ok(store) => {
-            let keys = OwnKeys::load_or_generate(&store.signing_keys).map_err(|e| e.message)?;
-            let rotated = OwnKeys::rotate(&store.signing_keys).map_err(|e| e.message)?;
+            let name = config.server_name.as_str();
+            let keys = OwnKeys::load_or_generate(&store.signing_keys, store.data_dir(), name)
+                .map_err(|e| e.message)?;
+            let rotated = OwnKeys::rotate(&store.signing_keys, store.data_dir(), name)
+                .map_err(|e| e.message)?;
             println!(
                 "retired {}; new signing key {}",
                 keys.current_id, rotated.current_id

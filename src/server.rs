@@ -31,6 +31,7 @@ use crate::{
 };
 
 pub async fn run(config: Config) -> Result<(), String> {
+    crate::store::identity::precheck(&config.data_dir, config.server_name.as_str())?;
     let store = Store::open(&config.data_dir).map_err(|e| match e {
         OpenError::Locked => format!(
             "{} is in use by another hearth process",

@@ -51,7 +51,11 @@ pub struct KeyService {
 
 impl KeyService {
     pub fn new(config: &Config, store: Store, client: Arc<HttpsClient>) -> Result<Self> {
-        let own = OwnKeys::load_or_generate(&store.signing_keys)?;
+        let own = OwnKeys::load_or_generate(
+            &store.signing_keys,
+            store.data_dir(),
+            config.server_name.as_str(),
+        )?;
         Ok(Self {
             server_name: config.server_name.clone(),
             validity: config.key_validity(),
@@ -75,7 +79,11 @@ impl KeyService {
 
     /// Retires the current key and starts signing with a new one.
     pub fn rotate(&self) -> Result<String> {
-        let keys = OwnKeys::rotate(&self.store.signing_keys)?;
+        let keys = OwnKeys::rotate(
+            &self.store.signing_keys,
+            self.store.data_dir(),
+            self.server_name.as_str(),
+        )?;
         let id = keys.current_id.clone();
         *self.own.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
         tracing::info!(key_id = %id, "rotated signing key");

@@ -1,7 +1,7 @@
 //! Our own signing keys: generated once, kept in the `signing_keys` tree,
 //! rotated on request, and published with `/_matrix/key/v2/server`.
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 use rand::{distributions::Alphanumeric, Rng};
 use ruma::{
@@ -12,7 +12,10 @@ use ruma::{
 
 use crate::{
     error::{Error, Result},
-    store::{OwnSigningKey, SigningKeyTree},
+    store::{
+        identity::{self, Identity},
+        OwnSigningKey, SigningKeyTree,
+    },
     time::now_ms,
 };
 
@@ -84,13 +87,90 @@ fn decode_seed(record: &OwnSigningKey) -> Result<Vec<u8>> {
 }
 
 impl OwnKeys {
-    /// Loads the keys, generating the first one if there is none. An
-    /// existing key is never replaced here.
-    pub fn load_or_generate(tree: &SigningKeyTree) -> Result<Self> {
-        if !tree.all()?.iter().any(|k| k.expired_ts.is_none()) {
-            tree.replace_current(None, &new_record())?;
+    /// Loads the keys of `server_name`'s data in `data_dir`, checked
+    /// against `identity.json`, generating the first one for a new server
+    /// only. An existing key is never replaced here, and a database that
+    /// lost its keys is refused, not given new ones.
+    pub fn load_or_generate(
+        tree: &SigningKeyTree,
+        data_dir: &Path,
+        server_name: &str,
+    ) -> Result<Self> {
+        let records = tree.all()?;
+        let identity = identity::read(data_dir).map_err(Error::internal)?;
+        match identity {
+            Some(identity) => Self::check(tree, &records, identity, data_dir, server_name)?,
+            None if records.is_empty() => {
+                let first = new_record();
+                // The file first: a crash then leaves a key, not two.
+                identity::write(
+                    data_dir,
+                    &Identity {
+                        server_name: server_name.to_owned(),
+                        keys: vec![first.clone()],
+                    },
+                )
+                .map_err(Error::internal)?;
+                tree.replace_current(None, &first)?;
+            }
+            // A data directory from before identity.json: adopt its keys.
+            None => identity::write(
+                data_dir,
+                &Identity {
+                    server_name: server_name.to_owned(),
+                    keys: records,
+                },
+            )
+            .map_err(Error::internal)?,
         }
         Self::load(tree)
+    }
+
+    /// The database's keys must be those `identity.json` names (it may be
+    /// one rotation ahead, after a crash: the tree catches up).
+    fn check(
+        tree: &SigningKeyTree,
+        records: &[OwnSigningKey],
+        identity: Identity,
+        data_dir: &Path,
+        server_name: &str,
+    ) -> Result<()> {
+        if identity.server_name != server_name {
+            return Err(Error::internal(format!(
+                "{} belongs to {}, not {server_name}",
+                data_dir.display(),
+                identity.server_name
+            )));
+        }
+        if records.is_empty() {
+            return Err(Error::internal(identity::missing_database(
+                data_dir,
+                server_name,
+            )));
+        }
+        if let Some(stranger) = records
+            .iter()
+            .find(|r| !identity.keys.iter().any(|k| k.key_id == r.key_id))
+        {
+            return Err(Error::internal(format!(
+                "the database's signing key {} is not in {}/identity.json: the database \
+                 is another server's; restore {} from a backup",
+                stranger.key_id,
+                data_dir.display(),
+                data_dir.display()
+            )));
+        }
+        if records.len() != identity.keys.len()
+            || records.iter().any(|r| {
+                identity
+                    .keys
+                    .iter()
+                    .any(|k| k.key_id == r.key_id && k.expired_ts != r.expired_ts)
+            })
+        {
+            tree.put_all(&identity.keys)?;
+        }
+        Ok(())
     }
 
     fn load(tree: &SigningKeyTree) -> Result<Self> {
@@ -119,14 +199,25 @@ impl OwnKeys {
 
     /// Retires the current key (it moves to `old_verify_keys` with
     /// `expired_ts` = now) and makes a new one current. Returns the new keys.
-    pub fn rotate(tree: &SigningKeyTree) -> Result<Self> {
-        let mut retired = tree
-            .all()?
-            .into_iter()
+    pub fn rotate(tree: &SigningKeyTree, data_dir: &Path, server_name: &str) -> Result<Self> {
+        let mut keys = tree.all()?;
+        let retired = keys
+            .iter_mut()
             .find(|k| k.expired_ts.is_none())
             .ok_or_else(|| Error::internal("no current signing key to rotate"))?;
         retired.expired_ts = Some(now_ms());
-        tree.replace_current(Some(&retired), &new_record())?;
+        let retired = retired.clone();
+        let new = new_record();
+        keys.push(new.clone());
+        identity::write(
+            data_dir,
+            &Identity {
+                server_name: server_name.to_owned(),
+                keys,
+            },
+        )
+        .map_err(Error::internal)?;
+        tree.replace_current(Some(&retired), &new)?;
         Self::load(tree)
     }
 

@@ -9,6 +9,7 @@ pub mod destinations;
 pub mod e2ee;
 pub mod edus;
 pub mod error;
+pub mod identity;
 mod key;
 pub mod outbound;
 pub mod partial;
@@ -44,6 +45,8 @@ pub struct Store {
     pub aliases: aliases::AliasTree,
     pub public_rooms: aliases::PublicRoomTree,
     pub e2ee: e2ee::E2eeTrees,
+    /// The data directory the database is in (`identity.json` is beside it).
+    data_dir: std::sync::Arc<Path>,
 }
 
 /// Why the database could not be opened.
@@ -115,7 +118,12 @@ impl Store {
             aliases: aliases::AliasTree::new(open(aliases::ALIASES)?),
             public_rooms: aliases::PublicRoomTree::new(open(aliases::PUBLIC_ROOMS)?),
             e2ee: e2ee::E2eeTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
+            data_dir: data_dir.into(),
         })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// Durably writes everything stored so far; called before acknowledging.

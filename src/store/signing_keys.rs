@@ -53,6 +53,23 @@ impl SigningKeyTree {
             .collect()
     }
 
+    /// Stores every one of `keys` (a copy of `identity.json` that is ahead
+    /// of the tree after a crash between the two), in one transaction.
+    pub fn put_all(&self, keys: &[OwnSigningKey]) -> Result<()> {
+        let values = keys
+            .iter()
+            .map(|k| encode(k).map(|v| (k.key_id.clone(), v)))
+            .collect::<Result<Vec<_>>>()?;
+        self.tree.transaction(|tx| {
+            for (id, value) in &values {
+                tx.insert(id.as_bytes(), value.as_slice())?;
+            }
+            Ok::<_, sled::transaction::ConflictableTransactionError<crate::store::error::StoreError>>(())
+        })?;
+        self.tree.flush()?;
+        Ok(())
+    }
+
     /// Stores `new` as the current key and marks `old` expired in one
     /// transaction, so a crash can never leave zero or two current keys.
     pub fn replace_current(&self, old: Option<&OwnSigningKey>, new: &OwnSigningKey) -> Result<()> {
