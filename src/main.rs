@@ -93,6 +93,22 @@ enum KeysCommand {
     Rotate,
 }
 
+/// The configured filter (`log`, or `HEARTH_LOG`), with ruma's state
+/// resolution and auth checks, which log every event they look at at
+/// `info`, held to `warn` unless the filter asks for debug detail or names
+/// them: per-event lines would cost an SD card a kilobyte per message.
+fn log_filter(configured: &str) -> tracing_subscriber::EnvFilter {
+    let detailed = ["debug", "trace", "ruma_state_res"]
+        .iter()
+        .any(|word| configured.contains(word));
+    let filter = tracing_subscriber::EnvFilter::try_new(configured)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match "ruma_state_res=warn".parse() {
+        Ok(quiet) if !detailed => filter.add_directive(quiet),
+        _ => filter,
+    }
+}
+
 fn main() -> ExitCode {
     return_large_allocations_to_the_system();
     let cli = Cli::parse();
@@ -106,12 +122,11 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(log_filter(&config.log))
         // stdout stays free for command output; the harness keeps stderr.
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
