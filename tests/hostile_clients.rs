@@ -81,7 +81,8 @@ async fn an_unknown_account_answers_as_slowly_as_a_wrong_password() {
         unknown += started.elapsed();
     }
     assert!(
-        unknown * 2 > known && known * 2 > unknown,
+        // Within 3x (a loaded machine drifts); before, 100x apart.
+        unknown * 3 > known && known * 3 > unknown,
         "wrong password took {known:?}, unknown account {unknown:?}"
     );
 }

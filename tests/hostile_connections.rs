@@ -92,6 +92,8 @@ async fn connections_past_the_total_are_closed() {
             ("HEARTH_LIMITS__IDLE_TIMEOUT_SECS", "30"),
         ]),
     );
+    // The harness's probes of the listeners count until they are closed.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let mut held = Vec::new();
     for _ in 0..40 {
         held.push(TcpStream::connect(hearth.client).await.expect("connect"));

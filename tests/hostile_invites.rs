@@ -58,15 +58,46 @@ async fn send_invite(
     federation(from, to, "PUT", &uri, Some(body)).await
 }
 
-#[tokio::test]
-async fn a_second_servers_invite_does_not_replace_the_first() {
-    let ca = TestCa::new();
-    let a = Hearth::start(&ca);
-    let b = Hearth::start(&ca);
-    let mut c = Hearth::start(&ca);
+/// A (alice's public room of version 2), B (erin's server) and C
+/// (mallory's, not in the room).
+struct Servers {
+    a: Hearth,
+    b: Hearth,
+    c: Hearth,
+    room: String,
+    alice: String,
+    erin: String,
+    mallory: String,
+}
+
+async fn servers(ca: &TestCa) -> Servers {
+    let (a, b, c) = (Hearth::start(ca), Hearth::start(ca), Hearth::start(ca));
     let (alice, erin, mallory) = (user(&a, "alice"), user(&b, "erin"), user(&c, "mallory"));
     let room = create(&a, &alice, "2").await;
     make_public(&a, &room, &alice).await;
+    Servers {
+        a,
+        b,
+        c,
+        room,
+        alice,
+        erin,
+        mallory,
+    }
+}
+
+#[tokio::test]
+async fn a_second_servers_invite_does_not_replace_the_first() {
+    let ca = TestCa::new();
+    let Servers {
+        a,
+        b,
+        mut c,
+        room,
+        alice,
+        erin,
+        mallory,
+    } = servers(&ca).await;
     let (status, reply) = invite(&a, &room, &alice, &erin).await;
     assert_eq!(status, 200, "{reply}");
     let first = pending(&b, &erin).await;
@@ -92,12 +123,15 @@ async fn a_second_servers_invite_does_not_replace_the_first() {
 #[tokio::test]
 async fn invites_for_unknown_users_or_with_heaps_of_state_are_refused() {
     let ca = TestCa::new();
-    let a = Hearth::start(&ca);
-    let b = Hearth::start(&ca);
-    let mut c = Hearth::start(&ca);
-    let (alice, erin, mallory) = (user(&a, "alice"), user(&b, "erin"), user(&c, "mallory"));
-    let room = create(&a, &alice, "2").await;
-    make_public(&a, &room, &alice).await;
+    let Servers {
+        a,
+        b,
+        mut c,
+        room,
+        erin,
+        mallory,
+        ..
+    } = servers(&ca).await;
 
     let nobody = format!("@nobody:{}", b.server_name);
     let (id, forged) = forged_invite(&mut c, &a, &room, &mallory, &nobody).await;
