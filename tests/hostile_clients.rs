@@ -240,16 +240,7 @@ async fn messages_and_joins_are_limited_per_user_and_counted() {
     .await;
     assert_eq!(third, (429, "M_LIMIT_EXCEEDED".into()));
 
-    let (status, metrics) = http::request_raw(
-        http::Target::Plain(hearth.client),
-        "GET",
-        "/metrics",
-        &[],
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
-    let metrics = String::from_utf8_lossy(&metrics);
+    let metrics = hearth.metrics().await.expect("metrics are enabled");
     for line in [
         "hearth_requests_refused_total{reason=\"messages\"} 1",
         "hearth_requests_refused_total{reason=\"joins\"} 1",

@@ -59,10 +59,7 @@ fn current_key(identity: &Value) -> String {
 async fn a_lost_database_is_refused_not_replaced_by_a_new_server() {
     let ca = TestCa::new();
     let mut hearth = Hearth::start(&ca);
-    let (status, keys) = hearth
-        .federation_request(&ca, "GET", "/_matrix/key/v2/server", &[], None)
-        .await;
-    assert_eq!(status, 200);
+    let keys = hearth.server_keys(&ca).await;
     let published = keys["verify_keys"]
         .as_object()
         .and_then(|k| k.keys().next().cloned())

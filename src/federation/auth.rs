@@ -52,10 +52,9 @@ pub fn authenticated(
             .and_then(move |headers: HeaderMap| {
                 let keys = keys.clone();
                 async move {
-                    let public_key = claimed_key(&keys, &headers)
+                    claimed_key(&keys, &headers)
                         .await
-                        .map_err(warp::reject::custom)?;
-                    Ok::<_, Rejection>((headers, public_key))
+                        .map_err(warp::reject::custom)
                 }
             })
     };
@@ -68,7 +67,7 @@ pub fn authenticated(
             move |method: Method,
                   path: FullPath,
                   query: String,
-                  (headers, public_key): (HeaderMap, String),
+                  (x_matrix, public_key): (XMatrix, String),
                   body: Bytes| {
                 let (keys, client) = (keys.clone(), client.clone());
                 async move {
@@ -78,8 +77,7 @@ pub fn authenticated(
                         format!("{}?{query}", path.as_str())
                     };
                     let request =
-                        SignedRequest::new(&headers, &method, &uri, keys.server_name(), body)
-                            .map_err(warp::reject::custom)?;
+                        SignedRequest::addressed(x_matrix, &method, &uri, keys.server_name(), body);
                     request.verify(&public_key).map_err(warp::reject::custom)?;
                     client.backoff().record_success(&request.x_matrix.origin);
                     Ok::<_, Rejection>(Authenticated {
@@ -92,13 +90,15 @@ pub fn authenticated(
         )
 }
 
-/// The public key of the key the `X-Matrix` header names, if the header
-/// is addressed to us.
-async fn claimed_key(keys: &KeyService, headers: &HeaderMap) -> Result<String> {
+/// The `X-Matrix` header, if it is addressed to us, and the public key
+/// of the key it names.
+async fn claimed_key(keys: &KeyService, headers: &HeaderMap) -> Result<(XMatrix, String)> {
     let x_matrix = parse_x_matrix(headers)?;
     addressed_to(&x_matrix, keys.server_name())?;
-    keys.remote_key(&x_matrix.origin, x_matrix.key.as_str(), KeyUse::Request)
-        .await
+    let key = keys
+        .remote_key(&x_matrix.origin, x_matrix.key.as_str(), KeyUse::Request)
+        .await?;
+    Ok((x_matrix, key))
 }
 
 fn addressed_to(x_matrix: &XMatrix, us: &ServerName) -> Result<()> {
@@ -178,6 +178,17 @@ impl SignedRequest {
     ) -> Result<Self> {
         let x_matrix = parse_x_matrix(headers)?;
         addressed_to(&x_matrix, us)?;
+        Ok(Self::addressed(x_matrix, method, uri, us, body))
+    }
+
+    /// The same from a header already parsed and found addressed to `us`.
+    fn addressed(
+        x_matrix: XMatrix,
+        method: &Method,
+        uri: &str,
+        us: &ServerName,
+        body: Bytes,
+    ) -> Self {
         let fields = CanonicalJsonObject::from([
             ("method".to_owned(), method.as_str().into()),
             ("uri".to_owned(), uri.into()),
@@ -185,11 +196,11 @@ impl SignedRequest {
             ("destination".to_owned(), us.as_str().into()),
         ]);
         let fields = CanonicalJsonValue::Object(fields).to_string();
-        Ok(Self {
+        Self {
             x_matrix,
             fields,
             body,
-        })
+        }
     }
 
     pub fn origin(&self) -> &ServerName {

@@ -135,13 +135,9 @@ impl OwnKeys {
         data_dir: &Path,
         server_name: &str,
     ) -> Result<()> {
-        if identity.server_name != server_name {
-            return Err(Error::internal(format!(
-                "{} belongs to {}, not {server_name}",
-                data_dir.display(),
-                identity.server_name
-            )));
-        }
+        identity
+            .belongs_to(data_dir, server_name)
+            .map_err(Error::internal)?;
         if records.is_empty() {
             return Err(Error::internal(identity::missing_database(
                 data_dir,
@@ -160,14 +156,14 @@ impl OwnKeys {
                 data_dir.display()
             )));
         }
-        if records.len() != identity.keys.len()
-            || records.iter().any(|r| {
+        let in_step = records.len() == identity.keys.len()
+            && records.iter().all(|r| {
                 identity
                     .keys
                     .iter()
-                    .any(|k| k.key_id == r.key_id && k.expired_ts != r.expired_ts)
-            })
-        {
+                    .any(|k| k.key_id == r.key_id && k.expired_ts == r.expired_ts)
+            });
+        if !in_step {
             tree.put_all(&identity.keys)?;
         }
         Ok(())

@@ -26,6 +26,22 @@ pub struct Identity {
     pub keys: Vec<OwnSigningKey>,
 }
 
+impl Identity {
+    /// Refuses a directory that is another server's.
+    pub fn belongs_to(&self, data_dir: &Path, server_name: &str) -> Result<(), String> {
+        if self.server_name == server_name {
+            return Ok(());
+        }
+        Err(format!(
+            "{} belongs to {}, but server_name is {server_name}: start it with \
+             server_name = \"{}\", or give {server_name} its own data_dir",
+            data_dir.display(),
+            self.server_name,
+            self.server_name
+        ))
+    }
+}
+
 fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(FILE)
 }
@@ -69,15 +85,7 @@ pub fn precheck(data_dir: &Path, server_name: &str) -> Result<(), String> {
     let Some(identity) = read(data_dir)? else {
         return Ok(());
     };
-    if identity.server_name != server_name {
-        return Err(format!(
-            "{} belongs to {}, but server_name is {server_name}: start it with \
-             server_name = \"{}\", or give {server_name} its own data_dir",
-            data_dir.display(),
-            identity.server_name,
-            identity.server_name
-        ));
-    }
+    identity.belongs_to(data_dir, server_name)?;
     let database = data_dir.join(DATABASE);
     let empty = std::fs::read_dir(&database).map_or(true, |mut entries| entries.next().is_none());
     if empty {
