@@ -4,10 +4,13 @@
 use ruma::{DeviceId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sled::{transaction::ConflictableTransactionError, Transactional, Tree};
+use sled::{transaction::ConflictableTransactionError, Transactional};
 
 use super::{decode, encode, key};
-use crate::store::error::{Result, StoreError};
+use crate::store::{
+    error::{Result, StoreError},
+    tree::Tree,
+};
 
 /// `users`: user ID → JSON [`UserRecord`].
 pub(super) const USERS: &str = "users";
@@ -87,7 +90,7 @@ fn data_key(user: &UserId, room: Option<&str>, kind: &str) -> Vec<u8> {
 }
 
 impl AccountTrees {
-    pub(super) fn open(db: &sled::Db) -> sled::Result<Self> {
+    pub(super) fn open(db: &crate::store::tree::Database) -> sled::Result<Self> {
         Ok(Self {
             users: db.open_tree(USERS)?,
             devices: db.open_tree(DEVICES)?,
@@ -156,7 +159,8 @@ impl AccountTrees {
         let old = self.device(&session.user_id, &session.device_id)?;
         let device_bytes = encode(device)?;
         let session_bytes = encode(session)?;
-        (&self.devices, &self.tokens)
+        let _pass = self.devices.pass();
+        (self.devices.sled(), self.tokens.sled())
             .transaction(|(devices, tokens)| {
                 if let Some(old) = &old {
                     tokens.remove(old.token_hash.as_slice())?;
@@ -176,7 +180,8 @@ impl AccountTrees {
         let Some(old) = self.device(user, device)? else {
             return Ok(());
         };
-        (&self.devices, &self.tokens)
+        let _pass = self.devices.pass();
+        (self.devices.sled(), self.tokens.sled())
             .transaction(|(devices, tokens)| {
                 tokens.remove(old.token_hash.as_slice())?;
                 devices.remove(key.as_slice())?;

@@ -1,9 +1,9 @@
 //! The room directory: this server's room aliases, and the rooms
 //! published in its public room list.
 
+use crate::store::tree::Tree;
 use ruma::{OwnedRoomId, OwnedUserId, RoomAliasId};
 use serde::{Deserialize, Serialize};
-use sled::Tree;
 
 use super::{decode, encode};
 use crate::store::error::Result;

@@ -3,8 +3,8 @@
 //! stream positions only grow, and clients read it after the timeline's
 //! start when they page back.
 
+use crate::store::tree::Tree;
 use ruma::{EventId, OwnedEventId, RoomId};
-use sled::Tree;
 
 use crate::store::error::{Result, StoreError};
 

@@ -1,9 +1,9 @@
 //! The retry schedule of destinations that are failing, so a restart
 //! neither forgets a dead server's backoff nor hammers it.
 
+use crate::store::tree::Tree;
 use ruma::{OwnedServerName, ServerName};
 use serde::{Deserialize, Serialize};
-use sled::Tree;
 
 use super::{decode, encode};
 use crate::store::error::{Result, StoreError};

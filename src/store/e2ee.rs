@@ -2,10 +2,10 @@
 //! out, when each user's keys last changed (for clients' device lists),
 //! and the keys other servers gave for their users.
 
+use crate::store::tree::Tree;
 use ruma::UserId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sled::Tree;
 
 use super::{decode, encode};
 use crate::store::error::Result;
@@ -75,7 +75,7 @@ fn bytes_of<'a>(parts: &[&'a str]) -> Vec<&'a [u8]> {
 }
 
 impl E2eeTrees {
-    pub(super) fn open(db: &sled::Db) -> sled::Result<Self> {
+    pub(super) fn open(db: &crate::store::tree::Database) -> sled::Result<Self> {
         Ok(Self {
             device_keys: db.open_tree(DEVICE_KEYS)?,
             one_time_keys: db.open_tree(ONE_TIME_KEYS)?,

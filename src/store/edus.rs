@@ -3,10 +3,10 @@
 //! cross-signing key updates of remote users. Typing and presence are
 //! ephemeral and live in memory (`edus::EduService`).
 
+use crate::store::tree::Tree;
 use ruma::{RoomId, ServerName, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sled::Tree;
 
 use super::{decode, encode, key::join as key};
 use crate::store::error::Result;
@@ -40,7 +40,8 @@ pub struct EduTrees {
     to_device: Tree,
     to_device_ids: Tree,
     device_updates: Tree,
-    db: sled::Db,
+    db: crate::store::tree::Database,
+    ids: crate::store::counter::Counter,
 }
 
 /// The text before and after the first separator.
@@ -53,13 +54,17 @@ fn split_at_ff(bytes: &[u8]) -> (String, String) {
 }
 
 impl EduTrees {
-    pub(super) fn open(db: &sled::Db) -> sled::Result<Self> {
+    pub(super) fn open(
+        db: &crate::store::tree::Database,
+        ids: &crate::store::counter::Counter,
+    ) -> sled::Result<Self> {
         Ok(Self {
             receipts: db.open_tree(RECEIPTS)?,
             to_device: db.open_tree(TO_DEVICE)?,
             to_device_ids: db.open_tree(TO_DEVICE_IDS)?,
             device_updates: db.open_tree(DEVICE_UPDATES)?,
             db: db.clone(),
+            ids: ids.clone(),
         })
     }
 
@@ -105,7 +110,7 @@ impl EduTrees {
             return Ok(false);
         }
         for (user, device, message) in deliveries {
-            let seq = self.db.generate_id()?.to_be_bytes();
+            let seq = self.ids.next()?.to_be_bytes();
             let key = key(&[user.as_str().as_bytes(), device.as_bytes(), &seq]);
             self.to_device.insert(key, encode(message)?)?;
         }
@@ -177,7 +182,7 @@ impl EduTrees {
 
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+        self.db.sled().flush()?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod aliases;
 pub mod backfill;
+mod counter;
 pub mod destinations;
 pub mod e2ee;
 pub mod edus;
@@ -17,13 +18,17 @@ pub mod pending;
 mod recent;
 pub mod rooms;
 mod signing_keys;
+mod snapshot;
 pub mod transactions;
+mod tree;
 
 use std::path::Path;
 
 pub use signing_keys::{
     OwnSigningKey, RemoteKey, ServerKeyTree, SigningKeyTree, StoredKeyResponse,
 };
+
+pub use snapshot::{verify_copy, CopyReport, TreeSummary};
 
 use error::Result;
 pub use error::StoreError;
@@ -45,6 +50,8 @@ pub struct Store {
     pub aliases: aliases::AliasTree,
     pub public_rooms: aliases::PublicRoomTree,
     pub e2ee: e2ee::E2eeTrees,
+    /// The database and its write gate (for flushes and backups).
+    db: tree::Database,
     /// The data directory the database is in (`identity.json` is beside it).
     data_dir: std::sync::Arc<Path>,
 }
@@ -75,24 +82,27 @@ impl Store {
             ))
         })?;
         // A small cache: the target is a Raspberry Pi, and sled's default is 1 GiB.
-        let db = sled::Config::new()
-            .path(data_dir.join("db"))
-            .cache_capacity(16 * 1024 * 1024)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    OpenError::Locked
-                }
-                sled::Error::Io(ref io) if io.to_string().contains("lock") => OpenError::Locked,
-                other => OpenError::Other(format!("cannot open database: {other}")),
-            })?;
+        let db = tree::Database::new(
+            sled::Config::new()
+                .path(data_dir.join("db"))
+                .cache_capacity(16 * 1024 * 1024)
+                .open()
+                .map_err(|e| match e {
+                    sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                        OpenError::Locked
+                    }
+                    sled::Error::Io(ref io) if io.to_string().contains("lock") => OpenError::Locked,
+                    other => OpenError::Other(format!("cannot open database: {other}")),
+                })?,
+        );
         let open = |name: &str| {
             db.open_tree(name)
                 .map_err(|e| OpenError::Other(e.to_string()))
         };
         let outbound = outbound::OutboundTree::new(open(outbound::OUTBOUND)?);
+        let ids = counter::Counter::open(&db).map_err(|e| OpenError::Other(e.to_string()))?;
         Ok(Self {
-            rooms: rooms::RoomTrees::open(&db, &outbound)
+            rooms: rooms::RoomTrees::open(&db, &ids, &outbound)
                 .map_err(|e| OpenError::Other(e.to_string()))?,
             outbound,
             signing_keys: SigningKeyTree::new(open(signing_keys::SIGNING_KEYS)?),
@@ -112,13 +122,14 @@ impl Store {
             ),
             backfill: backfill::BackfillTree::new(open(backfill::BACKFILLED)?),
             destinations: destinations::DestinationTree::new(open(destinations::DESTINATIONS)?),
-            edus: edus::EduTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
+            edus: edus::EduTrees::open(&db, &ids).map_err(|e| OpenError::Other(e.to_string()))?,
             accounts: accounts::AccountTrees::open(&db)
                 .map_err(|e| OpenError::Other(e.to_string()))?,
             aliases: aliases::AliasTree::new(open(aliases::ALIASES)?),
             public_rooms: aliases::PublicRoomTree::new(open(aliases::PUBLIC_ROOMS)?),
             e2ee: e2ee::E2eeTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
             data_dir: data_dir.into(),
+            db,
         })
     }
 

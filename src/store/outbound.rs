@@ -5,9 +5,9 @@
 
 use std::collections::HashSet;
 
+use crate::store::tree::Tree;
 use ruma::{OwnedEventId, OwnedServerName, ServerName};
 use serde::{Deserialize, Serialize};
-use sled::Tree;
 
 use super::{decode, encode};
 use crate::store::error::{Result, StoreError};

@@ -4,9 +4,9 @@
 //! resumes the fetch; then the position where its full state arrived is
 //! kept, so `/sync` gives clients the whole state again.
 
+use crate::store::tree::Tree;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedServerName, RoomId};
 use serde::{Deserialize, Serialize};
-use sled::Tree;
 
 use super::{decode, encode};
 use crate::store::error::Result;

@@ -3,9 +3,9 @@
 //! (with the room's stripped state) until the user joins, rejects or
 //! retracts.
 
+use crate::store::tree::Tree;
 use ruma::{CanonicalJsonObject, OwnedRoomId, RoomId, UserId};
 use serde::{Deserialize, Serialize};
-use sled::Tree;
 
 use super::{decode, encode};
 use crate::store::error::Result;

@@ -4,7 +4,7 @@ use ruma::{CanonicalJsonObject, ServerName};
 use serde::{Deserialize, Serialize};
 
 use super::{decode, encode};
-use crate::store::error::Result;
+use crate::store::{error::Result, tree::Tree};
 
 /// `signing_keys`: our own ed25519 keys.
 /// key: key id as UTF-8 (`ed25519:AbCdEf`)
@@ -35,11 +35,11 @@ pub struct OwnSigningKey {
 
 #[derive(Clone)]
 pub struct SigningKeyTree {
-    tree: sled::Tree,
+    tree: Tree,
 }
 
 impl SigningKeyTree {
-    pub(super) fn new(tree: sled::Tree) -> Self {
+    pub(super) fn new(tree: Tree) -> Self {
         Self { tree }
     }
 
@@ -108,8 +108,8 @@ pub struct StoredKeyResponse {
 
 #[derive(Clone)]
 pub struct ServerKeyTree {
-    keys: sled::Tree,
-    responses: sled::Tree,
+    keys: Tree,
+    responses: Tree,
 }
 
 fn remote_key_id(server: &ServerName, key_id: &str) -> Vec<u8> {
@@ -117,7 +117,7 @@ fn remote_key_id(server: &ServerName, key_id: &str) -> Vec<u8> {
 }
 
 impl ServerKeyTree {
-    pub(super) fn new(keys: sled::Tree, responses: sled::Tree) -> Self {
+    pub(super) fn new(keys: Tree, responses: Tree) -> Self {
         Self { keys, responses }
     }
 

@@ -8,8 +8,8 @@ use std::sync::{
     Arc,
 };
 
+use crate::store::tree::Tree;
 use ruma::{OwnedServerName, ServerName};
-use sled::Tree;
 
 use super::u64_value;
 use crate::store::error::{Result, StoreError};

@@ -13,8 +13,8 @@
 //! data directory written before it existed is indexed when opened, and
 //! an interrupted indexing starts over.
 
+use crate::store::tree::Tree;
 use serde::Deserialize;
-use sled::Tree;
 
 use super::{split_record, EventMeta, Status};
 use crate::store::error::{Result, StoreError};
@@ -49,7 +49,7 @@ struct Cites {
 }
 
 /// Opens the index, first building it from `events` if it is not complete.
-pub(super) fn open(db: &sled::Db, events: &Tree) -> sled::Result<Tree> {
+pub(super) fn open(db: &crate::store::tree::Database, events: &Tree) -> sled::Result<Tree> {
     let index = db.open_tree(AUTH_CHILDREN)?;
     if index.contains_key(COMPLETE)? {
         return Ok(index);
@@ -83,7 +83,7 @@ pub(super) fn open(db: &sled::Db, events: &Tree) -> sled::Result<Tree> {
         indexed += 1;
     }
     index.insert(COMPLETE, &[])?;
-    db.flush()?;
+    db.sled().flush()?;
     if indexed > 0 {
         tracing::info!(state_events = indexed, "indexed the auth DAG backwards");
     }

@@ -2,7 +2,9 @@
 //! the trees are opened.
 
 use super::{join_record, EVENTS};
-use sled::{transaction::ConflictableTransactionError, Transactional, Tree};
+use sled::{transaction::ConflictableTransactionError, Transactional};
+
+use crate::store::tree::{Database, Tree};
 
 /// The former `event_meta` tree (event ID → JSON [`EventMeta`]), merged
 /// into `events` when a data directory written before is opened.
@@ -12,16 +14,17 @@ pub(super) const MERGE_BATCH: usize = 1000;
 /// Opens `events`, first merging the former `event_meta` tree into it, a
 /// batch per transaction: an interrupted merge resumes where it stopped
 /// (an event still in `event_meta` still has its bare JSON in `events`).
-pub(super) fn merge_event_meta(db: &sled::Db) -> sled::Result<Tree> {
-    let events = db.open_tree(EVENTS)?;
+pub(super) fn merge_event_meta(db: &Database) -> sled::Result<Tree> {
+    let events = db.sled().open_tree(EVENTS)?;
     if !db
+        .sled()
         .tree_names()
         .iter()
         .any(|name| name == EVENT_META.as_bytes())
     {
-        return Ok(events);
+        return Ok(db.wrap(events));
     }
-    let old = db.open_tree(EVENT_META)?;
+    let old = db.sled().open_tree(EVENT_META)?;
     loop {
         let batch = old
             .iter()
@@ -48,7 +51,7 @@ pub(super) fn merge_event_meta(db: &sled::Db) -> sled::Result<Tree> {
                 }
             })?;
     }
-    db.drop_tree(EVENT_META)?;
-    db.flush()?;
-    Ok(events)
+    db.sled().drop_tree(EVENT_META)?;
+    db.sled().flush()?;
+    Ok(db.wrap(events))
 }

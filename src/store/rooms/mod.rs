@@ -15,7 +15,9 @@ use std::{
 };
 
 use ruma::{CanonicalJsonObject, OwnedEventId, OwnedRoomId};
-use sled::{transaction::ConflictableTransactionError, Tree};
+use sled::transaction::ConflictableTransactionError;
+
+use crate::store::tree::Tree;
 
 use super::{decode, u64_value};
 use crate::store::error::{Result, StoreError};
@@ -66,7 +68,8 @@ pub const MAX_CHAIN: u32 = 32;
 
 #[derive(Clone)]
 pub struct RoomTrees {
-    db: sled::Db,
+    db: crate::store::tree::Database,
+    ids: crate::store::counter::Counter,
     staged: Arc<Mutex<Staged>>,
     /// Held while a state key's id is looked up and assigned if missing.
     assigning: Arc<Mutex<()>>,
@@ -101,7 +104,8 @@ type TxResult = std::result::Result<(), ConflictableTransactionError<StoreError>
 
 impl RoomTrees {
     pub(super) fn open(
-        db: &sled::Db,
+        db: &crate::store::tree::Database,
+        ids: &crate::store::counter::Counter,
         outbound: &super::outbound::OutboundTree,
     ) -> sled::Result<Self> {
         let events = merge_event_meta(db)?;
@@ -118,7 +122,11 @@ impl RoomTrees {
             rooms: db.open_tree(ROOMS)?,
             outbound: outbound.tree().clone(),
             // Ids only grow, so a fresh one is above every stored position.
-            position: Arc::new(tokio::sync::watch::Sender::new(db.generate_id()?)),
+            position: Arc::new(tokio::sync::watch::Sender::new(
+                ids.next()
+                    .map_err(|e| sled::Error::Unsupported(e.to_string()))?,
+            )),
+            ids: ids.clone(),
             db: db.clone(),
             staged: Arc::default(),
             assigning: Arc::default(),
@@ -132,7 +140,7 @@ impl RoomTrees {
 
     /// A fresh id for short ids, groups and stream positions; never 0.
     pub fn new_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()? + 1)
+        self.ids.next()
     }
 
     /// Writes something outside the timeline (an invite from another

@@ -328,6 +328,7 @@ async fn event_metadata_kept_apart_before_is_merged_on_open() {
     assert_eq!(trees.events.len(), count as usize);
     assert!(!trees
         .db
+        .sled()
         .tree_names()
         .iter()
         .any(|name| name == EVENT_META.as_bytes()));

@@ -174,22 +174,23 @@ impl RoomTrees {
     /// Writes appends atomically, in order, with their rooms' changes.
     fn write(&self, batch: &[StagedAppend], changes: &RoomChanges) -> Result<()> {
         let trees = (
-            &self.events,
-            &self.event_short,
-            &self.short_event,
-            &self.statekey_short,
-            &self.short_statekey,
-            &self.state_groups,
-            &self.extremities,
-            &self.timeline,
-            &self.rooms,
-            &self.outbound,
-            &self.auth_children,
+            self.events.sled(),
+            self.event_short.sled(),
+            self.short_event.sled(),
+            self.statekey_short.sled(),
+            self.short_statekey.sled(),
+            self.state_groups.sled(),
+            self.extremities.sled(),
+            self.timeline.sled(),
+            self.rooms.sled(),
+            self.outbound.sled(),
+            self.auth_children.sled(),
         );
         let encoded = batch
             .iter()
             .map(|staged| Encoded::new(&staged.append))
             .collect::<Result<Vec<_>>>()?;
+        let _pass = self.events.pass();
         trees.transaction(
             |(
                 events,
@@ -277,7 +278,7 @@ impl RoomTrees {
                 .await
                 .map_err(|_| StoreError::data("the event writer is gone"))?;
         }
-        self.db.flush_async().await?;
+        self.db.sled().flush_async().await?;
         Ok(())
     }
 }
