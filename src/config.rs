@@ -35,6 +35,7 @@ pub struct Config {
     pub metrics: Metrics,
     pub registration: Registration,
     pub limits: Limits,
+    pub backup: Backup,
     /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
     pub log: String,
 }
@@ -181,6 +182,57 @@ pub struct WellKnown {
     pub client: Option<String>,
 }
 
+/// Scheduled backups (`hearth backup DIR` takes one by hand).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// Where scheduled backups go, one directory each; none: no schedule.
+    pub dir: Option<PathBuf>,
+    /// How often: "24h", "6h", "30m" or seconds.
+    pub every: Interval,
+    /// How many to keep; the oldest beyond it are removed.
+    pub keep: usize,
+    /// KiB read and written per second at most (0: as fast as the disk goes).
+    pub kib_per_sec: u64,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            every: Interval(Duration::from_secs(86_400)),
+            keep: 7,
+            kib_per_sec: 0,
+        }
+    }
+}
+
+/// A period written as `"24h"`, `"30m"`, `"90s"` or seconds; at least a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "DurationText", into = "DurationText")]
+pub struct Interval(pub Duration);
+
+impl TryFrom<DurationText> for Interval {
+    type Error = String;
+
+    fn try_from(value: DurationText) -> Result<Self, String> {
+        let duration = match value {
+            DurationText::Seconds(s) => Duration::from_secs(s),
+            DurationText::Text(text) => parse_duration(&text)?,
+        };
+        if duration.is_zero() {
+            return Err("must be at least 1s".into());
+        }
+        Ok(Interval(duration))
+    }
+}
+
+impl From<Interval> for DurationText {
+    fn from(value: Interval) -> Self {
+        DurationText::Seconds(value.0.as_secs())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
@@ -280,6 +332,7 @@ impl Default for Config {
             metrics: Metrics::default(),
             registration: Registration::default(),
             limits: Limits::default(),
+            backup: Backup::default(),
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },

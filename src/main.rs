@@ -47,6 +47,10 @@ enum Command {
         #[command(subcommand)]
         command: FederationCommand,
     },
+    /// Take a consistent, checked backup of the data directory into DIR
+    /// (new or empty), while the server runs or not; start hearth on DIR
+    /// to restore it.
+    Backup { dir: PathBuf },
     /// Local accounts. Passwords are read from standard input unless given.
     User {
         #[command(subcommand)]
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
             command: FederationCommand::Retry { destination },
         } => runtime.block_on(federation_retry(&config, &destination)),
         Command::User { command } => runtime.block_on(user_command(&config, command)),
+        Command::Backup { dir } => runtime.block_on(backup(&config, &dir)),
         Command::FederationCheck { server_name, json } => {
             runtime.block_on(federation_check(&config, &server_name, json))
         }
@@ -344,6 +349,48 @@ async fn rotate_keys(config: &Config) -> Result<(), String> {
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Takes the backup itself when no server holds the data directory,
+/// otherwise has the running server take it.
+async fn backup(config: &Config, dir: &std::path::Path) -> Result<(), String> {
+    let dir = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    hearth::backup::usable_target(&dir)?;
+    hearth::store::identity::precheck(&config.data_dir, config.server_name.as_str())?;
+    let report: hearth::backup::BackupReport = match Store::open(&config.data_dir) {
+        Ok(store) => {
+            let service = hearth::backup::BackupService::new(
+                store,
+                config.server_name.as_str(),
+                config.backup.kib_per_sec,
+            );
+            service.take(&dir).await?
+        }
+        Err(OpenError::Locked) => {
+            let (status, body) = admin::client::ask_running(
+                config,
+                http::Method::POST,
+                "/_hearth/admin/v1/backup",
+                Some(serde_json::json!({ "dir": dir })),
+            )
+            .await?;
+            if status != 200 {
+                let error = body.get("error").and_then(|e| e.as_str()).unwrap_or("");
+                return Err(format!("the running server refused: {error} ({status})"));
+            }
+            serde_json::from_value(body).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    println!(
+        "backed up {} records ({} KiB) into {}, checked; writes paused {} ms, took {} ms",
+        report.records,
+        (report.database_bytes + report.file_bytes) / 1024,
+        report.dir.display(),
+        report.pause_ms,
+        report.took_ms
+    );
+    Ok(())
 }
 
 /// A password from the flag, or the first line of standard input.

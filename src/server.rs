@@ -39,6 +39,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         ),
         other => other.to_string(),
     })?;
+    crate::backup::after_restore(&store)?;
     let token = admin::load_or_create_token(&config.data_dir)?;
     let tls = match (&config.tls.cert, &config.tls.key) {
         (Some(cert), Some(key)) => Some(TlsAcceptor::from(Arc::new(
@@ -86,6 +87,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ = services.edus.run_presence_timers() => {}
         _ = services.edus.run_typing_timers() => {}
         _ = prune_idempotency_records(store.clone()) => {}
+        _ = crate::backup::schedule::run(services.backups.clone(), config.backup.clone()) => {}
         _ = serve(federation_listener, tls, federation_routes, listening.clone()) => {}
         _ = serve(client_listener, None, client_routes, listening) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
@@ -198,6 +200,11 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
         admin_token: token.into(),
         strangers: Default::default(),
         user_limits: Arc::new(crate::services::UserLimits::new(&config.limits)),
+        backups: crate::backup::BackupService::new(
+            store.clone(),
+            config.server_name.as_str(),
+            config.backup.kib_per_sec,
+        ),
         keys,
         client,
         rooms,

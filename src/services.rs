@@ -47,6 +47,7 @@ pub struct ServiceSet {
     pub admin_token: Arc<str>,
     pub strangers: Strangers,
     pub user_limits: Arc<UserLimits>,
+    pub backups: crate::backup::BackupService,
 }
 
 /// What one user (or, for registration, one address) may do per minute,

@@ -72,6 +72,14 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(body_limited())
         .map(move |body: Bytes| reply(retry_destination(&client, &body)));
+    let backups = ctx.backups.clone();
+    let backup = warp::path!("backup")
+        .and(warp::post())
+        .and(body_limited())
+        .then(move |body: Bytes| {
+            let backups = backups.clone();
+            async move { reply(take_backup(&backups, &body).await) }
+        });
     let users = super::users::routes(ctx.accounts.clone(), ctx.membership.clone());
     let rooms = super::rooms::routes(ctx.rooms.clone(), ctx.membership.clone());
     let edus = super::edus::routes(ctx.edus.clone());
@@ -97,6 +105,8 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
             .or(rooms)
             .unify()
             .or(users)
+            .unify()
+            .or(backup)
             .unify(),
     )
     .boxed()
@@ -116,6 +126,23 @@ fn retry_destination(client: &HttpsClient, body: &[u8]) -> Result<Response> {
     Ok(ok_json(
         &serde_json::json!({ "destination": destination, "was_failing": was_failing }),
     ))
+}
+
+/// `POST /_hearth/admin/v1/backup` `{"dir": "/absolute/path"}`: takes a
+/// backup into `dir` (new or empty) and answers what it holds once it is
+/// checked.
+async fn take_backup(backups: &crate::backup::BackupService, body: &[u8]) -> Result<Response> {
+    #[derive(Deserialize)]
+    struct Backup {
+        dir: std::path::PathBuf,
+    }
+    let Backup { dir } = parse_json(body)?;
+    if !dir.is_absolute() {
+        return Err(Error::invalid_param("dir must be an absolute path"));
+    }
+    crate::backup::usable_target(&dir).map_err(Error::invalid_param)?;
+    let report = backups.take(&dir).await.map_err(Error::internal)?;
+    Ok(ok_json(&report))
 }
 
 /// A request to sign or send on the server's behalf.

@@ -306,6 +306,17 @@ impl E2eeTrees {
             .collect()
     }
 
+    /// Drops every one-time key of every device (a server started on a
+    /// backup may have handed them out since); returns how many.
+    pub fn drop_all_one_time_keys(&self) -> Result<usize> {
+        let mut dropped = 0;
+        for key in self.one_time_keys.iter().keys() {
+            self.one_time_keys.remove(key?)?;
+            dropped += 1;
+        }
+        Ok(dropped)
+    }
+
     pub fn flush(&self) -> Result<()> {
         self.device_keys.flush()?;
         Ok(())

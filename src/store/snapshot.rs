@@ -28,8 +28,9 @@ use super::{error::Result, Store, StoreError};
 /// up rather than hold the memory of a Raspberry Pi (a copy meets it only
 /// under a sustained flood of writes).
 const MAX_BUFFERED: usize = 64 * 1024 * 1024;
-/// Records copied per batch (and between looks at the pace).
+/// Records and bytes copied per batch (and between looks at the pace).
 const BATCH: usize = 1000;
+const BATCH_BYTES: usize = 64 * 1024;
 
 /// What a copy holds, tree by tree, and how long writers waited for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,31 +200,50 @@ fn copy_trees(
     let started = Instant::now();
     let mut bytes = 0u64;
     for (i, (tree, target)) in trees.iter().zip(targets).enumerate() {
-        let mut batch = sled::Batch::default();
-        let mut in_batch = 0;
         // Keys written past the last one are among the events: stopping
         // there keeps the copy from chasing a tree that grows at its end.
-        let Some((last, _)) = tree.last()? else {
-            continue;
-        };
-        for entry in tree.range(..=last) {
-            let (key, value) = entry?;
-            bytes += (key.len() + value.len()) as u64;
-            batch.insert(key, value);
-            in_batch += 1;
-            if in_batch == BATCH {
-                target.apply_batch(std::mem::take(&mut batch))?;
-                in_batch = 0;
-                keep_pace(started, bytes, pace);
-                if buffer.size() > MAX_BUFFERED {
-                    return Err(too_busy());
+        if let Some((last, _)) = tree.last()? {
+            let mut batch = Batched::default();
+            for entry in tree.range(..=last) {
+                let (key, value) = entry?;
+                bytes += (key.len() + value.len()) as u64;
+                if batch.add(key, value) {
+                    batch.write(target)?;
+                    keep_pace(started, bytes, pace);
+                    if buffer.size() > MAX_BUFFERED {
+                        return Err(too_busy());
+                    }
                 }
             }
+            batch.write(target)?;
+            keep_pace(started, bytes, pace);
         }
-        target.apply_batch(batch)?;
         apply(targets, buffer.take_done(|tree| tree <= i))?;
     }
     Ok(bytes)
+}
+
+/// Records on their way into the copy.
+#[derive(Default)]
+struct Batched {
+    batch: sled::Batch,
+    records: usize,
+    bytes: usize,
+}
+
+impl Batched {
+    /// Adds a record; true when the batch is full.
+    fn add(&mut self, key: IVec, value: IVec) -> bool {
+        self.records += 1;
+        self.bytes += key.len() + value.len();
+        self.batch.insert(key, value);
+        self.records >= BATCH || self.bytes >= BATCH_BYTES
+    }
+
+    fn write(&mut self, target: &sled::Tree) -> Result<()> {
+        let full = std::mem::take(self);
+        Ok(target.apply_batch(full.batch)?)
+    }
 }
 
 fn too_busy() -> StoreError {
