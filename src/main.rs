@@ -51,6 +51,12 @@ enum Command {
     /// (new or empty), while the server runs or not; start hearth on DIR
     /// to restore it.
     Backup { dir: PathBuf },
+    /// Write the whole server to FILE in hearth's engine-neutral export
+    /// format (one JSON record per line), while it runs or not.
+    Export { file: PathBuf },
+    /// Load an export into the (new or empty) data directory; no server
+    /// may be running on it.
+    Import { file: PathBuf },
     /// Local accounts. Passwords are read from standard input unless given.
     User {
         #[command(subcommand)]
@@ -152,6 +158,8 @@ fn main() -> ExitCode {
         } => runtime.block_on(federation_retry(&config, &destination)),
         Command::User { command } => runtime.block_on(user_command(&config, command)),
         Command::Backup { dir } => runtime.block_on(backup(&config, &dir)),
+        Command::Export { file } => runtime.block_on(export(&config, &file)),
+        Command::Import { file } => import(&config, &file),
         Command::FederationCheck { server_name, json } => {
             runtime.block_on(federation_check(&config, &server_name, json))
         }
@@ -389,6 +397,60 @@ async fn backup(config: &Config, dir: &std::path::Path) -> Result<(), String> {
         report.dir.display(),
         report.pause_ms,
         report.took_ms
+    );
+    Ok(())
+}
+
+/// Has the running server write the export, or writes it itself.
+async fn export(config: &Config, file: &std::path::Path) -> Result<(), String> {
+    let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    if file.exists() {
+        return Err(format!("{} exists already", file.display()));
+    }
+    hearth::store::identity::precheck(&config.data_dir, config.server_name.as_str())?;
+    let moved: hearth::backup::export::Moved = match Store::open(&config.data_dir) {
+        Ok(store) => {
+            let service = hearth::backup::BackupService::new(
+                store,
+                config.server_name.as_str(),
+                config.backup.kib_per_sec,
+            );
+            service.export(&file).await?
+        }
+        Err(OpenError::Locked) => {
+            let (status, body) = admin::client::ask_running(
+                config,
+                http::Method::POST,
+                "/_hearth/admin/v1/export",
+                Some(serde_json::json!({ "file": file })),
+            )
+            .await?;
+            if status != 200 {
+                let error = body.get("error").and_then(|e| e.as_str()).unwrap_or("");
+                return Err(format!("the running server refused: {error} ({status})"));
+            }
+            serde_json::from_value(body).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    println!(
+        "exported {} files and {} records to {}",
+        moved.files,
+        moved.records,
+        file.display()
+    );
+    Ok(())
+}
+
+/// Loads an export into a new data directory.
+fn import(config: &Config, file: &std::path::Path) -> Result<(), String> {
+    let moved =
+        hearth::backup::export::import(file, &config.data_dir, config.server_name.as_str())?;
+    println!(
+        "imported {} files and {} records into {}; start hearth on it",
+        moved.files,
+        moved.records,
+        config.data_dir.display()
     );
     Ok(())
 }

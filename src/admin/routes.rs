@@ -80,6 +80,14 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
             let backups = backups.clone();
             async move { reply(take_backup(&backups, &body).await) }
         });
+    let backups = ctx.backups.clone();
+    let export = warp::path!("export")
+        .and(warp::post())
+        .and(body_limited())
+        .then(move |body: Bytes| {
+            let backups = backups.clone();
+            async move { reply(export_to(&backups, &body).await) }
+        });
     let users = super::users::routes(ctx.accounts.clone(), ctx.membership.clone());
     let rooms = super::rooms::routes(ctx.rooms.clone(), ctx.membership.clone());
     let edus = super::edus::routes(ctx.edus.clone());
@@ -107,6 +115,8 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
             .or(users)
             .unify()
             .or(backup)
+            .unify()
+            .or(export)
             .unify(),
     )
     .boxed()
@@ -143,6 +153,29 @@ async fn take_backup(backups: &crate::backup::BackupService, body: &[u8]) -> Res
     crate::backup::usable_target(&dir).map_err(Error::invalid_param)?;
     let report = backups.take(&dir).await.map_err(Error::internal)?;
     Ok(ok_json(&report))
+}
+
+/// `POST /_hearth/admin/v1/export` `{"file": "/absolute/path"}`: writes
+/// the whole server to `file` (see `backup::export`) → `{files, records}`.
+async fn export_to(backups: &crate::backup::BackupService, body: &[u8]) -> Result<Response> {
+    #[derive(Deserialize)]
+    struct Export {
+        file: std::path::PathBuf,
+    }
+    let Export { file } = parse_json(body)?;
+    if !file.is_absolute() || file.file_name().is_none() {
+        return Err(Error::invalid_param(
+            "file must be an absolute path to a file",
+        ));
+    }
+    if file.exists() {
+        return Err(Error::invalid_param(format!(
+            "{} exists already",
+            file.display()
+        )));
+    }
+    let moved = backups.export(&file).await.map_err(Error::internal)?;
+    Ok(ok_json(&moved))
 }
 
 /// A request to sign or send on the server's behalf.

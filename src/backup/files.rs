@@ -63,40 +63,78 @@ pub(super) fn finish(partial: &Path, dir: &Path) -> Result<(), String> {
 /// Copies every file of `data_dir` but the database into `dest`, keeping
 /// permissions (the identity and token files are 0600); returns the bytes.
 pub(super) fn copy_others(data_dir: &Path, dest: &Path) -> Result<u64, String> {
-    let fail = |path: &Path, e: std::io::Error| format!("cannot copy {}: {e}", path.display());
     let mut bytes = 0;
-    for entry in std::fs::read_dir(data_dir).map_err(|e| fail(data_dir, e))? {
-        let entry = entry.map_err(|e| fail(data_dir, e))?;
-        if skipped(&entry.file_name().to_string_lossy()) {
-            continue;
+    walk(data_dir, Path::new(""), &mut |relative, path, is_dir| {
+        let to = dest.join(relative);
+        let fail = |e: std::io::Error| format!("cannot copy {}: {e}", path.display());
+        if is_dir {
+            return std::fs::create_dir(&to).map_err(fail);
         }
-        bytes += copy_tree(&entry.path(), &dest.join(entry.file_name()))?;
-    }
+        bytes += std::fs::copy(path, &to).map_err(fail)?;
+        std::fs::File::open(&to)
+            .and_then(|file| file.sync_all())
+            .map_err(fail)
+    })?;
+    sync_dir(dest).map_err(|e| format!("cannot sync {}: {e}", dest.display()))?;
     Ok(bytes)
 }
 
-/// Copies a file, or a directory and everything in it, syncing each file.
-fn copy_tree(from: &Path, to: &Path) -> Result<u64, String> {
-    let fail = |e: std::io::Error| format!("cannot copy {}: {e}", from.display());
-    let kind = std::fs::symlink_metadata(from).map_err(fail)?.file_type();
-    if kind.is_dir() {
-        std::fs::create_dir(to).map_err(fail)?;
-        let mut bytes = 0;
-        for entry in std::fs::read_dir(from).map_err(fail)? {
-            let entry = entry.map_err(fail)?;
-            bytes += copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+/// Every file of `data_dir` but the database: path inside it, mode, bytes.
+pub(super) fn others(data_dir: &Path) -> Result<Vec<(PathBuf, u32, Vec<u8>)>, String> {
+    let mut found = Vec::new();
+    walk(data_dir, Path::new(""), &mut |relative, path, is_dir| {
+        if is_dir {
+            return Ok(());
         }
-        sync_dir(to).map_err(fail)?;
-        return Ok(bytes);
-    }
-    if !kind.is_file() {
-        return Ok(0);
-    }
-    let bytes = std::fs::copy(from, to).map_err(fail)?;
-    std::fs::File::open(to)
-        .and_then(|file| file.sync_all())
+        let fail = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+        let metadata = std::fs::metadata(path).map_err(fail)?;
+        #[cfg(unix)]
+        let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions());
+        #[cfg(not(unix))]
+        let mode = if metadata.permissions().readonly() {
+            0o400
+        } else {
+            0o600
+        };
+        found.push((
+            relative.to_owned(),
+            mode,
+            std::fs::read(path).map_err(fail)?,
+        ));
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Calls `each(relative path, path, is a directory)` for every directory
+/// and regular file under `dir` (a directory before what it holds),
+/// leaving out what [`skipped`] names at the top.
+fn walk(
+    dir: &Path,
+    relative: &Path,
+    each: &mut dyn FnMut(&Path, &Path, bool) -> Result<(), String>,
+) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot read {}: {e}", dir.display());
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(fail)?
+        .collect::<std::io::Result<Vec<_>>>()
         .map_err(fail)?;
-    Ok(bytes)
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        if relative.as_os_str().is_empty() && skipped(&name.to_string_lossy()) {
+            continue;
+        }
+        let (path, inside) = (entry.path(), relative.join(&name));
+        let kind = entry.file_type().map_err(fail)?;
+        if kind.is_dir() {
+            each(&inside, &path, true)?;
+            walk(&path, &inside, each)?;
+        } else if kind.is_file() {
+            each(&inside, &path, false)?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes a new file and syncs it.

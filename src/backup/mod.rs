@@ -3,6 +3,7 @@
 //! API, and the schedule under `[backup]`); and what a server started on
 //! such a copy must do first.
 
+pub mod export;
 mod files;
 pub mod schedule;
 
@@ -111,6 +112,31 @@ impl BackupService {
             "backup taken"
         );
         Ok(report)
+    }
+}
+
+impl BackupService {
+    /// Exports the server to `file`: a backup into a directory beside it
+    /// (so that the export shows one instant of a running server), written
+    /// out as [`export`] lines, then removed.
+    pub async fn export(&self, file: &Path) -> Result<export::Moved, String> {
+        let _one = self.running.lock().await;
+        let this = self.clone();
+        let file = file.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            let copy = file.with_file_name(format!(".{name}.backup"));
+            if copy.exists() {
+                std::fs::remove_dir_all(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+            }
+            let exported = this
+                .take_now(&copy)
+                .and_then(|_| export::export(&copy, &this.server_name, &file));
+            let _ = std::fs::remove_dir_all(&copy);
+            exported
+        })
+        .await
+        .map_err(|e| format!("the export stopped: {e}"))?
     }
 }
 

@@ -7,6 +7,7 @@ pub mod aliases;
 pub mod backfill;
 mod counter;
 pub mod destinations;
+pub mod dump;
 pub mod e2ee;
 pub mod edus;
 pub mod error;
