@@ -139,6 +139,9 @@ pub struct Limits {
     /// Accounts one address may register in a burst, refilling per minute.
     pub registrations_burst: u32,
     pub registrations_per_minute: u32,
+    /// MiB kept free on the data directory's disk: below it, writes are
+    /// refused (reads go on) until space is freed.
+    pub min_free_disk_mib: u64,
 }
 
 impl Default for Limits {
@@ -159,6 +162,7 @@ impl Default for Limits {
             joins_per_minute: 30,
             registrations_burst: 3,
             registrations_per_minute: 1,
+            min_free_disk_mib: 100,
         }
     }
 }

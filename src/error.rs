@@ -135,7 +135,16 @@ impl warp::reject::Reject for Error {}
 
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::internal(e.to_string())
+        match e {
+            // The spec's code for a server out of a resource such as disk
+            // space (Element shows it as such); 507 Insufficient Storage.
+            crate::store::StoreError::Full => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "M_RESOURCE_LIMIT_EXCEEDED",
+                e.to_string(),
+            ),
+            other => Self::internal(other.to_string()),
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub fn route(
     sender: Arc<Sender>,
     inbound: Arc<InboundStats>,
     connections: Arc<Connections>,
+    free_space: crate::store::FreeSpace,
     enabled: bool,
 ) -> BoxedFilter<(Response,)> {
     warp::path!("metrics")
@@ -37,6 +38,7 @@ pub fn route(
                 text.push_str(&inbound.to_prometheus());
                 text.push_str(&connections_text(&connections));
                 text.push_str(&refusals_text());
+                text.push_str(&disk_text(&free_space));
                 let mut response = Response::new(text.into());
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,
@@ -61,6 +63,16 @@ fn connections_text(connections: &Connections) -> String {
          hearth_connections_refused_total{{reason=\"total\"}} {total}\n",
         connections.open_now()
     )
+}
+
+fn disk_text(free_space: &crate::store::FreeSpace) -> String {
+    free_space.bytes().map_or_else(String::new, |free| {
+        format!(
+            "# HELP hearth_disk_free_bytes Free space on the data directory's disk.\n\
+             # TYPE hearth_disk_free_bytes gauge\n\
+             hearth_disk_free_bytes {free}\n"
+        )
+    })
 }
 
 /// Requests refused by a limit, per limit.

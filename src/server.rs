@@ -39,6 +39,13 @@ pub async fn run(config: Config) -> Result<(), String> {
         ),
         other => other.to_string(),
     })?;
+    let min_free = config.limits.min_free_disk_mib * 1024 * 1024;
+    store.check_disk(min_free).map_err(|e| {
+        format!(
+            "cannot see the free space of {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
     crate::backup::after_restore(&store)?;
     let token = admin::load_or_create_token(&config.data_dir)?;
     let tls = match (&config.tls.cert, &config.tls.key) {
@@ -65,6 +72,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             services.sender.clone(),
             services.inbound.clone(),
             listening.connections.clone(),
+            store.free_space(),
             config.metrics.enabled,
         ))
         .unify()
@@ -87,6 +95,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ = services.edus.run_presence_timers() => {}
         _ = services.edus.run_typing_timers() => {}
         _ = prune_idempotency_records(store.clone()) => {}
+        _ = watch_disk(store.clone(), min_free) => {}
         _ = crate::backup::schedule::run(services.backups.clone(), config.backup.clone()) => {}
         _ = serve(federation_listener, tls, federation_routes, listening.clone()) => {}
         _ = serve(client_listener, None, client_routes, listening) => {}
@@ -217,6 +226,26 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
         receiver,
         inbound,
     }))
+}
+
+/// How often the free disk space is sampled: writing the margin
+/// (`limits.min_free_disk_mib`) takes a Pi's SD card far longer.
+const DISK_EVERY: Duration = Duration::from_millis(250);
+
+/// Samples the free space for good, refusing writes while it is short.
+async fn watch_disk(store: Store, min_free: u64) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(DISK_EVERY).await;
+        match store.check_disk(min_free) {
+            Ok(_) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot see the free disk space");
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// How long answers to transactions and to-device message IDs are kept.

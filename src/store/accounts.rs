@@ -159,7 +159,7 @@ impl AccountTrees {
         let old = self.device(&session.user_id, &session.device_id)?;
         let device_bytes = encode(device)?;
         let session_bytes = encode(session)?;
-        let _pass = self.devices.pass();
+        let _pass = self.devices.pass()?;
         (self.devices.sled(), self.tokens.sled())
             .transaction(|(devices, tokens)| {
                 if let Some(old) = &old {
@@ -180,7 +180,7 @@ impl AccountTrees {
         let Some(old) = self.device(user, device)? else {
             return Ok(());
         };
-        let _pass = self.devices.pass();
+        let _pass = self.devices.pass()?;
         (self.devices.sled(), self.tokens.sled())
             .transaction(|(devices, tokens)| {
                 tokens.remove(old.token_hash.as_slice())?;

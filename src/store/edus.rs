@@ -160,7 +160,11 @@ impl EduTrees {
                 .map(u64::from_be_bytes)
                 .unwrap_or(0);
             if seq <= acked {
-                self.to_device.remove(&k)?;
+                // Acknowledged; on a full disk it stays until the next
+                // sync (it is not sent again), and the sync goes on.
+                if self.to_device.writable() {
+                    self.to_device.remove(&k)?;
+                }
                 continue;
             }
             if messages.len() == limit {

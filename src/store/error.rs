@@ -7,7 +7,12 @@ use sled::transaction::TransactionError;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage error: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
+    /// The disk is (nearly) full: writes are refused until space is freed.
+    #[error(
+        "the disk holding the data directory is full: nothing can be stored until space is freed"
+    )]
+    Full,
     /// A record that does not decode (corruption) or does not encode.
     #[error("{0}")]
     Data(String),
@@ -18,6 +23,15 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 impl StoreError {
     pub fn data(message: impl Into<String>) -> Self {
         Self::Data(message.into())
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::StorageFull => Self::Full,
+            other => Self::Sled(other),
+        }
     }
 }
 

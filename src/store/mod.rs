@@ -7,6 +7,7 @@ pub mod aliases;
 pub mod backfill;
 mod counter;
 pub mod destinations;
+mod disk;
 pub mod dump;
 pub mod e2ee;
 pub mod edus;
@@ -29,6 +30,7 @@ pub use signing_keys::{
     OwnSigningKey, RemoteKey, ServerKeyTree, SigningKeyTree, StoredKeyResponse,
 };
 
+pub use disk::FreeSpace;
 pub use snapshot::{verify_copy, CopyReport, TreeSummary};
 
 use error::Result;
@@ -53,6 +55,8 @@ pub struct Store {
     pub e2ee: e2ee::E2eeTrees,
     /// The database and its write gate (for flushes and backups).
     db: tree::Database,
+    /// Free space on the data directory's disk, as last sampled.
+    free_space: FreeSpace,
     /// The data directory the database is in (`identity.json` is beside it).
     data_dir: std::sync::Arc<Path>,
 }
@@ -130,6 +134,7 @@ impl Store {
             public_rooms: aliases::PublicRoomTree::new(open(aliases::PUBLIC_ROOMS)?),
             e2ee: e2ee::E2eeTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
             data_dir: data_dir.into(),
+            free_space: FreeSpace::default(),
             db,
         })
     }

@@ -2,18 +2,35 @@
 //! whose writes pass the store's write [`Gate`]. A backup closes the gate
 //! for the moment it takes to fix the instant its copy shows (sled 0.34
 //! has no snapshots), so that the copy holds every tree as of one point
-//! in the order of writes, as a crash would leave them.
+//! in the order of writes, as a crash would leave them. And while the
+//! disk is (nearly) full the gate refuses writes at once: sled, once a
+//! write of its own fails for want of space, fails every later read and
+//! write until the process restarts, so it must never get that far.
 
 use std::{
     cell::Cell,
-    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    },
 };
 
 use sled::{transaction::TransactionResult, Batch, IVec};
 
-/// Writes pass it shared; a backup holds it alone.
+/// Writes pass it shared; a backup holds it alone. Shut while the disk is full.
 #[derive(Clone, Default)]
-pub struct Gate(Arc<RwLock<()>>);
+pub struct Gate {
+    lock: Arc<RwLock<()>>,
+    full: Arc<AtomicBool>,
+}
+
+/// What a write refused for a full disk fails with (`StoreError::Full` above).
+pub(super) fn disk_full() -> sled::Error {
+    sled::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::StorageFull,
+        "the disk holding the data directory is full",
+    ))
+}
 
 thread_local! {
     /// How many passes this thread holds: a write inside another (a
@@ -34,21 +51,35 @@ impl Drop for Pass<'_> {
 }
 
 impl Gate {
-    /// Lets a write through (waits while a backup holds the gate).
-    pub fn pass(&self) -> Pass<'_> {
+    /// Lets a write through (waits while a backup holds the gate), or
+    /// refuses it while the disk is full.
+    pub fn pass(&self) -> sled::Result<Pass<'_>> {
+        if !self.writable() {
+            return Err(disk_full());
+        }
         let outer = HELD.with(|held| {
             let depth = held.get();
             held.set(depth + 1);
             depth == 0
         });
-        Pass {
-            _guard: outer.then(|| self.0.read().unwrap_or_else(|e| e.into_inner())),
-        }
+        Ok(Pass {
+            _guard: outer.then(|| self.lock.read().unwrap_or_else(|e| e.into_inner())),
+        })
+    }
+
+    /// Whether writes are let through (the disk is not full).
+    pub fn writable(&self) -> bool {
+        !self.full.load(Ordering::Relaxed)
+    }
+
+    /// Marks the disk full (writes refused) or not; whether that changed.
+    pub(super) fn set_full(&self, full: bool) -> bool {
+        self.full.swap(full, Ordering::Relaxed) != full
     }
 
     /// Stops every write until the guard is dropped; waits for those under way.
     pub(super) fn close(&self) -> RwLockWriteGuard<'_, ()> {
-        self.0.write().unwrap_or_else(|e| e.into_inner())
+        self.lock.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -74,8 +105,13 @@ impl Tree {
     }
 
     /// The gate's pass, for a transaction over several trees.
-    pub(super) fn pass(&self) -> Pass<'_> {
+    pub(super) fn pass(&self) -> sled::Result<Pass<'_>> {
         self.gate.pass()
+    }
+
+    /// Whether writes are let through now (the disk is not full).
+    pub fn writable(&self) -> bool {
+        self.gate.writable()
     }
 
     pub fn insert<K: AsRef<[u8]>, V: Into<IVec>>(
@@ -83,17 +119,17 @@ impl Tree {
         key: K,
         value: V,
     ) -> sled::Result<Option<IVec>> {
-        let _pass = self.gate.pass();
+        let _pass = self.gate.pass()?;
         self.inner.insert(key, value)
     }
 
     pub fn remove<K: AsRef<[u8]>>(&self, key: K) -> sled::Result<Option<IVec>> {
-        let _pass = self.gate.pass();
+        let _pass = self.gate.pass()?;
         self.inner.remove(key)
     }
 
     pub fn apply_batch(&self, batch: Batch) -> sled::Result<()> {
-        let _pass = self.gate.pass();
+        let _pass = self.gate.pass()?;
         self.inner.apply_batch(batch)
     }
 
@@ -103,7 +139,7 @@ impl Tree {
         old: Option<OV>,
         new: Option<NV>,
     ) -> sled::Result<Result<(), sled::CompareAndSwapError>> {
-        let _pass = self.gate.pass();
+        let _pass = self.gate.pass()?;
         self.inner.compare_and_swap(key, old, new)
     }
 
@@ -112,7 +148,7 @@ impl Tree {
         key: K,
         f: impl FnMut(Option<&[u8]>) -> Option<V>,
     ) -> sled::Result<Option<IVec>> {
-        let _pass = self.gate.pass();
+        let _pass = self.gate.pass()?;
         self.inner.fetch_and_update(key, f)
     }
 
@@ -123,7 +159,7 @@ impl Tree {
             &sled::transaction::TransactionalTree,
         ) -> sled::transaction::ConflictableTransactionResult<A, E>,
     {
-        let _pass = self.gate.pass();
+        let _pass = self.gate.pass()?;
         self.inner.transaction(f)
     }
 

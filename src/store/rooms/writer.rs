@@ -22,6 +22,11 @@ impl RoomTrees {
     /// An append with `timeline` set gets its position (and its outbound
     /// queue entries their sequence number) here.
     pub fn commit(&self, mut append: Append) -> Result<()> {
+        // Refused before it is staged: nothing piles up in memory while
+        // the disk is full.
+        if !self.events.writable() {
+            return Err(StoreError::Full);
+        }
         let mut staged = self.staged();
         if append.timeline.is_some() {
             let stream = self.new_id()?;
@@ -190,7 +195,7 @@ impl RoomTrees {
             .iter()
             .map(|staged| Encoded::new(&staged.append))
             .collect::<Result<Vec<_>>>()?;
-        let _pass = self.events.pass();
+        let _pass = self.events.pass()?;
         trees.transaction(
             |(
                 events,
