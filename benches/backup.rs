@@ -52,20 +52,7 @@ async fn main() {
         .unwrap_or(20_000);
     let ca = TestCa::new();
     let hearth = Hearth::start_with(&ca, &UNLIMITED);
-    let writers = [
-        Client::login(&hearth, "w1").await,
-        Client::login(&hearth, "w2").await,
-        Client::login(&hearth, "w3").await,
-        Client::login(&hearth, "w4").await,
-    ];
-    let room = writers[0]
-        .create_room(json!({"preset": "public_chat"}))
-        .await;
-    for writer in &writers[1..] {
-        writer
-            .ok("POST", &format!("join/{}", encode(&room)), json!({}))
-            .await;
-    }
+    let (writers, room) = common::client::writers_in_room(&hearth, 4).await;
     let filling = Instant::now();
     let per_writer = messages / writers.len();
     futures_util::future::join_all(writers.iter().enumerate().map(|(w, client)| {

@@ -15,7 +15,6 @@
 mod common;
 
 use common::{
-    client::Client,
     proc::dir_bytes,
     rooms::{add_members, create, encode, make_public, user},
     Hearth, TestCa,
@@ -81,20 +80,7 @@ async fn report(what: &str, hearth: &mut Hearth, events: usize, pdu: f64, before
 
 async fn messages(ca: &TestCa, count: usize) {
     let mut hearth = Hearth::start_with(ca, &UNLIMITED);
-    let writers = [
-        Client::login(&hearth, "w1").await,
-        Client::login(&hearth, "w2").await,
-        Client::login(&hearth, "w3").await,
-        Client::login(&hearth, "w4").await,
-    ];
-    let room = writers[0]
-        .create_room(json!({"preset": "public_chat"}))
-        .await;
-    for writer in &writers[1..] {
-        writer
-            .ok("POST", &format!("join/{}", encode(&room)), json!({}))
-            .await;
-    }
+    let (writers, room) = common::client::writers_in_room(&hearth, 4).await;
     let before = dir_bytes(&hearth.data_dir().join("db"));
     let per_writer = count / writers.len();
     let ids: Vec<Vec<String>> =

@@ -220,10 +220,7 @@ impl TryFrom<DurationText> for Interval {
     type Error = String;
 
     fn try_from(value: DurationText) -> Result<Self, String> {
-        let duration = match value {
-            DurationText::Seconds(s) => Duration::from_secs(s),
-            DurationText::Text(text) => parse_duration(&text)?,
-        };
+        let duration = value.duration()?;
         if duration.is_zero() {
             return Err("must be at least 1s".into());
         }
@@ -256,14 +253,20 @@ enum DurationText {
     Text(String),
 }
 
+impl DurationText {
+    fn duration(self) -> Result<Duration, String> {
+        match self {
+            DurationText::Seconds(s) => Ok(Duration::from_secs(s)),
+            DurationText::Text(text) => parse_duration(&text),
+        }
+    }
+}
+
 impl TryFrom<DurationText> for KeyValidity {
     type Error = String;
 
     fn try_from(value: DurationText) -> Result<Self, String> {
-        let duration = match value {
-            DurationText::Seconds(s) => Duration::from_secs(s),
-            DurationText::Text(text) => parse_duration(&text)?,
-        };
+        let duration = value.duration()?;
         if duration < MIN_KEY_VALIDITY {
             return Err(format!(
                 "{}s is less than the minimum of 1h",

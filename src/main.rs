@@ -359,37 +359,55 @@ async fn rotate_keys(config: &Config) -> Result<(), String> {
     }
 }
 
-/// Takes the backup itself when no server holds the data directory,
-/// otherwise has the running server take it.
+/// Runs `locally` on a backup service over `data/` when no server holds
+/// it, otherwise posts `body` to the running server's admin `path`.
+async fn with_backups<T, F>(
+    config: &Config,
+    path: &str,
+    body: serde_json::Value,
+    locally: impl FnOnce(hearth::backup::BackupService) -> F,
+) -> Result<T, String>
+where
+    T: serde::de::DeserializeOwned,
+    F: std::future::Future<Output = Result<T, String>>,
+{
+    hearth::store::identity::precheck(&config.data_dir, config.server_name.as_str())?;
+    match Store::open(&config.data_dir) {
+        Ok(store) => {
+            let server_name = config.server_name.as_str();
+            let kib_per_sec = config.backup.kib_per_sec;
+            locally(hearth::backup::BackupService::new(
+                store,
+                server_name,
+                kib_per_sec,
+            ))
+            .await
+        }
+        Err(OpenError::Locked) => {
+            let (status, answer) =
+                admin::client::ask_running(config, http::Method::POST, path, Some(body)).await?;
+            if status != 200 {
+                let error = answer.get("error").and_then(|e| e.as_str()).unwrap_or("");
+                return Err(format!("the running server refused: {error} ({status})"));
+            }
+            serde_json::from_value(answer).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Takes a backup into `dir`, itself or through the running server.
 async fn backup(config: &Config, dir: &std::path::Path) -> Result<(), String> {
     let dir = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     hearth::backup::usable_target(&dir)?;
-    hearth::store::identity::precheck(&config.data_dir, config.server_name.as_str())?;
-    let report: hearth::backup::BackupReport = match Store::open(&config.data_dir) {
-        Ok(store) => {
-            let service = hearth::backup::BackupService::new(
-                store,
-                config.server_name.as_str(),
-                config.backup.kib_per_sec,
-            );
-            service.take(&dir).await?
-        }
-        Err(OpenError::Locked) => {
-            let (status, body) = admin::client::ask_running(
-                config,
-                http::Method::POST,
-                "/_hearth/admin/v1/backup",
-                Some(serde_json::json!({ "dir": dir })),
-            )
-            .await?;
-            if status != 200 {
-                let error = body.get("error").and_then(|e| e.as_str()).unwrap_or("");
-                return Err(format!("the running server refused: {error} ({status})"));
-            }
-            serde_json::from_value(body).map_err(|e| e.to_string())?
-        }
-        Err(e) => return Err(e.to_string()),
-    };
+    let body = serde_json::json!({ "dir": dir });
+    let report: hearth::backup::BackupReport = with_backups(
+        config,
+        "/_hearth/admin/v1/backup",
+        body,
+        |service| async move { service.take(&dir).await },
+    )
+    .await?;
     println!(
         "backed up {} records ({} KiB) into {}, checked; writes paused {} ms, took {} ms",
         report.records,
@@ -401,38 +419,21 @@ async fn backup(config: &Config, dir: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Has the running server write the export, or writes it itself.
+/// Writes the export to `file`, itself or through the running server.
 async fn export(config: &Config, file: &std::path::Path) -> Result<(), String> {
     let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
     if file.exists() {
         return Err(format!("{} exists already", file.display()));
     }
-    hearth::store::identity::precheck(&config.data_dir, config.server_name.as_str())?;
-    let moved: hearth::backup::export::Moved = match Store::open(&config.data_dir) {
-        Ok(store) => {
-            let service = hearth::backup::BackupService::new(
-                store,
-                config.server_name.as_str(),
-                config.backup.kib_per_sec,
-            );
-            service.export(&file).await?
-        }
-        Err(OpenError::Locked) => {
-            let (status, body) = admin::client::ask_running(
-                config,
-                http::Method::POST,
-                "/_hearth/admin/v1/export",
-                Some(serde_json::json!({ "file": file })),
-            )
-            .await?;
-            if status != 200 {
-                let error = body.get("error").and_then(|e| e.as_str()).unwrap_or("");
-                return Err(format!("the running server refused: {error} ({status})"));
-            }
-            serde_json::from_value(body).map_err(|e| e.to_string())?
-        }
-        Err(e) => return Err(e.to_string()),
-    };
+    let body = serde_json::json!({ "file": file });
+    let target = file.clone();
+    let moved: hearth::backup::export::Moved = with_backups(
+        config,
+        "/_hearth/admin/v1/export",
+        body,
+        |service| async move { service.export(&target).await },
+    )
+    .await?;
     println!(
         "exported {} files and {} records to {}",
         moved.files,

@@ -8,6 +8,7 @@ use warp::{filters::BoxedFilter, reply::Response, Filter, Rejection};
 
 use super::token::tokens_match;
 use crate::{
+    backup::BackupService,
     error::{Error, Result},
     http_util::{body_limited, ok_json, parse_json, reply},
     keys::KeyService,
@@ -72,22 +73,8 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(body_limited())
         .map(move |body: Bytes| reply(retry_destination(&client, &body)));
-    let backups = ctx.backups.clone();
-    let backup = warp::path!("backup")
-        .and(warp::post())
-        .and(body_limited())
-        .then(move |body: Bytes| {
-            let backups = backups.clone();
-            async move { reply(take_backup(&backups, &body).await) }
-        });
-    let backups = ctx.backups.clone();
-    let export = warp::path!("export")
-        .and(warp::post())
-        .and(body_limited())
-        .then(move |body: Bytes| {
-            let backups = backups.clone();
-            async move { reply(export_to(&backups, &body).await) }
-        });
+    let backup = warp::path!("backup").and(backup_action(ctx.backups.clone(), take_backup));
+    let export = warp::path!("export").and(backup_action(ctx.backups.clone(), export_to));
     let users = super::users::routes(ctx.accounts.clone(), ctx.membership.clone());
     let rooms = super::rooms::routes(ctx.rooms.clone(), ctx.membership.clone());
     let edus = super::edus::routes(ctx.edus.clone());
@@ -138,15 +125,30 @@ fn retry_destination(client: &HttpsClient, body: &[u8]) -> Result<Response> {
     ))
 }
 
+/// A POST whose JSON body `action` carries out with the backup service.
+fn backup_action<F, Fut>(backups: BackupService, action: F) -> BoxedFilter<(Response,)>
+where
+    F: Fn(BackupService, Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response>> + Send,
+{
+    warp::post()
+        .and(body_limited())
+        .then(move |body: Bytes| {
+            let (backups, action) = (backups.clone(), action.clone());
+            async move { reply(action(backups, body).await) }
+        })
+        .boxed()
+}
+
 /// `POST /_hearth/admin/v1/backup` `{"dir": "/absolute/path"}`: takes a
 /// backup into `dir` (new or empty) and answers what it holds once it is
 /// checked.
-async fn take_backup(backups: &crate::backup::BackupService, body: &[u8]) -> Result<Response> {
+async fn take_backup(backups: BackupService, body: Bytes) -> Result<Response> {
     #[derive(Deserialize)]
     struct Backup {
         dir: std::path::PathBuf,
     }
-    let Backup { dir } = parse_json(body)?;
+    let Backup { dir } = parse_json(&body)?;
     if !dir.is_absolute() {
         return Err(Error::invalid_param("dir must be an absolute path"));
     }
@@ -157,12 +159,12 @@ async fn take_backup(backups: &crate::backup::BackupService, body: &[u8]) -> Res
 
 /// `POST /_hearth/admin/v1/export` `{"file": "/absolute/path"}`: writes
 /// the whole server to `file` (see `backup::export`) → `{files, records}`.
-async fn export_to(backups: &crate::backup::BackupService, body: &[u8]) -> Result<Response> {
+async fn export_to(backups: BackupService, body: Bytes) -> Result<Response> {
     #[derive(Deserialize)]
     struct Export {
         file: std::path::PathBuf,
     }
-    let Export { file } = parse_json(body)?;
+    let Export { file } = parse_json(&body)?;
     if !file.is_absolute() || file.file_name().is_none() {
         return Err(Error::invalid_param(
             "file must be an absolute path to a file",

@@ -18,8 +18,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(600);
 /// Runs forever when `backup.dir` is set; returns at once when not.
 pub async fn run(service: BackupService, config: Backup) {
     let Some(dir) = config.dir.clone() else {
-        std::future::pending::<()>().await;
-        return;
+        return std::future::pending().await;
     };
     let every = config.every.0;
     loop {

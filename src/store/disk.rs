@@ -45,7 +45,7 @@ impl Store {
                 data_dir = %self.data_dir().display(),
                 "the disk is full: refusing every write (reads go on) until space is freed"
             );
-        } else if free >= min_free + min_free / 4 && !gate.writable() && gate.set_full(false) {
+        } else if free >= min_free + min_free / 4 && gate.set_full(false) {
             tracing::warn!(free_mib = mib(free), "disk space is back: writes resume");
         }
         Ok(free)

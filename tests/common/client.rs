@@ -139,6 +139,23 @@ impl<'a> Client<'a> {
     }
 }
 
+/// `count` users (`w1`, `w2`, …) in one public room the first created:
+/// the writers of a bench.
+pub async fn writers_in_room(h: &Hearth, count: usize) -> (Vec<Client<'_>>, String) {
+    let mut writers = Vec::with_capacity(count);
+    for i in 1..=count {
+        writers.push(Client::login(h, &format!("w{i}")).await);
+    }
+    let room = writers[0]
+        .create_room(json!({"preset": "public_chat"}))
+        .await;
+    for writer in &writers[1..] {
+        let path = format!("join/{}", super::rooms::encode(&room));
+        writer.ok("POST", &path, json!({})).await;
+    }
+    (writers, room)
+}
+
 /// The `body` of each message in a chunk of events.
 pub fn bodies(chunk: &Value) -> Vec<String> {
     chunk
