@@ -62,6 +62,7 @@ async fn report(what: &str, hearth: &mut Hearth, events: usize, pdu: f64, before
             .expect("JSON");
     let records = marker["database_bytes"].as_u64().unwrap_or(0);
     let fresh = dir_bytes(&dir.join("db"));
+    let trees = tree_bytes(&dir);
     println!("{what}: {events} events, canonical JSON {pdu:.0} B each");
     for (label, bytes) in [
         ("records (keys+values)", records),
@@ -76,6 +77,24 @@ async fn report(what: &str, hearth: &mut Hearth, events: usize, pdu: f64, before
             per(bytes) / pdu
         );
     }
+    println!("  largest trees (keys+values of all their records, per event):");
+    for (tree, bytes) in trees.iter().take(8) {
+        println!("    {tree:<20} {:>7.0} B", *bytes as f64 / events as f64);
+    }
+}
+
+/// The bytes of keys and values in each tree of the database in
+/// `data_dir`, largest first.
+fn tree_bytes(data_dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut trees = std::collections::HashMap::<String, u64>::new();
+    hearth::store::dump::read_all(data_dir, |tree, key, value| {
+        *trees.entry(tree.to_owned()).or_default() += (key.len() + value.len()) as u64;
+        Ok(())
+    })
+    .expect("read the copy");
+    let mut trees: Vec<_> = trees.into_iter().collect();
+    trees.sort_by_key(|tree| std::cmp::Reverse(tree.1));
+    trees
 }
 
 async fn messages(ca: &TestCa, count: usize) {

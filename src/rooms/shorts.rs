@@ -208,8 +208,8 @@ impl<'a> Shorts<'a> {
         self.decode(&short)
     }
 
-    /// Stores `state` as a group: a delta on `parent` while chains are
-    /// short, a full snapshot otherwise; reuses `parent` when nothing changed.
+    /// Stores `state` as a group on `parent` (see [`Shorts::save_delta`]);
+    /// reuses `parent` when nothing changed.
     pub(in crate::rooms) fn save(
         &mut self,
         parent: Option<u64>,
@@ -224,73 +224,81 @@ impl<'a> Shorts<'a> {
         parent: Option<u64>,
         new: ShortState,
     ) -> Result<u64> {
-        let (parent_state, chain) = match parent {
-            Some(id) => {
-                let chain = match self.groups.get(&id) {
-                    Some(g) => g.chain,
-                    None => self.trees.group(id)?.chain,
-                };
-                (Some((id, self.trees.load_state(id, &self.groups)?)), chain)
-            }
-            None => (None, 0),
+        let Some(parent) = parent else {
+            return self.put(None, 0, new);
         };
-        let group = match parent_state {
-            Some((id, old)) if chain < MAX_CHAIN => {
-                let mut delta: Vec<(u64, u64)> = new
-                    .iter()
-                    .filter(|(k, e)| old.get(k) != Some(e))
-                    .map(|(k, e)| (*k, *e))
-                    .collect();
-                delta.extend(old.keys().filter(|k| !new.contains_key(k)).map(|k| (*k, 0)));
-                if delta.is_empty() {
-                    return Ok(id);
-                }
-                StateGroup {
-                    parent: Some(id),
-                    chain: chain + 1,
-                    delta,
-                }
-            }
-            _ => StateGroup {
-                parent: None,
-                chain: 0,
-                delta: new.into_iter().collect(),
-            },
-        };
-        let id = self.trees.new_id()?;
-        self.groups.insert(id, group);
-        Ok(id)
+        let old = self.trees.load_state(parent, &self.groups)?;
+        let mut delta: ShortState = new
+            .iter()
+            .filter(|(k, e)| old.get(k) != Some(e))
+            .map(|(k, e)| (*k, *e))
+            .collect();
+        delta.extend(old.keys().filter(|k| !new.contains_key(k)).map(|k| (*k, 0)));
+        if delta.is_empty() {
+            return Ok(parent);
+        }
+        self.save_delta(parent, delta)
     }
 
-    /// The state `after` one state event (`key` set to `event`): a
-    /// one-entry delta on `parent` (no diff, no copy) unless the chain is
-    /// due a full snapshot.
+    /// The state after one state event (`key` set to `event`) on `parent`.
     pub(in crate::rooms) fn save_change(
         &mut self,
         parent: u64,
-        after: &ShortState,
         key: u64,
         event: u64,
     ) -> Result<u64> {
-        let chain = match self.groups.get(&parent) {
-            Some(g) => g.chain,
-            None => self.trees.group(parent)?.chain,
-        };
-        let group = if chain < MAX_CHAIN {
-            StateGroup {
-                parent: Some(parent),
-                chain: chain + 1,
-                delta: vec![(key, event)],
+        self.save_delta(parent, ShortState::from([(key, event)]))
+    }
+
+    /// Stores `delta` (changes on top of `parent`, event 0 removing a key)
+    /// as a new group. Layers stay thin: a delta at least half as large as
+    /// its parent's is folded into the parent's and saved a layer up, and
+    /// one at least half the full snapshot's size makes a new snapshot.
+    /// Each layer is thus under half the one beneath it: N changes keep
+    /// at most log2(N) layers to read, and an entry is rewritten about
+    /// log2(N) times rather than with every full snapshot (a 10,000-member
+    /// room's joins write ~9 entries each instead of ~160).
+    fn save_delta(&mut self, parent: u64, mut delta: ShortState) -> Result<u64> {
+        let mut base = parent;
+        loop {
+            let group = self.group(base)?;
+            let folds = delta.len() * 2 >= group.delta.len() || group.chain >= MAX_CHAIN;
+            if !folds {
+                return self.put(Some(base), group.chain + 1, delta);
             }
-        } else {
-            StateGroup {
-                parent: None,
-                chain: 0,
-                delta: after.iter().map(|(k, e)| (*k, *e)).collect(),
+            let mut folded: ShortState = group.delta.into_iter().collect();
+            folded.extend(delta);
+            match group.parent {
+                Some(up) => {
+                    delta = folded;
+                    base = up;
+                }
+                None => {
+                    folded.retain(|_, event| *event != 0);
+                    return self.put(None, 0, folded);
+                }
             }
-        };
+        }
+    }
+
+    fn group(&self, id: u64) -> Result<StateGroup> {
+        match self.groups.get(&id) {
+            Some(group) => Ok(group.clone()),
+            None => Ok(self.trees.group(id)?),
+        }
+    }
+
+    fn put(&mut self, parent: Option<u64>, chain: u32, delta: ShortState) -> Result<u64> {
         let id = self.trees.new_id()?;
-        self.groups.insert(id, group);
+        let delta = delta.into_iter().collect();
+        self.groups.insert(
+            id,
+            StateGroup {
+                parent,
+                chain,
+                delta,
+            },
+        );
         Ok(id)
     }
 

@@ -58,7 +58,7 @@ impl Store {
 }
 
 /// Bytes an unprivileged process may still write on `path`'s file system.
-fn available_bytes(path: &Path) -> std::io::Result<u64> {
+pub(super) fn available_bytes(path: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;

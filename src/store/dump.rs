@@ -22,10 +22,7 @@ pub fn read_all(
             data_dir.display()
         )));
     }
-    let db = sled::Config::new()
-        .path(path)
-        .cache_capacity(4 * 1024 * 1024)
-        .open()?;
+    let db = super::compression::config(&path, 4 * 1024 * 1024).open()?;
     let mut names = db.tree_names();
     names.sort();
     let mut records = 0;
@@ -60,10 +57,7 @@ impl Loader {
             )));
         }
         Ok(Self {
-            db: sled::Config::new()
-                .path(path)
-                .cache_capacity(4 * 1024 * 1024)
-                .open()?,
+            db: super::compression::config(&path, 4 * 1024 * 1024).open()?,
             trees: HashMap::new(),
             records: 0,
         })

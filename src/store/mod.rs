@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod aliases;
 pub mod backfill;
+mod compression;
 mod counter;
 pub mod destinations;
 mod disk;
@@ -23,6 +24,7 @@ mod signing_keys;
 mod snapshot;
 pub mod transactions;
 mod tree;
+mod varint;
 
 use std::path::Path;
 
@@ -86,20 +88,29 @@ impl Store {
                 data_dir.display()
             ))
         })?;
+        let converted = match compression::convert(data_dir) {
+            Ok(converted) => converted,
+            Err(StoreError::Sled(sled::Error::Io(ref io))) if snapshot::is_lock(io) => {
+                return Err(OpenError::Locked)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "could not convert the database to compressed storage; it keeps working as it is"
+                );
+                false
+            }
+        };
         // A small cache: the target is a Raspberry Pi, and sled's default is 1 GiB.
-        let db = tree::Database::new(
-            sled::Config::new()
-                .path(data_dir.join("db"))
-                .cache_capacity(16 * 1024 * 1024)
-                .open()
-                .map_err(|e| match e {
-                    sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                        OpenError::Locked
-                    }
-                    sled::Error::Io(ref io) if io.to_string().contains("lock") => OpenError::Locked,
-                    other => OpenError::Other(format!("cannot open database: {other}")),
-                })?,
-        );
+        let config = compression::config(&data_dir.join("db"), 16 * 1024 * 1024);
+        let opened = match converted {
+            true => snapshot::open_when_released(&config),
+            false => config.open(),
+        };
+        let db = tree::Database::new(opened.map_err(|e| match e {
+            sled::Error::Io(ref io) if snapshot::is_lock(io) => OpenError::Locked,
+            other => OpenError::Other(format!("cannot open database: {other}")),
+        })?);
         let open = |name: &str| {
             db.open_tree(name)
                 .map_err(|e| OpenError::Other(e.to_string()))

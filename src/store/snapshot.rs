@@ -275,7 +275,7 @@ fn apply(targets: &[sled::Tree], events: Vec<(usize, Event)>) -> Result<()> {
     Ok(())
 }
 
-fn summarise(name: &[u8], tree: &sled::Tree) -> Result<TreeSummary> {
+pub(super) fn summarise(name: &[u8], tree: &sled::Tree) -> Result<TreeSummary> {
     let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
     let mut records = 0;
     for entry in tree.iter() {
@@ -306,28 +306,31 @@ fn open_copy(dest: &Path) -> Result<sled::Db> {
     Ok(copy_config(&path).open()?)
 }
 
-/// Opens the copy again once the process has let go of it (sled's
-/// background threads hold it a moment after the last handle goes).
+/// Opens the copy again once the process has let go of it.
 fn reopen_copy(dest: &Path) -> Result<sled::Db> {
+    Ok(open_when_released(&copy_config(&dest.join("db")))?)
+}
+
+/// Opens a database this process has just dropped: sled's background
+/// threads let go of its lock a moment after the last handle goes.
+pub(super) fn open_when_released(config: &sled::Config) -> sled::Result<sled::Db> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match copy_config(&dest.join("db")).open() {
+        match config.open() {
             Err(sled::Error::Io(e)) if Instant::now() < deadline && is_lock(&e) => {
                 std::thread::sleep(Duration::from_millis(20))
             }
-            opened => return Ok(opened?),
+            opened => return opened,
         }
     }
 }
 
-fn is_lock(e: &std::io::Error) -> bool {
+pub(super) fn is_lock(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock")
 }
 
 fn copy_config(path: &Path) -> sled::Config {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(4 * 1024 * 1024)
+    super::compression::config(path, 4 * 1024 * 1024)
 }
 
 #[cfg(test)]

@@ -231,7 +231,7 @@ impl RoomService {
                 // for a state event, never for a message.
                 let mut after = Arc::unwrap_or_clone(before);
                 after.insert(short_key, short_event);
-                let group = shorts.save_change(before_group, &after, short_key, short_event)?;
+                let group = shorts.save_change(before_group, short_key, short_event)?;
                 after_state = Some(after);
                 group
             }

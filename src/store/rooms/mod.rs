@@ -51,10 +51,10 @@ pub(super) const SHORT_EVENT: &str = "short_event";
 /// ([`RoomTrees::statekey_shorts_or_new`]).
 pub(super) const STATEKEY_SHORT: &str = "statekey_short";
 pub(super) const SHORT_STATEKEY: &str = "short_statekey";
-/// `state_groups`: group id (u64 BE) → JSON [`StateGroup`]: a parent group
-/// plus the entries that differ from it, so a message stores no state and
-/// a state event stores one entry. Chains are cut into full snapshots
-/// every [`MAX_CHAIN`] links to bound reads.
+/// `state_groups`: group id (u64 BE) → [`StateGroup::to_bytes`]: a parent
+/// group plus the entries that differ from it, so a message stores no
+/// state and a state event stores one entry; layers are kept thin (see
+/// `rooms::shorts`), and no chain is longer than [`MAX_CHAIN`] links.
 pub(super) const STATE_GROUPS: &str = "state_groups";
 /// `extremities`: `room_id 0xFF event_id` → empty: the room's forward extremities.
 pub(super) const EXTREMITIES: &str = "extremities";
@@ -407,7 +407,7 @@ impl RoomTrees {
             .state_groups
             .get(id.to_be_bytes())?
             .ok_or_else(|| StoreError::data(format!("missing state group {id}")))?;
-        decode(STATE_GROUPS, &bytes)
+        StateGroup::from_bytes(&bytes)
     }
 
     /// The full state of a group, resolving its parent chain.

@@ -332,8 +332,8 @@ impl<'a> Encoded<'a> {
             groups: append
                 .groups
                 .iter()
-                .map(|(id, g)| Ok((id.to_be_bytes(), encode(g)?)))
-                .collect::<Result<Vec<_>>>()?,
+                .map(|(id, g)| (id.to_be_bytes(), g.to_bytes()))
+                .collect(),
             queued,
             also_stored: append
                 .also_stored
