@@ -125,12 +125,7 @@ fn copy_compressed(from: &Path, to: &Path) -> Result<()> {
 
 /// Exchanges the directories `a` and `b` atomically, and makes it durable.
 fn swap(a: &Path, b: &Path) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let name = |path: &Path| {
-        std::ffi::CString::new(path.as_os_str().as_bytes())
-            .map_err(|e| StoreError::data(format!("a path holds a NUL byte: {e}")))
-    };
-    let (a_name, b_name) = (name(a)?, name(b)?);
+    let (a_name, b_name) = (super::disk::c_path(a)?, super::disk::c_path(b)?);
     // SAFETY: both are NUL-terminated paths; renameat2 reads nothing else.
     let swapped = unsafe {
         libc::renameat2(

@@ -59,9 +59,7 @@ impl Store {
 
 /// Bytes an unprivileged process may still write on `path`'s file system.
 pub(super) fn available_bytes(path: &Path) -> std::io::Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let path = c_path(path)?;
     let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: `path` is a NUL-terminated string and `stats` is written by
     // statvfs before it is read (only on success).
@@ -72,4 +70,11 @@ pub(super) fn available_bytes(path: &Path) -> std::io::Result<u64> {
         stats.assume_init()
     };
     Ok((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+}
+
+/// `path` as the C string a system call takes.
+pub(super) fn c_path(path: &Path) -> std::io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
 }
