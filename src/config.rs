@@ -15,6 +15,9 @@ use figment::{
 use ruma::OwnedServerName;
 use serde::{Deserialize, Serialize};
 
+mod media;
+pub use media::Media;
+
 /// Published keys never expire sooner than this (the spec asks origin
 /// servers not to serve keys that expire within an hour).
 pub const MIN_KEY_VALIDITY: Duration = Duration::from_secs(3600);
@@ -36,6 +39,7 @@ pub struct Config {
     pub registration: Registration,
     pub limits: Limits,
     pub backup: Backup,
+    pub media: Media,
     /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
     pub log: String,
 }
@@ -340,6 +344,7 @@ impl Default for Config {
             registration: Registration::default(),
             limits: Limits::default(),
             backup: Backup::default(),
+            media: Media::default(),
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },
@@ -384,6 +389,11 @@ impl Config {
         }
         if self.federation.requests_per_server == 0 {
             return Err("federation.requests_per_server must be at least 1".into());
+        }
+        if self.media.max_upload_size == 0 || self.media.max_remote_size == 0 {
+            return Err(
+                "media.max_upload_size and media.max_remote_size must be at least 1".into(),
+            );
         }
         let limits = &self.limits;
         for (name, value) in [

@@ -3,6 +3,7 @@
 //! parsing that names what is wrong.
 
 pub mod cors;
+pub mod media;
 
 use std::convert::Infallible;
 

@@ -17,6 +17,7 @@ pub mod http_util;
 pub mod inbound;
 pub mod keys;
 pub mod listener;
+pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod peers;

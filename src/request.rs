@@ -137,3 +137,44 @@ pub fn json_at_most(what: &str, value: &serde_json::Value, max: usize) -> Result
     }
     Ok(())
 }
+
+/// The `{mediaId}` of a path: letters, digits, `_` and `-` only, as the
+/// spec demands of servers (so no ID can climb out of a directory), and
+/// at most 255 bytes.
+pub fn media_id(segment: &str) -> Result<String> {
+    let decoded = percent_decode(segment);
+    let valid = !decoded.is_empty()
+        && decoded.len() <= 255
+        && decoded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(Error::invalid_param(format!(
+            "mediaId: {decoded:?} is not a media ID (letters, digits, _ and -)"
+        )));
+    }
+    Ok(decoded)
+}
+
+/// A thumbnail request's `width`, `height` (positive integers) and
+/// `method` (`crop`, or `scale` by default): whether to crop.
+pub fn thumbnail_size(query: &Query) -> Result<(u32, u32, bool)> {
+    let dimension = |name: &str| -> Result<u32> {
+        query
+            .required(name)?
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Error::invalid_param(format!("{name} must be a positive integer")))
+    };
+    let crop = match query.get("method") {
+        None | Some("scale") => false,
+        Some("crop") => true,
+        Some(other) => {
+            return Err(Error::invalid_param(format!(
+                "method {other:?} is neither crop nor scale"
+            )))
+        }
+    };
+    Ok((dimension("width")?, dimension("height")?, crop))
+}

@@ -192,6 +192,11 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
             directory.clone(),
             peers.clone(),
         )),
+        media: Arc::new(crate::media::MediaService::new(crate::media::Setup {
+            config,
+            store,
+            peers: peers.clone(),
+        })?),
         history: Arc::new(HistoryService::new(rooms.clone(), peers)),
         sync: Arc::new(SyncService::new(
             rooms.clone(),

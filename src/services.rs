@@ -48,6 +48,7 @@ pub struct ServiceSet {
     pub strangers: Strangers,
     pub user_limits: Arc<UserLimits>,
     pub backups: crate::backup::BackupService,
+    pub media: Arc<crate::media::MediaService>,
 }
 
 /// What one user (or, for registration, one address) may do per minute,

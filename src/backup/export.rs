@@ -96,8 +96,9 @@ pub fn export(from: &Path, server_name: &str, file: &Path) -> Result<Moved, Stri
     };
     write_line(&mut out, &header)?;
     let mut files = 0;
-    for (relative, mode, bytes) in files::others(from)? {
+    files::each_other(from, &mut |relative, mode, bytes| {
         let file = relative.to_string_lossy().into_owned();
+        files += 1;
         write_line(
             &mut out,
             &Line::File {
@@ -105,9 +106,8 @@ pub fn export(from: &Path, server_name: &str, file: &Path) -> Result<Moved, Stri
                 mode,
                 base64: Base64::new(bytes),
             },
-        )?;
-        files += 1;
-    }
+        )
+    })?;
     let records = dump::read_all(from, |tree, key, value| {
         let ((key, key_b64), (value, value_b64)) = (as_text(key), as_text(value));
         let record = Line::Record {

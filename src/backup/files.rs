@@ -7,10 +7,15 @@ use std::{
     path::{Path, PathBuf},
 };
 
-/// Not copied from the data directory: the database (copied record by
-/// record), a marker of an earlier restore, and temporary files.
-fn skipped(name: &str) -> bool {
-    name == "db" || name == super::MARKER || name.ends_with(".new")
+/// Not copied from the data directory (`relative` to it): the database
+/// (copied record by record), a marker of an earlier restore, and
+/// temporary files (media being received among them).
+fn skipped(relative: &Path) -> bool {
+    let name = relative.to_string_lossy();
+    name == "db"
+        || name == super::MARKER
+        || name.ends_with(".new")
+        || relative == Path::new("media/tmp")
 }
 
 /// Where a backup into `dir` is written until it is checked: beside it,
@@ -79,9 +84,13 @@ pub(super) fn copy_others(data_dir: &Path, dest: &Path) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// Every file of `data_dir` but the database: path inside it, mode, bytes.
-pub(super) fn others(data_dir: &Path) -> Result<Vec<(PathBuf, u32, Vec<u8>)>, String> {
-    let mut found = Vec::new();
+/// What [`each_other`] calls for each file.
+pub(super) type FileVisitor<'a> = dyn FnMut(&Path, u32, Vec<u8>) -> Result<(), String> + 'a;
+
+/// Calls `each(path inside it, mode, bytes)` for every file of
+/// `data_dir` but the database, one file in memory at a time (media
+/// files are up to `media.max_upload_size` each).
+pub(super) fn each_other(data_dir: &Path, each: &mut FileVisitor) -> Result<(), String> {
     walk(data_dir, Path::new(""), &mut |relative, path, is_dir| {
         if is_dir {
             return Ok(());
@@ -96,19 +105,13 @@ pub(super) fn others(data_dir: &Path) -> Result<Vec<(PathBuf, u32, Vec<u8>)>, St
         } else {
             0o600
         };
-        found.push((
-            relative.to_owned(),
-            mode,
-            std::fs::read(path).map_err(fail)?,
-        ));
-        Ok(())
-    })?;
-    Ok(found)
+        each(relative, mode, std::fs::read(path).map_err(fail)?)
+    })
 }
 
 /// Calls `each(relative path, path, is a directory)` for every directory
 /// and regular file under `dir` (a directory before what it holds),
-/// leaving out what [`skipped`] names at the top.
+/// leaving out what [`skipped`] names.
 fn walk(
     dir: &Path,
     relative: &Path,
@@ -122,10 +125,10 @@ fn walk(
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
         let name = entry.file_name();
-        if relative.as_os_str().is_empty() && skipped(&name.to_string_lossy()) {
+        let (path, inside) = (entry.path(), relative.join(&name));
+        if skipped(&inside) {
             continue;
         }
-        let (path, inside) = (entry.path(), relative.join(&name));
         let kind = entry.file_type().map_err(fail)?;
         if kind.is_dir() {
             each(&inside, &path, true)?;

@@ -154,3 +154,11 @@ fn must_be_joined(rooms: &RoomService, room: &ruma::RoomId, user: &ruma::UserId)
 
 /// Route builders take the services and give one boxed filter.
 type Route = BoxedFilter<(Response,)>;
+
+/// A response built from ruma's type for the endpoint.
+fn typed(response: impl ruma::api::OutgoingResponseExt) -> Response {
+    match response.try_into_http_response::<Vec<u8>>() {
+        Ok(response) => response.map(Into::into),
+        Err(e) => Error::internal(format!("building the response: {e}")).into_response(),
+    }
+}

@@ -305,24 +305,8 @@ impl HttpsClient {
         authorization: Option<String>,
         limit: usize,
     ) -> Result<RawResponse, ClientError> {
-        let request_error = |e: String| ClientError::Request(name.to_owned(), e);
-        let url: Uri = url.parse().map_err(|e| request_error(format!("{e}")))?;
-        let mut builder = Request::builder().method(method).uri(url);
-        if let Some(auth) = authorization {
-            builder = builder.header(header::AUTHORIZATION, auth);
-        }
-        if body.is_some() {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
-        }
-        let request = builder
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| request_error(e.to_string()))?;
         let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| describe(name, e))?;
+            let response = self.start(name, url, method, body, authorization).await?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, limit)
                 .collect()
@@ -344,6 +328,101 @@ impl HttpsClient {
         tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| ClientError::Timeout(name.to_owned(), self.timeout.as_secs()))?
+    }
+
+    /// Sends a request and waits for the response's head.
+    async fn start(
+        &self,
+        name: &str,
+        url: &str,
+        method: Method,
+        body: Option<Vec<u8>>,
+        authorization: Option<String>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+        let request_error = |e: String| ClientError::Request(name.to_owned(), e);
+        let url: Uri = url.parse().map_err(|e| request_error(format!("{e}")))?;
+        let mut builder = Request::builder().method(method).uri(url);
+        if let Some(auth) = authorization {
+            builder = builder.header(header::AUTHORIZATION, auth);
+        }
+        if body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| request_error(e.to_string()))?;
+        self.http
+            .request(request)
+            .await
+            .map_err(|e| describe(name, e))
+    }
+
+    /// A `GET` to `destination` whose body the caller reads as it arrives
+    /// (media, far larger than [`MAX_RESPONSE_BYTES`]); only the head is
+    /// awaited within the request timeout. Fails at once while the
+    /// destination is backing off.
+    pub async fn get_streaming(
+        &self,
+        destination: &ServerName,
+        uri: &str,
+        authorization: Option<String>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+        if let Err(state) = self.backoff.check(destination) {
+            return Err(ClientError::BackingOff(
+                destination.to_string(),
+                state
+                    .retry_at
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_secs(),
+                state.consecutive_failures,
+                state.last_error,
+            ));
+        }
+        let authority = self.resolve(destination).await.authority;
+        let url = format!("https://{authority}{uri}");
+        let result = self
+            .head_within_timeout(destination.as_str(), &url, authorization)
+            .await;
+        match &result {
+            Ok(_) => self.backoff.record_success(destination),
+            Err(e @ (ClientError::Connect(..) | ClientError::Timeout(..))) => {
+                self.backoff.record_failure(destination, &e.to_string())
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// A `GET` of an `https://` URL another server pointed us to (a media
+    /// redirect), through the same address policy; streamed like
+    /// [`Self::get_streaming`].
+    pub async fn get_url_streaming(
+        &self,
+        url: &str,
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+        let absolute =
+            follow("https://invalid", url).map_err(|e| ClientError::Request(url.into(), e))?;
+        if url.starts_with('/') {
+            return Err(ClientError::Request(
+                url.into(),
+                "not an absolute URL".into(),
+            ));
+        }
+        self.head_within_timeout(url, &absolute, None).await
+    }
+
+    async fn head_within_timeout(
+        &self,
+        name: &str,
+        url: &str,
+        authorization: Option<String>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+        tokio::time::timeout(
+            self.timeout,
+            self.start(name, url, Method::GET, None, authorization),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(name.to_owned(), self.timeout.as_secs()))?
     }
 }
 

@@ -13,12 +13,14 @@
 
 mod events;
 mod keys;
+mod media;
 mod membership;
 mod query;
 mod transactions;
 pub mod version;
 
 pub use events::{State, StateIds};
+pub use media::RemoteMedia;
 pub use membership::{Handshake, MakeAnswer, SendJoinAnswer, SendKnockAnswer, JOIN, KNOCK, LEAVE};
 pub use query::{Hierarchy, Resolved};
 

@@ -15,6 +15,7 @@ pub mod edus;
 pub mod error;
 pub mod identity;
 mod key;
+pub mod media;
 pub mod outbound;
 pub mod partial;
 pub mod pending;
@@ -55,6 +56,7 @@ pub struct Store {
     pub aliases: aliases::AliasTree,
     pub public_rooms: aliases::PublicRoomTree,
     pub e2ee: e2ee::E2eeTrees,
+    pub media: media::MediaTrees,
     /// The database and its write gate (for flushes and backups).
     db: tree::Database,
     /// Free space on the data directory's disk, as last sampled.
@@ -144,6 +146,7 @@ impl Store {
             aliases: aliases::AliasTree::new(open(aliases::ALIASES)?),
             public_rooms: aliases::PublicRoomTree::new(open(aliases::PUBLIC_ROOMS)?),
             e2ee: e2ee::E2eeTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
+            media: media::MediaTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
             data_dir: data_dir.into(),
             free_space: FreeSpace::default(),
             db,

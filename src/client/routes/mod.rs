@@ -20,6 +20,7 @@ mod knocking;
 mod leaving;
 mod login;
 mod logout;
+mod media;
 mod members;
 mod membership;
 mod messages;
@@ -84,6 +85,7 @@ pub fn routes(services: Services) -> Route {
         knocking::route(services.clone()),
         send_to_device::route(services.clone()),
         devices::routes(services.clone()),
+        media::routes(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()

@@ -11,6 +11,7 @@ mod key_query;
 mod make_join;
 mod make_knock;
 mod make_leave;
+mod media_download;
 mod openid_userinfo;
 mod public_rooms;
 mod query_directory;
@@ -109,6 +110,8 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
         .or(hierarchy::route(services.clone()))
         .unify()
         .or(openid_userinfo::route(services.clone()))
+        .unify()
+        .or(media_download::routes(services.clone()))
         .unify()
         .recover(answer_own_errors)
         .unify()
