@@ -287,7 +287,8 @@ impl From<KeyValidity> for DurationText {
     }
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// `"7d"`, `"12h"`, `"30m"`, `"90s"` or seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

@@ -62,6 +62,29 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The media repository: what it holds, other servers' media dropped,
+    /// one item deleted.
+    Media {
+        #[command(subcommand)]
+        command: MediaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MediaCommand {
+    /// Items and bytes kept: our users' uploads and other servers' media.
+    Stats,
+    /// Drop other servers' media not downloaded for this long ("7d",
+    /// "12h"; default media.remote_retention), and the least recently
+    /// downloaded beyond media.remote_cache_size. It is fetched again
+    /// when someone asks for it.
+    PurgeRemote {
+        #[arg(long)]
+        older_than: Option<String>,
+    },
+    /// Delete one item, ours or another server's, with its thumbnails:
+    /// `hearth media delete mxc://example.org/AbC`.
+    Delete { uri: String },
 }
 
 #[derive(Subcommand)]
@@ -157,6 +180,7 @@ fn main() -> ExitCode {
             command: FederationCommand::Retry { destination },
         } => runtime.block_on(federation_retry(&config, &destination)),
         Command::User { command } => runtime.block_on(user_command(&config, command)),
+        Command::Media { command } => runtime.block_on(media_command(&config, command)),
         Command::Backup { dir } => runtime.block_on(backup(&config, &dir)),
         Command::Export { file } => runtime.block_on(export(&config, &file)),
         Command::Import { file } => import(&config, &file),
@@ -551,4 +575,20 @@ fn return_large_allocations_to_the_system() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
+}
+
+async fn media_command(config: &Config, command: MediaCommand) -> Result<(), String> {
+    use admin::media::MediaAction;
+    let action = match command {
+        MediaCommand::Stats => MediaAction::Stats,
+        MediaCommand::PurgeRemote { older_than } => MediaAction::PurgeRemote {
+            older_than: older_than
+                .map(|text| hearth::config::parse_duration(&text))
+                .transpose()
+                .map_err(|e| format!("--older-than: {e}"))?,
+        },
+        MediaCommand::Delete { uri } => MediaAction::Delete { uri },
+    };
+    println!("{}", admin::media::cli(config, action).await?);
+    Ok(())
 }

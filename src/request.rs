@@ -178,3 +178,12 @@ pub fn thumbnail_size(query: &Query) -> Result<(u32, u32, bool)> {
     };
     Ok((dimension("width")?, dimension("height")?, crop))
 }
+
+/// An `mxc://{serverName}/{mediaId}` URI's two parts, each checked.
+pub fn mxc(uri: &str) -> Result<(OwnedServerName, String)> {
+    let (server, media) = uri
+        .strip_prefix("mxc://")
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or_else(|| Error::invalid_param(format!("{uri:?} is not an mxc:// URI")))?;
+    Ok((parsed("serverName", server)?, media_id(media)?))
+}

@@ -95,6 +95,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ = services.edus.run_presence_timers() => {}
         _ = services.edus.run_typing_timers() => {}
         _ = prune_idempotency_records(store.clone()) => {}
+        _ = services.media.run_retention() => {}
         _ = watch_disk(store.clone(), min_free) => {}
         _ = crate::backup::schedule::run(services.backups.clone(), config.backup.clone()) => {}
         _ = serve(federation_listener, tls, federation_routes, listening.clone()) => {}

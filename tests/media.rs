@@ -498,3 +498,83 @@ async fn media_goes_with_a_backup_of_the_running_server() {
     .await;
     assert_eq!((status, body.as_ref()), (200, picture.as_slice()));
 }
+
+#[tokio::test]
+async fn the_remote_cache_is_pruned_oldest_first_and_admins_delete_media() {
+    let ca = TestCa::new();
+    let mut a = Hearth::start(&ca);
+    let b = Hearth::start_with(&ca, &[("HEARTH_MEDIA__REMOTE_CACHE_SIZE", "15000")]);
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&b, "bob").await;
+    let first = uploaded(&alice, "application/octet-stream", "", vec![1; 10_000]).await;
+    let second = uploaded(&alice, "application/octet-stream", "", vec![2; 10_000]).await;
+    for id in [&first, &second] {
+        let (status, _, body) = get(
+            &b,
+            Some(&bob),
+            &format!("/_matrix/client/v1/media/download/{id}"),
+        )
+        .await;
+        assert_eq!((status, body.len()), (200, 10_000));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let stats = b.cli(&["media", "stats"]);
+    assert!(
+        stats.contains("remote (cached): 2 items, 20000 bytes"),
+        "{stats}"
+    );
+
+    // Nothing is older than 30 days, but the cache holds 20,000 bytes of
+    // 15,000: the least recently downloaded goes.
+    let purged = b.cli(&["media", "purge-remote", "--older-than", "30d"]);
+    assert!(
+        purged.contains("dropped 1 cached remote item(s), 10000 bytes"),
+        "{purged}"
+    );
+    let stats = b.cli(&["media", "stats"]);
+    assert!(
+        stats.contains("remote (cached): 1 items, 10000 bytes"),
+        "{stats}"
+    );
+    assert_eq!(media_files(&b), 1, "the dropped file is still on disk");
+    // Dropped from the cache is not gone: it is fetched again.
+    let (status, _, body) = get(
+        &b,
+        Some(&bob),
+        &format!("/_matrix/client/v1/media/download/{first}"),
+    )
+    .await;
+    assert_eq!((status, body.as_ref()), (200, &[1u8; 10_000][..]));
+
+    let deleted = a.cli(&["media", "delete", &format!("mxc://{second}")]);
+    assert!(deleted.contains("deleted"), "{deleted}");
+    let (status, _, _) = get(
+        &a,
+        Some(&alice),
+        &format!("/_matrix/client/v1/media/download/{second}"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(media_files(&a), 1);
+    // On a stopped server the CLI works on the data directory itself.
+    a.kill();
+    let stats = a.cli(&["media", "stats"]);
+    assert!(stats.contains("local: 1 items, 10000 bytes"), "{stats}");
+}
+
+#[tokio::test]
+async fn a_users_quota_bounds_what_they_store() {
+    let ca = TestCa::new();
+    let h = Hearth::start_with(&ca, &[("HEARTH_MEDIA__USER_QUOTA", "25000")]);
+    let alice = Client::login(&h, "alice").await;
+    uploaded(&alice, "application/octet-stream", "", vec![1; 20_000]).await;
+    let (status, reply) = upload(&alice, "application/octet-stream", "", vec![2; 10_000]).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{reply}"
+    );
+    uploaded(&alice, "application/octet-stream", "", vec![3; 5_000]).await;
+    let bob = Client::login(&h, "bob").await;
+    uploaded(&bob, "application/octet-stream", "", vec![2; 10_000]).await;
+}

@@ -21,7 +21,10 @@ async fn call(
     body: Option<Vec<u8>>,
 ) -> (u16, ::http::HeaderMap, Bytes) {
     let auth = format!("Bearer {token}");
-    let headers = [("authorization", auth.as_str()), ("content-type", content_type)];
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", content_type),
+    ];
     http::request_full(http::Target::Plain(to), method, path, &headers, body).await
 }
 
@@ -61,10 +64,21 @@ async fn synapse_and_hearth_download_each_others_media() {
         None,
     )
     .await;
-    assert_eq!(status, 200, "{}\n{}", String::from_utf8_lossy(&body), hearth.log());
+    assert_eq!(
+        status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&body),
+        hearth.log()
+    );
     assert_eq!(body.as_ref(), bytes.as_slice(), "hearth served other bytes");
-    let disposition = headers.get("content-disposition").and_then(|v| v.to_str().ok());
-    assert_eq!(disposition, Some("attachment; filename=\"from-synapse.bin\""));
+    let disposition = headers
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok());
+    assert_eq!(
+        disposition,
+        Some("attachment; filename=\"from-synapse.bin\"")
+    );
 
     // hearth's user uploads; Synapse's user downloads it through Synapse.
     let (status, _, body) = call(
@@ -86,6 +100,16 @@ async fn synapse_and_hearth_download_each_others_media() {
         None,
     )
     .await;
-    assert_eq!(status, 200, "{}\n{}", String::from_utf8_lossy(&body), synapse.log());
-    assert_eq!(body.as_ref(), bytes.as_slice(), "Synapse served other bytes");
+    assert_eq!(
+        status,
+        200,
+        "{}\n{}",
+        String::from_utf8_lossy(&body),
+        synapse.log()
+    );
+    assert_eq!(
+        body.as_ref(),
+        bytes.as_slice(),
+        "Synapse served other bytes"
+    );
 }

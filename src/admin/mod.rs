@@ -6,6 +6,7 @@
 pub mod client;
 mod edus;
 pub mod federation_check;
+pub mod media;
 mod rooms;
 pub mod routes;
 mod token;

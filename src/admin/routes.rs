@@ -78,6 +78,7 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
     let users = super::users::routes(ctx.accounts.clone(), ctx.membership.clone());
     let rooms = super::rooms::routes(ctx.rooms.clone(), ctx.membership.clone());
     let edus = super::edus::routes(ctx.edus.clone());
+    let media = super::media::routes(ctx.media.clone());
     let request = warp::path!("federation" / "request")
         .and(warp::post())
         .and(body_limited())
@@ -96,6 +97,8 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
             .or(retry)
             .unify()
             .or(edus)
+            .unify()
+            .or(media)
             .unify()
             .or(rooms)
             .unify()

@@ -7,6 +7,7 @@
 
 pub mod files;
 mod remote;
+pub mod retention;
 pub mod thumbnails;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -378,20 +379,13 @@ impl MediaService {
         }
     }
 
-    /// Removes a media item (an admin's decision) and the files only it
-    /// named; what it freed.
-    pub async fn delete(&self, server: &ServerName, media_id: &str) -> Result<u64> {
+    /// Whether `server`/`media_id` is stored here (ours, or fetched).
+    pub fn has(&self, server: &ServerName, media_id: &str) -> Result<bool> {
         let at = MediaKey {
             server: server.as_str(),
             media_id,
         };
-        let _naming = self.naming.lock().await;
-        let removed = self.store.remove(at)?;
-        self.store.flush().await?;
-        for sha256 in &removed.unreferenced {
-            self.files.remove(sha256);
-        }
-        Ok(removed.bytes)
+        Ok(self.store.get(at)?.is_some())
     }
 
     pub fn stats(&self) -> Result<MediaStats> {

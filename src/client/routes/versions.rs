@@ -11,11 +11,11 @@ pub fn route() -> Route {
     warp::path!("_matrix" / "client" / "versions")
         .and(warp::get())
         .map(|| {
-            // Not v1.11 or later yet: from v1.11 clients fetch media through
-            // the authenticated endpoints, which hearth does not serve yet.
+            // v1.11 tells clients to fetch media through the authenticated
+            // endpoints (client/routes/media/).
             ok_json(&json!({
                 "versions": ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6",
-                    "v1.7", "v1.8", "v1.9", "v1.10"],
+                    "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"],
                 // As Synapse does: Element offers cross-signing only where
                 // this is set, whatever the versions say.
                 "unstable_features": {

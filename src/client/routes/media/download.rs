@@ -7,7 +7,7 @@
 use ruma::OwnedServerName;
 use warp::{reply::Response, Filter};
 
-use super::{client_v1, legacy_allowed, media_v3};
+use super::{client_v1, legacy_allowed, media_v3, Stranger};
 use crate::{
     client::{session, Route, Services},
     error::Result,
@@ -39,11 +39,15 @@ async fn download(
     (server, media_id): (String, String),
     filename: Option<String>,
     query: String,
-    legacy: bool,
+    stranger: Option<Stranger>,
 ) -> Response {
     let query = Query::parse(&query);
+    let legacy = stranger.is_some();
     let result = async {
         let (server, media_id) = target(&server, &media_id)?;
+        if let Some(stranger) = &stranger {
+            stranger.may_cause_fetch(media, &server, &media_id)?;
+        }
         let found = media
             .download(&server, &media_id, fetch(&query, legacy))
             .await?;
@@ -68,18 +72,19 @@ pub fn routes(services: Services) -> Route {
         .and(warp::path("download"))
         .and(path())
         .and(warp::get())
-        .and(legacy_allowed(&services))
-        .map(|path| path);
+        .and(legacy_allowed(&services));
     let media = services.media.clone();
     let authed = authed.and(raw_query()).then(move |(ids, name), query| {
         let media = media.clone();
-        async move { download(&media, ids, name, query, false).await }
+        async move { download(&media, ids, name, query, None).await }
     });
     let media = services.media.clone();
-    let legacy = legacy.and(raw_query()).then(move |(ids, name), query| {
-        let media = media.clone();
-        async move { download(&media, ids, name, query, true).await }
-    });
+    let legacy = legacy
+        .and(raw_query())
+        .then(move |(ids, name), stranger, query| {
+            let media = media.clone();
+            async move { download(&media, ids, name, query, Some(stranger)).await }
+        });
     authed.or(legacy).unify().boxed()
 }
 

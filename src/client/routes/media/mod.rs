@@ -14,8 +14,15 @@ mod upload;
 
 use warp::{Filter, Rejection};
 
+use ruma::ServerName;
+
 use super::super::{Route, Services};
-use crate::error::Error;
+use crate::{
+    error::{Error, Result},
+    listener::PeerIp,
+    media::MediaService,
+    services::Strangers,
+};
 
 pub fn routes(services: Services) -> Route {
     upload::routes(services.clone())
@@ -43,18 +50,46 @@ fn client_v1() -> impl Filter<Extract = (), Error = Rejection> + Clone {
 }
 
 /// Lets a deprecated unauthenticated read through while the server
-/// serves them; 404 once they are frozen.
-fn legacy_allowed(services: &Services) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+/// serves them (404 once they are frozen), and gives what it says of
+/// another server's media not yet fetched: a stranger may make us fetch
+/// only as often as `Strangers` allows.
+fn legacy_allowed(
+    services: &Services,
+) -> impl Filter<Extract = (Stranger,), Error = Rejection> + Clone {
     let open = services.media.config().legacy_unauthenticated;
-    warp::any()
-        .and_then(move || async move {
+    let strangers = services.strangers.clone();
+    warp::ext::optional::<PeerIp>().and_then(move |from: Option<PeerIp>| {
+        let strangers = strangers.clone();
+        async move {
             if open {
-                Ok(())
+                Ok(Stranger { strangers, from })
             } else {
                 Err(warp::reject::custom(Error::not_found(
                     "unauthenticated media is frozen here: use /_matrix/client/v1/media",
                 )))
             }
-        })
-        .untuple_one()
+        }
+    })
+}
+
+/// An unauthenticated asker.
+pub(super) struct Stranger {
+    strangers: Strangers,
+    from: Option<PeerIp>,
+}
+
+impl Stranger {
+    /// Refuses (429) a stranger's request that would make us fetch
+    /// another server's media beyond their allowance.
+    fn may_cause_fetch(
+        &self,
+        media: &MediaService,
+        server: &ServerName,
+        media_id: &str,
+    ) -> Result<()> {
+        if server == media.server_name() || media.has(server, media_id)? {
+            return Ok(());
+        }
+        self.strangers.take(self.from)
+    }
 }

@@ -8,7 +8,7 @@ use warp::{reply::Response, Filter};
 use super::{
     client_v1,
     download::{fetch, target},
-    legacy_allowed, media_v3,
+    legacy_allowed, media_v3, Stranger,
 };
 use crate::{
     client::{session, Route, Services},
@@ -25,11 +25,15 @@ async fn thumbnail(
     media: &MediaService,
     (server, media_id): (String, String),
     query: String,
-    legacy: bool,
+    stranger: Option<Stranger>,
 ) -> Response {
     let query = Query::parse(&query);
+    let legacy = stranger.is_some();
     let result = async {
         let (server, media_id) = target(&server, &media_id)?;
+        if let Some(stranger) = &stranger {
+            stranger.may_cause_fetch(media, &server, &media_id)?;
+        }
         let size = thumbnail_size(&query)?;
         let found = media
             .thumbnail(&server, &media_id, size, fetch(&query, legacy))
@@ -53,7 +57,7 @@ pub fn routes(services: Services) -> Route {
         .and(raw_query())
         .then(move |server, media_id, _: Session, query| {
             let media = media.clone();
-            async move { thumbnail(&media, (server, media_id), query, false).await }
+            async move { thumbnail(&media, (server, media_id), query, None).await }
         });
     let media = services.media.clone();
     let legacy = media_v3()
@@ -61,9 +65,9 @@ pub fn routes(services: Services) -> Route {
         .and(warp::get())
         .and(legacy_allowed(&services))
         .and(raw_query())
-        .then(move |server, media_id, query| {
+        .then(move |server, media_id, stranger, query| {
             let media = media.clone();
-            async move { thumbnail(&media, (server, media_id), query, true).await }
+            async move { thumbnail(&media, (server, media_id), query, Some(stranger)).await }
         });
     authed.or(legacy).unify().boxed()
 }
