@@ -39,6 +39,7 @@ pub fn route(
                 text.push_str(&connections_text(&connections));
                 text.push_str(&refusals_text());
                 text.push_str(&disk_text(&free_space));
+                text.push_str(&media_text());
                 let mut response = Response::new(text.into());
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,
@@ -48,6 +49,15 @@ pub fn route(
             }))
         })
         .boxed()
+}
+
+fn media_text() -> String {
+    format!(
+        "# HELP hearth_media_remote_fetches_total Other servers' media fetched (each item once, however many ask at once).\n\
+         # TYPE hearth_media_remote_fetches_total counter\n\
+         hearth_media_remote_fetches_total {}\n",
+        crate::media::remote_fetches()
+    )
 }
 
 /// Open connections, and those closed unread for each cap.

@@ -197,6 +197,7 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
             config,
             store,
             peers: peers.clone(),
+            client: client.clone(),
         })?),
         history: Arc::new(HistoryService::new(rooms.clone(), peers)),
         sync: Arc::new(SyncService::new(

@@ -393,7 +393,13 @@ async fn acknowledged_uploads_survive_kill_9() {
 async fn media_of_another_hearth_is_fetched_over_federation_once() {
     let ca = TestCa::new();
     let a = Hearth::start(&ca);
-    let b = Hearth::start(&ca);
+    let b = Hearth::start_with(
+        &ca,
+        &[
+            ("HEARTH_METRICS__ENABLED", "true"),
+            ("HEARTH_MEDIA__MAX_REMOTE_SIZE", "3000000"),
+        ],
+    );
     let alice = Client::login(&a, "alice").await;
     let bob = Client::login(&b, "bob").await;
     let picture = png(900, 600);
@@ -577,4 +583,126 @@ async fn a_users_quota_bounds_what_they_store() {
     uploaded(&alice, "application/octet-stream", "", vec![3; 5_000]).await;
     let bob = Client::login(&h, "bob").await;
     uploaded(&bob, "application/octet-stream", "", vec![2; 10_000]).await;
+}
+
+/// A plain HTTP server on `ip` for link previews: `/page` (OpenGraph
+/// tags and an image), `/pic.png`, and `/away` redirecting to `away`.
+async fn web_server(ip: &str, away: String) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let picture = png(64, 48);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (picture, away) = (picture.clone(), away.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap_or(0) == 1
+                {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let (status, kind, body, extra) = match path.as_str() {
+                    "/page" => (
+                        "200 OK",
+                        "text/html; charset=utf-8",
+                        br#"<html><head><title>t</title>
+                        <meta property="og:title" content="Hearth &amp; home">
+                        <meta property="og:description" content="A page to preview">
+                        <meta property="og:image" content="/pic.png"></head></html>"#
+                            .to_vec(),
+                        String::new(),
+                    ),
+                    "/pic.png" => ("200 OK", "image/png", picture, String::new()),
+                    "/away" => (
+                        "302 Found",
+                        "text/plain",
+                        Vec::new(),
+                        format!("location: {away}\r\n"),
+                    ),
+                    _ => ("404 Not Found", "text/plain", Vec::new(), String::new()),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn link_previews_read_open_graph_and_refuse_private_addresses() {
+    let ca = TestCa::new();
+    let elsewhere = web_server("127.0.0.2", String::new()).await;
+    let site = web_server("127.0.0.1", format!("http://{elsewhere}/page")).await;
+    let h = Hearth::start_with(
+        &ca,
+        &[
+            ("HEARTH_MEDIA__URL_PREVIEWS", "true"),
+            (
+                "HEARTH_MEDIA__URL_PREVIEW_IP_ALLOWLIST",
+                "[\"127.0.0.1/32\"]",
+            ),
+        ],
+    );
+    let alice = Client::login(&h, "alice").await;
+    let preview = |url: String| {
+        let path = format!(
+            "/_matrix/client/v1/media/preview_url?url={}",
+            common::rooms::encode(&url)
+        );
+        let alice = &alice;
+        let h = &h;
+        async move { get(h, Some(alice), &path).await }
+    };
+    let (status, _, body) = preview(format!("http://{site}/page")).await;
+    let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["og:title"], "Hearth & home");
+    assert_eq!(answer["og:description"], "A page to preview");
+    let image = answer["og:image"]
+        .as_str()
+        .expect("og:image stored as media");
+    let image = image.strip_prefix("mxc://").expect("mxc");
+    let (status, _, body) = get(
+        &h,
+        Some(&alice),
+        &format!("/_matrix/client/v1/media/download/{image}"),
+    )
+    .await;
+    assert_eq!((status, dimensions(&body)), (200, (64, 48)));
+
+    // 127.0.0.2 is not allowed: neither directly nor through a redirect.
+    for url in [
+        format!("http://{elsewhere}/page"),
+        format!("http://{site}/away"),
+    ] {
+        let (status, _, body) = preview(url.clone()).await;
+        assert_eq!(
+            (status, errcode(&body).as_str()),
+            (403, "M_FORBIDDEN"),
+            "{url}"
+        );
+    }
+    let (status, _, body) = preview("file:///etc/passwd".into()).await;
+    assert_eq!((status, errcode(&body).as_str()), (400, "M_INVALID_PARAM"));
+
+    // Off by default.
+    let plain = Hearth::start(&ca);
+    let bob = Client::login(&plain, "bob").await;
+    let path = format!(
+        "/_matrix/client/v1/media/preview_url?url={}",
+        common::rooms::encode(&format!("http://{site}/page"))
+    );
+    let (status, _, body) = get(&plain, Some(&bob), &path).await;
+    assert_eq!((status, errcode(&body).as_str()), (404, "M_UNRECOGNIZED"));
 }

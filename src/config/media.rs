@@ -23,6 +23,12 @@ pub struct Media {
     pub legacy_unauthenticated: bool,
     /// Media IDs made by `/create` that a user may leave unfilled at once.
     pub pending_uploads: usize,
+    /// Fetch pages for link previews (`/preview_url`): the server then
+    /// visits what users paste.
+    pub url_previews: bool,
+    /// Non-public addresses or CIDR ranges previews may reach anyway
+    /// (public ones always may).
+    pub url_preview_ip_allowlist: Vec<String>,
 }
 
 impl Default for Media {
@@ -35,6 +41,8 @@ impl Default for Media {
             remote_cache_size: 2 * 1024 * 1024 * 1024,
             legacy_unauthenticated: true,
             pending_uploads: 10,
+            url_previews: false,
+            url_preview_ip_allowlist: Vec::new(),
         }
     }
 }

@@ -6,7 +6,9 @@
 //! Spec: client-server-api "Content repository".
 
 pub mod files;
+mod preview;
 mod remote;
+pub use remote::remote_fetches;
 pub mod retention;
 pub mod thumbnails;
 
@@ -96,6 +98,9 @@ pub struct MediaService {
     filled: tokio::sync::Notify,
     /// One fetch per remote item at a time: later askers wait for it.
     fetching: std::sync::Mutex<HashMap<(String, String), Turn>>,
+    /// Pages fetched for link previews, and the answers kept.
+    pages: crate::net::page::PageFetcher,
+    previews: preview::Previews,
     /// Thumbnails being made (decoding is the memory-hungry step).
     thumbnailing: Arc<tokio::sync::Semaphore>,
 }
@@ -105,6 +110,7 @@ pub struct Setup<'a> {
     pub config: &'a config::Config,
     pub store: &'a crate::store::Store,
     pub peers: Arc<Peers>,
+    pub client: Arc<crate::net::https::HttpsClient>,
 }
 
 impl MediaService {
@@ -127,7 +133,21 @@ impl MediaService {
         if swept > 0 {
             tracing::info!(files = swept, "deleted media files no record names");
         }
+        let config = setup.config;
+        let pages = crate::net::page::PageFetcher::new(
+            setup.client.dns().clone(),
+            crate::net::ip_policy::AddressPolicy::public_and(
+                &config.media.url_preview_ip_allowlist,
+                "media.url_preview_ip_allowlist",
+            )?,
+            crate::net::tls::client_config(
+                config.federation.verify_certificates,
+                config.federation.extra_ca_file.as_deref(),
+            )?,
+        );
         Ok(Self {
+            pages,
+            previews: Default::default(),
             server_name: setup.config.server_name.clone(),
             store,
             files,

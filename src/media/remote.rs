@@ -14,6 +14,13 @@ use crate::{
     time::now_ms,
 };
 
+/// Fetches of other servers' media begun since start (`/metrics`).
+static FETCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn remote_fetches() -> u64 {
+    FETCHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Longest a remote file may take to arrive in all.
 const FETCH_DEADLINE: Duration = Duration::from_secs(300);
 
@@ -66,6 +73,7 @@ impl MediaService {
     }
 
     async fn fetch(&self, server: &ServerName, media_id: &str) -> Result<MediaRecord> {
+        FETCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let limit = self.config.max_remote_size;
         let fetched = tokio::time::timeout(FETCH_DEADLINE, async {
             let media = self.peers.media_download(server, media_id).await?;

@@ -128,7 +128,7 @@ impl HttpsClient {
         })
     }
 
-    pub fn dns(&self) -> &Dns {
+    pub fn dns(&self) -> &Arc<Dns> {
         &self.dns
     }
 

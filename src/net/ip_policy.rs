@@ -63,6 +63,19 @@ impl AddressPolicy {
         })
     }
 
+    /// Public addresses, and those in `allowlist` (CIDR ranges); what
+    /// `setting` names in errors.
+    pub fn public_and(allowlist: &[String], setting: &str) -> Result<Self, String> {
+        let allowlist = allowlist
+            .iter()
+            .map(|entry| parse_cidr(entry).map_err(|e| format!("{setting}: {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            allow_private: false,
+            allowlist,
+        })
+    }
+
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.allow_private

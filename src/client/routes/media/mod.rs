@@ -9,6 +9,7 @@
 mod config;
 mod create;
 mod download;
+mod preview_url;
 mod thumbnail;
 mod upload;
 
@@ -32,7 +33,9 @@ pub fn routes(services: Services) -> Route {
         .unify()
         .or(download::routes(services.clone()))
         .unify()
-        .or(thumbnail::routes(services))
+        .or(thumbnail::routes(services.clone()))
+        .unify()
+        .or(preview_url::route(services))
         .unify()
         .boxed()
 }
