@@ -36,6 +36,10 @@ use files::{Budget, Files, ReceiveError, Received};
 const RESERVATION_MS: u64 = 24 * 3600 * 1000;
 /// Longest a download waits for content still being uploaded.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Files received at once; more wait for a turn, briefly.
+const RECEIVING_AT_ONCE: usize = 8;
+/// Longest wait for a turn to receive.
+const RECEIVE_TURN: Duration = Duration::from_secs(10);
 /// Longest content types and file names kept.
 const MAX_CONTENT_TYPE: usize = 255;
 const MAX_FILENAME: usize = 255;
@@ -103,6 +107,9 @@ pub struct MediaService {
     previews: preview::Previews,
     /// Thumbnails being made (decoding is the memory-hungry step).
     thumbnailing: Arc<tokio::sync::Semaphore>,
+    /// Files being received at once (uploads and fetches): each may
+    /// take the disk's free room, so only a few at a time.
+    receiving: tokio::sync::Semaphore,
 }
 
 /// What the service needs from the configuration and the store.
@@ -160,6 +167,7 @@ impl MediaService {
             filled: tokio::sync::Notify::new(),
             fetching: std::sync::Mutex::new(HashMap::new()),
             thumbnailing: Arc::new(tokio::sync::Semaphore::new(thumbnails::AT_ONCE)),
+            receiving: tokio::sync::Semaphore::new(RECEIVING_AT_ONCE),
         })
     }
 
@@ -284,6 +292,7 @@ impl MediaService {
         if over_quota(upload.declared.unwrap_or(0)) {
             return Err(quota_reached(quota));
         }
+        let _turn = self.receiving_turn().await?;
         let received = self
             .files
             .receive(body, self.budget(limit))
@@ -302,6 +311,15 @@ impl MediaService {
             file,
             filename,
         })
+    }
+
+    /// A turn to receive a file, or 429 when none came soon.
+    async fn receiving_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        let busy = || Error::limit_exceeded("too many files are arriving at once; try again", 5000);
+        tokio::time::timeout(RECEIVE_TURN, self.receiving.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())
     }
 
     /// What may be received now: `limit`, and what the disk can take
