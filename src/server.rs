@@ -199,6 +199,9 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
             peers: peers.clone(),
             client: client.clone(),
         })?),
+        key_backups: Arc::new(crate::e2ee::backup::KeyBackups::new(
+            store.key_backup.clone(),
+        )),
         history: Arc::new(HistoryService::new(rooms.clone(), peers)),
         sync: Arc::new(SyncService::new(
             rooms.clone(),

@@ -49,6 +49,7 @@ pub struct ServiceSet {
     pub user_limits: Arc<UserLimits>,
     pub backups: crate::backup::BackupService,
     pub media: Arc<crate::media::MediaService>,
+    pub key_backups: Arc<crate::e2ee::backup::KeyBackups>,
 }
 
 /// What one user (or, for registration, one address) may do per minute,

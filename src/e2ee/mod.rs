@@ -5,8 +5,9 @@
 //! clients sign and verify them.
 //! Spec: client-server-api "End-to-End Encryption" (keys/upload, query,
 //! claim, changes, device_signing); server-server-api.md "Device
-//! Management", "End-to-End Encryption".
+//! Management", "End-to-End Encryption". Key backups: `backup.rs`.
 
+pub mod backup;
 mod remote;
 mod shapes;
 

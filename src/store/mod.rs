@@ -15,6 +15,7 @@ pub mod edus;
 pub mod error;
 pub mod identity;
 mod key;
+pub mod key_backup;
 pub mod media;
 pub mod outbound;
 pub mod partial;
@@ -57,6 +58,7 @@ pub struct Store {
     pub public_rooms: aliases::PublicRoomTree,
     pub e2ee: e2ee::E2eeTrees,
     pub media: media::MediaTrees,
+    pub key_backup: key_backup::KeyBackupTrees,
     /// The database and its write gate (for flushes and backups).
     db: tree::Database,
     /// Free space on the data directory's disk, as last sampled.
@@ -147,6 +149,8 @@ impl Store {
             public_rooms: aliases::PublicRoomTree::new(open(aliases::PUBLIC_ROOMS)?),
             e2ee: e2ee::E2eeTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
             media: media::MediaTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
+            key_backup: key_backup::KeyBackupTrees::open(&db, &ids)
+                .map_err(|e| OpenError::Other(e.to_string()))?,
             data_dir: data_dir.into(),
             free_space: FreeSpace::default(),
             db,

@@ -32,6 +32,7 @@ mod pushrules;
 mod receipt;
 mod redact;
 mod register;
+mod room_keys;
 mod send;
 mod send_to_device;
 mod state;
@@ -86,6 +87,7 @@ pub fn routes(services: Services) -> Route {
         send_to_device::route(services.clone()),
         devices::routes(services.clone()),
         media::routes(services.clone()),
+        room_keys::routes(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()
