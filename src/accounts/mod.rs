@@ -4,6 +4,7 @@
 mod data;
 pub mod profiles;
 pub mod push_rules;
+mod tags;
 pub mod uia;
 
 use argon2::{

@@ -37,6 +37,7 @@ mod send;
 mod send_to_device;
 mod state;
 mod sync;
+mod tags;
 mod typing;
 mod user_directory;
 mod versions;
@@ -88,6 +89,7 @@ pub fn routes(services: Services) -> Route {
         devices::routes(services.clone()),
         media::routes(services.clone()),
         room_keys::routes(services.clone()),
+        tags::routes(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()
