@@ -16,7 +16,9 @@ use ruma::OwnedServerName;
 use serde::{Deserialize, Serialize};
 
 mod media;
+mod voip;
 pub use media::Media;
+pub use voip::Voip;
 
 /// Published keys never expire sooner than this (the spec asks origin
 /// servers not to serve keys that expire within an hour).
@@ -40,6 +42,7 @@ pub struct Config {
     pub limits: Limits,
     pub backup: Backup,
     pub media: Media,
+    pub voip: Voip,
     /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
     pub log: String,
 }
@@ -346,6 +349,7 @@ impl Default for Config {
             limits: Limits::default(),
             backup: Backup::default(),
             media: Media::default(),
+            voip: Voip::default(),
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },

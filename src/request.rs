@@ -187,3 +187,17 @@ pub fn mxc(uri: &str) -> Result<(OwnedServerName, String)> {
         .ok_or_else(|| Error::invalid_param(format!("{uri:?} is not an mxc:// URI")))?;
     Ok((parsed("serverName", server)?, media_id(media)?))
 }
+
+/// `timestamp_to_event`'s `ts` (ms) and `dir` (`f`: forward).
+pub fn time_and_direction(query: &Query) -> Result<(u64, bool)> {
+    let ts = query
+        .required("ts")?
+        .parse::<u64>()
+        .map_err(|_| Error::invalid_param("ts must be a timestamp in milliseconds"))?;
+    let forward = match query.required("dir")? {
+        "f" => true,
+        "b" => false,
+        _ => return Err(Error::invalid_param("dir must be f or b")),
+    };
+    Ok((ts, forward))
+}

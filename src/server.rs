@@ -199,6 +199,7 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
             peers: peers.clone(),
             client: client.clone(),
         })?),
+        voip: Arc::new(config.voip.clone()),
         key_backups: Arc::new(crate::e2ee::backup::KeyBackups::new(
             store.key_backup.clone(),
         )),

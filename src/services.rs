@@ -50,6 +50,7 @@ pub struct ServiceSet {
     pub backups: crate::backup::BackupService,
     pub media: Arc<crate::media::MediaService>,
     pub key_backups: Arc<crate::e2ee::backup::KeyBackups>,
+    pub voip: Arc<crate::config::Voip>,
 }
 
 /// What one user (or, for registration, one address) may do per minute,

@@ -32,15 +32,20 @@ mod pushrules;
 mod receipt;
 mod redact;
 mod register;
+mod room_aliases;
 mod room_keys;
 mod send;
 mod send_to_device;
 mod state;
 mod sync;
 mod tags;
+mod thirdparty;
+mod threepid;
+mod timestamp_to_event;
 mod typing;
 mod user_directory;
 mod versions;
+mod voip;
 mod whoami;
 
 use warp::Filter;
@@ -90,6 +95,11 @@ pub fn routes(services: Services) -> Route {
         media::routes(services.clone()),
         room_keys::routes(services.clone()),
         tags::routes(services.clone()),
+        room_aliases::route(services.clone()),
+        thirdparty::routes(services.clone()),
+        threepid::routes(services.clone()),
+        timestamp_to_event::route(services.clone()),
+        voip::route(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()

@@ -5,7 +5,7 @@ use serde_json::json;
 use warp::{filters::BoxedFilter, reply::Response};
 
 use super::{room_get, Services};
-use crate::{error::Error, http_util::ok_json};
+use crate::{http_util::ok_json, request::time_and_direction, rooms::reads::query::TimeAsker};
 
 pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     room_get(
@@ -13,19 +13,13 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
         "timestamp_to_event",
         false,
         |services, room, query, request| {
-            let ts = query
-                .required("ts")?
-                .parse::<u64>()
-                .map_err(|_| Error::invalid_param("ts must be a timestamp in milliseconds"))?;
-            let forward = match query.required("dir")? {
-                "f" => true,
-                "b" => false,
-                _ => return Err(Error::invalid_param("dir must be f or b")),
-            };
-            let (event_id, origin_server_ts) =
-                services
-                    .rooms
-                    .event_at_time(&room, ts, forward, &request.origin)?;
+            let (ts, forward) = time_and_direction(query)?;
+            let (event_id, origin_server_ts) = services.rooms.event_at_time(
+                &room,
+                ts,
+                forward,
+                TimeAsker::Server(&request.origin),
+            )?;
             Ok(ok_json(&json!({
                 "event_id": event_id,
                 "origin_server_ts": origin_server_ts,

@@ -334,21 +334,32 @@ impl RoomService {
     }
 }
 
+/// Who asks for the event closest to a time: another server (ACLs and
+/// its view of history apply) or one of our users (what their access to
+/// the room lets them read).
+pub enum TimeAsker<'a> {
+    Server(&'a ServerName),
+    User(&'a UserId, &'a super::access::ReadAccess),
+}
+
 impl RoomService {
-    /// The timeline event closest to `ts` that `server` may see: the first
-    /// at or after it (`forward`), or the last at or before it. The
+    /// The timeline event closest to `ts` that the asker may see: the
+    /// first at or after it (`forward`), or the last at or before it. The
     /// timeline is in arrival order, which `origin_server_ts` follows
     /// closely enough to search by halves; skewed clocks only make the
     /// answer less close, as the spec's heuristics allow.
-    /// Spec: server-server-api.md "Retrieving events" (timestamp_to_event).
+    /// Spec: server-server-api.md "Retrieving events" (timestamp_to_event);
+    /// client-server-api "GET /rooms/{roomId}/timestamp_to_event".
     pub fn event_at_time(
         &self,
         room: &RoomId,
         ts: u64,
         forward: bool,
-        server: &ServerName,
+        asker: TimeAsker,
     ) -> Result<(OwnedEventId, u64)> {
-        self.check_acl(room, server)?;
+        if let TimeAsker::Server(server) = asker {
+            self.check_acl(room, server)?;
+        }
         let record = self.record(room)?;
         let rules = Self::rules_of(&record.version)?;
         let timeline = self.trees.timeline(room.as_str())?;
@@ -364,15 +375,19 @@ impl RoomService {
             Box::new(timeline[..before_or_at].iter().rev())
         };
         for id in candidates.take(MAX_WALK) {
-            let Some(meta) = self.trees.event_meta(id.as_str())? else {
-                continue;
+            let visible = match asker {
+                TimeAsker::Server(server) => match self.trees.event_meta(id.as_str())? {
+                    Some(meta) => self.server_may_see(&meta, server)?,
+                    None => false,
+                },
+                TimeAsker::User(user, access) => self.readable_event(id, user, access)?,
             };
-            if self.server_may_see(&meta, server)? {
+            if visible {
                 return Ok((id.clone(), ts_of(id)));
             }
         }
         Err(Error::not_found(format!(
-            "no event {} {ts} that {server} may see",
+            "no event {} {ts} that you may see",
             if forward {
                 "at or after"
             } else {
