@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod net;
 pub mod peers;
 pub mod rate_limit;
+pub mod reports;
 pub mod request;
 pub mod rooms;
 pub mod server;

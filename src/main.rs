@@ -62,12 +62,24 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// What users reported (events, rooms, users): listed oldest first;
+    /// `hearth reports dismiss ID` once dealt with.
+    Reports {
+        #[command(subcommand)]
+        command: Option<ReportsCommand>,
+    },
     /// The media repository: what it holds, other servers' media dropped,
     /// one item deleted.
     Media {
         #[command(subcommand)]
         command: MediaCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ReportsCommand {
+    /// Remove a report from the list.
+    Dismiss { id: u64 },
 }
 
 #[derive(Subcommand)]
@@ -181,6 +193,11 @@ fn main() -> ExitCode {
         } => runtime.block_on(federation_retry(&config, &destination)),
         Command::User { command } => runtime.block_on(user_command(&config, command)),
         Command::Media { command } => runtime.block_on(media_command(&config, command)),
+        Command::Reports { command } => runtime.block_on(async {
+            let dismiss = command.map(|ReportsCommand::Dismiss { id }| id);
+            println!("{}", admin::reports::cli(&config, dismiss).await?);
+            Ok(())
+        }),
         Command::Backup { dir } => runtime.block_on(backup(&config, &dir)),
         Command::Export { file } => runtime.block_on(export(&config, &file)),
         Command::Import { file } => import(&config, &file),

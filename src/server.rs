@@ -200,6 +200,11 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
             client: client.clone(),
         })?),
         voip: Arc::new(config.voip.clone()),
+        reports: Arc::new(crate::reports::ReportService::new(
+            store.reports.clone(),
+            rooms.clone(),
+            accounts.clone(),
+        )),
         key_backups: Arc::new(crate::e2ee::backup::KeyBackups::new(
             store.key_backup.clone(),
         )),

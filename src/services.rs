@@ -51,6 +51,7 @@ pub struct ServiceSet {
     pub media: Arc<crate::media::MediaService>,
     pub key_backups: Arc<crate::e2ee::backup::KeyBackups>,
     pub voip: Arc<crate::config::Voip>,
+    pub reports: Arc<crate::reports::ReportService>,
 }
 
 /// What one user (or, for registration, one address) may do per minute,

@@ -79,6 +79,7 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
     let rooms = super::rooms::routes(ctx.rooms.clone(), ctx.membership.clone());
     let edus = super::edus::routes(ctx.edus.clone());
     let media = super::media::routes(ctx.media.clone());
+    let reports = super::reports::routes(ctx.reports.clone());
     let request = warp::path!("federation" / "request")
         .and(warp::post())
         .and(body_limited())
@@ -99,6 +100,8 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
             .or(edus)
             .unify()
             .or(media)
+            .unify()
+            .or(reports)
             .unify()
             .or(rooms)
             .unify()

@@ -21,6 +21,7 @@ pub mod outbound;
 pub mod partial;
 pub mod pending;
 mod recent;
+pub mod reports;
 pub mod rooms;
 mod signing_keys;
 mod snapshot;
@@ -59,6 +60,7 @@ pub struct Store {
     pub e2ee: e2ee::E2eeTrees,
     pub media: media::MediaTrees,
     pub key_backup: key_backup::KeyBackupTrees,
+    pub reports: reports::ReportTree,
     /// The database and its write gate (for flushes and backups).
     db: tree::Database,
     /// Free space on the data directory's disk, as last sampled.
@@ -150,6 +152,8 @@ impl Store {
             e2ee: e2ee::E2eeTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
             media: media::MediaTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
             key_backup: key_backup::KeyBackupTrees::open(&db, &ids)
+                .map_err(|e| OpenError::Other(e.to_string()))?,
+            reports: reports::ReportTree::open(&db, &ids)
                 .map_err(|e| OpenError::Other(e.to_string()))?,
             data_dir: data_dir.into(),
             free_space: FreeSpace::default(),

@@ -32,6 +32,7 @@ mod pushrules;
 mod receipt;
 mod redact;
 mod register;
+mod report;
 mod room_aliases;
 mod room_keys;
 mod send;
@@ -100,6 +101,7 @@ pub fn routes(services: Services) -> Route {
         threepid::routes(services.clone()),
         timestamp_to_event::route(services.clone()),
         voip::route(services.clone()),
+        report::route(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()
