@@ -165,3 +165,82 @@ async fn turn_credentials_follow_the_turn_rest_scheme() {
     );
     assert_eq!(turn["ttl"], 3600);
 }
+
+#[tokio::test]
+async fn room_summaries_here_and_over_federation() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&a, "bob").await;
+    let carol = Client::login(&b, "carol").await;
+    let public = alice
+        .create_room(json!({"preset": "public_chat", "name": "Garden", "topic": "plants", "room_alias_name": "garden"}))
+        .await;
+    let private = alice
+        .create_room(json!({"preset": "private_chat", "name": "Secret"}))
+        .await;
+    let summary = |client: &Client<'_>, target: String| {
+        let auth = format!("Bearer {}", client.token);
+        let target_addr = common::http::Target::Plain(client.h.client);
+        let path = format!("/_matrix/client/v1/room_summary/{target}");
+        async move {
+            common::http::request(
+                target_addr,
+                "GET",
+                &path,
+                &[("authorization", auth.as_str())],
+                None,
+            )
+            .await
+        }
+    };
+    let alias = encode(&format!("#garden:{}", a.server_name));
+    let (status, seen) = summary(&bob, alias).await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["room_id"], public.as_str());
+    assert_eq!(
+        (seen["name"].as_str(), seen["topic"].as_str()),
+        (Some("Garden"), Some("plants"))
+    );
+    assert_eq!(
+        (
+            seen["num_joined_members"].as_u64(),
+            seen["join_rule"].as_str()
+        ),
+        (Some(1), Some("public"))
+    );
+    assert!(seen.get("membership").is_none(), "{seen}");
+    assert!(seen["room_version"].is_string(), "{seen}");
+    let (_, own) = summary(&alice, encode(&public)).await;
+    assert_eq!(own["membership"], "join");
+    let (status, reply) = summary(&bob, encode(&private)).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (404, Some("M_NOT_FOUND"))
+    );
+
+    // A room B does not hold, summarised by A over federation.
+    let (status, far) = summary(
+        &carol,
+        format!("{}?via={}", encode(&public), encode(&a.server_name)),
+    )
+    .await;
+    assert_eq!(status, 200, "{far}");
+    assert_eq!(far["name"], "Garden");
+    let (status, _) = summary(&carol, encode(&private)).await;
+    assert_eq!(status, 404);
+
+    // Cross-signing uploads under the older unstable path reach the same handler.
+    let auth = format!("Bearer {}", alice.token);
+    let (status, reply) = common::http::request(
+        common::http::Target::Plain(a.client),
+        "POST",
+        "/_matrix/client/unstable/keys/device_signing/upload",
+        &[("authorization", auth.as_str())],
+        Some(b"{}".to_vec()),
+    )
+    .await;
+    assert_ne!(status, 404, "{reply}");
+    assert_ne!(reply["errcode"], "M_UNRECOGNIZED");
+}

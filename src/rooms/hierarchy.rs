@@ -144,6 +144,29 @@ impl HierarchyService {
         Ok(answer)
     }
 
+    /// A room's summary for `user` (`room_summary`): ours if we hold it
+    /// and they could join or peek, else from the first of `via` that
+    /// answers; with their membership, if they have one.
+    /// Spec: client-server-api "GET /_matrix/client/v1/room_summary".
+    pub async fn room_summary(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        via: &[OwnedServerName],
+    ) -> Result<Value> {
+        let mut entry = self
+            .entry_for(room, Asker::User(user), via, false, &mut HashMap::new())
+            .await
+            .ok_or_else(|| Error::not_found("Room not found."))?;
+        if let Value::Object(fields) = &mut entry {
+            fields.remove("children_state");
+        }
+        if let Some(membership) = self.rooms.membership_of(room, user).ok().flatten() {
+            entry["membership"] = json!(membership.as_str());
+        }
+        Ok(entry)
+    }
+
     /// A room's entry for a client: ours if we hold it (and the user may
     /// see it), else from the first of `via` that answers.
     pub(in crate::rooms) async fn entry_for(

@@ -26,7 +26,10 @@ where
         + 'static,
 {
     let services = services.clone();
-    let mut filter = v3().and(warp::path("keys")).boxed();
+    // Older clients upload cross-signing keys and signatures under
+    // `unstable/` (MSC1756's paths, as Synapse still serves them).
+    let unstable = warp::path!("_matrix" / "client" / "unstable" / ..);
+    let mut filter = v3().or(unstable).unify().and(warp::path("keys")).boxed();
     for segment in path {
         filter = filter.and(warp::path(*segment)).boxed();
     }

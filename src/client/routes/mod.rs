@@ -35,6 +35,7 @@ mod register;
 mod report;
 mod room_aliases;
 mod room_keys;
+mod room_summary;
 mod send;
 mod send_to_device;
 mod state;
@@ -102,6 +103,7 @@ pub fn routes(services: Services) -> Route {
         timestamp_to_event::route(services.clone()),
         voip::route(services.clone()),
         report::route(services.clone()),
+        room_summary::route(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()
