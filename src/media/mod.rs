@@ -358,6 +358,36 @@ impl MediaService {
         })
     }
 
+    /// Puts received bytes in place and stores the record naming them at
+    /// `at` (another server's media, a preview's image: no uploader).
+    async fn keep_unowned(
+        &self,
+        at: MediaKey<'_>,
+        received: Received,
+        content_type: String,
+        filename: Option<String>,
+    ) -> Result<MediaRecord> {
+        let now = now_ms();
+        let record = MediaRecord {
+            file: Some(StoredFile {
+                sha256: received.sha256,
+                size: received.size,
+                content_type,
+            }),
+            filename,
+            uploader: None,
+            created_ms: now,
+            accessed_ms: now,
+        };
+        let _naming = self.naming.lock().await;
+        self.files
+            .keep(received)
+            .await
+            .map_err(|e| Error::internal(format!("storing media: {e}")))?;
+        self.store.insert(at, &record)?;
+        Ok(record)
+    }
+
     /// Deletes a file just put in place if no record came to name it.
     async fn forget_if_unnamed(&self, record: &MediaRecord) {
         if let Some(file) = &record.file {

@@ -17,8 +17,7 @@ use super::MediaService;
 use crate::{
     error::{Error, Result},
     net::page::{Page, PageError},
-    store::media::{MediaKey, MediaRecord, StoredFile},
-    time::now_ms,
+    store::media::MediaKey,
 };
 
 /// Longest URL previewed.
@@ -130,43 +129,27 @@ impl MediaService {
         if !content_type.starts_with("image/") {
             return Err(Error::remote("og:image is not an image"));
         }
-        let size = page.body.len() as u64;
         let body = futures_util::stream::iter([Ok::<_, std::io::Error>(page.body)]);
         let received = self
             .files
             .receive(body, self.budget(MAX_IMAGE as u64))
             .await
             .map_err(|e| super::receive_error(e, MAX_IMAGE as u64, StatusCode::BAD_GATEWAY))?;
+        let received_size = received.size;
         let media_id = super::new_media_id();
-        let now = now_ms();
-        let record = MediaRecord {
-            file: Some(StoredFile {
-                sha256: received.sha256,
-                size,
-                content_type: content_type.clone(),
-            }),
-            filename: None,
-            uploader: None,
-            created_ms: now,
-            accessed_ms: now,
-        };
-        let _naming = self.naming.lock().await;
-        self.files
-            .keep(received)
-            .await
-            .map_err(|e| Error::internal(format!("storing a preview image: {e}")))?;
         let at = MediaKey {
             server: self.server_name.as_str(),
             media_id: &media_id,
         };
-        self.store.insert(at, &record)?;
+        self.keep_unowned(at, received, content_type.clone(), None)
+            .await?;
         let mut fields = Map::new();
         fields.insert(
             "og:image".into(),
             Value::String(format!("mxc://{}/{media_id}", self.server_name)),
         );
         fields.insert("og:image:type".into(), Value::String(content_type));
-        fields.insert("matrix:image:size".into(), Value::from(size));
+        fields.insert("matrix:image:size".into(), Value::from(received_size));
         Ok(fields)
     }
 }

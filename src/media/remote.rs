@@ -10,8 +10,7 @@ use ruma::ServerName;
 use super::{content_type, receive_error, unknown_media, Fetch, MediaService};
 use crate::{
     error::{Error, Result},
-    store::media::{MediaKey, MediaRecord, StoredFile},
-    time::now_ms,
+    store::media::{MediaKey, MediaRecord},
 };
 
 /// Fetches of other servers' media begun since start (`/metrics`).
@@ -97,30 +96,12 @@ impl MediaService {
         .await
         .map_err(|_| Error::remote(format!("{server} took too long to send its media")))??;
         let (received, content_type, filename) = fetched;
-        let file = StoredFile {
-            sha256: received.sha256,
-            size: received.size,
-            content_type,
-        };
-        let now = now_ms();
-        let record = MediaRecord {
-            file: Some(file),
-            filename,
-            uploader: None,
-            created_ms: now,
-            accessed_ms: now,
-        };
-        let _naming = self.naming.lock().await;
-        self.files
-            .keep(received)
-            .await
-            .map_err(|e| Error::internal(format!("storing media: {e}")))?;
         let at = MediaKey {
             server: server.as_str(),
             media_id,
         };
-        self.store.insert(at, &record)?;
-        Ok(record)
+        self.keep_unowned(at, received, content_type, filename)
+            .await
     }
 }
 

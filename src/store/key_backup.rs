@@ -4,7 +4,10 @@
 
 use ruma::UserId;
 use serde::{Deserialize, Serialize};
-use sled::{transaction::ConflictableTransactionError, Transactional};
+use sled::{
+    transaction::{ConflictableTransactionError, TransactionalTree},
+    Transactional,
+};
 
 use super::{counter::Counter, decode, encode, key, tree::Tree};
 use crate::store::error::{Result, StoreError};
@@ -48,6 +51,8 @@ impl BackedUpKey {
         self.forwarded_count < other.forwarded_count
     }
 }
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
 
 /// A key's place: room and session.
 pub type KeyPlace = (String, String);
@@ -182,6 +187,36 @@ impl KeyBackupTrees {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
+        self.change(user, version, |stored, record| {
+            let mut changed = false;
+            for (place, key, bytes) in &encoded {
+                let keep = match stored.get(place.as_slice())? {
+                    None => {
+                        record.count += 1;
+                        true
+                    }
+                    Some(old) => {
+                        let old: BackedUpKey =
+                            decode(KEYS, &old).map_err(ConflictableTransactionError::Abort)?;
+                        key.better_than(&old)
+                    }
+                };
+                if keep {
+                    stored.insert(place.as_slice(), bytes.as_slice())?;
+                    changed = true;
+                }
+            }
+            Ok(changed)
+        })
+    }
+
+    /// Runs `change` on a version's keys and record in one transaction
+    /// (a new etag when it says it changed something); the record after.
+    /// None: no such version.
+    fn change<F>(&self, user: &UserId, version: u64, change: F) -> Result<Option<BackupVersion>>
+    where
+        F: Fn(&TransactionalTree, &mut BackupVersion) -> TxResult<bool>,
+    {
         let at = version_key(user, version);
         let _pass = self.versions.pass()?;
         let record =
@@ -191,30 +226,12 @@ impl KeyBackupTrees {
                 };
                 let mut record: BackupVersion =
                     decode(VERSIONS, &record).map_err(ConflictableTransactionError::Abort)?;
-                let mut changed = false;
-                for (place, key, bytes) in &encoded {
-                    let keep = match stored.get(place.as_slice())? {
-                        None => {
-                            record.count += 1;
-                            true
-                        }
-                        Some(old) => {
-                            let old: BackedUpKey =
-                                decode(KEYS, &old).map_err(ConflictableTransactionError::Abort)?;
-                            key.better_than(&old)
-                        }
-                    };
-                    if keep {
-                        stored.insert(place.as_slice(), bytes.as_slice())?;
-                        changed = true;
-                    }
-                }
-                if changed {
+                if change(stored, &mut record)? {
                     record.etag += 1;
                     let bytes = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                     versions.insert(at.as_slice(), bytes)?;
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(Some(record))
+                Ok(Some(record))
             })?;
         self.keys.flush()?;
         Ok(record)
@@ -265,31 +282,16 @@ impl KeyBackupTrees {
             .into_iter()
             .map(|((room, session), _)| keys_prefix(user, version, Some(&room), Some(&session)))
             .collect();
-        let at = version_key(user, version);
-        let _pass = self.versions.pass()?;
-        let record =
-            (self.versions.sled(), self.keys.sled()).transaction(|(versions, stored)| {
-                let Some(record) = versions.get(&at)? else {
-                    return Ok(None);
-                };
-                let mut record: BackupVersion =
-                    decode(VERSIONS, &record).map_err(ConflictableTransactionError::Abort)?;
-                let mut removed = 0;
-                for place in &places {
-                    if stored.remove(place.as_slice())?.is_some() {
-                        removed += 1;
-                    }
+        self.change(user, version, |stored, record| {
+            let mut removed = 0;
+            for place in &places {
+                if stored.remove(place.as_slice())?.is_some() {
+                    removed += 1;
                 }
-                if removed > 0 {
-                    record.count = record.count.saturating_sub(removed);
-                    record.etag += 1;
-                    let bytes = encode(&record).map_err(ConflictableTransactionError::Abort)?;
-                    versions.insert(at.as_slice(), bytes)?;
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(Some(record))
-            })?;
-        self.keys.flush()?;
-        Ok(record)
+            }
+            record.count = record.count.saturating_sub(removed);
+            Ok(removed > 0)
+        })
     }
 }
 
