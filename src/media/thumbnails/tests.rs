@@ -94,3 +94,19 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn gif_and_webp_are_read_too() {
+    let picture = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(400, 200, |x, y| {
+        image::Rgba([(x % 256) as u8, (y % 256) as u8, 90, 255])
+    }));
+    for format in [ImageFormat::Gif, ImageFormat::WebP] {
+        let mut source = Cursor::new(Vec::new());
+        picture.write_to(&mut source, format).expect("encode");
+        let (bytes, kind) = make(source.get_ref(), format, spec(96, 96, true))
+            .expect("made")
+            .expect("smaller");
+        assert_eq!(kind, "image/png", "{format:?} has alpha");
+        assert_eq!(dimensions(&bytes), (96, 96), "{format:?}");
+    }
+}
