@@ -414,7 +414,11 @@ impl MediaService {
             server: server.as_str(),
             media_id,
         };
-        self.store.touch(at, &record, now_ms())?;
+        // Only retention reads this: a download still works when it
+        // cannot be written (a full disk refuses writes, not reads).
+        if let Err(e) = self.store.touch(at, &record, now_ms()) {
+            tracing::debug!(error = %e, "could not note a media download");
+        }
         let file = record
             .file
             .ok_or_else(|| Error::internal("stored media has no file"))?;
