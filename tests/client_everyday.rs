@@ -244,3 +244,96 @@ async fn room_summaries_here_and_over_federation() {
     assert_ne!(status, 404, "{reply}");
     assert_ne!(reply["errcode"], "M_UNRECOGNIZED");
 }
+
+#[tokio::test]
+async fn extended_profile_fields_are_kept_and_read_over_federation() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let alice = Client::login(&a, "alice").await;
+    let carol = Client::login(&b, "carol").await;
+    let me = encode(&alice.user);
+    alice
+        .ok(
+            "PUT",
+            &format!("profile/{me}/m.tz"),
+            json!({"m.tz": "Europe/London"}),
+        )
+        .await;
+    alice
+        .ok(
+            "PUT",
+            &format!("profile/{me}/org.example.pets"),
+            json!({"org.example.pets": ["cat", 2]}),
+        )
+        .await;
+    alice
+        .ok(
+            "PUT",
+            &format!("profile/{me}/displayname"),
+            json!({"displayname": "Alice"}),
+        )
+        .await;
+    let whole = alice.ok("GET", &format!("profile/{me}"), json!(null)).await;
+    assert_eq!(whole["m.tz"], "Europe/London");
+    assert_eq!(whole["org.example.pets"], json!(["cat", 2]));
+    assert_eq!(whole["displayname"], "Alice");
+
+    // Carol on another server reads one field and the whole profile.
+    let tz = carol
+        .ok("GET", &format!("profile/{me}/m.tz"), json!(null))
+        .await;
+    assert_eq!(tz, json!({"m.tz": "Europe/London"}));
+    let far = carol.ok("GET", &format!("profile/{me}"), json!(null)).await;
+    assert_eq!(far["org.example.pets"], json!(["cat", 2]));
+
+    alice
+        .ok(
+            "DELETE",
+            &format!("profile/{me}/org.example.pets"),
+            json!(null),
+        )
+        .await;
+    let (status, _) = alice
+        .call(
+            "GET",
+            &format!("profile/{me}/org.example.pets"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 404);
+    for (key, body, code) in [
+        ("Not.A.Key", json!({"Not.A.Key": 1}), "M_INVALID_PARAM"),
+        ("m.tz", json!({"other": 1}), "M_MISSING_PARAM"),
+        (
+            "org.example.big",
+            json!({"org.example.big": "x".repeat(70_000)}),
+            "M_PROFILE_TOO_LARGE",
+        ),
+    ] {
+        let (status, reply) = alice
+            .call("PUT", &format!("profile/{me}/{key}"), body)
+            .await;
+        assert_eq!(
+            (status, reply["errcode"].as_str()),
+            (400, Some(code)),
+            "{key}: {reply}"
+        );
+    }
+    let long = format!("org.{}", "a".repeat(300));
+    let (status, reply) = alice
+        .call(
+            "PUT",
+            &format!("profile/{me}/{long}"),
+            json!({ long.clone(): 1 }),
+        )
+        .await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (400, Some("M_KEY_TOO_LARGE"))
+    );
+    let (status, _) = carol
+        .call("PUT", &format!("profile/{me}/m.tz"), json!({"m.tz": "UTC"}))
+        .await;
+    assert_eq!(status, 403);
+}

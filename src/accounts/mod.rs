@@ -15,6 +15,7 @@ use std::net::IpAddr;
 
 use rand::{distributions::Alphanumeric, Rng};
 use ruma::{DeviceId, OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
+use serde_json::Value;
 
 use crate::{
     config::Limits,
@@ -427,6 +428,36 @@ impl AccountService {
     pub fn profile(&self, user: &UserId) -> Result<(Option<String>, Option<String>)> {
         let record = self.active_user(user)?;
         Ok((record.displayname, record.avatar_url))
+    }
+
+    /// The user's extended profile fields.
+    pub fn profile_fields(&self, user: &UserId) -> Result<serde_json::Map<String, Value>> {
+        Ok(self.active_user(user)?.profile_fields)
+    }
+
+    /// Sets (or, with `None`, removes) one extended profile field, within
+    /// `max_bytes` for all of them.
+    pub fn set_profile_field(
+        &self,
+        user: &UserId,
+        key: &str,
+        value: Option<Value>,
+        max_bytes: usize,
+    ) -> Result<()> {
+        let mut record = self.active_user(user)?;
+        match value {
+            Some(value) => record.profile_fields.insert(key.to_owned(), value),
+            None => record.profile_fields.remove(key),
+        };
+        let size = serde_json::to_vec(&record.profile_fields).map_or(usize::MAX, |v| v.len());
+        if size > max_bytes {
+            return Err(Error::new(
+                http::StatusCode::BAD_REQUEST,
+                "M_PROFILE_TOO_LARGE",
+                format!("a profile may hold at most {max_bytes} bytes"),
+            ));
+        }
+        Ok(self.trees.put_user(user, &record)?)
     }
 
     pub fn set_profile(

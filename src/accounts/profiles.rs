@@ -21,8 +21,37 @@ use crate::{
 const MAX_DISPLAYNAME_BYTES: usize = 256;
 const MAX_AVATAR_URL_BYTES: usize = 1000;
 
-/// The profile fields hearth keeps.
+/// The profile fields copied into member events.
 pub const FIELDS: [&str; 2] = ["displayname", "avatar_url"];
+/// Longest extended field key, and all extended fields together.
+const MAX_KEY_BYTES: usize = 255;
+const MAX_EXTENDED_BYTES: usize = 64 * 1024;
+
+/// A profile key a request names: `displayname`, `avatar_url`, or an
+/// extended field (`m.tz`, or a namespaced key like `org.example.pronouns`).
+/// Spec: client-server-api "Profiles" (v1.16 keys).
+pub fn key(name: &str) -> Result<&str> {
+    if name.len() > MAX_KEY_BYTES {
+        return Err(Error::new(
+            http::StatusCode::BAD_REQUEST,
+            "M_KEY_TOO_LARGE",
+            format!("profile keys are at most {MAX_KEY_BYTES} bytes"),
+        ));
+    }
+    let part = |p: &str| {
+        p.starts_with(|c: char| c.is_ascii_lowercase())
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let namespaced = name.split('.').count() > 1 && name.split('.').all(part);
+    if FIELDS.contains(&name) || name == "m.tz" || namespaced {
+        Ok(name)
+    } else {
+        Err(Error::invalid_param(format!(
+            "{name:?} is not a profile key"
+        )))
+    }
+}
 
 pub struct ProfileService {
     accounts: Arc<AccountService>,
@@ -49,6 +78,9 @@ impl ProfileService {
         if let Some(url) = avatar_url {
             profile.insert("avatar_url".into(), json!(url));
         }
+        for (key, value) in self.accounts.profile_fields(user)? {
+            profile.entry(key).or_insert(value);
+        }
         Ok(Value::Object(profile))
     }
 
@@ -62,6 +94,13 @@ impl ProfileService {
             return self.local(user);
         }
         self.peers.query_profile(user).await
+    }
+
+    /// Sets (`None`: removes) an extended field: kept with the account,
+    /// not copied into member events.
+    pub fn set_extended(&self, user: &UserId, key: &str, value: Option<Value>) -> Result<()> {
+        self.accounts
+            .set_profile_field(user, key, value, MAX_EXTENDED_BYTES)
     }
 
     /// Sets one field (`None` clears it) and announces it in every joined room.

@@ -44,6 +44,9 @@ pub struct UserRecord {
     pub avatar_url: Option<String>,
     #[serde(default)]
     pub admin: bool,
+    /// Extended profile fields (`m.tz`, namespaced keys), by key.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub profile_fields: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,14 +1,14 @@
-//! `GET /profile/{userId}`, `GET`/`PUT /profile/{userId}/{field}` for
-//! `displayname` and `avatar_url`. Spec: client-server-api "Profiles";
-//! profile.yaml.
+//! `GET /profile/{userId}`, `GET`/`PUT`/`DELETE /profile/{userId}/{keyName}`
+//! for `displayname`, `avatar_url` and extended fields (`m.tz`, namespaced
+//! keys). Spec: client-server-api "Profiles"; profile.yaml.
 
 use bytes::Bytes;
 use ruma::{OwnedUserId, ServerName};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use warp::Filter;
 
 use crate::{
-    accounts::profiles::FIELDS,
+    accounts::profiles::{key, ProfileService, FIELDS},
     client::{body, optional_session, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::body_limited,
@@ -16,11 +16,30 @@ use crate::{
     store::accounts::Session,
 };
 
-fn field(name: &str) -> Result<&'static str> {
-    FIELDS
-        .into_iter()
-        .find(|f| *f == name)
-        .ok_or_else(|| Error::unrecognized(format!("profile field {name:?} is not supported")))
+/// Sets (`None`: removes) the session user's field `name`: the two that
+/// member events carry as strings, any JSON for an extended one.
+async fn change(
+    profiles: &ProfileService,
+    session: &Session,
+    user: &str,
+    name: &str,
+    value: Option<Value>,
+) -> Result<Value> {
+    let name = key(name)?;
+    if user_id(user)? != session.user_id {
+        return Err(Error::forbidden("you can only change your own profile"));
+    }
+    if !FIELDS.contains(&name) {
+        profiles.set_extended(&session.user_id, name, value)?;
+        return Ok(json!({}));
+    }
+    let value = match value {
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Null) | None => None,
+        Some(_) => return Err(Error::bad_json(format!("{name} must be a string"))),
+    };
+    profiles.set(&session.user_id, name, value).await?;
+    Ok(json!({}))
 }
 
 /// The user whose profile is asked for. Another server's user takes a
@@ -62,7 +81,7 @@ pub fn routes(services: Services) -> Route {
                 let profiles = profiles.clone();
                 let ours = profiles.server_name().to_owned();
                 respond(async move {
-                    let name = field(&name)?;
+                    let name = key(&name)?;
                     let profile = profiles
                         .get(&readable(&user, session.as_ref(), &ours)?)
                         .await?;
@@ -74,29 +93,38 @@ pub fn routes(services: Services) -> Route {
             },
         );
     let profiles = services.profiles.clone();
-    let set = v3()
+    let set =
+        v3().and(warp::path!("profile" / String / String))
+            .and(warp::put())
+            .and(session(services.accounts.clone()))
+            .and(body_limited())
+            .then(
+                move |user: String, name: String, session: Session, bytes: Bytes| {
+                    let profiles = profiles.clone();
+                    respond(async move {
+                        let request: Map<String, Value> = body(&bytes)?;
+                        let value = request.get(&name).cloned().ok_or_else(|| {
+                            Error::missing_param(format!("the body needs {name}"))
+                        })?;
+                        change(&profiles, &session, &user, &name, Some(value)).await
+                    })
+                },
+            );
+    let profiles = services.profiles.clone();
+    let delete = v3()
         .and(warp::path!("profile" / String / String))
-        .and(warp::put())
+        .and(warp::delete())
         .and(session(services.accounts.clone()))
-        .and(body_limited())
-        .then(
-            move |user: String, name: String, session: Session, bytes: Bytes| {
-                let profiles = profiles.clone();
-                respond(async move {
-                    let name = field(&name)?;
-                    if user_id(&user)? != session.user_id {
-                        return Err(Error::forbidden("you can only change your own profile"));
-                    }
-                    let request: Value = body(&bytes)?;
-                    let value = match &request[name] {
-                        Value::String(s) => Some(s.clone()),
-                        Value::Null => None,
-                        _ => return Err(Error::bad_json(format!("{name} must be a string"))),
-                    };
-                    profiles.set(&session.user_id, name, value).await?;
-                    Ok(json!({}))
-                })
-            },
-        );
-    whole.or(get_one).unify().or(set).unify().boxed()
+        .then(move |user: String, name: String, session: Session| {
+            let profiles = profiles.clone();
+            respond(async move { change(&profiles, &session, &user, &name, None).await })
+        });
+    whole
+        .or(get_one)
+        .unify()
+        .or(set)
+        .unify()
+        .or(delete)
+        .unify()
+        .boxed()
 }

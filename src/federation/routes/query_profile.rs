@@ -8,7 +8,7 @@ use warp::{filters::BoxedFilter, reply::Response};
 
 use super::{query_get, Services};
 use crate::{
-    accounts::profiles::FIELDS,
+    accounts::profiles::key,
     error::{Error, Result},
     http_util::ok_json,
     request::{parsed, Query},
@@ -28,14 +28,12 @@ fn handle(services: &Services, query: &Query) -> Result<Response> {
     let profile = services.profiles.local(&user)?;
     let answer = match query.get("field") {
         None => profile,
-        Some(field) if FIELDS.contains(&field) => match profile.get(field) {
-            Some(value) => json!({ field: value }),
-            None => json!({}),
-        },
         Some(field) => {
-            return Err(Error::invalid_param(format!(
-                "unknown profile field {field:?}"
-            )))
+            let field = key(field)?;
+            match profile.get(field) {
+                Some(value) => json!({ field: value }),
+                None => json!({}),
+            }
         }
     };
     Ok(ok_json(&answer))
