@@ -76,7 +76,7 @@ impl MediaService {
         let limit = self.config.max_remote_size;
         let fetched = tokio::time::timeout(FETCH_DEADLINE, async {
             let _turn = self.receiving_turn().await?;
-            let media = self.peers.media_download(server, media_id).await?;
+            let media = self.peers.media_download(server, media_id, limit).await?;
             if media.declared.is_some_and(|declared| declared > limit) {
                 return Err(too_large_remote(limit));
             }

@@ -21,6 +21,8 @@ use crate::{
 
 /// The metadata part is `{}` today; anything bigger is refused.
 const MAX_METADATA: u64 = 64 * 1024;
+/// Room for the boundaries and part headers around the two parts.
+const MAX_PART_HEADS: u64 = 16 * 1024;
 /// How long the other server may take to find content being uploaded.
 const WAIT_MS: u64 = 20_000;
 
@@ -37,8 +39,15 @@ type Head = http::Response<hyper::body::Incoming>;
 
 impl Peers {
     /// Downloads `media_id` from `server`, through the authenticated
-    /// endpoint or, where the server has none, the deprecated one.
-    pub async fn media_download(&self, server: &ServerName, media_id: &str) -> Result<RemoteMedia> {
+    /// endpoint or, where the server has none, the deprecated one. The
+    /// caller bounds the file to `limit` bytes as it reads it; the parts
+    /// around it are bounded here.
+    pub async fn media_download(
+        &self,
+        server: &ServerName,
+        media_id: &str,
+        limit: u64,
+    ) -> Result<RemoteMedia> {
         let uri = format!(
             "/_matrix/federation/v1/media/download/{}?timeout_ms={WAIT_MS}",
             percent_encode(media_id)
@@ -46,7 +55,7 @@ impl Peers {
         let authorization = self.keys.authorization(server, &Method::GET, &uri, b"")?;
         let head = self.get(server, &uri, Some(authorization)).await?;
         if head.status().is_success() {
-            return self.multipart_file(server, head).await;
+            return self.multipart_file(server, head, limit).await;
         }
         let (status, body) = small_body(head).await;
         let error = remote_error(server, status, &body);
@@ -78,7 +87,12 @@ impl Peers {
     }
 
     /// The file part of a multipart answer, or what its `Location` serves.
-    async fn multipart_file(&self, server: &ServerName, head: Head) -> Result<RemoteMedia> {
+    async fn multipart_file(
+        &self,
+        server: &ServerName,
+        head: Head,
+        limit: u64,
+    ) -> Result<RemoteMedia> {
         let bad = |what: &str| Error::remote(format!("{server} sent media {what}"));
         let boundary = head
             .headers()
@@ -87,7 +101,12 @@ impl Peers {
             .and_then(multipart_boundary)
             .ok_or_else(|| bad("without a multipart/mixed boundary"))?;
         let body = head.into_body().into_data_stream();
-        let mut parts = multer::Multipart::new(body, boundary);
+        // The parser keeps what it reads until it finds a boundary: the
+        // whole answer may be the file, the metadata and some headers.
+        let whole = limit.saturating_add(MAX_METADATA + MAX_PART_HEADS);
+        let constraints =
+            multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(whole));
+        let mut parts = multer::Multipart::with_constraints(body, boundary, constraints);
         let mut metadata = parts
             .next_field()
             .await

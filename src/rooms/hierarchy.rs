@@ -25,6 +25,8 @@ use crate::{
 pub const MAX_PAGE: usize = 100;
 /// How deep a client's walk goes at most.
 pub const MAX_DEPTH: usize = 10;
+/// Servers a room summary asks at most.
+const MAX_VIA: usize = 5;
 /// Rooms a walk visits at most, whatever the pages.
 const MAX_VISITED: usize = 1000;
 
@@ -154,6 +156,8 @@ impl HierarchyService {
         user: &UserId,
         via: &[OwnedServerName],
     ) -> Result<Value> {
+        // Each server named may cost a request: a user names a few.
+        let via = &via[..via.len().min(MAX_VIA)];
         let mut entry = self
             .entry_for(room, Asker::User(user), via, false, &mut HashMap::new())
             .await

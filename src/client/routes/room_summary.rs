@@ -29,7 +29,8 @@ pub fn route(services: Services) -> Route {
                 let room = if percent_decode(&target).starts_with('#') {
                     let alias: OwnedRoomAliasId = id("roomIdOrAlias", &target)?;
                     let resolved = services.directory.resolve(&alias).await?;
-                    via.extend(resolved.servers);
+                    // The alias's servers first: they hold the room.
+                    via.splice(0..0, resolved.servers);
                     resolved.room_id
                 } else {
                     room_id(&target)?
