@@ -369,7 +369,19 @@ async fn acknowledged_uploads_survive_kill_9() {
     let id = uploaded(&alice, "image/png", "?filename=kept.png", picture.clone()).await;
     let token = alice.token.clone();
     h.kill();
+    // What a kill between a file's rename and its record would leave.
+    let unnamed = h.data_dir().join("media/00").join("1".repeat(62));
+    std::fs::create_dir_all(unnamed.parent().expect("dir")).expect("dir");
+    std::fs::write(&unnamed, b"no record names this").expect("write");
     h.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while unnamed.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unnamed file stayed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let alice = Client {
         h: &h,
         token,

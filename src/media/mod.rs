@@ -22,6 +22,7 @@ use ruma::{OwnedServerName, ServerName, UserId};
 use crate::{
     config,
     error::{Error, Result},
+    http_util::media::MediaFile,
     peers::Peers,
     store::{
         media::{Filled, MediaKey, MediaRecord, MediaStats, MediaTrees, StoredFile},
@@ -66,6 +67,19 @@ struct Incoming {
     received: Received,
     file: StoredFile,
     filename: Option<String>,
+}
+
+impl Download {
+    /// The file as `http_util::media` serves it; `filename` (a client's
+    /// choice in the path) stands in for the stored name.
+    pub fn file<'a>(&'a self, filename: Option<&'a str>) -> MediaFile<'a> {
+        MediaFile {
+            path: self.path.clone(),
+            size: self.size,
+            content_type: &self.content_type,
+            filename: filename.or(self.filename.as_deref()),
+        }
+    }
 }
 
 /// When a download may fetch from another server and wait.
@@ -121,25 +135,11 @@ pub struct Setup<'a> {
 }
 
 impl MediaService {
-    /// Opens `data/media/`, and deletes files no record names (left by a
-    /// crash between a file's rename and its record).
+    /// Opens `data/media/` (what a stopped upload left in `tmp/` goes).
     pub fn new(setup: Setup) -> std::result::Result<Self, String> {
         let files = Files::open(setup.store.data_dir())
             .map_err(|e| format!("cannot open the media directory: {e}"))?;
         let store = setup.store.media.clone();
-        let mut swept = 0;
-        for sha256 in files
-            .all()
-            .map_err(|e| format!("cannot list media files: {e}"))?
-        {
-            if !store.file_in_use(&sha256).map_err(|e| e.to_string())? {
-                files.remove(&sha256);
-                swept += 1;
-            }
-        }
-        if swept > 0 {
-            tracing::info!(files = swept, "deleted media files no record names");
-        }
         let config = setup.config;
         let pages = crate::net::page::PageFetcher::new(
             setup.client.dns().clone(),

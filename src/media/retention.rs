@@ -30,10 +30,9 @@ pub struct Purged {
 /// Deletes one media item, its thumbnails and the files only it named;
 /// the bytes it freed (`None`: there was no such item).
 pub fn delete(store: &MediaTrees, files: &Files, at: MediaKey) -> Result<Option<u64>> {
-    if store.get(at)?.is_none() {
+    let Some(removed) = store.remove(at)? else {
         return Ok(None);
-    }
-    let removed = store.remove(at)?;
+    };
     for sha256 in &removed.unreferenced {
         files.remove(sha256);
     }
@@ -98,14 +97,40 @@ impl MediaService {
         Ok(purged)
     }
 
-    /// Retention, hourly, for good.
+    /// Retention, hourly, for good; first, files no record names (a
+    /// crash between a file's rename and its record leaves one) go.
     pub async fn run_retention(&self) {
+        if let Err(e) = self.sweep_unnamed_files().await {
+            tracing::warn!(error = %e.message, "could not look for unnamed media files");
+        }
         loop {
             tokio::time::sleep(EVERY).await;
             if let Err(e) = self.retain().await {
                 tracing::warn!(error = %e.message, "media retention failed; trying again in an hour");
             }
         }
+    }
+
+    /// Deletes each file no record names, checked under the lock that
+    /// uploads hold from a file's rename to its record.
+    async fn sweep_unnamed_files(&self) -> Result<()> {
+        let files = self.files.clone();
+        let all = tokio::task::spawn_blocking(move || files.all())
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
+            .map_err(|e| Error::internal(format!("listing media files: {e}")))?;
+        let mut swept = 0;
+        for sha256 in all {
+            let _naming = self.naming.lock().await;
+            if !self.store.file_in_use(&sha256)? {
+                self.files.remove(&sha256);
+                swept += 1;
+            }
+        }
+        if swept > 0 {
+            tracing::info!(files = swept, "deleted media files no record names");
+        }
+        Ok(())
     }
 
     async fn retain(&self) -> Result<(), Error> {

@@ -151,19 +151,7 @@ impl HttpsClient {
         body: Option<Vec<u8>>,
         authorization: Option<String>,
     ) -> Result<RemoteResponse, ClientError> {
-        if let Err(state) = self.backoff.check(destination) {
-            let wait = state
-                .retry_at
-                .saturating_duration_since(std::time::Instant::now())
-                .as_secs();
-            let (name, failures) = (destination.to_string(), state.consecutive_failures);
-            return Err(ClientError::BackingOff(
-                name,
-                wait,
-                failures,
-                state.last_error,
-            ));
-        }
+        self.not_backing_off(destination)?;
         let outgoing = Outgoing {
             method,
             uri,
@@ -208,18 +196,41 @@ impl HttpsClient {
                 MAX_RESPONSE_BYTES,
             )
             .await;
-        match &result {
+        self.record_outcome(destination, &result);
+        let response = result?;
+        Ok(RemoteResponse {
+            status: response.status,
+            body: response.body,
+        })
+    }
+
+    /// Refuses at once while `destination` is backing off.
+    fn not_backing_off(&self, destination: &ServerName) -> Result<(), ClientError> {
+        let Err(state) = self.backoff.check(destination) else {
+            return Ok(());
+        };
+        let wait = state
+            .retry_at
+            .saturating_duration_since(std::time::Instant::now())
+            .as_secs();
+        Err(ClientError::BackingOff(
+            destination.to_string(),
+            wait,
+            state.consecutive_failures,
+            state.last_error,
+        ))
+    }
+
+    /// A request's outcome, for backoff: only failing to connect or to
+    /// answer in time counts against the destination.
+    fn record_outcome<T>(&self, destination: &ServerName, result: &Result<T, ClientError>) {
+        match result {
             Ok(_) => self.backoff.record_success(destination),
             Err(e @ (ClientError::Connect(..) | ClientError::Timeout(..))) => {
                 self.backoff.record_failure(destination, &e.to_string())
             }
             Err(_) => {}
         }
-        let response = result?;
-        Ok(RemoteResponse {
-            status: response.status,
-            body: response.body,
-        })
     }
 
     /// Step 3 of resolution: where `destination` delegates to, if anywhere.
@@ -367,29 +378,13 @@ impl HttpsClient {
         uri: &str,
         authorization: Option<String>,
     ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
-        if let Err(state) = self.backoff.check(destination) {
-            return Err(ClientError::BackingOff(
-                destination.to_string(),
-                state
-                    .retry_at
-                    .saturating_duration_since(std::time::Instant::now())
-                    .as_secs(),
-                state.consecutive_failures,
-                state.last_error,
-            ));
-        }
+        self.not_backing_off(destination)?;
         let authority = self.resolve(destination).await.authority;
         let url = format!("https://{authority}{uri}");
         let result = self
             .head_within_timeout(destination.as_str(), &url, authorization)
             .await;
-        match &result {
-            Ok(_) => self.backoff.record_success(destination),
-            Err(e @ (ClientError::Connect(..) | ClientError::Timeout(..))) => {
-                self.backoff.record_failure(destination, &e.to_string())
-            }
-            Err(_) => {}
-        }
+        self.record_outcome(destination, &result);
         result
     }
 
@@ -400,14 +395,13 @@ impl HttpsClient {
         &self,
         url: &str,
     ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
-        let absolute =
-            follow("https://invalid", url).map_err(|e| ClientError::Request(url.into(), e))?;
         if url.starts_with('/') {
-            return Err(ClientError::Request(
-                url.into(),
-                "not an absolute URL".into(),
-            ));
+            let why = "not an absolute URL".into();
+            return Err(ClientError::Request(url.into(), why));
         }
+        // An absolute URL does not depend on the base `follow` is given.
+        let absolute =
+            follow("https://unused", url).map_err(|e| ClientError::Request(url.into(), e))?;
         self.head_within_timeout(url, &absolute, None).await
     }
 

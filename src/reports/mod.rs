@@ -89,7 +89,7 @@ impl ReportService {
                 report.user_id = Some(user.to_string());
             }
         }
-        if self.tree.len() >= MAX_REPORTS {
+        if self.tree.count() >= MAX_REPORTS {
             return Err(Error::limit_exceeded(
                 "the admin has too many reports to read; try again later",
                 3_600_000,

@@ -266,8 +266,8 @@ impl MediaTrees {
     }
 
     /// Removes a media item and its thumbnails; says which files no
-    /// record names any more.
-    pub fn remove(&self, at: MediaKey) -> Result<Removed> {
+    /// record names any more (None: there was no such item).
+    pub fn remove(&self, at: MediaKey) -> Result<Option<Removed>> {
         let thumbnails: Vec<(sled::IVec, StoredFile)> = self
             .thumbnails
             .scan_prefix(key::prefix(&[at.server.as_bytes(), at.media_id.as_bytes()]))
@@ -286,7 +286,7 @@ impl MediaTrees {
             .transaction(|(media, thumbnail_tree, files, usage)| {
                 let mut removed = Removed::default();
                 let Some(old) = media.remove(at.bytes())? else {
-                    return Ok(removed);
+                    return Ok(None);
                 };
                 let old: MediaRecord =
                     decode(MEDIA, &old).map_err(ConflictableTransactionError::Abort)?;
@@ -308,7 +308,7 @@ impl MediaTrees {
                         add(usage, user.as_bytes(), -(file.size as i64))?;
                     }
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(removed)
+                Ok::<_, ConflictableTransactionError<StoreError>>(Some(removed))
             })?;
         Ok(removed)
     }

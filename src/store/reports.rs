@@ -45,12 +45,9 @@ impl ReportTree {
         Ok(id)
     }
 
-    pub fn len(&self) -> usize {
+    /// Reports held.
+    pub fn count(&self) -> usize {
         self.tree.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Every report, oldest first.

@@ -40,6 +40,17 @@ impl Scope {
     }
 }
 
+/// `GET`, `PUT` or `DELETE`, and which.
+fn read_write_or_delete() -> impl Filter<Extract = (http::Method,), Error = warp::Rejection> + Clone
+{
+    warp::get()
+        .or(warp::put())
+        .unify()
+        .or(warp::delete())
+        .unify()
+        .and(warp::method())
+}
+
 fn version_routes(services: &Services) -> Route {
     let backups = services.key_backups.clone();
     let create = v3()
@@ -66,14 +77,7 @@ fn version_routes(services: &Services) -> Route {
     let backups = services.key_backups.clone();
     let one = v3()
         .and(warp::path!("room_keys" / "version" / String))
-        .and(
-            warp::get()
-                .or(warp::put())
-                .unify()
-                .or(warp::delete())
-                .unify(),
-        )
-        .and(warp::method())
+        .and(read_write_or_delete())
         .and(session(services.accounts.clone()))
         .and(body_limited())
         .then(
@@ -150,14 +154,7 @@ fn key_routes(services: &Services) -> Route {
         .map(|room: String, session: String| (Some(room), Some(session)));
     let backups = services.key_backups.clone();
     v3().and(all.or(room).unify().or(one).unify())
-        .and(
-            warp::get()
-                .or(warp::put())
-                .unify()
-                .or(warp::delete())
-                .unify(),
-        )
-        .and(warp::method())
+        .and(read_write_or_delete())
         .and(session(services.accounts.clone()))
         .and(raw_query())
         .and(body_limited())

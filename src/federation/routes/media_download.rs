@@ -8,11 +8,8 @@ use warp::{filters::BoxedFilter, reply::Response, Filter};
 use super::{admitted, Services};
 use crate::{
     federation::auth::Authenticated,
-    http_util::{
-        media::{multipart_response, MediaFile},
-        raw_query, reply,
-    },
-    media::{Download, Fetch},
+    http_util::{media::multipart_response, raw_query, reply},
+    media::Fetch,
     request::{media_id, thumbnail_size, Query},
 };
 
@@ -31,7 +28,11 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
                     let fetch = local_only(&query);
                     media.download(media.server_name(), &media_id, fetch).await
                 };
-                reply(result.await.map(|found| multipart(&found)))
+                reply(
+                    result
+                        .await
+                        .map(|found| multipart_response(&found.file(None))),
+                )
             }
         });
     let thumbnail = warp::path!("_matrix" / "federation" / "v1" / "media" / "thumbnail" / String)
@@ -50,7 +51,11 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
                         .thumbnail(media.server_name(), &media_id, size, fetch)
                         .await
                 };
-                reply(result.await.map(|found| multipart(&found)))
+                reply(
+                    result
+                        .await
+                        .map(|found| multipart_response(&found.file(None))),
+                )
             }
         });
     download.or(thumbnail).unify().boxed()
@@ -60,13 +65,4 @@ pub fn routes(services: Services) -> BoxedFilter<(Response,)> {
 fn local_only(query: &str) -> Fetch {
     let query = Query::parse(query);
     Fetch::new(false, query.get("timeout_ms").and_then(|t| t.parse().ok()))
-}
-
-fn multipart(found: &Download) -> Response {
-    multipart_response(&MediaFile {
-        path: found.path.clone(),
-        size: found.size,
-        content_type: &found.content_type,
-        filename: found.filename.as_deref(),
-    })
 }

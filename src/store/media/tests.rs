@@ -55,14 +55,18 @@ fn one_file_named_twice_is_freed_by_the_second_removal_only() {
         .insert_thumbnail(at("one"), thumb, &file(3, 10))
         .expect("again");
 
-    let first = media.remove(at("one")).expect("removed");
+    let first = media.remove(at("one")).expect("removed").expect("there");
     assert_eq!(
         first.unreferenced,
         vec![[3; 32]],
         "the thumbnail's file only"
     );
     assert!(media.file_in_use(&[1; 32]).expect("read"));
-    let second = media.remove(at("two")).expect("removed");
+    let second = media.remove(at("two")).expect("removed").expect("there");
+    assert!(
+        media.remove(at("two")).expect("read").is_none(),
+        "gone already"
+    );
     assert_eq!(second.unreferenced, vec![[1; 32]]);
     assert!(!media.file_in_use(&[1; 32]).expect("read"));
     assert_eq!(media.usage(alice).expect("usage"), 0);

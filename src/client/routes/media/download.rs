@@ -11,10 +11,7 @@ use super::{client_v1, legacy_allowed, media_v3, Stranger};
 use crate::{
     client::{session, Route, Services},
     error::Result,
-    http_util::{
-        media::{file_response, MediaFile},
-        percent_decode, raw_query, reply,
-    },
+    http_util::{media::file_response, percent_decode, raw_query, reply},
     media::{Fetch, MediaService},
     request::{id, media_id, Query},
     store::accounts::Session,
@@ -51,12 +48,7 @@ async fn download(
         let found = media
             .download(&server, &media_id, fetch(&query, legacy))
             .await?;
-        Ok(file_response(&MediaFile {
-            path: found.path,
-            size: found.size,
-            content_type: &found.content_type,
-            filename: filename.as_deref().or(found.filename.as_deref()),
-        }))
+        Ok(file_response(&found.file(filename.as_deref())))
     };
     reply(result.await)
 }

@@ -12,10 +12,7 @@ use super::{
 };
 use crate::{
     client::{session, Route, Services},
-    http_util::{
-        media::{file_response, MediaFile},
-        raw_query, reply,
-    },
+    http_util::{media::file_response, raw_query, reply},
     media::MediaService,
     request::{thumbnail_size, Query},
     store::accounts::Session,
@@ -38,12 +35,7 @@ async fn thumbnail(
         let found = media
             .thumbnail(&server, &media_id, size, fetch(&query, legacy))
             .await?;
-        Ok(file_response(&MediaFile {
-            path: found.path,
-            size: found.size,
-            content_type: &found.content_type,
-            filename: found.filename.as_deref(),
-        }))
+        Ok(file_response(&found.file(None)))
     };
     reply(result.await)
 }
