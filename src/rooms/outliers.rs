@@ -24,7 +24,7 @@ use crate::{
         shorts::Shorts,
         RoomService,
     },
-    store::rooms::{Append, EventMeta, Status},
+    store::rooms::{relations::Related, Append, EventMeta, Status},
 };
 
 impl RoomService {
@@ -104,20 +104,20 @@ impl RoomService {
             let json =
                 serde_json::to_vec(&event.object).map_err(|e| Error::internal(e.to_string()))?;
             outliers.cited.extend(citations(&pdu, &status));
-            outliers.also_stored.push((
-                id,
-                json,
-                EventMeta {
-                    room_id: room.to_owned(),
-                    depth: u64::from(pdu.depth),
-                    stream: 0,
-                    status,
-                    state_before: 0,
-                    state_after: 0,
-                    outlier: true,
-                    auth_events: Some(pdu.auth_events.clone()),
-                },
-            ));
+            let meta = EventMeta {
+                room_id: room.to_owned(),
+                depth: u64::from(pdu.depth),
+                stream: 0,
+                status,
+                state_before: 0,
+                state_after: 0,
+                outlier: true,
+                auth_events: Some(pdu.auth_events.clone()),
+            };
+            outliers
+                .related
+                .extend(Related::of(&id, &event.object, &meta));
+            outliers.also_stored.push((id, json, meta));
         }
         Ok((outcome, outliers))
     }

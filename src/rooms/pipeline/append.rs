@@ -20,7 +20,7 @@ use ruma::{
 use crate::rooms::{checks::CheckedPdu, event::Pdu, shorts::Shorts, state_res};
 use crate::{
     error::{Error, Result},
-    store::rooms::{Append, EventMeta, RoomRecord, ShortState, Status},
+    store::rooms::{relations::Related, Append, EventMeta, RoomRecord, ShortState, Status},
 };
 
 use super::{RoomService, Source};
@@ -290,13 +290,20 @@ impl RoomService {
             auth_events: Some(pdu.auth_events.clone()),
         };
         if accepted && pdu.kind == TimelineEventType::RoomRedaction {
-            append
-                .also_stored
-                .extend(self.redacted_target(room, rules, &pdu, &checked.object)?);
+            self.redact_target(room, rules, &pdu, &checked.object, &mut append)?;
         }
         let json =
             serde_json::to_vec(&checked.object).map_err(|e| Error::internal(e.to_string()))?;
         append.cited = citations(&pdu, &meta.status);
+        // An outlier taken into the timeline moves in the index too.
+        if let Some(outlier) = self.trees.event_meta(pdu.event_id.as_str())? {
+            append
+                .unrelated
+                .extend(Related::of(&pdu.event_id, &checked.object, &outlier));
+        }
+        append
+            .related
+            .extend(Related::of(&pdu.event_id, &checked.object, &meta));
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);
         self.trees.commit(append)?;

@@ -16,7 +16,7 @@ use super::RoomService;
 use crate::{
     error::{Error, Result},
     rooms::event::Pdu,
-    store::rooms::{EventMeta, Status},
+    store::rooms::{relations::Related, Append, EventMeta, Status},
 };
 
 impl RoomService {
@@ -67,14 +67,33 @@ impl RoomService {
         .await
     }
 
-    /// The target of an accepted redaction, rewritten redacted, when the
-    /// redaction may take effect.
-    pub(in crate::rooms) fn redacted_target(
+    /// Rewrites the target of an accepted redaction redacted, and drops
+    /// its relation to another event, when the redaction may take effect.
+    pub(in crate::rooms) fn redact_target(
         &self,
         room: &RoomId,
         rules: &RoomVersionRules,
         redaction: &Pdu,
         redaction_object: &CanonicalJsonObject,
+        append: &mut Append,
+    ) -> Result<()> {
+        if let Some((target, json, meta)) =
+            self.redacted_target(room, rules, redaction, redaction_object, append)?
+        {
+            append.also_stored.push((target, json, meta));
+        }
+        Ok(())
+    }
+
+    /// The target rewritten redacted, its relation added to `append`'s
+    /// removals.
+    fn redacted_target(
+        &self,
+        room: &RoomId,
+        rules: &RoomVersionRules,
+        redaction: &Pdu,
+        redaction_object: &CanonicalJsonObject,
+        append: &mut Append,
     ) -> Result<Option<(OwnedEventId, Vec<u8>, EventMeta)>> {
         let Some(target) = &redaction.redacts else {
             return Ok(None);
@@ -100,6 +119,7 @@ impl RoomService {
         if !same_server && !self.may_redact_others(room, &redaction.sender)? {
             return Ok(None);
         }
+        append.unrelated.extend(Related::of(target, &object, &meta));
         let because = RedactedBecause::from_json(redaction_object.clone());
         let redacted = redact(object, &rules.redaction, Some(because))
             .map_err(|e| Error::internal(format!("redacting {target}: {e}")))?;

@@ -39,6 +39,9 @@ pub(super) struct Staged {
     pub(super) rooms: HashMap<String, Tagged<RoomRecord>>,
     /// `auth_children` keys.
     pub(super) auth_children: BTreeMap<Vec<u8>, u64>,
+    /// `relations` and `threads` entries written or removed.
+    pub(super) relations: super::relations::Overlay,
+    pub(super) threads: super::relations::Overlay,
     /// Written entries the receive path reads again and again.
     pub(super) cached: Cached,
     /// How many times written entries moved from here to `cached`: a
@@ -127,6 +130,8 @@ impl Staged {
         self.timeline.retain(|_, (n, _)| *n > last);
         self.rooms.retain(|_, (n, _)| *n > last);
         self.auth_children.retain(|_, n| *n > last);
+        self.relations.retain(|_, (n, _)| *n > last);
+        self.threads.retain(|_, (n, _)| *n > last);
     }
 }
 

@@ -26,6 +26,7 @@ mod auth_children;
 mod cache;
 mod migrations;
 mod records;
+pub mod relations;
 mod writer;
 
 use cache::{Cached, Staged, Written};
@@ -90,6 +91,8 @@ pub struct RoomTrees {
     rooms: Tree,
     outbound: Tree,
     auth_children: Tree,
+    relations: Tree,
+    threads: Tree,
 }
 
 fn room_prefix(room: &str) -> Vec<u8> {
@@ -109,7 +112,10 @@ impl RoomTrees {
         outbound: &super::outbound::OutboundTree,
     ) -> sled::Result<Self> {
         let events = merge_event_meta(db)?;
+        let (relations, threads) = relations::open(db, &events)?;
         Ok(Self {
+            relations,
+            threads,
             auth_children: auth_children::open(db, &events)?,
             events,
             event_short: db.open_tree(EVENT_SHORT)?,

@@ -134,6 +134,11 @@ pub struct Append {
     /// (auth event, state event citing it) for each new state event: the
     /// `auth_children` index.
     pub cited: Vec<(OwnedEventId, OwnedEventId)>,
+    /// Relations index entries of the event (and of outliers stored with
+    /// it) that relate to another.
+    pub related: Vec<super::relations::Related>,
+    /// Entries a redaction removes: its target's.
+    pub unrelated: Vec<super::relations::Related>,
 }
 
 /// An `events` record: metadata length, metadata, JSON.

@@ -12,7 +12,9 @@ use crate::store::error::{Result, StoreError};
 
 use super::{
     cache::{Staged, StagedAppend},
-    event_record, room_key, room_prefix, Append, RoomTrees, TxResult,
+    event_record,
+    relations::Changes,
+    room_key, room_prefix, Append, RoomTrees, TxResult,
 };
 
 impl RoomTrees {
@@ -33,6 +35,16 @@ impl RoomTrees {
             append.timeline = Some(stream);
             if let Some((_, _, meta)) = &mut append.event {
                 meta.stream = stream;
+            }
+            // The event's own entry; outliers have no position.
+            for related in &mut append.related {
+                if append
+                    .event
+                    .as_ref()
+                    .is_some_and(|(id, ..)| *id == related.child)
+                {
+                    related.stream = stream;
+                }
             }
             for (_, seq) in &mut append.outbound {
                 *seq = stream;
@@ -190,6 +202,8 @@ impl RoomTrees {
             self.rooms.sled(),
             self.outbound.sled(),
             self.auth_children.sled(),
+            self.relations.sled(),
+            self.threads.sled(),
         );
         let encoded = batch
             .iter()
@@ -209,6 +223,8 @@ impl RoomTrees {
                 rooms,
                 outbound,
                 auth_children,
+                relations,
+                threads,
             )| {
                 for (append, encoded) in batch.iter().map(|s| &s.append).zip(&encoded) {
                     for (id, short) in &append.new_event_shorts {
@@ -234,6 +250,10 @@ impl RoomTrees {
                     for (auth, child) in &append.cited {
                         let key = super::auth_children::key(auth.as_str(), child.as_str());
                         auth_children.insert(key, &[])?;
+                    }
+                    for changes in index_changes(append) {
+                        apply(relations, &changes.relations)?;
+                        apply(threads, &changes.threads)?;
                     }
                     for (destination, seq) in &append.outbound {
                         outbound.insert(
@@ -368,6 +388,14 @@ pub(super) fn stage(
         let key = super::auth_children::key(auth.as_str(), child.as_str());
         staged.auth_children.insert(key, n);
     }
+    for changes in index_changes(append) {
+        for (key, value) in changes.relations {
+            staged.relations.insert(key, (n, value));
+        }
+        for (key, value) in changes.threads {
+            staged.threads.insert(key, (n, value));
+        }
+    }
     for (id, json, meta) in append.also_stored.iter().chain(&append.event) {
         staged
             .events
@@ -404,6 +432,23 @@ pub(super) fn write_event(
         if let Some(key) = timeline_key {
             timeline.insert(key, id.as_str().as_bytes())?;
         }
+    }
+    Ok(())
+}
+
+/// The relations index entries an append removes, then writes.
+fn index_changes(append: &Append) -> impl Iterator<Item = Changes> + '_ {
+    let removed = append.unrelated.iter().map(|r| r.changes(false));
+    removed.chain(append.related.iter().map(|r| r.changes(true)))
+}
+
+/// Writes (`Some`) or removes (`None`) each entry.
+fn apply(tree: &TransactionalTree, entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> TxResult {
+    for (key, value) in entries {
+        match value {
+            Some(value) => tree.insert(key.as_slice(), value.as_slice())?,
+            None => tree.remove(key.as_slice())?,
+        };
     }
     Ok(())
 }
