@@ -72,15 +72,19 @@ impl EduService {
 
     /// One of our users' read receipt, kept as other servers' are; public
     /// ones (`m.read`) also go to the room's other servers.
+    /// `thread`: `main` or a thread root, for a threaded receipt.
     pub fn set_receipt(
         &self,
         room: &RoomId,
         kind: &str,
         user: &UserId,
         event: &ruma::EventId,
-        ts: u64,
+        (ts, thread): (u64, Option<&str>),
     ) -> crate::error::Result<()> {
-        let receipt = serde_json::json!({"data": {"ts": ts}, "event_ids": [event]});
+        let mut receipt = serde_json::json!({"data": {"ts": ts}, "event_ids": [event]});
+        if let Some(thread) = thread {
+            receipt["data"]["thread_id"] = thread.into();
+        }
         self.trees.put_receipt(room, kind, user, &receipt)?;
         if kind == "m.read" {
             self.outbox.queue_edu(

@@ -16,6 +16,7 @@ pub mod outliers;
 pub mod partial;
 pub mod pipeline;
 pub mod reads;
+pub mod relations;
 mod servers;
 mod shorts;
 pub mod state_res;

@@ -11,8 +11,9 @@ use serde_json::Value;
 use super::{decode, encode, key::join as key};
 use crate::store::error::Result;
 
-/// `receipts`: `room_id 0xFF receipt_type 0xFF user_id` → JSON receipt
-/// (`event_ids`, `data`): the latest per user, room and type.
+/// `receipts`: `room_id 0xFF receipt_type 0xFF user_id [0xFF thread_id]`
+/// → JSON receipt (`event_ids`, `data`): the latest per user, room, type
+/// and thread (`main` or a thread root; none for an unthreaded receipt).
 pub(super) const RECEIPTS: &str = "receipts";
 /// `to_device`: `user_id 0xFF device_id 0xFF seq (u64 BE)` → JSON
 /// [`ToDevice`]; device `*` means every device of the user.
@@ -68,6 +69,7 @@ impl EduTrees {
         })
     }
 
+    /// Keeps a receipt, under its `data.thread_id` if it has one.
     pub fn put_receipt(
         &self,
         room: &RoomId,
@@ -75,11 +77,13 @@ impl EduTrees {
         user: &UserId,
         receipt: &Value,
     ) -> Result<()> {
-        let key = key(&[
+        let mut parts = vec![
             room.as_str().as_bytes(),
             kind.as_bytes(),
             user.as_str().as_bytes(),
-        ]);
+        ];
+        parts.extend(receipt["data"]["thread_id"].as_str().map(str::as_bytes));
+        let key = key(&parts);
         self.receipts.insert(key, encode(receipt)?)?;
         Ok(())
     }
@@ -91,8 +95,12 @@ impl EduTrees {
             .scan_prefix(&prefix)
             .map(|entry| {
                 let (key, value) = entry?;
-                let (kind, user) = split_at_ff(&key[prefix.len()..]);
-                Ok((kind, user, decode(RECEIPTS, &value)?))
+                let rest = &key[prefix.len()..];
+                let (kind, user_thread) = super::key::split(rest).unwrap_or((rest, &[]));
+                // The thread, if any, is in the receipt's data too.
+                let user = super::key::split(user_thread).map_or(user_thread, |(user, _)| user);
+                let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+                Ok((text(kind), text(user), decode(RECEIPTS, &value)?))
             })
             .collect()
     }

@@ -14,7 +14,11 @@ use serde_json::{json, Map, Value};
 use super::{Pass, Sharing, SyncService, Token};
 use crate::{
     error::Result,
-    rooms::client_event::{client_event, echo_transaction_id},
+    rooms::{
+        client_event::{client_event, echo_transaction_id},
+        reads::access::ReadAccess,
+        relations::Bundler,
+    },
 };
 
 /// Most events looked at for one room's timeline when filters or history
@@ -97,7 +101,7 @@ impl SyncService {
         };
         let state = self.state_block(pass, room, &timeline, standing.held, &senders)?;
         Ok(Some(json!({
-            "timeline": self.timeline_json(pass, &timeline)?,
+            "timeline": self.timeline_json(pass, room, &timeline)?,
             "state": {"events": state},
             "ephemeral": {"events": ephemeral},
             "account_data": {"events": account_data},
@@ -121,7 +125,7 @@ impl SyncService {
         let state = self.state_block(pass, room, &timeline, standing.held, &senders)?;
         let account_data = self.room_account_data(pass, room, standing.held.is_none());
         Ok(Some(json!({
-            "timeline": self.timeline_json(pass, &timeline)?,
+            "timeline": self.timeline_json(pass, room, &timeline)?,
             "state": {"events": state},
             "account_data": {"events": account_data},
         })))
@@ -192,12 +196,21 @@ impl SyncService {
         })
     }
 
-    fn timeline_json(&self, pass: &Pass<'_>, timeline: &Timeline) -> Result<Value> {
+    /// The timeline block; a `limited` one's events carry their bundled
+    /// aggregations (the client cannot have seen all children), read as
+    /// the timeline itself is, under the member's visibility.
+    fn timeline_json(&self, pass: &Pass<'_>, room: &RoomId, timeline: &Timeline) -> Result<Value> {
         let mut events = Vec::with_capacity(timeline.events.len());
+        let access = ReadAccess::Member;
+        let bundler = (timeline.limited && !pass.filter.federation_format())
+            .then(|| Bundler::new(&self.rooms, room, pass.user, &access));
         for (_, id, pdu) in &timeline.events {
             let mut event = self.format(pass, id, pdu);
             if !pass.filter.federation_format() {
                 echo_transaction_id(&self.accounts, &mut event, pass.user, pass.device)?;
+            }
+            if let Some(bundler) = &bundler {
+                bundler.bundle(&mut event)?;
             }
             if is_member(pdu) {
                 self.mark_member_sent(pass, pdu, id);

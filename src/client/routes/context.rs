@@ -11,7 +11,7 @@ use crate::{
     error::{Error, Result},
     http_util::raw_query,
     request::param,
-    rooms::client_event::client_event,
+    rooms::{client_event::client_event, relations::Bundler},
     store::accounts::Session,
     sync::Token,
 };
@@ -69,11 +69,13 @@ fn context(
     let after =
         visible(rooms.timeline_between(&room, meta.stream, u64::MAX, limit - limit / 2, false)?)?;
     let mut senders = std::collections::BTreeSet::new();
+    let bundler = Bundler::new(rooms, &room, user, &access);
     let mut render = |entries: &[(u64, OwnedEventId)]| -> Result<Vec<Value>> {
         entries
             .iter()
             .map(|(_, id)| {
-                let event = client_event(id, &rooms.event_object(id)?, true);
+                let mut event = client_event(id, &rooms.event_object(id)?, true);
+                bundler.bundle(&mut event)?;
                 senders.extend(event["sender"].as_str().map(str::to_owned));
                 Ok(event)
             })

@@ -7,7 +7,7 @@ use crate::{
     client::{respond, session, v3, Route, Services},
     error::Error,
     request::room_id,
-    rooms::client_event::client_event,
+    rooms::{client_event::client_event, relations::Bundler},
     store::accounts::Session,
 };
 
@@ -25,7 +25,9 @@ pub fn route(services: Services) -> Route {
                 if !rooms.readable_event(&id, &session.user_id, &access)? {
                     return Err(Error::not_found(format!("unknown event {id}")));
                 }
-                Ok(client_event(&id, &pdu, true))
+                let mut event = client_event(&id, &pdu, true);
+                Bundler::new(&rooms, &room, &session.user_id, &access).bundle(&mut event)?;
+                Ok(event)
             })
         })
         .boxed()

@@ -13,7 +13,7 @@ use crate::{
     error::{Error, Result},
     http_util::raw_query,
     request::param,
-    rooms::{client_event::client_event, history::next_back, history::Page},
+    rooms::{client_event::client_event, history::next_back, history::Page, relations::Bundler},
     store::accounts::Session,
     sync::{EventFilter, Token},
 };
@@ -100,6 +100,7 @@ async fn messages(
     };
     let mut senders: HashSet<OwnedUserId> = HashSet::new();
     let mut chunk = Vec::new();
+    let bundler = Bundler::new(rooms, &room, &session.user_id, &access);
     for (_, id) in &events {
         if !rooms.readable_event(id, &session.user_id, &access)? {
             continue;
@@ -112,6 +113,7 @@ async fn messages(
             senders.extend(OwnedUserId::try_from(sender).ok());
         }
         let mut event = client_event(id, &pdu, true);
+        bundler.bundle(&mut event)?;
         services.accounts.echo_transaction_id(
             &mut event,
             &session.user_id,

@@ -32,6 +32,7 @@ mod pushrules;
 mod receipt;
 mod redact;
 mod register;
+mod relations;
 mod report;
 mod room_aliases;
 mod room_keys;
@@ -42,6 +43,7 @@ mod state;
 mod sync;
 mod tags;
 mod thirdparty;
+mod threads;
 mod threepid;
 mod timestamp_to_event;
 mod typing;
@@ -104,6 +106,8 @@ pub fn routes(services: Services) -> Route {
         voip::route(services.clone()),
         report::route(services.clone()),
         room_summary::route(services.clone()),
+        relations::route(services.clone()),
+        threads::route(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()

@@ -24,16 +24,25 @@ pub fn routes(services: Services) -> Route {
         .and(warp::path!("rooms" / String / "receipt" / String / String))
         .and(warp::post())
         .and(session(services.accounts.clone()))
+        .and(body_limited())
         .then(
-            move |room: String, kind: String, event: String, session: Session| {
+            move |room: String, kind: String, event: String, session: Session, bytes: Bytes| {
                 let services = receipt_services.clone();
                 respond(async move {
                     let room = room_id(&room)?;
                     let kind = percent_decode(&kind);
+                    let event = percent_decode(&event);
+                    let thread = thread_of(&body(&bytes)?)?;
                     if kind == "m.fully_read" {
-                        fully_read(&services, &room, &session, &percent_decode(&event))?;
+                        if thread.is_some() {
+                            return Err(Error::invalid_param(
+                                "the fully read marker is not per thread",
+                            ));
+                        }
+                        fully_read(&services, &room, &session, &event)?;
                     } else {
-                        receipt(&services, &room, &session, &kind, &percent_decode(&event))?;
+                        let receipt = (kind.as_str(), thread.as_deref());
+                        receipt_of(&services, &room, &session, receipt, &event)?;
                     }
                     Ok(json!({}))
                 })
@@ -54,7 +63,7 @@ pub fn routes(services: Services) -> Route {
                 }
                 for kind in RECEIPT_TYPES {
                     if let Some(event) = markers[kind].as_str() {
-                        receipt(&services, &room, &session, kind, event)?;
+                        receipt_of(&services, &room, &session, (kind, None), event)?;
                     }
                 }
                 Ok(json!({}))
@@ -69,11 +78,25 @@ fn event_in(services: &Services, room: &RoomId, event: &str) -> Result<OwnedEven
     Ok(id)
 }
 
-fn receipt(
+/// A receipt's `thread_id`: `main` or a thread root's event ID.
+/// Spec: client-server-api "Threaded read receipts".
+fn thread_of(body: &Value) -> Result<Option<String>> {
+    match &body["thread_id"] {
+        Value::Null => Ok(None),
+        Value::String(main) if main == "main" => Ok(Some(main.clone())),
+        Value::String(root) => {
+            let root: OwnedEventId = crate::request::parsed("thread_id", root)?;
+            Ok(Some(root.to_string()))
+        }
+        _ => Err(Error::invalid_param("thread_id must be a string")),
+    }
+}
+
+fn receipt_of(
     services: &Services,
     room: &RoomId,
     session: &Session,
-    kind: &str,
+    (kind, thread): (&str, Option<&str>),
     event: &str,
 ) -> Result<()> {
     if !RECEIPT_TYPES.contains(&kind) {
@@ -85,7 +108,7 @@ fn receipt(
     let id = event_in(services, room, event)?;
     services
         .edus
-        .set_receipt(room, kind, &session.user_id, &id, now_ms())
+        .set_receipt(room, kind, &session.user_id, &id, (now_ms(), thread))
 }
 
 /// The fully-read marker is room account data.

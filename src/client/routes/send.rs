@@ -66,6 +66,9 @@ async fn send(
     }
     let content: Value = body(&bytes)?;
     check_content(&room, &kind, &content)?;
+    services
+        .rooms
+        .check_new_relation(&room, &session.user_id, &kind, &content)?;
     services.user_limits.message(&session.user_id)?;
     let rooms = &services.rooms;
     let event_id = match &txn {

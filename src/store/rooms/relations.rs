@@ -197,99 +197,101 @@ fn stream_and_id(prefix: &[u8], key: &[u8]) -> Result<(u64, OwnedEventId)> {
 }
 
 /// Where a walk through a parent's children or a room's threads starts:
-/// after (or, walking back, before) this stream position and event.
-pub type Position = (u64, OwnedEventId);
+/// after (or, walking back, before) this stream position and event ID
+/// (an empty ID: before every event at the position).
+pub type Position = (u64, String);
 
 impl RoomTrees {
     /// Walks the children of `parent` from `after` (exclusive; the first
     /// or, when `back`, the last when `None`), until `visit` says stop.
-    pub fn walk_children(
+    pub fn walk_children<E: From<StoreError>>(
         &self,
         room: &str,
         parent: &str,
         from: Option<&Position>,
         back: bool,
-        mut visit: impl FnMut(Child) -> Result<bool>,
-    ) -> Result<()> {
+        mut visit: impl FnMut(Child) -> Result<bool, E>,
+    ) -> Result<(), E> {
         let prefix = key::prefix(&[room.as_bytes(), parent.as_bytes()]);
-        let start = from.map(|(stream, id)| child_key(room, parent, *stream, id.as_str()));
-        walk(
-            &self.relations,
-            &self.staged().relations,
-            &prefix,
-            start,
-            back,
-            |key, value| {
-                let (stream, id) = stream_and_id(&prefix, key)?;
-                visit(Child {
-                    stream,
-                    id,
-                    relation: Relation::from_bytes(value)?,
-                })
-            },
-        )
+        let start = from.map(|(stream, id)| child_key(room, parent, *stream, id));
+        let range = bounds(&prefix, start, back);
+        let staged = staged_in(&self.staged().relations, &range);
+        walk(&self.relations, staged, range, back, |key, value| {
+            let (stream, id) = stream_and_id(&prefix, key)?;
+            let relation = Relation::from_bytes(value)?;
+            visit(Child {
+                stream,
+                id,
+                relation,
+            })
+        })
     }
 
     /// Walks a room's thread replies newest first from `before`
     /// (exclusive), giving each reply's position and root, until `visit`
     /// says stop.
-    pub fn walk_thread_replies(
+    pub fn walk_thread_replies<E: From<StoreError>>(
         &self,
         room: &str,
         before: Option<&Position>,
-        mut visit: impl FnMut(u64, OwnedEventId) -> Result<bool>,
-    ) -> Result<()> {
+        mut visit: impl FnMut(u64, OwnedEventId) -> Result<bool, E>,
+    ) -> Result<(), E> {
         let prefix = key::prefix(&[room.as_bytes()]);
         let start = before.map(|(stream, root)| {
             let mut stream_root = stream.to_be_bytes().to_vec();
             stream_root.extend_from_slice(root.as_bytes());
             key::join(&[room.as_bytes(), &stream_root])
         });
-        walk(
-            &self.threads,
-            &self.staged().threads,
-            &prefix,
-            start,
-            true,
-            |key, _| {
-                let (stream, root) = stream_and_id(&prefix, key)?;
-                visit(stream, root)
-            },
-        )
+        let range = bounds(&prefix, start, true);
+        let staged = staged_in(&self.staged().threads, &range);
+        walk(&self.threads, staged, range, true, |key, _| {
+            let (stream, root) = stream_and_id(&prefix, key)?;
+            visit(stream, root)
+        })
     }
 }
 
-/// Walks the keys under `prefix`, what is staged over what is written,
-/// from `start` (exclusive), forward or back.
-fn walk(
-    tree: &Tree,
-    staged: &Overlay,
-    prefix: &[u8],
-    start: Option<Vec<u8>>,
-    back: bool,
-    mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool>,
-) -> Result<()> {
+type Range = (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
+
+/// The keys under `prefix` after `start` (exclusive), or before it when
+/// walking `back`.
+fn bounds(prefix: &[u8], start: Option<Vec<u8>>, back: bool) -> Range {
     use std::ops::Bound::{Excluded, Included};
     let mut end = prefix.to_vec();
     end.push(key::SEP);
-    let range = match (&start, back) {
-        (Some(start), false) => (Excluded(start.clone()), Excluded(end)),
-        (Some(start), true) => (Included(prefix.to_vec()), Excluded(start.clone())),
+    match (start, back) {
+        (Some(start), false) => (Excluded(start), Excluded(end)),
+        (Some(start), true) => (Included(prefix.to_vec()), Excluded(start)),
         (None, _) => (Included(prefix.to_vec()), Excluded(end)),
-    };
-    // Staged entries are read before the tree: one written meanwhile is
-    // then seen in both, and the staged copy wins.
-    let overlay: BTreeMap<_, _> = staged
+    }
+}
+
+/// A copy of the staged entries in `range`, taken under the staging
+/// lock, which the walk does not hold (its visitor reads the store).
+fn staged_in(staged: &Overlay, range: &Range) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    staged
         .range(range.clone())
         .map(|(k, (_, v))| (k.clone(), v.clone()))
-        .collect();
+        .collect()
+}
+
+/// Walks the keys in `range`, the staged entries (read before the tree:
+/// one written meanwhile is then seen in both, and the staged copy wins)
+/// over what is written, forward or back.
+fn walk<E: From<StoreError>>(
+    tree: &Tree,
+    staged: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    range: Range,
+    back: bool,
+    mut visit: impl FnMut(&[u8], &[u8]) -> Result<bool, E>,
+) -> Result<(), E> {
     let stored = tree.range(range);
     let stored: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if back {
         Box::new(stored.rev())
     } else {
         Box::new(stored)
     };
-    let mut overlay: Vec<(Vec<u8>, Option<Vec<u8>>)> = overlay.into_iter().collect();
+    let mut overlay = staged;
     if back {
         overlay.reverse();
     }
@@ -300,7 +302,7 @@ fn walk(
         let next_stored = match stored.peek() {
             Some(Ok((k, _))) => Some(k.to_vec()),
             Some(Err(_)) => {
-                stored.next().transpose()?;
+                stored.next().transpose().map_err(StoreError::from)?;
                 continue;
             }
             None => None,
@@ -332,7 +334,7 @@ fn walk(
         } else {
             match stored.next() {
                 Some(entry) => {
-                    let (k, v) = entry?;
+                    let (k, v) = entry.map_err(StoreError::from)?;
                     (k.to_vec(), v.to_vec())
                 }
                 None => return Ok(()),

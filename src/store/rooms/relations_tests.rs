@@ -60,7 +60,7 @@ fn child(name: &str, stream: u64, rel_type: &str, parent: &str) -> Append {
 fn children(trees: &RoomTrees, parent: &str, back: bool) -> Vec<(String, String)> {
     let mut found = Vec::new();
     trees
-        .walk_children(room().as_str(), parent, None, back, |child| {
+        .walk_children::<StoreError>(room().as_str(), parent, None, back, |child| {
             found.push((child.id.to_string(), child.relation.rel_type));
             Ok(true)
         })
@@ -101,17 +101,17 @@ async fn children_are_walked_staged_written_both_ways_and_after_restart() {
     // The commit gave the event its timeline position.
     let mut positions = Vec::new();
     trees
-        .walk_children(room().as_str(), "$root", None, false, |c| {
+        .walk_children::<StoreError>(room().as_str(), "$root", None, false, |c| {
             positions.push(c.stream);
             Ok(true)
         })
         .expect("walk");
     assert!(positions[0] == 0 && positions[1] > 0 && positions[2] > positions[1]);
     // From a position, exclusive; the walk stops when asked.
-    let from = (positions[1], id("r1"));
+    let from = (positions[1], "$r1".to_owned());
     let mut after = Vec::new();
     trees
-        .walk_children(room().as_str(), "$root", Some(&from), false, |c| {
+        .walk_children::<StoreError>(room().as_str(), "$root", Some(&from), false, |c| {
             after.push(c.id.to_string());
             Ok(false)
         })
@@ -124,7 +124,7 @@ async fn children_are_walked_staged_written_both_ways_and_after_restart() {
     let mut replies = Vec::new();
     store
         .rooms
-        .walk_thread_replies(room().as_str(), None, |_, root| {
+        .walk_thread_replies::<StoreError>(room().as_str(), None, |_, root| {
             replies.push(root.to_string());
             Ok(true)
         })
@@ -149,7 +149,7 @@ async fn a_removed_entry_is_gone_whether_staged_or_written() {
         .expect("commit");
     let mut entries = Vec::new();
     trees
-        .walk_children(room().as_str(), "$root", None, false, |c| {
+        .walk_children::<StoreError>(room().as_str(), "$root", None, false, |c| {
             entries.push(Related {
                 room: room(),
                 parent: id("root"),
@@ -171,7 +171,7 @@ async fn a_removed_entry_is_gone_whether_staged_or_written() {
     assert_eq!(children(trees, "$root", true), pairs(&[("r2", THREAD)]));
     let mut replies = 0;
     trees
-        .walk_thread_replies(room().as_str(), None, |_, _| {
+        .walk_thread_replies::<StoreError>(room().as_str(), None, |_, _| {
             replies += 1;
             Ok(true)
         })
@@ -219,7 +219,7 @@ async fn events_stored_before_the_index_are_indexed_on_open() {
     let mut found = Vec::new();
     store
         .rooms
-        .walk_children(room().as_str(), "$root", None, false, |c| {
+        .walk_children::<StoreError>(room().as_str(), "$root", None, false, |c| {
             found.push((c.id.to_string(), c.relation));
             Ok(true)
         })
