@@ -20,7 +20,9 @@ use ruma::{
 use crate::rooms::{checks::CheckedPdu, event::Pdu, shorts::Shorts, state_res};
 use crate::{
     error::{Error, Result},
-    store::rooms::{relations::Related, Append, EventMeta, RoomRecord, ShortState, Status},
+    store::rooms::{
+        relations::Related, search::Searchable, Append, EventMeta, RoomRecord, ShortState, Status,
+    },
 };
 
 use super::{RoomService, Source};
@@ -304,6 +306,9 @@ impl RoomService {
         append
             .related
             .extend(Related::of(&pdu.event_id, &checked.object, &meta));
+        if append.timeline.is_some() {
+            append.searchable = Searchable::of(&pdu.event_id, &checked.object, &meta);
+        }
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);
         self.trees.commit(append)?;

@@ -27,6 +27,7 @@ mod cache;
 mod migrations;
 mod records;
 pub mod relations;
+pub mod search;
 mod writer;
 
 use cache::{Cached, Staged, Written};
@@ -93,6 +94,7 @@ pub struct RoomTrees {
     auth_children: Tree,
     relations: Tree,
     threads: Tree,
+    search: Tree,
 }
 
 fn room_prefix(room: &str) -> Vec<u8> {
@@ -114,6 +116,7 @@ impl RoomTrees {
         let events = merge_event_meta(db)?;
         let (relations, threads) = relations::open(db, &events)?;
         Ok(Self {
+            search: search::open(db, &events)?,
             relations,
             threads,
             auth_children: auth_children::open(db, &events)?,

@@ -139,6 +139,9 @@ pub struct Append {
     pub related: Vec<super::relations::Related>,
     /// Entries a redaction removes: its target's.
     pub unrelated: Vec<super::relations::Related>,
+    /// The event's words in the search index, and a redacted target's.
+    pub searchable: Option<super::search::Searchable>,
+    pub unsearchable: Option<super::search::Searchable>,
 }
 
 /// An `events` record: metadata length, metadata, JSON.

@@ -36,7 +36,7 @@ impl RoomTrees {
             if let Some((_, _, meta)) = &mut append.event {
                 meta.stream = stream;
             }
-            // The event's own entry; outliers have no position.
+            // The event's own entries; outliers have no position.
             for related in &mut append.related {
                 if append
                     .event
@@ -46,8 +46,8 @@ impl RoomTrees {
                     related.stream = stream;
                 }
             }
-            for (_, seq) in &mut append.outbound {
-                *seq = stream;
+            if let Some(searchable) = &mut append.searchable {
+                searchable.stream = stream;
             }
             self.position.send_modify(|p| *p = (*p).max(stream));
         }
@@ -204,6 +204,7 @@ impl RoomTrees {
             self.auth_children.sled(),
             self.relations.sled(),
             self.threads.sled(),
+            self.search.sled(),
         );
         let encoded = batch
             .iter()
@@ -225,6 +226,7 @@ impl RoomTrees {
                 auth_children,
                 relations,
                 threads,
+                search,
             )| {
                 for (append, encoded) in batch.iter().map(|s| &s.append).zip(&encoded) {
                     for (id, short) in &append.new_event_shorts {
@@ -254,6 +256,7 @@ impl RoomTrees {
                     for changes in index_changes(append) {
                         apply(relations, &changes.relations)?;
                         apply(threads, &changes.threads)?;
+                        apply(search, &changes.search)?;
                     }
                     for (destination, seq) in &append.outbound {
                         outbound.insert(
@@ -395,6 +398,9 @@ pub(super) fn stage(
         for (key, value) in changes.threads {
             staged.threads.insert(key, (n, value));
         }
+        for (key, value) in changes.search {
+            staged.search.insert(key, (n, value));
+        }
     }
     for (id, json, meta) in append.also_stored.iter().chain(&append.event) {
         staged
@@ -436,10 +442,17 @@ pub(super) fn write_event(
     Ok(())
 }
 
-/// The relations index entries an append removes, then writes.
+/// The index entries (relations, search) an append removes, then writes.
 fn index_changes(append: &Append) -> impl Iterator<Item = Changes> + '_ {
     let removed = append.unrelated.iter().map(|r| r.changes(false));
-    removed.chain(append.related.iter().map(|r| r.changes(true)))
+    let added = append.related.iter().map(|r| r.changes(true));
+    let words = |s: &super::search::Searchable, remove| Changes {
+        search: s.entries(remove),
+        ..Changes::default()
+    };
+    let unsearched = append.unsearchable.iter().map(move |s| words(s, true));
+    let searched = append.searchable.iter().map(move |s| words(s, false));
+    removed.chain(unsearched).chain(added).chain(searched)
 }
 
 /// Writes (`Some`) or removes (`None`) each entry.
