@@ -17,6 +17,7 @@ pub mod partial;
 pub mod pipeline;
 pub mod reads;
 pub mod relations;
+pub mod search;
 mod servers;
 mod shorts;
 pub mod state_res;

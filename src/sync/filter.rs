@@ -127,8 +127,18 @@ impl EventFilter {
             .map_err(|e| Error::bad_json(format!("invalid filter: {e}")))
     }
 
+    /// A filter a request body already carries (`/search`'s).
+    pub fn from_room_events(filter: RoomEventFilter) -> Self {
+        Self(filter)
+    }
+
     pub fn lazy_members(&self) -> bool {
         !self.0.lazy_load_options.is_disabled()
+    }
+
+    /// Whether the filter's `rooms` and `not_rooms` let a room through.
+    pub fn room_allowed(&self, room: &RoomId) -> bool {
+        room_listed(&self.0, room)
     }
 
     pub fn allows(&self, room: &RoomId, event: &CanonicalJsonObject) -> bool {

@@ -37,6 +37,7 @@ mod report;
 mod room_aliases;
 mod room_keys;
 mod room_summary;
+mod search;
 mod send;
 mod send_to_device;
 mod state;
@@ -108,6 +109,7 @@ pub fn routes(services: Services) -> Route {
         room_summary::route(services.clone()),
         relations::route(services.clone()),
         threads::route(services.clone()),
+        search::route(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()
