@@ -94,4 +94,28 @@ impl AccountService {
             json!({ "tags": tags }),
         )
     }
+
+    /// A room upgrade's tags: the old room's, on the replacement, unless
+    /// the user has tagged that already.
+    /// Spec: client-server-api "Room Upgrades" (settings transferred).
+    pub fn copy_room_tags(
+        &self,
+        rooms: &RoomService,
+        user: &UserId,
+        old: &RoomId,
+        new: &RoomId,
+    ) -> Result<()> {
+        let _one = CHANGING.lock().unwrap_or_else(|e| e.into_inner());
+        let tags = self.tag_map(user, old)?;
+        if tags.is_empty() || !self.tag_map(user, new)?.is_empty() {
+            return Ok(());
+        }
+        self.set_account_data(
+            rooms,
+            user,
+            Some(new.as_str()),
+            TAGS,
+            json!({ "tags": tags }),
+        )
+    }
 }

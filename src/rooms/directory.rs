@@ -184,6 +184,44 @@ impl DirectoryService {
         Ok(())
     }
 
+    /// A room upgrade's move: our aliases of `old` now point at `new`,
+    /// its canonical alias moves with them, and so does its place in our
+    /// public list. Spec: client-server-api "Room Upgrades", step 4.
+    pub async fn move_to(&self, old: &RoomId, new: &RoomId, user: &UserId) -> Result<()> {
+        for alias in self.aliases.of_room(old)? {
+            let Ok(alias) = OwnedRoomAliasId::try_from(alias) else {
+                continue;
+            };
+            if let Some(record) = self.aliases.get(&alias)? {
+                self.aliases.remove(&alias)?;
+                let moved = AliasRecord {
+                    room_id: new.to_owned(),
+                    creator: record.creator,
+                };
+                self.aliases.create(&alias, &moved)?;
+            }
+        }
+        let canonical = self
+            .rooms
+            .state_event(old, &StateEventType::RoomCanonicalAlias, "")?
+            .and_then(|(_, pdu)| pdu.get("content").cloned())
+            .map(Value::from)
+            .filter(|content| content.as_object().is_some_and(|c| !c.is_empty()));
+        if let Some(content) = canonical {
+            self.rooms
+                .send(new, user, "m.room.canonical_alias", Some(""), content)
+                .await?;
+            self.rooms
+                .send(old, user, "m.room.canonical_alias", Some(""), json!({}))
+                .await?;
+        }
+        if self.public.contains(old)? {
+            self.public.set(new, true)?;
+            self.public.set(old, false)?;
+        }
+        Ok(())
+    }
+
     /// Our aliases pointing at a room.
     pub fn aliases_of(&self, room: &RoomId) -> Result<Vec<String>> {
         Ok(self.aliases.of_room(room)?)

@@ -21,6 +21,7 @@ pub mod search;
 mod servers;
 mod shorts;
 pub mod state_res;
+pub mod upgrade;
 pub mod user_directory;
 
 pub use pipeline::RoomService;

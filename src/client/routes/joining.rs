@@ -66,6 +66,12 @@ async fn join(
         .membership
         .join(&room, &session.user_id, &servers, &content)
         .await?;
+    // Joining an upgraded room's replacement carries the user's tags over.
+    if let Some(old) = services.rooms.predecessor(&room)? {
+        services
+            .accounts
+            .copy_room_tags(&services.rooms, &session.user_id, &old, &room)?;
+    }
     Ok(json!({ "room_id": room }))
 }
 

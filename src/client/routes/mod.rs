@@ -48,6 +48,7 @@ mod threads;
 mod threepid;
 mod timestamp_to_event;
 mod typing;
+mod upgrade;
 mod user_directory;
 mod versions;
 mod voip;
@@ -110,6 +111,7 @@ pub fn routes(services: Services) -> Route {
         relations::route(services.clone()),
         threads::route(services.clone()),
         search::route(services.clone()),
+        upgrade::route(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()
