@@ -15,8 +15,10 @@ use figment::{
 use ruma::OwnedServerName;
 use serde::{Deserialize, Serialize};
 
+mod auth;
 mod media;
 mod voip;
+pub use auth::Auth;
 pub use media::Media;
 pub use voip::Voip;
 
@@ -43,6 +45,7 @@ pub struct Config {
     pub backup: Backup,
     pub media: Media,
     pub voip: Voip,
+    pub auth: Auth,
     /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
     pub log: String,
 }
@@ -350,6 +353,7 @@ impl Default for Config {
             backup: Backup::default(),
             media: Media::default(),
             voip: Voip::default(),
+            auth: Auth::default(),
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },

@@ -553,6 +553,7 @@ async fn user_command(config: &Config, command: UserCommand) -> Result<(), Strin
                 config.server_name.clone(),
                 store.accounts.clone(),
                 &config.limits,
+                &config.auth,
             );
             let password = || body["password"].as_str().unwrap_or_default().to_owned();
             let done = match &command {

@@ -159,6 +159,7 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
         config.server_name.clone(),
         store.accounts.clone(),
         &config.limits,
+        &config.auth,
     ));
     let e2ee = Arc::new(E2eeService::new(
         store.e2ee.clone(),

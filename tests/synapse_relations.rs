@@ -1,6 +1,7 @@
-//! A thread across hearth and a real Synapse: a Synapse user's thread
-//! read on hearth (`/threads`, `/relations`, bundled aggregations), and
-//! a hearth user's reply counted by Synapse's own aggregation.
+//! Relations and upgrades across hearth and a real Synapse: a Synapse
+//! user's thread read on hearth (`/threads`, `/relations`, bundled
+//! aggregations), a hearth user's reply counted by Synapse's own
+//! aggregation, and a room upgraded on hearth followed by a Synapse member.
 
 mod common;
 
@@ -164,4 +165,74 @@ async fn a_thread_spans_hearth_and_synapse() {
         .filter_map(|e| e["event_id"].as_str())
         .collect();
     assert_eq!(ids, [alice_reply.as_str(), sam_reply.as_str()]);
+}
+
+#[tokio::test]
+async fn a_synapse_member_follows_an_upgrade_made_on_hearth() {
+    let ca = TestCa::new();
+    let syn = Synapse::start(&ca);
+    let h = Hearth::start(&ca);
+    let token = syn.register("sam").await;
+    let alice = Client::login(&h, "alice").await;
+    let old = alice
+        .create_room(json!({"room_version": "10", "preset": "public_chat", "name": "Old"}))
+        .await;
+    let join = |room: &str| {
+        format!(
+            "/_matrix/client/v3/join/{}?server_name={}",
+            encode(room),
+            h.server_name
+        )
+    };
+    let (status, reply) = syn
+        .client_api("POST", &join(&old), Some(&token), Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{reply}\n{}", syn.log());
+    let reply = alice
+        .ok(
+            "POST",
+            &format!("rooms/{}/upgrade", encode(&old)),
+            json!({"new_version": "12"}),
+        )
+        .await;
+    let new = reply["replacement_room"]
+        .as_str()
+        .expect("replacement")
+        .to_owned();
+    // Synapse takes in the tombstone, which points at the new room...
+    let tombstone = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.tombstone/",
+        encode(&old)
+    );
+    let seen = until(
+        "Synapse sees the tombstone",
+        || async {
+            syn.client_api("GET", &tombstone, Some(&token), None)
+                .await
+                .1
+        },
+        |content| content["replacement_room"] == new.as_str(),
+    )
+    .await;
+    assert_eq!(seen["replacement_room"], new.as_str());
+    // ...and its user joins the replacement, which points back.
+    let (status, reply) = syn
+        .client_api("POST", &join(&new), Some(&token), Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{reply}\n{}", syn.log());
+    let create = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.create/",
+        encode(&new)
+    );
+    let (status, content) = syn.client_api("GET", &create, Some(&token), None).await;
+    assert_eq!(status, 200, "{content}");
+    assert_eq!(content["predecessor"]["room_id"], old.as_str(), "{content}");
+    let name = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.name/",
+        encode(&new)
+    );
+    assert_eq!(
+        syn.client_api("GET", &name, Some(&token), None).await.1["name"],
+        "Old"
+    );
 }

@@ -38,12 +38,17 @@ pub struct AccountService {
     /// Login attempts per address, and failed ones per account.
     logins_by_address: RateLimiter<IpAddr>,
     failed_logins: RateLimiter<OwnedUserId>,
+    /// How long a refreshable access token lives (ms).
+    token_lifetime_ms: u64,
 }
 
 /// The device a login asks for: an ID to reuse, a name for a new one.
 pub struct NewDevice {
     pub id: Option<OwnedDeviceId>,
     pub display_name: Option<String>,
+    /// Whether the client asked for a refresh token (and so for an
+    /// access token that expires).
+    pub refresh: bool,
 }
 
 /// A new login: the device and the token that authenticates it.
@@ -51,6 +56,9 @@ pub struct Login {
     pub user_id: OwnedUserId,
     pub device_id: OwnedDeviceId,
     pub access_token: String,
+    /// For a client that asked: the token that renews the access token,
+    /// and how long the access token lives.
+    pub refresh: Option<(String, u64)>,
 }
 
 fn random(len: usize) -> String {
@@ -133,8 +141,15 @@ fn wrong_login() -> Error {
 }
 
 impl AccountService {
-    pub fn new(server_name: OwnedServerName, trees: AccountTrees, limits: &Limits) -> Self {
+    pub fn new(
+        server_name: OwnedServerName,
+        trees: AccountTrees,
+        limits: &Limits,
+        auth: &crate::config::Auth,
+    ) -> Self {
         Self {
+            token_lifetime_ms: u64::try_from(auth.access_token_lifetime.0.as_millis())
+                .unwrap_or(u64::MAX),
             server_name,
             trees,
             hashing: tokio::sync::Semaphore::new(MAX_HASHING),
@@ -269,7 +284,7 @@ impl AccountService {
             let _ = self.failed_logins.take(&user);
             return Err(wrong_login());
         }
-        self.open_session(&user, device.id, device.display_name)
+        self.open_session(&user, device)
     }
 
     /// Whether `password` is the user's (for re-authentication).
@@ -301,46 +316,81 @@ impl AccountService {
             &Session {
                 user_id: user.to_owned(),
                 device_id: device.to_owned(),
+                expires_at: None,
             },
             &record,
         )?)
     }
 
-    /// A new access token for a device (created unless it exists).
-    pub fn open_session(
-        &self,
-        user: &UserId,
-        device_id: Option<OwnedDeviceId>,
-        display_name: Option<String>,
-    ) -> Result<Login> {
+    /// A new access token for a device (created unless it exists), and
+    /// a refresh token when the client asked for one.
+    pub fn open_session(&self, user: &UserId, device: NewDevice) -> Result<Login> {
         at_most(
             "device_id",
-            device_id.as_ref().map_or("", |d| d.as_str()),
+            device.id.as_ref().map_or("", |d| d.as_str()),
             MAX_DEVICE_ID_BYTES,
         )?;
         at_most(
             "initial_device_display_name",
-            display_name.as_deref().unwrap_or(""),
+            device.display_name.as_deref().unwrap_or(""),
             MAX_DEVICE_NAME_BYTES,
         )?;
-        let device_id = device_id.unwrap_or_else(|| random(10).to_uppercase().into());
+        let device_id = device
+            .id
+            .unwrap_or_else(|| random(10).to_uppercase().into());
         let access_token = format!("hth_{}", random(40));
+        let refresh = device
+            .refresh
+            .then(|| (format!("htr_{}", random(40)), self.token_lifetime_ms));
         let old = self.trees.device(user, &device_id)?;
-        let device = Device {
-            display_name: display_name.or(old.and_then(|d| d.display_name)),
+        let record = Device {
+            display_name: device.display_name.or(old.and_then(|d| d.display_name)),
             token_hash: token_hash(&access_token),
             last_seen_ts: now_ms(),
+            refresh_hash: refresh.as_ref().map(|(token, _)| token_hash(token)),
+            expires_at: refresh
+                .as_ref()
+                .map(|(_, lifetime)| now_ms().saturating_add(*lifetime)),
         };
         let session = Session {
             user_id: user.to_owned(),
             device_id: device_id.clone(),
+            expires_at: None,
         };
-        self.trees.put_device(&session, &device)?;
+        self.trees.put_device(&session, &record)?;
         Ok(Login {
             user_id: user.to_owned(),
             device_id,
             access_token,
+            refresh,
         })
+    }
+
+    /// `POST /refresh`: a new access token (and refresh token) for the
+    /// device a refresh token renews; the old pair stops working.
+    /// Spec: client-server-api "Refreshing access tokens".
+    pub fn refresh(&self, refresh_token: &str) -> Result<Login> {
+        let unknown = || {
+            Error::unknown_token("unknown or used refresh token").with_field("soft_logout", false)
+        };
+        let hash = token_hash(refresh_token);
+        let session = self.trees.refreshed_session(&hash)?.ok_or_else(unknown)?;
+        let current = self
+            .trees
+            .device(&session.user_id, &session.device_id)?
+            .and_then(|d| d.refresh_hash);
+        if current.as_deref() != Some(hash.as_slice()) {
+            return Err(unknown());
+        }
+        self.active_user(&session.user_id).map_err(|_| unknown())?;
+        self.open_session(
+            &session.user_id,
+            NewDevice {
+                id: Some(session.device_id),
+                display_name: None,
+                refresh: true,
+            },
+        )
     }
 
     /// Whose token this is. Spec: client-server-api "Using access tokens".
@@ -352,6 +402,12 @@ impl AccountService {
             .trees
             .session(&token_hash(token))?
             .ok_or_else(unknown)?;
+        if session.expires_at.is_some_and(|at| at <= now_ms()) {
+            // Expired, not revoked: the client refreshes and carries on.
+            return Err(
+                Error::unknown_token("the access token expired").with_field("soft_logout", true)
+            );
+        }
         self.active_user(&session.user_id).map_err(|_| unknown())?;
         Ok(session)
     }

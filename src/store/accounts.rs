@@ -19,6 +19,10 @@ pub(super) const DEVICES: &str = "devices";
 /// `access_tokens`: SHA-256 of the token → JSON [`Session`]. Only hashes
 /// are kept, so a copy of `data/` does not hold usable tokens.
 pub(super) const ACCESS_TOKENS: &str = "access_tokens";
+/// `refresh_tokens`: SHA-256 of a refresh token → JSON [`Session`] (its
+/// `expires_at` unset): the device it renews. One per device, replaced
+/// with its access token.
+pub(super) const REFRESH_TOKENS: &str = "refresh_tokens";
 /// `account_data`: `user_id 0xFF room_id-or-empty 0xFF type` → JSON
 /// [`AccountData`].
 pub(super) const ACCOUNT_DATA: &str = "account_data";
@@ -55,6 +59,12 @@ pub struct Device {
     /// Hash of the device's current access token.
     pub token_hash: Vec<u8>,
     pub last_seen_ts: u64,
+    /// Hash of its refresh token, when its client asked for one; then
+    /// the access token expires (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_hash: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 /// Who an access token belongs to.
@@ -62,6 +72,10 @@ pub struct Device {
 pub struct Session {
     pub user_id: ruma::OwnedUserId,
     pub device_id: ruma::OwnedDeviceId,
+    /// When the access token expires (ms since the epoch): only tokens
+    /// of clients that asked for a refresh token do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +90,7 @@ pub struct AccountTrees {
     users: Tree,
     devices: Tree,
     tokens: Tree,
+    refresh: Tree,
     account_data: Tree,
     filters: Tree,
     txns: Tree,
@@ -98,6 +113,7 @@ impl AccountTrees {
             users: db.open_tree(USERS)?,
             devices: db.open_tree(DEVICES)?,
             tokens: db.open_tree(ACCESS_TOKENS)?,
+            refresh: db.open_tree(REFRESH_TOKENS)?,
             account_data: db.open_tree(ACCOUNT_DATA)?,
             filters: db.open_tree(FILTERS)?,
             txns: db.open_tree(CLIENT_TXNS)?,
@@ -136,6 +152,14 @@ impl AccountTrees {
             .transpose()
     }
 
+    /// The device a refresh token renews.
+    pub fn refreshed_session(&self, refresh_hash: &[u8]) -> Result<Option<Session>> {
+        self.refresh
+            .get(refresh_hash)?
+            .map(|v| decode(REFRESH_TOKENS, &v))
+            .transpose()
+    }
+
     pub fn device(&self, user: &UserId, device: &DeviceId) -> Result<Option<Device>> {
         self.devices
             .get(user_key(user, device.as_str()))?
@@ -161,15 +185,28 @@ impl AccountTrees {
         let key = user_key(&session.user_id, session.device_id.as_str());
         let old = self.device(&session.user_id, &session.device_id)?;
         let device_bytes = encode(device)?;
-        let session_bytes = encode(session)?;
+        let session_bytes = encode(&Session {
+            expires_at: device.expires_at,
+            ..session.clone()
+        })?;
+        let renews = encode(&Session {
+            expires_at: None,
+            ..session.clone()
+        })?;
         let _pass = self.devices.pass()?;
-        (self.devices.sled(), self.tokens.sled())
-            .transaction(|(devices, tokens)| {
+        (self.devices.sled(), self.tokens.sled(), self.refresh.sled())
+            .transaction(|(devices, tokens, refresh)| {
                 if let Some(old) = &old {
                     tokens.remove(old.token_hash.as_slice())?;
+                    if let Some(hash) = &old.refresh_hash {
+                        refresh.remove(hash.as_slice())?;
+                    }
                 }
                 devices.insert(key.as_slice(), device_bytes.as_slice())?;
                 tokens.insert(device.token_hash.as_slice(), session_bytes.as_slice())?;
+                if let Some(hash) = &device.refresh_hash {
+                    refresh.insert(hash.as_slice(), renews.as_slice())?;
+                }
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
             .map_err(|e| StoreError::data(format!("storing device: {e:?}")))?;
@@ -184,9 +221,12 @@ impl AccountTrees {
             return Ok(());
         };
         let _pass = self.devices.pass()?;
-        (self.devices.sled(), self.tokens.sled())
-            .transaction(|(devices, tokens)| {
+        (self.devices.sled(), self.tokens.sled(), self.refresh.sled())
+            .transaction(|(devices, tokens, refresh)| {
                 tokens.remove(old.token_hash.as_slice())?;
+                if let Some(hash) = &old.refresh_hash {
+                    refresh.remove(hash.as_slice())?;
+                }
                 devices.remove(key.as_slice())?;
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })

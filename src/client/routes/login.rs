@@ -34,6 +34,9 @@ struct LoginRequest {
     password: Option<String>,
     device_id: Option<OwnedDeviceId>,
     initial_device_display_name: Option<String>,
+    /// Whether the client can refresh its access token (which then expires).
+    #[serde(default)]
+    refresh_token: bool,
 }
 
 pub fn routes(services: Services) -> Route {
@@ -92,14 +95,27 @@ async fn login(services: Services, bytes: Bytes, from: Option<IpAddr>) -> Result
             NewDevice {
                 id: request.device_id,
                 display_name: request.initial_device_display_name,
+                refresh: request.refresh_token,
             },
             from,
         )
         .await?;
-    Ok(json!({
+    let mut answer = login_answer(&login);
+    answer["home_server"] = json!(login.user_id.server_name());
+    Ok(answer)
+}
+
+/// What login and registration answer for a new session: the token, and
+/// for a client that asked, the refresh token and the token's lifetime.
+pub(super) fn login_answer(login: &crate::accounts::Login) -> Value {
+    let mut answer = json!({
         "user_id": login.user_id,
         "access_token": login.access_token,
         "device_id": login.device_id,
-        "home_server": login.user_id.server_name(),
-    }))
+    });
+    if let Some((refresh_token, lifetime)) = &login.refresh {
+        answer["refresh_token"] = json!(refresh_token);
+        answer["expires_in_ms"] = json!(lifetime);
+    }
+    answer
 }

@@ -31,6 +31,7 @@ mod public_rooms;
 mod pushrules;
 mod receipt;
 mod redact;
+mod refresh;
 mod register;
 mod relations;
 mod report;
@@ -112,6 +113,7 @@ pub fn routes(services: Services) -> Route {
         threads::route(services.clone()),
         search::route(services.clone()),
         upgrade::route(services.clone()),
+        refresh::route(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use warp::Filter;
 
 use crate::{
-    accounts::uia::Verdict,
+    accounts::{uia::Verdict, NewDevice},
     admin::tokens_match,
     client::{body, respond, v3, Route, Services},
     error::{Error, Result},
@@ -29,6 +29,8 @@ struct RegisterRequest {
     initial_device_display_name: Option<String>,
     #[serde(default)]
     inhibit_login: bool,
+    #[serde(default)]
+    refresh_token: bool,
 }
 
 pub fn routes(services: Services) -> Route {
@@ -144,14 +146,13 @@ async fn register(
     }
     let login = services.accounts.open_session(
         &user,
-        fields.device_id,
-        fields.initial_device_display_name,
+        NewDevice {
+            id: fields.device_id,
+            display_name: fields.initial_device_display_name,
+            refresh: fields.refresh_token,
+        },
     )?;
-    Ok(json!({
-        "user_id": login.user_id,
-        "access_token": login.access_token,
-        "device_id": login.device_id,
-    }))
+    Ok(super::login::login_answer(&login))
 }
 
 fn available(services: &Services, query: &str) -> Result<Value> {

@@ -20,6 +20,11 @@ pub fn route() -> Route {
                 // this is set, whatever the versions say.
                 "unstable_features": {
                     "org.matrix.e2e_cross_signing": true,
+                    // Threads, threaded receipts and recursive relations,
+                    // for clients that look for them by name (all in v1.10).
+                    "org.matrix.msc3440.stable": true,
+                    "org.matrix.msc3771": true,
+                    "org.matrix.msc3981": true,
                 },
             }))
         })
