@@ -8,6 +8,7 @@ pub mod backup;
 pub mod blocking;
 pub mod client;
 pub mod config;
+pub mod delayed;
 pub mod delivery;
 pub mod e2ee;
 pub mod edus;

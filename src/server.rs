@@ -96,6 +96,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ = services.edus.run_typing_timers() => {}
         _ = prune_idempotency_records(store.clone()) => {}
         _ = services.media.run_retention() => {}
+        _ = services.delayed.run() => {}
         _ = watch_disk(store.clone(), min_free) => {}
         _ = crate::backup::schedule::run(services.backups.clone(), config.backup.clone()) => {}
         _ = serve(federation_listener, tls, federation_routes, listening.clone()) => {}
@@ -201,6 +202,10 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
             client: client.clone(),
         })?),
         voip: Arc::new(config.voip.clone()),
+        delayed: Arc::new(crate::delayed::DelayedEvents::new(
+            rooms.clone(),
+            store.delayed.clone(),
+        )),
         reports: Arc::new(crate::reports::ReportService::new(
             store.reports.clone(),
             rooms.clone(),

@@ -52,6 +52,7 @@ pub struct ServiceSet {
     pub key_backups: Arc<crate::e2ee::backup::KeyBackups>,
     pub voip: Arc<crate::config::Voip>,
     pub reports: Arc<crate::reports::ReportService>,
+    pub delayed: Arc<crate::delayed::DelayedEvents>,
 }
 
 /// What one user (or, for registration, one address) may do per minute,

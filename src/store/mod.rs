@@ -7,6 +7,7 @@ pub mod aliases;
 pub mod backfill;
 mod compression;
 mod counter;
+pub mod delayed;
 pub mod destinations;
 mod disk;
 pub mod dump;
@@ -61,6 +62,7 @@ pub struct Store {
     pub media: media::MediaTrees,
     pub key_backup: key_backup::KeyBackupTrees,
     pub reports: reports::ReportTree,
+    pub delayed: delayed::DelayedTree,
     /// The database and its write gate (for flushes and backups).
     db: tree::Database,
     /// Free space on the data directory's disk, as last sampled.
@@ -151,6 +153,8 @@ impl Store {
             public_rooms: aliases::PublicRoomTree::new(open(aliases::PUBLIC_ROOMS)?),
             e2ee: e2ee::E2eeTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
             media: media::MediaTrees::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
+            delayed: delayed::DelayedTree::open(&db)
+                .map_err(|e| OpenError::Other(e.to_string()))?,
             key_backup: key_backup::KeyBackupTrees::open(&db, &ids)
                 .map_err(|e| OpenError::Other(e.to_string()))?,
             reports: reports::ReportTree::open(&db, &ids)

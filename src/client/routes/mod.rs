@@ -6,6 +6,7 @@ mod account_data;
 mod capabilities;
 mod context;
 mod create_room;
+mod delayed_events;
 mod devices;
 mod directory;
 mod event;
@@ -114,6 +115,7 @@ pub fn routes(services: Services) -> Route {
         search::route(services.clone()),
         upgrade::route(services.clone()),
         refresh::route(services.clone()),
+        delayed_events::routes(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()

@@ -10,7 +10,7 @@ use warp::Filter;
 use crate::{
     client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
-    http_util::{body_limited, percent_decode},
+    http_util::{body_limited, percent_decode, raw_query},
     request::room_id,
     store::accounts::Session,
 };
@@ -21,11 +21,18 @@ pub fn route(services: Services) -> Route {
         .and(warp::path!("rooms" / String / "send" / String / String))
         .and(warp::put())
         .and(session(services.accounts.clone()))
+        .and(raw_query())
         .and(body_limited())
         .then(
-            move |room: String, kind: String, txn: String, session: Session, bytes: Bytes| {
+            move |room: String,
+                  kind: String,
+                  txn: String,
+                  session: Session,
+                  query: String,
+                  bytes: Bytes| {
                 let services = put_services.clone();
-                async move { respond(send(services, room, kind, Some(txn), session, bytes)).await }
+                let sent = (room, kind, Some(txn));
+                async move { respond(send(services, sent, session, &query, bytes)).await }
             },
         );
     // r0's `POST` without a transaction ID: not idempotent, still sent by
@@ -38,7 +45,7 @@ pub fn route(services: Services) -> Route {
         .then(
             move |room: String, kind: String, session: Session, bytes: Bytes| {
                 let services = services.clone();
-                async move { respond(send(services, room, kind, None, session, bytes)).await }
+                async move { respond(send(services, (room, kind, None), session, "", bytes)).await }
             },
         );
     put.or(post).unify().boxed()
@@ -46,10 +53,9 @@ pub fn route(services: Services) -> Route {
 
 async fn send(
     services: Services,
-    room: String,
-    kind: String,
-    txn: Option<String>,
+    (room, kind, txn): (String, String, Option<String>),
     session: Session,
+    query: &str,
     bytes: Bytes,
 ) -> Result<Value> {
     let room = room_id(&room)?;
@@ -70,6 +76,14 @@ async fn send(
         .rooms
         .check_new_relation(&room, &session.user_id, &kind, &content)?;
     services.user_limits.message(&session.user_id)?;
+    if let Some(delay) = delay_of(query)? {
+        let txn = txn.as_deref().map(|t| (session.device_id.as_str(), t));
+        let id = services
+            .delayed
+            .schedule(&session.user_id, &room, (&kind, None), content, delay, txn)
+            .await?;
+        return Ok(json!({ "delay_id": id }));
+    }
     let rooms = &services.rooms;
     let event_id = match &txn {
         Some(txn) => {
@@ -125,4 +139,16 @@ pub(super) fn check_content(room: &RoomId, kind: &str, content: &Value) -> Resul
         _ => {}
     }
     Ok(())
+}
+
+/// MSC4140's `org.matrix.msc4140.delay` (ms): send the event that much
+/// later, as a delayed event, unless restarted or cancelled.
+pub(super) fn delay_of(query: &str) -> Result<Option<u64>> {
+    crate::request::param(query, "org.matrix.msc4140.delay")
+        .map(|d| {
+            d.parse::<u64>().map_err(|_| {
+                Error::invalid_param("org.matrix.msc4140.delay must be a number of ms")
+            })
+        })
+        .transpose()
 }

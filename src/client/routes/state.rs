@@ -53,11 +53,18 @@ pub fn routes(services: Services) -> Route {
     let put = one
         .and(warp::put())
         .and(session(services.accounts.clone()))
+        .and(raw_query())
         .and(body_limited())
         .then(
-            move |room: String, kind: String, key: String, session: Session, bytes: Bytes| {
+            move |room: String,
+                  kind: String,
+                  key: String,
+                  session: Session,
+                  query: String,
+                  bytes: Bytes| {
                 let services = services.clone();
-                async move { respond(put_state(services, room, kind, key, session, bytes)).await }
+                let target = (room, kind, key);
+                async move { respond(put_state(services, target, session, &query, bytes)).await }
             },
         );
     all.or(get).unify().or(put).unify().boxed()
@@ -114,10 +121,9 @@ fn get_state(
 
 async fn put_state(
     services: Services,
-    room: String,
-    kind: String,
-    key: String,
+    (room, kind, key): (String, String, String),
     session: Session,
+    query: &str,
     bytes: Bytes,
 ) -> Result<Value> {
     let room = room_id(&room)?;
@@ -129,6 +135,20 @@ async fn put_state(
             .directory
             .check_canonical_alias(&room, &content)
             .await?;
+    }
+    if let Some(delay) = super::send::delay_of(query)? {
+        let id = services
+            .delayed
+            .schedule(
+                &session.user_id,
+                &room,
+                (&kind, Some(&key)),
+                content,
+                delay,
+                None,
+            )
+            .await?;
+        return Ok(json!({ "delay_id": id }));
     }
     let event_id = services
         .rooms

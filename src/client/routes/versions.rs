@@ -25,6 +25,8 @@ pub fn route() -> Route {
                     "org.matrix.msc3440.stable": true,
                     "org.matrix.msc3771": true,
                     "org.matrix.msc3981": true,
+                    // Delayed events (client/routes/delayed_events.rs).
+                    "org.matrix.msc4140": true,
                 },
             }))
         })
