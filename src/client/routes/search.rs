@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use ruma::{
     api::client::search::search_events::v3::{
-        Categories, Criteria, EventContextResult, GroupingKey, OrderBy, Response, ResultCategories,
+        Categories, Criteria, EventContextResult, GroupingKey, OrderBy, ResultCategories,
         ResultGroup, ResultGroupMap, ResultRoomEvents, SearchKeys, SearchResult, UserProfile,
     },
     events::StateEventType,
@@ -20,7 +20,7 @@ use warp::Filter;
 
 use super::relations::raw_events;
 use crate::{
-    client::{body, session, typed, v3, Route, Services},
+    client::{body, session, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, raw_query, reply},
     request::Query,
@@ -41,6 +41,12 @@ const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 100;
 /// Events of context on each side of a result at most.
 const MAX_CONTEXT: usize = 20;
+
+/// The response's body, as ruma's `Response` serialises it.
+#[derive(serde::Serialize)]
+struct ResponseBody {
+    search_categories: ResultCategories,
+}
 
 #[derive(Deserialize)]
 struct SearchBody {
@@ -75,7 +81,18 @@ fn search(
     if let Some(criteria) = request.search_categories.room_events {
         categories.room_events = room_events(services, user, &criteria, query.get("next_batch"))?;
     }
-    Ok(typed(Response::new(categories)))
+    // ruma leaves an empty `results` out; matrix-js-sdk reads it as a
+    // list (Synapse always sends one), so it is put back.
+    let mut body = serde_json::to_value(ResponseBody {
+        search_categories: categories,
+    })
+    .map_err(|e| Error::internal(e.to_string()))?;
+    if let Some(room_events) = body["search_categories"]["room_events"].as_object_mut() {
+        room_events
+            .entry("results")
+            .or_insert_with(|| serde_json::json!([]));
+    }
+    Ok(crate::http_util::ok_json(&body))
 }
 
 fn fields(keys: Option<&[SearchKeys]>) -> Result<u8> {

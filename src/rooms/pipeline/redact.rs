@@ -16,7 +16,7 @@ use super::RoomService;
 use crate::{
     error::{Error, Result},
     rooms::event::Pdu,
-    store::rooms::{relations::Related, search::Searchable, Append, EventMeta, Status},
+    store::rooms::{relations::Related, Append, EventMeta, Status},
 };
 
 impl RoomService {
@@ -120,9 +120,6 @@ impl RoomService {
             return Ok(None);
         }
         append.unrelated.extend(Related::of(target, &object, &meta));
-        if meta.stream > 0 {
-            append.unsearchable = Searchable::of(target, &object, &meta);
-        }
         let because = RedactedBecause::from_json(redaction_object.clone());
         let redacted = redact(object, &rules.redaction, Some(because))
             .map_err(|e| Error::internal(format!("redacting {target}: {e}")))?;

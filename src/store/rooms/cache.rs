@@ -42,7 +42,6 @@ pub(super) struct Staged {
     /// `relations` and `threads` entries written or removed.
     pub(super) relations: super::relations::Overlay,
     pub(super) threads: super::relations::Overlay,
-    pub(super) search: super::relations::Overlay,
     /// Written entries the receive path reads again and again.
     pub(super) cached: Cached,
     /// How many times written entries moved from here to `cached`: a
@@ -133,7 +132,6 @@ impl Staged {
         self.auth_children.retain(|_, n| *n > last);
         self.relations.retain(|_, (n, _)| *n > last);
         self.threads.retain(|_, (n, _)| *n > last);
-        self.search.retain(|_, (n, _)| *n > last);
     }
 }
 

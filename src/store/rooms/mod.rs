@@ -94,7 +94,7 @@ pub struct RoomTrees {
     auth_children: Tree,
     relations: Tree,
     threads: Tree,
-    search: Tree,
+    search: Arc<search::SearchIndex>,
 }
 
 fn room_prefix(room: &str) -> Vec<u8> {
@@ -115,8 +115,8 @@ impl RoomTrees {
     ) -> sled::Result<Self> {
         let events = merge_event_meta(db)?;
         let (relations, threads) = relations::open(db, &events)?;
-        Ok(Self {
-            search: search::open(db, &events)?,
+        let trees = Self {
+            search: Arc::new(search::open(db)?),
             relations,
             threads,
             auth_children: auth_children::open(db, &events)?,
@@ -140,7 +140,11 @@ impl RoomTrees {
             staged: Arc::default(),
             assigning: Arc::default(),
             written: Arc::new(tokio::sync::watch::Sender::new(Written::default())),
-        })
+        };
+        trees
+            .catch_up_search()
+            .map_err(|e| sled::Error::Unsupported(e.to_string()))?;
+        Ok(trees)
     }
 
     fn staged(&self) -> MutexGuard<'_, Staged> {

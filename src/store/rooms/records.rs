@@ -139,9 +139,8 @@ pub struct Append {
     pub related: Vec<super::relations::Related>,
     /// Entries a redaction removes: its target's.
     pub unrelated: Vec<super::relations::Related>,
-    /// The event's words in the search index, and a redacted target's.
+    /// The event's words, for the search index.
     pub searchable: Option<super::search::Searchable>,
-    pub unsearchable: Option<super::search::Searchable>,
 }
 
 /// An `events` record: metadata length, metadata, JSON.

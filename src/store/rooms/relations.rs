@@ -168,18 +168,15 @@ impl Related {
                 .map(|k| (k, add.then(Vec::new)))
                 .into_iter()
                 .collect(),
-            search: Vec::new(),
         }
     }
 }
 
-/// Index entries to write (`Some`) or remove (`None`): the relations
-/// index's and the search index's.
+/// Index entries to write (`Some`) or remove (`None`).
 #[derive(Default)]
 pub(super) struct Changes {
     pub(super) relations: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     pub(super) threads: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    pub(super) search: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 fn child_key(room: &str, parent: &str, stream: u64, child: &str) -> Vec<u8> {

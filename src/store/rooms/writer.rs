@@ -48,6 +48,8 @@ impl RoomTrees {
             }
             if let Some(searchable) = &mut append.searchable {
                 searchable.stream = stream;
+                // Under the staging lock: the tail takes events in order.
+                self.search.add(searchable)?;
             }
             self.position.send_modify(|p| *p = (*p).max(stream));
         }
@@ -204,7 +206,6 @@ impl RoomTrees {
             self.auth_children.sled(),
             self.relations.sled(),
             self.threads.sled(),
-            self.search.sled(),
         );
         let encoded = batch
             .iter()
@@ -226,7 +227,6 @@ impl RoomTrees {
                 auth_children,
                 relations,
                 threads,
-                search,
             )| {
                 for (append, encoded) in batch.iter().map(|s| &s.append).zip(&encoded) {
                     for (id, short) in &append.new_event_shorts {
@@ -256,7 +256,6 @@ impl RoomTrees {
                     for changes in index_changes(append) {
                         apply(relations, &changes.relations)?;
                         apply(threads, &changes.threads)?;
-                        apply(search, &changes.search)?;
                     }
                     for (destination, seq) in &append.outbound {
                         outbound.insert(
@@ -398,9 +397,6 @@ pub(super) fn stage(
         for (key, value) in changes.threads {
             staged.threads.insert(key, (n, value));
         }
-        for (key, value) in changes.search {
-            staged.search.insert(key, (n, value));
-        }
     }
     for (id, json, meta) in append.also_stored.iter().chain(&append.event) {
         staged
@@ -442,17 +438,10 @@ pub(super) fn write_event(
     Ok(())
 }
 
-/// The index entries (relations, search) an append removes, then writes.
+/// The relations index entries an append removes, then writes.
 fn index_changes(append: &Append) -> impl Iterator<Item = Changes> + '_ {
     let removed = append.unrelated.iter().map(|r| r.changes(false));
-    let added = append.related.iter().map(|r| r.changes(true));
-    let words = |s: &super::search::Searchable, remove| Changes {
-        search: s.entries(remove),
-        ..Changes::default()
-    };
-    let unsearched = append.unsearchable.iter().map(move |s| words(s, true));
-    let searched = append.searchable.iter().map(move |s| words(s, false));
-    removed.chain(unsearched).chain(added).chain(searched)
+    removed.chain(append.related.iter().map(|r| r.changes(true)))
 }
 
 /// Writes (`Some`) or removes (`None`) each entry.
