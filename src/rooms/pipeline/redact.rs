@@ -16,7 +16,7 @@ use super::RoomService;
 use crate::{
     error::{Error, Result},
     rooms::event::Pdu,
-    store::rooms::{relations::Related, Append, EventMeta, Status},
+    store::rooms::{relations::Related, Append, Status},
 };
 
 impl RoomService {
@@ -67,8 +67,9 @@ impl RoomService {
         .await
     }
 
-    /// Rewrites the target of an accepted redaction redacted, and drops
-    /// its relation to another event, when the redaction may take effect.
+    /// Rewrites the target of an accepted redaction redacted (stored
+    /// with the redaction), and drops its relation to another event, when
+    /// the redaction may take effect.
     pub(in crate::rooms) fn redact_target(
         &self,
         room: &RoomId,
@@ -77,35 +78,17 @@ impl RoomService {
         redaction_object: &CanonicalJsonObject,
         append: &mut Append,
     ) -> Result<()> {
-        if let Some((target, json, meta)) =
-            self.redacted_target(room, rules, redaction, redaction_object, append)?
-        {
-            append.also_stored.push((target, json, meta));
-        }
-        Ok(())
-    }
-
-    /// The target rewritten redacted, its relation added to `append`'s
-    /// removals.
-    fn redacted_target(
-        &self,
-        room: &RoomId,
-        rules: &RoomVersionRules,
-        redaction: &Pdu,
-        redaction_object: &CanonicalJsonObject,
-        append: &mut Append,
-    ) -> Result<Option<(OwnedEventId, Vec<u8>, EventMeta)>> {
         let Some(target) = &redaction.redacts else {
-            return Ok(None);
+            return Ok(());
         };
         let (Some(meta), Some(object)) = (
             self.trees.event_meta(target.as_str())?,
             self.trees.event_json(target.as_str())?,
         ) else {
-            return Ok(None);
+            return Ok(());
         };
         if meta.room_id != room || matches!(meta.status, Status::Rejected(_)) {
-            return Ok(None);
+            return Ok(());
         }
         let target_sender = match object.get("sender") {
             Some(CanonicalJsonValue::String(s)) => {
@@ -117,14 +100,15 @@ impl RoomService {
             .as_ref()
             .is_some_and(|s| s.server_name() == redaction.sender.server_name());
         if !same_server && !self.may_redact_others(room, &redaction.sender)? {
-            return Ok(None);
+            return Ok(());
         }
         append.unrelated.extend(Related::of(target, &object, &meta));
         let because = RedactedBecause::from_json(redaction_object.clone());
         let redacted = redact(object, &rules.redaction, Some(because))
             .map_err(|e| Error::internal(format!("redacting {target}: {e}")))?;
         let json = serde_json::to_vec(&redacted).map_err(|e| Error::internal(e.to_string()))?;
-        Ok(Some((target.clone(), json, meta)))
+        append.also_stored.push((target.clone(), json, meta));
+        Ok(())
     }
 
     /// Whether `user`'s power level reaches the room's `redact` level.
