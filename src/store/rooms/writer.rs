@@ -36,6 +36,9 @@ impl RoomTrees {
             if let Some((_, _, meta)) = &mut append.event {
                 meta.stream = stream;
             }
+            for (_, seq) in &mut append.outbound {
+                *seq = stream;
+            }
             // The event's own entries; outliers have no position.
             for related in &mut append.related {
                 if append
