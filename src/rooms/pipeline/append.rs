@@ -307,7 +307,7 @@ impl RoomService {
             .related
             .extend(Related::of(&pdu.event_id, &checked.object, &meta));
         if append.timeline.is_some() {
-            append.searchable = Searchable::of(&pdu.event_id, &checked.object, &meta);
+            append.searchable = Searchable::of(&checked.object, &meta);
         }
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);

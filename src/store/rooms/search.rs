@@ -53,7 +53,6 @@ const MAX_WORD: usize = 40;
 pub struct Searchable {
     pub room: ruma::OwnedRoomId,
     pub stream: u64,
-    pub event: ruma::OwnedEventId,
     pub words: BTreeMap<String, u8>,
 }
 
@@ -84,11 +83,7 @@ pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 impl Searchable {
     /// The entry an appended event makes, if it is in the timeline and
     /// has text to find.
-    pub fn of(
-        event: &ruma::OwnedEventId,
-        pdu: &CanonicalJsonObject,
-        meta: &EventMeta,
-    ) -> Option<Self> {
+    pub fn of(pdu: &CanonicalJsonObject, meta: &EventMeta) -> Option<Self> {
         if meta.status != Status::Accepted || meta.outlier {
             return None;
         }
@@ -109,7 +104,6 @@ impl Searchable {
         (!found.is_empty()).then(|| Self {
             room: meta.room_id.clone(),
             stream: meta.stream,
-            event: event.clone(),
             words: found,
         })
     }
@@ -332,7 +326,7 @@ impl RoomTrees {
             else {
                 continue;
             };
-            if let Some(searchable) = Searchable::of(&id, &pdu, &meta) {
+            if let Some(searchable) = Searchable::of(&pdu, &meta) {
                 self.search.add(&searchable)?;
             }
         }

@@ -36,7 +36,7 @@ fn said(name: &str, body: &str) -> Append {
     let pdu = message(body);
     let meta = meta(1);
     Append {
-        searchable: Searchable::of(&id, &pdu, &meta),
+        searchable: Searchable::of(&pdu, &meta),
         event: Some((id, serde_json::to_vec(&pdu).expect("json"), meta)),
         timeline: Some(0),
         room: Some((
