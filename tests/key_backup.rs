@@ -2,11 +2,20 @@
 //! updated and deleted; keys stored by the spec's "better copy" rules at
 //! each of the three scopes, read back, counted and tagged; a stale
 //! version refused with the current one named; nothing shown to another
-//! user; everything acknowledged still there after `kill -9`.
+//! user; everything acknowledged still there after `kill -9`. And Element's
+//! "secure backup" through its own library (matrix-js-sdk): a new device
+//! reads encrypted history once it restores the backup.
 
 mod common;
 
-use common::{client::Client, rooms::encode, Hearth, TestCa};
+use std::time::Duration;
+
+use common::{
+    client::{Client, PASSWORD},
+    js,
+    rooms::encode,
+    Hearth, TestCa,
+};
 use serde_json::{json, Value};
 
 const ALGORITHM: &str = "m.megolm_backup.v1.curve25519-aes-sha2";
@@ -209,4 +218,61 @@ async fn keys_are_backed_up_by_the_specs_rules_and_survive_kill_9() {
         )
         .await;
     assert_eq!(status, 400);
+}
+
+/// matrix-js-sdk sets up cross-signing, secret storage and a backup on one
+/// device, sends two encrypted messages and backs their session up; a new
+/// device of the same user sees them undecryptable until it opens secret
+/// storage with the recovery key and restores the backup from hearth.
+#[tokio::test]
+async fn a_new_device_reads_encrypted_history_from_the_backup_matrix_js_sdk() {
+    let ca = TestCa::new();
+    let h = Hearth::start(&ca);
+    let alice = Client::login(&h, "alice").await;
+    let args = [
+        format!("http://{}", h.client),
+        "alice".to_owned(),
+        PASSWORD.to_owned(),
+    ];
+    let out = js::run_script("key_backup.mjs", &args, Duration::from_secs(240))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let last = out.lines().last().unwrap_or_default();
+    let report: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{out}: {e}"));
+
+    assert_eq!(report["cross_signing_ready"], true, "{report}");
+    assert_eq!(report["secret_storage_ready"], true, "{report}");
+    assert_eq!(report["backup_algorithm"], ALGORITHM, "{report}");
+    assert_eq!(report["trusted_on_a"], true, "{report}");
+    // One Megolm session carried both messages.
+    assert_eq!(report["backup_count"], 1, "{report}");
+    assert_eq!(
+        report["before_restore"],
+        json!(["unable to decrypt", "unable to decrypt"]),
+        "{report}"
+    );
+    assert_eq!(report["backup_found_on_b"], report["backup_version"]);
+    assert_eq!(report["restored"], json!({"total": 1, "imported": 1}));
+    assert_eq!(
+        report["after_restore"],
+        json!([
+            "the spare key is under the flowerpot",
+            "and the wifi password is hunter2"
+        ]),
+        "{report}"
+    );
+
+    // What the library uploaded is what hearth holds.
+    let info = alice.ok("GET", "room_keys/version", json!(null)).await;
+    assert_eq!(info["version"], report["backup_version"]);
+    assert_eq!(info["count"], 1);
+    let version = info["version"].as_str().expect("version");
+    let keys = alice
+        .ok(
+            "GET",
+            &format!("room_keys/keys?version={version}"),
+            json!(null),
+        )
+        .await;
+    let rooms = keys["rooms"].as_object().expect("rooms");
+    assert_eq!(rooms.len(), 1, "{keys}");
 }

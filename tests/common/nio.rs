@@ -4,9 +4,9 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     sync::Mutex,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 static INSTALL: Mutex<()> = Mutex::new(());
@@ -33,36 +33,7 @@ pub fn run_script(script: &str, args: &[String], limit: Duration) -> Result<Stri
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(script);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let stdout_path = dir.path().join("stdout");
-    let stderr_path = dir.path().join("stderr");
-    let mut child = Command::new(python())
-        .arg(&path)
-        .args(args)
-        .stdout(std::fs::File::create(&stdout_path).expect("stdout"))
-        .stderr(std::fs::File::create(&stderr_path).expect("stderr"))
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start python");
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    match status {
-        Some(s) if s.success() => Ok(stdout),
-        Some(s) => Err(format!("{script} failed ({s}):\n{stdout}\n{stderr}")),
-        None => Err(format!(
-            "{script} took longer than {limit:?}:\n{stdout}\n{stderr}"
-        )),
-    }
+    let mut command = Command::new(python());
+    command.arg(&path).args(args);
+    super::script::run(command, script, limit)
 }
