@@ -1,8 +1,9 @@
 //! Room upgrades over a real process: refused without power, for an
 //! unknown version or room; then a replacement room with the old one's
 //! state and `predecessor`, aliases, canonical alias and directory entry
-//! moved, the old room tombstoned and closed to messages, and tags
-//! following their users (the upgrader at once, others when they join).
+//! moved, the old room tombstoned and closed to messages, and tags and
+//! room push rules following their users (the upgrader at once, others
+//! when they join).
 
 mod common;
 
@@ -28,6 +29,16 @@ async fn tags(client: &Client<'_>, room: &str) -> Value {
         )
         .await["tags"]
         .clone()
+}
+
+async fn push_rule(client: &Client<'_>, kind: &str, id: &str) -> Value {
+    client
+        .ok(
+            "GET",
+            &format!("pushrules/global/{kind}/{}", encode(id)),
+            json!(null),
+        )
+        .await
 }
 
 #[tokio::test]
@@ -56,6 +67,13 @@ async fn a_room_is_upgraded_with_its_state_aliases_and_tags() {
         )
         .await;
     }
+    // Alice mutes the room as Element does; bob gives it a room rule.
+    let mute = json!({"actions": [], "conditions": [
+        {"kind": "event_match", "key": "room_id", "pattern": old}]});
+    let rule = |kind: &str| format!("pushrules/global/{kind}/{}", encode(&old));
+    alice.ok("PUT", &rule("override"), mute).await;
+    bob.ok("PUT", &rule("room"), json!({"actions": ["notify"]}))
+        .await;
     let upgrade = format!("rooms/{}/upgrade", encode(&old));
 
     // Refusals.
@@ -156,9 +174,22 @@ async fn a_room_is_upgraded_with_its_state_aliases_and_tags() {
         .collect();
     assert_eq!(listed, [new.as_str()], "{public}");
 
-    // Tags: the upgrader's at once, bob's when he joins.
+    // Tags and push rules: the upgrader's at once, bob's when he joins.
     assert_eq!(tags(&alice, &new).await, json!({"m.favourite": {}}));
+    let muted = push_rule(&alice, "override", &new).await;
+    assert_eq!(muted["actions"], json!([]), "{muted}");
+    assert_eq!(muted["conditions"][0]["pattern"], new.as_str(), "{muted}");
+    let (status, _) = bob
+        .call(
+            "GET",
+            &format!("pushrules/global/room/{}", encode(&new)),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 404, "bob's rule waits for his join");
     bob.ok("POST", &format!("join/{}", encode(&new)), json!({}))
         .await;
     assert_eq!(tags(&bob, &new).await, json!({"u.veg": {}}));
+    let bobs = push_rule(&bob, "room", &new).await;
+    assert_eq!(bobs["actions"], json!(["notify"]), "{bobs}");
 }

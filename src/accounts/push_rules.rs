@@ -4,8 +4,11 @@
 //! Spec: client-server-api "Push Rules".
 
 use ruma::{
-    push::{AnyPushRuleRef, Ruleset},
-    UserId,
+    push::{
+        AnyPushRuleRef, EventMatchConditionData, NewConditionalPushRule, NewPushRule,
+        NewSimplePushRule, PushCondition, RuleKind, Ruleset,
+    },
+    RoomId, UserId,
 };
 use serde_json::Value;
 
@@ -26,15 +29,97 @@ pub fn ruleset(accounts: &AccountService, user: &UserId) -> Result<Ruleset> {
     }
 }
 
-/// Stores a changed ruleset at a new stream position, so `/sync` shows it.
-pub fn save(
+/// One edit of a user's ruleset at a time, so two never drop each other's.
+static CHANGING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Applies `change` to the user's ruleset and, when it says it changed
+/// something, stores the ruleset at a new stream position (`/sync` shows it).
+pub fn edit(
     accounts: &AccountService,
     rooms: &RoomService,
     user: &UserId,
-    ruleset: &Ruleset,
+    change: impl FnOnce(&mut Ruleset) -> Result<bool>,
 ) -> Result<()> {
-    let content = serde_json::json!({ "global": ruleset });
+    let _one = CHANGING.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rules = ruleset(accounts, user)?;
+    if !change(&mut rules)? {
+        return Ok(());
+    }
+    let content = serde_json::json!({ "global": rules });
     accounts.set_account_data(rooms, user, None, PUSH_RULES, content)
+}
+
+/// A room upgrade's push rules: the user's enabled rules about the old
+/// room (its room rule; override and underride rules matching its
+/// `room_id`, such as Element's "mute"), again for the replacement, under
+/// IDs naming it, unless the user has those already. As Synapse does.
+/// Spec: client-server-api "Room Upgrades" (settings transferred).
+pub fn copy_room_push_rules(
+    accounts: &AccountService,
+    rooms: &RoomService,
+    user: &UserId,
+    old: &RoomId,
+    new: &RoomId,
+) -> Result<()> {
+    edit(accounts, rooms, user, |rules| {
+        let mut copies = Vec::new();
+        if let Some(AnyPushRuleRef::Room(rule)) = rules.get(RuleKind::Room, old) {
+            if rule.enabled {
+                copies.push(NewPushRule::Room(NewSimplePushRule::new(
+                    new.to_owned(),
+                    rule.actions.clone(),
+                )));
+            }
+        }
+        for (kind, list) in [
+            (RuleKind::Override, &rules.override_),
+            (RuleKind::Underride, &rules.underride),
+        ] {
+            for rule in list
+                .iter()
+                .filter(|r| r.enabled && about(&r.conditions, old))
+            {
+                let conditions = rule.conditions.iter().map(|c| moved(c, old, new)).collect();
+                let id = rule.rule_id.replace(old.as_str(), new.as_str());
+                let copy = NewConditionalPushRule::new(id, conditions, rule.actions.clone());
+                copies.push(match kind {
+                    RuleKind::Override => NewPushRule::Override(copy),
+                    _ => NewPushRule::Underride(copy),
+                });
+            }
+        }
+        let mut changed = false;
+        for copy in copies {
+            if rules.get(copy.kind(), copy.rule_id()).is_none() {
+                rules
+                    .insert(copy, None, None)
+                    .map_err(|e| Error::internal(format!("copied push rule: {e}")))?;
+                changed = true;
+            }
+        }
+        Ok(changed)
+    })
+}
+
+fn about(conditions: &[PushCondition], room: &RoomId) -> bool {
+    conditions.iter().any(|c| names(c, room))
+}
+
+/// Whether `condition` matches the room ID `room`.
+fn names(condition: &PushCondition, room: &RoomId) -> bool {
+    matches!(condition, PushCondition::EventMatch(m) if m.key == "room_id" && m.pattern == room.as_str())
+}
+
+/// `condition`, naming `new` where it named `old`.
+fn moved(condition: &PushCondition, old: &RoomId, new: &RoomId) -> PushCondition {
+    if names(condition, old) {
+        PushCondition::EventMatch(EventMatchConditionData::new(
+            "room_id".to_owned(),
+            new.to_string(),
+        ))
+    } else {
+        condition.clone()
+    }
 }
 
 /// One rule as clients see it.

@@ -95,10 +95,22 @@ impl AccountService {
         )
     }
 
+    /// What follows a user from an upgraded room to its replacement: tags
+    /// and push rules. Spec: client-server-api "Room Upgrades".
+    pub fn carry_over_room(
+        &self,
+        rooms: &RoomService,
+        user: &UserId,
+        old: &RoomId,
+        new: &RoomId,
+    ) -> Result<()> {
+        self.copy_room_tags(rooms, user, old, new)?;
+        super::push_rules::copy_room_push_rules(self, rooms, user, old, new)
+    }
+
     /// A room upgrade's tags: the old room's, on the replacement, unless
     /// the user has tagged that already.
-    /// Spec: client-server-api "Room Upgrades" (settings transferred).
-    pub fn copy_room_tags(
+    fn copy_room_tags(
         &self,
         rooms: &RoomService,
         user: &UserId,

@@ -66,11 +66,12 @@ async fn join(
         .membership
         .join(&room, &session.user_id, &servers, &content)
         .await?;
-    // Joining an upgraded room's replacement carries the user's tags over.
+    // Joining an upgraded room's replacement carries the user's tags and
+    // push rules over.
     if let Some(old) = services.rooms.predecessor(&room)? {
         services
             .accounts
-            .copy_room_tags(&services.rooms, &session.user_id, &old, &room)?;
+            .carry_over_room(&services.rooms, &session.user_id, &old, &room)?;
     }
     Ok(json!({ "room_id": room }))
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use warp::Filter;
 
 use crate::{
-    accounts::push_rules::{rule_json, ruleset, save},
+    accounts::push_rules::{edit, rule_json, ruleset},
     client::{body, respond, session, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, percent_decode, raw_query},
@@ -94,37 +94,40 @@ fn one_rule(
     request: RuleRequest,
 ) -> Result<Value> {
     let user = &session.user_id;
-    let mut rules = ruleset(&services.accounts, user)?;
     let not_found = || Error::not_found(format!("no push rule {}", request.id));
-    let found = rules.get(request.kind.clone(), &request.id);
-    let answer = match (&method, request.part.as_deref()) {
-        (&http::Method::GET, None) => return rule_json(found.ok_or_else(not_found)?),
-        (&http::Method::GET, Some("enabled")) => {
-            return Ok(json!({"enabled": found.ok_or_else(not_found)?.enabled()}))
+    if method == http::Method::GET {
+        let rules = ruleset(&services.accounts, user)?;
+        let found = rules.get(request.kind.clone(), &request.id);
+        let found = found.ok_or_else(not_found)?;
+        return match request.part.as_deref() {
+            None => rule_json(found),
+            Some("enabled") => Ok(json!({"enabled": found.enabled()})),
+            Some("actions") => Ok(json!({"actions": found.actions()})),
+            _ => Err(Error::unrecognized("no such push rule endpoint")),
+        };
+    }
+    edit(&services.accounts, &services.rooms, user, |rules| {
+        match (&method, request.part.as_deref()) {
+            (&http::Method::DELETE, None) => rules
+                .remove(request.kind.clone(), &request.id)
+                .map_err(|e| refusal(e.to_string(), not_found)),
+            (&http::Method::PUT, None) => put_rule(rules, &request),
+            (&http::Method::PUT, Some("enabled")) => {
+                let enabled: bool = field(&request.bytes, "enabled")?;
+                rules
+                    .set_enabled(request.kind.clone(), &request.id, enabled)
+                    .map_err(|_| not_found())
+            }
+            (&http::Method::PUT, Some("actions")) => {
+                let actions: Vec<Action> = field(&request.bytes, "actions")?;
+                rules
+                    .set_actions(request.kind.clone(), &request.id, actions)
+                    .map_err(|_| not_found())
+            }
+            _ => Err(Error::unrecognized("no such push rule endpoint")),
         }
-        (&http::Method::GET, Some("actions")) => {
-            return Ok(json!({"actions": found.ok_or_else(not_found)?.actions()}))
-        }
-        (&http::Method::DELETE, None) => rules
-            .remove(request.kind.clone(), &request.id)
-            .map_err(|e| refusal(e.to_string(), not_found)),
-        (&http::Method::PUT, None) => put_rule(&mut rules, &request),
-        (&http::Method::PUT, Some("enabled")) => {
-            let enabled: bool = field(&request.bytes, "enabled")?;
-            rules
-                .set_enabled(request.kind.clone(), &request.id, enabled)
-                .map_err(|_| not_found())
-        }
-        (&http::Method::PUT, Some("actions")) => {
-            let actions: Vec<Action> = field(&request.bytes, "actions")?;
-            rules
-                .set_actions(request.kind.clone(), &request.id, actions)
-                .map_err(|_| not_found())
-        }
-        _ => return Err(Error::unrecognized("no such push rule endpoint")),
-    };
-    answer?;
-    save(&services.accounts, &services.rooms, user, &rules)?;
+        .map(|()| true)
+    })?;
     Ok(json!({}))
 }
 

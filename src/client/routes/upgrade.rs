@@ -54,8 +54,11 @@ async fn upgrade(
         .upgrade(&room, user, version, &request.additional_creators)
         .await?;
     services.directory.move_to(&room, &new, user).await?;
-    // The upgrading user's tags follow the room (others' when they join).
-    services.accounts.copy_room_tags(rooms, user, &room, &new)?;
+    // The upgrading user's tags and push rules follow the room (others'
+    // when they join).
+    services
+        .accounts
+        .carry_over_room(rooms, user, &room, &new)?;
     rooms.retire(&room, user, &new).await?;
     Ok(typed(Response::new(new)))
 }
