@@ -18,15 +18,11 @@ use crate::{
     rooms::RoomService,
 };
 
-pub const PUSH_RULES: &str = "m.push_rules";
+pub use crate::rooms::notify::PUSH_RULES;
 
 /// The user's ruleset.
-pub fn ruleset(accounts: &AccountService, user: &UserId) -> Result<Ruleset> {
-    match accounts.trees.account_data(user, None, PUSH_RULES)? {
-        Some(data) => serde_json::from_value(data.content["global"].clone())
-            .map_err(|e| Error::internal(format!("stored push rules: {e}"))),
-        None => Ok(Ruleset::server_default(user)),
-    }
+pub fn ruleset(rooms: &RoomService, user: &UserId) -> Result<Ruleset> {
+    Ok(Ruleset::clone(&*rooms.push_rules(user)?))
 }
 
 /// One edit of a user's ruleset at a time, so two never drop each other's.
@@ -41,12 +37,15 @@ pub fn edit(
     change: impl FnOnce(&mut Ruleset) -> Result<bool>,
 ) -> Result<()> {
     let _one = CHANGING.lock().unwrap_or_else(|e| e.into_inner());
-    let mut rules = ruleset(accounts, user)?;
+    let mut rules = ruleset(rooms, user)?;
     if !change(&mut rules)? {
         return Ok(());
     }
     let content = serde_json::json!({ "global": rules });
-    accounts.set_account_data(rooms, user, None, PUSH_RULES, content)
+    let saved = accounts.set_account_data(rooms, user, None, PUSH_RULES, content);
+    // Evaluated from the next event on.
+    rooms.push_rules_changed(user);
+    saved
 }
 
 /// A room upgrade's push rules: the user's enabled rules about the old

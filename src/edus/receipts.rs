@@ -86,6 +86,7 @@ impl EduService {
             receipt["data"]["thread_id"] = thread.into();
         }
         self.trees.put_receipt(room, kind, user, &receipt)?;
+        self.rooms.mark_read(room, user, event, thread)?;
         if kind == "m.read" {
             self.outbox.queue_edu(
                 self.rooms.joined_servers(room)?,

@@ -12,6 +12,7 @@ pub mod history;
 pub mod ingest;
 pub mod join;
 pub mod membership;
+pub mod notify;
 pub mod outliers;
 pub mod partial;
 pub mod pipeline;

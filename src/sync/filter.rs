@@ -55,6 +55,12 @@ impl Filter {
         self.definition.room.state.lazy_load_options
     }
 
+    /// Whether the client counts threads apart (`unread_thread_notifications`
+    /// in the timeline filter). Spec: "Threaded read receipts".
+    pub fn thread_counts(&self) -> bool {
+        self.definition.room.timeline.unread_thread_notifications
+    }
+
     /// Whether events go out as federation PDUs rather than client events.
     pub fn federation_format(&self) -> bool {
         self.definition.event_format == EventFormat::Federation

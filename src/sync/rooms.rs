@@ -100,14 +100,41 @@ impl SyncService {
             json!({})
         };
         let state = self.state_block(pass, room, &timeline, standing.held, &senders)?;
-        Ok(Some(json!({
+        let mut entry = json!({
             "timeline": self.timeline_json(pass, room, &timeline)?,
             "state": {"events": state},
             "ephemeral": {"events": ephemeral},
             "account_data": {"events": account_data},
-            "unread_notifications": {},
             "summary": summary,
-        })))
+        });
+        self.add_unread(pass, room, &mut entry)?;
+        Ok(Some(entry))
+    }
+
+    /// `unread_notifications` (all threads, or the main timeline only for
+    /// a client that counts threads apart, with `unread_thread_notifications`).
+    /// Spec: client-server-api "Receiving notifications".
+    fn add_unread(&self, pass: &Pass<'_>, room: &RoomId, entry: &mut Value) -> Result<()> {
+        let unread = self.rooms.unread(pass.user, room)?;
+        let counts = |(notifications, highlights): (u64, u64)| json!({"notification_count": notifications, "highlight_count": highlights});
+        if pass.filter.thread_counts() {
+            entry["unread_notifications"] = counts(unread.main);
+            if !unread.threads.is_empty() {
+                let threads: serde_json::Map<String, Value> = unread
+                    .threads
+                    .into_iter()
+                    .map(|(root, n)| (root.to_string(), counts(n)))
+                    .collect();
+                entry["unread_thread_notifications"] = threads.into();
+            }
+        } else {
+            let all = unread
+                .threads
+                .values()
+                .fold(unread.main, |(n, h), (tn, th)| (n + tn, h + th));
+            entry["unread_notifications"] = counts(all);
+        }
+        Ok(())
     }
 
     /// A room the user left or was banned from since the token (or ever,

@@ -25,6 +25,7 @@ mod media;
 mod members;
 mod membership;
 mod messages;
+mod notifications;
 mod openid;
 mod presence;
 mod profile;
@@ -112,6 +113,7 @@ pub fn routes(services: Services) -> Route {
         room_summary::route(services.clone()),
         relations::route(services.clone()),
         threads::route(services.clone()),
+        notifications::route(services.clone()),
         search::route(services.clone()),
         upgrade::route(services.clone()),
         refresh::route(services.clone()),

@@ -25,24 +25,24 @@ use crate::{
 };
 
 pub fn routes(services: Services) -> Route {
-    let accounts = services.accounts.clone();
+    let rooms = services.rooms.clone();
     let all = v3()
         .and(warp::path("pushrules"))
         .and(warp::path::end())
         .and(warp::get())
         .and(session(services.accounts.clone()))
         .then(move |session: Session| {
-            let accounts = accounts.clone();
-            respond(async move { Ok(json!({ "global": ruleset(&accounts, &session.user_id)? })) })
+            let rooms = rooms.clone();
+            respond(async move { Ok(json!({ "global": ruleset(&rooms, &session.user_id)? })) })
         });
-    let accounts = services.accounts.clone();
+    let rooms = services.rooms.clone();
     let global = v3()
         .and(warp::path!("pushrules" / "global"))
         .and(warp::get())
         .and(session(services.accounts.clone()))
         .then(move |session: Session| {
-            let accounts = accounts.clone();
-            respond(async move { to_value(ruleset(&accounts, &session.user_id)?) })
+            let rooms = rooms.clone();
+            respond(async move { to_value(ruleset(&rooms, &session.user_id)?) })
         });
     let rule = v3()
         .and(warp::path!("pushrules" / "global" / String / String / ..))
@@ -96,7 +96,7 @@ fn one_rule(
     let user = &session.user_id;
     let not_found = || Error::not_found(format!("no push rule {}", request.id));
     if method == http::Method::GET {
-        let rules = ruleset(&services.accounts, user)?;
+        let rules = ruleset(&services.rooms, user)?;
         let found = rules.get(request.kind.clone(), &request.id);
         let found = found.ok_or_else(not_found)?;
         return match request.part.as_deref() {

@@ -218,6 +218,11 @@ impl RoomService {
         mut shorts: Shorts<'_>,
         destinations: Vec<OwnedServerName>,
     ) -> Result<()> {
+        // Judged at the state before the event, as its auth was.
+        let notified = match status {
+            Status::Accepted => self.notified_by(room, &pdu, &checked.object, &before)?,
+            _ => Vec::new(),
+        };
         let before_group = match before_group {
             Some(group) => group,
             None => shorts.save_short(None, ShortState::clone(&before))?,
@@ -308,6 +313,7 @@ impl RoomService {
             .extend(Related::of(&pdu.event_id, &checked.object, &meta));
         if append.timeline.is_some() {
             append.searchable = Searchable::of(&checked.object, &meta);
+            append.notified = notified;
         }
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);

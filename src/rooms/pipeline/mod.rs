@@ -58,6 +58,8 @@ pub struct RoomService {
     pub(in crate::rooms) groups: GroupCache,
     pub(in crate::rooms) pdus: PduCache,
     pub(in crate::rooms) servers: JoinedServers,
+    /// Our users' parsed push rules.
+    pub(in crate::rooms) rulesets: crate::rooms::notify::Rulesets,
     /// Woken whenever an event is queued for other servers.
     pub(in crate::rooms) outbound_ready: Arc<tokio::sync::Notify>,
 }
@@ -101,7 +103,7 @@ impl RoomService {
         outbound_ready: Arc<tokio::sync::Notify>,
     ) -> Self {
         Self {
-            server_name,
+            server_name: server_name.clone(),
             default_version,
             trees: store.rooms.clone(),
             pending: store.pending.clone(),
@@ -112,7 +114,8 @@ impl RoomService {
             locks: Mutex::new(HashMap::new()),
             groups: GroupCache::default(),
             pdus: PduCache::default(),
-            servers: JoinedServers::default(),
+            servers: JoinedServers::new(server_name.clone()),
+            rulesets: Default::default(),
             outbound_ready,
         }
     }

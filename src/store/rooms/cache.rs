@@ -42,6 +42,8 @@ pub(super) struct Staged {
     /// `relations` and `threads` entries written or removed.
     pub(super) relations: super::relations::Overlay,
     pub(super) threads: super::relations::Overlay,
+    /// `notifications` entries of staged events.
+    pub(super) notifications: super::relations::Overlay,
     /// Written entries the receive path reads again and again.
     pub(super) cached: Cached,
     /// How many times written entries moved from here to `cached`: a
@@ -132,6 +134,7 @@ impl Staged {
         self.auth_children.retain(|_, n| *n > last);
         self.relations.retain(|_, (n, _)| *n > last);
         self.threads.retain(|_, (n, _)| *n > last);
+        self.notifications.retain(|_, (n, _)| *n > last);
     }
 }
 

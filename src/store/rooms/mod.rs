@@ -25,6 +25,7 @@ use crate::store::error::{Result, StoreError};
 mod auth_children;
 mod cache;
 mod migrations;
+pub mod notifications;
 mod records;
 pub mod relations;
 pub mod search;
@@ -94,6 +95,7 @@ pub struct RoomTrees {
     auth_children: Tree,
     relations: Tree,
     threads: Tree,
+    notifications: Tree,
     search: Arc<search::SearchIndex>,
 }
 
@@ -119,6 +121,7 @@ impl RoomTrees {
             search: Arc::new(search::open(db)?),
             relations,
             threads,
+            notifications: notifications::open(db)?,
             auth_children: auth_children::open(db, &events)?,
             events,
             event_short: db.open_tree(EVENT_SHORT)?,

@@ -141,6 +141,8 @@ pub struct Append {
     pub unrelated: Vec<super::relations::Related>,
     /// The event's words, for the search index.
     pub searchable: Option<super::search::Searchable>,
+    /// The users the event notified.
+    pub notified: Vec<super::notifications::Notified>,
 }
 
 /// An `events` record: metadata length, metadata, JSON.

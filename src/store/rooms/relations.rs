@@ -251,11 +251,11 @@ impl RoomTrees {
     }
 }
 
-type Range = (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
+pub(super) type Range = (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
 
 /// The keys under `prefix` after `start` (exclusive), or before it when
 /// walking `back`.
-fn bounds(prefix: &[u8], start: Option<Vec<u8>>, back: bool) -> Range {
+pub(super) fn bounds(prefix: &[u8], start: Option<Vec<u8>>, back: bool) -> Range {
     use std::ops::Bound::{Excluded, Included};
     let mut end = prefix.to_vec();
     end.push(key::SEP);
@@ -278,7 +278,7 @@ fn staged_in(staged: &Overlay, range: &Range) -> Vec<(Vec<u8>, Option<Vec<u8>>)>
 /// Walks the keys in `range`, the staged entries (read before the tree:
 /// one written meanwhile is then seen in both, and the staged copy wins)
 /// over what is written, forward or back.
-fn walk<E: From<StoreError>>(
+pub(super) fn walk<E: From<StoreError>>(
     tree: &Tree,
     staged: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     range: Range,

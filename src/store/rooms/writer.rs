@@ -49,6 +49,9 @@ impl RoomTrees {
                     related.stream = stream;
                 }
             }
+            for notified in &mut append.notified {
+                notified.stream = stream;
+            }
             if let Some(searchable) = &mut append.searchable {
                 searchable.stream = stream;
                 // Under the staging lock: the tail takes events in order.
@@ -209,6 +212,7 @@ impl RoomTrees {
             self.auth_children.sled(),
             self.relations.sled(),
             self.threads.sled(),
+            self.notifications.sled(),
         );
         let encoded = batch
             .iter()
@@ -230,6 +234,7 @@ impl RoomTrees {
                 auth_children,
                 relations,
                 threads,
+                notifications,
             )| {
                 for (append, encoded) in batch.iter().map(|s| &s.append).zip(&encoded) {
                     for (id, short) in &append.new_event_shorts {
@@ -259,6 +264,11 @@ impl RoomTrees {
                     for changes in index_changes(append) {
                         apply(relations, &changes.relations)?;
                         apply(threads, &changes.threads)?;
+                    }
+                    for notified in &append.notified {
+                        for (key, value) in notified.entries() {
+                            notifications.insert(key, value)?;
+                        }
                     }
                     for (destination, seq) in &append.outbound {
                         outbound.insert(
@@ -401,6 +411,7 @@ pub(super) fn stage(
             staged.threads.insert(key, (n, value));
         }
     }
+    super::notifications::stage(&mut staged.notifications, &append.notified, n);
     for (id, json, meta) in append.also_stored.iter().chain(&append.event) {
         staged
             .events

@@ -1,0 +1,168 @@
+//! Push rules evaluated as events are appended, ours or other servers'
+//! (client-server-api "Push Notifications", "Push Rules"): for each of our
+//! users joined to the room except the sender (and the invitee of an
+//! invite), the first of their rules that applies decides; a `notify`
+//! action becomes a notification written with the event, which unread
+//! counts and `GET /notifications` read (`reads.rs`).
+//!
+//! ruma evaluates the rules. Its `Ruleset::get_actions` flattens the event
+//! anew for every user; here it is flattened once per event and each
+//! user's rules run over the same flattening, and parsed rulesets are kept
+//! until the user changes them.
+
+mod reads;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use futures_util::FutureExt;
+use ruma::{
+    events::TimelineEventType,
+    push::{Action, FlattenedJson, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset},
+    serde::Raw,
+    CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedUserId, RoomId, UInt, UserId,
+};
+
+use super::{event::Pdu, RoomService};
+use crate::{
+    error::{Error, Result},
+    store::rooms::{notifications::Notified, relations::relation_of, ShortState},
+};
+
+/// The account data type push rules are kept under.
+pub const PUSH_RULES: &str = "m.push_rules";
+
+/// Parsed rulesets, until their user changes them.
+#[derive(Default)]
+pub struct Rulesets(Mutex<HashMap<OwnedUserId, Arc<Ruleset>>>);
+
+impl RoomService {
+    /// The user's push rules: the spec's defaults until they change one.
+    pub fn push_rules(&self, user: &UserId) -> Result<Arc<Ruleset>> {
+        let cached = self.rulesets.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rules) = cached.get(user) {
+            return Ok(rules.clone());
+        }
+        drop(cached);
+        let rules = match self.accounts.account_data(user, None, PUSH_RULES)? {
+            Some(data) => serde_json::from_value(data.content["global"].clone())
+                .map_err(|e| Error::internal(format!("stored push rules: {e}")))?,
+            None => Ruleset::server_default(user),
+        };
+        let rules = Arc::new(rules);
+        let mut cached = self.rulesets.0.lock().unwrap_or_else(|e| e.into_inner());
+        cached.insert(user.to_owned(), rules.clone());
+        Ok(rules)
+    }
+
+    /// Forgets the user's parsed rules after they changed them.
+    pub fn push_rules_changed(&self, user: &UserId) {
+        let mut cached = self.rulesets.0.lock().unwrap_or_else(|e| e.into_inner());
+        cached.remove(user);
+    }
+
+    /// The notifications `pdu` makes, judged at the state `before` it.
+    pub(in crate::rooms) fn notified_by(
+        &self,
+        room: &RoomId,
+        pdu: &Pdu,
+        object: &CanonicalJsonObject,
+        before: &Arc<ShortState>,
+    ) -> Result<Vec<Notified>> {
+        let audience = self.servers.audience(&self.trees, room, before)?;
+        let mut targets: Vec<(OwnedUserId, Option<u64>)> = audience
+            .local
+            .into_iter()
+            .filter(|(user, _)| *user != pdu.sender)
+            .map(|(user, member)| (user, Some(member)))
+            .collect();
+        if let Some(invitee) = invitee(pdu, self.server_name()) {
+            targets.push((invitee, None));
+        }
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw =
+            serde_json::value::to_raw_value(object).map_err(|e| Error::internal(e.to_string()))?;
+        let event = FlattenedJson::from_raw(&Raw::<()>::from_json(raw));
+        let power = self
+            .power_levels(room)
+            .ok()
+            .map(PushConditionPowerLevelsCtx::from);
+        let thread = thread_of(object);
+        let members = UInt::try_from(audience.joined).unwrap_or(UInt::MAX);
+        let mut notified = Vec::new();
+        for (user, member) in targets {
+            let name = member.map(|m| self.display_name(m)).transpose()?.flatten();
+            let mut context = PushConditionRoomCtx::new(
+                room.to_owned(),
+                members,
+                user.clone(),
+                name.unwrap_or_default(),
+            );
+            if let Some(power) = &power {
+                context = context.with_power_levels(power.clone());
+            }
+            let rules = self.push_rules(&user)?;
+            let Some(actions) = first_match(&rules, &event, &context) else {
+                continue;
+            };
+            if !actions.iter().any(Action::should_notify) {
+                continue;
+            }
+            notified.push(Notified {
+                user,
+                room: room.to_owned(),
+                stream: 0,
+                highlight: actions.iter().any(Action::is_highlight),
+                thread: thread.clone(),
+                actions: serde_json::to_vec(actions).map_err(|e| Error::internal(e.to_string()))?,
+            });
+        }
+        Ok(notified)
+    }
+
+    /// The `displayname` of a member event, by its short id.
+    fn display_name(&self, member: u64) -> Result<Option<String>> {
+        let id = self.trees.short_event(member)?;
+        let event = self.trees.event_json(id.as_str())?;
+        Ok(event.and_then(|e| match e.get("content") {
+            Some(CanonicalJsonValue::Object(content)) => match content.get("displayname") {
+                Some(CanonicalJsonValue::String(name)) => Some(name.clone()),
+                _ => None,
+            },
+            _ => None,
+        }))
+    }
+}
+
+/// The actions of the first rule of `rules` that applies. The rules'
+/// conditions only wait on thread subscriptions, which we do not serve,
+/// so each evaluation is ready at once.
+fn first_match<'a>(
+    rules: &'a Ruleset,
+    event: &FlattenedJson,
+    context: &PushConditionRoomCtx,
+) -> Option<&'a [Action]> {
+    rules
+        .iter()
+        .find(|rule| rule.applies(event, context).now_or_never() == Some(true))
+        .map(|rule| rule.actions())
+}
+
+/// Our user an invite is for, who is not a member yet.
+fn invitee(pdu: &Pdu, ours: &ruma::ServerName) -> Option<OwnedUserId> {
+    if pdu.kind != TimelineEventType::RoomMember || pdu.membership() != Some("invite") {
+        return None;
+    }
+    let user = OwnedUserId::try_from(pdu.state_key.as_deref()?).ok()?;
+    (user.server_name() == ours).then_some(user)
+}
+
+/// The thread an event is in: its root, for a reply in a thread.
+fn thread_of(object: &CanonicalJsonObject) -> Option<OwnedEventId> {
+    let (parent, relation) = relation_of(object)?;
+    (relation.rel_type == crate::store::rooms::relations::THREAD).then_some(parent)
+}
