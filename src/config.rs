@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod media;
+mod push;
 mod voip;
 pub use auth::Auth;
 pub use media::Media;
+pub use push::Push;
 pub use voip::Voip;
 
 /// Published keys never expire sooner than this (the spec asks origin
@@ -46,6 +48,7 @@ pub struct Config {
     pub media: Media,
     pub voip: Voip,
     pub auth: Auth,
+    pub push: Push,
     /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
     pub log: String,
 }
@@ -354,6 +357,7 @@ impl Default for Config {
             media: Media::default(),
             voip: Voip::default(),
             auth: Auth::default(),
+            push: Push::default(),
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },

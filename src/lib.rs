@@ -22,6 +22,7 @@ pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod peers;
+pub mod push;
 pub mod rate_limit;
 pub mod reports;
 pub mod request;

@@ -97,6 +97,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ = prune_idempotency_records(store.clone()) => {}
         _ = services.media.run_retention() => {}
         _ = services.delayed.run() => {}
+        _ = services.push.clone().run() => {}
         _ = watch_disk(store.clone(), min_free) => {}
         _ = crate::backup::schedule::run(services.backups.clone(), config.backup.clone()) => {}
         _ = serve(federation_listener, tls, federation_routes, listening.clone()) => {}
@@ -206,6 +207,12 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
             rooms.clone(),
             store.delayed.clone(),
         )),
+        push: Arc::new(crate::push::PushService::new(
+            config,
+            store.pushers.clone(),
+            rooms.clone(),
+            &client,
+        )?),
         reports: Arc::new(crate::reports::ReportService::new(
             store.reports.clone(),
             rooms.clone(),

@@ -53,6 +53,7 @@ pub struct ServiceSet {
     pub voip: Arc<crate::config::Voip>,
     pub reports: Arc<crate::reports::ReportService>,
     pub delayed: Arc<crate::delayed::DelayedEvents>,
+    pub push: Arc<crate::push::PushService>,
 }
 
 /// What one user (or, for registration, one address) may do per minute,
@@ -175,7 +176,7 @@ impl Services {
             self.e2ee.device_removed(user, device)?;
             self.edus.drop_inbox(user, device)?;
         }
-        Ok(())
+        self.push.devices_removed(user, devices)
     }
 }
 

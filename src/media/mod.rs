@@ -117,7 +117,7 @@ pub struct MediaService {
     /// One fetch per remote item at a time: later askers wait for it.
     fetching: std::sync::Mutex<HashMap<(String, String), Turn>>,
     /// Pages fetched for link previews, and the answers kept.
-    pages: crate::net::page::PageFetcher,
+    pages: crate::net::web::WebClient,
     previews: preview::Previews,
     /// Thumbnails being made (decoding is the memory-hungry step).
     thumbnailing: Arc<tokio::sync::Semaphore>,
@@ -141,7 +141,7 @@ impl MediaService {
             .map_err(|e| format!("cannot open the media directory: {e}"))?;
         let store = setup.store.media.clone();
         let config = setup.config;
-        let pages = crate::net::page::PageFetcher::new(
+        let pages = crate::net::web::WebClient::new(
             setup.client.dns().clone(),
             crate::net::ip_policy::AddressPolicy::public_and(
                 &config.media.url_preview_ip_allowlist,

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::MediaService;
 use crate::{
     error::{Error, Result},
-    net::page::{Page, PageError},
+    net::web::{Page, WebError},
     store::media::MediaKey,
 };
 
@@ -112,13 +112,13 @@ impl MediaService {
             .get(url, limit, DEADLINE)
             .await
             .map_err(|e| match e {
-                PageError::Refused(why) => Error::forbidden(why),
-                PageError::TooLarge => Error::new(
+                WebError::Refused(why) => Error::forbidden(why),
+                WebError::TooLarge => Error::new(
                     StatusCode::BAD_GATEWAY,
                     "M_TOO_LARGE",
                     format!("the page is larger than {limit} bytes"),
                 ),
-                PageError::Failed(why) => Error::remote(why),
+                WebError::Failed(why) => Error::remote(why),
             })
     }
 

@@ -76,6 +76,16 @@ impl AddressPolicy {
         })
     }
 
+    /// This policy, also permitting `allowlist` (CIDR ranges); what
+    /// `setting` names in errors.
+    pub fn and(mut self, allowlist: &[String], setting: &str) -> Result<Self, String> {
+        for entry in allowlist {
+            self.allowlist
+                .push(parse_cidr(entry).map_err(|e| format!("{setting}: {e}"))?);
+        }
+        Ok(self)
+    }
+
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.allow_private

@@ -8,6 +8,6 @@ pub mod backoff;
 pub mod dns;
 pub mod https;
 pub mod ip_policy;
-pub mod page;
 pub mod tls;
+pub mod web;
 pub mod well_known;

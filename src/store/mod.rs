@@ -21,6 +21,7 @@ pub mod media;
 pub mod outbound;
 pub mod partial;
 pub mod pending;
+pub mod pushers;
 mod recent;
 pub mod reports;
 pub mod rooms;
@@ -62,6 +63,7 @@ pub struct Store {
     pub media: media::MediaTrees,
     pub key_backup: key_backup::KeyBackupTrees,
     pub reports: reports::ReportTree,
+    pub pushers: pushers::PusherTree,
     pub delayed: delayed::DelayedTree,
     /// The database and its write gate (for flushes and backups).
     db: tree::Database,
@@ -159,6 +161,7 @@ impl Store {
                 .map_err(|e| OpenError::Other(e.to_string()))?,
             reports: reports::ReportTree::open(&db, &ids)
                 .map_err(|e| OpenError::Other(e.to_string()))?,
+            pushers: pushers::PusherTree::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
             data_dir: data_dir.into(),
             free_space: FreeSpace::default(),
             db,

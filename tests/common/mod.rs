@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod gateway;
 pub mod http;
 pub mod identity;
 pub mod js;

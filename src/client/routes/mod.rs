@@ -30,6 +30,7 @@ mod openid;
 mod presence;
 mod profile;
 mod public_rooms;
+mod pushers;
 mod pushrules;
 mod receipt;
 mod redact;
@@ -114,6 +115,7 @@ pub fn routes(services: Services) -> Route {
         relations::route(services.clone()),
         threads::route(services.clone()),
         notifications::route(services.clone()),
+        pushers::routes(services.clone()),
         search::route(services.clone()),
         upgrade::route(services.clone()),
         refresh::route(services.clone()),

@@ -12,6 +12,8 @@
 
 mod reads;
 
+pub use reads::{Notification, PushDetails};
+
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -55,6 +57,11 @@ impl RoomService {
         let mut cached = self.rulesets.0.lock().unwrap_or_else(|e| e.into_inner());
         cached.insert(user.to_owned(), rules.clone());
         Ok(rules)
+    }
+
+    /// Woken whenever an event notified one of our users (pushers wait on it).
+    pub fn notified_ready(&self) -> Arc<tokio::sync::Notify> {
+        self.notified_ready.clone()
     }
 
     /// Forgets the user's parsed rules after they changed them.

@@ -4,7 +4,7 @@
 //! Spec: client-server-api "Receiving notifications", "Receipts",
 //! "Threaded read receipts".
 
-use ruma::{EventId, OwnedEventId, OwnedRoomId, RoomId, UserId};
+use ruma::{events::StateEventType, EventId, OwnedEventId, OwnedRoomId, RoomId, UserId};
 
 use crate::{
     error::Result,
@@ -22,7 +22,54 @@ pub struct Notification {
     pub read: bool,
 }
 
+/// What a push tells of an event besides its ID (not for `event_id_only`).
+pub struct PushDetails {
+    pub event_type: Option<ruma::events::TimelineEventType>,
+    pub sender: Option<ruma::OwnedUserId>,
+    pub sender_display_name: Option<String>,
+    pub room_name: Option<String>,
+    pub state_key: Option<String>,
+    pub content: Option<Box<serde_json::value::RawValue>>,
+}
+
 impl RoomService {
+    /// An event's type, sender (and their display name), state key and
+    /// content, and its room's name, for a push.
+    pub fn push_details(
+        &self,
+        room: &RoomId,
+        event: &ruma::CanonicalJsonObject,
+    ) -> Result<PushDetails> {
+        let text = |key: &str| match event.get(key) {
+            Some(ruma::CanonicalJsonValue::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let sender = text("sender").and_then(|s| ruma::OwnedUserId::try_from(s).ok());
+        let sender_display_name = match &sender {
+            Some(sender) => {
+                self.current_content(room, &StateEventType::RoomMember, sender.as_str())?
+                    ["displayname"]
+                    .as_str()
+                    .map(str::to_owned)
+            }
+            None => None,
+        };
+        let room_name = self.current_content(room, &StateEventType::RoomName, "")?["name"]
+            .as_str()
+            .map(str::to_owned);
+        let content = event
+            .get("content")
+            .and_then(|c| serde_json::value::to_raw_value(c).ok());
+        Ok(PushDetails {
+            event_type: text("type").map(Into::into),
+            sender,
+            sender_display_name,
+            room_name,
+            state_key: text("state_key"),
+            content,
+        })
+    }
+
     /// Our user's read receipt (`m.read` or `m.read.private`; `thread`:
     /// `main`, a thread root, or none): what is unread starts after it.
     pub fn mark_read(
@@ -61,6 +108,7 @@ impl RoomService {
         self.trees.walk_notifications(
             user.as_str(),
             before,
+            true,
             |listed| -> crate::store::error::Result<bool> {
                 last = Some(listed.stream);
                 if !highlights || listed.highlight {
@@ -75,6 +123,42 @@ impl RoomService {
         }
         let more = notifications.len() >= limit;
         Ok((notifications, last.filter(|_| more)))
+    }
+
+    /// Up to `limit` of the user's notifications after position `after`,
+    /// oldest first: what a pusher has still to deliver; and the position
+    /// of the last one read (past those whose event is gone too).
+    pub fn notifications_after(
+        &self,
+        user: &UserId,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<Notification>, u64)> {
+        let mut found = Vec::new();
+        self.trees
+            .walk_notifications(user.as_str(), Some(after), false, |listed| {
+                found.push(listed);
+                Ok(found.len() < limit)
+            })?;
+        let last = found.last().map_or(after, |l| l.stream);
+        let mut notifications = Vec::new();
+        for listed in found {
+            notifications.extend(self.notification(user, listed)?);
+        }
+        Ok((notifications, last))
+    }
+
+    /// How many rooms hold unread notifications for the user: a push's
+    /// `counts.unread`.
+    pub fn rooms_with_unread(&self, user: &UserId) -> Result<u64> {
+        let mut rooms = 0;
+        for room in self.trees.rooms_with_entries(user.as_str())? {
+            let unread = self.unread(user, &room)?;
+            if unread.main.0 > 0 || !unread.threads.is_empty() {
+                rooms += 1;
+            }
+        }
+        Ok(rooms)
     }
 
     /// A listed notification with its event, if the event is still there.

@@ -317,7 +317,11 @@ impl RoomService {
         }
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);
+        let notifies = !append.notified.is_empty();
         self.trees.commit(append)?;
+        if notifies {
+            self.notified_ready.notify_one();
+        }
         if let Some(state) = after_state {
             self.groups.put(after_group, Arc::new(state));
         }

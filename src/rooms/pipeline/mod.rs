@@ -60,6 +60,8 @@ pub struct RoomService {
     pub(in crate::rooms) servers: JoinedServers,
     /// Our users' parsed push rules.
     pub(in crate::rooms) rulesets: crate::rooms::notify::Rulesets,
+    /// Woken whenever an event notified one of our users.
+    pub(in crate::rooms) notified_ready: Arc<tokio::sync::Notify>,
     /// Woken whenever an event is queued for other servers.
     pub(in crate::rooms) outbound_ready: Arc<tokio::sync::Notify>,
 }
@@ -116,6 +118,7 @@ impl RoomService {
             pdus: PduCache::default(),
             servers: JoinedServers::new(server_name.clone()),
             rulesets: Default::default(),
+            notified_ready: Arc::default(),
             outbound_ready,
         }
     }

@@ -213,24 +213,26 @@ impl RoomTrees {
         Ok(unread)
     }
 
-    /// The user's notifications, newest first, before stream `before`
-    /// (exclusive; from the newest when `None`), while `visit` says go on.
+    /// The user's notifications from stream `from` (exclusive; from the
+    /// first or, `back`, the newest when `None`), oldest first or, `back`,
+    /// newest first, while `visit` says go on.
     pub fn walk_notifications(
         &self,
         user: &str,
-        before: Option<u64>,
+        from: Option<u64>,
+        back: bool,
         mut visit: impl FnMut(Listed) -> Result<bool>,
     ) -> Result<()> {
         let prefix = key::prefix(&[LISTED, user.as_bytes()]);
-        let start = before.map(|stream| listed_key(user, stream));
-        let range = super::relations::bounds(&prefix, start, true);
+        let start = from.map(|stream| listed_key(user, stream));
+        let range = super::relations::bounds(&prefix, start, back);
         let staged: Vec<_> = self
             .staged()
             .notifications
             .range(range.clone())
             .map(|(k, (_, v))| (k.clone(), v.clone()))
             .collect();
-        super::relations::walk(&self.notifications, staged, range, true, |key, value| {
+        super::relations::walk(&self.notifications, staged, range, back, |key, value| {
             let stream = stream_at_end(key)?;
             let (room, rest) = key::split(value).ok_or_else(corrupt)?;
             let (flags, actions) = key::split(rest).ok_or_else(corrupt)?;
@@ -245,6 +247,33 @@ impl RoomTrees {
                 actions: actions.to_vec(),
             })
         })
+    }
+
+    /// The rooms where the user has unread entries (some may be read by
+    /// a thread's receipt: [`Self::unread`] tells).
+    pub fn rooms_with_entries(&self, user: &str) -> Result<Vec<OwnedRoomId>> {
+        let prefix = key::prefix(&[UNREAD, user.as_bytes()]);
+        let mut rooms: Vec<OwnedRoomId> = Vec::new();
+        let mut from = prefix.clone();
+        loop {
+            let Some(entry) = self.notifications.range(from..).next() else {
+                break;
+            };
+            let (key, _) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let (room, _) = key::split(&key[prefix.len()..]).ok_or_else(corrupt)?;
+            let room_id = std::str::from_utf8(room)
+                .ok()
+                .and_then(|r| OwnedRoomId::try_from(r).ok())
+                .ok_or_else(corrupt)?;
+            // On to the next room: past every key under this one.
+            from = key::prefix(&[UNREAD, user.as_bytes(), room]);
+            from.push(key::SEP);
+            rooms.push(room_id);
+        }
+        Ok(rooms)
     }
 
     /// The user's read position in `room` for the main timeline: how far

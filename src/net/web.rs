@@ -1,15 +1,16 @@
-//! Fetching a web page (or its image) for a URL preview: HTTP/1.1 over
-//! `http` or `https`, every address dialled only if the preview policy
-//! permits it (a name that resolves to a private address, or a redirect
-//! to one, is refused), at most five redirects, each checked again, and
-//! the body bounded in bytes and the whole in time. A user's URL must
-//! not become a way into the server's own network.
+//! Requests to URLs users give: a web page (or its image) for a URL
+//! preview, a notification to a push gateway. HTTP/1.1 over `http` or
+//! `https`, every address dialled only if the client's policy permits it
+//! (a name that resolves to a private address, or a redirect to one, is
+//! refused), at most five redirects for a page, each checked again, none
+//! for a push, and the answer bounded in bytes and the whole in time. A
+//! user's URL must not become a way into the server's own network.
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use http::{header, Request, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
+use http::{header, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName as TlsName;
 use tokio_rustls::TlsConnector;
@@ -25,20 +26,20 @@ pub struct Page {
 }
 
 #[derive(Debug)]
-pub enum PageError {
+pub enum WebError {
     /// The URL, or a redirect, leads to an address the policy refuses.
     Refused(String),
     TooLarge,
     Failed(String),
 }
 
-pub struct PageFetcher {
+pub struct WebClient {
     dns: Arc<Dns>,
     policy: AddressPolicy,
     tls: TlsConnector,
 }
 
-impl PageFetcher {
+impl WebClient {
     pub fn new(dns: Arc<Dns>, policy: AddressPolicy, tls: rustls::ClientConfig) -> Self {
         let mut tls = tls;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -51,36 +52,62 @@ impl PageFetcher {
 
     /// GETs `url`, following redirects, reading at most `limit` bytes,
     /// all within `deadline`.
-    pub async fn get(
-        &self,
-        url: &str,
-        limit: usize,
-        deadline: Duration,
-    ) -> Result<Page, PageError> {
+    pub async fn get(&self, url: &str, limit: usize, deadline: Duration) -> Result<Page, WebError> {
         tokio::time::timeout(deadline, self.follow(url, limit))
             .await
             .map_err(|_| {
-                PageError::Failed(format!("{url} took more than {}s", deadline.as_secs()))
+                WebError::Failed(format!("{url} took more than {}s", deadline.as_secs()))
             })?
     }
 
-    async fn follow(&self, url: &str, limit: usize) -> Result<Page, PageError> {
+    /// POSTs the JSON `body` to `url`, following no redirect: the status
+    /// and at most `limit` bytes of the answer, all within `deadline`.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: Bytes,
+        limit: usize,
+        deadline: Duration,
+    ) -> Result<(StatusCode, Bytes), WebError> {
+        let post = async {
+            let url: Uri = url
+                .parse()
+                .map_err(|e| WebError::Failed(format!("{url:?} is not a URL: {e}")))?;
+            let headers = [
+                (header::USER_AGENT, "hearth (Matrix push)"),
+                (header::CONTENT_TYPE, "application/json"),
+            ];
+            let response = self.once(&url, Method::POST, body, &headers).await?;
+            let status = response.status();
+            let answer = read_limited(response, limit).await?;
+            Ok((status, answer))
+        };
+        tokio::time::timeout(deadline, post).await.map_err(|_| {
+            WebError::Failed(format!("{url} took more than {}s", deadline.as_secs()))
+        })?
+    }
+
+    async fn follow(&self, url: &str, limit: usize) -> Result<Page, WebError> {
         let mut url: Uri = url
             .parse()
-            .map_err(|e| PageError::Failed(format!("{url:?} is not a URL: {e}")))?;
+            .map_err(|e| WebError::Failed(format!("{url:?} is not a URL: {e}")))?;
+        let headers = [
+            (header::USER_AGENT, "hearth (Matrix URL preview)"),
+            (header::ACCEPT, "text/html, image/*;q=0.8, */*;q=0.1"),
+        ];
         for _ in 0..=MAX_REDIRECTS {
-            let response = self.once(&url).await?;
+            let response = self.once(&url, Method::GET, Bytes::new(), &headers).await?;
             if response.status().is_redirection() {
                 let location = response
                     .headers()
                     .get(header::LOCATION)
                     .and_then(|l| l.to_str().ok())
-                    .ok_or_else(|| PageError::Failed("a redirect without a Location".into()))?;
+                    .ok_or_else(|| WebError::Failed("a redirect without a Location".into()))?;
                 url = redirect(&url, location)?;
                 continue;
             }
             if !response.status().is_success() {
-                return Err(PageError::Failed(format!(
+                return Err(WebError::Failed(format!(
                     "{url} answered {}",
                     response.status()
                 )));
@@ -90,31 +117,27 @@ impl PageFetcher {
                 .get(header::CONTENT_TYPE)
                 .and_then(|t| t.to_str().ok())
                 .map(str::to_owned);
-            let body = Limited::new(response.into_body(), limit)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        PageError::TooLarge
-                    } else {
-                        PageError::Failed(e.to_string())
-                    }
-                })?
-                .to_bytes();
+            let body = read_limited(response, limit).await?;
             return Ok(Page { content_type, body });
         }
-        Err(PageError::Failed(format!(
+        Err(WebError::Failed(format!(
             "more than {MAX_REDIRECTS} redirects"
         )))
     }
 
     /// One request to `url`, over a connection made for it.
-    async fn once(&self, url: &Uri) -> Result<http::Response<hyper::body::Incoming>, PageError> {
-        let failed = |e: String| PageError::Failed(format!("{url}: {e}"));
+    async fn once(
+        &self,
+        url: &Uri,
+        method: Method,
+        body: Bytes,
+        headers: &[(header::HeaderName, &str)],
+    ) -> Result<http::Response<hyper::body::Incoming>, WebError> {
+        let failed = |e: String| WebError::Failed(format!("{url}: {e}"));
         let https = match url.scheme_str() {
             Some("https") => true,
             Some("http") => false,
-            _ => return Err(PageError::Failed(format!("{url} is not http or https"))),
+            _ => return Err(WebError::Failed(format!("{url} is not http or https"))),
         };
         let host = url
             .host()
@@ -137,7 +160,7 @@ impl PageFetcher {
             .map(|ip| std::net::SocketAddr::new(ip, port))
             .collect();
         if permitted.is_empty() {
-            return Err(PageError::Refused(format!(
+            return Err(WebError::Refused(format!(
                 "{host} is not a public address, and this server previews only public pages"
             )));
         }
@@ -145,14 +168,15 @@ impl PageFetcher {
             .await
             .map_err(|e| failed(e.to_string()))?;
         let path = url.path_and_query().map_or("/", |p| p.as_str());
-        let request = Request::get(path)
-            .header(
-                header::HOST,
-                url.authority().map_or(host.as_str(), |a| a.as_str()),
-            )
-            .header(header::USER_AGENT, "hearth (Matrix URL preview)")
-            .header(header::ACCEPT, "text/html, image/*;q=0.8, */*;q=0.1")
-            .body(Empty::<Bytes>::new())
+        let mut request = Request::builder().method(method).uri(path).header(
+            header::HOST,
+            url.authority().map_or(host.as_str(), |a| a.as_str()),
+        );
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
+        let request = request
+            .body(Full::new(body))
             .map_err(|e| failed(e.to_string()))?;
         if https {
             let name = TlsName::try_from(host.clone()).map_err(|e| failed(e.to_string()))?;
@@ -168,9 +192,27 @@ impl PageFetcher {
     }
 }
 
+/// At most `limit` bytes of a response's body.
+async fn read_limited(
+    response: http::Response<hyper::body::Incoming>,
+    limit: usize,
+) -> Result<Bytes, WebError> {
+    Ok(Limited::new(response.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                WebError::TooLarge
+            } else {
+                WebError::Failed(e.to_string())
+            }
+        })?
+        .to_bytes())
+}
+
 async fn send<T>(
     io: T,
-    request: Request<Empty<Bytes>>,
+    request: Request<Full<Bytes>>,
 ) -> Result<http::Response<hyper::body::Incoming>, String>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -186,8 +228,8 @@ where
 }
 
 /// Where a redirect from `from` to `location` goes (absolute or not).
-fn redirect(from: &Uri, location: &str) -> Result<Uri, PageError> {
-    let bad = |e: String| PageError::Failed(format!("bad redirect {location:?}: {e}"));
+fn redirect(from: &Uri, location: &str) -> Result<Uri, WebError> {
+    let bad = |e: String| WebError::Failed(format!("bad redirect {location:?}: {e}"));
     if location.starts_with('/') && !location.starts_with("//") {
         let scheme = from.scheme_str().unwrap_or("https");
         let authority = from.authority().map_or("", |a| a.as_str());
