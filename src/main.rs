@@ -74,6 +74,18 @@ enum Command {
         #[command(subcommand)]
         command: MediaCommand,
     },
+    /// Push notifications to phones.
+    Push {
+        #[command(subcommand)]
+        command: PushCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PushCommand {
+    /// Send a test notification to each of USER's pushers and print what
+    /// each push gateway answered (needs the running server).
+    Test { user: String },
 }
 
 #[derive(Subcommand)]
@@ -196,6 +208,12 @@ fn main() -> ExitCode {
         Command::Reports { command } => runtime.block_on(async {
             let dismiss = command.map(|ReportsCommand::Dismiss { id }| id);
             println!("{}", admin::reports::cli(&config, dismiss).await?);
+            Ok(())
+        }),
+        Command::Push {
+            command: PushCommand::Test { user },
+        } => runtime.block_on(async {
+            println!("{}", admin::push::cli(&config, &user).await?);
             Ok(())
         }),
         Command::Backup { dir } => runtime.block_on(backup(&config, &dir)),

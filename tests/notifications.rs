@@ -113,9 +113,9 @@ async fn unread_counts_follow_push_rules_receipts_and_threads() {
         json!({"msgtype": "m.text", "body": "on my way"}),
     )
     .await;
-    // The display-name mention notifies without highlighting: the spec
-    // dropped that rule (v1.17, MSC4210) for `m.mentions`.
-    assert_eq!(counts(&alice, &three, false).await["main"], n(3, 1));
+    // The display-name mention highlights too, as on Synapse (a legacy
+    // rule the spec dropped in v1.17, kept for clients without m.mentions).
+    assert_eq!(counts(&alice, &three, false).await["main"], n(3, 2));
     // Bob is counted for carol's and alice's messages, not his own nor
     // his invite from before he joined.
     assert_eq!(counts(&bob, &three, false).await["main"], n(2, 0));
@@ -149,7 +149,7 @@ async fn unread_counts_follow_push_rules_receipts_and_threads() {
         .await;
     assert_eq!(
         highlights["notifications"].as_array().map(Vec::len),
-        Some(1)
+        Some(2)
     );
     assert_eq!(
         highlights["notifications"][0]["event"]["event_id"],

@@ -3,7 +3,8 @@
 //! (`event_id_only` carries no content, sender or room name); what
 //! notifies while the gateway is down reaches it after hearth is killed
 //! with `kill -9` and restarted; a muted room pushes nothing; a pushkey
-//! the gateway rejects loses its pusher; logging out drops the device's.
+//! the gateway rejects loses its pusher; `hearth push test` reaches the
+//! gateway; logging out drops the device's pushers.
 
 mod common;
 
@@ -61,7 +62,8 @@ fn about<'a>(received: &'a [Value], event: &str) -> Vec<(&'a str, &'a Value)> {
         .collect()
 }
 
-#[tokio::test]
+// Two workers: the gateway answers while the CLI blocks one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushers_wake_phones_through_their_gateway() {
     let ca = TestCa::new();
     let mut h = Hearth::start_with(
@@ -206,6 +208,15 @@ async fn pushers_wake_phones_through_their_gateway() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+
+    // `hearth push test` reaches each pusher's gateway and prints its answer.
+    let before = gateway.received().len();
+    let printed = tokio::task::block_in_place(|| h.cli(&["push", "test", &alice.user]));
+    assert!(printed.contains("org.example.phone full: 200"), "{printed}");
+    let received = gateway.wait_for(before + 1).await;
+    let test = &received[before]["notification"];
+    assert!(test.get("event_id").is_none(), "{test}");
+    assert_eq!(test["devices"][0]["pushkey"], "full");
 
     // Logging out drops the pushers the device set.
     alice.ok("POST", "logout", json!({})).await;

@@ -7,6 +7,7 @@ pub mod client;
 mod edus;
 pub mod federation_check;
 pub mod media;
+pub mod push;
 pub mod reports;
 mod rooms;
 pub mod routes;

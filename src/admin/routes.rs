@@ -80,6 +80,7 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
     let edus = super::edus::routes(ctx.edus.clone());
     let media = super::media::routes(ctx.media.clone());
     let reports = super::reports::routes(ctx.reports.clone());
+    let push = super::push::routes(ctx.push.clone());
     let request = warp::path!("federation" / "request")
         .and(warp::post())
         .and(body_limited())
@@ -102,6 +103,8 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
             .or(media)
             .unify()
             .or(reports)
+            .unify()
+            .or(push)
             .unify()
             .or(rooms)
             .unify()

@@ -22,7 +22,7 @@ use ruma::{
         },
     },
     push::{Action, PushFormat, Tweak},
-    OwnedUserId, SecondsSinceUnixEpoch, UInt,
+    OwnedUserId, SecondsSinceUnixEpoch, UInt, UserId,
 };
 
 use super::PushService;
@@ -166,13 +166,7 @@ impl PushService {
             return Ok(Outcome::Sent);
         };
         let body = self.body(user, pusher, record, notification)?;
-        let body = serde_json::to_vec(&serde_json::json!({ "notification": body }))
-            .map_err(|e| Error::internal(e.to_string()))?;
-        let (status, answer) = self
-            .web
-            .post_json(&http.url, body.into(), MAX_ANSWER, self.timeout)
-            .await
-            .map_err(|e| Error::internal(format!("{}: {e:?}", http.url)))?;
+        let (status, answer) = self.post(&http.url, &body).await?;
         if !status.is_success() {
             return Err(Error::internal(format!("{} answered {status}", http.url)));
         }
@@ -187,6 +181,43 @@ impl PushService {
             return Ok(Outcome::Rejected);
         }
         Ok(Outcome::Sent)
+    }
+
+    /// POSTs one notification to a gateway: its status and answer.
+    async fn post(&self, url: &str, push: &Push) -> Result<(http::StatusCode, bytes::Bytes)> {
+        let body = serde_json::to_vec(&serde_json::json!({ "notification": push }))
+            .map_err(|e| Error::internal(e.to_string()))?;
+        self.web
+            .post_json(url, body.into(), MAX_ANSWER, self.timeout)
+            .await
+            .map_err(|e| Error::internal(format!("{url}: {e:?}")))
+    }
+
+    /// `hearth push test USER`: a notification with no event (what a
+    /// gateway shows as a badge count) to each of the user's pushers, and
+    /// what each gateway answered, as (app_id, pushkey, answer).
+    pub async fn test(&self, user: &UserId) -> Result<Vec<(String, String, String)>> {
+        let mut answers = Vec::new();
+        for (id, record) in self.tree.of_user(user.as_str())? {
+            let pusher: Pusher = serde_json::from_value(record.pusher.clone())
+                .map_err(|e| Error::internal(format!("stored pusher: {e}")))?;
+            let PusherKind::Http(http) = &pusher.kind else {
+                continue;
+            };
+            let mut device = Device::new(id.1.clone(), id.2.clone());
+            device.data.format = http.format.clone();
+            device.data.data = http.data.clone();
+            let mut push = Push::new(vec![device]);
+            let unread = self.rooms.rooms_with_unread(user)?;
+            push.counts =
+                NotificationCounts::new(UInt::try_from(unread).unwrap_or(UInt::MAX), UInt::MIN);
+            let answer = match self.post(&http.url, &push).await {
+                Ok((status, body)) => format!("{status} {}", String::from_utf8_lossy(&body)),
+                Err(e) => e.message,
+            };
+            answers.push((id.1, id.2, answer));
+        }
+        Ok(answers)
     }
 
     /// The notification as the gateway reads it: for `event_id_only`,

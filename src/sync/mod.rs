@@ -404,7 +404,7 @@ impl SyncService {
             .collect();
         let has_rules = events.iter().any(|e| e["type"] == PUSH_RULES);
         if pass.since.is_none() && !has_rules && pass.filter.account_data_allows(PUSH_RULES) {
-            let rules = ruma::push::Ruleset::server_default(pass.user);
+            let rules = crate::rooms::notify::default_rules(pass.user);
             events.push(json!({"type": PUSH_RULES, "content": {"global": rules}}));
         }
         events

@@ -10,8 +10,10 @@
 //! user's rules run over the same flattening, and parsed rulesets are kept
 //! until the user changes them.
 
+mod defaults;
 mod reads;
 
+pub use defaults::default_rules;
 pub use reads::{Notification, PushDetails};
 
 use std::{
@@ -41,7 +43,7 @@ pub const PUSH_RULES: &str = "m.push_rules";
 pub struct Rulesets(Mutex<HashMap<OwnedUserId, Arc<Ruleset>>>);
 
 impl RoomService {
-    /// The user's push rules: the spec's defaults until they change one.
+    /// The user's push rules: the defaults until they change one.
     pub fn push_rules(&self, user: &UserId) -> Result<Arc<Ruleset>> {
         let cached = self.rulesets.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rules) = cached.get(user) {
@@ -51,7 +53,7 @@ impl RoomService {
         let rules = match self.accounts.account_data(user, None, PUSH_RULES)? {
             Some(data) => serde_json::from_value(data.content["global"].clone())
                 .map_err(|e| Error::internal(format!("stored push rules: {e}")))?,
-            None => Ruleset::server_default(user),
+            None => defaults::default_rules(user),
         };
         let rules = Arc::new(rules);
         let mut cached = self.rulesets.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,6 +160,9 @@ fn first_match<'a>(
         .find(|rule| rule.applies(event, context).now_or_never() == Some(true))
         .map(|rule| rule.actions())
 }
+
+#[cfg(test)]
+mod tests;
 
 /// Our user an invite is for, who is not a member yet.
 fn invitee(pdu: &Pdu, ours: &ruma::ServerName) -> Option<OwnedUserId> {
