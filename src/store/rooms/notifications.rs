@@ -178,12 +178,7 @@ impl RoomTrees {
             std::ops::Bound::Included(start.max(prefix)),
             std::ops::Bound::Excluded(end),
         );
-        let staged: Vec<_> = self
-            .staged()
-            .notifications
-            .range(range.clone())
-            .map(|(k, (_, v))| (k.clone(), v.clone()))
-            .collect();
+        let staged = self.staged_notifications(&range);
         let read_at = |thread: &str| positions.get(thread).copied().unwrap_or(0);
         let mut unread = Unread::default();
         let mut counted = 0;
@@ -226,12 +221,7 @@ impl RoomTrees {
         let prefix = key::prefix(&[LISTED, user.as_bytes()]);
         let start = from.map(|stream| listed_key(user, stream));
         let range = super::relations::bounds(&prefix, start, back);
-        let staged: Vec<_> = self
-            .staged()
-            .notifications
-            .range(range.clone())
-            .map(|(k, (_, v))| (k.clone(), v.clone()))
-            .collect();
+        let staged = self.staged_notifications(&range);
         super::relations::walk(&self.notifications, staged, range, back, |key, value| {
             let stream = stream_at_end(key)?;
             let (room, rest) = key::split(value).ok_or_else(corrupt)?;
@@ -247,6 +237,19 @@ impl RoomTrees {
                 actions: actions.to_vec(),
             })
         })
+    }
+
+    /// A copy of the staged entries in `range`, taken under the staging
+    /// lock, which the walk over them does not hold.
+    fn staged_notifications(
+        &self,
+        range: &super::relations::Range,
+    ) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.staged()
+            .notifications
+            .range(range.clone())
+            .map(|(k, (_, v))| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// The rooms where the user has unread entries (some may be read by
