@@ -219,3 +219,39 @@ async fn unread_counts_follow_push_rules_receipts_and_threads() {
     let all = alice.ok("GET", "notifications", json!(null)).await;
     assert_eq!(all["notifications"].as_array().map(Vec::len), Some(5));
 }
+
+/// Events from another hearth notify like local ones: bob of `b` writes
+/// in a room alice of `a` is in; her counts and `/notifications` on `a`
+/// show his plain message and his mention.
+#[tokio::test]
+async fn events_from_another_server_notify() {
+    let ca = TestCa::new();
+    let a = Hearth::start(&ca);
+    let b = Hearth::start(&ca);
+    let (room, alice_id, _) = common::rooms::shared_room(&a, &b).await;
+    let alice = Client::login(&a, "alice").await;
+    let bob = Client::login(&b, "bob").await;
+    send(&bob, &room, json!({"msgtype": "m.text", "body": "hi all"})).await;
+    let mention = json!({"msgtype": "m.text", "body": "see this",
+        "m.mentions": {"user_ids": [alice_id]}});
+    let mentioned = send(&bob, &room, mention).await;
+
+    let started = std::time::Instant::now();
+    // Two members make a one-to-one room: the plain message notifies too.
+    while counts(&alice, &room, false).await["main"] != n(2, 1) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "counts on a: {}\n{}",
+            counts(&alice, &room, false).await,
+            a.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let highlights = alice
+        .ok("GET", "notifications?only=highlight", json!(null))
+        .await;
+    let listed = highlights["notifications"].as_array().expect("list");
+    assert_eq!(listed.len(), 1, "{highlights}");
+    assert_eq!(listed[0]["event"]["event_id"], mentioned.as_str());
+    assert_eq!(listed[0]["room_id"], room.as_str());
+}

@@ -9,7 +9,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use ruma::{OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, ServerName, UserId};
+use ruma::{
+    CanonicalJsonValue, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId, ServerName, UserId,
+};
 
 use crate::{
     error::Result,
@@ -27,14 +29,16 @@ struct Counted {
     state: Arc<ShortState>,
     /// Joined members per server.
     counts: HashMap<OwnedServerName, usize>,
-    /// Our joined users, with their member event's short id.
-    local: BTreeMap<OwnedUserId, u64>,
+    /// Our joined users, with their display name in the room: read once
+    /// as their member event enters the state, not for every event that
+    /// push rules are evaluated on.
+    local: BTreeMap<OwnedUserId, Option<String>>,
 }
 
-/// Who is in a room at a state: our joined users (with their member
-/// event's short id) and the number of joined members.
+/// Who is in a room at a state: our joined users (with their display
+/// name) and the number of joined members.
 pub struct Audience {
-    pub local: Vec<(OwnedUserId, u64)>,
+    pub local: Vec<(OwnedUserId, Option<String>)>,
     pub joined: usize,
 }
 
@@ -56,7 +60,11 @@ impl JoinedServers {
         state: &Arc<ShortState>,
     ) -> Result<Audience> {
         self.with_counted(trees, room, state, |counted| Audience {
-            local: counted.local.iter().map(|(u, e)| (u.clone(), *e)).collect(),
+            local: counted
+                .local
+                .iter()
+                .map(|(u, n)| (u.clone(), n.clone()))
+                .collect(),
             joined: counted.counts.values().sum(),
         })
     }
@@ -117,7 +125,8 @@ impl Counted {
         if server == ours {
             self.local.remove(user);
         }
-        if old.map(|e| is_join(trees, e)).transpose()? == Some(true) {
+        let was_joined = old.map(|e| joined_as(trees, e)).transpose()?.flatten();
+        if was_joined.is_some() {
             if let Some(count) = self.counts.get_mut(&server) {
                 *count -= 1;
                 if *count == 0 {
@@ -125,13 +134,9 @@ impl Counted {
                 }
             }
         }
-        let joined = match new {
-            Some(event) if is_join(trees, event)? => Some(event),
-            _ => None,
-        };
-        if let Some(event) = joined {
+        if let Some(name) = new.map(|e| joined_as(trees, e)).transpose()?.flatten() {
             if server == ours {
-                self.local.insert(user.to_owned(), event);
+                self.local.insert(user.to_owned(), name);
             }
             *self.counts.entry(server).or_default() += 1;
         }
@@ -171,15 +176,22 @@ fn differences(old: &ShortState, new: &ShortState) -> Vec<(u64, Option<u64>, Opt
     }
 }
 
-fn is_join(trees: &RoomTrees, short_event: u64) -> Result<bool> {
+/// For a member event that joins: `Some` of its display name.
+fn joined_as(trees: &RoomTrees, short_event: u64) -> Result<Option<Option<String>>> {
     let id = trees.short_event(short_event)?;
-    Ok(trees
-        .event_json(id.as_str())?
-        .and_then(|event| match event.get("content") {
-            Some(ruma::CanonicalJsonValue::Object(content)) => content.get("membership").cloned(),
-            _ => None,
-        })
-        .is_some_and(|m| m == ruma::CanonicalJsonValue::String("join".into())))
+    let Some(event) = trees.event_json(id.as_str())? else {
+        return Ok(None);
+    };
+    let Some(CanonicalJsonValue::Object(content)) = event.get("content") else {
+        return Ok(None);
+    };
+    if content.get("membership") != Some(&CanonicalJsonValue::String("join".into())) {
+        return Ok(None);
+    }
+    Ok(Some(match content.get("displayname") {
+        Some(CanonicalJsonValue::String(name)) => Some(name.clone()),
+        _ => None,
+    }))
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use ruma::{
     events::TimelineEventType,
     push::{Action, FlattenedJson, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset},
     serde::Raw,
-    CanonicalJsonObject, CanonicalJsonValue, OwnedEventId, OwnedUserId, RoomId, UInt, UserId,
+    CanonicalJsonObject, OwnedEventId, OwnedUserId, RoomId, UInt, UserId,
 };
 
 use super::{event::Pdu, RoomService};
@@ -81,11 +81,10 @@ impl RoomService {
         before: &Arc<ShortState>,
     ) -> Result<Vec<Notified>> {
         let audience = self.servers.audience(&self.trees, room, before)?;
-        let mut targets: Vec<(OwnedUserId, Option<u64>)> = audience
+        let mut targets: Vec<(OwnedUserId, Option<String>)> = audience
             .local
             .into_iter()
             .filter(|(user, _)| *user != pdu.sender)
-            .map(|(user, member)| (user, Some(member)))
             .collect();
         if let Some(invitee) = invitee(pdu, self.server_name()) {
             targets.push((invitee, None));
@@ -103,8 +102,7 @@ impl RoomService {
         let thread = thread_of(object);
         let members = UInt::try_from(audience.joined).unwrap_or(UInt::MAX);
         let mut notified = Vec::new();
-        for (user, member) in targets {
-            let name = member.map(|m| self.display_name(m)).transpose()?.flatten();
+        for (user, name) in targets {
             let mut context = PushConditionRoomCtx::new(
                 room.to_owned(),
                 members,
@@ -131,19 +129,6 @@ impl RoomService {
             });
         }
         Ok(notified)
-    }
-
-    /// The `displayname` of a member event, by its short id.
-    fn display_name(&self, member: u64) -> Result<Option<String>> {
-        let id = self.trees.short_event(member)?;
-        let event = self.trees.event_json(id.as_str())?;
-        Ok(event.and_then(|e| match e.get("content") {
-            Some(CanonicalJsonValue::Object(content)) => match content.get("displayname") {
-                Some(CanonicalJsonValue::String(name)) => Some(name.clone()),
-                _ => None,
-            },
-            _ => None,
-        }))
     }
 }
 
