@@ -94,7 +94,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ = services.sender.clone().run() => {}
         _ = services.edus.run_presence_timers() => {}
         _ = services.edus.run_typing_timers() => {}
-        _ = prune_idempotency_records(store.clone()) => {}
+        _ = prune_old_records(store.clone()) => {}
         _ = services.media.run_retention() => {}
         _ = services.delayed.run() => {}
         _ = services.push.clone().run() => {}
@@ -281,16 +281,30 @@ async fn watch_disk(store: Store, min_free: u64) {
 const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Forgets idempotency records older than a day, every hour.
-async fn prune_idempotency_records(store: Store) {
+/// How long notifications are listed by `GET /notifications` (as
+/// Synapse keeps its push actions).
+const NOTIFICATIONS_KEPT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Every hour, forgets idempotency records older than a day and
+/// notifications older than 30 days.
+async fn prune_old_records(store: Store) {
     loop {
         tokio::time::sleep(PRUNE_EVERY).await;
-        let cutoff = crate::time::now_ms().saturating_sub(IDEMPOTENCY_WINDOW.as_millis() as u64);
+        let now = crate::time::now_ms();
+        let cutoff = now.saturating_sub(IDEMPOTENCY_WINDOW.as_millis() as u64);
+        let listed_since = now.saturating_sub(NOTIFICATIONS_KEPT.as_millis() as u64);
         let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.prune_idempotency_records(cutoff)).await {
-            Ok(Ok(pruned)) => tracing::debug!(pruned, "pruned old idempotency records"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "pruning idempotency records failed"),
-            Err(e) => tracing::warn!(error = %e, "pruning idempotency records panicked"),
+        let pruned = tokio::task::spawn_blocking(move || {
+            let records = store.prune_idempotency_records(cutoff)?;
+            let notifications = store.rooms.prune_notifications(listed_since)?;
+            Ok::<_, crate::store::StoreError>((records, notifications))
+        });
+        match pruned.await {
+            Ok(Ok((records, notifications))) => {
+                tracing::debug!(records, notifications, "pruned old records")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "pruning old records failed"),
+            Err(e) => tracing::warn!(error = %e, "pruning old records panicked"),
         }
     }
 }

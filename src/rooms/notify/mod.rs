@@ -32,7 +32,11 @@ use ruma::{
 use super::{event::Pdu, RoomService};
 use crate::{
     error::{Error, Result},
-    store::rooms::{notifications::Notified, relations::relation_of, ShortState},
+    store::rooms::{
+        notifications::{Notified, UserNotified},
+        relations::relation_of,
+        ShortState,
+    },
 };
 
 /// The account data type push rules are kept under.
@@ -79,7 +83,7 @@ impl RoomService {
         pdu: &Pdu,
         object: &CanonicalJsonObject,
         before: &Arc<ShortState>,
-    ) -> Result<Vec<Notified>> {
+    ) -> Result<Option<Notified>> {
         let audience = self.servers.audience(&self.trees, room, before)?;
         let mut targets: Vec<(OwnedUserId, Option<String>)> = audience
             .local
@@ -90,7 +94,7 @@ impl RoomService {
             targets.push((invitee, None));
         }
         if targets.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let raw =
             serde_json::value::to_raw_value(object).map_err(|e| Error::internal(e.to_string()))?;
@@ -101,7 +105,7 @@ impl RoomService {
             .map(PushConditionPowerLevelsCtx::from);
         let thread = thread_of(object);
         let members = UInt::try_from(audience.joined).unwrap_or(UInt::MAX);
-        let mut notified = Vec::new();
+        let mut users = Vec::new();
         for (user, name) in targets {
             let mut context = PushConditionRoomCtx::new(
                 room.to_owned(),
@@ -119,16 +123,19 @@ impl RoomService {
             if !actions.iter().any(Action::should_notify) {
                 continue;
             }
-            notified.push(Notified {
+            users.push(UserNotified {
                 user,
-                room: room.to_owned(),
-                stream: 0,
                 highlight: actions.iter().any(Action::is_highlight),
-                thread: thread.clone(),
                 actions: serde_json::to_vec(actions).map_err(|e| Error::internal(e.to_string()))?,
             });
         }
-        Ok(notified)
+        Ok((!users.is_empty()).then(|| Notified {
+            room: room.to_owned(),
+            stream: 0,
+            ts: crate::time::now_ms(),
+            thread,
+            users,
+        }))
     }
 }
 

@@ -105,7 +105,7 @@ impl RoomService {
     ) -> Result<(Vec<Notification>, Option<u64>)> {
         let mut found = Vec::new();
         let mut last = None;
-        self.trees.walk_notifications(
+        let stopped = self.trees.walk_notifications(
             user.as_str(),
             before,
             true,
@@ -117,12 +117,15 @@ impl RoomService {
                 Ok(found.len() < limit)
             },
         )?;
+        let full = found.len() >= limit;
         let mut notifications = Vec::new();
         for listed in found {
             notifications.extend(self.notification(user, listed)?);
         }
-        let more = notifications.len() >= limit;
-        Ok((notifications, last.filter(|_| more)))
+        // A full page goes on after its last; a walk that stopped at its
+        // bound, from where it stopped.
+        let next = if full { last } else { stopped };
+        Ok((notifications, next))
     }
 
     /// Up to `limit` of the user's notifications after position `after`,
@@ -135,12 +138,16 @@ impl RoomService {
         limit: usize,
     ) -> Result<(Vec<Notification>, u64)> {
         let mut found = Vec::new();
-        self.trees
-            .walk_notifications(user.as_str(), Some(after), false, |listed| {
-                found.push(listed);
-                Ok(found.len() < limit)
-            })?;
-        let last = found.last().map_or(after, |l| l.stream);
+        let stopped =
+            self.trees
+                .walk_notifications(user.as_str(), Some(after), false, |listed| {
+                    found.push(listed);
+                    Ok(found.len() < limit)
+                })?;
+        let last = match found.last() {
+            Some(listed) => listed.stream,
+            None => stopped.unwrap_or(after),
+        };
         let mut notifications = Vec::new();
         for listed in found {
             notifications.extend(self.notification(user, listed)?);
@@ -152,7 +159,7 @@ impl RoomService {
     /// `counts.unread`.
     pub fn rooms_with_unread(&self, user: &UserId) -> Result<u64> {
         let mut rooms = 0;
-        for room in self.trees.rooms_with_entries(user.as_str())? {
+        for room in self.rooms_joined_by(user)? {
             let unread = self.unread(user, &room)?;
             if unread.main.0 > 0 || !unread.threads.is_empty() {
                 rooms += 1;

@@ -221,7 +221,7 @@ impl RoomService {
         // Judged at the state before the event, as its auth was.
         let notified = match status {
             Status::Accepted => self.notified_by(room, &pdu, &checked.object, &before)?,
-            _ => Vec::new(),
+            _ => None,
         };
         let before_group = match before_group {
             Some(group) => group,
@@ -317,7 +317,7 @@ impl RoomService {
         }
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);
-        let notifies = !append.notified.is_empty();
+        let notifies = append.notified.is_some();
         self.trees.commit(append)?;
         if notifies {
             self.notified_ready.notify_one();

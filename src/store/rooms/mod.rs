@@ -96,6 +96,7 @@ pub struct RoomTrees {
     relations: Tree,
     threads: Tree,
     notifications: Tree,
+    unread_cache: Arc<notifications::UnreadCache>,
     search: Arc<search::SearchIndex>,
 }
 
@@ -122,6 +123,7 @@ impl RoomTrees {
             relations,
             threads,
             notifications: notifications::open(db)?,
+            unread_cache: Arc::default(),
             auth_children: auth_children::open(db, &events)?,
             events,
             event_short: db.open_tree(EVENT_SHORT)?,

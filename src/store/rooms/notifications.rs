@@ -1,23 +1,37 @@
 //! What notified our users (client-server-api "Push Notifications",
-//! "Receiving notifications"): each event a user's push rules said
-//! `notify` for, kept twice, once to count what is unread in its room and
-//! once for `GET /notifications`; and how far each user has read each room
-//! (per thread), which those counts start after. Entries are written with
-//! the event, in the same transaction, so a notification is never lost
-//! nor counted for an event that was not stored.
+//! "Receiving notifications"): for each event, which of our users its
+//! push rules said `notify` for, with their actions; and how far each
+//! user has read each room (per thread), which unread counts start after.
+//! Written with the event, in the same transaction, so a notification is
+//! never lost nor counted for an event that was not stored.
+//!
+//! One record per event, not per user and event: an event in a room with
+//! 50 of our users was 100 keys scattered over the tree, and writing
+//! them cost 4x the rest of the event (benches/push.rs); now it is two
+//! keys, both appended at the end of their ranges.
 //!
 //! One tree, `notifications`, three key families:
-//! - `u 0xFF user 0xFF room 0xFF stream (u64 BE)` → flags byte (bit 0:
-//!   highlight) and the thread root's event ID (empty: the main
-//!   timeline). Read entries are removed when the user's receipt passes
-//!   them, so a room's entries are what is unread.
-//! - `n 0xFF user 0xFF stream (u64 BE)` → `room 0xFF flags byte 0xFF
-//!   actions (JSON)`: every notification, newest last.
+//! - `e 0xFF room 0xFF stream (u64 BE)` → the event's record: `thread
+//!   0xFF actions 0xFF (user 0xFF code 0xFF)*`, where thread is the
+//!   thread root's event ID (empty: the main timeline), actions a JSON
+//!   array of the distinct action lists, and code `h` (highlight) or `n`
+//!   followed by the index of the user's actions in it.
+//! - `s 0xFF stream (u64 BE)` → `room` then the time it was written (ms,
+//!   u64 BE, the last 8 bytes): every record in order, which
+//!   `GET /notifications` and pushers walk, and pruning drops after 30
+//!   days.
 //! - `r 0xFF user 0xFF room 0xFF thread` → stream (u64 BE): the user's
 //!   read position; thread empty for an unthreaded receipt, `main` or a
 //!   thread root for threaded ones.
+//!
+//! Unread counts are kept in memory per user and room (`UnreadCache`)
+//! with the position they were counted to, so a sync counts only the
+//! records after it; a receipt starts the count over.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Mutex,
+};
 
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 
@@ -30,24 +44,37 @@ use crate::store::{
 use super::{relations::Overlay, RoomTrees};
 
 pub(super) const NOTIFICATIONS: &str = "notifications";
-const UNREAD: &[u8] = b"u";
-const LISTED: &[u8] = b"n";
+const EVENT: &[u8] = b"e";
+const STREAM: &[u8] = b"s";
 const READ: &[u8] = b"r";
-const HIGHLIGHT: u8 = 1;
-/// Unread entries of one room counted at most: past it a count stops
+/// Records of one room counted at most for a user: past it a count stops
 /// growing (a client shows "99+" long before).
 pub const MAX_COUNTED: usize = 10_000;
+/// Records one walk of `GET /notifications` or a pusher looks at: the
+/// page ends there (with a token to go on from) rather than reading the
+/// whole server's history for a user who is rarely notified.
+const MAX_WALKED: usize = 10_000;
+/// Cached counts past which the cache starts over.
+const MAX_CACHED: usize = 100_000;
 
-/// An event that notified a user, as the append writes it.
+/// Who an event notified, as the append writes it.
 #[derive(Debug, Clone)]
 pub struct Notified {
-    pub user: OwnedUserId,
     pub room: OwnedRoomId,
     /// Set by the commit, as the event's.
     pub stream: u64,
-    pub highlight: bool,
+    /// When it was appended (ms): what pruning goes by.
+    pub ts: u64,
     /// The thread root, for an event in a thread.
     pub thread: Option<OwnedEventId>,
+    pub users: Vec<UserNotified>,
+}
+
+/// One user an event notified.
+#[derive(Debug, Clone)]
+pub struct UserNotified {
+    pub user: OwnedUserId,
+    pub highlight: bool,
     /// The actions of the rule that matched (JSON array).
     pub actions: Vec<u8>,
 }
@@ -69,25 +96,30 @@ pub struct Unread {
     pub threads: BTreeMap<OwnedEventId, (u64, u64)>,
 }
 
+/// Counts of (user, room), with what they were counted from and to.
+#[derive(Default)]
+pub struct UnreadCache(Mutex<HashMap<(String, String), Counted>>);
+
+#[derive(Clone)]
+struct Counted {
+    positions: BTreeMap<String, u64>,
+    floor: u64,
+    /// Records up to this stream are counted.
+    up_to: u64,
+    visited: usize,
+    unread: Unread,
+}
+
 fn corrupt() -> StoreError {
     StoreError::data(format!("corrupt record in tree {NOTIFICATIONS}"))
 }
 
-fn unread_prefix(user: &str, room: &str) -> Vec<u8> {
-    key::prefix(&[UNREAD, user.as_bytes(), room.as_bytes()])
+fn event_key(room: &str, stream: u64) -> Vec<u8> {
+    key::join(&[EVENT, room.as_bytes(), &stream.to_be_bytes()])
 }
 
-fn unread_key(user: &str, room: &str, stream: u64) -> Vec<u8> {
-    key::join(&[
-        UNREAD,
-        user.as_bytes(),
-        room.as_bytes(),
-        &stream.to_be_bytes(),
-    ])
-}
-
-fn listed_key(user: &str, stream: u64) -> Vec<u8> {
-    key::join(&[LISTED, user.as_bytes(), &stream.to_be_bytes()])
+fn stream_key(stream: u64) -> Vec<u8> {
+    key::join(&[STREAM, &stream.to_be_bytes()])
 }
 
 fn read_key(user: &str, room: &str, thread: &str) -> Vec<u8> {
@@ -100,18 +132,88 @@ fn stream_at_end(key: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(*stream))
 }
 
+fn room_id(bytes: &[u8]) -> Result<OwnedRoomId> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|r| OwnedRoomId::try_from(r).ok())
+        .ok_or_else(corrupt)
+}
+
 impl Notified {
-    /// The entries writing this notification adds.
+    /// The entries writing this record adds.
     pub(super) fn entries(&self) -> [(Vec<u8>, Vec<u8>); 2] {
-        let (user, room) = (self.user.as_str(), self.room.as_str());
-        let flags = if self.highlight { HIGHLIGHT } else { 0 };
-        let mut unread = vec![flags];
-        unread.extend(self.thread.as_ref().map_or(&[][..], |t| t.as_bytes()));
-        let listed = key::join(&[room.as_bytes(), &[flags], &self.actions]);
+        let mut tables: Vec<&[u8]> = Vec::new();
+        let mut codes = Vec::with_capacity(self.users.len());
+        for user in &self.users {
+            let index = match tables.iter().position(|t| *t == user.actions.as_slice()) {
+                Some(index) => index,
+                None => {
+                    tables.push(&user.actions);
+                    tables.len() - 1
+                }
+            };
+            let flag = if user.highlight { 'h' } else { 'n' };
+            codes.push(format!("{flag}{index}"));
+        }
+        let actions = [b"[".as_slice(), &tables.join(&b","[..]), b"]"].concat();
+        let thread = self.thread.as_ref().map_or("", |t| t.as_str());
+        let mut parts: Vec<&[u8]> = vec![thread.as_bytes(), &actions];
+        for (user, code) in self.users.iter().zip(&codes) {
+            parts.push(user.user.as_str().as_bytes());
+            parts.push(code.as_bytes());
+        }
+        let located = [self.room.as_str().as_bytes(), &self.ts.to_be_bytes()].concat();
         [
-            (unread_key(user, room, self.stream), unread),
-            (listed_key(user, self.stream), listed),
+            (
+                event_key(self.room.as_str(), self.stream),
+                key::join(&parts),
+            ),
+            (stream_key(self.stream), located),
         ]
+    }
+}
+
+/// A user's part of an event's record.
+struct Found<'a> {
+    thread: &'a [u8],
+    highlight: bool,
+    /// The user's action list, from the record's table.
+    index: usize,
+    table: &'a [u8],
+}
+
+/// The user's part of a record, if it notified them.
+fn find<'a>(record: &'a [u8], user: &str) -> Result<Option<Found<'a>>> {
+    let mut parts = record.split(|b| *b == key::SEP);
+    let (Some(thread), Some(table)) = (parts.next(), parts.next()) else {
+        return Err(corrupt());
+    };
+    while let (Some(who), Some(code)) = (parts.next(), parts.next()) {
+        if who != user.as_bytes() {
+            continue;
+        }
+        let (&flag, index) = code.split_first().ok_or_else(corrupt)?;
+        let index = std::str::from_utf8(index)
+            .ok()
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(corrupt)?;
+        return Ok(Some(Found {
+            thread,
+            highlight: flag == b'h',
+            index,
+            table,
+        }));
+    }
+    Ok(None)
+}
+
+impl Found<'_> {
+    /// The user's actions (a JSON array).
+    fn actions(&self) -> Result<Vec<u8>> {
+        let lists: Vec<&serde_json::value::RawValue> =
+            serde_json::from_slice(self.table).map_err(|_| corrupt())?;
+        let list = lists.get(self.index).ok_or_else(corrupt)?;
+        Ok(list.get().as_bytes().to_vec())
     }
 }
 
@@ -131,8 +233,8 @@ impl RoomTrees {
     }
 
     /// Moves the user's read position in `room` (for `thread`: `main`, a
-    /// root, or `None` for an unthreaded receipt) forward to `stream`, and
-    /// drops the unread entries it passes. A position never moves back.
+    /// root, or `None` for an unthreaded receipt) forward to `stream`. A
+    /// position never moves back.
     pub fn mark_read(
         &self,
         user: &str,
@@ -146,97 +248,135 @@ impl RoomTrees {
             Some(old.unwrap_or(0).max(stream).to_be_bytes().to_vec())
         };
         self.notifications.fetch_and_update(key, newer)?;
-        let prefix = unread_prefix(user, room);
-        let end = unread_key(user, room, stream.saturating_add(1));
-        let mut batch = sled::Batch::default();
-        for entry in self.notifications.range(prefix..end) {
-            let (key, value) = entry?;
-            let entry_thread = value.get(1..).unwrap_or_default();
-            let passed = match thread {
-                None => true,
-                Some("main") => entry_thread.is_empty(),
-                Some(root) => entry_thread == root.as_bytes(),
-            };
-            if passed {
-                batch.remove(key);
-            }
-        }
-        self.notifications.apply_batch(batch)?;
         Ok(())
     }
 
     /// What is unread for `user` in `room`: notifying events after
     /// `floor` and after the read position of their thread (the later of
-    /// the unthreaded receipt and the thread's own).
+    /// the unthreaded receipt and the thread's own). Counts from where
+    /// the last count of the same positions ended.
     pub fn unread(&self, user: &str, room: &str, floor: u64) -> Result<Unread> {
         let positions = self.read_positions(user, room)?;
-        let unthreaded = positions.get("").copied().unwrap_or(0).max(floor);
-        let prefix = unread_prefix(user, room);
-        let start = unread_key(user, room, unthreaded.saturating_add(1));
-        let end = key::prefix(&[UNREAD, user.as_bytes(), room.as_bytes(), &[key::SEP]]);
+        // Every record at or below it is staged or written by now.
+        let end = *self.position.borrow();
+        let slot = (user.to_owned(), room.to_owned());
+        let cached = self.unread_cache.get(&slot);
+        let mut counted = match cached {
+            Some(c) if c.positions == positions && c.floor == floor => c,
+            _ => Counted {
+                up_to: positions.get("").copied().unwrap_or(0).max(floor),
+                positions,
+                floor,
+                visited: 0,
+                unread: Unread::default(),
+            },
+        };
+        if counted.up_to < end && counted.visited < MAX_COUNTED {
+            self.count(user, room, end, &mut counted)?;
+        }
+        counted.up_to = counted.up_to.max(end);
+        let unread = counted.unread.clone();
+        self.unread_cache.put(slot, counted);
+        Ok(unread)
+    }
+
+    /// Adds the records after `counted.up_to`, to `end`, to its counts.
+    fn count(&self, user: &str, room: &str, end: u64, counted: &mut Counted) -> Result<()> {
+        use std::ops::Bound::Included;
         let range = (
-            std::ops::Bound::Included(start.max(prefix)),
-            std::ops::Bound::Excluded(end),
+            Included(event_key(room, counted.up_to.saturating_add(1))),
+            Included(event_key(room, end)),
         );
         let staged = self.staged_notifications(&range);
-        let read_at = |thread: &str| positions.get(thread).copied().unwrap_or(0);
-        let mut unread = Unread::default();
-        let mut counted = 0;
-        super::relations::walk(&self.notifications, staged, range, false, |key, value| {
-            let stream = stream_at_end(key)?;
-            let (&flags, root) = value.split_first().ok_or_else(corrupt)?;
-            let (position, slot) = if root.is_empty() {
-                (read_at("main"), &mut unread.main)
-            } else {
-                let root = std::str::from_utf8(root)
-                    .ok()
-                    .and_then(|r| OwnedEventId::try_from(r).ok())
-                    .ok_or_else(corrupt)?;
-                (
-                    read_at(root.as_str()),
-                    unread.threads.entry(root).or_default(),
-                )
-            };
-            if stream > position {
-                slot.0 += 1;
-                slot.1 += u64::from(flags & HIGHLIGHT);
+        let read_at = |positions: &BTreeMap<String, u64>, thread: &str| {
+            positions.get(thread).copied().unwrap_or(0)
+        };
+        super::relations::walk(&self.notifications, staged, range, false, |key, record| {
+            counted.visited += 1;
+            if let Some(found) = find(record, user)? {
+                let stream = stream_at_end(key)?;
+                let (position, slot) = if found.thread.is_empty() {
+                    (
+                        read_at(&counted.positions, "main"),
+                        &mut counted.unread.main,
+                    )
+                } else {
+                    let root = std::str::from_utf8(found.thread)
+                        .ok()
+                        .and_then(|r| OwnedEventId::try_from(r).ok())
+                        .ok_or_else(corrupt)?;
+                    (
+                        read_at(&counted.positions, root.as_str()),
+                        counted.unread.threads.entry(root).or_default(),
+                    )
+                };
+                if stream > position {
+                    slot.0 += 1;
+                    slot.1 += u64::from(found.highlight);
+                }
             }
-            counted += 1;
-            Ok::<_, StoreError>(counted < MAX_COUNTED)
+            Ok::<_, StoreError>(counted.visited < MAX_COUNTED)
         })?;
-        unread.threads.retain(|_, (n, _)| *n > 0);
-        Ok(unread)
+        counted.unread.threads.retain(|_, (n, _)| *n > 0);
+        Ok(())
     }
 
     /// The user's notifications from stream `from` (exclusive; from the
     /// first or, `back`, the newest when `None`), oldest first or, `back`,
-    /// newest first, while `visit` says go on.
+    /// newest first, while `visit` says go on. Looks at [`MAX_WALKED`]
+    /// records at most: when it stops there, the last one it looked at
+    /// (a walk from it goes on after it).
     pub fn walk_notifications(
         &self,
         user: &str,
         from: Option<u64>,
         back: bool,
         mut visit: impl FnMut(Listed) -> Result<bool>,
-    ) -> Result<()> {
-        let prefix = key::prefix(&[LISTED, user.as_bytes()]);
-        let start = from.map(|stream| listed_key(user, stream));
+    ) -> Result<Option<u64>> {
+        let prefix = key::prefix(&[STREAM]);
+        let start = from.map(stream_key);
         let range = super::relations::bounds(&prefix, start, back);
         let staged = self.staged_notifications(&range);
-        super::relations::walk(&self.notifications, staged, range, back, |key, value| {
-            let stream = stream_at_end(key)?;
-            let (room, rest) = key::split(value).ok_or_else(corrupt)?;
-            let (flags, actions) = key::split(rest).ok_or_else(corrupt)?;
-            let room = std::str::from_utf8(room)
-                .ok()
-                .and_then(|r| OwnedRoomId::try_from(r).ok())
-                .ok_or_else(corrupt)?;
-            visit(Listed {
-                stream,
-                room,
-                highlight: flags.first().is_some_and(|f| f & HIGHLIGHT != 0),
-                actions: actions.to_vec(),
-            })
-        })
+        let (mut walked, mut stopped) = (0, None);
+        super::relations::walk::<StoreError>(
+            &self.notifications,
+            staged,
+            range,
+            back,
+            |key, value| {
+                let stream = stream_at_end(key)?;
+                walked += 1;
+                if walked == MAX_WALKED {
+                    stopped = Some(stream);
+                }
+                let (room, _) = value.split_last_chunk::<8>().ok_or_else(corrupt)?;
+                let room = room_id(room)?;
+                let go_on = walked < MAX_WALKED;
+                let Some(record) = self.record(room.as_str(), stream)? else {
+                    return Ok(go_on);
+                };
+                let Some(found) = find(&record, user)? else {
+                    return Ok(go_on);
+                };
+                let visited = visit(Listed {
+                    stream,
+                    highlight: found.highlight,
+                    actions: found.actions()?,
+                    room,
+                })?;
+                Ok(visited && go_on)
+            },
+        )?;
+        Ok(stopped)
+    }
+
+    /// An event's record, staged or written.
+    fn record(&self, room: &str, stream: u64) -> Result<Option<Vec<u8>>> {
+        let key = event_key(room, stream);
+        if let Some((_, value)) = self.staged().notifications.get(&key) {
+            return Ok(value.clone());
+        }
+        Ok(self.notifications.get(&key)?.map(|v| v.to_vec()))
     }
 
     /// A copy of the staged entries in `range`, taken under the staging
@@ -252,33 +392,6 @@ impl RoomTrees {
             .collect()
     }
 
-    /// The rooms where the user has unread entries (some may be read by
-    /// a thread's receipt: [`Self::unread`] tells).
-    pub fn rooms_with_entries(&self, user: &str) -> Result<Vec<OwnedRoomId>> {
-        let prefix = key::prefix(&[UNREAD, user.as_bytes()]);
-        let mut rooms: Vec<OwnedRoomId> = Vec::new();
-        let mut from = prefix.clone();
-        loop {
-            let Some(entry) = self.notifications.range(from..).next() else {
-                break;
-            };
-            let (key, _) = entry?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            let (room, _) = key::split(&key[prefix.len()..]).ok_or_else(corrupt)?;
-            let room_id = std::str::from_utf8(room)
-                .ok()
-                .and_then(|r| OwnedRoomId::try_from(r).ok())
-                .ok_or_else(corrupt)?;
-            // On to the next room: past every key under this one.
-            from = key::prefix(&[UNREAD, user.as_bytes(), room]);
-            from.push(key::SEP);
-            rooms.push(room_id);
-        }
-        Ok(rooms)
-    }
-
     /// The user's read position in `room` for the main timeline: how far
     /// `GET /notifications` counts as read.
     pub fn read_position(&self, user: &str, room: &str) -> Result<u64> {
@@ -289,17 +402,71 @@ impl RoomTrees {
             .unwrap_or(0)
             .max(positions.get("main").copied().unwrap_or(0)))
     }
-}
 
-pub(super) fn open(db: &crate::store::tree::Database) -> sled::Result<Tree> {
-    db.open_tree(NOTIFICATIONS)
-}
-
-/// The staged entries of appends' notifications.
-pub(super) fn stage(overlay: &mut Overlay, notified: &[Notified], n: u64) {
-    for entry in notified {
-        for (key, value) in entry.entries() {
-            overlay.insert(key, (n, Some(value)));
+    /// Drops the records written before `cutoff_ms` (oldest first, as
+    /// they were written); how many.
+    pub fn prune_notifications(&self, cutoff_ms: u64) -> Result<usize> {
+        let prefix = key::prefix(&[STREAM]);
+        let mut pruned = 0;
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut taken = 0;
+            for entry in self.notifications.scan_prefix(&prefix).take(1000) {
+                let (key, value) = entry?;
+                let (room, ts) = value.split_last_chunk::<8>().ok_or_else(corrupt)?;
+                if u64::from_be_bytes(*ts) >= cutoff_ms {
+                    break;
+                }
+                let room = std::str::from_utf8(room).map_err(|_| corrupt())?;
+                batch.remove(event_key(room, stream_at_end(&key)?));
+                batch.remove(key.to_vec());
+                taken += 1;
+            }
+            if taken == 0 {
+                return Ok(pruned);
+            }
+            self.notifications.apply_batch(batch)?;
+            pruned += taken;
         }
     }
 }
+
+impl UnreadCache {
+    fn get(&self, slot: &(String, String)) -> Option<Counted> {
+        let cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cached.get(slot).cloned()
+    }
+
+    fn put(&self, slot: (String, String), counted: Counted) {
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.len() >= MAX_CACHED {
+            cached.clear();
+        }
+        cached.insert(slot, counted);
+    }
+}
+
+/// Opens the tree, first dropping the per-user entries (`u`, `n`) the
+/// first version wrote: what they counted starts over as read.
+pub(super) fn open(db: &crate::store::tree::Database) -> sled::Result<Tree> {
+    let tree = db.open_tree(NOTIFICATIONS)?;
+    for family in [b"u", b"n"] {
+        let mut batch = sled::Batch::default();
+        for entry in tree.scan_prefix(key::prefix(&[family])) {
+            batch.remove(entry?.0);
+        }
+        tree.apply_batch(batch)?;
+    }
+    Ok(tree)
+}
+
+/// The staged entries of an append's record.
+pub(super) fn stage(overlay: &mut Overlay, notified: Option<&Notified>, n: u64) {
+    for (key, value) in notified.into_iter().flat_map(Notified::entries) {
+        overlay.insert(key, (n, Some(value)));
+    }
+}
+
+#[cfg(test)]
+#[path = "notifications_tests.rs"]
+mod tests;

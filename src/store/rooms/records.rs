@@ -142,7 +142,7 @@ pub struct Append {
     /// The event's words, for the search index.
     pub searchable: Option<super::search::Searchable>,
     /// The users the event notified.
-    pub notified: Vec<super::notifications::Notified>,
+    pub notified: Option<super::notifications::Notified>,
 }
 
 /// An `events` record: metadata length, metadata, JSON.

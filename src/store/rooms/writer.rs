@@ -49,7 +49,7 @@ impl RoomTrees {
                     related.stream = stream;
                 }
             }
-            for notified in &mut append.notified {
+            if let Some(notified) = &mut append.notified {
                 notified.stream = stream;
             }
             if let Some(searchable) = &mut append.searchable {
@@ -265,10 +265,8 @@ impl RoomTrees {
                         apply(relations, &changes.relations)?;
                         apply(threads, &changes.threads)?;
                     }
-                    for notified in &append.notified {
-                        for (key, value) in notified.entries() {
-                            notifications.insert(key, value)?;
-                        }
+                    for (key, value) in append.notified.iter().flat_map(|n| n.entries()) {
+                        notifications.insert(key, value)?;
                     }
                     for (destination, seq) in &append.outbound {
                         outbound.insert(
@@ -411,7 +409,7 @@ pub(super) fn stage(
             staged.threads.insert(key, (n, value));
         }
     }
-    super::notifications::stage(&mut staged.notifications, &append.notified, n);
+    super::notifications::stage(&mut staged.notifications, append.notified.as_ref(), n);
     for (id, json, meta) in append.also_stored.iter().chain(&append.event) {
         staged
             .events
