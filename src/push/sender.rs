@@ -198,6 +198,7 @@ impl PushService {
     /// what each gateway answered, as (app_id, pushkey, answer).
     pub async fn test(&self, user: &UserId) -> Result<Vec<(String, String, String)>> {
         let mut answers = Vec::new();
+        let unread = self.rooms.rooms_with_unread(user)?;
         for (id, record) in self.tree.of_user(user.as_str())? {
             let pusher: Pusher = serde_json::from_value(record.pusher.clone())
                 .map_err(|e| Error::internal(format!("stored pusher: {e}")))?;
@@ -208,7 +209,6 @@ impl PushService {
             device.data.format = http.format.clone();
             device.data.data = http.data.clone();
             let mut push = Push::new(vec![device]);
-            let unread = self.rooms.rooms_with_unread(user)?;
             push.counts =
                 NotificationCounts::new(UInt::try_from(unread).unwrap_or(UInt::MAX), UInt::MIN);
             let answer = match self.post(&http.url, &push).await {

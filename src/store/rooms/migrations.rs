@@ -55,3 +55,17 @@ pub(super) fn merge_event_meta(db: &Database) -> sled::Result<Tree> {
     db.sled().flush()?;
     Ok(db.wrap(events))
 }
+
+/// Drops the per-user notification entries (`u`, `n`) the first layout of
+/// `notifications` wrote, before one record per event: what they counted
+/// starts over as read.
+pub(super) fn drop_per_user_notifications(tree: &Tree) -> sled::Result<()> {
+    for family in [b"u", b"n"] {
+        let mut batch = sled::Batch::default();
+        for entry in tree.scan_prefix(crate::store::key::prefix(&[family])) {
+            batch.remove(entry?.0);
+        }
+        tree.apply_batch(batch)?;
+    }
+    Ok(())
+}

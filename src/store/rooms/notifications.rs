@@ -98,10 +98,10 @@ pub struct Unread {
 
 /// Counts of (user, room), with what they were counted from and to.
 #[derive(Default)]
-pub struct UnreadCache(Mutex<HashMap<(String, String), Counted>>);
+pub struct UnreadCache(Mutex<HashMap<(String, String), CountedSoFar>>);
 
 #[derive(Clone)]
-struct Counted {
+struct CountedSoFar {
     positions: BTreeMap<String, u64>,
     floor: u64,
     /// Records up to this stream are counted.
@@ -263,7 +263,7 @@ impl RoomTrees {
         let cached = self.unread_cache.get(&slot);
         let mut counted = match cached {
             Some(c) if c.positions == positions && c.floor == floor => c,
-            _ => Counted {
+            _ => CountedSoFar {
                 up_to: positions.get("").copied().unwrap_or(0).max(floor),
                 positions,
                 floor,
@@ -281,7 +281,7 @@ impl RoomTrees {
     }
 
     /// Adds the records after `counted.up_to`, to `end`, to its counts.
-    fn count(&self, user: &str, room: &str, end: u64, counted: &mut Counted) -> Result<()> {
+    fn count(&self, user: &str, room: &str, end: u64, counted: &mut CountedSoFar) -> Result<()> {
         use std::ops::Bound::Included;
         let range = (
             Included(event_key(room, counted.up_to.saturating_add(1))),
@@ -432,12 +432,12 @@ impl RoomTrees {
 }
 
 impl UnreadCache {
-    fn get(&self, slot: &(String, String)) -> Option<Counted> {
+    fn get(&self, slot: &(String, String)) -> Option<CountedSoFar> {
         let cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
         cached.get(slot).cloned()
     }
 
-    fn put(&self, slot: (String, String), counted: Counted) {
+    fn put(&self, slot: (String, String), counted: CountedSoFar) {
         let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if cached.len() >= MAX_CACHED {
             cached.clear();
@@ -446,17 +446,9 @@ impl UnreadCache {
     }
 }
 
-/// Opens the tree, first dropping the per-user entries (`u`, `n`) the
-/// first version wrote: what they counted starts over as read.
 pub(super) fn open(db: &crate::store::tree::Database) -> sled::Result<Tree> {
     let tree = db.open_tree(NOTIFICATIONS)?;
-    for family in [b"u", b"n"] {
-        let mut batch = sled::Batch::default();
-        for entry in tree.scan_prefix(key::prefix(&[family])) {
-            batch.remove(entry?.0);
-        }
-        tree.apply_batch(batch)?;
-    }
+    super::migrations::drop_per_user_notifications(&tree)?;
     Ok(tree)
 }
 

@@ -119,3 +119,26 @@ async fn counts_follow_receipts_threads_and_what_came_since() {
     assert_eq!(listed(trees, a).len(), 2);
     assert!(listed(trees, b).is_empty());
 }
+
+#[test]
+fn the_first_layouts_entries_are_dropped_on_open() {
+    let dir = tempfile::tempdir().expect("dir");
+    {
+        let store = open(dir.path());
+        let tree = &store.rooms.notifications;
+        for family in [&b"u"[..], b"n", b"r"] {
+            let key = key::join(&[family, b"@a:example.org", b"x"]);
+            tree.insert(key, &b"1"[..]).expect("insert");
+        }
+        tree.flush().expect("flush");
+    }
+    let store = open(dir.path());
+    let left: Vec<_> = store
+        .rooms
+        .notifications
+        .iter()
+        .map(|e| e.expect("entry").0[0])
+        .collect();
+    // Read positions stay; the per-user entries are gone.
+    assert_eq!(left, [b'r']);
+}
