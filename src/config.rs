@@ -15,6 +15,7 @@ use figment::{
 use ruma::OwnedServerName;
 use serde::{Deserialize, Serialize};
 
+pub mod appservices;
 mod auth;
 mod media;
 mod push;
@@ -49,6 +50,7 @@ pub struct Config {
     pub voip: Voip,
     pub auth: Auth,
     pub push: Push,
+    pub appservice: appservices::AppserviceSection,
     /// Log filter in tracing's syntax: "info", "hearth=debug,warn".
     pub log: String,
 }
@@ -358,6 +360,7 @@ impl Default for Config {
             voip: Voip::default(),
             auth: Auth::default(),
             push: Push::default(),
+            appservice: Default::default(),
             keys: Keys {
                 validity: KeyValidity(Duration::from_secs(7 * 86_400)),
             },

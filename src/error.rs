@@ -78,6 +78,11 @@ impl Error {
         Self::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", message)
     }
 
+    /// Reserved by an application service (400 `M_EXCLUSIVE`).
+    pub fn exclusive(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_EXCLUSIVE", message)
+    }
+
     pub fn invalid_param(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message)
     }

@@ -111,6 +111,10 @@ pub async fn run(config: Config) -> Result<(), String> {
 /// takes in what a previous run left: partial joins resume in the
 /// background, staged transactions are taken in before any listener opens.
 async fn build(config: &Config, store: &Store, token: String) -> Result<Services, String> {
+    let appservices = Arc::new(crate::config::appservices::Appservices::load(
+        &config.appservice,
+        &config.server_name,
+    )?);
     let client = Arc::new(HttpsClient::new(config)?);
     client
         .backoff()
@@ -157,12 +161,19 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
         store.accounts.clone(),
         store.e2ee.clone(),
     ));
-    let accounts = Arc::new(AccountService::new(
-        config.server_name.clone(),
-        store.accounts.clone(),
-        &config.limits,
-        &config.auth,
-    ));
+    let accounts = Arc::new(
+        AccountService::new(
+            config.server_name.clone(),
+            store.accounts.clone(),
+            &config.limits,
+            &config.auth,
+        )
+        .with_appservices(appservices.clone()),
+    );
+    accounts
+        .create_appservice_senders()
+        .await
+        .map_err(|e| e.message)?;
     let e2ee = Arc::new(E2eeService::new(
         store.e2ee.clone(),
         store.accounts.clone(),
@@ -237,7 +248,10 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
         registration: Arc::new(config.registration.clone()),
         admin_token: token.into(),
         strangers: Default::default(),
-        user_limits: Arc::new(crate::services::UserLimits::new(&config.limits)),
+        user_limits: Arc::new(crate::services::UserLimits::new(
+            &config.limits,
+            appservices.clone(),
+        )),
         backups: crate::backup::BackupService::new(
             store.clone(),
             config.server_name.as_str(),

@@ -62,11 +62,15 @@ pub struct UserLimits {
     messages: RateLimiter<OwnedUserId>,
     joins: RateLimiter<OwnedUserId>,
     registrations: RateLimiter<IpAddr>,
+    /// Users of application services registered with
+    /// `rate_limited: false` (a bridge's puppets) are not limited.
+    appservices: Arc<crate::config::appservices::Appservices>,
 }
 
 impl UserLimits {
-    pub fn new(limits: &Limits) -> Self {
+    pub fn new(limits: &Limits, appservices: Arc<crate::config::appservices::Appservices>) -> Self {
         Self {
+            appservices,
             messages: RateLimiter::new(limits.messages_burst, limits.messages_per_minute),
             joins: RateLimiter::new(limits.joins_burst, limits.joins_per_minute),
             registrations: RateLimiter::new(
@@ -78,6 +82,9 @@ impl UserLimits {
 
     /// One more room message from `user`, or 429.
     pub fn message(&self, user: &UserId) -> crate::error::Result<()> {
+        if self.exempt(user) {
+            return Ok(());
+        }
         self.messages
             .take(&user.to_owned())
             .map_err(|wait| too_many("messages", wait))
@@ -85,9 +92,19 @@ impl UserLimits {
 
     /// One more join by `user`, or 429.
     pub fn join(&self, user: &UserId) -> crate::error::Result<()> {
+        if self.exempt(user) {
+            return Ok(());
+        }
         self.joins
             .take(&user.to_owned())
             .map_err(|wait| too_many("joins", wait))
+    }
+
+    fn exempt(&self, user: &UserId) -> bool {
+        self.appservices
+            .all()
+            .iter()
+            .any(|a| !a.rate_limited && a.claims_user(user))
     }
 
     /// Whether the address may register another account (429 if not).

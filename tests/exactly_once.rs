@@ -32,6 +32,7 @@ async fn a_transaction_recorded_without_its_event_is_sent_once_on_retry() {
         user_id: user.as_str().try_into().expect("user"),
         device_id: device.as_str().into(),
         expires_at: None,
+        appservice: None,
     };
     store
         .accounts

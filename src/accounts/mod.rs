@@ -1,6 +1,7 @@
 //! Local accounts: registration, passwords (Argon2id), devices and their
 //! access tokens, profiles.
 
+pub mod appservice_auth;
 mod data;
 pub mod profiles;
 pub mod push_rules;
@@ -40,6 +41,8 @@ pub struct AccountService {
     failed_logins: RateLimiter<OwnedUserId>,
     /// How long a refreshable access token lives (ms).
     token_lifetime_ms: u64,
+    /// The registered application services, whose tokens act as users.
+    appservices: std::sync::Arc<crate::config::appservices::Appservices>,
 }
 
 /// The device a login asks for: an ID to reuse, a name for a new one.
@@ -156,7 +159,21 @@ impl AccountService {
             uia: uia::UiaSessions::default(),
             logins_by_address: RateLimiter::new(limits.login_burst, limits.login_per_minute),
             failed_logins: RateLimiter::new(limits.login_burst, limits.login_per_minute),
+            appservices: Default::default(),
         }
+    }
+
+    /// The service with the application services registered.
+    pub fn with_appservices(
+        mut self,
+        appservices: std::sync::Arc<crate::config::appservices::Appservices>,
+    ) -> Self {
+        self.appservices = appservices;
+        self
+    }
+
+    pub fn appservices(&self) -> &crate::config::appservices::Appservices {
+        &self.appservices
     }
 
     /// User-interactive auth sessions in progress.
@@ -212,6 +229,12 @@ impl AccountService {
         if self.trees.user(&user)?.is_some() {
             return Err(in_use(&user));
         }
+        if let Some(owner) = self.appservices.exclusive_owner_of_user(&user) {
+            return Err(Error::exclusive(format!(
+                "{user} is reserved by the application service {}",
+                owner.id
+            )));
+        }
         Ok(user)
     }
 
@@ -220,6 +243,10 @@ impl AccountService {
     /// is silent), so clients show a name rather than the full user ID.
     pub async fn register(&self, name: &str, password: Option<String>) -> Result<OwnedUserId> {
         let user = self.check_new_name(name)?;
+        self.create(user, password).await
+    }
+
+    async fn create(&self, user: OwnedUserId, password: Option<String>) -> Result<OwnedUserId> {
         let record = UserRecord {
             password_hash: match password {
                 Some(password) => Some(self.hash(password).await?),
@@ -317,6 +344,7 @@ impl AccountService {
                 user_id: user.to_owned(),
                 device_id: device.to_owned(),
                 expires_at: None,
+                appservice: None,
             },
             &record,
         )?)
@@ -356,6 +384,7 @@ impl AccountService {
             user_id: user.to_owned(),
             device_id: device_id.clone(),
             expires_at: None,
+            appservice: None,
         };
         self.trees.put_device(&session, &record)?;
         Ok(Login {

@@ -49,23 +49,28 @@ fn token() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clon
         })
 }
 
-/// The session of the request's access token; 401 without a valid one.
+/// The session of the request's access token (or an application
+/// service's, acting as a user); 401 without a valid one.
 fn session(
     accounts: Arc<AccountService>,
 ) -> impl Filter<Extract = (Session,), Error = Rejection> + Clone {
-    token().and_then(move |token: Option<String>| {
-        let accounts = accounts.clone();
-        async move {
-            let token = token.ok_or_else(|| {
-                warp::reject::custom(Error::new(
-                    http::StatusCode::UNAUTHORIZED,
-                    "M_MISSING_TOKEN",
-                    "this endpoint needs an access token",
-                ))
-            })?;
-            accounts.authenticate(&token).map_err(warp::reject::custom)
-        }
-    })
+    token().and(crate::http_util::raw_query()).and_then(
+        move |token: Option<String>, query: String| {
+            let accounts = accounts.clone();
+            async move {
+                let token = token.ok_or_else(|| {
+                    warp::reject::custom(Error::new(
+                        http::StatusCode::UNAUTHORIZED,
+                        "M_MISSING_TOKEN",
+                        "this endpoint needs an access token",
+                    ))
+                })?;
+                accounts
+                    .authenticate_request(&token, &query)
+                    .map_err(warp::reject::custom)
+            }
+        },
+    )
 }
 
 /// The session of the request's access token when it has one (401 for
@@ -73,15 +78,17 @@ fn session(
 fn optional_session(
     accounts: Arc<AccountService>,
 ) -> impl Filter<Extract = (Option<Session>,), Error = Rejection> + Clone {
-    token().and_then(move |token: Option<String>| {
-        let accounts = accounts.clone();
-        async move {
-            token
-                .map(|token| accounts.authenticate(&token))
-                .transpose()
-                .map_err(warp::reject::custom)
-        }
-    })
+    token().and(crate::http_util::raw_query()).and_then(
+        move |token: Option<String>, query: String| {
+            let accounts = accounts.clone();
+            async move {
+                token
+                    .map(|token| accounts.authenticate_request(&token, &query))
+                    .transpose()
+                    .map_err(warp::reject::custom)
+            }
+        },
+    )
 }
 
 /// User-interactive auth by password, for destructive requests of the

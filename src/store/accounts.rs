@@ -76,6 +76,10 @@ pub struct Session {
     /// of clients that asked for a refresh token do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// The application service acting, for its `as_token`'s requests
+    /// (never stored: such sessions have no token record).
+    #[serde(skip)]
+    pub appservice: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

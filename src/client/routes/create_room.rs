@@ -77,6 +77,9 @@ async fn create(services: Services, session: Session, bytes: Bytes) -> Result<Va
         Some(name) => Some(services.directory.check_new_alias(name)?),
         None => None,
     };
+    if let Some(alias) = &alias {
+        services.accounts.may_take_alias(alias, &session)?;
+    }
     let user = &session.user_id;
     let rooms = &services.rooms;
     let room = rooms

@@ -48,6 +48,7 @@ pub fn routes(services: Services) -> Route {
             respond(async move {
                 let alias = alias(&name)?;
                 let request: PutAlias = body(&bytes)?;
+                services.accounts.may_take_alias(&alias, &session)?;
                 must_be_joined(&services.rooms, &request.room_id, &session.user_id)?;
                 services
                     .directory

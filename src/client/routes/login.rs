@@ -1,4 +1,5 @@
-//! `GET`/`POST /login` with `m.login.password`.
+//! `GET`/`POST /login` with `m.login.password`, and
+//! `m.login.application_service` for application services' users.
 //! Spec: client-server-api "Login"; login.yaml.
 
 use std::net::IpAddr;
@@ -11,7 +12,7 @@ use warp::Filter;
 
 use crate::{
     accounts::NewDevice,
-    client::{body, respond, v3, Route, Services},
+    client::{body, respond, token, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, ok_json},
     listener::PeerIp,
@@ -40,25 +41,36 @@ struct LoginRequest {
 }
 
 pub fn routes(services: Services) -> Route {
-    let flows = v3()
-        .and(warp::path!("login"))
-        .and(warp::get())
-        .map(|| ok_json(&json!({"flows": [{"type": "m.login.password"}]})));
+    let flows = v3().and(warp::path!("login")).and(warp::get()).map(|| {
+        ok_json(&json!({"flows": [
+            {"type": "m.login.password"},
+            {"type": "m.login.application_service"},
+        ]}))
+    });
     let login = v3()
         .and(warp::path!("login"))
         .and(warp::post())
         .and(warp::ext::optional::<PeerIp>())
+        .and(token())
         .and(body_limited())
-        .then(move |from: Option<PeerIp>, bytes: Bytes| {
-            let services = services.clone();
-            async move { respond(login(services, bytes, from.map(|p| p.0))).await }
-        });
+        .then(
+            move |from: Option<PeerIp>, token: Option<String>, bytes: Bytes| {
+                let services = services.clone();
+                async move { respond(login(services, bytes, from.map(|p| p.0), token)).await }
+            },
+        );
     flows.or(login).unify().boxed()
 }
 
-async fn login(services: Services, bytes: Bytes, from: Option<IpAddr>) -> Result<Value> {
+async fn login(
+    services: Services,
+    bytes: Bytes,
+    from: Option<IpAddr>,
+    token: Option<String>,
+) -> Result<Value> {
     let request: LoginRequest = body(&bytes)?;
-    if request.kind != "m.login.password" {
+    let appservice = request.kind == "m.login.application_service";
+    if request.kind != "m.login.password" && !appservice {
         return Err(Error::new(
             http::StatusCode::BAD_REQUEST,
             "M_UNKNOWN",
@@ -84,21 +96,24 @@ async fn login(services: Services, bytes: Bytes, from: Option<IpAddr>) -> Result
             .user
             .ok_or_else(|| Error::missing_param("no user given"))?,
     };
+    let device = NewDevice {
+        id: request.device_id,
+        display_name: request.initial_device_display_name,
+        refresh: request.refresh_token,
+    };
+    if appservice {
+        let user = services
+            .accounts
+            .appservice_login(token.as_deref(), &name)?;
+        let login = services.accounts.open_session(&user, device)?;
+        return Ok(login_answer(&login));
+    }
     let password = request
         .password
         .ok_or_else(|| Error::missing_param("no password given"))?;
     let login = services
         .accounts
-        .login(
-            &name,
-            password,
-            NewDevice {
-                id: request.device_id,
-                display_name: request.initial_device_display_name,
-                refresh: request.refresh_token,
-            },
-            from,
-        )
+        .login(&name, password, device, from)
         .await?;
     let mut answer = login_answer(&login);
     answer["home_server"] = json!(login.user_id.server_name());

@@ -12,7 +12,7 @@ use warp::Filter;
 use crate::{
     accounts::{uia::Verdict, NewDevice},
     admin::tokens_match,
-    client::{body, respond, v3, Route, Services},
+    client::{body, respond, token, v3, Route, Services},
     error::{Error, Result},
     http_util::{body_limited, raw_query},
     listener::PeerIp,
@@ -40,11 +40,24 @@ pub fn routes(services: Services) -> Route {
         .and(warp::post())
         .and(raw_query())
         .and(warp::ext::optional::<PeerIp>())
+        .and(token())
         .and(body_limited())
-        .then(move |query: String, from: Option<PeerIp>, bytes: Bytes| {
-            let services = register_services.clone();
-            async move { respond(register(services, query, from, bytes)).await }
-        });
+        .then(
+            move |query: String, from: Option<PeerIp>, token: Option<String>, bytes: Bytes| {
+                let services = register_services.clone();
+                async move {
+                    respond(async move {
+                        let request: Map<String, Value> = body(&bytes)?;
+                        if request.get("type").and_then(Value::as_str) == Some(APPSERVICE) {
+                            for_appservice(&services, token.as_deref(), &request).await
+                        } else {
+                            register(services, query, from, request).await
+                        }
+                    })
+                    .await
+                }
+            },
+        );
     let available = v3()
         .and(warp::path!("register" / "available"))
         .and(warp::get())
@@ -77,7 +90,7 @@ async fn register(
     services: Services,
     query: String,
     from: Option<PeerIp>,
-    bytes: Bytes,
+    request: Map<String, Value>,
 ) -> Result<Value> {
     if !services.registration.enabled {
         return Err(disabled());
@@ -89,7 +102,6 @@ async fn register(
             "guest accounts are not offered here",
         ));
     }
-    let request: Map<String, Value> = body(&bytes)?;
     let first: RegisterRequest = serde_json::from_value(Value::Object(request.clone()))
         .map_err(|e| Error::bad_json(format!("request body: {e}")))?;
     // A taken or invalid name fails before the client completes auth.
@@ -130,6 +142,7 @@ async fn register(
             services.accounts.check_new_name(&name)?;
             let password = fields
                 .password
+                .clone()
                 .ok_or_else(|| Error::missing_param("no password given"))?;
             services.user_limits.may_register(from)?;
             let user = services.accounts.register(&name, Some(password)).await?;
@@ -141,6 +154,15 @@ async fn register(
             user
         }
     };
+    logged_in(&services, user, fields)
+}
+
+/// The registration's answer: the user, logged in unless it asked not to be.
+fn logged_in(
+    services: &Services,
+    user: ruma::OwnedUserId,
+    fields: RegisterRequest,
+) -> Result<Value> {
     if fields.inhibit_login {
         return Ok(json!({ "user_id": user }));
     }
@@ -153,6 +175,30 @@ async fn register(
         },
     )?;
     Ok(super::login::login_answer(&login))
+}
+
+/// The registration type of application services' users.
+const APPSERVICE: &str = "m.login.application_service";
+
+/// A user an application service registers in its namespace, with its
+/// `as_token`: no interactive auth, whether or not registration is open.
+/// Spec: application-service-api.md "Server admin style permissions".
+async fn for_appservice(
+    services: &Services,
+    token: Option<&str>,
+    request: &Map<String, Value>,
+) -> Result<Value> {
+    let fields: RegisterRequest = serde_json::from_value(Value::Object(request.clone()))
+        .map_err(|e| Error::bad_json(format!("request body: {e}")))?;
+    let name = fields
+        .username
+        .as_deref()
+        .ok_or_else(|| Error::missing_param("no username given"))?;
+    let user = services
+        .accounts
+        .register_for_appservice(token, name)
+        .await?;
+    logged_in(services, user, fields)
 }
 
 fn available(services: &Services, query: &str) -> Result<Value> {

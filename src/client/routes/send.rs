@@ -85,21 +85,38 @@ async fn send(
         return Ok(json!({ "delay_id": id }));
     }
     let rooms = &services.rooms;
+    let ts = appservice_ts(&session, query)?;
     let event_id = match &txn {
         Some(txn) => {
             rooms
-                .send_once(&room, &session.user_id, &kind, content, |id| {
+                .send_once(&room, &session.user_id, &kind, content, ts, |id| {
                     accounts.put_txn_event(&session, txn, Some(txn), id.as_str())
                 })
                 .await?
         }
         None => {
             rooms
-                .send(&room, &session.user_id, &kind, None, content)
+                .send_at(&room, &session.user_id, (&kind, None, content), ts)
                 .await?
         }
     };
     Ok(json!({ "event_id": event_id }))
+}
+
+/// The `?ts=` of an application service's request: the time to give the
+/// event (other users' `ts` is ignored, as Synapse ignores it).
+/// Spec: application-service-api.md "Timestamp massaging".
+pub(super) fn appservice_ts(session: &Session, query: &str) -> Result<Option<u64>> {
+    if session.appservice.is_none() {
+        return Ok(None);
+    }
+    crate::request::Query::parse(query)
+        .get("ts")
+        .map(|ts| {
+            ts.parse::<u64>()
+                .map_err(|_| Error::invalid_param(format!("ts {ts:?} is not a time in ms")))
+        })
+        .transpose()
 }
 
 /// The fields clients rely on in the events everyone renders, checked

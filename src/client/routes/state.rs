@@ -150,9 +150,10 @@ async fn put_state(
             .await?;
         return Ok(json!({ "delay_id": id }));
     }
+    let ts = super::send::appservice_ts(&session, query)?;
     let event_id = services
         .rooms
-        .send(&room, &session.user_id, &kind, Some(&key), content)
+        .send_at(&room, &session.user_id, (&kind, Some(&key), content), ts)
         .await?;
     Ok(json!({ "event_id": event_id }))
 }

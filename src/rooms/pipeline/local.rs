@@ -36,7 +36,20 @@ impl RoomService {
         state_key: Option<&str>,
         content: Value,
     ) -> Result<OwnedEventId> {
-        self.send_with(room, sender, (kind, state_key, content), |_| {}, |_| Ok(()))
+        self.send_at(room, sender, (kind, state_key, content), None)
+            .await
+    }
+
+    /// [`Self::send`] with the `origin_server_ts` an application service
+    /// asked for (`?ts=`, to bridge messages at the time they were sent).
+    pub async fn send_at(
+        &self,
+        room: &RoomId,
+        sender: &UserId,
+        event: (&str, Option<&str>, Value),
+        ts: Option<u64>,
+    ) -> Result<OwnedEventId> {
+        self.send_with(room, sender, event, |o| set_ts(o, ts), |_| Ok(()))
             .await
     }
 
@@ -52,10 +65,17 @@ impl RoomService {
         sender: &UserId,
         kind: &str,
         content: Value,
+        ts: Option<u64>,
         record: impl FnOnce(&ruma::EventId) -> Result<()>,
     ) -> Result<OwnedEventId> {
-        self.send_with(room, sender, (kind, None, content), |_| {}, record)
-            .await
+        self.send_with(
+            room,
+            sender,
+            (kind, None, content),
+            |o| set_ts(o, ts),
+            record,
+        )
+        .await
     }
 
     /// Whether the event is stored (not only referred to).
@@ -386,4 +406,14 @@ fn random_local() -> String {
         .take(18)
         .map(char::from)
         .collect()
+}
+
+/// Sets the event's `origin_server_ts` when one was asked for.
+fn set_ts(object: &mut CanonicalJsonObject, ts: Option<u64>) {
+    if let Some(ts) = ts {
+        object.insert(
+            "origin_server_ts".to_owned(),
+            CanonicalJsonValue::Integer(Int::try_from(ts).unwrap_or(Int::MAX)),
+        );
+    }
 }
