@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod alloc;
+pub mod appservices;
 pub mod backup;
 pub mod blocking;
 pub mod client;

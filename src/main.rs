@@ -79,6 +79,22 @@ enum Command {
         #[command(subcommand)]
         command: PushCommand,
     },
+    /// Application services (bridges).
+    Appservice {
+        #[command(subcommand)]
+        command: AppserviceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppserviceCommand {
+    /// Read a registration file as the server would, beside those in
+    /// `appservice.registrations`, before adding it.
+    Check { file: PathBuf },
+    /// Each registered application service with its queue and delivery
+    /// state (needs the running server).
+    #[command(alias = "list")]
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -214,6 +230,15 @@ fn main() -> ExitCode {
             command: PushCommand::Test { user },
         } => runtime.block_on(async {
             println!("{}", admin::push::cli(&config, &user).await?);
+            Ok(())
+        }),
+        Command::Appservice {
+            command: AppserviceCommand::Check { file },
+        } => admin::appservices::check_cli(&config, &file).map(|text| println!("{text}")),
+        Command::Appservice {
+            command: AppserviceCommand::Status,
+        } => runtime.block_on(async {
+            println!("{}", admin::appservices::status_cli(&config).await?);
             Ok(())
         }),
         Command::Backup { dir } => runtime.block_on(backup(&config, &dir)),

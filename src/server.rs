@@ -98,6 +98,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         _ = services.media.run_retention() => {}
         _ = services.delayed.run() => {}
         _ = services.push.clone().run() => {}
+        _ = services.appservices.clone().run() => {}
         _ = watch_disk(store.clone(), min_free) => {}
         _ = crate::backup::schedule::run(services.backups.clone(), config.backup.clone()) => {}
         _ = serve(federation_listener, tls, federation_routes, listening.clone()) => {}
@@ -124,13 +125,16 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
         KeyService::new(config, store.clone(), client.clone()).map_err(|e| e.to_string())?,
     );
     let outbound_ready = Arc::new(tokio::sync::Notify::new());
-    let rooms = Arc::new(RoomService::new(
-        config.server_name.clone(),
-        config.rooms.default_version.clone(),
-        store,
-        keys.clone(),
-        outbound_ready.clone(),
-    ));
+    let rooms = Arc::new(
+        RoomService::new(
+            config.server_name.clone(),
+            config.rooms.default_version.clone(),
+            store,
+            keys.clone(),
+            outbound_ready.clone(),
+        )
+        .with_appservices(appservices.clone()),
+    );
     let peers = Arc::new(Peers::new(keys.clone(), client.clone()));
     let membership = Arc::new(MembershipService::new(
         rooms.clone(),
@@ -218,6 +222,13 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
             rooms.clone(),
             store.delayed.clone(),
         )),
+        appservices: Arc::new(crate::appservices::AppserviceService::new(
+            config,
+            appservices.clone(),
+            store,
+            rooms.clone(),
+            &client,
+        )?),
         push: Arc::new(crate::push::PushService::new(
             config,
             store.pushers.clone(),

@@ -54,6 +54,7 @@ pub struct ServiceSet {
     pub reports: Arc<crate::reports::ReportService>,
     pub delayed: Arc<crate::delayed::DelayedEvents>,
     pub push: Arc<crate::push::PushService>,
+    pub appservices: Arc<crate::appservices::AppserviceService>,
 }
 
 /// What one user (or, for registration, one address) may do per minute,
@@ -179,6 +180,40 @@ pub struct Services(Arc<ServiceSet>);
 impl Services {
     pub fn new(set: ServiceSet) -> Self {
         Self(Arc::new(set))
+    }
+
+    /// Resolves an alias; one of ours that nobody created yet but an
+    /// application service claims is asked of it (a bridge creates the
+    /// portal room and its alias, then answers), then looked up again.
+    /// Spec: application-service-api.md "Room Alias query".
+    pub async fn resolve_alias(
+        &self,
+        alias: &ruma::RoomAliasId,
+    ) -> crate::error::Result<crate::rooms::directory::Resolved> {
+        match self.directory.resolve(alias).await {
+            Err(e)
+                if e.status == http::StatusCode::NOT_FOUND
+                    && alias.server_name() == self.rooms.server_name()
+                    && self.appservices.alias_exists(alias).await =>
+            {
+                self.directory.resolve(alias).await
+            }
+            resolved => resolved,
+        }
+    }
+
+    /// Before a user of ours is looked up (a profile, an invite): one that
+    /// does not exist but an application service claims is asked of it,
+    /// which registers the user if it knows them.
+    /// Spec: application-service-api.md "User query".
+    pub async fn ask_for_user(&self, user: &ruma::UserId) -> crate::error::Result<()> {
+        if user.server_name() == self.rooms.server_name()
+            && !self.appservices.registered().is_empty()
+            && !self.accounts.exists(user)?
+        {
+            self.appservices.user_exists(user).await;
+        }
+        Ok(())
     }
 
     /// After `user`'s `devices` were removed (logout, deletion): their keys

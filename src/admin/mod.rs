@@ -3,6 +3,7 @@
 //! The CLI uses it to change a running server, since only one process can
 //! open the database; tests and benches use it to drive a server directly.
 
+pub mod appservices;
 pub mod client;
 mod edus;
 pub mod federation_check;

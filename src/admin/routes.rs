@@ -81,6 +81,7 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
     let media = super::media::routes(ctx.media.clone());
     let reports = super::reports::routes(ctx.reports.clone());
     let push = super::push::routes(ctx.push.clone());
+    let appservices = super::appservices::routes(ctx.appservices.clone());
     let request = warp::path!("federation" / "request")
         .and(warp::post())
         .and(body_limited())
@@ -105,6 +106,8 @@ pub fn routes(ctx: Services) -> BoxedFilter<(Response,)> {
             .or(reports)
             .unify()
             .or(push)
+            .unify()
+            .or(appservices)
             .unify()
             .or(rooms)
             .unify()

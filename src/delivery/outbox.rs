@@ -1,7 +1,9 @@
-//! Where services put EDUs for other servers: into the durable outbound
-//! queue, waking the sender. Producers (typing, receipts, presence,
-//! to-device, device lists) depend on this, not on the sender.
-//! Spec: server-server-api.md "EDUs".
+//! Where services put EDUs for other servers, and ephemeral events for
+//! application services: into the durable outbound queue, waking the
+//! sender. Producers (typing, receipts, presence, to-device, device lists)
+//! depend on this, not on the senders.
+//! Spec: server-server-api.md "EDUs"; MSC2409 (ephemeral events pushed to
+//! application services).
 
 use std::{sync::Arc, time::Duration};
 
@@ -62,6 +64,32 @@ impl Outbox {
         let refs: Vec<&ServerName> = destinations.iter().map(|d| d.as_ref()).collect();
         self.queue.push(&refs, self.ids.new_id()?, &item)?;
         self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues an ephemeral event of `room` (`m.typing`, `m.receipt`, as
+    /// clients get them) for the application services that asked for
+    /// ephemeral events and are interested in the room.
+    pub fn queue_ephemeral(
+        &self,
+        rooms: &crate::rooms::RoomService,
+        room: &ruma::RoomId,
+        kind: &str,
+        content: Value,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let interested = rooms.appservices_for_ephemeral(room)?;
+        if interested.is_empty() {
+            return Ok(());
+        }
+        let item = Queued::Edu {
+            edu: json!({ "type": kind, "room_id": room, "content": content }),
+            expires_ms: ttl.map(|ttl| now_ms() + ttl.as_millis() as u64),
+        };
+        let ids: Vec<&str> = interested.iter().map(|id| &**id).collect();
+        self.queue
+            .push_appservices(&ids, self.ids.new_id()?, &item)?;
+        rooms.appservices_ready().notify_one();
         Ok(())
     }
 }

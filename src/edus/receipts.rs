@@ -62,6 +62,7 @@ impl EduService {
                             .put_receipt(&room, "m.read", user, &receipt)
                             .map_err(|e| e.to_string())?;
                         self.receipt_changed(&room, "m.read", user);
+                        self.receipt_to_appservices(&room, "m.read", user, &receipt);
                     }
                     Err(reason) => tracing::debug!(%reason, "receipt ignored"),
                 }
@@ -96,7 +97,38 @@ impl EduService {
             )?;
         }
         self.receipt_changed(room, kind, user);
+        if kind == "m.read" {
+            self.receipt_to_appservices(room, kind, user, &receipt);
+        }
         Ok(())
+    }
+
+    /// A public receipt as clients get it (`{event: {type: {user: data}}}`),
+    /// for the application services interested in the room.
+    fn receipt_to_appservices(&self, room: &RoomId, kind: &str, user: &UserId, receipt: &Value) {
+        let content: serde_json::Map<String, Value> = receipt["event_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|event| {
+                let data = receipt["data"].clone();
+                (
+                    event.to_owned(),
+                    serde_json::json!({ kind: { user.as_str(): data } }),
+                )
+            })
+            .collect();
+        let queued = self.outbox.queue_ephemeral(
+            &self.rooms,
+            room,
+            "m.receipt",
+            Value::Object(content),
+            None,
+        );
+        if let Err(e) = queued {
+            tracing::warn!(%room, error = %e.message, "receipt not queued for application services");
+        }
     }
 
     fn receipt_changed(&self, room: &RoomId, kind: &str, user: &UserId) {

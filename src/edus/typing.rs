@@ -40,6 +40,7 @@ impl EduService {
         }
         drop(all);
         self.room_changed(&typing.room_id);
+        self.typing_to_appservices(&typing.room_id);
         Ok(())
     }
 
@@ -67,7 +68,23 @@ impl EduService {
         }
         drop(all);
         self.room_changed(room);
+        self.typing_to_appservices(room);
         Ok(())
+    }
+
+    /// Who types in `room` now, for the application services interested.
+    fn typing_to_appservices(&self, room: &RoomId) {
+        let content = serde_json::json!({ "user_ids": self.typing_in(room) });
+        let queued = self.outbox.queue_ephemeral(
+            &self.rooms,
+            room,
+            "m.typing",
+            content,
+            Some(TYPING_TIMEOUT),
+        );
+        if let Err(e) = queued {
+            tracing::warn!(%room, error = %e.message, "typing not queued for application services");
+        }
     }
 
     /// Users typing in `room` now. Lapsed ones stay for the timer to
@@ -120,6 +137,7 @@ impl EduService {
         }
         for (room, ours) in lapsed {
             self.room_changed(&room);
+            self.typing_to_appservices(&room);
             for user in ours {
                 if let Err(e) = self.tell_typing(&room, &user, false) {
                     tracing::warn!(%room, %user, error = %e.message, "typing stop not sent");

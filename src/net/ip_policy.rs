@@ -63,6 +63,16 @@ impl AddressPolicy {
         })
     }
 
+    /// Every address: for the admin's own configuration (application
+    /// services, which usually run beside the server), never for a URL a
+    /// user or another server gives.
+    pub fn any() -> Self {
+        Self {
+            allow_private: true,
+            allowlist: Vec::new(),
+        }
+    }
+
     /// Public addresses, and those in `allowlist` (CIDR ranges); what
     /// `setting` names in errors.
     pub fn public_and(allowlist: &[String], setting: &str) -> Result<Self, String> {

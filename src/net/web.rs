@@ -69,20 +69,35 @@ impl WebClient {
         limit: usize,
         deadline: Duration,
     ) -> Result<(StatusCode, Bytes), WebError> {
-        let post = async {
+        let headers = [
+            (header::USER_AGENT, "hearth (Matrix push)"),
+            (header::CONTENT_TYPE, "application/json"),
+        ];
+        self.call(Method::POST, url, &headers, body, (limit, deadline))
+            .await
+    }
+
+    /// One request to `url` with `headers` and `body`, following no
+    /// redirect: the status and at most `limit` bytes of the answer, all
+    /// within `deadline`.
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(header::HeaderName, &str)],
+        body: Bytes,
+        (limit, deadline): (usize, Duration),
+    ) -> Result<(StatusCode, Bytes), WebError> {
+        let call = async {
             let url: Uri = url
                 .parse()
                 .map_err(|e| WebError::Failed(format!("{url:?} is not a URL: {e}")))?;
-            let headers = [
-                (header::USER_AGENT, "hearth (Matrix push)"),
-                (header::CONTENT_TYPE, "application/json"),
-            ];
-            let response = self.once(&url, Method::POST, body, &headers).await?;
+            let response = self.once(&url, method, body, headers).await?;
             let status = response.status();
             let answer = read_limited(response, limit).await?;
             Ok((status, answer))
         };
-        tokio::time::timeout(deadline, post).await.map_err(|_| {
+        tokio::time::timeout(deadline, call).await.map_err(|_| {
             WebError::Failed(format!("{url} took more than {}s", deadline.as_secs()))
         })?
     }

@@ -29,6 +29,13 @@ pub fn client_event(id: &EventId, pdu: &CanonicalJsonObject, room: bool) -> Valu
         }
     }
     event.insert("event_id".into(), Value::String(id.to_string()));
+    // Room version 12's create event has no `room_id`: the room's ID is
+    // its event ID with `!` for `$`, and clients (mautrix) require the field.
+    if room && !event.contains_key("room_id") {
+        if let Some(hash) = id.as_str().strip_prefix('$') {
+            event.insert("room_id".into(), Value::String(format!("!{hash}")));
+        }
+    }
     // Since room version 11 `redacts` is in the content; clients written
     // before still read it at the top level, as Synapse keeps serving it.
     if !event.contains_key("redacts") {

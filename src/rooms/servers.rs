@@ -69,6 +69,19 @@ impl JoinedServers {
         })
     }
 
+    /// Whether any of our users joined in `state` passes `test`.
+    pub fn any_local(
+        &self,
+        trees: &RoomTrees,
+        room: &RoomId,
+        state: &Arc<ShortState>,
+        test: impl Fn(&UserId) -> bool,
+    ) -> Result<bool> {
+        self.with_counted(trees, room, state, |counted| {
+            counted.local.keys().any(|user| test(user))
+        })
+    }
+
     /// `read` of the room's counts brought up to `state`.
     fn with_counted<T>(
         &self,

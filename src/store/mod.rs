@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod aliases;
+pub mod appservices;
 pub mod backfill;
 mod compression;
 mod counter;
@@ -65,6 +66,7 @@ pub struct Store {
     pub reports: reports::ReportTree,
     pub pushers: pushers::PusherTree,
     pub delayed: delayed::DelayedTree,
+    pub appservice_txns: appservices::AppserviceTxnTree,
     /// The database and its write gate (for flushes and backups).
     db: tree::Database,
     /// Free space on the data directory's disk, as last sampled.
@@ -162,6 +164,8 @@ impl Store {
             reports: reports::ReportTree::open(&db, &ids)
                 .map_err(|e| OpenError::Other(e.to_string()))?,
             pushers: pushers::PusherTree::open(&db).map_err(|e| OpenError::Other(e.to_string()))?,
+            appservice_txns: appservices::AppserviceTxnTree::open(&db)
+                .map_err(|e| OpenError::Other(e.to_string()))?,
             data_dir: data_dir.into(),
             free_space: FreeSpace::default(),
             db,

@@ -1,7 +1,10 @@
-//! The outbound queue: what each destination has yet to receive. Entries
-//! for a local event are written in the same transaction as the event
+//! The outbound queue: what each destination, and each application
+//! service, has yet to receive. Entries for an event are written in the
+//! same transaction as the event
 //! (see `rooms::RoomTrees::commit`), so "stored but never sent" cannot
 //! happen; the sender removes them only after the destination answered 200.
+//! A destination's entries are for events of ours; an application
+//! service's are for every event it is interested in, ours or not.
 
 use std::collections::HashSet;
 
@@ -15,7 +18,14 @@ use crate::store::error::{Result, StoreError};
 /// `outbound`: `destination 0xFF seq (u64 BE)` → JSON [`Queued`]; `seq`
 /// comes from the database's id generator, so a destination's entries sort
 /// in the order they were queued.
+/// Application services' queues are in the same tree (written in the same
+/// transaction as the event), under a first part no server name has:
+/// `0x00 0xFF appservice_id 0xFF seq (u64 BE)` → JSON [`Queued`], `seq`
+/// being the event's stream position (an EDU's: a new id).
 pub(super) const OUTBOUND: &str = "outbound";
+
+/// The first part of every application service queue's keys.
+const APPSERVICES: &[u8] = &[0x00];
 
 /// One thing a destination must receive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +60,21 @@ pub fn key(destination: &ServerName, seq: u64) -> Vec<u8> {
     super::key::join(&[destination.as_bytes(), &seq.to_be_bytes()])
 }
 
+/// The sequence number a queue key ends with.
+pub fn seq_of(key: &[u8]) -> u64 {
+    key.last_chunk::<8>()
+        .map_or(0, |seq| u64::from_be_bytes(*seq))
+}
+
+/// Where an application service's entries start.
+fn appservice_prefix(appservice: &str) -> Vec<u8> {
+    super::key::prefix(&[APPSERVICES, appservice.as_bytes()])
+}
+
+pub fn appservice_key(appservice: &str, seq: u64) -> Vec<u8> {
+    super::key::join(&[APPSERVICES, appservice.as_bytes(), &seq.to_be_bytes()])
+}
+
 pub fn value(item: &Queued) -> Result<Vec<u8>> {
     encode(item)
 }
@@ -71,7 +96,8 @@ impl OutboundTree {
     /// Every destination with something queued.
     pub fn destinations(&self) -> Result<Vec<OwnedServerName>> {
         let mut found = Vec::new();
-        let mut from = Vec::new();
+        // Past the application services' queues.
+        let mut from = vec![APPSERVICES[0] + 1];
         while let Some((key, _)) = self.tree.range(from.clone()..).next().transpose()? {
             let (name, _) = super::key::split(&key).unwrap_or((&key, &[]));
             // Skip past every entry of this destination.
@@ -99,11 +125,61 @@ impl OutboundTree {
         edus: usize,
         replaced_by: impl Fn(&serde_json::Value) -> Option<String>,
     ) -> Result<Vec<Entry>> {
-        let prefix = prefix(destination);
+        self.batch_under(&prefix(destination), pdus, edus, replaced_by)
+    }
+
+    /// The oldest entries for an application service (see [`Self::batch`]).
+    pub fn appservice_batch(
+        &self,
+        appservice: &str,
+        pdus: usize,
+        edus: usize,
+    ) -> Result<Vec<Entry>> {
+        self.batch_under(&appservice_prefix(appservice), pdus, edus, |_| None)
+    }
+
+    /// The entries under `keys` that are still queued, in order: a
+    /// transaction sent again as it was.
+    pub fn entries(&self, keys: &[Vec<u8>]) -> Result<Vec<Entry>> {
+        let mut found = Vec::new();
+        for key in keys {
+            if let Some(value) = self.tree.get(key)? {
+                found.push(Entry {
+                    key: key.clone(),
+                    item: decode(OUTBOUND, &value)?,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// How many entries wait for an application service.
+    pub fn appservice_depth(&self, appservice: &str) -> usize {
+        self.tree.scan_prefix(appservice_prefix(appservice)).count()
+    }
+
+    /// Queues an EDU (typing, a receipt, ...) for application services.
+    pub fn push_appservices(&self, appservices: &[&str], seq: u64, item: &Queued) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let value = value(item)?;
+        for appservice in appservices {
+            batch.insert(appservice_key(appservice, seq), value.clone());
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn batch_under(
+        &self,
+        prefix: &[u8],
+        pdus: usize,
+        edus: usize,
+        replaced_by: impl Fn(&serde_json::Value) -> Option<String>,
+    ) -> Result<Vec<Entry>> {
         let (mut n_pdus, mut n_edus) = (0, 0);
         let mut merged = HashSet::new();
         let mut batch = Vec::new();
-        for entry in self.tree.scan_prefix(&prefix).take(MAX_SCANNED) {
+        for entry in self.tree.scan_prefix(prefix).take(MAX_SCANNED) {
             let (key, value) = entry?;
             let item: Queued = decode(OUTBOUND, &value)?;
             match &item {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod bridge;
 pub mod client;
 pub mod dns;
 pub mod gateway;

@@ -26,14 +26,14 @@ fn alias(segment: &str) -> Result<OwnedRoomAliasId> {
 }
 
 pub fn routes(services: Services) -> Route {
-    let directory = services.directory.clone();
+    let get_services = services.clone();
     let get = v3()
         .and(warp::path!("directory" / "room" / String))
         .and(warp::get())
         .then(move |name: String| {
-            let directory = directory.clone();
+            let services = get_services.clone();
             respond(async move {
-                let resolved = directory.resolve(&alias(&name)?).await?;
+                let resolved = services.resolve_alias(&alias(&name)?).await?;
                 Ok(json!(resolved))
             })
         });

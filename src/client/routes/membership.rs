@@ -60,6 +60,7 @@ async fn act(
     let target: Target = body(&bytes)?;
     let sender = &session.user_id;
     if action == "invite" {
+        services.ask_for_user(&target.user_id).await?;
         services
             .membership
             .invite(

@@ -3,6 +3,7 @@
 
 mod account;
 mod account_data;
+mod appservice_ping;
 mod capabilities;
 mod context;
 mod create_room;
@@ -120,6 +121,7 @@ pub fn routes(services: Services) -> Route {
         upgrade::route(services.clone()),
         refresh::route(services.clone()),
         delayed_events::routes(services.clone()),
+        appservice_ping::route(services.clone()),
         receipt::routes(services),
     ];
     all.into_iter()

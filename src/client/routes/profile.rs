@@ -56,35 +56,36 @@ fn readable(user: &str, session: Option<&Session>, ours: &ServerName) -> Result<
     Ok(user)
 }
 
+/// A user's profile, for whoever may read it; an application service
+/// is asked about a user of ours it claims that does not exist yet.
+async fn profile_of(services: &Services, user: &str, session: Option<&Session>) -> Result<Value> {
+    let profiles = &services.profiles;
+    let user = readable(user, session, profiles.server_name())?;
+    services.ask_for_user(&user).await?;
+    profiles.get(&user).await
+}
+
 pub fn routes(services: Services) -> Route {
-    let profiles = services.profiles.clone();
+    let whole_services = services.clone();
     let whole = v3()
         .and(warp::path!("profile" / String))
         .and(warp::get())
         .and(optional_session(services.accounts.clone()))
         .then(move |user: String, session: Option<Session>| {
-            let profiles = profiles.clone();
-            let ours = profiles.server_name().to_owned();
-            respond(async move {
-                profiles
-                    .get(&readable(&user, session.as_ref(), &ours)?)
-                    .await
-            })
+            let services = whole_services.clone();
+            respond(async move { profile_of(&services, &user, session.as_ref()).await })
         });
-    let profiles = services.profiles.clone();
+    let one_services = services.clone();
     let get_one = v3()
         .and(warp::path!("profile" / String / String))
         .and(warp::get())
         .and(optional_session(services.accounts.clone()))
         .then(
             move |user: String, name: String, session: Option<Session>| {
-                let profiles = profiles.clone();
-                let ours = profiles.server_name().to_owned();
+                let services = one_services.clone();
                 respond(async move {
                     let name = key(&name)?;
-                    let profile = profiles
-                        .get(&readable(&user, session.as_ref(), &ours)?)
-                        .await?;
+                    let profile = profile_of(&services, &user, session.as_ref()).await?;
                     match profile.get(name) {
                         Some(value) if !value.is_null() => Ok(json!({ name: value })),
                         _ => Err(Error::not_found(format!("no {name} set"))),

@@ -89,6 +89,9 @@ impl RoomService {
             .local
             .into_iter()
             .filter(|(user, _)| *user != pdu.sender)
+            // A bridge's puppets get no push, as on Synapse: their
+            // application service gets the event.
+            .filter(|(user, _)| self.appservices.exclusive_owner_of_user(user).is_none())
             .collect();
         if let Some(invitee) = invitee(pdu, self.server_name()) {
             targets.push((invitee, None));

@@ -219,9 +219,12 @@ impl RoomService {
         destinations: Vec<OwnedServerName>,
     ) -> Result<()> {
         // Judged at the state before the event, as its auth was.
-        let notified = match status {
-            Status::Accepted => self.notified_by(room, &pdu, &checked.object, &before)?,
-            _ => None,
+        let (notified, appservices) = match status {
+            Status::Accepted => (
+                self.notified_by(room, &pdu, &checked.object, &before)?,
+                self.interested_appservices(room, &pdu, &before)?,
+            ),
+            _ => (None, Vec::new()),
         };
         let before_group = match before_group {
             Some(group) => group,
@@ -314,13 +317,18 @@ impl RoomService {
         if append.timeline.is_some() {
             append.searchable = Searchable::of(&checked.object, &meta);
             append.notified = notified;
+            append.appservices = appservices;
         }
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);
         let notifies = append.notified.is_some();
+        let for_appservices = !append.appservices.is_empty();
         self.trees.commit(append)?;
         if notifies {
             self.notified_ready.notify_one();
+        }
+        if for_appservices {
+            self.appservices_ready.notify_one();
         }
         if let Some(state) = after_state {
             self.groups.put(after_group, Arc::new(state));

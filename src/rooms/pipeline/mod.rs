@@ -64,6 +64,10 @@ pub struct RoomService {
     pub(in crate::rooms) notified_ready: Arc<tokio::sync::Notify>,
     /// Woken whenever an event is queued for other servers.
     pub(in crate::rooms) outbound_ready: Arc<tokio::sync::Notify>,
+    /// The application services events may be queued for.
+    pub(in crate::rooms) appservices: Arc<crate::config::appservices::Appservices>,
+    /// Woken whenever an event is queued for an application service.
+    pub(in crate::rooms) appservices_ready: Arc<tokio::sync::Notify>,
 }
 
 /// Where an appended event comes from, which decides what happens when it
@@ -120,7 +124,23 @@ impl RoomService {
             rulesets: Default::default(),
             notified_ready: Arc::default(),
             outbound_ready,
+            appservices: Arc::default(),
+            appservices_ready: Arc::default(),
         }
+    }
+
+    /// The service, queuing events for these application services.
+    pub fn with_appservices(
+        mut self,
+        appservices: Arc<crate::config::appservices::Appservices>,
+    ) -> Self {
+        self.appservices = appservices;
+        self
+    }
+
+    /// Woken whenever an event is queued for an application service.
+    pub fn appservices_ready(&self) -> &Arc<tokio::sync::Notify> {
+        &self.appservices_ready
     }
 
     pub fn server_name(&self) -> &ServerName {

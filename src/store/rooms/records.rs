@@ -128,6 +128,9 @@ pub struct Append {
     pub room: Option<(OwnedRoomId, RoomRecord)>,
     /// Destinations that must receive the event: queued atomically with it.
     pub outbound: Vec<(OwnedServerName, u64)>,
+    /// Application services interested in the event: queued atomically
+    /// with it, at its stream position.
+    pub appservices: Vec<std::sync::Arc<str>>,
     /// Other events written with this one: outliers (a join's state and
     /// auth chain), or a redaction's target rewritten redacted.
     pub also_stored: Vec<(OwnedEventId, Vec<u8>, EventMeta)>,

@@ -274,6 +274,14 @@ impl RoomTrees {
                             encoded.queued.as_slice(),
                         )?;
                     }
+                    if let Some(stream) = append.timeline {
+                        for appservice in &append.appservices {
+                            outbound.insert(
+                                crate::store::outbound::appservice_key(appservice, stream),
+                                encoded.queued.as_slice(),
+                            )?;
+                        }
+                    }
                 }
                 for key in &changes.extremities_removed {
                     extremities.remove(key.as_slice())?;
@@ -343,7 +351,7 @@ pub(super) struct RoomChanges {
 impl<'a> Encoded<'a> {
     fn new(append: &'a Append) -> Result<Self> {
         let queued = match &append.event {
-            Some((id, ..)) if !append.outbound.is_empty() => {
+            Some((id, ..)) if !append.outbound.is_empty() || !append.appservices.is_empty() => {
                 crate::store::outbound::value(&crate::store::outbound::Queued::Pdu {
                     event_id: id.clone(),
                 })?

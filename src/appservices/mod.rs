@@ -1,0 +1,172 @@
+//! Application services (bridges): the transactions that push them the
+//! events they are interested in (`sender.rs`), the questions asked of
+//! them about users and aliases nobody here knows, their third-party
+//! protocols and pings (`queries.rs`). Which events interest them is
+//! decided as events are appended (`rooms/appservices.rs`); who they
+//! may act as, in `accounts/appservice_auth.rs`.
+//! Spec: application-service-api.md.
+
+mod queries;
+mod sender;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{header, Method, StatusCode};
+use serde::Serialize;
+
+use crate::{
+    config::appservices::{Appservice, Appservices},
+    net::{https::HttpsClient, ip_policy::AddressPolicy, tls::client_config, web::WebClient},
+    rooms::RoomService,
+    store::{appservices::AppserviceTxnTree, outbound::OutboundTree, Store},
+};
+
+pub use queries::PingError;
+
+/// The most of an application service's answer read.
+const MAX_ANSWER: usize = 1024 * 1024;
+
+pub struct AppserviceService {
+    registered: Arc<Appservices>,
+    queue: OutboundTree,
+    txns: AppserviceTxnTree,
+    rooms: Arc<RoomService>,
+    web: WebClient,
+    /// Longest one request to an application service may take.
+    timeout: Duration,
+    health: Mutex<HashMap<Arc<str>, Health>>,
+    /// One per application service: its sender's wake-up.
+    wake: HashMap<Arc<str>, Arc<tokio::sync::Notify>>,
+}
+
+/// How delivery to one application service goes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Health {
+    /// Failed attempts since the last success.
+    pub failures: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_success_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_since_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub transactions_sent: u64,
+    pub events_sent: u64,
+    #[serde(skip)]
+    retry_at: Option<Instant>,
+}
+
+/// One application service as `hearth appservice status` shows it.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub id: String,
+    pub url: Option<String>,
+    pub queued: usize,
+    #[serde(flatten)]
+    pub health: Health,
+}
+
+impl AppserviceService {
+    pub fn new(
+        config: &crate::config::Config,
+        registered: Arc<Appservices>,
+        store: &Store,
+        rooms: Arc<RoomService>,
+        client: &HttpsClient,
+    ) -> Result<Self, String> {
+        let tls = client_config(
+            config.federation.verify_certificates,
+            config.federation.extra_ca_file.as_deref(),
+        )?;
+        let wake = registered
+            .all()
+            .iter()
+            .map(|a| (a.id.clone(), Arc::default()))
+            .collect();
+        Ok(Self {
+            registered,
+            queue: store.outbound.clone(),
+            txns: store.appservice_txns.clone(),
+            rooms,
+            // Bridges run beside the server: their addresses are the
+            // admin's choice, not a stranger's.
+            web: WebClient::new(client.dns().clone(), AddressPolicy::any(), tls),
+            timeout: Duration::from_secs(config.federation.request_timeout_secs),
+            health: Mutex::default(),
+            wake,
+        })
+    }
+
+    pub fn registered(&self) -> &Appservices {
+        &self.registered
+    }
+
+    /// Every registration with its queue and delivery state.
+    pub fn status(&self) -> Vec<Status> {
+        let health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        self.registered
+            .all()
+            .iter()
+            .map(|a| Status {
+                id: a.id.to_string(),
+                url: a.url.clone(),
+                queued: self.queue.appservice_depth(&a.id),
+                health: health.get(&a.id).cloned().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// One request to an application service, authenticated with its
+    /// `hs_token`: the status and the answer's body.
+    async fn call(
+        &self,
+        appservice: &Appservice,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let base = appservice
+            .url
+            .as_deref()
+            .ok_or_else(|| format!("{} has no url", appservice.id))?;
+        let url = format!("{}{path_and_query}", base.trim_end_matches('/'));
+        let bearer = format!("Bearer {}", appservice.hs_token);
+        let mut headers = vec![
+            (header::USER_AGENT, "hearth"),
+            (header::AUTHORIZATION, bearer.as_str()),
+        ];
+        if body.is_some() {
+            headers.push((header::CONTENT_TYPE, "application/json"));
+        }
+        self.web
+            .call(
+                method,
+                &url,
+                &headers,
+                body.unwrap_or_default(),
+                (MAX_ANSWER, self.timeout),
+            )
+            .await
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    /// The application service answered: its sender goes on at once.
+    fn came_back(&self, id: &str) {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = health.get_mut(id) {
+            if h.failures > 0 {
+                h.failures = 0;
+                h.failing_since_ms = None;
+                h.retry_at = None;
+                if let Some(wake) = self.wake.get(id) {
+                    wake.notify_one();
+                }
+            }
+        }
+    }
+}
