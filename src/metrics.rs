@@ -1,6 +1,7 @@
 //! `GET /metrics` on the client listener, when `metrics.enabled`: the
-//! outbound federation numbers of `hearth federation status` and the
-//! inbound transaction latencies, for Prometheus.
+//! outbound federation numbers of `hearth federation status`, the
+//! inbound transaction latencies, and each application service's queue
+//! (`hearth appservice status`), for Prometheus.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ pub fn route(
     inbound: Arc<InboundStats>,
     connections: Arc<Connections>,
     free_space: crate::store::FreeSpace,
+    appservices: Arc<crate::appservices::AppserviceService>,
     enabled: bool,
 ) -> BoxedFilter<(Response,)> {
     warp::path!("metrics")
@@ -40,6 +42,7 @@ pub fn route(
                 text.push_str(&refusals_text());
                 text.push_str(&disk_text(&free_space));
                 text.push_str(&media_text());
+                text.push_str(&appservices.to_prometheus());
                 let mut response = Response::new(text.into());
                 response.headers_mut().insert(
                     http::header::CONTENT_TYPE,

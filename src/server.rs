@@ -73,6 +73,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             services.inbound.clone(),
             listening.connections.clone(),
             store.free_space(),
+            services.appservices.clone(),
             config.metrics.enabled,
         ))
         .unify()

@@ -71,6 +71,9 @@ pub struct Status {
     pub health: Health,
 }
 
+/// A metric: name, type, help, and its value for one registration.
+type Series = (&'static str, &'static str, &'static str, fn(&Status) -> u64);
+
 impl AppserviceService {
     pub fn new(
         config: &crate::config::Config,
@@ -119,6 +122,54 @@ impl AppserviceService {
                 health: health.get(&a.id).cloned().unwrap_or_default(),
             })
             .collect()
+    }
+
+    /// The status in Prometheus's text format, one series per registration.
+    pub fn to_prometheus(&self) -> String {
+        let statuses = self.status();
+        if statuses.is_empty() {
+            return String::new();
+        }
+        let series: [Series; 4] = [
+            (
+                "queued",
+                "gauge",
+                "Entries queued for the application service.",
+                |s| s.queued as u64,
+            ),
+            (
+                "failures",
+                "gauge",
+                "Failed attempts since the last success.",
+                |s| u64::from(s.health.failures),
+            ),
+            (
+                "transactions_total",
+                "counter",
+                "Transactions the application service took.",
+                |s| s.health.transactions_sent,
+            ),
+            (
+                "events_total",
+                "counter",
+                "Queue entries (events, ephemeral events) it took.",
+                |s| s.health.events_sent,
+            ),
+        ];
+        let mut text = String::new();
+        for (name, kind, help, value) in series {
+            text.push_str(&format!(
+                "# HELP hearth_appservice_{name} {help}\n# TYPE hearth_appservice_{name} {kind}\n"
+            ));
+            for status in &statuses {
+                text.push_str(&format!(
+                    "hearth_appservice_{name}{{appservice=\"{}\"}} {}\n",
+                    status.id.replace(['\\', '"', '\n'], "_"),
+                    value(status)
+                ));
+            }
+        }
+        text
     }
 
     /// One request to an application service, authenticated with its

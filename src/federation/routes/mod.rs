@@ -172,11 +172,11 @@ fn unknown_federation_endpoint(
 }
 
 /// `GET /_matrix/federation/v1/query/{kind}?…`, authenticated.
-fn query_get(
-    services: Services,
-    kind: &'static str,
-    handle: fn(&Services, &Query) -> Result<Response>,
-) -> BoxedFilter<(Response,)> {
+fn query_get<F, Fut>(services: Services, kind: &'static str, handle: F) -> BoxedFilter<(Response,)>
+where
+    F: Fn(Services, Query) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response>> + Send,
+{
     warp::path("_matrix")
         .and(warp::path("federation"))
         .and(warp::path("v1"))
@@ -186,7 +186,10 @@ fn query_get(
         .and(warp::get())
         .and(raw_query())
         .and(admitted(&services))
-        .map(move |query: String, _: Authenticated| reply(handle(&services, &Query::parse(&query))))
+        .then(move |query: String, _: Authenticated| {
+            let (services, handle) = (services.clone(), handle.clone());
+            async move { reply(handle(services, Query::parse(&query)).await) }
+        })
         .boxed()
 }
 

@@ -1,5 +1,6 @@
 //! `GET /_matrix/federation/v1/query/directory?room_alias=…`: where one of
-//! our aliases points. Spec: server-server-api.md "Querying for
+//! our aliases points (one an application service claims is asked of it
+//! first, as for our own users). Spec: server-server-api.md "Querying for
 //! information"; query.yaml.
 
 use ruma::OwnedRoomAliasId;
@@ -17,13 +18,13 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     query_get(services, "directory", handle)
 }
 
-fn handle(services: &Services, query: &Query) -> Result<Response> {
+async fn handle(services: Services, query: Query) -> Result<Response> {
     let alias: OwnedRoomAliasId = parsed("room_alias", query.required("room_alias")?)?;
     if alias.server_name() != services.rooms.server_name() {
         return Err(Error::not_found(format!(
             "{alias} is not an alias of this server"
         )));
     }
-    let resolved = services.directory.resolve_local(&alias)?;
+    let resolved = services.resolve_alias(&alias).await?;
     Ok(ok_json(&json!(resolved)))
 }

@@ -18,13 +18,16 @@ pub fn route(services: Services) -> BoxedFilter<(Response,)> {
     query_get(services, "profile", handle)
 }
 
-fn handle(services: &Services, query: &Query) -> Result<Response> {
+/// A user an application service claims that does not exist yet is
+/// asked of it first, as for our own users' lookups.
+async fn handle(services: Services, query: Query) -> Result<Response> {
     let user: OwnedUserId = parsed("user_id", query.required("user_id")?)?;
     if user.server_name() != services.rooms.server_name() {
         return Err(Error::not_found(format!(
             "{user} is not a user of this server"
         )));
     }
+    services.ask_for_user(&user).await?;
     let profile = services.profiles.local(&user)?;
     let answer = match query.get("field") {
         None => profile,
