@@ -227,7 +227,7 @@ async fn build(config: &Config, store: &Store, token: String) -> Result<Services
             config,
             appservices.clone(),
             store,
-            rooms.clone(),
+            (rooms.clone(), accounts.clone()),
             &client,
         )?),
         push: Arc::new(crate::push::PushService::new(

@@ -25,9 +25,20 @@ impl AccountService {
     /// else a client's access token.
     pub fn authenticate_request(&self, token: &str, query: &str) -> Result<Session> {
         match self.appservices.by_as_token(token) {
-            Some(appservice) => self.as_appservice(appservice, &Query::parse(query)),
+            Some(appservice) => {
+                // It is up: its sender, if waiting to retry, goes on now.
+                if let Some(seen) = self.appservices_seen.get(&appservice.id) {
+                    seen.notify_one();
+                }
+                self.as_appservice(appservice, &Query::parse(query))
+            }
             None => self.authenticate(token),
         }
+    }
+
+    /// Notified whenever the application service `id` makes a request.
+    pub fn appservice_seen(&self, id: &str) -> Option<Arc<tokio::sync::Notify>> {
+        self.appservices_seen.get(id).cloned()
     }
 
     fn as_appservice(&self, appservice: &Arc<Appservice>, query: &Query) -> Result<Session> {
@@ -80,14 +91,7 @@ impl AccountService {
         token: Option<&str>,
         name: &str,
     ) -> Result<ruma::OwnedUserId> {
-        let appservice = self.appservice_of(token)?;
-        let user = self.user_id(name)?;
-        if !appservice.claims_user(&user) {
-            return Err(Error::exclusive(format!(
-                "the application service {} does not claim {user}",
-                appservice.id
-            )));
-        }
+        let user = self.claimed_user(token, name)?;
         if user.validate_strict().is_err() {
             return Err(Error::invalid_username(format!(
                 "{user}: a new user ID may only hold a-z, 0-9, and ._=-/+"
@@ -99,6 +103,15 @@ impl AccountService {
     /// The user an application service logs in as (`m.login.application_service`):
     /// one it claims (else `M_EXCLUSIVE`) that exists (else `M_FORBIDDEN`).
     pub fn appservice_login(&self, token: Option<&str>, name: &str) -> Result<ruma::OwnedUserId> {
+        let user = self.claimed_user(token, name)?;
+        self.active_user(&user)
+            .map_err(|_| Error::forbidden(format!("{user} is not registered")))?;
+        Ok(user)
+    }
+
+    /// The user `name` names, if the application service whose token
+    /// this is claims it (else `M_EXCLUSIVE`).
+    fn claimed_user(&self, token: Option<&str>, name: &str) -> Result<ruma::OwnedUserId> {
         let appservice = self.appservice_of(token)?;
         let user = self.user_id(name)?;
         if !appservice.claims_user(&user) {
@@ -107,8 +120,6 @@ impl AccountService {
                 appservice.id
             )));
         }
-        self.active_user(&user)
-            .map_err(|_| Error::forbidden(format!("{user} is not registered")))?;
         Ok(user)
     }
 

@@ -43,6 +43,9 @@ pub struct AccountService {
     token_lifetime_ms: u64,
     /// The registered application services, whose tokens act as users.
     appservices: std::sync::Arc<crate::config::appservices::Appservices>,
+    /// One per application service, notified at each of its requests.
+    appservices_seen:
+        std::collections::HashMap<std::sync::Arc<str>, std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// The device a login asks for: an ID to reuse, a name for a new one.
@@ -160,6 +163,7 @@ impl AccountService {
             logins_by_address: RateLimiter::new(limits.login_burst, limits.login_per_minute),
             failed_logins: RateLimiter::new(limits.login_burst, limits.login_per_minute),
             appservices: Default::default(),
+            appservices_seen: Default::default(),
         }
     }
 
@@ -168,6 +172,11 @@ impl AccountService {
         mut self,
         appservices: std::sync::Arc<crate::config::appservices::Appservices>,
     ) -> Self {
+        self.appservices_seen = appservices
+            .all()
+            .iter()
+            .map(|a| (a.id.clone(), Default::default()))
+            .collect();
         self.appservices = appservices;
         self
     }

@@ -42,6 +42,8 @@ pub struct AppserviceService {
     health: Mutex<HashMap<Arc<str>, Health>>,
     /// One per application service: its sender's wake-up.
     wake: HashMap<Arc<str>, Arc<tokio::sync::Notify>>,
+    /// For the accounts' notice of an application service's requests.
+    accounts: Arc<crate::accounts::AccountService>,
 }
 
 /// How delivery to one application service goes.
@@ -79,7 +81,7 @@ impl AppserviceService {
         config: &crate::config::Config,
         registered: Arc<Appservices>,
         store: &Store,
-        rooms: Arc<RoomService>,
+        (rooms, accounts): (Arc<RoomService>, Arc<crate::accounts::AccountService>),
         client: &HttpsClient,
     ) -> Result<Self, String> {
         let tls = client_config(
@@ -102,6 +104,7 @@ impl AppserviceService {
             timeout: Duration::from_secs(config.federation.request_timeout_secs),
             health: Mutex::default(),
             wake,
+            accounts,
         })
     }
 

@@ -5,8 +5,9 @@
 //! answered 200, so a retry, even after `kill -9`, sends the same entries
 //! under the same ID. A failing application service is retried after 1 s,
 //! doubling to 30 s at most (bridges run beside the server, and a
-//! restarted bridge should not wait long); a successful ping serves it
-//! at once.
+//! restarted bridge should not wait long); a request from it (a bridge
+//! pings or checks its bot on start) shows it is back: it is served
+//! within a second.
 //! Spec: application-service-api.md "Pushing events".
 
 use std::{sync::Arc, time::Duration};
@@ -49,22 +50,15 @@ struct Transaction<'a> {
 impl AppserviceService {
     /// Delivers every application service's queue until the server stops.
     pub async fn run(self: Arc<Self>) {
-        let senders = self
-            .registered
-            .all()
-            .iter()
-            .filter(|a| a.url.is_some())
-            .map(|a| tokio::spawn(self.clone().serve(a.clone())))
-            .collect::<Vec<_>>();
+        for appservice in self.registered.all().iter().filter(|a| a.url.is_some()) {
+            tokio::spawn(self.clone().serve(appservice.clone()));
+        }
         // Events queued wake every application service's sender.
         let ready = self.rooms.appservices_ready().clone();
         loop {
             ready.notified().await;
             for wake in self.wake.values() {
                 wake.notify_one();
-            }
-            if senders.iter().all(|s| s.is_finished()) && !senders.is_empty() {
-                tracing::error!("every application service sender stopped");
             }
         }
     }
@@ -74,6 +68,10 @@ impl AppserviceService {
         let Some(wake) = self.wake.get(&appservice.id).cloned() else {
             return;
         };
+        let seen = self
+            .accounts
+            .appservice_seen(&appservice.id)
+            .unwrap_or_default();
         loop {
             let woken = wake.notified();
             tokio::pin!(woken);
@@ -90,6 +88,12 @@ impl AppserviceService {
                     tokio::select! {
                         _ = tokio::time::sleep_until(at.into()) => {}
                         _ = woken => {}
+                        // At most one early retry a second, however
+                        // often a failing bridge calls.
+                        _ = async {
+                            seen.notified().await;
+                            tokio::time::sleep(FIRST_RETRY).await;
+                        } => {}
                     }
                 }
                 None => woken.await,

@@ -5,29 +5,14 @@
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-static INSTALL: Mutex<()> = Mutex::new(());
-
 fn python() -> PathBuf {
-    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mautrix-venv");
-    let marker = venv.join("hearth-installed");
-    if !marker.exists() {
-        super::synapse::run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        super::synapse::run(Command::new(venv.join("bin/pip")).args([
-            "install",
-            "-q",
-            "mautrix==0.21.1",
-        ]));
-        std::fs::write(&marker, b"ok").expect("marker");
-    }
-    venv.join("bin/python")
+    super::script::python_with("mautrix-venv", "mautrix==0.21.1")
 }
 
 pub const AS_TOKEN: &str = "as_token_of_the_test_bridge";

@@ -5,26 +5,11 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::Mutex,
     time::Duration,
 };
 
-static INSTALL: Mutex<()> = Mutex::new(());
-
 fn python() -> PathBuf {
-    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nio-venv");
-    let marker = venv.join("hearth-installed");
-    if !marker.exists() {
-        super::synapse::run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        super::synapse::run(Command::new(venv.join("bin/pip")).args([
-            "install",
-            "-q",
-            "matrix-nio",
-        ]));
-        std::fs::write(&marker, b"ok").expect("marker");
-    }
-    venv.join("bin/python")
+    super::script::python_with("nio-venv", "matrix-nio")
 }
 
 /// Runs `tests/clients/{script}` with `args`: its stdout when it exits

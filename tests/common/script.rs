@@ -1,10 +1,29 @@
 //! Runs a client library's script from `tests/clients/` as a child process
-//! with a time limit: matrix-nio under Python, matrix-js-sdk under Node.js.
+//! with a time limit: matrix-nio under Python, matrix-js-sdk under Node.js;
+//! and the Python virtualenvs those libraries are installed into.
 
 use std::{
+    path::{Path, PathBuf},
     process::{Command, Stdio},
+    sync::Mutex,
     time::{Duration, Instant},
 };
+
+static INSTALL: Mutex<()> = Mutex::new(());
+
+/// The Python of virtualenv `name` under the cargo target dir, with
+/// `package` (from PyPI) installed into it the first time.
+pub fn python_with(name: &str, package: &str) -> PathBuf {
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let marker = venv.join("hearth-installed");
+    if !marker.exists() {
+        super::synapse::run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        super::synapse::run(Command::new(venv.join("bin/pip")).args(["install", "-q", package]));
+        std::fs::write(&marker, b"ok").expect("marker");
+    }
+    venv.join("bin/python")
+}
 
 /// Runs `command` (a script with its arguments): its stdout when it exits
 /// successfully within `limit`, else everything it printed.

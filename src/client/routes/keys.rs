@@ -64,6 +64,13 @@ pub fn routes(services: Services) -> Route {
     use futures_util::FutureExt;
     let upload = post(&services, &["upload"], |s, session, request| {
         async move {
+            // An application service's request names its device (MSC3202);
+            // without one, there is no device to hold keys.
+            if session.device_id == crate::accounts::appservice_auth::NO_DEVICE {
+                return Err(crate::error::Error::missing_param(
+                    "an application service uploads keys for a device: add ?device_id=",
+                ));
+            }
             s.e2ee
                 .upload(&session.user_id, session.device_id.as_str(), &request)
         }
