@@ -49,20 +49,6 @@ fn appservice(hearth: &Hearth) -> Client<'_> {
     }
 }
 
-async fn send(client: &Client<'_>, room: &str, body: &str) -> String {
-    let txn = format!("t{}", body.replace(' ', "_"));
-    client
-        .ok(
-            "PUT",
-            &format!("rooms/{}/send/m.room.message/{txn}", encode(room)),
-            json!({"msgtype": "m.text", "body": body}),
-        )
-        .await["event_id"]
-        .as_str()
-        .expect("event id")
-        .to_owned()
-}
-
 /// The bodies of the messages the bridge got in `room`'s order, from `sender`.
 fn bodies_from(events: &[(String, Value)], sender: &str) -> Vec<String> {
     events
@@ -106,7 +92,7 @@ async fn a_bridge_lives_on_hearth() {
     // Messages in order, each in one transaction.
     let mut sent = Vec::new();
     for i in 0..30 {
-        sent.push(send(&alice, &room, &format!("message {i}")).await);
+        sent.push(alice.say(&room, &format!("message {i}")).await);
     }
     bridge.wait_for("30 messages", |events| {
         bodies_from(events, &alice.user).len() == 30
@@ -287,7 +273,7 @@ async fn what_queues_while_the_bridge_is_down_survives_kill_9() {
 
     bridge.stop();
     for i in 0..20 {
-        send(&alice, &room, &format!("while away {i}")).await;
+        alice.say(&room, &format!("while away {i}")).await;
     }
     // Acknowledged, queued, and the server killed before the bridge is back.
     hearth.kill();

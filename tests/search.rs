@@ -9,26 +9,6 @@ mod common;
 use common::{client::Client, rooms::encode, Hearth, TestCa};
 use serde_json::{json, Value};
 
-async fn say(client: &Client<'_>, room: &str, body: &str) -> String {
-    let txn = format!("{:x}", rand_n());
-    client
-        .ok(
-            "PUT",
-            &format!("rooms/{}/send/m.room.message/{txn}", encode(room)),
-            json!({"msgtype": "m.text", "body": body}),
-        )
-        .await["event_id"]
-        .as_str()
-        .expect("event_id")
-        .to_owned()
-}
-
-fn rand_n() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(1);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
 async fn search(client: &Client<'_>, criteria: Value) -> Value {
     search_from(client, criteria, None).await
 }
@@ -77,17 +57,18 @@ async fn messages_are_found_ranked_paged_filtered_and_kept() {
     bob.ok("POST", &format!("join/{}", encode(&room)), json!({}))
         .await;
     let secret = carol.create_room(json!({})).await;
-    say(&carol, &secret, "hello from a room alice is not in").await;
-    say(&alice, &room, "Hello everyone").await;
-    say(
-        &bob,
+    carol
+        .say(&secret, "hello from a room alice is not in")
+        .await;
+    alice.say(&room, "Hello everyone").await;
+    bob.say(
         &room,
         "hello, and a long message that mentions hello only in passing among many other words",
     )
     .await;
-    say(&bob, &room, "help me with the tomatoes").await;
-    let gone = say(&alice, &room, "hello I will take this back").await;
-    say(&alice, &room, "nothing to see").await;
+    bob.say(&room, "help me with the tomatoes").await;
+    let gone = alice.say(&room, "hello I will take this back").await;
+    alice.say(&room, "nothing to see").await;
 
     // Words and their beginnings; only alice's rooms.
     let answer = search(&alice, json!({"search_term": "hel"})).await;

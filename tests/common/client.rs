@@ -98,6 +98,23 @@ impl<'a> Client<'a> {
         }
     }
 
+    /// Sends a text message to `room` (`!id`, unencoded) under a new
+    /// transaction ID; its event ID.
+    pub async fn say(&self, room: &str, body: &str) -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static TXN: AtomicU64 = AtomicU64::new(1);
+        let txn = format!("say{}", TXN.fetch_add(1, Ordering::Relaxed));
+        let path = format!(
+            "rooms/{}/send/m.room.message/{txn}",
+            super::rooms::encode(room)
+        );
+        self.ok("PUT", &path, json!({"msgtype": "m.text", "body": body}))
+            .await["event_id"]
+            .as_str()
+            .expect("event_id")
+            .to_owned()
+    }
+
     /// `POST /createRoom` with `body`; the new room's ID.
     pub async fn create_room(&self, body: Value) -> String {
         self.ok("POST", "createRoom", body).await["room_id"]
