@@ -185,21 +185,31 @@ impl Services {
     /// Resolves an alias; one of ours that nobody created yet but an
     /// application service claims is asked of it (a bridge creates the
     /// portal room and its alias, then answers), then looked up again.
+    /// A stranger's lookup (`stranger`: the asker's address, for requests
+    /// without credentials) asks under the [`Strangers`] limit.
     /// Spec: application-service-api.md "Room Alias query".
     pub async fn resolve_alias(
         &self,
         alias: &ruma::RoomAliasId,
+        stranger: Option<PeerIp>,
     ) -> crate::error::Result<crate::rooms::directory::Resolved> {
-        match self.directory.resolve(alias).await {
-            Err(e)
-                if e.status == http::StatusCode::NOT_FOUND
-                    && alias.server_name() == self.rooms.server_name()
-                    && self.appservices.alias_exists(alias).await =>
-            {
-                self.directory.resolve(alias).await
-            }
-            resolved => resolved,
+        let resolved = self.directory.resolve(alias).await;
+        let claimed = matches!(&resolved, Err(e) if e.status == http::StatusCode::NOT_FOUND)
+            && alias.server_name() == self.rooms.server_name()
+            && self
+                .appservices
+                .registered()
+                .all()
+                .iter()
+                .any(|a| a.claims_alias(alias));
+        if !claimed {
+            return resolved;
         }
+        self.strangers.take(stranger)?;
+        if self.appservices.alias_exists(alias).await {
+            return self.directory.resolve(alias).await;
+        }
+        resolved
     }
 
     /// Before a user of ours is looked up (a profile, an invite): one that

@@ -12,7 +12,7 @@ mod sender;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -40,8 +40,6 @@ pub struct AppserviceService {
     /// Longest one request to an application service may take.
     timeout: Duration,
     health: Mutex<HashMap<Arc<str>, Health>>,
-    /// One per application service: its sender's wake-up.
-    wake: HashMap<Arc<str>, Arc<tokio::sync::Notify>>,
     /// For the accounts' notice of an application service's requests.
     accounts: Arc<crate::accounts::AccountService>,
 }
@@ -59,8 +57,6 @@ pub struct Health {
     pub last_error: Option<String>,
     pub transactions_sent: u64,
     pub events_sent: u64,
-    #[serde(skip)]
-    retry_at: Option<Instant>,
 }
 
 /// One application service as `hearth appservice status` shows it.
@@ -88,11 +84,6 @@ impl AppserviceService {
             config.federation.verify_certificates,
             config.federation.extra_ca_file.as_deref(),
         )?;
-        let wake = registered
-            .all()
-            .iter()
-            .map(|a| (a.id.clone(), Arc::default()))
-            .collect();
         Ok(Self {
             registered,
             queue: store.outbound.clone(),
@@ -103,7 +94,6 @@ impl AppserviceService {
             web: WebClient::new(client.dns().clone(), AddressPolicy::any(), tls),
             timeout: Duration::from_secs(config.federation.request_timeout_secs),
             health: Mutex::default(),
-            wake,
             accounts,
         })
     }
@@ -216,9 +206,8 @@ impl AppserviceService {
             if h.failures > 0 {
                 h.failures = 0;
                 h.failing_since_ms = None;
-                h.retry_at = None;
-                if let Some(wake) = self.wake.get(id) {
-                    wake.notify_one();
+                if let Some(ready) = self.rooms.appservice_ready(id) {
+                    ready.notify_one();
                 }
             }
         }

@@ -109,16 +109,34 @@ impl AppserviceService {
         found
     }
 
-    /// A third-party lookup (`/thirdparty/{location,user}/...`) passed to
-    /// the application service serving `protocol`; its list, or none.
-    pub async fn thirdparty(&self, protocol: &str, path_and_query: &str) -> Option<Value> {
-        let appservice = self
-            .claimants(|a| a.protocols.iter().any(|p| p == protocol))
-            .into_iter()
-            .next()?;
-        self.asked(&appservice, path_and_query)
-            .await
-            .filter(Value::is_array)
+    /// A third-party lookup (`kind`: `location` or `user`) in
+    /// `protocol`, asked of the application service serving it; without a
+    /// protocol (a reverse lookup by alias or user ID), of each serving
+    /// any. What they found, together.
+    pub async fn thirdparty(&self, kind: &str, protocol: Option<&str>, query: &str) -> Vec<Value> {
+        let (asked, mut path) = match protocol {
+            Some(protocol) => (
+                self.claimants(|a| a.protocols.iter().any(|p| p == protocol))
+                    .into_iter()
+                    .take(1)
+                    .collect(),
+                format!("/_matrix/app/v1/thirdparty/{kind}/{}", encode(protocol)),
+            ),
+            None => (
+                self.claimants(|a| !a.protocols.is_empty()),
+                format!("/_matrix/app/v1/thirdparty/{kind}"),
+            ),
+        };
+        if !query.is_empty() {
+            path = format!("{path}?{query}");
+        }
+        let mut found = Vec::new();
+        for appservice in asked {
+            if let Some(Value::Array(list)) = self.asked(&appservice, &path).await {
+                found.extend(list);
+            }
+        }
+        found
     }
 
     fn claimants(&self, test: impl Fn(&Appservice) -> bool) -> Vec<std::sync::Arc<Appservice>> {

@@ -50,22 +50,17 @@ struct Transaction<'a> {
 impl AppserviceService {
     /// Delivers every application service's queue until the server stops.
     pub async fn run(self: Arc<Self>) {
-        for appservice in self.registered.all().iter().filter(|a| a.url.is_some()) {
-            tokio::spawn(self.clone().serve(appservice.clone()));
-        }
-        // Events queued wake every application service's sender.
-        let ready = self.rooms.appservices_ready().clone();
-        loop {
-            ready.notified().await;
-            for wake in self.wake.values() {
-                wake.notify_one();
-            }
-        }
+        let senders = self.registered.all().iter().filter(|a| a.url.is_some());
+        futures_util::future::join_all(senders.map(|a| self.serve(a.clone()))).await;
+        // Without any (senders never return), this task still must not end
+        // the server.
+        std::future::pending::<()>().await;
     }
 
-    /// One application service's sender.
-    async fn serve(self: Arc<Self>, appservice: Arc<Appservice>) {
-        let Some(wake) = self.wake.get(&appservice.id).cloned() else {
+    /// One application service's sender, woken when something is queued
+    /// for it.
+    async fn serve(&self, appservice: Arc<Appservice>) {
+        let Some(wake) = self.rooms.appservice_ready(&appservice.id) else {
             return;
         };
         let seen = self
@@ -198,8 +193,6 @@ impl AppserviceService {
             tracing::warn!(appservice = %appservice.id, %error, retry_in = ?wait, "application service transaction failed");
         }
         h.last_error = Some(error);
-        let at = std::time::Instant::now() + wait;
-        h.retry_at = Some(at);
-        at
+        std::time::Instant::now() + wait
     }
 }

@@ -89,7 +89,7 @@ impl Outbox {
         let ids: Vec<&str> = interested.iter().map(|id| &**id).collect();
         self.queue
             .push_appservices(&ids, self.ids.new_id()?, &item)?;
-        rooms.appservices_ready().notify_one();
+        rooms.appservices_queued(&interested);
         Ok(())
     }
 }

@@ -44,6 +44,8 @@ pub enum Queued {
 
 /// Most entries read for one batch, however many merge.
 const MAX_SCANNED: usize = 10_000;
+/// Most entries counted for an application service's queue depth.
+pub const MAX_COUNTED: usize = 100_000;
 
 /// A queued entry with its key, for removal once delivered.
 pub struct Entry {
@@ -153,9 +155,13 @@ impl OutboundTree {
         Ok(found)
     }
 
-    /// How many entries wait for an application service.
+    /// How many entries wait for an application service, counted up to
+    /// [`MAX_COUNTED`] (a status page must not read a backlog of millions).
     pub fn appservice_depth(&self, appservice: &str) -> usize {
-        self.tree.scan_prefix(appservice_prefix(appservice)).count()
+        self.tree
+            .scan_prefix(appservice_prefix(appservice))
+            .take(MAX_COUNTED)
+            .count()
     }
 
     /// Queues an EDU (typing, a receipt, ...) for application services.

@@ -13,6 +13,7 @@ use crate::{
     client::{body, must_be_joined, respond, session, v3, Route, Services},
     error::Result,
     http_util::body_limited,
+    listener::PeerIp,
     store::accounts::Session,
 };
 
@@ -30,10 +31,12 @@ pub fn routes(services: Services) -> Route {
     let get = v3()
         .and(warp::path!("directory" / "room" / String))
         .and(warp::get())
-        .then(move |name: String| {
+        .and(warp::ext::optional::<PeerIp>())
+        .then(move |name: String, from: Option<PeerIp>| {
             let services = get_services.clone();
             respond(async move {
-                let resolved = services.resolve_alias(&alias(&name)?).await?;
+                // Without credentials: a stranger's lookup.
+                let resolved = services.resolve_alias(&alias(&name)?, from).await?;
                 Ok(json!(resolved))
             })
         });

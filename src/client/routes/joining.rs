@@ -94,7 +94,7 @@ pub(super) async fn resolve_target(
     let decoded = percent_decode(target);
     let room = if decoded.starts_with('#') {
         let alias: OwnedRoomAliasId = crate::request::parsed("roomIdOrAlias", &decoded)?;
-        let resolved = services.resolve_alias(&alias).await?;
+        let resolved = services.resolve_alias(&alias, None).await?;
         servers.extend(resolved.servers);
         resolved.room_id
     } else {

@@ -56,12 +56,15 @@ fn readable(user: &str, session: Option<&Session>, ours: &ServerName) -> Result<
     Ok(user)
 }
 
-/// A user's profile, for whoever may read it; an application service
-/// is asked about a user of ours it claims that does not exist yet.
+/// A user's profile, for whoever may read it; for one of our users,
+/// an application service is asked about a user it claims that does not
+/// exist yet (like another server, only on our users' behalf).
 async fn profile_of(services: &Services, user: &str, session: Option<&Session>) -> Result<Value> {
     let profiles = &services.profiles;
     let user = readable(user, session, profiles.server_name())?;
-    services.ask_for_user(&user).await?;
+    if session.is_some() {
+        services.ask_for_user(&user).await?;
+    }
     profiles.get(&user).await
 }
 

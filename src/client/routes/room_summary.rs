@@ -28,7 +28,7 @@ pub fn route(services: Services) -> Route {
                     .collect::<crate::error::Result<Vec<_>>>()?;
                 let room = if percent_decode(&target).starts_with('#') {
                     let alias: OwnedRoomAliasId = id("roomIdOrAlias", &target)?;
-                    let resolved = services.resolve_alias(&alias).await?;
+                    let resolved = services.resolve_alias(&alias, None).await?;
                     // The alias's servers first: they hold the room.
                     via.splice(0..0, resolved.servers);
                     resolved.room_id

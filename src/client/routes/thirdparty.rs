@@ -11,7 +11,7 @@ use warp::Filter;
 use crate::{
     client::{respond, session, v3, Route, Services},
     error::Error,
-    http_util::{percent_decode, percent_encode, raw_query},
+    http_util::{percent_decode, raw_query},
     store::accounts::Session,
 };
 
@@ -42,65 +42,31 @@ pub fn routes(services: Services) -> Route {
                     .ok_or_else(|| Error::not_found(format!("no bridge for {protocol} here")))
             })
         });
-    let lookups =
-        v3().and(warp::path("thirdparty"))
-            .and(warp::path("location").or(warp::path("user")).unify())
-            .and(warp::path::full())
-            .and(warp::path::tail())
-            .and(raw_query())
-            .and(warp::get())
-            .and(session(services.accounts.clone()))
-            .then(
-                move |full: warp::path::FullPath,
-                      tail: warp::path::Tail,
-                      query: String,
-                      _: Session| {
-                    let services = services.clone();
-                    respond(async move {
-                        Ok(lookup(&services, full.as_str(), tail.as_str(), &query).await)
-                    })
-                },
-            );
+    let lookups = v3()
+        .and(warp::path("thirdparty"))
+        .and(
+            (warp::path("location").map(|| "location"))
+                .or(warp::path("user").map(|| "user"))
+                .unify(),
+        )
+        .and(warp::path::tail())
+        .and(raw_query())
+        .and(warp::get())
+        .and(session(services.accounts.clone()))
+        .then(
+            move |kind: &'static str, protocol: warp::path::Tail, query: String, _: Session| {
+                let services = services.clone();
+                respond(async move {
+                    let protocol = percent_decode(protocol.as_str());
+                    let protocol = (!protocol.is_empty()).then_some(protocol.as_str());
+                    Ok(json!(
+                        services
+                            .appservices
+                            .thirdparty(kind, protocol, &query)
+                            .await
+                    ))
+                })
+            },
+        );
     protocols.or(protocol).unify().or(lookups).unify().boxed()
-}
-
-/// A lookup in one protocol, asked of its application service; without a
-/// protocol (a reverse lookup by alias or user ID), of each of them.
-async fn lookup(services: &Services, full: &str, protocol: &str, query: &str) -> Value {
-    let kind = if full.contains("/thirdparty/user") {
-        "user"
-    } else {
-        "location"
-    };
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    let protocols: Vec<String> = if protocol.is_empty() {
-        services
-            .appservices
-            .protocols()
-            .await
-            .keys()
-            .cloned()
-            .collect()
-    } else {
-        vec![percent_decode(protocol)]
-    };
-    let mut found = Vec::new();
-    for protocol in protocols {
-        let path = if protocol.is_empty() || full.ends_with(kind) {
-            format!("/_matrix/app/v1/thirdparty/{kind}{query}")
-        } else {
-            format!(
-                "/_matrix/app/v1/thirdparty/{kind}/{}{query}",
-                percent_encode(&protocol)
-            )
-        };
-        if let Some(Value::Array(list)) = services.appservices.thirdparty(&protocol, &path).await {
-            found.extend(list);
-        }
-    }
-    json!(found)
 }

@@ -25,6 +25,6 @@ async fn handle(services: Services, query: Query) -> Result<Response> {
             "{alias} is not an alias of this server"
         )));
     }
-    let resolved = services.resolve_alias(&alias).await?;
+    let resolved = services.resolve_alias(&alias, None).await?;
     Ok(ok_json(&json!(resolved)))
 }

@@ -322,14 +322,12 @@ impl RoomService {
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);
         let notifies = append.notified.is_some();
-        let for_appservices = !append.appservices.is_empty();
+        let queued_for = append.appservices.clone();
         self.trees.commit(append)?;
         if notifies {
             self.notified_ready.notify_one();
         }
-        if for_appservices {
-            self.appservices_ready.notify_one();
-        }
+        self.appservices_queued(&queued_for);
         if let Some(state) = after_state {
             self.groups.put(after_group, Arc::new(state));
         }

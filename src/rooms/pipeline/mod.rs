@@ -66,8 +66,9 @@ pub struct RoomService {
     pub(in crate::rooms) outbound_ready: Arc<tokio::sync::Notify>,
     /// The application services events may be queued for.
     pub(in crate::rooms) appservices: Arc<crate::config::appservices::Appservices>,
-    /// Woken whenever an event is queued for an application service.
-    pub(in crate::rooms) appservices_ready: Arc<tokio::sync::Notify>,
+    /// Each application service's sender, woken when something is
+    /// queued for it.
+    pub(in crate::rooms) appservices_ready: HashMap<Arc<str>, Arc<tokio::sync::Notify>>,
 }
 
 /// Where an appended event comes from, which decides what happens when it
@@ -125,7 +126,7 @@ impl RoomService {
             notified_ready: Arc::default(),
             outbound_ready,
             appservices: Arc::default(),
-            appservices_ready: Arc::default(),
+            appservices_ready: HashMap::new(),
         }
     }
 
@@ -134,13 +135,27 @@ impl RoomService {
         mut self,
         appservices: Arc<crate::config::appservices::Appservices>,
     ) -> Self {
+        self.appservices_ready = appservices
+            .all()
+            .iter()
+            .map(|a| (a.id.clone(), Arc::default()))
+            .collect();
         self.appservices = appservices;
         self
     }
 
-    /// Woken whenever an event is queued for an application service.
-    pub fn appservices_ready(&self) -> &Arc<tokio::sync::Notify> {
-        &self.appservices_ready
+    /// Notified whenever something is queued for the application service `id`.
+    pub fn appservice_ready(&self, id: &str) -> Option<Arc<tokio::sync::Notify>> {
+        self.appservices_ready.get(id).cloned()
+    }
+
+    /// Wakes the senders of these application services.
+    pub fn appservices_queued(&self, ids: &[Arc<str>]) {
+        for id in ids {
+            if let Some(ready) = self.appservices_ready.get(id) {
+                ready.notify_one();
+            }
+        }
     }
 
     pub fn server_name(&self) -> &ServerName {
