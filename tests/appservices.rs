@@ -6,7 +6,11 @@
 //! one transaction only, with typing and receipts; an alias it claims is
 //! created when hearth asks about it; its exclusive namespaces are refused
 //! to everyone else; and what queued while it was down, through a
-//! `kill -9` of hearth, reaches it when it comes back.
+//! `kill -9` of hearth, reaches it when it comes back. As an encrypted
+//! bridge, it holds its users' devices: it creates and deletes them
+//! (MSC4190), and gets their to-device messages and key counts, the
+//! device lists of whom they share rooms with (MSC3202, MSC4203) and
+//! their presence.
 
 mod common;
 
@@ -290,4 +294,166 @@ async fn what_queues_while_the_bridge_is_down_survives_kill_9() {
     let expected: Vec<String> = (0..20).map(|i| format!("while away {i}")).collect();
     assert_eq!(bodies_from(&events, &alice.user), expected);
     each_once(&events);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_encrypted_bridge_holds_its_users_devices() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let (hearth, port) = start(dir.path(), &ca);
+    let bridge = bridge_of(&hearth, port, true);
+    let server = hearth.server_name.clone();
+    let puppet = format!("@bridge_enc:{server}");
+    let as_bot = appservice(&hearth);
+
+    // It manages devices itself: no logins, no access tokens (MSC4190).
+    let unsupported = Some("IO.ELEMENT.MSC4190.M_APPSERVICE_LOGIN_UNSUPPORTED");
+    let register = json!({"type": "m.login.application_service", "username": "bridge_enc"});
+    let (status, reply) = as_bot.call("POST", "register", register.clone()).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (400, unsupported),
+        "{reply}"
+    );
+    let mut register = register;
+    register["inhibit_login"] = json!(true);
+    as_bot.ok("POST", "register", register).await;
+    let login = json!({"type": "m.login.application_service",
+                       "identifier": {"type": "m.id.user", "user": "bridge_enc"}});
+    let (status, reply) = as_bot.call("POST", "login", login).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (400, unsupported),
+        "{reply}"
+    );
+
+    // It creates its puppet's device (201, then 200) and uploads its keys
+    // acting from it (?device_id=, MSC3202).
+    let as_puppet = Client {
+        user: puppet.clone(),
+        device: "BRIDGEDEV".into(),
+        ..appservice(&hearth)
+    };
+    let user_q = format!("user_id={}", encode(&puppet));
+    let device_path = format!("devices/BRIDGEDEV?{user_q}");
+    let name = json!({"display_name": "bridge"});
+    let (status, reply) = as_puppet.call("PUT", &device_path, name.clone()).await;
+    assert_eq!(status, 201, "{reply}");
+    let (status, reply) = as_puppet.call("PUT", &device_path, name).await;
+    assert_eq!(status, 200, "{reply}");
+    let device_q = format!("{user_q}&device_id=BRIDGEDEV");
+    let counts = as_puppet
+        .ok("POST", &format!("keys/upload?{device_q}"), json!({
+            "device_keys": as_puppet.device_keys("curve-bridge"),
+            "one_time_keys": {"signed_curve25519:AAAA": {"key": "otk-a", "signatures": {}},
+                              "signed_curve25519:AAAB": {"key": "otk-b", "signatures": {}}},
+            "fallback_keys": {"signed_curve25519:FFFF": {"key": "fb", "fallback": true, "signatures": {}}},
+        }))
+        .await;
+    assert_eq!(
+        counts["one_time_key_counts"]["signed_curve25519"], 2,
+        "{counts}"
+    );
+
+    // Alice shares a room with the puppet.
+    let alice = Client::login(&hearth, "alice").await;
+    let room = alice.create_room(json!({})).await;
+    alice.invite(&room, &puppet).await;
+    as_puppet
+        .ok(
+            "POST",
+            &format!("rooms/{}/join?{user_q}", encode(&room)),
+            json!({}),
+        )
+        .await;
+
+    // Her new device keys reach the bridge as a device list change.
+    alice
+        .ok(
+            "POST",
+            "keys/upload",
+            json!({"device_keys": alice.device_keys("curve-alice")}),
+        )
+        .await;
+    bridge.wait_for_transaction("alice's device list change", |t| {
+        t["device_lists"]["changed"]
+            .as_array()
+            .is_some_and(|c| c.contains(&json!(alice.user)))
+    });
+
+    // Each claim of the puppet's keys brings the bridge the counts left,
+    // and whether its fallback key is still unused.
+    let claim = json!({"one_time_keys": {puppet.clone(): {"BRIDGEDEV": "signed_curve25519"}}});
+    let count_of = |t: &Value| t["otk_counts"][&puppet]["BRIDGEDEV"]["signed_curve25519"].clone();
+    let fallback_of = |t: &Value| {
+        t["extra"]["org.matrix.msc3202.device_unused_fallback_key_types"][&puppet]["BRIDGEDEV"]
+            .clone()
+    };
+    alice.ok("POST", "keys/claim", claim.clone()).await;
+    let txn = bridge.wait_for_transaction("one key left", |t| count_of(t) == 1);
+    assert_eq!(fallback_of(&txn), json!(["signed_curve25519"]), "{txn}");
+    alice.ok("POST", "keys/claim", claim.clone()).await;
+    alice.ok("POST", "keys/claim", claim).await;
+    bridge.wait_for_transaction("no key left, the fallback used", |t| {
+        count_of(t) == 0 && fallback_of(t) == json!([])
+    });
+
+    // A to-device message for the puppet's device goes to the bridge, with
+    // its recipient, and is not also kept for a /sync of that device.
+    alice
+        .ok(
+            "PUT",
+            "sendToDevice/org.hearth.test/td1",
+            json!({"messages": {puppet.clone(): {"BRIDGEDEV": {"secret": "for the bridge"}}}}),
+        )
+        .await;
+    let txn = bridge.wait_for_transaction("the to-device message", |t| {
+        t["to_device"].as_array().is_some_and(|l| !l.is_empty())
+    });
+    let message = &txn["to_device"][0];
+    assert_eq!(
+        (
+            &message["type"],
+            &message["sender"],
+            &message["to_user_id"],
+            &message["to_device_id"]
+        ),
+        (
+            &json!("org.hearth.test"),
+            &json!(alice.user),
+            &json!(puppet),
+            &json!("BRIDGEDEV")
+        ),
+        "{txn}"
+    );
+    assert_eq!(message["content"]["secret"], "for the bridge", "{txn}");
+    let sync = as_puppet
+        .ok("GET", &format!("sync?{device_q}"), json!(null))
+        .await;
+    assert_eq!(sync["to_device"]["events"], json!([]), "{sync}");
+
+    // Alice's presence reaches it.
+    alice
+        .ok(
+            "PUT",
+            &format!("presence/{}/status", encode(&alice.user)),
+            json!({"presence": "online", "status_msg": "bridging"}),
+        )
+        .await;
+    bridge.wait_for_transaction("alice's presence", |t| {
+        t["ephemeral"].as_array().is_some_and(|l| {
+            l.iter().any(|e| {
+                e["type"] == "m.presence"
+                    && e["sender"] == json!(alice.user)
+                    && e["content"]["status_msg"] == "bridging"
+            })
+        })
+    });
+
+    // It deletes the device without interactive auth (MSC4190).
+    as_puppet.ok("DELETE", &device_path, json!({})).await;
+    let devices = as_puppet
+        .ok("GET", &format!("devices?{user_q}"), json!(null))
+        .await;
+    assert_eq!(devices["devices"], json!([]), "{devices}");
 }

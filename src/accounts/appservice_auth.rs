@@ -147,6 +147,74 @@ impl AccountService {
     }
 }
 
+/// What an application service that manages its users' devices gets for
+/// a login (MSC4190's unstable error code).
+const LOGIN_UNSUPPORTED: &str = "IO.ELEMENT.MSC4190.M_APPSERVICE_LOGIN_UNSUPPORTED";
+
+impl AccountService {
+    /// Whether `session` is an application service's that manages its
+    /// users' devices itself (MSC4190): it creates them with
+    /// `PUT /devices/{id}` and deletes them without interactive auth.
+    pub fn manages_devices(&self, session: &Session) -> bool {
+        session
+            .appservice
+            .as_deref()
+            .and_then(|id| self.appservices.get(id))
+            .is_some_and(|a| a.device_management)
+    }
+
+    /// Refuses a login (or a registration that logs in) with
+    /// `m.login.application_service` to an application service that
+    /// manages devices: it has no use for access tokens (MSC4190).
+    pub fn refuse_login_if_managing_devices(&self, token: Option<&str>) -> Result<()> {
+        if self.appservice_of(token)?.device_management {
+            return Err(Error::new(
+                http::StatusCode::BAD_REQUEST,
+                LOGIN_UNSUPPORTED,
+                "this application service manages its users' devices: create them with \
+                 PUT /devices/{deviceId}, and register with inhibit_login",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `PUT /devices/{id}` of an application service that manages devices:
+    /// creates the device (no access token: the application service acts
+    /// for it with `?device_id=`) unless it exists; whether it was created.
+    pub fn create_appservice_device(
+        &self,
+        session: &Session,
+        device: &ruma::DeviceId,
+        display_name: Option<String>,
+    ) -> Result<bool> {
+        if self.trees.device(&session.user_id, device)?.is_some() {
+            return Ok(false);
+        }
+        crate::request::at_most("device_id", device.as_str(), super::MAX_DEVICE_ID_BYTES)?;
+        crate::request::at_most(
+            "display_name",
+            display_name.as_deref().unwrap_or(""),
+            super::MAX_DEVICE_NAME_BYTES,
+        )?;
+        let record = crate::store::accounts::Device {
+            display_name,
+            // A token nobody is given.
+            token_hash: super::token_hash(&super::random(40)),
+            last_seen_ts: crate::time::now_ms(),
+            refresh_hash: None,
+            expires_at: None,
+        };
+        let owner = Session {
+            user_id: session.user_id.clone(),
+            device_id: device.to_owned(),
+            expires_at: None,
+            appservice: None,
+        };
+        self.trees.put_device(&owner, &record)?;
+        Ok(true)
+    }
+}
+
 impl AccountService {
     /// Refuses (`M_EXCLUSIVE`) an alias that an application service
     /// other than the session's claims exclusively.

@@ -49,6 +49,9 @@ fn line(a: &Value) -> String {
         a["transactions_sent"],
         a["events_sent"],
     );
+    if let Some(ms) = a["oldest_queued_ms"].as_u64() {
+        text.push_str(&format!(" (oldest event {}s old)", age_secs(ms)));
+    }
     if let Some(ms) = a["last_success_ms"].as_u64() {
         text.push_str(&format!(", last success {}s ago", age_secs(ms)));
     }

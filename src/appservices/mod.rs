@@ -23,7 +23,13 @@ use crate::{
     config::appservices::{Appservice, Appservices},
     net::{https::HttpsClient, ip_policy::AddressPolicy, tls::client_config, web::WebClient},
     rooms::RoomService,
-    store::{appservices::AppserviceTxnTree, outbound::OutboundTree, Store},
+    store::{
+        appservices::AppserviceTxnTree,
+        e2ee::E2eeTrees,
+        outbound::{OutboundTree, Queued},
+        Store,
+    },
+    time::now_ms,
 };
 
 pub use queries::PingError;
@@ -35,6 +41,8 @@ pub struct AppserviceService {
     registered: Arc<Appservices>,
     queue: OutboundTree,
     txns: AppserviceTxnTree,
+    /// Its users' devices' one-time and fallback keys (MSC3202).
+    keys: E2eeTrees,
     rooms: Arc<RoomService>,
     web: WebClient,
     /// Longest one request to an application service may take.
@@ -65,6 +73,10 @@ pub struct Status {
     pub id: String,
     pub url: Option<String>,
     pub queued: usize,
+    /// When the oldest queued event was sent (its `origin_server_ts`),
+    /// when the queue starts with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_queued_ms: Option<u64>,
     #[serde(flatten)]
     pub health: Health,
 }
@@ -88,6 +100,7 @@ impl AppserviceService {
             registered,
             queue: store.outbound.clone(),
             txns: store.appservice_txns.clone(),
+            keys: store.e2ee.clone(),
             rooms,
             // Bridges run beside the server: their addresses are the
             // admin's choice, not a stranger's.
@@ -112,9 +125,17 @@ impl AppserviceService {
                 id: a.id.to_string(),
                 url: a.url.clone(),
                 queued: self.queue.appservice_depth(&a.id),
+                oldest_queued_ms: self.oldest_queued_ms(&a.id),
                 health: health.get(&a.id).cloned().unwrap_or_default(),
             })
             .collect()
+    }
+
+    fn oldest_queued_ms(&self, id: &str) -> Option<u64> {
+        match self.queue.appservice_first(id).ok().flatten()? {
+            Queued::Pdu { event_id } => self.rooms.room_and_ts_of(&event_id).ok().map(|(_, ts)| ts),
+            _ => None,
+        }
     }
 
     /// The status in Prometheus's text format, one series per registration.
@@ -123,12 +144,21 @@ impl AppserviceService {
         if statuses.is_empty() {
             return String::new();
         }
-        let series: [Series; 4] = [
+        let series: [Series; 5] = [
             (
                 "queued",
                 "gauge",
                 "Entries queued for the application service.",
                 |s| s.queued as u64,
+            ),
+            (
+                "oldest_queued_age_seconds",
+                "gauge",
+                "Age of the oldest queued event (0 when none).",
+                |s| {
+                    s.oldest_queued_ms
+                        .map_or(0, |ms| now_ms().saturating_sub(ms) / 1000)
+                },
             ),
             (
                 "failures",

@@ -10,12 +10,13 @@
 //! within a second.
 //! Spec: application-service-api.md "Pushing events".
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::Method;
+use ruma::OwnedUserId;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{AppserviceService, Health};
 use crate::{
@@ -34,10 +35,13 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// `PUT /_matrix/app/v1/transactions/{txnId}`'s body. Ephemeral events go
 /// under both names: the stable one (spec v1.13) and MSC2409's, which
-/// older bridges read.
+/// older bridges read. What encrypted bridges need goes under the unstable
+/// names Synapse sends and bridges read: to-device messages (MSC4203, under
+/// MSC2409's prefix), device lists and key counts (MSC3202; the counts
+/// under both of Synapse's spellings).
 #[derive(Serialize)]
 struct Transaction<'a> {
-    events: Vec<Value>,
+    events: &'a [Value],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     ephemeral: &'a [Value],
     #[serde(
@@ -45,6 +49,53 @@ struct Transaction<'a> {
         skip_serializing_if = "<[_]>::is_empty"
     )]
     ephemeral_msc2409: &'a [Value],
+    #[serde(
+        rename = "de.sorunome.msc2409.to_device",
+        skip_serializing_if = "<[_]>::is_empty"
+    )]
+    to_device: &'a [Value],
+    #[serde(
+        rename = "org.matrix.msc3202.device_lists",
+        skip_serializing_if = "Option::is_none"
+    )]
+    device_lists: Option<DeviceLists<'a>>,
+    #[serde(
+        rename = "org.matrix.msc3202.device_one_time_keys_count",
+        skip_serializing_if = "Map::is_empty"
+    )]
+    key_counts: &'a Map<String, Value>,
+    #[serde(
+        rename = "org.matrix.msc3202.device_one_time_key_counts",
+        skip_serializing_if = "Map::is_empty"
+    )]
+    key_counts_synapse: &'a Map<String, Value>,
+    #[serde(
+        rename = "org.matrix.msc3202.device_unused_fallback_key_types",
+        skip_serializing_if = "Map::is_empty"
+    )]
+    fallback_key_types: &'a Map<String, Value>,
+}
+
+/// Users whose devices changed. Who stopped sharing a room with the
+/// bridge's users (`left`) is not tracked: the list stays empty.
+#[derive(Serialize)]
+struct DeviceLists<'a> {
+    changed: &'a BTreeSet<OwnedUserId>,
+    left: [(); 0],
+}
+
+/// `{user: {device: value}}`.
+type PerDevice = Map<String, Value>;
+
+/// What one transaction carries, read from its queue entries.
+#[derive(Default)]
+struct Contents {
+    events: Vec<Value>,
+    ephemeral: Vec<Value>,
+    to_device: Vec<Value>,
+    changed: BTreeSet<OwnedUserId>,
+    /// Devices whose one-time key counts go with it.
+    devices: BTreeSet<(OwnedUserId, String)>,
 }
 
 impl AppserviceService {
@@ -123,11 +174,20 @@ impl AppserviceService {
                 txn
             }
         };
-        let (events, ephemeral) = self.contents(&txn)?;
+        let contents = self.contents(&txn)?;
+        let (key_counts, fallback_key_types) = self.key_counts(&contents.devices)?;
         let body = serde_json::to_vec(&Transaction {
-            events,
-            ephemeral: &ephemeral,
-            ephemeral_msc2409: &ephemeral,
+            events: &contents.events,
+            ephemeral: &contents.ephemeral,
+            ephemeral_msc2409: &contents.ephemeral,
+            to_device: &contents.to_device,
+            device_lists: (!contents.changed.is_empty()).then_some(DeviceLists {
+                changed: &contents.changed,
+                left: [],
+            }),
+            key_counts: &key_counts,
+            key_counts_synapse: &key_counts,
+            fallback_key_types: &fallback_key_types,
         })
         .map_err(|e| e.to_string())?;
         let count = txn.keys.len() as u64;
@@ -146,13 +206,14 @@ impl AppserviceService {
         Ok(true)
     }
 
-    /// The transaction's events (as clients see them) and ephemeral events.
-    fn contents(&self, txn: &InFlight) -> Result<(Vec<Value>, Vec<Value>), String> {
-        let (mut events, mut ephemeral) = (Vec::new(), Vec::new());
+    /// The transaction's events (as clients see them), ephemeral events,
+    /// to-device messages, device list changes and devices to count keys of.
+    fn contents(&self, txn: &InFlight) -> Result<Contents, String> {
+        let mut found = Contents::default();
         for entry in self.queue.entries(&txn.keys).map_err(|e| e.to_string())? {
             match entry.item {
                 Queued::Pdu { event_id } => match self.rooms.event_object(&event_id) {
-                    Ok(pdu) => events.push(crate::rooms::client_event::client_event(
+                    Ok(pdu) => found.events.push(crate::rooms::client_event::client_event(
                         &event_id, &pdu, true,
                     )),
                     Err(e) => {
@@ -161,12 +222,55 @@ impl AppserviceService {
                 },
                 Queued::Edu { edu, expires_ms } => {
                     if expires_ms.is_none_or(|at| at > now_ms()) {
-                        ephemeral.push(edu);
+                        found.ephemeral.push(edu);
                     }
+                }
+                Queued::ToDevice { message } => {
+                    // The recipient's key counts go with it, as with /sync.
+                    let to = (&message["to_user_id"], &message["to_device_id"]);
+                    if let (Some(user), Some(device)) = (to.0.as_str(), to.1.as_str()) {
+                        if let Ok(user) = OwnedUserId::try_from(user) {
+                            found.devices.insert((user, device.to_owned()));
+                        }
+                    }
+                    found.to_device.push(message);
+                }
+                Queued::DeviceList { user_id } => {
+                    found.changed.insert(user_id);
+                }
+                Queued::KeyCount { user_id, device_id } => {
+                    found.devices.insert((user_id, device_id));
                 }
             }
         }
-        Ok((events, ephemeral))
+        Ok(found)
+    }
+
+    /// `{user: {device: {algorithm: count}}}` and `{user: {device:
+    /// [algorithm]}}` (unused fallback keys) for `devices`. A count of
+    /// signed_curve25519 is always given, 0 included, so a bridge whose
+    /// keys ran out knows to upload more.
+    fn key_counts(
+        &self,
+        devices: &BTreeSet<(OwnedUserId, String)>,
+    ) -> Result<(PerDevice, PerDevice), String> {
+        let (mut counts, mut fallback) = (Map::new(), Map::new());
+        for (user, device) in devices {
+            let mut count = self
+                .keys
+                .one_time_key_counts(user, device)
+                .map_err(|e| e.to_string())?;
+            count
+                .entry("signed_curve25519")
+                .or_insert(Value::from(0u64));
+            let unused = self
+                .keys
+                .fallback_algorithms(user, device)
+                .map_err(|e| e.to_string())?;
+            insert_device(&mut counts, user, device, Value::Object(count));
+            insert_device(&mut fallback, user, device, serde_json::json!(unused));
+        }
+        Ok((counts, fallback))
     }
 
     fn succeeded(&self, id: &str, count: u64) {
@@ -194,5 +298,15 @@ impl AppserviceService {
         }
         h.last_error = Some(error);
         std::time::Instant::now() + wait
+    }
+}
+
+/// Sets `map[user][device]`.
+fn insert_device(map: &mut Map<String, Value>, user: &OwnedUserId, device: &str, value: Value) {
+    let per_user = map
+        .entry(user.as_str())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(devices) = per_user {
+        devices.insert(device.to_owned(), value);
     }
 }

@@ -43,6 +43,10 @@ struct RegistrationFile {
     push_ephemeral: bool,
     #[serde(default, rename = "org.matrix.msc3202")]
     msc3202: bool,
+    #[serde(default)]
+    device_management: bool,
+    #[serde(default, rename = "io.element.msc4190")]
+    msc4190: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -92,6 +96,9 @@ pub struct Appservice {
     pub receive_ephemeral: bool,
     /// Device masquerading and device lists for encrypted bridges (MSC3202).
     pub device_masquerading: bool,
+    /// Creates and deletes its users' devices itself, and may not log
+    /// them in (MSC4190, `io.element.msc4190` before it is stable).
+    pub device_management: bool,
     pub file: PathBuf,
 }
 
@@ -107,12 +114,24 @@ impl Appservice {
         user == self.sender || matches(&self.users, user.as_str(), false)
     }
 
+    /// Whether an exclusive namespace of its claims `user` (its sender too).
+    pub fn claims_user_exclusively(&self, user: &UserId) -> bool {
+        user == self.sender || matches(&self.users, user.as_str(), true)
+    }
+
     pub fn claims_alias(&self, alias: &RoomAliasId) -> bool {
         matches(&self.aliases, alias.as_str(), false)
     }
 
     pub fn claims_room(&self, room: &RoomId) -> bool {
         matches(&self.rooms, room.as_str(), false)
+    }
+
+    /// Whether its users' devices live in it (MSC3202): their to-device
+    /// messages (MSC4203, with ephemeral events), one-time key counts and
+    /// the device lists of whom they share rooms with are pushed to it.
+    pub fn holds_devices(&self) -> bool {
+        self.device_masquerading && self.url.is_some()
     }
 }
 
@@ -179,9 +198,7 @@ impl Appservices {
 
     /// The registration that claims `user` exclusively.
     pub fn exclusive_owner_of_user(&self, user: &UserId) -> Option<&Arc<Appservice>> {
-        self.all
-            .iter()
-            .find(|a| a.sender == user || matches(&a.users, user.as_str(), true))
+        self.all.iter().find(|a| a.claims_user_exclusively(user))
     }
 
     /// The registration that claims `alias` exclusively.
@@ -248,6 +265,7 @@ fn compile(
         protocols: parsed.protocols.unwrap_or_default(),
         receive_ephemeral: parsed.receive_ephemeral || parsed.push_ephemeral,
         device_masquerading: parsed.msc3202,
+        device_management: parsed.device_management || parsed.msc4190,
         file: file.to_owned(),
     })
 }

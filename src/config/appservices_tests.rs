@@ -109,3 +109,35 @@ fn literal_prefixes_stop_at_the_first_operator() {
     assert_eq!(literal_prefix("@ab?c"), "@a");
     assert_eq!(literal_prefix(".*"), "");
 }
+
+#[test]
+fn encrypted_bridges_flags_are_read_by_either_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = registration("wa", "1", "@wa_.*:example\\.org");
+    let unstable = format!(
+        "{}receive_ephemeral: true\norg.matrix.msc3202: true\nio.element.msc4190: true\n",
+        registration("sg", "2", "@sg_.*:example\\.org")
+    );
+    let stable = format!(
+        "{}org.matrix.msc3202: true\ndevice_management: true\n",
+        registration("tg", "3", "@tg_.*:example\\.org")
+    );
+    let all = load(vec![
+        file(dir.path(), "wa.yaml", &plain),
+        file(dir.path(), "sg.yaml", &unstable),
+        file(dir.path(), "tg.yaml", &stable),
+    ])
+    .unwrap();
+    let flags = |token: &str| {
+        let a = all.by_as_token(token).unwrap();
+        (a.holds_devices(), a.device_management, a.receive_ephemeral)
+    };
+    assert_eq!(flags("as_1"), (false, false, false));
+    assert_eq!(flags("as_2"), (true, true, true));
+    assert_eq!(flags("as_3"), (true, true, false));
+    let sg = all.by_as_token("as_2").unwrap();
+    let user = |s: &str| UserId::parse(s).unwrap();
+    assert!(sg.claims_user_exclusively(&user("@sg_1:example.org")));
+    assert!(sg.claims_user_exclusively(&user("@sgbot:example.org")));
+    assert!(!sg.claims_user_exclusively(&user("@wa_1:example.org")));
+}

@@ -252,11 +252,12 @@ impl Sender {
                     Ok(json) => pdus.push(json),
                     Err(e) => tracing::error!(%event_id, error = %e, "queued event unreadable"),
                 },
-                Queued::Edu { edu, expires_ms } => {
-                    if expires_ms.is_none_or(|at| at > now_ms()) {
-                        edus.push(edu.clone());
-                    }
+                Queued::Edu { edu, expires_ms } if expires_ms.is_none_or(|at| at > now_ms()) => {
+                    edus.push(edu.clone());
                 }
+                // Stale EDUs are dropped; only application services'
+                // queues hold the other kinds.
+                _ => {}
             }
         }
         let edus = super::coalesce::coalesce(edus);

@@ -42,7 +42,7 @@ pub fn collect(
         status.queued = queue.depth(&name);
         status.oldest_queued_ms = oldest.and_then(|item| match item {
             Queued::Pdu { event_id } => ts_of(&event_id),
-            Queued::Edu { .. } => None,
+            _ => None,
         });
     }
     for (name, failing) in failing {

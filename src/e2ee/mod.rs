@@ -241,7 +241,7 @@ impl E2eeService {
             .put_key_signatures(uploader, user, key_id, &own)?;
         self.rooms
             .publish_with(|position| Ok(self.trees.mark_changed(user, position)?))?;
-        Ok(())
+        self.outbox.queue_device_list(&self.rooms, user)
     }
 
     /// Adds to `answer`'s master keys of other users the signatures
@@ -337,6 +337,7 @@ impl E2eeService {
             .rooms
             .publish_with(|position| Ok((position, self.trees.mark_changed(user, position)?)))?;
         let prev_id: Vec<u64> = (previous != 0).then_some(previous).into_iter().collect();
+        self.outbox.queue_device_list(&self.rooms, user)?;
         let servers = self.rooms.servers_sharing_rooms_with(user)?;
         match device {
             Some(device) => {
@@ -502,7 +503,7 @@ impl E2eeService {
 
     /// One-time keys of our users' devices: `claim` is `{user: {device: algorithm}}`.
     pub fn claim_local(&self, claim: &Map<String, Value>) -> Result<Value> {
-        let mut keys = Map::new();
+        let (mut keys, mut claimed) = (Map::new(), Vec::new());
         for (user, devices) in claim {
             let Ok(user) = OwnedUserId::try_from(user.as_str()) else {
                 continue;
@@ -516,12 +517,17 @@ impl E2eeService {
                     continue;
                 };
                 if let Some((id, key)) = self.trees.claim(&user, &device, algorithm)? {
+                    claimed.push((user.clone(), device.clone()));
                     per_device.insert(device, json!({ id: key }));
                 }
             }
             keys.insert(user.to_string(), Value::Object(per_device));
         }
         self.trees.flush()?;
+        // A bridge holding the device learns its counts dropped.
+        for (user, device) in claimed {
+            self.outbox.queue_key_count(&self.rooms, &user, &device)?;
+        }
         Ok(json!({ "one_time_keys": keys }))
     }
 

@@ -225,8 +225,12 @@ impl EduService {
                 continue;
             }
             if let Some(presence) = Presence::from_edu(update, self.version() + 1) {
-                lock(&self.presence).insert(user, presence);
+                let content = presence.content();
+                lock(&self.presence).insert(user.clone(), presence);
                 self.changed();
+                self.outbox
+                    .queue_presence(&self.rooms, &user, content, presence::PRESENCE_TTL)
+                    .map_err(|e| e.to_string())?;
             }
         }
         Ok(())
@@ -308,9 +312,9 @@ impl EduService {
     }
 
     /// Durably stores to-device messages for our users' devices, once
-    /// per (origin, message ID), and wakes their syncs.
-    /// Stores to-device messages; from another server, only for devices
-    /// with fewer than [`MAX_INBOX`] waiting.
+    /// per (origin, message ID), and wakes their syncs; from another
+    /// server, only for devices with fewer than [`MAX_INBOX`] waiting.
+    /// Those for a bridge's devices are queued for it (MSC4203).
     fn deliver(
         &self,
         origin: &ServerName,
@@ -318,8 +322,18 @@ impl EduService {
         deliveries: Vec<(&UserId, String, ToDevice)>,
     ) -> crate::error::Result<()> {
         let remote = origin != self.rooms.server_name();
+        if self.trees.to_device_taken(origin, message_id)? {
+            return Ok(());
+        }
         let mut kept = Vec::with_capacity(deliveries.len());
         for (user, device, message) in &deliveries {
+            // A bridge's device gets it in the bridge's transactions.
+            let for_sync = self
+                .outbox
+                .queue_to_device(&self.rooms, (user, device), message)?;
+            if !for_sync {
+                continue;
+            }
             // Another server cannot fill a device's inbox without end.
             if remote && self.trees.inbox_len(user, device, MAX_INBOX)? >= MAX_INBOX {
                 tracing::debug!(%origin, %user, %device, "to-device inbox full; message dropped");
@@ -405,6 +419,9 @@ impl EduService {
         // Our clients sharing a room with the user re-query their keys.
         self.rooms
             .publish_with(|position| Ok(self.keys.mark_changed(&update.user_id, position)?))
+            .map_err(|e| e.to_string())?;
+        self.outbox
+            .queue_device_list(&self.rooms, &update.user_id)
             .map_err(|e| e.to_string())?;
         self.changed();
         Ok(())

@@ -19,7 +19,7 @@ use super::{lock, EduService};
 use crate::{error::Result, time::now_ms};
 
 /// An update older than this is not worth delivering after an outage.
-const PRESENCE_TTL: Duration = Duration::from_secs(300);
+pub(super) const PRESENCE_TTL: Duration = Duration::from_secs(300);
 /// Our user is offline this long after their last sync ended.
 const SYNC_GRACE_MS: u64 = 30_000;
 /// Our users online or away are announced again this often.
@@ -173,6 +173,8 @@ impl EduService {
         };
         let push = content.content();
         lock(&self.presence).insert(user.to_owned(), content);
+        self.outbox
+            .queue_presence(&self.rooms, user, push.clone(), PRESENCE_TTL)?;
         self.announce(user, push)
     }
 
@@ -212,7 +214,7 @@ impl EduService {
     /// Takes offline who is gone and announces again who is still here.
     fn sweep(&self, now: u64) {
         let own = self.rooms.server_name().to_owned();
-        let mut announce = Vec::new();
+        let (mut announce, mut went_offline) = (Vec::new(), Vec::new());
         {
             // One change for everyone taken offline in this sweep.
             let mut changed = None;
@@ -225,6 +227,7 @@ impl EduService {
                         presence.state = "offline".into();
                         presence.currently_active = false;
                         presence.changed = *changed.get_or_insert_with(|| self.changed());
+                        went_offline.push((user.clone(), presence.content()));
                     }
                     Due::Announce => {}
                 }
@@ -232,6 +235,14 @@ impl EduService {
                     presence.announced_ms = now;
                     announce.push((user.clone(), presence.content()));
                 }
+            }
+        }
+        for (user, content) in went_offline {
+            if let Err(e) = self
+                .outbox
+                .queue_presence(&self.rooms, &user, content, PRESENCE_TTL)
+            {
+                tracing::warn!(%user, error = %e.message, "presence not queued for bridges");
             }
         }
         for (user, push) in announce {

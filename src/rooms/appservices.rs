@@ -62,9 +62,7 @@ impl RoomService {
         if !wanted {
             return Ok(Vec::new());
         }
-        let record = self.record(room)?;
-        let shorts = super::shorts::Shorts::cached(&self.trees, &self.groups);
-        let state = shorts.shared(record.current_state)?;
+        let state = self.shared_current_state(room)?;
         let mut found = Vec::new();
         for appservice in self.appservices.all() {
             if !appservice.receive_ephemeral || appservice.url.is_none() {
@@ -79,6 +77,82 @@ impl RoomService {
             }
         }
         Ok(found)
+    }
+
+    /// The IDs of the application services `wanted` selects that an
+    /// update of `user`'s own (presence, devices) concerns: those that
+    /// claim the user, or one of our users joined to a room with them.
+    pub fn appservices_for_user(
+        &self,
+        user: &UserId,
+        wanted: impl Fn(&Appservice) -> bool,
+    ) -> Result<Vec<Arc<str>>> {
+        let (mut found, mut rest): (Vec<_>, Vec<_>) = self
+            .appservices
+            .all()
+            .iter()
+            .filter(|a| a.url.is_some() && wanted(a))
+            .partition(|a| a.claims_user(user));
+        if rest.is_empty() {
+            return Ok(found.into_iter().map(|a| a.id.clone()).collect());
+        }
+        for room in self.rooms_joined_by(user)? {
+            let state = self.shared_current_state(&room)?;
+            let mut left = Vec::with_capacity(rest.len());
+            for appservice in rest {
+                let claimed = |member: &UserId| appservice.claims_user(member);
+                if self
+                    .servers
+                    .any_local(&self.trees, &room, &state, claimed)?
+                {
+                    found.push(appservice);
+                } else {
+                    left.push(appservice);
+                }
+            }
+            rest = left;
+            if rest.is_empty() {
+                break;
+            }
+        }
+        Ok(found.into_iter().map(|a| a.id.clone()).collect())
+    }
+
+    /// The application services holding `user`'s devices (MSC3202) that
+    /// take their to-device messages (MSC4203, with ephemeral events),
+    /// and whether one claims the user exclusively: then nothing else
+    /// could read the messages, and they are not kept for `/sync`.
+    pub fn appservices_taking_to_device(&self, user: &UserId) -> (Vec<Arc<str>>, bool) {
+        self.appservices_claiming_devices(user, |a| a.receive_ephemeral)
+    }
+
+    /// The application services holding `user`'s devices (MSC3202), and
+    /// whether one claims the user exclusively.
+    pub fn appservices_holding_devices_of(&self, user: &UserId) -> (Vec<Arc<str>>, bool) {
+        self.appservices_claiming_devices(user, |_| true)
+    }
+
+    fn appservices_claiming_devices(
+        &self,
+        user: &UserId,
+        wanted: impl Fn(&Appservice) -> bool,
+    ) -> (Vec<Arc<str>>, bool) {
+        let mut exclusive = false;
+        let found = self
+            .appservices
+            .all()
+            .iter()
+            .filter(|a| a.holds_devices() && wanted(a) && a.claims_user(user))
+            .inspect(|a| exclusive |= a.claims_user_exclusively(user))
+            .map(|a| a.id.clone())
+            .collect();
+        (found, exclusive)
+    }
+
+    fn shared_current_state(&self, room: &RoomId) -> Result<Arc<ShortState>> {
+        let record = self.record(room)?;
+        let shorts = super::shorts::Shorts::cached(&self.trees, &self.groups);
+        shorts.shared(record.current_state)
     }
 
     /// The canonical alias and alternative aliases in `state`.

@@ -105,6 +105,12 @@ impl EduTrees {
             .collect()
     }
 
+    /// Whether a to-device message of `origin` was already taken.
+    pub fn to_device_taken(&self, origin: &ServerName, message_id: &str) -> Result<bool> {
+        let id_key = key(&[origin.as_str().as_bytes(), message_id.as_bytes()]);
+        Ok(self.to_device_ids.contains_key(&id_key)?)
+    }
+
     /// Stores a to-device message once per (origin, message_id); false
     /// when it was already taken.
     pub fn push_to_device(

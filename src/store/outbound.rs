@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use crate::store::tree::Tree;
-use ruma::{OwnedEventId, OwnedServerName, ServerName};
+use ruma::{OwnedEventId, OwnedServerName, OwnedUserId, ServerName};
 use serde::{Deserialize, Serialize};
 
 use super::{decode, encode};
@@ -39,6 +39,20 @@ pub enum Queued {
         edu: serde_json::Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires_ms: Option<u64>,
+    },
+    /// For an application service only (MSC4203): a to-device message
+    /// to one of its users' devices, stored whole (`type`, `sender`,
+    /// `content`, `to_user_id`, `to_device_id`).
+    ToDevice { message: serde_json::Value },
+    /// For an application service only (MSC3202): a user whose devices
+    /// or keys changed.
+    DeviceList { user_id: OwnedUserId },
+    /// For an application service only (MSC3202): a device of one of its
+    /// users whose one-time keys were claimed; its counts go out with
+    /// the transaction.
+    KeyCount {
+        user_id: OwnedUserId,
+        device_id: String,
     },
 }
 
@@ -164,7 +178,16 @@ impl OutboundTree {
             .count()
     }
 
-    /// Queues an EDU (typing, a receipt, ...) for application services.
+    /// The oldest entry queued for an application service.
+    pub fn appservice_first(&self, appservice: &str) -> Result<Option<Queued>> {
+        match self.tree.scan_prefix(appservice_prefix(appservice)).next() {
+            Some(entry) => Ok(Some(decode(OUTBOUND, &entry?.1)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Queues an entry that is not an event (typing, a receipt, a
+    /// to-device message, ...) for application services.
     pub fn push_appservices(&self, appservices: &[&str], seq: u64, item: &Queued) -> Result<()> {
         let mut batch = sled::Batch::default();
         let value = value(item)?;
@@ -201,6 +224,8 @@ impl OutboundTree {
                 },
                 // Keep order: stop at the first item that does not fit.
                 Queued::Pdu { .. } => break,
+                _ if n_edus == edus => break,
+                _ => n_edus += 1,
             }
             batch.push(Entry {
                 key: key.to_vec(),
@@ -229,7 +254,7 @@ impl OutboundTree {
                 Err(e) => Some(Err(e.into())),
                 Ok((key, value)) => match decode(OUTBOUND, &value) {
                     Ok(Queued::Pdu { event_id }) => Some(Ok((key.to_vec(), event_id))),
-                    Ok(Queued::Edu { .. }) => None,
+                    Ok(_) => None,
                     Err(e) => Some(Err(e)),
                 },
             })

@@ -21,7 +21,10 @@ PUPPETS = f"@bridge_"
 
 
 class Recording(AppService):
-    async def handle_transaction(self, txn_id, *, events, extra_data, ephemeral=None, **rest):
+    async def handle_transaction(
+        self, txn_id, *, events, extra_data, ephemeral=None, to_device=None, device_lists=None,
+        otk_counts=None, **rest
+    ):
         with open(log_path, "a") as log:
             log.write(
                 json.dumps(
@@ -39,15 +42,29 @@ class Recording(AppService):
                             for e in events
                         ],
                         "ephemeral": [
-                            {"type": e.get("type"), "room_id": e.get("room_id"), "content": e.get("content")}
+                            {
+                                "type": e.get("type"),
+                                "room_id": e.get("room_id"),
+                                "sender": e.get("sender"),
+                                "content": e.get("content"),
+                            }
                             for e in (ephemeral or [])
                         ],
+                        "to_device": to_device or [],
+                        "device_lists": {"changed": list(device_lists.changed) if device_lists else []},
+                        "otk_counts": {
+                            user: {device: count.serialize() for device, count in devices.items()}
+                            for user, devices in (otk_counts or {}).items()
+                        },
+                        # What mautrix does not read: the fallback key types.
+                        "extra": extra_data,
                     }
                 )
                 + "\n"
             )
         return await super().handle_transaction(
-            txn_id, events=events, extra_data=extra_data, ephemeral=ephemeral, **rest
+            txn_id, events=events, extra_data=extra_data, ephemeral=ephemeral,
+            to_device=to_device, device_lists=device_lists, otk_counts=otk_counts, **rest
         )
 
 
@@ -79,7 +96,17 @@ async def main():
         query_alias=query_alias,
         state_store=FileASStateStore("mx-state.json", binary=False),
         ephemeral_events=True,
+        encryption_events=True,
     )
+
+    async def ignore(_):
+        pass
+
+    # Encrypted bridges hand these to their crypto machine; this one only
+    # records them.
+    az.to_device_handler = ignore
+    az.otk_handler = ignore
+    az.device_list_handler = ignore
 
     @az.matrix_event_handler
     async def on_event(event):

@@ -19,11 +19,15 @@ pub const AS_TOKEN: &str = "as_token_of_the_test_bridge";
 pub const HS_TOKEN: &str = "hs_token_of_the_test_bridge";
 
 /// The bridge's registration (users `@bridge_*`, aliases `#bridge_*`,
-/// both exclusive; ephemeral events; not rate-limited) in `dir`.
+/// both exclusive; ephemeral events; its users' devices in it, as an
+/// encrypted mautrix bridge registers: MSC3202, MSC4190; not
+/// rate-limited) in `dir`.
 pub fn registration(dir: &Path, port: u16) -> PathBuf {
     let yaml = format!(
         "id: bridge\nurl: http://127.0.0.1:{port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\n\
          sender_localpart: bridgebot\nrate_limited: false\nreceive_ephemeral: true\n\
+         de.sorunome.msc2409.push_ephemeral: true\norg.matrix.msc3202: true\n\
+         io.element.msc4190: true\n\
          protocols: [testnet]\nnamespaces:\n  users:\n  - exclusive: true\n    regex: '@bridge_.*'\n  \
          aliases:\n  - exclusive: true\n    regex: '#bridge_.*'\n"
     );
@@ -126,6 +130,23 @@ impl Bridge {
     pub fn wait_for(&self, what: &str, test: impl Fn(&[(String, Value)]) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !test(&self.events()) {
+            assert!(
+                Instant::now() < deadline,
+                "the bridge never saw {what}: {:#?}\n{}",
+                self.transactions(),
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for a transaction for which `test` holds; returns it.
+    pub fn wait_for_transaction(&self, what: &str, test: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(found) = self.transactions().into_iter().find(|t| test(t)) {
+                return found;
+            }
             assert!(
                 Instant::now() < deadline,
                 "the bridge never saw {what}: {:#?}\n{}",

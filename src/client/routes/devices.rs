@@ -1,16 +1,19 @@
 //! `GET /devices`, `GET`/`PUT`/`DELETE /devices/{deviceId}` and
 //! `POST /delete_devices`: a user's sessions. Deleting needs the password
-//! again (user-interactive auth).
+//! again (user-interactive auth). Application services that manage their
+//! users' devices create and delete them (MSC4190).
 //! Spec: client-server-api "Device Management"; device_management.yaml.
 
 use bytes::Bytes;
+use http::StatusCode;
 use serde_json::{json, Map, Value};
-use warp::Filter;
+use warp::{reply::Response, Filter};
 
 use crate::{
+    accounts::AccountService,
     client::{body, confirm_password, respond, session, v3, Route, Services},
     error::{Error, Result},
-    http_util::{body_limited, percent_decode},
+    http_util::{body_limited, json_response, ok_json, percent_decode, reply},
     store::accounts::{Device, Session},
 };
 
@@ -60,16 +63,14 @@ pub fn routes(services: Services) -> Route {
         .and(body_limited())
         .then(move |id: String, session: Session, bytes: Bytes| {
             let accounts = accounts.clone();
-            respond(async move {
-                let request: Value = body(&bytes)?;
-                let name = request["display_name"].as_str().map(str::to_owned);
-                accounts.rename_device(
-                    &session.user_id,
-                    percent_decode(&id).as_str().into(),
-                    name,
-                )?;
-                Ok(json!({}))
-            })
+            async move {
+                reply(put_device(
+                    &accounts,
+                    &percent_decode(&id),
+                    &session,
+                    &bytes,
+                ))
+            }
         });
     let bulk_services = services.clone();
     let delete_many = v3()
@@ -101,11 +102,34 @@ pub fn routes(services: Services) -> Route {
         .boxed()
 }
 
-/// Needs `auth` with the user's password (user-interactive auth).
+/// Renames a device; an application service that manages its users'
+/// devices creates one this way (201; MSC4190).
+fn put_device(
+    accounts: &AccountService,
+    id: &str,
+    session: &Session,
+    bytes: &Bytes,
+) -> Result<Response> {
+    let request: Value = body(bytes)?;
+    let name = request["display_name"].as_str().map(str::to_owned);
+    let device: &ruma::DeviceId = id.into();
+    if accounts.manages_devices(session)
+        && accounts.create_appservice_device(session, device, name.clone())?
+    {
+        return Ok(json_response(StatusCode::CREATED, &json!({})));
+    }
+    accounts.rename_device(&session.user_id, device, name)?;
+    Ok(ok_json(&json!({})))
+}
+
+/// Needs `auth` with the user's password (user-interactive auth), but
+/// for an application service that manages devices (MSC4190).
 async fn delete(services: Services, id: String, session: Session, bytes: Bytes) -> Result<Value> {
     let request: Map<String, Value> = body(&bytes)?;
     let operation = format!("DELETE /devices/{id}");
-    confirm_password(&services.accounts, &session, &operation, &request).await?;
+    if !services.accounts.manages_devices(&session) {
+        confirm_password(&services.accounts, &session, &operation, &request).await?;
+    }
     remove(&services, &session, &id)?;
     Ok(json!({}))
 }
@@ -132,7 +156,9 @@ async fn delete_many(services: Services, session: Session, bytes: Bytes) -> Resu
     let mut sorted = devices.clone();
     sorted.sort();
     let operation = format!("POST /delete_devices {}", sorted.join(","));
-    confirm_password(&services.accounts, &session, &operation, &request).await?;
+    if !services.accounts.manages_devices(&session) {
+        confirm_password(&services.accounts, &session, &operation, &request).await?;
+    }
     for id in &devices {
         remove(&services, &session, id)?;
     }

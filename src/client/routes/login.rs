@@ -102,6 +102,9 @@ async fn login(
         refresh: request.refresh_token,
     };
     if appservice {
+        services
+            .accounts
+            .refuse_login_if_managing_devices(token.as_deref())?;
         let user = services
             .accounts
             .appservice_login(token.as_deref(), &name)?;

@@ -194,6 +194,9 @@ async fn for_appservice(
         .username
         .as_deref()
         .ok_or_else(|| Error::missing_param("no username given"))?;
+    if !fields.inhibit_login {
+        services.accounts.refuse_login_if_managing_devices(token)?;
+    }
     let user = services
         .accounts
         .register_for_appservice(token, name)
