@@ -3,6 +3,7 @@
 //! server does with its store) and its remote half (what it asks of other
 //! servers through `peers`).
 
+pub mod activity;
 mod appservices;
 pub mod checks;
 pub mod client_event;

@@ -130,8 +130,10 @@ impl RoomService {
         self.trees.flush().await?;
         // At a new stream position, so that syncing clients wake and are
         // given the room's whole state.
-        self.trees
-            .advance_with(|position| self.partial.complete(room, position))?;
+        self.trees.advance_with(|position| {
+            self.index_touched(room, position);
+            self.partial.complete(room, position)
+        })?;
         self.trees.flush().await?;
         tracing::info!(%room, state = after.len(), "full state of a partial join stored");
         Ok(())

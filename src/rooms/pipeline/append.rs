@@ -17,7 +17,7 @@ use ruma::{
     EventId, OwnedEventId, OwnedServerName, RoomId,
 };
 
-use crate::rooms::{checks::CheckedPdu, event::Pdu, shorts::Shorts, state_res};
+use crate::rooms::{activity::Indexed, checks::CheckedPdu, event::Pdu, shorts::Shorts, state_res};
 use crate::{
     error::{Error, Result},
     store::rooms::{
@@ -319,11 +319,14 @@ impl RoomService {
             append.notified = notified;
             append.appservices = appservices;
         }
+        let indexed = Indexed::of(&pdu, &self.server_name);
         append.event = Some((pdu.event_id, json, meta));
         shorts.into_append(&mut append);
         let notifies = append.notified.is_some();
         let queued_for = append.appservices.clone();
-        self.trees.commit(append)?;
+        self.trees.commit_with(append, |position| {
+            self.index_appended(room, position, &indexed)
+        })?;
         if notifies {
             self.notified_ready.notify_one();
         }

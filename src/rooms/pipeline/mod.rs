@@ -69,6 +69,8 @@ pub struct RoomService {
     /// Each application service's sender, woken when something is
     /// queued for it.
     pub(in crate::rooms) appservices_ready: HashMap<Arc<str>, Arc<tokio::sync::Notify>>,
+    /// Each user's rooms and each room's latest activity, for syncs.
+    pub(in crate::rooms) index: crate::rooms::activity::RoomIndex,
 }
 
 /// Where an appended event comes from, which decides what happens when it
@@ -127,6 +129,7 @@ impl RoomService {
             outbound_ready,
             appservices: Arc::default(),
             appservices_ready: HashMap::new(),
+            index: Default::default(),
         }
     }
 

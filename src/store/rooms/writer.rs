@@ -23,7 +23,15 @@ impl RoomTrees {
     /// durable once a later [`Self::flush`] returns.
     /// An append with `timeline` set gets its position (and its outbound
     /// queue entries their sequence number) here.
-    pub fn commit(&self, mut append: Append) -> Result<()> {
+    pub fn commit(&self, append: Append) -> Result<()> {
+        self.commit_with(append, |_| {})
+    }
+
+    /// [`Self::commit`], calling `staged` with an event's position once it
+    /// is readable and before the position is published (what indexes it
+    /// in memory must not lag a sync woken by it). `staged` runs under the
+    /// staging lock: it must not read the store.
+    pub fn commit_with(&self, mut append: Append, staged_at: impl FnOnce(u64)) -> Result<()> {
         // Refused before it is staged: nothing piles up in memory while
         // the disk is full.
         if !self.events.writable() {
@@ -57,6 +65,7 @@ impl RoomTrees {
                 // Under the staging lock: the tail takes events in order.
                 self.search.add(searchable)?;
             }
+            staged_at(stream);
             self.position.send_modify(|p| *p = (*p).max(stream));
         }
         let extremities = match &append.room {
