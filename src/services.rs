@@ -237,6 +237,7 @@ impl Services {
         for device in devices {
             self.e2ee.device_removed(user, device)?;
             self.edus.drop_inbox(user, device)?;
+            self.sync.device_removed(user, device);
         }
         self.push.devices_removed(user, devices)
     }

@@ -8,6 +8,7 @@ mod filter;
 mod lazy;
 mod legacy;
 mod rooms;
+pub mod sliding;
 mod token;
 
 use std::{
@@ -67,6 +68,8 @@ pub struct SyncService {
     accounts: AccountTrees,
     inbox: EduTrees,
     lazy: lazy::LazyMembers,
+    /// Sliding sync connections and what each was sent.
+    connections: sliding::Connections,
 }
 
 /// Most to-device messages per response.
@@ -124,6 +127,7 @@ impl SyncService {
             accounts,
             inbox,
             lazy: lazy::LazyMembers::default(),
+            connections: sliding::Connections::default(),
         }
     }
 

@@ -26,10 +26,10 @@ use crate::{
 const MAX_SCAN: usize = 1_000;
 
 /// A room's timeline for one response, oldest first.
-struct Timeline {
-    events: Vec<(u64, OwnedEventId, CanonicalJsonObject)>,
-    limited: bool,
-    prev_batch: Token,
+pub(super) struct Timeline {
+    pub(super) events: Vec<(u64, OwnedEventId, CanonicalJsonObject)>,
+    pub(super) limited: bool,
+    pub(super) prev_batch: Token,
 }
 
 impl Timeline {
@@ -177,7 +177,7 @@ impl SyncService {
 
     /// The newest events in positions `(after, before)` that the user may
     /// see and the filter lets through, up to the filter's limit.
-    fn timeline(
+    pub(super) fn timeline(
         &self,
         pass: &Pass<'_>,
         room: &RoomId,
@@ -226,7 +226,12 @@ impl SyncService {
     /// The timeline block; a `limited` one's events carry their bundled
     /// aggregations (the client cannot have seen all children), read as
     /// the timeline itself is, under the member's visibility.
-    fn timeline_json(&self, pass: &Pass<'_>, room: &RoomId, timeline: &Timeline) -> Result<Value> {
+    pub(super) fn timeline_json(
+        &self,
+        pass: &Pass<'_>,
+        room: &RoomId,
+        timeline: &Timeline,
+    ) -> Result<Value> {
         let mut events = Vec::with_capacity(timeline.events.len());
         let access = ReadAccess::Member;
         let bundler = (timeline.limited && !pass.filter.federation_format())
@@ -366,7 +371,7 @@ impl SyncService {
 
     /// Typing and receipts of a room, as `m.typing` and `m.receipt`, as
     /// the filter allows; private receipts only the user's own.
-    fn ephemeral(&self, pass: &Pass<'_>, room: &RoomId) -> Result<Vec<Value>> {
+    pub(super) fn ephemeral(&self, pass: &Pass<'_>, room: &RoomId) -> Result<Vec<Value>> {
         let mut events = Vec::new();
         if pass.filter.ephemeral_allows(room, "m.typing") {
             let typing = self.edus.typing_in(room);

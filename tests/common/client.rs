@@ -40,6 +40,12 @@ impl<'a> Client<'a> {
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        self.call_at(method, &format!("/_matrix/client/v3/{path}"), body)
+            .await
+    }
+
+    /// A request to any path (`/_matrix/client/unstable/…`, say).
+    pub async fn call_at(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
         let auth = format!("Bearer {}", self.token);
         let headers: Vec<(&str, &str)> = if self.token.is_empty() {
             vec![]
@@ -50,7 +56,7 @@ impl<'a> Client<'a> {
         http::request(
             http::Target::Plain(self.h.client),
             method,
-            &format!("/_matrix/client/v3/{path}"),
+            path,
             &headers,
             body,
         )

@@ -45,6 +45,7 @@ mod room_summary;
 mod search;
 mod send;
 mod send_to_device;
+mod sliding_sync;
 mod state;
 mod sync;
 mod tags;
@@ -80,6 +81,7 @@ pub fn routes(services: Services) -> Route {
         account_data::routes(services.clone()),
         profile::routes(services.clone()),
         sync::route(services.clone()),
+        sliding_sync::route(services.clone()),
         events::route(services.clone()),
         initial_sync::routes(services.clone()),
         create_room::route(services.clone()),

@@ -27,6 +27,8 @@ pub fn route() -> Route {
                     "org.matrix.msc3981": true,
                     // Delayed events (client/routes/delayed_events.rs).
                     "org.matrix.msc4140": true,
+                    // Simplified sliding sync (client/routes/sliding_sync.rs).
+                    "org.matrix.simplified_msc3575": true,
                 },
             }))
         })

@@ -1,0 +1,211 @@
+//! Sliding sync extensions: to-device messages (those after the `since`
+//! the client acknowledges are sent; those up to it are dropped),
+//! end-to-end encryption (device lists since the connection's previous
+//! answer, key counts), account data (global, and of the rooms in scope),
+//! read receipts and typing of the rooms in scope. An extension's scope is
+//! the rooms of the lists it names (`*`: every list) and the rooms it
+//! names (`*`: every subscription); without either, every room of the
+//! answer's lists and subscriptions.
+//! Spec: MSC3885 (to-device), MSC3884 (e2ee), MSC3959 (account data),
+//! MSC3960 (receipts), MSC3961 (typing).
+
+use std::collections::BTreeSet;
+
+use ruma::UInt;
+use ruma::{
+    api::client::sync::sync_events::{
+        v5::{
+            request::ExtensionRoomConfig,
+            response::{self, Extensions},
+            Request,
+        },
+        DeviceLists,
+    },
+    OneTimeKeyAlgorithm, OwnedRoomId,
+};
+use serde_json::{json, Value};
+
+use super::{lists::Selection, room::Answer};
+use crate::{
+    error::{Error, Result},
+    store::accounts::AccountData,
+    sync::{Filter, Pass, SyncService},
+};
+
+/// Most to-device messages one answer carries.
+const MAX_TO_DEVICE: usize = 100;
+
+fn raw<T>(value: &Value) -> Result<ruma::serde::Raw<T>> {
+    serde_json::value::to_raw_value(value)
+        .map(ruma::serde::Raw::from_json)
+        .map_err(|e| Error::internal(e.to_string()))
+}
+
+/// The rooms an extension covers.
+fn scope(
+    selection: &Selection,
+    lists: Option<&Vec<String>>,
+    rooms: Option<&Vec<ExtensionRoomConfig>>,
+) -> BTreeSet<OwnedRoomId> {
+    if lists.is_none() && rooms.is_none() {
+        return selection.rooms.keys().cloned().collect();
+    }
+    let mut covered = BTreeSet::new();
+    for name in lists.into_iter().flatten() {
+        for (list, in_list) in &selection.in_lists {
+            if name == "*" || name == list {
+                covered.extend(in_list.iter().cloned());
+            }
+        }
+    }
+    for room in rooms.into_iter().flatten() {
+        match room {
+            ExtensionRoomConfig::AllSubscribed => {
+                covered.extend(selection.subscribed.iter().cloned())
+            }
+            ExtensionRoomConfig::Room(room) if selection.rooms.contains_key(room) => {
+                covered.insert(room.clone());
+            }
+            _ => {}
+        }
+    }
+    covered
+}
+
+impl SyncService {
+    /// The extensions the request enabled; whether any carries news.
+    pub(super) fn extensions(
+        &self,
+        request: &Request,
+        answer: &Answer<'_>,
+        selection: &Selection,
+        data: &[(String, String, AccountData)],
+    ) -> Result<(Extensions, bool)> {
+        let asked = &request.extensions;
+        let mut found = Extensions::default();
+        let mut news = false;
+        if asked.to_device.enabled == Some(true) {
+            let since = match asked.to_device.since.as_deref() {
+                Some(since) => since
+                    .parse::<u64>()
+                    .map_err(|_| Error::invalid_param("to_device.since is not ours"))?,
+                None => 0,
+            };
+            let limit = asked
+                .to_device
+                .limit
+                .map_or(MAX_TO_DEVICE, |l| {
+                    usize::try_from(u64::from(l)).unwrap_or(MAX_TO_DEVICE)
+                })
+                .min(MAX_TO_DEVICE);
+            let messages = self
+                .inbox
+                .take_to_device(answer.user, answer.device, since, limit)?;
+            let next = messages.last().map_or(since, |(seq, _)| *seq);
+            news |= !messages.is_empty();
+            let events = messages
+                .into_iter()
+                .map(|(_, m)| {
+                    raw(&json!({"sender": m.sender, "type": m.kind, "content": m.content}))
+                })
+                .collect::<Result<_>>()?;
+            let mut to_device = response::ToDevice::default();
+            to_device.next_batch = next.to_string();
+            to_device.events = events;
+            found.to_device = Some(to_device);
+        }
+        if asked.e2ee.enabled == Some(true) {
+            let (e2ee, changed) = self.e2ee_extension(answer)?;
+            news |= changed;
+            found.e2ee = e2ee;
+        }
+        if asked.account_data.enabled == Some(true) {
+            let covered = scope(
+                selection,
+                asked.account_data.lists.as_ref(),
+                asked.account_data.rooms.as_ref(),
+            );
+            let since = answer.base.map_or(0, |t| t.position);
+            for (room, kind, data) in data {
+                if data.position <= since || data.position > answer.now.position {
+                    continue;
+                }
+                let event = json!({"type": kind, "content": data.content});
+                if room.is_empty() {
+                    found.account_data.global.push(raw(&event)?);
+                } else if let Ok(room) = OwnedRoomId::try_from(room.as_str()) {
+                    if !covered.contains(&room) {
+                        continue;
+                    }
+                    let events = found.account_data.rooms.entry(room).or_default();
+                    events.push(raw(&event)?);
+                }
+                news = true;
+            }
+        }
+        let receipts = asked.receipts.enabled == Some(true);
+        let typing = asked.typing.enabled == Some(true);
+        if receipts || typing {
+            let covered = |lists, rooms| scope(selection, lists, rooms);
+            let receipt_rooms =
+                covered(asked.receipts.lists.as_ref(), asked.receipts.rooms.as_ref());
+            let typing_rooms = covered(asked.typing.lists.as_ref(), asked.typing.rooms.as_ref());
+            let filter = Filter::default();
+            let pass = Pass {
+                user: answer.user,
+                device: answer.device,
+                since: answer.base,
+                now: answer.now,
+                full_state: false,
+                filter: &filter,
+                room_data: Default::default(),
+            };
+            for room in receipt_rooms.union(&typing_rooms) {
+                if !pass.room_ephemeral_changed(self.edus.last_change_in(room)) {
+                    continue;
+                }
+                for event in self.ephemeral(&pass, room)? {
+                    let receipt = event["type"] == "m.receipt";
+                    if receipts && receipt && receipt_rooms.contains(room) {
+                        found.receipts.rooms.insert(room.clone(), raw(&event)?);
+                        news = true;
+                    } else if typing && !receipt && typing_rooms.contains(room) {
+                        found.typing.rooms.insert(room.clone(), raw(&event)?);
+                        news = true;
+                    }
+                }
+            }
+        }
+        Ok((found, news))
+    }
+
+    /// Device lists since the connection's previous answer (none on its
+    /// first: the client queries what it needs), and the device's key counts.
+    fn e2ee_extension(&self, answer: &Answer<'_>) -> Result<(response::E2EE, bool)> {
+        let mut e2ee = response::E2EE::default();
+        if let Some(base) = answer.base {
+            let (changed, left) =
+                self.e2ee
+                    .changes(answer.user, base.position, answer.now.position)?;
+            let mut lists = DeviceLists::new();
+            lists.changed = changed;
+            lists.left = left;
+            e2ee.device_lists = lists;
+        }
+        let (counts, fallback) = self.e2ee.counts(answer.user, answer.device)?;
+        for (algorithm, count) in counts {
+            let count = UInt::try_from(count.as_u64().unwrap_or(0)).unwrap_or_default();
+            e2ee.device_one_time_keys_count
+                .insert(OneTimeKeyAlgorithm::from(algorithm.as_str()), count);
+        }
+        // Always given: a client then knows the server keeps fallback keys.
+        e2ee.device_unused_fallback_key_types = Some(
+            fallback
+                .iter()
+                .map(|a| OneTimeKeyAlgorithm::from(a.as_str()))
+                .collect(),
+        );
+        let news = !e2ee.device_lists.is_empty();
+        Ok((e2ee, news))
+    }
+}
