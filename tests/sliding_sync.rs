@@ -5,13 +5,14 @@
 //! brings that room alone into the next answer; typing, receipts,
 //! to-device messages (once, acknowledged) and key counts come through
 //! extensions; a room subscription reaches outside the window; an unknown
-//! `pos` is `M_UNKNOWN_POS`.
+//! `pos` is `M_UNKNOWN_POS`. A room joined over federation from a real
+//! Synapse appears with its state and history.
 
 mod common;
 
 use std::collections::BTreeSet;
 
-use common::{client::Client, rooms::encode, Hearth, TestCa};
+use common::{client::Client, rooms::encode, synapse::Synapse, Hearth, TestCa};
 use serde_json::{json, Value};
 
 const SLIDING: &str = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
@@ -284,4 +285,108 @@ async fn a_window_of_rooms_and_what_changes_in_it() {
         (400, Some("M_UNKNOWN_POS")),
         "{reply}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_room_joined_over_federation_from_synapse_appears_with_its_state() {
+    let ca = TestCa::new();
+    let syn = Synapse::start(&ca);
+    let hearth = Hearth::start(&ca);
+    let token = syn.register("sam").await;
+    let (status, reply) = syn
+        .client_api(
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            Some(&token),
+            Some(json!({"preset": "public_chat", "name": "synapse room"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let room = reply["room_id"].as_str().expect("room_id").to_owned();
+    let (status, reply) = syn
+        .client_api(
+            "PUT",
+            &format!(
+                "/_matrix/client/v3/rooms/{}/send/m.room.message/s1",
+                encode(&room)
+            ),
+            Some(&token),
+            Some(json!({"msgtype": "m.text", "body": "from synapse"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+
+    let alice = Client::login(&hearth, "alice").await;
+    let request = json!({"lists": {"all": {
+        "ranges": [[0, 9]], "timeline_limit": 10,
+        "required_state": [["m.room.create", ""], ["m.room.name", ""]],
+    }}});
+    let first = sliding(&alice, None, 0, &request).await;
+    assert_eq!(first["lists"]["all"]["count"], 0, "{first}");
+    let mut since = pos(&first);
+
+    let path = format!("join/{}?server_name={}", encode(&room), syn.server_name);
+    let (status, reply) = alice.call("POST", &path, json!({})).await;
+    assert_eq!(status, 200, "{reply}\n{}\n{}", hearth.log(), syn.log());
+
+    // The room comes in whole on this connection: its state, its
+    // timeline up to alice's join.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let entry = loop {
+        let reply = sliding(&alice, Some(&since), 5_000, &request).await;
+        since = pos(&reply);
+        if let Some(entry) = reply["rooms"].get(&room) {
+            assert_eq!(reply["lists"]["all"]["count"], 1, "{reply}");
+            break entry.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{reply}\n{}",
+            hearth.log()
+        );
+    };
+    assert_eq!(entry["initial"], true, "{entry}");
+    assert_eq!(entry["name"], "synapse room", "{entry}");
+    let joined = entry["timeline"].as_array().is_some_and(|t| {
+        t.iter()
+            .any(|e| e["type"] == "m.room.member" && e["state_key"] == json!(alice.user))
+    });
+    assert!(joined, "{entry}");
+    let kinds: Vec<&str> = entry["required_state"]
+        .as_array()
+        .expect("required_state")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(kinds.contains(&"m.room.create"), "{entry}");
+
+    // Synapse's next message reaches the connection, and once the
+    // partial-state join completes, the count of both members.
+    let (status, reply) = syn
+        .client_api(
+            "PUT",
+            &format!(
+                "/_matrix/client/v3/rooms/{}/send/m.room.message/s2",
+                encode(&room)
+            ),
+            Some(&token),
+            Some(json!({"msgtype": "m.text", "body": "after the join"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut message, mut both) = (false, false);
+    while !(message && both) {
+        let reply = sliding(&alice, Some(&since), 5_000, &request).await;
+        since = pos(&reply);
+        if let Some(entry) = reply["rooms"].get(&room) {
+            message |= bodies(entry).contains(&"after the join".to_owned());
+            both |= entry["joined_count"] == 2;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "message {message}, both {both}: {reply}\n{}",
+            hearth.log()
+        );
+    }
 }

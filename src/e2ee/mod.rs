@@ -381,6 +381,16 @@ impl E2eeService {
 
     /// Users sharing a room with `user` whose keys changed in `(from, to]`.
     fn changed_between(&self, user: &UserId, from: u64, to: u64) -> Result<Vec<OwnedUserId>> {
+        // Since this process started: who changed, then whether they share.
+        if let Some(recent) = self.trees.changed_between(from, to) {
+            let mut changed = Vec::new();
+            for other in recent {
+                if other == user || self.rooms.shares_a_room(user, &other)? {
+                    changed.push(other);
+                }
+            }
+            return Ok(changed);
+        }
         let mut changed = Vec::new();
         for other in self.rooms.users_sharing_rooms_with(user)? {
             let at = self.trees.changed_at(&other)?;

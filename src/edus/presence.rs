@@ -10,7 +10,7 @@
 //! for 30 minutes go offline (Synapse announces its users every 25).
 //! Spec: client-server-api "Presence"; server-server-api.md "Presence".
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use ruma::{OwnedUserId, UserId};
 use serde_json::{json, Value};
@@ -19,6 +19,9 @@ use super::{lock, EduService};
 use crate::{error::Result, time::now_ms};
 
 /// An update older than this is not worth delivering after an outage.
+/// Up to this many presence changes are checked one by one.
+const FEW_CHANGES: usize = 8;
+
 pub(super) const PRESENCE_TTL: Duration = Duration::from_secs(300);
 /// Our user is offline this long after their last sync ended.
 const SYNC_GRACE_MS: u64 = 30_000;
@@ -275,12 +278,22 @@ impl EduService {
         if changed.is_empty() {
             return Ok(Vec::new());
         }
-        let audience: BTreeSet<OwnedUserId> = self.rooms.users_sharing_rooms_with(user)?;
-        Ok(changed
-            .into_iter()
-            .filter(|(u, _)| audience.contains(u))
-            .map(|(u, content)| json!({"type": "m.presence", "sender": u, "content": content}))
-            .collect())
+        // Few changes are each checked; many, against everyone sharing a
+        // room with the user, gathered once.
+        let audience = (changed.len() > FEW_CHANGES)
+            .then(|| self.rooms.users_sharing_rooms_with(user))
+            .transpose()?;
+        let mut events = Vec::new();
+        for (other, content) in changed {
+            let shares = match &audience {
+                Some(audience) => audience.contains(&other),
+                None => other == user || self.rooms.shares_a_room(user, &other)?,
+            };
+            if shares {
+                events.push(json!({"type": "m.presence", "sender": other, "content": content}));
+            }
+        }
+        Ok(events)
     }
 }
 

@@ -225,3 +225,7 @@ impl RoomService {
         entry.activity.last = entry.activity.last.max(position);
     }
 }
+
+#[cfg(test)]
+#[path = "activity_tests.rs"]
+mod tests;

@@ -60,6 +60,8 @@ pub struct E2eeTrees {
     changes: Tree,
     remote: Tree,
     signatures: Tree,
+    /// The changes made since open, by position, in memory.
+    recent: super::recent_changes::RecentChanges,
 }
 
 fn key(parts: &[&str]) -> Vec<u8> {
@@ -76,13 +78,22 @@ fn bytes_of<'a>(parts: &[&'a str]) -> Vec<&'a [u8]> {
 
 impl E2eeTrees {
     pub(super) fn open(db: &crate::store::tree::Database) -> sled::Result<Self> {
+        let changes = db.open_tree(KEY_CHANGES)?;
+        // Every change from now on is after the newest stored.
+        let mut newest = 0;
+        for value in changes.iter().values() {
+            if let Ok(position) = <[u8; 8]>::try_from(value?.as_ref()) {
+                newest = newest.max(u64::from_be_bytes(position));
+            }
+        }
         Ok(Self {
+            recent: super::recent_changes::RecentChanges::from(newest),
+            changes,
             device_keys: db.open_tree(DEVICE_KEYS)?,
             one_time_keys: db.open_tree(ONE_TIME_KEYS)?,
             fallback_keys: db.open_tree(FALLBACK_KEYS)?,
             fallback_used: db.open_tree(FALLBACK_USED)?,
             cross_signing: db.open_tree(CROSS_SIGNING_KEYS)?,
-            changes: db.open_tree(KEY_CHANGES)?,
             remote: db.open_tree(REMOTE_KEYS)?,
             signatures: db.open_tree(KEY_SIGNATURES)?,
         })
@@ -246,7 +257,14 @@ impl E2eeTrees {
         let before = self.changes.fetch_and_update(user.as_str(), |old| {
             Some(decode(old).max(position).to_be_bytes().to_vec())
         })?;
+        self.recent.record(user, position);
         Ok(decode(before.as_deref()))
+    }
+
+    /// The users whose keys changed at positions in `(from, to]`, from
+    /// memory; `None` when that reaches back before this process.
+    pub fn changed_between(&self, from: u64, to: u64) -> Option<Vec<ruma::OwnedUserId>> {
+        self.recent.between(from, to)
     }
 
     /// The position of `user`'s latest key change (0 if never).

@@ -24,6 +24,7 @@ pub mod partial;
 pub mod pending;
 pub mod pushers;
 mod recent;
+mod recent_changes;
 pub mod reports;
 pub mod rooms;
 mod signing_keys;

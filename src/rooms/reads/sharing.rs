@@ -80,13 +80,7 @@ impl RoomService {
         to: u64,
     ) -> Result<(BTreeSet<OwnedUserId>, BTreeSet<OwnedUserId>)> {
         let (mut started, mut stopped) = (BTreeSet::new(), BTreeSet::new());
-        for room in self.room_ids()? {
-            if !matches!(
-                self.membership_of(&room, user)?,
-                Some(MembershipState::Join | MembershipState::Leave | MembershipState::Ban)
-            ) {
-                continue;
-            }
+        for room in self.rooms_with_events_after(user, from)? {
             let range =
                 self.timeline_between(&room, from, to.saturating_add(1), SCAN_LIMIT + 1, false)?;
             if range.len() > SCAN_LIMIT {
@@ -122,8 +116,42 @@ impl RoomService {
         Ok(Some((member, membership_field(&event))))
     }
 
-    /// Rooms `user` is joined to.
+    /// The rooms `user` (one of ours) is or was joined to with events
+    /// after `from`, from the room index.
+    fn rooms_with_events_after(&self, user: &UserId, from: u64) -> Result<Vec<OwnedRoomId>> {
+        let mut rooms = Vec::new();
+        for entry in self.rooms_of(user)? {
+            let member = matches!(
+                entry.membership,
+                MembershipState::Join | MembershipState::Leave | MembershipState::Ban
+            );
+            if member && self.activity(&entry.room)?.last > from {
+                rooms.push(entry.room);
+            }
+        }
+        Ok(rooms)
+    }
+
+    /// Whether `user` (one of ours) and `other` are joined to a same room.
+    pub fn shares_a_room(&self, user: &UserId, other: &UserId) -> Result<bool> {
+        for room in self.rooms_joined_by(user)? {
+            if self.membership_of(&room, other)? == Some(MembershipState::Join) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Rooms `user` is joined to: from the room index for our users.
     pub fn rooms_joined_by(&self, user: &UserId) -> Result<Vec<OwnedRoomId>> {
+        if user.server_name() == self.server_name() {
+            return Ok(self
+                .rooms_of(user)?
+                .into_iter()
+                .filter(|e| e.membership == MembershipState::Join)
+                .map(|e| e.room)
+                .collect());
+        }
         let mut rooms = self.room_ids()?;
         let mut joined = Vec::with_capacity(rooms.len());
         for room in rooms.drain(..) {

@@ -30,6 +30,9 @@ use crate::{
     sync::{Filter, Pass, SyncService, Token},
 };
 
+/// Most lazy-loaded member events a connection remembers sending.
+const MAX_MEMBERS_NOTED: usize = 100_000;
+
 /// Where the answer stands, for every room of it.
 pub(super) struct Answer<'a> {
     pub user: &'a UserId,
@@ -107,11 +110,18 @@ impl SyncService {
                 state
             }
         };
+        // An invite is a DM when its member event says so (the inviter
+        // marked it `is_direct`), before any account data can.
+        let direct_invite = state.iter().any(|e| {
+            e["type"] == "m.room.member"
+                && e["state_key"] == answer.user.as_str()
+                && e["content"]["is_direct"] == true
+        });
         let mut room = Room::new();
         room.initial = Some(true);
         room.invite_state = Some(state.iter().map(raw).collect::<Result<_>>()?);
         room.bump_stamp = Some(uint(candidate.bump as usize));
-        room.is_dm = answer.is_dm.then_some(true);
+        room.is_dm = (answer.is_dm || direct_invite).then_some(true);
         Ok(Some(room))
     }
 
@@ -125,6 +135,9 @@ impl SyncService {
         sent: &mut Sent,
     ) -> Result<Option<Room>> {
         let room_id = &candidate.room;
+        // Only a room sent as joined is held by the client: one sent as an
+        // invite or knock, or left, comes whole when joined.
+        let before = before.filter(|b| b.membership == MembershipState::Join);
         // The data of a room the user left ends at their leave.
         let end = match candidate.membership {
             MembershipState::Join => answer.now.position,
@@ -332,6 +345,11 @@ impl SyncService {
             events.push(client_event(&id, &pdu, false));
         }
         if spec.lazy {
+            // A long connection does not keep every member ever sent:
+            // past the bound, members are sent again as needed.
+            if sent.members.len() > MAX_MEMBERS_NOTED {
+                sent.members.clear();
+            }
             for member in senders {
                 let key = (room.to_owned(), member.clone());
                 if sent.members.contains(&key) {
@@ -411,3 +429,7 @@ impl RequiredState {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "room_tests.rs"]
+mod tests;
