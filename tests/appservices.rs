@@ -112,24 +112,8 @@ async fn a_bridge_lives_on_hearth() {
     assert!(sent.iter().all(|id| ids.contains(&id.as_str())));
 
     // Typing and a read receipt reach it as ephemeral events.
-    alice
-        .ok(
-            "PUT",
-            &format!("rooms/{}/typing/{}", encode(&room), encode(&alice.user)),
-            json!({"typing": true, "timeout": 30000}),
-        )
-        .await;
-    alice
-        .ok(
-            "POST",
-            &format!(
-                "rooms/{}/receipt/m.read/{}",
-                encode(&room),
-                encode(&sent[29])
-            ),
-            json!({}),
-        )
-        .await;
+    alice.typing(&room).await;
+    alice.read(&room, &sent[29]).await;
     let ephemeral = |kind: &str| {
         bridge.transactions().iter().any(|txn| {
             txn["ephemeral"].as_array().is_some_and(|list| {

@@ -175,28 +175,8 @@ async fn a_window_of_rooms_and_what_changes_in_it() {
     let last = alice.say(&created[24], "read me").await;
     let quiet = sliding(&alice, Some(&since), 0, &request).await;
     let since = pos(&quiet);
-    alice
-        .ok(
-            "PUT",
-            &format!(
-                "rooms/{}/typing/{}",
-                encode(&created[24]),
-                encode(&alice.user)
-            ),
-            json!({"typing": true, "timeout": 30000}),
-        )
-        .await;
-    alice
-        .ok(
-            "POST",
-            &format!(
-                "rooms/{}/receipt/m.read/{}",
-                encode(&created[24]),
-                encode(&last)
-            ),
-            json!({}),
-        )
-        .await;
+    alice.typing(&created[24]).await;
+    alice.read(&created[24], &last).await;
     let mut since = since;
     let (mut typed, mut receipted) = (false, false);
     for _ in 0..10 {
@@ -293,28 +273,13 @@ async fn a_room_joined_over_federation_from_synapse_appears_with_its_state() {
     let syn = Synapse::start(&ca);
     let hearth = Hearth::start(&ca);
     let token = syn.register("sam").await;
-    let (status, reply) = syn
-        .client_api(
-            "POST",
-            "/_matrix/client/v3/createRoom",
-            Some(&token),
-            Some(json!({"preset": "public_chat", "name": "synapse room"})),
+    let room = syn
+        .create_room(
+            &token,
+            json!({"preset": "public_chat", "name": "synapse room"}),
         )
         .await;
-    assert_eq!(status, 200, "{reply}");
-    let room = reply["room_id"].as_str().expect("room_id").to_owned();
-    let (status, reply) = syn
-        .client_api(
-            "PUT",
-            &format!(
-                "/_matrix/client/v3/rooms/{}/send/m.room.message/s1",
-                encode(&room)
-            ),
-            Some(&token),
-            Some(json!({"msgtype": "m.text", "body": "from synapse"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
+    syn.say(&token, &room, "from synapse", "s1").await;
 
     let alice = Client::login(&hearth, "alice").await;
     let request = json!({"lists": {"all": {
@@ -362,18 +327,7 @@ async fn a_room_joined_over_federation_from_synapse_appears_with_its_state() {
 
     // Synapse's next message reaches the connection, and once the
     // partial-state join completes, the count of both members.
-    let (status, reply) = syn
-        .client_api(
-            "PUT",
-            &format!(
-                "/_matrix/client/v3/rooms/{}/send/m.room.message/s2",
-                encode(&room)
-            ),
-            Some(&token),
-            Some(json!({"msgtype": "m.text", "body": "after the join"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
+    syn.say(&token, &room, "after the join", "s2").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let (mut message, mut both) = (false, false);
     while !(message && both) {

@@ -17,23 +17,6 @@ use common::{
 };
 use serde_json::{json, Value};
 
-/// Sends a message from a Synapse user; returns its event ID.
-async fn synapse_say(syn: &Synapse, token: &str, room: &str, body: &str, txn: &str) -> String {
-    let (status, reply) = syn
-        .client_api(
-            "PUT",
-            &format!(
-                "/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
-                encode(room)
-            ),
-            Some(token),
-            Some(json!({"msgtype": "m.text", "body": body})),
-        )
-        .await;
-    assert_eq!(status, 200, "{reply}");
-    reply["event_id"].as_str().expect("event_id").to_owned()
-}
-
 /// Waits until Synapse shows `event` in `room` to its user.
 async fn synapse_sees(syn: &Synapse, token: &str, room: &str, event: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -114,7 +97,7 @@ async fn a_hearth_user_joins_a_synapse_room() {
         "the room's state arrived with the join: {on_h}"
     );
 
-    let from_synapse = synapse_say(&syn, &token, &room, "hello hearth", "t1").await;
+    let from_synapse = syn.say(&token, &room, "hello hearth", "t1").await;
     wait_for_events(&h, &room, &[from_synapse], 30).await;
     // Joined with partial state, completed from Synapse's `/state`.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -216,7 +199,9 @@ async fn a_synapse_user_joins_a_hearth_room() {
         let from_hearth = say(&h, &room, &alice, "welcome").await;
         let seen = synapse_sees(&syn, &token, &room, &from_hearth).await;
         assert_eq!(seen["content"]["body"], "welcome");
-        let from_synapse = synapse_say(&syn, &token, &room, "thanks", &format!("v{version}")).await;
+        let from_synapse = syn
+            .say(&token, &room, "thanks", &format!("v{version}"))
+            .await;
         wait_for_events(&h, &room, &[from_synapse], 30).await;
         let members = synapse_members(&syn, &token, &room).await;
         assert!(

@@ -217,5 +217,16 @@ pub fn origin_ts(event: &ruma::CanonicalJsonObject) -> Option<u64> {
     }
 }
 
+/// A string field of an event's `content`.
+pub fn content_str(event: &ruma::CanonicalJsonObject, name: &str) -> Option<String> {
+    match event.get("content") {
+        Some(ruma::CanonicalJsonValue::Object(content)) => match content.get(name) {
+            Some(ruma::CanonicalJsonValue::String(value)) => Some(value.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests;

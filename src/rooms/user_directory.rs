@@ -42,13 +42,7 @@ pub fn search(
                 continue;
             }
             let event = rooms.event_object(&id)?;
-            let content = event.get("content").and_then(|c| c.as_object());
-            let field = |name: &str| {
-                content
-                    .and_then(|c| c.get(name))
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            };
+            let field = |name: &str| super::event::content_str(&event, name);
             if field("membership").as_deref() != Some("join") {
                 continue;
             }

@@ -128,23 +128,19 @@ impl Bridge {
 
     /// Waits until `test` holds of the delivered events.
     pub fn wait_for(&self, what: &str, test: impl Fn(&[(String, Value)]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !test(&self.events()) {
-            assert!(
-                Instant::now() < deadline,
-                "the bridge never saw {what}: {:#?}\n{}",
-                self.transactions(),
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_until(what, || test(&self.events()).then_some(()));
     }
 
     /// Waits for a transaction for which `test` holds; returns it.
     pub fn wait_for_transaction(&self, what: &str, test: impl Fn(&Value) -> bool) -> Value {
+        self.wait_until(what, || self.transactions().into_iter().find(|t| test(t)))
+    }
+
+    /// Polls `found` for a minute, failing with what the bridge saw.
+    fn wait_until<T>(&self, what: &str, found: impl Fn() -> Option<T>) -> T {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(found) = self.transactions().into_iter().find(|t| test(t)) {
+            if let Some(found) = found() {
                 return found;
             }
             assert!(

@@ -63,6 +63,27 @@ impl<'a> Client<'a> {
         .await
     }
 
+    /// Starts typing in `room` for 30 s.
+    pub async fn typing(&self, room: &str) {
+        let path = format!(
+            "rooms/{}/typing/{}",
+            super::rooms::encode(room),
+            super::rooms::encode(&self.user)
+        );
+        self.ok("PUT", &path, json!({"typing": true, "timeout": 30000}))
+            .await;
+    }
+
+    /// Sends a public read receipt for `event` in `room`.
+    pub async fn read(&self, room: &str, event: &str) {
+        let path = format!(
+            "rooms/{}/receipt/m.read/{}",
+            super::rooms::encode(room),
+            super::rooms::encode(event)
+        );
+        self.ok("POST", &path, json!({})).await;
+    }
+
     /// Invites `user` to `room` (`!id`, unencoded).
     pub async fn invite(&self, room: &str, user: &str) {
         let path = format!("rooms/{}/invite", super::rooms::encode(room));

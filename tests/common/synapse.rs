@@ -176,6 +176,32 @@ rc_federation: {{window_size: 1000, sleep_limit: 1000, sleep_delay: 0, reject_li
         .await
     }
 
+    /// Creates a room as the user of `token`; its ID.
+    pub async fn create_room(&self, token: &str, body: Value) -> String {
+        let (status, reply) = self
+            .client_api(
+                "POST",
+                "/_matrix/client/v3/createRoom",
+                Some(token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 200, "createRoom: {reply}");
+        reply["room_id"].as_str().expect("room_id").to_owned()
+    }
+
+    /// Sends a text message as the user of `token`; its event ID.
+    pub async fn say(&self, token: &str, room: &str, body: &str, txn: &str) -> String {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
+            super::rooms::encode(room)
+        );
+        let body = json!({"msgtype": "m.text", "body": body});
+        let (status, reply) = self.client_api("PUT", &path, Some(token), Some(body)).await;
+        assert_eq!(status, 200, "send: {reply}");
+        reply["event_id"].as_str().expect("event_id").to_owned()
+    }
+
     /// Registers `localpart` and returns its access token.
     pub async fn register(&self, localpart: &str) -> String {
         let body = json!({"username": localpart, "password": "correct horse battery", "auth": {"type": "m.login.dummy"}});

@@ -26,7 +26,10 @@ use super::{
 };
 use crate::{
     error::{Error, Result},
-    rooms::client_event::{client_event, stripped},
+    rooms::{
+        client_event::{client_event, stripped},
+        event::content_str,
+    },
     sync::{Filter, Pass, SyncService, Token},
 };
 
@@ -277,14 +280,9 @@ impl SyncService {
         field: &str,
     ) -> Result<Option<String>> {
         let event = self.rooms.state_event(room, kind, "")?;
-        Ok(event.and_then(|(_, e)| {
-            e.get("content")
-                .and_then(|c| c.as_object())
-                .and_then(|c| c.get(field))
-                .and_then(|v| v.as_str())
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        }))
+        Ok(event
+            .and_then(|(_, e)| content_str(&e, field))
+            .filter(|v| !v.is_empty()))
     }
 
     fn heroes(&self, room: &RoomId, users: &[OwnedUserId]) -> Result<Vec<Hero>> {
@@ -295,15 +293,8 @@ impl SyncService {
                 self.rooms
                     .state_event(room, &StateEventType::RoomMember, user.as_str())?
             {
-                let content = event.get("content").and_then(|c| c.as_object());
-                let field = |name: &str| {
-                    content
-                        .and_then(|c| c.get(name))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned)
-                };
-                hero.name = field("displayname");
-                hero.avatar = field("avatar_url").map(Into::into);
+                hero.name = content_str(&event, "displayname");
+                hero.avatar = content_str(&event, "avatar_url").map(Into::into);
             }
             heroes.push(hero);
         }
