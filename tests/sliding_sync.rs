@@ -252,6 +252,19 @@ async fn a_window_of_rooms_and_what_changes_in_it() {
         "{room0}"
     );
 
+    // A request asking for unbounded work is refused.
+    let mut greedy = request.clone();
+    let entries: Vec<Value> = (0..101)
+        .map(|n| json!([format!("m.test.{n}"), ""]))
+        .collect();
+    greedy["lists"]["all"]["required_state"] = json!(entries);
+    let (status, reply) = alice.call_at("POST", SLIDING, greedy).await;
+    assert_eq!(
+        (status, reply["errcode"].as_str()),
+        (400, Some("M_INVALID_PARAM")),
+        "{reply}"
+    );
+
     // An unknown pos: the client must start over.
     let (status, reply) = alice
         .call_at(

@@ -23,9 +23,12 @@ use ruma::{
     },
     OneTimeKeyAlgorithm, OwnedRoomId,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{lists::Selection, room::Answer};
+use super::{
+    lists::Selection,
+    room::{raw, Answer},
+};
 use crate::{
     error::{Error, Result},
     store::accounts::AccountData,
@@ -34,12 +37,6 @@ use crate::{
 
 /// Most to-device messages one answer carries.
 const MAX_TO_DEVICE: usize = 100;
-
-fn raw<T>(value: &Value) -> Result<ruma::serde::Raw<T>> {
-    serde_json::value::to_raw_value(value)
-        .map(ruma::serde::Raw::from_json)
-        .map_err(|e| Error::internal(e.to_string()))
-}
 
 /// The rooms an extension covers.
 fn scope(

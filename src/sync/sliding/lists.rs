@@ -29,6 +29,9 @@ const MAX_LISTS: usize = 100;
 pub(super) const MAX_TIMELINE: usize = 100;
 /// Most room subscriptions a request may hold.
 const MAX_SUBSCRIPTIONS: usize = 1_000;
+/// Most `required_state` entries of one list or subscription, and most
+/// spaces or tags one list filters on: each costs lookups per room.
+const MAX_ENTRIES: usize = 100;
 
 /// A room of the user's that lists may show.
 pub(super) struct Candidate {
@@ -180,6 +183,14 @@ impl SyncService {
                 )));
             }
             let extra = extras.filters_of(name);
+            let extra_len = extra.map_or(0, |e| {
+                e.spaces.len().max(e.tags.len()).max(e.not_tags.len())
+            });
+            if list.room_details.required_state.len() > MAX_ENTRIES || extra_len > MAX_ENTRIES {
+                return Err(Error::invalid_param(format!(
+                    "list {name}: at most {MAX_ENTRIES} required_state entries, spaces or tags"
+                )));
+            }
             let mut matching = Vec::new();
             for candidate in candidates {
                 if self.passes(candidate, (list.filters.as_ref(), extra), marks, &joined)? {
@@ -211,6 +222,11 @@ impl SyncService {
             // Rooms the user is not in (nor invited to) are ignored.
             if !ours.contains(room) {
                 continue;
+            }
+            if subscription.required_state.len() > MAX_ENTRIES {
+                return Err(Error::invalid_param(format!(
+                    "subscription {room}: at most {MAX_ENTRIES} required_state entries"
+                )));
             }
             add(
                 &mut selection.rooms,

@@ -50,7 +50,8 @@ fn uint(n: usize) -> UInt {
     UInt::try_from(n as u64).unwrap_or(UInt::MAX)
 }
 
-fn raw<T>(value: &Value) -> Result<Raw<T>> {
+/// A JSON value as the raw event ruma's response types hold.
+pub(super) fn raw<T>(value: &Value) -> Result<Raw<T>> {
     serde_json::value::to_raw_value(value)
         .map(Raw::from_json)
         .map_err(|e| Error::internal(e.to_string()))
