@@ -325,6 +325,12 @@ impl RoomTrees {
                     break;
                 }
                 if let Some(e) = &now.error {
+                    // The disk filled between staging and writing: the
+                    // write gate says so, and the client gets 507 as for
+                    // a write refused before staging.
+                    if !self.events.writable() {
+                        return Err(StoreError::Full);
+                    }
                     return Err(StoreError::data(format!("cannot write events: {e}")));
                 }
             }
