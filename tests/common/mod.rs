@@ -15,6 +15,7 @@ pub mod nio;
 pub mod presigned;
 pub mod proc;
 pub mod rooms;
+pub mod rust_sdk;
 pub mod script;
 pub mod signing;
 pub mod synapse;

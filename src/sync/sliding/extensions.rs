@@ -38,22 +38,27 @@ use crate::{
 /// Most to-device messages one answer carries.
 const MAX_TO_DEVICE: usize = 100;
 
-/// The rooms an extension covers.
+/// The rooms an extension covers. `lists` and `rooms` each default to
+/// `*` when absent, as Synapse reads them: matrix-rust-sdk asks receipts
+/// for `rooms: ["*"]` alone and means every list too.
 fn scope(
     selection: &Selection,
     lists: Option<&Vec<String>>,
     rooms: Option<&Vec<ExtensionRoomConfig>>,
 ) -> BTreeSet<OwnedRoomId> {
-    if lists.is_none() && rooms.is_none() {
+    let every_list = lists.is_none_or(|names| names.iter().any(|n| n == "*"));
+    let every_subscription = rooms.is_none();
+    if every_list && every_subscription {
         return selection.rooms.keys().cloned().collect();
     }
     let mut covered = BTreeSet::new();
-    for name in lists.into_iter().flatten() {
-        for (list, in_list) in &selection.in_lists {
-            if name == "*" || name == list {
-                covered.extend(in_list.iter().cloned());
-            }
+    for (list, in_list) in &selection.in_lists {
+        if every_list || lists.is_some_and(|names| names.contains(list)) {
+            covered.extend(in_list.iter().cloned());
         }
+    }
+    if every_subscription {
+        covered.extend(selection.subscribed.iter().cloned());
     }
     for room in rooms.into_iter().flatten() {
         match room {
@@ -206,3 +211,7 @@ impl SyncService {
         Ok((e2ee, news))
     }
 }
+
+#[cfg(test)]
+#[path = "extensions_tests.rs"]
+mod tests;
