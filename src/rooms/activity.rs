@@ -179,6 +179,29 @@ impl RoomService {
         Ok(entry.activity)
     }
 
+    /// The latest activity of each of `rooms`, in their order: one lock
+    /// for those the index holds whole, rather than one each.
+    pub fn activities(&self, rooms: &[&RoomId]) -> Result<Vec<Activity>> {
+        let mut found = Vec::with_capacity(rooms.len());
+        let mut unread = Vec::new();
+        {
+            let held = lock(&self.index.rooms);
+            for (i, room) in rooms.iter().enumerate() {
+                match held.get(*room).filter(|entry| entry.complete) {
+                    Some(entry) => found.push(entry.activity),
+                    None => {
+                        found.push(Activity::default());
+                        unread.push(i);
+                    }
+                }
+            }
+        }
+        for i in unread {
+            found[i] = self.activity(rooms[i])?;
+        }
+        Ok(found)
+    }
+
     fn read_activity(&self, room: &RoomId) -> Result<Activity> {
         let newest = self.timeline_between(room, 0, u64::MAX, MAX_BUMP_SCAN, true)?;
         let last = newest.first().map_or(0, |(position, _)| *position);

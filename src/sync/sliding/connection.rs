@@ -26,15 +26,17 @@ const MAX_PER_DEVICE: usize = 10;
 /// Longest `conn_id` taken.
 const MAX_CONN_ID: usize = 64;
 
-/// What one connection was sent, as of one answer.
+/// What one connection was sent, as of one answer. Its parts are shared
+/// with the answer before, and copied only when an answer changes them
+/// (`Arc::make_mut`): a pass over a thousand rooms copies nothing.
 #[derive(Clone, Default)]
 pub(in crate::sync) struct Sent {
     /// The positions the answer stood at; `None` before the first.
     pub token: Option<Token>,
     /// Each room sent, as last sent.
-    pub rooms: HashMap<OwnedRoomId, RoomSent>,
+    pub rooms: Arc<HashMap<OwnedRoomId, RoomSent>>,
     /// Member events sent for lazy-loading, by room and user.
-    pub members: HashSet<(OwnedRoomId, OwnedUserId)>,
+    pub members: Arc<HashSet<(OwnedRoomId, OwnedUserId)>>,
 }
 
 /// A room as last sent on a connection.

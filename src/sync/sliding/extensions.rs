@@ -9,7 +9,7 @@
 //! Spec: MSC3885 (to-device), MSC3884 (e2ee), MSC3959 (account data),
 //! MSC3960 (receipts), MSC3961 (typing).
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
 use ruma::UInt;
 use ruma::{
@@ -26,7 +26,7 @@ use ruma::{
 use serde_json::json;
 
 use super::{
-    lists::Selection,
+    lists::{Candidate, Selection},
     room::{raw, Answer},
 };
 use crate::{
@@ -38,37 +38,46 @@ use crate::{
 /// Most to-device messages one answer carries.
 const MAX_TO_DEVICE: usize = 100;
 
-/// The rooms an extension covers. `lists` and `rooms` each default to
-/// `*` when absent, as Synapse reads them: matrix-rust-sdk asks receipts
-/// for `rooms: ["*"]` alone and means every list too.
+/// The candidates (by index) an extension covers. `lists` and `rooms`
+/// each default to `*` when absent, as Synapse reads them: matrix-rust-sdk
+/// asks receipts for `rooms: ["*"]` alone and means every list too.
 fn scope(
-    selection: &Selection,
+    (candidates, selection): (&[Candidate], &Selection<'_>),
     lists: Option<&Vec<String>>,
     rooms: Option<&Vec<ExtensionRoomConfig>>,
-) -> BTreeSet<OwnedRoomId> {
+) -> Vec<bool> {
     let every_list = lists.is_none_or(|names| names.iter().any(|n| n == "*"));
-    let every_subscription = rooms.is_none();
-    if every_list && every_subscription {
-        return selection.rooms.keys().cloned().collect();
-    }
-    let mut covered = BTreeSet::new();
+    let every_subscription = rooms.is_none_or(|rooms| {
+        rooms
+            .iter()
+            .any(|r| matches!(r, ExtensionRoomConfig::AllSubscribed))
+    });
+    let mut covered = vec![false; selection.rooms.len()];
     for (list, in_list) in &selection.in_lists {
         if every_list || lists.is_some_and(|names| names.contains(list)) {
-            covered.extend(in_list.iter().cloned());
+            for &i in in_list {
+                covered[i] = true;
+            }
         }
     }
     if every_subscription {
-        covered.extend(selection.subscribed.iter().cloned());
+        for &i in &selection.subscribed {
+            covered[i] = true;
+        }
     }
-    for room in rooms.into_iter().flatten() {
-        match room {
-            ExtensionRoomConfig::AllSubscribed => {
-                covered.extend(selection.subscribed.iter().cloned())
+    let named: HashSet<&OwnedRoomId> = rooms
+        .into_iter()
+        .flatten()
+        .filter_map(|r| match r {
+            ExtensionRoomConfig::Room(room) => Some(room),
+            _ => None,
+        })
+        .collect();
+    if !named.is_empty() {
+        for (i, candidate) in candidates.iter().enumerate() {
+            if selection.rooms[i].is_some() && named.contains(&candidate.room) {
+                covered[i] = true;
             }
-            ExtensionRoomConfig::Room(room) if selection.rooms.contains_key(room) => {
-                covered.insert(room.clone());
-            }
-            _ => {}
         }
     }
     covered
@@ -80,7 +89,7 @@ impl SyncService {
         &self,
         request: &Request,
         answer: &Answer<'_>,
-        selection: &Selection,
+        (candidates, selection): (&[Candidate], &Selection<'_>),
         data: &[(String, String, AccountData)],
     ) -> Result<(Extensions, bool)> {
         let asked = &request.extensions;
@@ -123,10 +132,14 @@ impl SyncService {
         }
         if asked.account_data.enabled == Some(true) {
             let covered = scope(
-                selection,
+                (candidates, selection),
                 asked.account_data.lists.as_ref(),
                 asked.account_data.rooms.as_ref(),
             );
+            let covers = |room: &OwnedRoomId| {
+                let i = candidates.iter().position(|c| &c.room == room);
+                i.is_some_and(|i| covered[i])
+            };
             let since = answer.base.map_or(0, |t| t.position);
             for (room, kind, data) in data {
                 if data.position <= since || data.position > answer.now.position {
@@ -136,7 +149,7 @@ impl SyncService {
                 if room.is_empty() {
                     found.account_data.global.push(raw(&event)?);
                 } else if let Ok(room) = OwnedRoomId::try_from(room.as_str()) {
-                    if !covered.contains(&room) {
+                    if !covers(&room) {
                         continue;
                     }
                     let events = found.account_data.rooms.entry(room).or_default();
@@ -148,7 +161,7 @@ impl SyncService {
         let receipts = asked.receipts.enabled == Some(true);
         let typing = asked.typing.enabled == Some(true);
         if receipts || typing {
-            let covered = |lists, rooms| scope(selection, lists, rooms);
+            let covered = |lists, rooms| scope((candidates, selection), lists, rooms);
             let receipt_rooms =
                 covered(asked.receipts.lists.as_ref(), asked.receipts.rooms.as_ref());
             let typing_rooms = covered(asked.typing.lists.as_ref(), asked.typing.rooms.as_ref());
@@ -162,16 +175,20 @@ impl SyncService {
                 filter: &filter,
                 room_data: Default::default(),
             };
-            for room in receipt_rooms.union(&typing_rooms) {
-                if !pass.room_ephemeral_changed(self.edus.last_change_in(room)) {
+            for (i, candidate) in candidates.iter().enumerate() {
+                let room = &candidate.room;
+                let (for_receipts, for_typing) = (receipt_rooms[i], typing_rooms[i]);
+                if !(for_receipts || for_typing)
+                    || !pass.room_ephemeral_changed(self.edus.last_change_in(room))
+                {
                     continue;
                 }
                 for event in self.ephemeral(&pass, room)? {
                     let receipt = event["type"] == "m.receipt";
-                    if receipts && receipt && receipt_rooms.contains(room) {
+                    if receipts && receipt && for_receipts {
                         found.receipts.rooms.insert(room.clone(), raw(&event)?);
                         news = true;
-                    } else if typing && !receipt && typing_rooms.contains(room) {
+                    } else if typing && !receipt && for_typing {
                         found.typing.rooms.insert(room.clone(), raw(&event)?);
                         news = true;
                     }

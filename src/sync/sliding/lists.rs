@@ -5,7 +5,10 @@
 //! timeline limit and every required state entry of them.
 //! Spec: MSC4186 "Lists and subscriptions", "Combining room configs".
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashMap, HashSet},
+};
 
 use ruma::{
     api::client::sync::sync_events::v5::{self, request::ListFilters},
@@ -42,25 +45,32 @@ pub(super) struct Candidate {
     /// What the list is sorted by: the last message-like event for a
     /// joined room (or the join, if later), else the membership.
     pub bump: u64,
+    /// The position of a joined room's last event (0 for other rooms).
+    pub last: u64,
     /// For an invite or knock to a room we do not hold: the stripped
     /// state its record keeps.
     pub pending: Option<Vec<Value>>,
 }
 
-/// A room the answer may carry, with its combined config.
-pub(super) struct Wanted {
+/// A room the answer may carry, with its combined config: the one rule's
+/// `required_state` as the request holds it, merged only when several
+/// rules select the room.
+pub(super) struct Wanted<'r> {
     pub timeline_limit: usize,
-    pub required_state: Vec<(StateEventType, String)>,
+    pub required_state: Cow<'r, [(StateEventType, String)]>,
 }
 
-/// What the lists and subscriptions select.
+/// What the lists and subscriptions select, by index into the candidates
+/// (rather than by room ID: a pass over a thousand rooms neither hashes
+/// nor copies one).
 #[derive(Default)]
-pub(super) struct Selection {
+pub(super) struct Selection<'r> {
     pub counts: BTreeMap<String, usize>,
-    pub rooms: BTreeMap<OwnedRoomId, Wanted>,
-    /// The rooms within each list's ranges.
-    pub in_lists: BTreeMap<String, BTreeSet<OwnedRoomId>>,
-    pub subscribed: BTreeSet<OwnedRoomId>,
+    /// Each candidate's config, where selected.
+    pub rooms: Vec<Option<Wanted<'r>>>,
+    /// The candidates within each list's ranges, in the list's order.
+    pub in_lists: BTreeMap<String, Vec<usize>>,
+    pub subscribed: Vec<usize>,
 }
 
 /// The user's account data a filter reads: DM rooms and room tags.
@@ -108,9 +118,7 @@ impl SyncService {
     /// it was left (once: the client learns of the leave).
     pub(super) fn candidates(&self, user: &UserId, base: &Sent) -> Result<Vec<Candidate>> {
         let mut found = Vec::new();
-        let mut held = HashSet::new();
         for entry in self.rooms.rooms_of(user)? {
-            held.insert(entry.room.clone());
             let shown = match entry.membership {
                 MembershipState::Join | MembershipState::Invite | MembershipState::Knock => true,
                 _ => base.rooms.get(&entry.room).is_some_and(|sent| {
@@ -120,36 +128,46 @@ impl SyncService {
                     )
                 }),
             };
-            if !shown {
-                continue;
+            if shown {
+                found.push(Candidate {
+                    room: entry.room,
+                    membership: entry.membership,
+                    since: entry.since,
+                    bump: entry.since,
+                    last: 0,
+                    pending: None,
+                });
             }
-            let bump = match entry.membership {
-                MembershipState::Join => self.rooms.activity(&entry.room)?.bump.max(entry.since),
-                _ => entry.since,
-            };
-            found.push(Candidate {
-                room: entry.room,
-                membership: entry.membership,
-                since: entry.since,
-                bump,
-                pending: None,
-            });
         }
-        for pending in self.rooms.pending_records_of(user)? {
-            let membership = MembershipState::from(pending.membership.as_str());
-            let open = matches!(membership, MembershipState::Invite | MembershipState::Knock);
-            if !open || held.contains(&pending.room_id) {
-                continue;
+        let joined: Vec<usize> = (0..found.len())
+            .filter(|&i| found[i].membership == MembershipState::Join)
+            .collect();
+        let ids: Vec<&RoomId> = joined.iter().map(|&i| found[i].room.as_ref()).collect();
+        let activities = self.rooms.activities(&ids)?;
+        for (i, activity) in joined.into_iter().zip(activities) {
+            found[i].bump = activity.bump.max(found[i].since);
+            found[i].last = activity.last;
+        }
+        let pending = self.rooms.pending_records_of(user)?;
+        if !pending.is_empty() {
+            let held: HashSet<OwnedRoomId> = found.iter().map(|c| c.room.clone()).collect();
+            for pending in pending {
+                let membership = MembershipState::from(pending.membership.as_str());
+                let open = matches!(membership, MembershipState::Invite | MembershipState::Knock);
+                if !open || held.contains(&pending.room_id) {
+                    continue;
+                }
+                let mut state: Vec<Value> = pending.room_state.iter().map(stripped).collect();
+                state.push(stripped(&pending.event));
+                found.push(Candidate {
+                    room: pending.room_id,
+                    membership,
+                    since: pending.position,
+                    bump: pending.position,
+                    last: 0,
+                    pending: Some(state),
+                });
             }
-            let mut state: Vec<Value> = pending.room_state.iter().map(stripped).collect();
-            state.push(stripped(&pending.event));
-            found.push(Candidate {
-                room: pending.room_id,
-                membership,
-                since: pending.position,
-                bump: pending.position,
-                pending: Some(state),
-            });
         }
         // Most recent first; ties in a stable order.
         found.sort_by(|a, b| b.bump.cmp(&a.bump).then_with(|| a.room.cmp(&b.room)));
@@ -157,23 +175,31 @@ impl SyncService {
     }
 
     /// Applies the request's lists and subscriptions to `candidates`.
-    pub(super) fn select(
+    pub(super) fn select<'r>(
         &self,
-        request: &v5::Request,
+        request: &'r v5::Request,
         extras: &ListExtras,
         candidates: &[Candidate],
         marks: &Marks,
-    ) -> Result<Selection> {
+    ) -> Result<Selection<'r>> {
         if request.lists.len() > MAX_LISTS || request.room_subscriptions.len() > MAX_SUBSCRIPTIONS {
             return Err(Error::invalid_param(format!(
                 "at most {MAX_LISTS} lists and {MAX_SUBSCRIPTIONS} room subscriptions"
             )));
         }
-        let mut selection = Selection::default();
+        let mut selection = Selection {
+            rooms: candidates.iter().map(|_| None).collect(),
+            ..Selection::default()
+        };
         // Spaces the user is not joined to are ignored.
+        let by_space = request.lists.keys().any(|name| {
+            extras
+                .filters_of(name)
+                .is_some_and(|e| !e.spaces.is_empty())
+        });
         let joined: HashSet<&OwnedRoomId> = candidates
             .iter()
-            .filter(|c| c.membership == MembershipState::Join)
+            .filter(|c| by_space && c.membership == MembershipState::Join)
             .map(|c| &c.room)
             .collect();
         for (name, list) in &request.lists {
@@ -192,49 +218,55 @@ impl SyncService {
                 )));
             }
             let mut matching = Vec::new();
-            for candidate in candidates {
+            for (i, candidate) in candidates.iter().enumerate() {
                 if self.passes(candidate, (list.filters.as_ref(), extra), marks, &joined)? {
-                    matching.push(&candidate.room);
+                    matching.push(i);
                 }
             }
             selection.counts.insert(name.clone(), matching.len());
-            let mut in_list = BTreeSet::new();
+            let mut in_list = Vec::new();
             for (from, to) in &list.ranges {
                 let from = usize::try_from(u64::from(*from)).unwrap_or(usize::MAX);
                 let to = usize::try_from(u64::from(*to)).unwrap_or(usize::MAX);
-                for room in matching.iter().skip(from).take(to.saturating_sub(from) + 1) {
-                    in_list.insert((*room).clone());
-                }
+                in_list.extend(matching.iter().skip(from).take(to.saturating_sub(from) + 1));
             }
+            // Overlapping ranges name a room once.
+            in_list.sort_unstable();
+            in_list.dedup();
             let details = &list.room_details;
-            for room in &in_list {
+            for &i in &in_list {
                 add(
-                    &mut selection.rooms,
-                    room,
+                    &mut selection.rooms[i],
                     u64::from(details.timeline_limit),
                     &details.required_state,
                 );
             }
             selection.in_lists.insert(name.clone(), in_list);
         }
-        let ours: HashSet<&OwnedRoomId> = candidates.iter().map(|c| &c.room).collect();
-        for (room, subscription) in &request.room_subscriptions {
-            // Rooms the user is not in (nor invited to) are ignored.
-            if !ours.contains(room) {
-                continue;
+        if !request.room_subscriptions.is_empty() {
+            let ours: HashMap<&OwnedRoomId, usize> = candidates
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (&c.room, i))
+                .collect();
+            for (room, subscription) in &request.room_subscriptions {
+                if subscription.required_state.len() > MAX_ENTRIES {
+                    return Err(Error::invalid_param(format!(
+                        "subscription {room}: at most {MAX_ENTRIES} required_state entries"
+                    )));
+                }
+                // Rooms the user is not in (nor invited to) are ignored.
+                let Some(&i) = ours.get(room) else {
+                    continue;
+                };
+                add(
+                    &mut selection.rooms[i],
+                    u64::from(subscription.timeline_limit),
+                    &subscription.required_state,
+                );
+                selection.subscribed.push(i);
             }
-            if subscription.required_state.len() > MAX_ENTRIES {
-                return Err(Error::invalid_param(format!(
-                    "subscription {room}: at most {MAX_ENTRIES} required_state entries"
-                )));
-            }
-            add(
-                &mut selection.rooms,
-                room,
-                u64::from(subscription.timeline_limit),
-                &subscription.required_state,
-            );
-            selection.subscribed.insert(room.clone());
+            selection.subscribed.sort_unstable();
         }
         Ok(selection)
     }
@@ -336,24 +368,29 @@ impl SyncService {
     }
 }
 
-/// Adds a rule's config for `room` to what it already has.
-fn add(
-    rooms: &mut BTreeMap<OwnedRoomId, Wanted>,
-    room: &OwnedRoomId,
+/// Adds a rule's config to what a room already has.
+fn add<'r>(
+    wanted: &mut Option<Wanted<'r>>,
     timeline_limit: u64,
-    required_state: &[(StateEventType, String)],
+    required_state: &'r [(StateEventType, String)],
 ) {
     let limit = usize::try_from(timeline_limit)
         .unwrap_or(MAX_TIMELINE)
         .min(MAX_TIMELINE);
-    let wanted = rooms.entry(room.clone()).or_insert(Wanted {
-        timeline_limit: 0,
-        required_state: Vec::new(),
-    });
-    wanted.timeline_limit = wanted.timeline_limit.max(limit);
-    for entry in required_state {
-        if !wanted.required_state.contains(entry) {
-            wanted.required_state.push(entry.clone());
+    match wanted {
+        None => {
+            *wanted = Some(Wanted {
+                timeline_limit: limit,
+                required_state: Cow::Borrowed(required_state),
+            })
+        }
+        Some(wanted) => {
+            wanted.timeline_limit = wanted.timeline_limit.max(limit);
+            for entry in required_state {
+                if !wanted.required_state.contains(entry) {
+                    wanted.required_state.to_mut().push(entry.clone());
+                }
+            }
         }
     }
 }

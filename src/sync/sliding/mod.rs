@@ -124,8 +124,8 @@ impl SyncService {
             response.lists.insert(name.clone(), list);
         }
         let mut news = false;
-        for candidate in &candidates {
-            let Some(wanted) = selection.rooms.get(&candidate.room) else {
+        for (candidate, wanted) in candidates.iter().zip(&selection.rooms) {
+            let Some(wanted) = wanted else {
                 continue;
             };
             let answer = Answer {
@@ -147,7 +147,8 @@ impl SyncService {
             base: base.token,
             is_dm: false,
         };
-        let (extensions, extension_news) = self.extensions(request, &answer, &selection, &data)?;
+        let (extensions, extension_news) =
+            self.extensions(request, &answer, (&candidates, &selection), &data)?;
         response.extensions = extensions;
         Ok((response, sent, news || extension_news))
     }

@@ -5,7 +5,10 @@
 //! An invite or knock carries its stripped state only.
 //! Spec: MSC4186 "Room results".
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use ruma::JsOption;
 use ruma::UInt;
@@ -74,7 +77,7 @@ impl SyncService {
             _ => self.joined_room_v5(answer, candidate, wanted, before.as_ref(), sent)?,
         };
         if entry.is_some() {
-            sent.rooms.insert(
+            Arc::make_mut(&mut sent.rooms).insert(
                 candidate.room.clone(),
                 RoomSent {
                     at: answer.now.position,
@@ -149,7 +152,7 @@ impl SyncService {
         };
         let since = before.map(|b| b.at);
         if let Some(at) = since {
-            let changed = self.rooms.activity(room_id)?.last > at
+            let changed = candidate.last > at
                 || candidate.since > at
                 || before.is_some_and(|b| {
                     b.is_dm != answer.is_dm || b.membership != candidate.membership
@@ -340,7 +343,7 @@ impl SyncService {
             // A long connection does not keep every member ever sent:
             // past the bound, members are sent again as needed.
             if sent.members.len() > MAX_MEMBERS_NOTED {
-                sent.members.clear();
+                sent.members = Arc::default();
             }
             for member in senders {
                 let key = (room.to_owned(), member.clone());
@@ -354,7 +357,7 @@ impl SyncService {
                     if !events.iter().any(|e| e["event_id"] == id.as_str()) {
                         events.push(client_event(&id, &pdu, false));
                     }
-                    sent.members.insert(key);
+                    Arc::make_mut(&mut sent.members).insert(key);
                 }
             }
         }
@@ -372,7 +375,7 @@ fn note_member(sent: &mut Sent, room: &RoomId, pdu: &CanonicalJsonObject) {
         .and_then(|k| k.as_str())
         .and_then(|k| OwnedUserId::try_from(k).ok())
     {
-        sent.members.insert((room.to_owned(), user));
+        Arc::make_mut(&mut sent.members).insert((room.to_owned(), user));
     }
 }
 
