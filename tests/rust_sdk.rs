@@ -1,7 +1,8 @@
 //! Element X's room list on hearth: matrix-rust-sdk's `SyncService` (the
 //! room list over simplified sliding sync, with the encryption sync beside
 //! it) logs in, lists a user's rooms and an invite, sees a new message move
-//! its room to the top with an unread count, and a read receipt clear it.
+//! its room to the top with an unread count, a read receipt clear it, and
+//! the room opened show its messages.
 //! A separate target: the client takes minutes to build the first time.
 
 mod common;
@@ -103,4 +104,15 @@ async fn element_x_room_list_shows_rooms_messages_and_unread_counts() {
     let read = step("read");
     assert_eq!(read[0]["room_id"], joined[0].as_str(), "{out}");
     assert_eq!(read[0]["notification_count"], 0, "{out}");
+
+    // Opened, the room shows both its messages, though the list had sent
+    // only the last (from the expanded timeline or the SDK's own
+    // back-pagination: tests/sliding_sync.rs checks the expansion itself).
+    let opened = steps.iter().find(|s| s["step"] == "opened");
+    let opened = opened.unwrap_or_else(|| panic!("not opened: {out}"));
+    assert_eq!(
+        opened["messages"],
+        json!(["welcome to the garden", "hello from the other side"]),
+        "{out}"
+    );
 }

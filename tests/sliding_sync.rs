@@ -4,7 +4,8 @@
 //! the invite's stripped state; a message in a room outside the window
 //! brings that room alone into the next answer; typing, receipts,
 //! to-device messages (once, acknowledged) and key counts come through
-//! extensions; a room subscription reaches outside the window; an unknown
+//! extensions; a room subscription reaches outside the window, and one
+//! with a larger timeline limit expands a room's timeline; an unknown
 //! `pos` is `M_UNKNOWN_POS`. A room joined over federation from a real
 //! Synapse appears with its state and history.
 
@@ -251,6 +252,18 @@ async fn a_window_of_rooms_and_what_changes_in_it() {
             .is_some_and(|s| s.iter().any(|e| e["type"] == "m.room.create")),
         "{room0}"
     );
+
+    // Opening a room of the window (a larger timeline limit) expands its
+    // timeline to its latest events; asked again, nothing is new.
+    let mut opened = subscribed.clone();
+    opened["room_subscriptions"][&created[24]] = json!({"timeline_limit": 3});
+    let reply = sliding(&alice, Some(&pos(&reply)), 0, &opened).await;
+    let room24 = &reply["rooms"][&created[24]];
+    assert_eq!(room24["expanded_timeline"], true, "{reply}");
+    assert_eq!(bodies(room24), ["hello 24", "again", "read me"], "{reply}");
+    assert!(reply["rooms"].get(&created[0]).is_none(), "{reply}");
+    let reply = sliding(&alice, Some(&pos(&reply)), 0, &opened).await;
+    assert!(reply["rooms"].get(&created[24]).is_none(), "{reply}");
 
     // A request asking for unbounded work is refused.
     let mut greedy = request.clone();

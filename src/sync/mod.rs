@@ -25,6 +25,7 @@ use serde_json::{json, Map, Value};
 
 pub use filter::{EventFilter, Filter};
 pub use legacy::RoomSnapshot;
+pub use sliding::SlidingResponse;
 pub use token::Token;
 
 use crate::{

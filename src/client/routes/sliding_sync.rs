@@ -6,10 +6,11 @@ use ruma::api::{client::sync::sync_events::v5, IncomingRequestExt};
 use warp::Filter;
 
 use crate::{
-    client::{body, session, typed, Route, Services},
+    client::{body, session, Route, Services},
     error::{Error, Result},
-    http_util::{body_limited, raw_query, reply},
+    http_util::{body_limited, ok_json, raw_query, reply},
     store::accounts::Session,
+    sync::SlidingResponse,
 };
 
 pub fn route(services: Services) -> Route {
@@ -22,7 +23,7 @@ pub fn route(services: Services) -> Route {
             let services = services.clone();
             async move {
                 let result = sync(&services, &session, &query, &bytes).await;
-                reply(result.map(typed))
+                reply(result.map(|answer| ok_json(&answer)))
             }
         })
         .boxed()
@@ -33,7 +34,7 @@ async fn sync(
     session: &Session,
     query: &str,
     bytes: &Bytes,
-) -> Result<v5::Response> {
+) -> Result<SlidingResponse> {
     let request = parse(query, bytes)?;
     let extras = body(bytes)?;
     // Polling marks the user online unless asked otherwise, and keeps

@@ -46,6 +46,9 @@ pub(in crate::sync) struct RoomSent {
     pub at: u64,
     pub membership: MembershipState,
     pub is_dm: bool,
+    /// The timeline limit it was sent with: a larger one later expands
+    /// its timeline.
+    pub timeline_limit: usize,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]

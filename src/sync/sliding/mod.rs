@@ -20,7 +20,7 @@ use ruma::{
     api::client::sync::sync_events::v5::{self, response},
     OwnedRoomId,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub(super) use connection::Connections;
 use connection::{ConnKey, Sent};
@@ -29,6 +29,32 @@ use room::Answer;
 
 use super::{SyncService, Token, MAX_TIMEOUT};
 use crate::{error::Result, store::accounts::Session};
+
+/// A sliding sync answer: ruma's v5 response (whose type is not
+/// `Serialize`) with what its room type lacks.
+#[derive(Serialize)]
+pub struct SlidingResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txn_id: Option<String>,
+    pub pos: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub lists: BTreeMap<String, response::List>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rooms: BTreeMap<OwnedRoomId, RoomResponse>,
+    #[serde(skip_serializing_if = "response::Extensions::is_empty")]
+    pub extensions: response::Extensions,
+}
+
+/// One room of an answer: ruma's, and `expanded_timeline` (MSC4186): the
+/// timeline is the room's latest events, not what came since it was last
+/// sent, because the room is now asked with a larger timeline limit.
+#[derive(Serialize)]
+pub struct RoomResponse {
+    #[serde(flatten)]
+    pub room: response::Room,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub expanded_timeline: bool,
+}
 
 /// What ruma's request type does not hold: the list filters MSC4186
 /// added after it (`spaces`, `tags`, `not_tags`).
@@ -68,7 +94,7 @@ impl SyncService {
         session: &Session,
         request: v5::Request,
         extras: ListExtras,
-    ) -> Result<v5::Response> {
+    ) -> Result<SlidingResponse> {
         let key = ConnKey::of(session, request.conn_id.as_deref())?;
         let base = match &request.pos {
             Some(pos) => self.connections.base(&key, pos)?,
@@ -104,7 +130,7 @@ impl SyncService {
         request: &v5::Request,
         extras: &ListExtras,
         base: &Sent,
-    ) -> Result<(v5::Response, Sent, bool)> {
+    ) -> Result<(SlidingResponse, Sent, bool)> {
         let user = &session.user_id;
         let now = Token {
             position: self.rooms.position(),
@@ -117,7 +143,13 @@ impl SyncService {
         let selection = self.select(request, extras, &candidates, &marks)?;
         let mut sent = base.clone();
         sent.token = Some(now);
-        let mut response = v5::Response::new(String::new());
+        let mut response = SlidingResponse {
+            txn_id: request.txn_id.clone(),
+            pos: String::new(),
+            lists: BTreeMap::new(),
+            rooms: BTreeMap::new(),
+            extensions: response::Extensions::default(),
+        };
         for (name, count) in &selection.counts {
             let mut list = response::List::default();
             list.count = ruma::UInt::try_from(*count as u64).unwrap_or_default();

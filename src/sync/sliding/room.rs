@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 use super::{
     connection::{RoomSent, Sent},
     lists::{Candidate, Wanted},
+    RoomResponse,
 };
 use crate::{
     error::{Error, Result},
@@ -68,11 +69,15 @@ impl SyncService {
         candidate: &Candidate,
         wanted: &Wanted,
         sent: &mut Sent,
-    ) -> Result<Option<Room>> {
+    ) -> Result<Option<RoomResponse>> {
         let before = sent.rooms.get(&candidate.room).cloned();
         let entry = match candidate.membership {
             MembershipState::Invite | MembershipState::Knock => {
-                self.invite_room(answer, candidate, before.as_ref())?
+                let room = self.invite_room(answer, candidate, before.as_ref())?;
+                room.map(|room| RoomResponse {
+                    room,
+                    expanded_timeline: false,
+                })
             }
             _ => self.joined_room_v5(answer, candidate, wanted, before.as_ref(), sent)?,
         };
@@ -83,6 +88,7 @@ impl SyncService {
                     at: answer.now.position,
                     membership: candidate.membership.clone(),
                     is_dm: answer.is_dm,
+                    timeline_limit: wanted.timeline_limit,
                 },
             );
         }
@@ -140,7 +146,7 @@ impl SyncService {
         wanted: &Wanted,
         before: Option<&RoomSent>,
         sent: &mut Sent,
-    ) -> Result<Option<Room>> {
+    ) -> Result<Option<RoomResponse>> {
         let room_id = &candidate.room;
         // Only a room sent as joined is held by the client: one sent as an
         // invite or knock, or left, comes whole when joined.
@@ -151,8 +157,12 @@ impl SyncService {
             _ => candidate.since.min(answer.now.position),
         };
         let since = before.map(|b| b.at);
+        // Asked with a larger timeline limit than when last sent (opened,
+        // say), the room gets its latest events again.
+        let expanded = before.is_some_and(|b| wanted.timeline_limit > b.timeline_limit);
         if let Some(at) = since {
-            let changed = candidate.last > at
+            let changed = expanded
+                || candidate.last > at
                 || candidate.since > at
                 || before.is_some_and(|b| {
                     b.is_dm != answer.is_dm || b.membership != candidate.membership
@@ -164,16 +174,17 @@ impl SyncService {
         }
         let filter =
             Filter::parse(&json!({"room": {"timeline": {"limit": wanted.timeline_limit}}}))?;
+        let timeline_since = since.filter(|_| !expanded);
         let pass = Pass {
             user: answer.user,
             device: answer.device,
-            since: since.map(Token::at),
+            since: timeline_since.map(Token::at),
             now: answer.now,
             full_state: false,
             filter: &filter,
             room_data: HashMap::new(),
         };
-        let timeline = self.timeline(&pass, room_id, since.unwrap_or(0), end + 1)?;
+        let timeline = self.timeline(&pass, room_id, timeline_since.unwrap_or(0), end + 1)?;
         let live_after = answer.base.map_or(u64::MAX, |t| t.position);
         let num_live = timeline
             .events
@@ -240,7 +251,10 @@ impl SyncService {
         room.num_live = Some(uint(num_live));
         room.bump_stamp = Some(uint(candidate.bump as usize));
         room.required_state = state.iter().map(raw).collect::<Result<_>>()?;
-        Ok(Some(room))
+        Ok(Some(RoomResponse {
+            room,
+            expanded_timeline: expanded,
+        }))
     }
 
     /// Whether the user's own read receipt in `room` moved since the

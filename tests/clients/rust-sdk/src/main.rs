@@ -1,7 +1,8 @@
 //! Element X's room list against a hearth: logs in with matrix-rust-sdk,
 //! runs its `SyncService` (the room list over sliding sync, and the
 //! encryption sync beside it), and prints what the list shows as JSON at
-//! each step. It asserts nothing: tests/rust_sdk.rs does, on what it prints.
+//! each step, then the messages of a room opened. It asserts nothing:
+//! tests/rust_sdk.rs does, on what it prints.
 //!
 //! Arguments: homeserver URL, the user and password whose list is watched,
 //! the rooms the list should reach, a second user and password, and the room
@@ -22,7 +23,8 @@ use matrix_sdk::{
 use matrix_sdk_ui::{
     eyeball_im::Vector,
     room_list_service::{RoomListItem, filters::new_filter_non_left},
-    sync_service::SyncService,
+    sync_service::{State, SyncService},
+    timeline::RoomExt,
 };
 use serde_json::{Value, json};
 
@@ -89,6 +91,32 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     print_step("read", &read);
+
+    // Opening the room, as Element X does: a subscription with a larger
+    // timeline limit than the list's one event, then its timeline.
+    room_list.subscribe_to_rooms(&[&target]).await;
+    let timeline = room.timeline().await?;
+    let deadline = Instant::now() + STEP;
+    let messages = loop {
+        let messages: Vec<String> = timeline
+            .items()
+            .await
+            .iter()
+            .filter_map(|item| item.as_event())
+            .filter_map(|event| event.content().as_message().map(|m| m.body().to_owned()))
+            .collect();
+        if messages.len() >= 2 || Instant::now() > deadline {
+            break messages;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("{}", json!({ "step": "opened", "messages": messages }));
+
+    // Both syncs, the room list's and the encryption one, ran without error.
+    let state = sync.state().get();
+    if !matches!(state, State::Running) {
+        bail!("the sync service is not running: {state:?}");
+    }
     sync.stop().await;
     Ok(())
 }
