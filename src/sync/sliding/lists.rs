@@ -7,6 +7,7 @@
 
 use std::{
     borrow::Cow,
+    cmp::Reverse,
     collections::{BTreeMap, HashMap, HashSet},
 };
 
@@ -169,9 +170,7 @@ impl SyncService {
                 });
             }
         }
-        // Most recent first; ties in a stable order.
-        found.sort_by(|a, b| b.bump.cmp(&a.bump).then_with(|| a.room.cmp(&b.room)));
-        Ok(found)
+        Ok(by_recency(found))
     }
 
     /// Applies the request's lists and subscriptions to `candidates`.
@@ -368,6 +367,22 @@ impl SyncService {
     }
 }
 
+/// Most recent first, ties in a stable order. Sorts small keys, then
+/// moves each candidate once (rather than in every swap of the sort).
+fn by_recency(candidates: Vec<Candidate>) -> Vec<Candidate> {
+    let mut order: Vec<(Reverse<u64>, usize)> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (Reverse(c.bump), i))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        let by_room = || candidates[a.1].room.cmp(&candidates[b.1].room);
+        a.0.cmp(&b.0).then_with(by_room)
+    });
+    let mut slots: Vec<Option<Candidate>> = candidates.into_iter().map(Some).collect();
+    order.iter().filter_map(|&(_, i)| slots[i].take()).collect()
+}
+
 /// Adds a rule's config to what a room already has.
 fn add<'r>(
     wanted: &mut Option<Wanted<'r>>,
@@ -394,3 +409,7 @@ fn add<'r>(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "lists_tests.rs"]
+mod tests;

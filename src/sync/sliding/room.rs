@@ -267,7 +267,8 @@ impl SyncService {
             // The counter restarted with the process.
             return Ok(true);
         }
-        if self.edus.last_change_in(room) <= since {
+        // Nothing ephemeral changed anywhere: no room needs looking at.
+        if since == answer.now.ephemeral || self.edus.last_change_in(room) <= since {
             return Ok(false);
         }
         Ok(self
