@@ -49,6 +49,16 @@ fn rooms(reply: &Value) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// The types of a room entry's `required_state` events.
+fn state_types(room: &Value) -> BTreeSet<&str> {
+    room["required_state"]
+        .as_array()
+        .expect("required_state")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect()
+}
+
 fn bodies(room: &Value) -> Vec<String> {
     room["timeline"]
         .as_array()
@@ -112,14 +122,8 @@ async fn a_window_of_rooms_and_what_changes_in_it() {
     assert_eq!(bodies(newest), ["hello 24"], "{newest}");
     assert_eq!(newest["limited"], true, "{newest}");
     assert_eq!(newest["joined_count"], 1, "{newest}");
-    let state: Vec<&str> = newest["required_state"]
-        .as_array()
-        .expect("required_state")
-        .iter()
-        .filter_map(|e| e["type"].as_str())
-        .collect();
     assert_eq!(
-        state.iter().copied().collect::<BTreeSet<_>>(),
+        state_types(newest),
         BTreeSet::from(["m.room.name", "m.room.member"]),
         "{newest}"
     );
@@ -246,12 +250,7 @@ async fn a_window_of_rooms_and_what_changes_in_it() {
     let reply = sliding(&alice, Some(&pos(&reply)), 0, &subscribed).await;
     let room0 = &reply["rooms"][&created[0]];
     assert_eq!(bodies(room0), ["hello 0"], "{reply}");
-    assert!(
-        room0["required_state"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|e| e["type"] == "m.room.create")),
-        "{room0}"
-    );
+    assert!(state_types(room0).contains("m.room.create"), "{room0}");
 
     // Opening a room of the window (a larger timeline limit) expands its
     // timeline to its latest events; asked again, nothing is new.
@@ -343,13 +342,7 @@ async fn a_room_joined_over_federation_from_synapse_appears_with_its_state() {
             .any(|e| e["type"] == "m.room.member" && e["state_key"] == json!(alice.user))
     });
     assert!(joined, "{entry}");
-    let kinds: Vec<&str> = entry["required_state"]
-        .as_array()
-        .expect("required_state")
-        .iter()
-        .filter_map(|e| e["type"].as_str())
-        .collect();
-    assert!(kinds.contains(&"m.room.create"), "{entry}");
+    assert!(state_types(&entry).contains("m.room.create"), "{entry}");
 
     // Synapse's next message reaches the connection, and once the
     // partial-state join completes, the count of both members.

@@ -18,10 +18,10 @@ use serde_json::{json, Value};
 use super::{lock, EduService};
 use crate::{error::Result, time::now_ms};
 
-/// An update older than this is not worth delivering after an outage.
 /// Up to this many presence changes are checked one by one.
 const FEW_CHANGES: usize = 8;
 
+/// An update older than this is not worth delivering after an outage.
 pub(super) const PRESENCE_TTL: Duration = Duration::from_secs(300);
 /// Our user is offline this long after their last sync ended.
 const SYNC_GRACE_MS: u64 = 30_000;

@@ -119,17 +119,25 @@ impl RoomService {
     /// The rooms `user` (one of ours) is or was joined to with events
     /// after `from`, from the room index.
     fn rooms_with_events_after(&self, user: &UserId, from: u64) -> Result<Vec<OwnedRoomId>> {
-        let mut rooms = Vec::new();
-        for entry in self.rooms_of(user)? {
-            let member = matches!(
-                entry.membership,
-                MembershipState::Join | MembershipState::Leave | MembershipState::Ban
-            );
-            if member && self.activity(&entry.room)?.last > from {
-                rooms.push(entry.room);
-            }
-        }
-        Ok(rooms)
+        let rooms: Vec<OwnedRoomId> = self
+            .rooms_of(user)?
+            .into_iter()
+            .filter(|entry| {
+                matches!(
+                    entry.membership,
+                    MembershipState::Join | MembershipState::Leave | MembershipState::Ban
+                )
+            })
+            .map(|entry| entry.room)
+            .collect();
+        let ids: Vec<&RoomId> = rooms.iter().map(|room| room.as_ref()).collect();
+        let activities = self.activities(&ids)?;
+        Ok(rooms
+            .into_iter()
+            .zip(activities)
+            .filter(|(_, activity)| activity.last > from)
+            .map(|(room, _)| room)
+            .collect())
     }
 
     /// Whether `user` (one of ours) and `other` are joined to a same room.

@@ -160,12 +160,7 @@ impl SyncService {
         }
         let receipts = asked.receipts.enabled == Some(true);
         let typing = asked.typing.enabled == Some(true);
-        // Nothing ephemeral changed anywhere since the previous answer: no
-        // room needs looking at.
-        let quiet = answer
-            .base
-            .is_some_and(|b| b.ephemeral == answer.now.ephemeral);
-        if (receipts || typing) && !quiet {
+        if (receipts || typing) && !answer.ephemeral_quiet() {
             let covered = |lists, rooms| scope((candidates, selection), lists, rooms);
             let receipt_rooms =
                 covered(asked.receipts.lists.as_ref(), asked.receipts.rooms.as_ref());

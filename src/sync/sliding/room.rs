@@ -50,6 +50,14 @@ pub(super) struct Answer<'a> {
     pub is_dm: bool,
 }
 
+impl Answer<'_> {
+    /// Whether no typing or receipt changed anywhere since the previous
+    /// answer: then no room needs looking at for them.
+    pub fn ephemeral_quiet(&self) -> bool {
+        self.base.is_some_and(|b| b.ephemeral == self.now.ephemeral)
+    }
+}
+
 fn uint(n: usize) -> UInt {
     UInt::try_from(n as u64).unwrap_or(UInt::MAX)
 }
@@ -267,8 +275,7 @@ impl SyncService {
             // The counter restarted with the process.
             return Ok(true);
         }
-        // Nothing ephemeral changed anywhere: no room needs looking at.
-        if since == answer.now.ephemeral || self.edus.last_change_in(room) <= since {
+        if answer.ephemeral_quiet() || self.edus.last_change_in(room) <= since {
             return Ok(false);
         }
         Ok(self
